@@ -1,0 +1,240 @@
+"""`tix.yaml`: loading, defaults and validation.
+
+The file is YAML, loaded with line numbers (`tix.yaml:LINE: message` in every error).
+Secrets never appear in it: a section names the environment variable (`password_env:`)
+or a 0600 file (`password_file:`) that holds them.
+
+Each top-level section is validated by one function; `validate()` runs all of them and
+reports every problem at once. Sections owned by other stages (channels, calendars, sla,
+outbound mail, whatsapp) are validated by those stages' own modules, listed in
+`SECTION_VALIDATORS` by import path so that loading the config imports nothing heavy.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tix import yamlio
+from tix.errors import ConfigError, Problem, UsageError
+
+CONFIG_NAME = "tix.yaml"
+
+# One declaration of the settings: name -> (default, converter, description).
+SETTINGS: dict[str, tuple[Any, type, str]] = {
+    "timezone": ("Asia/Jakarta", str, "site time zone for display, calendars and reports"),
+    "locale": ("id", str, "language of reports and templates: id or en"),
+    "subject_tag": ("#", str, "prefix of the ticket number in subjects, e.g. [#1042]"),
+    "lock_timeout": (30.0, float, "seconds a writer waits for the store lock before exit 75"),
+    "snapshot_every": (20000, int, "refresh the Parquet snapshot when the log tail has this many events"),
+    "bulk_confirm_over": (50, int, "`tix update` without --yes refuses more tickets than this off a terminal"),
+    "reopen_days": (14, int, "a customer reply within this many days reopens a resolved ticket"),
+}
+
+KNOWN_SECTIONS = (
+    "settings", "teams", "agents", "custom_fields",
+    "channels", "outbound", "calendars", "sla", "whatsapp", "notify", "auto_reply",
+)
+
+# Sections validated by the stage that owns them: section -> "module:function".
+# Each function takes (section_value, config_path) and returns a list of Problem.
+SECTION_VALIDATORS: dict[str, str] = {}
+
+
+@dataclass
+class Agent:
+    name: str
+    display: str = ""
+    email: str = ""
+    teams: list[str] = field(default_factory=list)
+    skills: list[str] = field(default_factory=list)
+    away: bool = False
+
+
+@dataclass
+class Config:
+    path: Path
+    raw: dict
+    settings: dict
+    teams: dict[str, dict]
+    agents: dict[str, Agent]
+    custom_fields: dict[str, dict]
+
+    def setting(self, name: str):
+        return self.settings[name]
+
+    def section(self, name: str, default=None):
+        value = self.raw.get(name)
+        return default if value is None else value
+
+    def line_of(self, *keys) -> int | None:
+        node = self.raw
+        line = getattr(node, "line", None)
+        for key in keys:
+            if not isinstance(node, dict) or key not in node:
+                break
+            line = node.lines.get(key, line) if hasattr(node, "lines") else line
+            node = node[key]
+        return line
+
+    def check_agent(self, name: str) -> str:
+        if name not in self.agents:
+            raise UsageError(f"unknown agent {name!r}{suggest(name, self.agents)}; "
+                             f"agents: {', '.join(sorted(self.agents)) or '(none declared in tix.yaml)'}")
+        return name
+
+    def check_team(self, name: str) -> str:
+        if name not in self.teams:
+            raise UsageError(f"unknown team {name!r}{suggest(name, self.teams)}; "
+                             f"teams: {', '.join(sorted(self.teams)) or '(none declared in tix.yaml)'}")
+        return name
+
+
+def suggest(word: str, choices) -> str:
+    """` (did you mean 'priority'?)` or an empty string."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def load(path: Path, validate_sections: bool = False) -> Config:
+    """Load and validate `tix.yaml`; raise ConfigError listing every problem."""
+    path = Path(path)
+    raw = yamlio.load(path) or yamlio.LineDict()
+    fname = str(path)
+    problems: list[Problem] = []
+    if not isinstance(raw, dict):
+        raise ConfigError([Problem(fname, 1, "tix.yaml must be a mapping of sections")])
+    for key in raw:
+        if key not in KNOWN_SECTIONS:
+            problems.append(Problem(fname, raw.line_of(key),
+                                    f"unknown section {key!r}{suggest(key, KNOWN_SECTIONS)}"))
+    settings = _settings(raw.get("settings") or {}, fname, problems)
+    teams = _teams(raw.get("teams") or {}, fname, problems)
+    agents = _agents(raw.get("agents") or {}, teams, fname, problems)
+    custom = _custom_fields(raw.get("custom_fields") or {}, fname, problems)
+    if validate_sections:
+        problems += validate_owned_sections(raw, fname)
+    if problems:
+        raise ConfigError(problems)
+    return Config(path, raw, settings, teams, agents, custom)
+
+
+def validate_owned_sections(raw: dict, fname: str) -> list[Problem]:
+    problems: list[Problem] = []
+    for section, target in SECTION_VALIDATORS.items():
+        if raw.get(section) is None:
+            continue
+        module, func = target.split(":")
+        problems += getattr(importlib.import_module(module), func)(raw[section], fname)
+    return problems
+
+
+def _line(node, key=None) -> int | None:
+    if key is not None and hasattr(node, "line_of"):
+        return node.line_of(key)
+    return getattr(node, "line", None)
+
+
+def _settings(node, fname, problems) -> dict:
+    out = {name: spec[0] for name, spec in SETTINGS.items()}
+    if not isinstance(node, dict):
+        problems.append(Problem(fname, _line(node), "settings must be a mapping"))
+        return out
+    for key, value in node.items():
+        if key not in SETTINGS:
+            problems.append(Problem(fname, _line(node, key),
+                                    f"unknown setting {key!r}{suggest(key, SETTINGS)}"))
+            continue
+        try:
+            out[key] = SETTINGS[key][1](value)
+        except (TypeError, ValueError):
+            problems.append(Problem(fname, _line(node, key),
+                                    f"setting {key!r} must be {SETTINGS[key][1].__name__}, got {value!r}"))
+    env_timeout = os.environ.get("TIX_LOCK_TIMEOUT")
+    if env_timeout:
+        try:
+            out["lock_timeout"] = float(env_timeout)
+        except ValueError:
+            problems.append(Problem("TIX_LOCK_TIMEOUT", None, f"not a number: {env_timeout!r}"))
+    return out
+
+
+def _teams(node, fname, problems) -> dict[str, dict]:
+    if not isinstance(node, dict):
+        problems.append(Problem(fname, _line(node), "teams must be a mapping of team name to settings"))
+        return {}
+    return {str(k): dict(v or {}) for k, v in node.items()}
+
+
+_AGENT_KEYS = ("name", "email", "teams", "skills", "away")
+
+
+def _agents(node, teams, fname, problems) -> dict[str, Agent]:
+    out: dict[str, Agent] = {}
+    if not isinstance(node, dict):
+        problems.append(Problem(fname, _line(node), "agents must be a mapping of login name to settings"))
+        return out
+    for login, spec in node.items():
+        spec = spec or {}
+        if not isinstance(spec, dict):
+            problems.append(Problem(fname, _line(node, login), f"agent {login!r} must be a mapping"))
+            continue
+        for key in spec:
+            if key not in _AGENT_KEYS:
+                problems.append(Problem(fname, _line(spec, key),
+                                        f"unknown agent key {key!r}{suggest(key, _AGENT_KEYS)}"))
+        for team in spec.get("teams") or []:
+            if team not in teams:
+                problems.append(Problem(fname, _line(spec, "teams"),
+                                        f"agent {login!r} is in unknown team {team!r}{suggest(team, teams)}"))
+        out[str(login)] = Agent(str(login), str(spec.get("name") or login), str(spec.get("email") or ""),
+                                list(spec.get("teams") or []), [str(s) for s in spec.get("skills") or []],
+                                bool(spec.get("away", False)))
+    return out
+
+
+_FIELD_TYPES = ("string", "int", "float", "bool", "date")
+
+
+def _custom_fields(node, fname, problems) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    if not isinstance(node, dict):
+        problems.append(Problem(fname, _line(node), "custom_fields must be a mapping"))
+        return out
+    for name, spec in node.items():
+        spec = dict(spec or {})
+        ftype = spec.get("type", "string")
+        if ftype not in _FIELD_TYPES:
+            problems.append(Problem(fname, _line(node, name),
+                                    f"custom field {name!r}: unknown type {ftype!r}; types: {', '.join(_FIELD_TYPES)}"))
+        spec["type"] = ftype
+        out[str(name)] = spec
+    return out
+
+
+def read_secret(spec: dict, what: str) -> str | None:
+    """A secret named by a config section: `<what>_env` (variable) or `<what>_file` (0600 file).
+
+    The secret's value is never put in an error message.
+    """
+    env = spec.get(f"{what}_env")
+    if env:
+        value = os.environ.get(str(env))
+        if value is None:
+            raise UsageError(f"{what}: environment variable {env} is not set")
+        return value
+    path = spec.get(f"{what}_file")
+    if path:
+        p = Path(os.path.expanduser(str(path)))
+        try:
+            mode = p.stat().st_mode
+        except FileNotFoundError:
+            raise UsageError(f"{what}: secret file {p} does not exist") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise UsageError(f"{what}: secret file {p} must not be readable by others (chmod 600)")
+        return p.read_text(encoding="utf-8").strip()
+    return None

@@ -1,0 +1,447 @@
+"""The store: a directory of plain files that holds everything tix knows.
+
+This docstring is a contract. Other tools (DuckDB, Spark, a backup script, a future
+tix) read these files; changing anything below needs a new `format` and a migration.
+
+Layout::
+
+    tix.yaml                   configuration (secrets by env var or 0600 file name only)
+    rules/ templates/ reports/ the site's own copies, created from the package's examples
+    events/YYYY-MM.jsonl       the event log, append-only monthly segments (UTC month)
+    messages/…                 raw inbound/outbound messages exactly as received/sent
+    blobs/sha256/ab/<hex>      attachments, content-addressed, stored once
+    snapshot/                  Parquet cache of current state (see tix.store.snapshot)
+    state/                     channel cursors, counters, `lock` (the write lock)
+    spool/whatsapp/            webhook payloads waiting for `tix fetch`
+    quarantine/                inputs that could not be processed, with the error beside them
+
+Event lines. Each line of a segment is one JSON object followed by `\\n`::
+
+    {"seq": 1043, "ts": "2026-11-24T07:57:05.123456Z", "actor": "user:alice",
+     "via": "tix set", "type": "ticket.updated", "ticket": 1042,
+     "data": {"set": {"status": "pending"}, "old": {"status": "open"}}, "why": "…"}
+
+- `seq`: integer, strictly increasing by one across the whole log (all segments).
+- `ts`: UTC, ISO 8601 with microseconds and `Z`.
+- `actor`: `user:NAME`, `rule:NAME`, `sla:POLICY`, `channel:NAME` or `system`.
+- `via`: the command (or rule/job) that made the change.
+- `type`: what happened; `ticket` and/or `contact` name what it happened to;
+  `data` is the change itself; `why` (optional) the reason given by the actor.
+- Types folded into state (`tix.store.fold`): `ticket.created` (data: initial fields),
+  `ticket.updated` (`set` new values, `old` previous ones; custom fields as
+  `fields.NAME`), `ticket.tagged` (`add`, `remove`), `ticket.note` (`body`),
+  `message.received` / `message.sent` (one message; `auto: true` for auto-replies),
+  `ticket.routed` (`upto`: the seq routed up to), `contact.created`, `contact.updated`
+  (`set`, `add_emails`, `remove_emails`, `add_phones`, `remove_phones`),
+  `contact.merged` (`into`), `contact.erased`. Other types (e.g. `sla.step`,
+  `outbox.*`) are kept in the log and the `events` view but do not change ticket fields.
+
+Segments are named after the UTC month of the first event written to them and are only
+ever appended to; a writer appends to the newest segment, or starts the segment of the
+current month when that is newer. A line without its trailing newline is a torn write:
+readers ignore it, and the next writer moves its bytes to `quarantine/` and truncates it
+before appending. Writers hold `state/lock` (see tix.store.lock) and fsync every batch
+before acknowledging anything at a source.
+"""
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+from tix import config as configmod
+from tix.errors import NotFound, StoreNotFound
+from tix.model import CONTACT_COLUMNS, TICKET_COLUMNS, TIME_COLUMNS
+from tix.store.fold import State
+from tix.store.lock import WriteLock
+from tix.store.log import EventLog, Position, iso, segment_name, utcnow
+from tix.store.snapshot import Snapshot, rows_to_arrow
+
+CONFIG_NAME = configmod.CONFIG_NAME
+SUBDIRS = ("events", "messages", "blobs", "snapshot", "state", "spool/whatsapp", "quarantine",
+           "rules", "templates", "reports")
+
+
+def examples_dir() -> Path:
+    """Where the example rules/templates/reports are: in the installed package, or the repo."""
+    packaged = Path(__file__).resolve().parent.parent / "examples"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent.parent
+
+
+def find_store(explicit: str | os.PathLike | None = None, cwd: Path | None = None) -> Path:
+    """Find the store directory.
+
+    Lookup order: the `--store` option (`explicit`), then the `TIX_STORE` environment
+    variable, then the current directory and each parent in turn, the first holding a
+    `tix.yaml` (as git finds `.git`). Raises StoreNotFound saying how to create one.
+    """
+    for candidate in (explicit, os.environ.get("TIX_STORE")):
+        if candidate:
+            path = Path(candidate).expanduser()
+            if (path / CONFIG_NAME).is_file():
+                return path.resolve()
+            raise StoreNotFound(f"no tix store at {path} (no {CONFIG_NAME}); create one with: tix init {path}")
+    here = (cwd or Path.cwd()).resolve()
+    for path in (here, *here.parents):
+        if (path / CONFIG_NAME).is_file():
+            return path
+    raise StoreNotFound("no tix store found here or above; create one with: tix init DIR "
+                        "(or point --store / TIX_STORE at one)")
+
+
+def default_actor() -> str:
+    try:
+        return f"user:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "user:unknown"
+
+
+class Store:
+    """An opened store. Cheap to create; reads and writes go through its methods."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.log = EventLog(self.root / "events")
+        self.snapshot = Snapshot(self.root / "snapshot")
+        self._config: configmod.Config | None = None
+        self._lock: WriteLock | None = None
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike | None = None) -> "Store":
+        return cls(find_store(path))
+
+    @classmethod
+    def init(cls, path: str | os.PathLike, config_text: str | None = None) -> "Store":
+        """Create a store at `path` with a commented tix.yaml and copies of the examples."""
+        root = Path(path)
+        if (root / CONFIG_NAME).exists():
+            raise StoreNotFound(f"{root / CONFIG_NAME} already exists; not overwriting it")
+        root.mkdir(parents=True, exist_ok=True)
+        for sub in SUBDIRS:
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        ex = examples_dir()
+        for sub in ("rules", "templates", "reports"):
+            src = ex / sub
+            if src.is_dir():
+                shutil.copytree(src, root / sub, dirs_exist_ok=True)
+        if config_text is None:
+            example = Path(__file__).resolve().parent.parent / "data" / "tix.example.yaml"
+            config_text = example.read_text(encoding="utf-8")
+        (root / CONFIG_NAME).write_text(config_text, encoding="utf-8")
+        return cls(root)
+
+    @property
+    def config(self) -> configmod.Config:
+        if self._config is None:
+            self._config = configmod.load(self.root / CONFIG_NAME)
+        return self._config
+
+    def path(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    # -- writing ---------------------------------------------------------------------------
+    def lock(self, timeout: float | None = None) -> WriteLock:
+        """The write lock (re-entrant within this Store). Acquiring it repairs a torn line."""
+        if self._lock is None:
+            t = self.config.setting("lock_timeout") if timeout is None else timeout
+            self._lock = WriteLock(self.path("state", "lock"), t)
+        return self._lock
+
+    @contextmanager
+    def writing(self, actor: str | None = None, via: str = "tix", timeout: float | None = None):
+        """Hold the lock and collect events; append and fsync them when the block ends.
+
+        Yields a `Batch`. If the block raises, nothing of the batch not yet flushed is written.
+        """
+        lock = self.lock(timeout)
+        with lock:
+            if lock._depth == 1:
+                self.log.repair(self.path("quarantine"))
+            batch = Batch(self, actor or default_actor(), via)
+            yield batch
+            batch.flush()
+            if lock._depth == 1:
+                self.maybe_refresh_snapshot()
+
+    def append(self, events: list[dict]) -> list[dict]:
+        """Append fully formed events (seq assigned here) under the lock. Used by importers."""
+        with self.writing() as batch:
+            for ev in events:
+                batch.add(ev)
+        return events
+
+    # -- reading ---------------------------------------------------------------------------
+    def read(self) -> "Reader":
+        """A consistent view: the snapshot plus the log tail folded on top of it."""
+        return Reader(self)
+
+    def connect(self):
+        """A DuckDB connection with read-only views `tickets`, `contacts`, `events`."""
+        return self.read().connect()
+
+    def ticket(self, number: int) -> dict:
+        row = self.read().ticket(number)
+        if row is None:
+            raise NotFound(f"ticket #{number} not found")
+        return row
+
+    def events_for(self, ticket: int | None = None, contact: int | None = None) -> list[dict]:
+        """All events naming a ticket (or contact), in log order. Scans the log."""
+        out = []
+        t_key = b'"ticket":%d,' % ticket if ticket is not None else None
+        c_key = b'"contact":%d' % contact if contact is not None else None
+        for raw, _seg, _off in self.log.read_raw():
+            if (t_key and t_key in raw) or (c_key and c_key in raw):
+                ev = orjson.loads(raw)
+                if (ticket is not None and ev.get("ticket") == ticket) or (
+                        contact is not None and ev.get("contact") == contact):
+                    out.append(ev)
+        return out
+
+    # -- snapshot --------------------------------------------------------------------------
+    def maybe_refresh_snapshot(self) -> bool:
+        reader = self.read()
+        if len(reader.tail) < self.config.setting("snapshot_every"):
+            return False
+        reader.write_snapshot()
+        return True
+
+    def refresh_snapshot(self) -> dict:
+        with self.lock():
+            return self.read().write_snapshot()
+
+    def rebuild(self) -> dict:
+        """Fold the whole log into a fresh snapshot (the snapshot is only ever a cache)."""
+        with self.lock():
+            self.log.repair(self.path("quarantine"))
+            state = State()
+            pos = Position("", 0)
+            loads = orjson.loads
+            apply = state.apply
+            for raw, seg, off in self.log.read_raw():
+                apply(loads(raw))
+                pos = Position(seg, off)
+            return write_state_snapshot(self, state, pos)
+
+
+def write_state_snapshot(store: Store, state: State, pos: Position) -> dict:
+    tickets = rows_to_arrow(sorted(state.tickets.values(), key=lambda r: r["number"]), TICKET_COLUMNS)
+    contacts = rows_to_arrow(sorted(state.contacts.values(), key=lambda r: r["id"]), CONTACT_COLUMNS)
+    meta = {"seq": state.seq, "segment": pos.segment, "offset": pos.offset,
+            "max_ticket": state.max_ticket, "max_contact": state.max_contact}
+    return store.snapshot.write(tickets, contacts, meta)
+
+
+class Batch:
+    """Events being written by one command under the lock (see `Store.writing`)."""
+
+    def __init__(self, store: Store, actor: str, via: str):
+        self.store = store
+        self.actor = actor
+        self.via = via
+        self.pending: list[dict] = []
+        self.written: list[dict] = []
+        last = store.log.last_event()
+        self.seq = last["seq"] if last else 0
+        self._reader: Reader | None = None
+        self._max_ticket: int | None = None
+        self._max_contact: int | None = None
+
+    @property
+    def reader(self) -> "Reader":
+        """The state as it was when the batch started (taken under the lock)."""
+        if self._reader is None:
+            self._reader = self.store.read()
+        return self._reader
+
+    def new_ticket_number(self) -> int:
+        if self._max_ticket is None:
+            self._max_ticket = self.reader.max_ticket
+        self._max_ticket += 1
+        return self._max_ticket
+
+    def new_contact_id(self) -> int:
+        if self._max_contact is None:
+            self._max_contact = self.reader.max_contact
+        self._max_contact += 1
+        return self._max_contact
+
+    def emit(self, type: str, ticket: int | None = None, contact: int | None = None,
+             data: dict | None = None, why: str | None = None, actor: str | None = None,
+             ts: str | None = None) -> dict:
+        ev: dict = {"seq": 0, "ts": ts or iso(utcnow()), "actor": actor or self.actor, "via": self.via,
+                    "type": type}
+        if ticket is not None:
+            ev["ticket"] = ticket
+        if contact is not None:
+            ev["contact"] = contact
+        ev["data"] = data or {}
+        if why:
+            ev["why"] = why
+        return self.add(ev)
+
+    def add(self, ev: dict) -> dict:
+        self.seq += 1
+        ev["seq"] = self.seq
+        self.pending.append(ev)
+        return ev
+
+    def flush(self) -> Position | None:
+        """Append pending events and fsync; after this they survive any crash."""
+        if not self.pending:
+            return None
+        segs = self.store.log.segments()
+        newest = segs[-1] if segs else ""
+        segment = max(newest, segment_name(self.pending[0]["ts"]))
+        dumps = orjson.dumps
+        lines = [dumps(ev) + b"\n" for ev in self.pending]
+        pos = self.store.log.append(lines, segment)
+        self.written += self.pending
+        self.pending = []
+        return pos
+
+
+class Reader:
+    """Snapshot + tail, read once. Never takes the lock; never sees a torn line."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.meta = store.snapshot.meta()
+        start = store.snapshot.position(self.meta)
+        self.tail: list[dict] = []
+        self.end = start or Position("", 0)
+        loads = orjson.loads
+        for raw, seg, off in store.log.read_raw(start):
+            self.tail.append(loads(raw))
+            self.end = Position(seg, off)
+        self.state = self._fold_tail()
+        self.max_ticket = max(self.state.max_ticket, (self.meta or {}).get("max_ticket", 0))
+        self.max_contact = max(self.state.max_contact, (self.meta or {}).get("max_contact", 0))
+
+    @property
+    def tickets_parquet(self) -> Path | None:
+        return self.store.snapshot.path(self.meta, "tickets")
+
+    @property
+    def contacts_parquet(self) -> Path | None:
+        return self.store.snapshot.path(self.meta, "contacts")
+
+    def _fold_tail(self) -> State:
+        if not self.tail:
+            return State()
+        numbers = {ev["ticket"] for ev in self.tail if "ticket" in ev}
+        cids = {ev["contact"] for ev in self.tail if "contact" in ev and ev["type"].startswith("contact.")}
+        tickets = self._base_rows(self.tickets_parquet, "number", numbers)
+        contacts = self._base_rows(self.contacts_parquet, "id", cids)
+        state = State(tickets, contacts)
+        state.apply_all(self.tail)
+        return state
+
+    def _base_rows(self, parquet: Path | None, key: str, ids: set[int]) -> dict[int, dict]:
+        if not ids or parquet is None:
+            return {}
+        import duckdb
+        import pyarrow as pa
+
+        con = duckdb.connect()
+        con.register("_ids", pa.table({"id": pa.array(sorted(ids), pa.int64())}))
+        rows = con.sql(
+            f"SELECT * FROM read_parquet($p) WHERE {key} IN (SELECT id FROM _ids)", params={"p": str(parquet)}
+        ).to_arrow_table()
+        out = {}
+        for row in _rows(rows):
+            out[row[key]] = row
+        return out
+
+    # -- single-ticket reads ------------------------------------------------------------------
+    def ticket(self, number: int) -> dict | None:
+        if number in self.state.tickets:
+            return self.state.tickets[number]
+        base = self._base_rows(self.tickets_parquet, "number", {number})
+        return base.get(number)
+
+    def contact(self, cid: int) -> dict | None:
+        if cid in self.state.contacts:
+            return self.state.contacts[cid]
+        return self._base_rows(self.contacts_parquet, "id", {cid}).get(cid)
+
+    # -- DuckDB -------------------------------------------------------------------------------
+    def connect(self, con=None):
+        """Register views `tickets`, `contacts`, `events` on a (new) DuckDB connection."""
+        import duckdb
+
+        con = con or duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        _merged_view(con, "tickets", "number", self.tickets_parquet,
+                     rows_to_arrow(list(self.state.tickets.values()), TICKET_COLUMNS))
+        _merged_view(con, "contacts", "id", self.contacts_parquet,
+                     rows_to_arrow(list(self.state.contacts.values()), CONTACT_COLUMNS))
+        _events_view(con, self.store.log.dir)
+        return con
+
+    def write_snapshot(self) -> dict:
+        """Write snapshot = old snapshot with the tail folded in (caller holds the lock)."""
+        if not self.tail and self.meta:
+            return self.meta
+        con = self.connect()
+        meta = {"seq": self.tail[-1]["seq"] if self.tail else 0, "segment": self.end.segment,
+                "offset": self.end.offset, "max_ticket": self.max_ticket, "max_contact": self.max_contact}
+        return self.store.snapshot.write("SELECT * FROM tickets ORDER BY number",
+                                         "SELECT * FROM contacts ORDER BY id", meta, con=con)
+
+
+def _rows(table) -> list[dict]:
+    """Arrow rows -> fold rows (times back to the store's ISO strings)."""
+    rows = table.to_pylist()
+    for row in rows:
+        for col in TIME_COLUMNS:
+            v = row.get(col)
+            if isinstance(v, datetime):
+                row[col] = v.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return rows
+
+
+def _merged_view(con, name: str, key: str, parquet: Path | None, tail) -> None:
+    tail_name = f"_tail_{name}"
+    con.register(tail_name, tail)
+    cols = ", ".join(f'"{c}"' for c in tail.schema.names)
+    cast = ", ".join(f'CAST("{c}" AS JSON) AS "{c}"' if c == "fields" else f'"{c}"' for c in tail.schema.names)
+    if parquet is None:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cast} FROM {tail_name}")
+        return
+    p = str(parquet).replace("'", "''")
+    if tail.num_rows == 0:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cast} FROM read_parquet('{p}')")
+        return
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cast} FROM ("
+        f"SELECT {cols} FROM read_parquet('{p}') WHERE {key} NOT IN (SELECT {key} FROM {tail_name}) "
+        f"UNION ALL SELECT {cols} FROM {tail_name})"
+    )
+
+
+EVENT_COLUMNS = {"seq": "BIGINT", "ts": "TIMESTAMP", "actor": "VARCHAR", "via": "VARCHAR",
+                 "type": "VARCHAR", "ticket": "BIGINT", "contact": "BIGINT", "data": "JSON", "why": "VARCHAR"}
+
+
+def _events_view(con, events_dir: Path) -> None:
+    files = sorted(events_dir.glob("*.jsonl")) if events_dir.is_dir() else []
+    if not files:
+        cols = ", ".join(f"NULL::{t} AS {c}" for c, t in EVENT_COLUMNS.items())
+        con.execute(f"CREATE OR REPLACE TEMP VIEW events AS SELECT {cols} WHERE false")
+        return
+    glob = str(events_dir / "*.jsonl").replace("'", "''")
+    columns = "{" + ", ".join(f"'{c}': '{t}'" for c, t in EVENT_COLUMNS.items()) + "}"
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW events AS SELECT * FROM read_json('{glob}', "
+        f"format='newline_delimited', columns={columns}, ignore_errors=true)"
+    )
+

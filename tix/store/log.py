@@ -1,0 +1,193 @@
+"""The append-only event log: monthly JSONL segments under `events/`.
+
+See `tix.store` for the format contract. This module only knows about lines,
+segments, sequence numbers, fsync and torn lines; it never interprets an event.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import orjson
+
+SEGMENT_SUFFIX = ".jsonl"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(dt: datetime) -> str:
+    """The one time format of the store: UTC, microseconds, `Z` suffix."""
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def segment_name(ts: str) -> str:
+    """`2026-11-24T07:57:05.123456Z` -> `2026-11.jsonl`."""
+    return ts[:7] + SEGMENT_SUFFIX
+
+
+@dataclass(frozen=True)
+class Position:
+    """A place in the log: the segment file name and a byte offset within it."""
+
+    segment: str
+    offset: int
+
+
+class EventLog:
+    """Reads and appends events. Appending requires the caller to hold the store lock."""
+
+    def __init__(self, directory: Path):
+        self.dir = Path(directory)
+
+    # -- reading ---------------------------------------------------------------------------
+    def segments(self) -> list[str]:
+        if not self.dir.is_dir():
+            return []
+        return sorted(p.name for p in self.dir.iterdir() if p.name.endswith(SEGMENT_SUFFIX))
+
+    def read(self, since: Position | None = None) -> Iterator[tuple[dict, Position]]:
+        """Yield (event, position after it) for every whole event after `since`.
+
+        A last line without its newline is a torn write (or one in progress) and is
+        never yielded: readers do not see half-written events.
+        """
+        for name in self.segments():
+            if since is not None and name < since.segment:
+                continue
+            start = since.offset if since is not None and name == since.segment else 0
+            yield from self._read_segment(name, start)
+
+    def read_raw(self, since: Position | None = None) -> Iterator[tuple[bytes, str, int]]:
+        """Yield (line without newline, segment, end offset) for whole lines after `since`."""
+        for name in self.segments():
+            if since is not None and name < since.segment:
+                continue
+            start = since.offset if since is not None and name == since.segment else 0
+            for line, seg, offset in self._raw_one(name, start):
+                yield line[:-1], seg, offset
+
+    def _read_segment(self, name: str, start: int) -> Iterator[tuple[dict, Position]]:
+        loads = orjson.loads
+        for raw, seg, offset in self._raw_one(name, start):
+            yield loads(raw), Position(seg, offset)
+
+    def _raw_one(self, name: str, start: int):
+        with open(self.dir / name, "rb") as fh:
+            fh.seek(start)
+            offset = start
+            for line in fh:
+                if not line.endswith(b"\n"):
+                    break
+                offset += len(line)
+                yield line, name, offset
+
+    def end(self) -> Position:
+        """The position after the last whole event (the torn tail, if any, excluded)."""
+        segs = self.segments()
+        if not segs:
+            return Position("", 0)
+        name = segs[-1]
+        size = (self.dir / name).stat().st_size
+        return Position(name, size - len(self._torn_bytes(name, size)))
+
+    def last_event(self) -> dict | None:
+        """The last whole event of the log, read from the end of the newest segment."""
+        for name in reversed(self.segments()):
+            path = self.dir / name
+            size = path.stat().st_size
+            if size == 0:
+                continue
+            with open(path, "rb") as fh:
+                block = 1 << 16
+                pos = size
+                buf = b""
+                while pos > 0:
+                    step = min(block, pos)
+                    pos -= step
+                    fh.seek(pos)
+                    buf = fh.read(step) + buf
+                    whole = buf[: buf.rfind(b"\n") + 1]
+                    lines = whole.rstrip(b"\n").split(b"\n")
+                    if len(lines) >= 2 or (pos == 0 and lines and lines[0]):
+                        return orjson.loads(lines[-1])
+            return None
+        return None
+
+    def _torn_bytes(self, name: str, size: int) -> bytes:
+        if size == 0:
+            return b""
+        with open(self.dir / name, "rb") as fh:
+            fh.seek(max(0, size - 1))
+            if fh.read(1) == b"\n":
+                return b""
+            back = min(size, 1 << 20)
+            fh.seek(size - back)
+            tail = fh.read(back)
+            cut = tail.rfind(b"\n")
+            return tail[cut + 1 :]
+
+    # -- writing (lock held) ---------------------------------------------------------------
+    def repair(self, quarantine: Path) -> int:
+        """Cut a torn last line off the newest segment, keeping its bytes in quarantine.
+
+        Returns the number of bytes removed (0 when the log was whole).
+        """
+        segs = self.segments()
+        if not segs:
+            return 0
+        name = segs[-1]
+        path = self.dir / name
+        size = path.stat().st_size
+        torn = self._torn_bytes(name, size)
+        if not torn:
+            return 0
+        quarantine.mkdir(parents=True, exist_ok=True)
+        keep = quarantine / f"torn-{name}-{int(time.time())}-{size}.bin"
+        keep.write_bytes(torn)
+        with open(path, "r+b") as fh:
+            fh.truncate(size - len(torn))
+            fh.flush()
+            os.fsync(fh.fileno())
+        return len(torn)
+
+    def append(self, lines: list[bytes], segment: str) -> Position:
+        """Append encoded event lines (each ending in a newline) to `segment`; fsync.
+
+        The caller chooses the segment (never an older one than the newest) and must hold
+        the store's write lock.
+        """
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / segment
+        new = not path.exists()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            data = b"".join(lines)
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+            end = os.lseek(fd, 0, os.SEEK_END)
+        finally:
+            os.close(fd)
+        if new:
+            _fsync_dir(self.dir)
+        return Position(segment, end)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    _fsync_dir(path)

@@ -1,0 +1,133 @@
+"""The Parquet snapshot: current tickets and contacts, a cache rebuilt from the log at will.
+
+    snapshot/meta.json             {"format": 1, "seq": N, "segment": "2026-11.jsonl",
+                                    "offset": BYTES, "tickets": "tickets-N.parquet",
+                                    "contacts": "contacts-N.parquet",
+                                    "max_ticket": T, "max_contact": C}
+    snapshot/tickets-N.parquet     one row per ticket, columns of `tix.model.TICKET_COLUMNS`
+    snapshot/contacts-N.parquet    one row per contact, columns of `CONTACT_COLUMNS`
+
+`N` is the seq of the last event folded in; `segment`/`offset` is the log position right
+after it. Files are written under a temporary name, fsynced and renamed; `meta.json` is
+replaced last, so a reader sees either the old snapshot or the new one, never a mix. The
+previous generation is kept until the next refresh so that a reader holding the old meta
+can still open its files.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+
+from tix.model import CONTACT_COLUMNS, TICKET_COLUMNS
+from tix.store.log import Position, fsync_dir
+
+FORMAT = 1
+
+
+def _arrow_type(pa, sql_type: str):
+    return {
+        "BIGINT": pa.int64(),
+        "INTEGER": pa.int32(),
+        "VARCHAR": pa.string(),
+        "JSON": pa.string(),
+        "TIMESTAMP": pa.timestamp("us"),
+        "VARCHAR[]": pa.list_(pa.string()),
+    }[sql_type]
+
+
+def arrow_schema(columns: dict[str, str]):
+    import pyarrow as pa
+
+    return pa.schema([(name, _arrow_type(pa, t)) for name, t in columns.items()])
+
+
+def rows_to_arrow(rows: list[dict], columns: dict[str, str]):
+    """Folded rows (times as ISO strings) -> an Arrow table with the snapshot schema."""
+    import pyarrow as pa
+
+    arrays = []
+    for name, sql_type in columns.items():
+        values = [r.get(name) for r in rows]
+        if sql_type == "TIMESTAMP":
+            arr = pa.array(values, pa.string())
+            arr = arr.cast(pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us"))
+        else:
+            arr = pa.array(values, _arrow_type(pa, sql_type))
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, schema=arrow_schema(columns))
+
+
+class Snapshot:
+    def __init__(self, directory: Path):
+        self.dir = Path(directory)
+
+    def meta(self) -> dict | None:
+        try:
+            return orjson.loads((self.dir / "meta.json").read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def position(self, meta: dict | None) -> Position | None:
+        if not meta:
+            return None
+        return Position(meta["segment"], meta["offset"])
+
+    def path(self, meta: dict, kind: str) -> Path | None:
+        name = meta.get(kind) if meta else None
+        return self.dir / name if name else None
+
+    def write(self, tickets_sql_or_table, contacts_sql_or_table, meta: dict, con=None) -> dict:
+        """Write a new generation from Arrow tables or DuckDB SQL (with `con`); return meta."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        seq = meta["seq"]
+        names = {"tickets": f"tickets-{seq}.parquet", "contacts": f"contacts-{seq}.parquet"}
+        for kind, source in (("tickets", tickets_sql_or_table), ("contacts", contacts_sql_or_table)):
+            final = self.dir / names[kind]
+            tmp = self.dir / (names[kind] + ".tmp")
+            _write_parquet(source, tmp, con)
+            _fsync_file(tmp)
+            os.replace(tmp, final)
+        new_meta = dict(meta, format=FORMAT, **names)
+        tmp = self.dir / "meta.json.tmp"
+        tmp.write_bytes(orjson.dumps(new_meta, option=orjson.OPT_INDENT_2))
+        _fsync_file(tmp)
+        old = self.meta()
+        os.replace(tmp, self.dir / "meta.json")
+        fsync_dir(self.dir)
+        self._prune(keep={names["tickets"], names["contacts"], *(_names(old))})
+        return new_meta
+
+    def _prune(self, keep: set[str]) -> None:
+        for p in self.dir.iterdir():
+            if p.suffix == ".parquet" and p.name not in keep:
+                p.unlink(missing_ok=True)
+
+
+def _names(meta: dict | None) -> list[str]:
+    if not meta:
+        return []
+    return [meta[k] for k in ("tickets", "contacts") if meta.get(k)]
+
+
+def _write_parquet(source, path: Path, con) -> None:
+    if isinstance(source, str):
+        con.execute(f"COPY ({source}) TO '{_sql_path(path)}' (FORMAT parquet, COMPRESSION zstd)")
+    else:
+        import pyarrow.parquet as pq
+
+        pq.write_table(source, path, compression="zstd")
+
+
+def _sql_path(path: Path) -> str:
+    # Paths are ours (the store directory), never customer input; quote defensively anyway.
+    return str(path).replace("'", "''")
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
