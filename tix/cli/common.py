@@ -1,0 +1,131 @@
+"""Helpers shared by the command modules: opening the store, rendering, errors, stdin IDs."""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import typer
+
+from tix.errors import EXIT_USAGE, TixError
+
+
+@dataclass
+class _State:
+    store_path: str | None = None
+    verbose: int = 0
+    as_user: str | None = None
+
+
+state = _State()
+
+FORMATS = ("table", "json", "csv")
+FormatOpt = typer.Option("table", "--format", "-f", help="Output format: table, json or csv.")
+
+
+def open_store():
+    from tix.store import Store
+
+    return Store.open(state.store_path)
+
+
+def actor() -> str:
+    from tix.store import default_actor
+
+    if state.as_user:
+        name = state.as_user
+        return name if ":" in name else f"user:{name}"
+    return default_actor()
+
+
+def info(message: str) -> None:
+    """Print only with -v: cron stays silent on success."""
+    if state.verbose:
+        typer.echo(message)
+
+
+def error(message: str) -> None:
+    typer.echo(f"Error: {message}", err=True)
+
+
+def check_format(fmt: str, allowed=FORMATS) -> str:
+    if fmt not in allowed:
+        raise typer.BadParameter(f"{fmt!r} is not one of: {', '.join(allowed)}", param_hint="--format")
+    return fmt
+
+
+def read_ids(source: str) -> list[int]:
+    """Ticket numbers from a file or `-` (stdin): whitespace/comma separated, `#` allowed."""
+    from tix.errors import UsageError
+    from tix.model import parse_number
+
+    text = sys.stdin.read() if source == "-" else open(source, encoding="utf-8").read()
+    out = []
+    for tok in text.replace(",", " ").split():
+        try:
+            out.append(parse_number(tok))
+        except ValueError:
+            raise UsageError(f"not a ticket number in --ids input: {tok!r}") from None
+    return out
+
+
+def ticket_arg(text: str) -> int:
+    from tix.errors import UsageError
+    from tix.model import parse_number
+
+    try:
+        return parse_number(text)
+    except ValueError:
+        raise UsageError(f"not a ticket number: {text!r} (use 1042 or #1042)") from None
+
+
+def is_tty(stream=None) -> bool:
+    stream = stream or sys.stdout
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def run(app) -> int:
+    """Run the Typer app; core errors become `Error: …` on stderr and their exit code."""
+    try:
+        rc = app(standalone_mode=False)
+    except TixError as exc:
+        for line in str(exc).splitlines() or [exc.__class__.__name__]:
+            typer.echo(line if _has_location(line) else f"Error: {line}", err=True)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        return 1
+    except KeyboardInterrupt:
+        typer.echo("Interrupted.", err=True)
+        return 130
+    except _click_exceptions() as exc:  # usage errors: bad option, missing argument
+        exc.show()
+        return EXIT_USAGE
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+    return rc if isinstance(rc, int) else 0
+
+
+def _has_location(line: str) -> bool:
+    head = line.split(": ", 1)[0]
+    return ":" in head or head.endswith((".yaml", ".yml", ".sql"))
+
+
+def _click_exceptions():
+    try:
+        import click
+
+        return (click.exceptions.ClickException,)
+    except ImportError:  # typer >= 0.16 vendors click as typer._click
+        from typer import _click  # type: ignore[attr-defined]
+
+        return (_click.exceptions.ClickException,)

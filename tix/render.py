@@ -1,0 +1,64 @@
+"""Rendering rows for people and scripts: table (tabulate), JSON, CSV; times in the site zone.
+
+Renderers write to a file object; they never decide what to query.
+"""
+from __future__ import annotations
+
+import csv
+import sys
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
+
+
+def local(dt: datetime | None, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored (naive UTC) time shown in the site's time zone."""
+    if dt is None:
+        return ""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(ZoneInfo(tz)).strftime(fmt)
+
+
+def _json_value(v, tz):
+    if isinstance(v, datetime):
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=timezone.utc)
+        return v.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(v, date):
+        return v.isoformat()
+    return v
+
+
+def _text_value(v, tz):
+    if isinstance(v, datetime):
+        return local(v, tz)
+    if isinstance(v, (list, tuple)):
+        return ",".join(str(x) for x in v)
+    if v is None:
+        return ""
+    return v
+
+
+def render(rows: list[dict], fmt: str = "table", out=None, tz: str = "Asia/Jakarta",
+           columns: list[str] | None = None, headers: dict | None = None) -> None:
+    """Write rows as a table, JSON (a list of objects, times in UTC ISO 8601) or CSV."""
+    out = out or sys.stdout
+    columns = columns or (list(rows[0].keys()) if rows else [])
+    if fmt == "json":
+        import orjson
+
+        data = [{c: _json_value(r.get(c), tz) for c in columns} for r in rows]
+        out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+    elif fmt == "csv":
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(columns)
+        for r in rows:
+            w.writerow([_json_value(r.get(c), tz) if not isinstance(r.get(c), (list, tuple))
+                        else ",".join(map(str, r.get(c))) for c in columns])
+    else:
+        from tabulate import tabulate
+
+        names = [(headers or {}).get(c, c) for c in columns]
+        body = [[_text_value(r.get(c), tz) for c in columns] for r in rows]
+        if body:
+            out.write(tabulate(body, headers=names, tablefmt="simple", disable_numparse=True) + "\n")
