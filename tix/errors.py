@@ -64,3 +64,15 @@ class ConfigError(TixError):
     def __init__(self, problems: list[Problem]):
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class SendTemporary(TixError):
+    """A send that may work later (server down, rate limit): keep it queued and retry with backoff."""
+
+
+class SendPermanent(TixError):
+    """A send that will never work as it is (bad address, rejected content): stop retrying it."""
+
+
+class ChannelStopped(TixError):
+    """The channel itself is broken (bad credentials, token expired): stop using it and alert."""

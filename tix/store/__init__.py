@@ -385,6 +385,8 @@ class Reader:
         _merged_view(con, "contacts", "id", self.contacts_parquet,
                      rows_to_arrow(list(self.state.contacts.values()), CONTACT_COLUMNS))
         _events_view(con, self.store.log.dir)
+        for hook in VIEW_HOOKS:
+            _call_hook(hook, con, self)
         return con
 
     def write_snapshot(self) -> dict:
@@ -426,6 +428,24 @@ def _merged_view(con, name: str, key: str, parquet: Path | None, tail) -> None:
         f"SELECT {cols} FROM read_parquet('{p}') WHERE {key} NOT IN (SELECT {key} FROM {tail_name}) "
         f"UNION ALL SELECT {cols} FROM {tail_name})"
     )
+
+
+# Further views, owned by other stages: "module:function(con, reader)". A stage whose module
+# is not there yet is skipped; an error inside a present module is raised.
+VIEW_HOOKS = ("tix.views:register", "tix.sla.views:register")
+
+
+def _call_hook(target: str, con, reader) -> None:
+    import importlib
+
+    module, func = target.split(":")
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            return
+        raise
+    getattr(mod, func)(con, reader)
 
 
 EVENT_COLUMNS = {"seq": "BIGINT", "ts": "TIMESTAMP", "actor": "VARCHAR", "via": "VARCHAR",

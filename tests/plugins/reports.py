@@ -1,0 +1,1 @@
+"""pytest fixtures for the reports tests (servers, sample data)."""
