@@ -132,9 +132,11 @@ def _term(name: str, op: str, value: str, custom_fields, now: datetime, tz: str)
 
 
 def _check(vals, allowed, what):
+    from tix.config import suggest
+
     for v in vals:
         if v not in allowed:
-            raise UsageError(f"invalid {what} {v!r}; {what} is one of: {', '.join(allowed)}")
+            raise UsageError(f"invalid {what} {v!r}{suggest(v, allowed)}; {what} is one of: {', '.join(allowed)}")
 
 
 def _is_term(value: str) -> tuple[str, list]:

@@ -1,0 +1,120 @@
+"""Admin verbs: bulk updates from scripts and ad-hoc read-only SQL."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tix.errors import NotFound, UsageError
+from tix.model import fmt_number
+from tix.store import Batch, Store
+from tix.tickets import clean_tags, note as add_note, parse_assignments, select, set_fields, tag
+
+
+@dataclass
+class UpdateResult:
+    matched: int = 0
+    changed: int = 0
+    events: int = 0
+    preview: list[str] = field(default_factory=list)
+    changes: list[dict] = field(default_factory=list)
+
+
+class _DryBatch(Batch):
+    """A batch that computes events and never writes them."""
+
+    def flush(self):
+        self.written += self.pending
+        self.pending = []
+        return None
+
+
+def bulk_update(store: Store, filter_text: str = "", *, numbers: list[int] | None = None,
+                set_pairs: list[str] = (), add_tags=(), remove_tags=(), note: str | None = None,
+                why: str | None = None, dry_run: bool = False, confirmed: bool = False,
+                actor: str = "user:unknown") -> UpdateResult:
+    """Apply changes to every ticket matching `filter_text` (and/or `numbers`).
+
+    Everything is validated before anything is written: a bad field, value or filter raises
+    UsageError; unknown ticket numbers raise NotFound. Without `confirmed`, more than the
+    `bulk_confirm_over` setting is refused. One event per change, all fsynced together.
+    """
+    config = store.config
+    changes = parse_assignments(config, list(set_pairs))
+    add, remove = clean_tags(add_tags), clean_tags(remove_tags)
+    if not (changes or add or remove or note):
+        raise UsageError("nothing to do: give --set, --add-tag, --remove-tag or --note")
+    if not filter_text.strip() and numbers is None:
+        raise UsageError("give a filter (e.g. status:open team:billing) or --ids -; "
+                         "to change every ticket say so with the filter 'number>0'")
+    if dry_run:
+        batch = _DryBatch(store, actor, "tix update")
+        return _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, True, True)
+    with store.writing(actor=actor, via="tix update") as batch:
+        return _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, confirmed, False)
+
+
+def _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, confirmed, dry_run) -> UpdateResult:
+    columns = ["number", "tags", "fields", *[k for k in changes if not k.startswith("fields.")]]
+    rows = select(batch.reader, filter_text, columns=list(dict.fromkeys(columns)), sort="number",
+                  numbers=numbers, config=store.config)
+    if numbers is not None:
+        missing = sorted(set(numbers) - {r["number"] for r in rows}) if not filter_text.strip() else []
+        if missing:
+            shown = ", ".join(fmt_number(n) for n in missing[:10]) + (" …" if len(missing) > 10 else "")
+            raise NotFound(f"{len(missing)} ticket(s) not found: {shown}; nothing changed")
+    limit = store.config.setting("bulk_confirm_over")
+    if len(rows) > limit and not confirmed:
+        raise UsageError(f"refusing to change {len(rows)} tickets without --yes "
+                         f"(more than bulk_confirm_over={limit}); check with --dry-run first")
+    result = UpdateResult(matched=len(rows))
+    for row in rows:
+        start = len(batch.pending)
+        set_fields(batch, row, changes, why=why)
+        tag(batch, row, add, remove, why=why)
+        if note:
+            add_note(batch, row, note, why=why)
+        made = batch.pending[start:]
+        if made:
+            result.changed += 1
+            result.events += len(made)
+            if dry_run:
+                result.preview.append(f"{fmt_number(row['number'])}: " + "; ".join(_describe(e) for e in made))
+                result.changes.append({"ticket": row["number"], "events": [
+                    {"type": e["type"], "data": e["data"]} for e in made]})
+        if not dry_run and len(batch.pending) >= 50000:
+            batch.flush()
+    return result
+
+
+def _describe(ev: dict) -> str:
+    data = ev["data"]
+    if ev["type"] == "ticket.updated":
+        return ", ".join(f"{k}: {data['old'].get(k)!s} -> {v!s}" for k, v in data["set"].items())
+    if ev["type"] == "ticket.tagged":
+        return " ".join([*(f"+{t}" for t in data.get("add", [])), *(f"-{t}" for t in data.get("remove", []))])
+    return "note"
+
+
+ALLOWED_STATEMENTS = ("SELECT", "EXPLAIN")
+
+
+def run_sql(store: Store, query: str) -> list[dict]:
+    """Run one read-only query over the store's views; anything but a SELECT is refused."""
+    import duckdb
+
+    con = store.connect()
+    try:
+        statements = con.extract_statements(query)
+    except duckdb.Error as exc:
+        raise UsageError(f"SQL does not parse: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1:
+        raise UsageError("give exactly one SQL statement")
+    kind = statements[0].type.name
+    if kind not in ALLOWED_STATEMENTS:
+        raise UsageError(f"only read-only queries (SELECT) are allowed, not {kind}")
+    con.execute("SET enable_external_access = false")
+    try:
+        cur = con.execute(statements[0])
+    except duckdb.Error as exc:
+        raise UsageError(f"SQL error: {str(exc).splitlines()[0]}") from None
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r)) for r in cur.fetchall()]

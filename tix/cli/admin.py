@@ -1,0 +1,133 @@
+"""Store administration: init, rebuild, sql, update, config check, demo."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from tix.cli.common import FormatOpt, actor, check_format, info, is_tty, open_store, read_ids
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("demo")(demo)
+    app.command("rebuild")(rebuild)
+    app.command("sql")(sql)
+    app.command("update")(update)
+    config_app = typer.Typer(help="Check the store's configuration.", no_args_is_help=True)
+    config_app.command("check")(config_check)
+    app.add_typer(config_app, name="config")
+
+
+def init(directory: Path = typer.Argument(..., help="Directory for the new store (created if missing).")) -> None:
+    """Create a store: a commented tix.yaml and copies of the example rules, templates and reports.
+
+    Example: tix init /srv/helpdesk && export TIX_STORE=/srv/helpdesk
+    """
+    from tix.store import Store
+
+    store = Store.init(directory)
+    info(f"created tix store at {store.root}")
+
+
+def demo(
+    directory: Path = typer.Option(Path("demo-store"), "--dir", help="Where to create the demo store."),
+    fmt: str = FormatOpt,
+) -> None:
+    """Run the main job on bundled sample data: create a demo store, fetch, route, escalate, report.
+
+    Example: tix demo --dir /tmp/tix-demo
+    """
+    from tix.demo import run_demo
+
+    check_format(fmt)
+    run_demo(directory, fmt=fmt, out=sys.stdout)
+
+
+def rebuild() -> None:
+    """Rebuild the Parquet snapshot from the event log (the log is the truth).
+
+    Example: tix rebuild -v
+    """
+    store = open_store()
+    meta = store.rebuild()
+    info(f"snapshot rebuilt from the log: {meta['seq']} events, {meta['max_ticket']} tickets")
+
+
+def sql(
+    query: str = typer.Argument(..., help="A SELECT over the views tickets, contacts, events, messages, sla."),
+    fmt: str = FormatOpt,
+) -> None:
+    """Run a read-only DuckDB query over the store's views.
+
+    Example: tix sql "SELECT team, count(*) FROM tickets WHERE status='open' GROUP BY team"
+    """
+    from tix.admin import run_sql
+    from tix.render import render
+
+    check_format(fmt)
+    store = open_store()
+    rows = run_sql(store, query)
+    render(rows, fmt, tz=store.config.setting("timezone"))
+
+
+def update(
+    filter_terms: Optional[List[str]] = typer.Argument(None, metavar="[FILTER]...",
+                                                        help="Which tickets, e.g. status:open team:billing age>3d -tag:vip"),
+    ids: Optional[str] = typer.Option(None, "--ids", help="Read ticket numbers from a file, or - for stdin."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="FIELD=VALUE to set (repeatable)."),
+    add_tag: Optional[List[str]] = typer.Option(None, "--add-tag", help="Tag to add (repeatable)."),
+    remove_tag: Optional[List[str]] = typer.Option(None, "--remove-tag", help="Tag to remove (repeatable)."),
+    note: Optional[str] = typer.Option(None, "--note", help="Internal note to add to each ticket."),
+    why: Optional[str] = typer.Option(None, "--why", help="Reason, recorded with every change."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Show what would change; write nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Allow changing more tickets than bulk_confirm_over."),
+    fmt: str = typer.Option("table", "--format", "-f", help="Output: table (a count) or json."),
+) -> None:
+    """Bulk-change tickets chosen by a filter or by numbers on stdin; one event per change.
+
+    Examples:
+      tix update status:pending idle>14d --set status=closed --why "no answer in 14 days"
+      tix list -f csv tag:spam | cut -d, -f1 | tail -n +2 | tix update --ids - --set status=closed
+    """
+    from tix.admin import bulk_update
+
+    check_format(fmt, ("table", "json"))
+    store = open_store()
+    numbers = read_ids(ids) if ids else None
+    result = bulk_update(store, " ".join(filter_terms or []), numbers=numbers, set_pairs=set_ or [],
+                         add_tags=add_tag or [], remove_tags=remove_tag or [], note=note, why=why,
+                         dry_run=dry_run, confirmed=yes or is_tty(sys.stdin) and is_tty(sys.stdout),
+                         actor=actor())
+    _print_update(result, fmt, dry_run)
+
+
+def _print_update(result, fmt: str, dry_run: bool) -> None:
+    if fmt == "json":
+        import orjson
+
+        sys.stdout.write(orjson.dumps({"matched": result.matched, "changed": result.changed,
+                                       "events": result.events, "dry_run": dry_run,
+                                       "changes": result.changes if dry_run else None},
+                                      option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    if dry_run:
+        for line in result.preview:
+            typer.echo(line)
+        typer.echo(f"would change {result.changed} of {result.matched} matching tickets (dry run, nothing written)")
+    else:
+        typer.echo(f"{result.changed}")
+
+
+def config_check() -> None:
+    """Check tix.yaml (every section) and report every problem as file:line: message.
+
+    Example: tix config check && echo ok
+    """
+    from tix import config as configmod
+
+    store_root = open_store().root
+    configmod.load(store_root / configmod.CONFIG_NAME, validate_sections=True)
+    info("configuration ok")

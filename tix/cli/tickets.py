@@ -1,0 +1,238 @@
+"""Agent commands: new, list, show, note, assign, set, tag, close, reopen."""
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+import typer
+
+from tix.cli.common import FormatOpt, actor, check_format, info, open_store, ticket_arg
+
+
+def register(app: typer.Typer) -> None:
+    for name, func in (("new", new), ("list", list_), ("show", show), ("note", note), ("assign", assign),
+                       ("set", set_), ("tag", tag), ("close", close), ("reopen", reopen)):
+        app.command(name)(func)
+
+
+def _body(message: Optional[str]) -> Optional[str]:
+    if message == "-":
+        return sys.stdin.read()
+    return message
+
+
+def new(
+    subject: str = typer.Argument(..., help="What the ticket is about."),
+    channel: str = typer.Option("phone", "--channel", help="phone, email, whatsapp, web or other."),
+    name: Optional[str] = typer.Option(None, "--name", help="Customer name."),
+    email: Optional[str] = typer.Option(None, "--email", help="Customer email (finds or creates the contact)."),
+    phone: Optional[str] = typer.Option(None, "--phone", help="Customer phone (finds or creates the contact)."),
+    priority: str = typer.Option("normal", "--priority", "-p", help="low, normal, high or urgent."),
+    team: Optional[str] = typer.Option(None, "--team", help="Team from tix.yaml."),
+    assignee: Optional[str] = typer.Option(None, "--assignee", "-a", help="Agent from tix.yaml."),
+    category: Optional[str] = typer.Option(None, "--category", help="Category."),
+    tags: Optional[List[str]] = typer.Option(None, "--tag", "-t", help="Tag (repeatable)."),
+    message: Optional[str] = typer.Option(None, "--message", "-m", help="What the customer said (- for stdin)."),
+) -> None:
+    """Log a ticket by hand, e.g. from a phone call. Prints the new ticket number.
+
+    Example: tix new "Paket belum sampai" --phone 0812-3456-789 --name "Sari" -p high -m "Order INV-1001"
+    """
+    from tix.tickets import ContactIndex, create_ticket, find_or_create_contact
+
+    store = open_store()
+    with store.writing(actor=actor(), via="tix new") as batch:
+        contact = None
+        if email or phone or name:
+            contact = find_or_create_contact(batch, ContactIndex.load(batch.reader), name=name, email=email,
+                                             phone=phone)
+        number = create_ticket(batch, subject, channel=channel, contact=contact, priority=priority, team=team,
+                               assignee=assignee, category=category, tags=tags or (), body=_body(message),
+                               status="open" if assignee else "new")
+    typer.echo(f"#{number}")
+
+
+def list_(
+    filter_terms: Optional[List[str]] = typer.Argument(None, metavar="[FILTER]...",
+                                                        help="e.g. status:open team:billing age>3d -tag:vip refund"),
+    status: Optional[str] = typer.Option(None, "--status", help="Same as status:VALUE."),
+    team: Optional[str] = typer.Option(None, "--team", help="Same as team:VALUE."),
+    assignee: Optional[str] = typer.Option(None, "--assignee", "-a", help="Same as assignee:VALUE (none = unassigned)."),
+    priority: Optional[str] = typer.Option(None, "--priority", "-p", help="Same as priority:VALUE."),
+    tag_: Optional[str] = typer.Option(None, "--tag", "-t", help="Same as tag:VALUE."),
+    channel: Optional[str] = typer.Option(None, "--channel", help="Same as channel:VALUE."),
+    all_: bool = typer.Option(False, "--all", help="Include resolved and closed tickets."),
+    sort: str = typer.Option("-updated", "--sort", help="number, created, updated, priority, status, team, assignee; - for descending."),
+    limit: Optional[int] = typer.Option(100, "--limit", "-n", help="At most this many (0 = no limit)."),
+    fmt: str = FormatOpt,
+) -> None:
+    """List tickets (open ones unless a status filter or --all is given).
+
+    Examples:
+      tix list status:open team:billing age>3d -tag:vip
+      tix list --assignee none -p urgent --format json
+    """
+    from tix.render import render
+    from tix.tickets import LIST_COLUMNS, select
+
+    check_format(fmt)
+    terms = list(filter_terms or [])
+    for name, value in (("status", status), ("team", team), ("assignee", assignee), ("priority", priority),
+                        ("tag", tag_), ("channel", channel)):
+        if value:
+            terms.append(f"{name}:{value}")
+    store = open_store()
+    columns = list(LIST_COLUMNS) + (["tags"] if fmt != "table" else [])
+    rows = select(store.read(), " ".join(_quote(t) for t in terms), columns=columns, sort=sort,
+                  limit=limit or None, default_open=not all_)
+    for r in rows:
+        if fmt == "table":
+            r["number"] = f"#{r['number']}"
+            r["subject"] = _clip(r["subject"], 50)
+    render(rows, fmt, tz=store.config.setting("timezone"), columns=columns,
+           headers={"created_at": "created", "updated_at": "updated"})
+
+
+def _quote(term: str) -> str:
+    import shlex
+
+    return shlex.quote(term) if any(c.isspace() for c in term) else term
+
+
+def _clip(text, width: int) -> str:
+    text = (text or "").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def show(
+    number: str = typer.Argument(..., help="Ticket number (1042 or #1042)."),
+    history: bool = typer.Option(False, "--history", help="Print the full audit trail: every event."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
+) -> None:
+    """Show a ticket: its fields and the conversation (--history for the full audit trail).
+
+    Example: tix show 1042 --history
+    """
+    from tix.show import show_ticket
+
+    check_format(fmt, ("text", "json"))
+    store = open_store()
+    show_ticket(store, ticket_arg(number), history=history, fmt=fmt, out=sys.stdout)
+
+
+def _one(number: str, via: str, why: Optional[str], change) -> None:
+    from tix.tickets import get_ticket
+
+    store = open_store()
+    n = ticket_arg(number)
+    with store.writing(actor=actor(), via=via) as batch:
+        row = get_ticket(batch, n)
+        ev = change(batch, row, store.config)
+    info(f"#{n}: {'changed' if ev else 'unchanged'}")
+
+
+WhyOpt = typer.Option(None, "--why", help="Reason, recorded in the audit trail.")
+
+
+def note(
+    number: str = typer.Argument(..., help="Ticket number."),
+    message: Optional[str] = typer.Option(None, "--message", "-m", help="The note text (- or omitted: stdin)."),
+) -> None:
+    """Add an internal note (never sent to the customer).
+
+    Example: tix note 1042 -m "Called the courier; parcel is in Surabaya"
+    """
+    from tix.tickets import note as add_note
+
+    text = _body(message) if message is not None else sys.stdin.read()
+    _one(number, "tix note", None, lambda b, row, cfg: add_note(b, row, text))
+
+
+def assign(
+    number: str = typer.Argument(..., help="Ticket number."),
+    agent: Optional[str] = typer.Argument(None, help="Agent login from tix.yaml; omit or 'none' to unassign."),
+    team: Optional[str] = typer.Option(None, "--team", help="Also move the ticket to this team."),
+    why: Optional[str] = WhyOpt,
+) -> None:
+    """Assign a ticket to an agent (and optionally a team).
+
+    Example: tix assign 1042 budi --team billing
+    """
+    from tix.tickets import coerce_value, set_fields
+
+    def change(batch, row, cfg):
+        changes = {"assignee": coerce_value(cfg, "assignee", agent or "none")}
+        if team:
+            changes["team"] = coerce_value(cfg, "team", team)
+        if changes["assignee"] and row.get("status") == "new":
+            changes["status"] = "open"
+        return set_fields(batch, row, changes, why=why)
+
+    _one(number, "tix assign", why, change)
+
+
+def set_(
+    number: str = typer.Argument(..., help="Ticket number."),
+    assignments: List[str] = typer.Argument(..., metavar="FIELD=VALUE...", help="e.g. priority=high order_id=INV-1"),
+    why: Optional[str] = WhyOpt,
+) -> None:
+    """Set fields of a ticket: status, priority, category, team, assignee, subject, custom fields.
+
+    Example: tix set 1042 priority=urgent category=refund
+    """
+    from tix.tickets import parse_assignments, set_fields
+
+    def change(batch, row, cfg):
+        return set_fields(batch, row, parse_assignments(cfg, assignments), why=why)
+
+    _one(number, "tix set", why, change)
+
+
+def tag(
+    number: str = typer.Argument(..., help="Ticket number."),
+    tags: List[str] = typer.Argument(..., metavar="[+|-]TAG...", help="+tag or tag adds, -tag removes."),
+    why: Optional[str] = WhyOpt,
+) -> None:
+    """Add or remove tags.
+
+    Example: tix tag 1042 vip -- -spam
+    """
+    from tix.tickets import tag as tag_core
+
+    add = [t.lstrip("+") for t in tags if not t.startswith("-")]
+    remove = [t[1:] for t in tags if t.startswith("-")]
+    _one(number, "tix tag", why, lambda b, row, cfg: tag_core(b, row, add, remove, why=why))
+
+
+def close(
+    number: str = typer.Argument(..., help="Ticket number."),
+    resolved: bool = typer.Option(False, "--resolved", help="Mark resolved (reopens on a reply) instead of closed."),
+    why: Optional[str] = WhyOpt,
+) -> None:
+    """Close a ticket (or mark it resolved).
+
+    Example: tix close 1042 --why "refund sent"
+    """
+    from tix.tickets import set_fields
+
+    status = "resolved" if resolved else "closed"
+    _one(number, "tix close", why, lambda b, row, cfg: set_fields(b, row, {"status": status}, why=why))
+
+
+def reopen(
+    number: str = typer.Argument(..., help="Ticket number."),
+    why: Optional[str] = WhyOpt,
+) -> None:
+    """Reopen a resolved or closed ticket.
+
+    Example: tix reopen 1042 --why "customer says the parcel never came"
+    """
+    from tix.errors import UsageError
+    from tix.tickets import set_fields
+
+    def change(batch, row, cfg):
+        if row["status"] not in ("resolved", "closed"):
+            raise UsageError(f"#{row['number']} is {row['status']}, not resolved or closed")
+        return set_fields(batch, row, {"status": "open"}, why=why)
+
+    _one(number, "tix reopen", why, change)

@@ -1,0 +1,116 @@
+"""`tix show`: one ticket, its customer, the conversation, and (optionally) the audit trail."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from tix.errors import NotFound
+from tix.store import Store
+
+CONVERSATION = ("ticket.created", "message.received", "message.sent", "ticket.note")
+
+
+def ticket_view(store: Store, number: int) -> dict:
+    """Everything `tix show` prints, as data: ticket, contact, conversation, events."""
+    reader = store.read()
+    row = reader.ticket(number)
+    if row is None:
+        raise NotFound(f"ticket #{number} not found")
+    contact = reader.contact(row["contact"]) if row.get("contact") else None
+    events = store.events_for(ticket=number)
+    return {"ticket": dict(row), "contact": dict(contact) if contact else None, "events": events}
+
+
+def show_ticket(store: Store, number: int, history: bool = False, fmt: str = "text", out=None) -> None:
+    view = ticket_view(store, number)
+    if fmt == "json":
+        data = {"ticket": view["ticket"], "contact": view["contact"],
+                "conversation": [e for e in view["events"] if e["type"] in CONVERSATION]}
+        if history:
+            data["history"] = view["events"]
+        out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+        return
+    tz = ZoneInfo(store.config.setting("timezone"))
+    t = view["ticket"]
+    out.write(f"#{t['number']}  {t['subject']}\n")
+    fields = orjson.loads(t.get("fields") or "{}")
+    line = [f"status: {t['status']}", f"priority: {t['priority']}", f"channel: {t['channel'] or '-'}",
+            f"team: {t['team'] or '-'}", f"assignee: {t['assignee'] or '-'}"]
+    out.write("  " + "   ".join(line) + "\n")
+    extra = []
+    if t.get("category"):
+        extra.append(f"category: {t['category']}")
+    if t.get("tags"):
+        extra.append("tags: " + ", ".join(t["tags"]))
+    extra += [f"{k}: {v}" for k, v in fields.items()]
+    if extra:
+        out.write("  " + "   ".join(extra) + "\n")
+    out.write(f"  created: {_local(t['created_at'], tz)}   updated: {_local(t['updated_at'], tz)}")
+    if t.get("first_response_at"):
+        out.write(f"   first response: {_local(t['first_response_at'], tz)}")
+    out.write("\n")
+    c = view["contact"]
+    if c:
+        who = c.get("name") or "(no name)"
+        ids = [*(c.get("emails") or []), *(("+" + p) for p in (c.get("phones") or []))]
+        out.write(f"  customer: {who} <{', '.join(ids)}> (contact {c['id']})\n")
+    out.write("\n")
+    for ev in view["events"]:
+        if ev["type"] in CONVERSATION:
+            _conversation_entry(ev, tz, out)
+    if history:
+        out.write("History:\n")
+        for ev in view["events"]:
+            out.write(f"  {_local(ev['ts'], tz)}  {ev['actor']:<16} {ev['via']:<14} {ev['type']:<18} "
+                      f"{_summary(ev)}{'  why: ' + ev['why'] if ev.get('why') else ''}\n")
+
+
+def _conversation_entry(ev: dict, tz, out) -> None:
+    data = ev.get("data") or {}
+    when = _local(ev["ts"], tz)
+    if ev["type"] == "ticket.created":
+        out.write(f"--- {when}  opened by {ev['actor']} via {data.get('channel') or '-'}\n\n")
+        return
+    if ev["type"] == "ticket.note":
+        kind = data.get("kind")
+        label = "customer (logged)" if kind == "intake" else f"note ({kind})" if kind else "internal note"
+        out.write(f"--- {when}  {label} by {ev['actor']}\n{data.get('body', '').rstrip()}\n\n")
+        return
+    who = data.get("from_name") or data.get("from") or ev["actor"]
+    if ev["type"] == "message.received":
+        out.write(f"--- {when}  from {who} <{data.get('from') or ''}> via {data.get('channel', '')}\n")
+    else:
+        state = "auto-reply" if data.get("auto") else "reply"
+        out.write(f"--- {when}  {state} by {ev['actor']} via {data.get('channel', '')}\n")
+    text = data.get("text") or ""
+    out.write(text.rstrip() + "\n")
+    for att in data.get("attachments") or ():
+        out.write(f"    [attachment: {att.get('name') or '(unnamed)'}, {att.get('type')}, {att.get('size')} bytes]\n")
+    out.write("\n")
+
+
+def _summary(ev: dict) -> str:
+    data = ev.get("data") or {}
+    if ev["type"] == "ticket.updated":
+        return ", ".join(f"{k}: {data.get('old', {}).get(k)} -> {v}" for k, v in (data.get("set") or {}).items())
+    if ev["type"] == "ticket.tagged":
+        return " ".join([*(f"+{t}" for t in data.get("add", [])), *(f"-{t}" for t in data.get("remove", []))])
+    if ev["type"] == "ticket.created":
+        return f"subject: {data.get('subject')!r}"
+    if ev["type"] in ("message.received", "message.sent"):
+        return f"{data.get('channel', '')} {data.get('message') or ''}".strip()
+    if ev["type"] == "ticket.note":
+        return (data.get("body") or "")[:60].replace("\n", " ")
+    return orjson.dumps(data).decode()[:100]
+
+
+def _local(value, tz) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(tz).strftime("%Y-%m-%d %H:%M")
