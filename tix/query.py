@@ -6,7 +6,8 @@ Designed for humans to type::
     is:open assignee:none priority>=high "refund"
     channel:whatsapp,email updated>2h order_id:INV-1001
 
-Terms are ANDed. `-` before a term negates it. `field:a,b` means any of the values.
+Terms are ANDed. `-` before a term negates it. In a shell, quote terms with `>` or `<`
+(`'age>3d'`) or write them with a colon (`age:>3d`). `field:a,b` means any of the values.
 `field:none` means empty. Comparisons: `age` and `idle` (time since created / updated,
 durations like 30m, 4h, 3d, 2w), `created` / `updated` / `resolved` (dates such as
 2026-11-01 or durations meaning "ago"), `priority` (by rank), `number`. Bare words and
@@ -76,6 +77,10 @@ def compile_filter(text: str | list[str], custom_fields=(), now: datetime | None
             params.append("%" + _like_escape(word) + "%")
             continue
         neg, name, op, value = m.group("neg"), m.group("field"), m.group("op"), m.group("value")
+        if op == ":" and value[:1] in "<>=" and value:
+            # `age:>3d` is `age>3d` without a shell redirection to worry about
+            op = value[:2] if value[:2] in (">=", "<=") else value[:1]
+            value = value[len(op):]
         if name == "status" or (name == "is" and value in ("open", "closed", "new", "pending", "resolved")):
             mentions_status = True
         sql, vals = _term(name, op, value, custom_fields, now, tz)
