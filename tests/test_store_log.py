@@ -1,0 +1,116 @@
+"""The event log: whole events only, fsynced appends, torn-line repair, seq, segments, lock."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+
+from tix.errors import StoreLocked
+from tix.store import Store, find_store
+from tix.store.log import EventLog
+from tix.tickets import create_ticket
+
+
+def _make(store, n=3):
+    with store.writing(actor="user:test", via="test") as batch:
+        return [create_ticket(batch, f"subject {i}") for i in range(n)]
+
+
+def test_events_have_the_documented_shape(store):
+    _make(store, 1)
+    line = (store.root / "events").glob("*.jsonl").__next__().read_bytes().splitlines()[0]
+    ev = orjson.loads(line)
+    assert set(ev) >= {"seq", "ts", "actor", "via", "type", "ticket", "data"}
+    assert ev["seq"] == 1 and ev["type"] == "ticket.created" and ev["actor"] == "user:test"
+    assert ev["ts"].endswith("Z") and len(ev["ts"]) == len("2026-11-24T07:57:05.123456Z")
+
+
+def test_seq_is_contiguous_across_batches_and_segments(store):
+    _make(store, 2)
+    # a later segment (next month) continues the sequence
+    with store.writing(actor="user:t", via="t") as batch:
+        batch.emit("ticket.note", ticket=1, data={"body": "x"}, ts="2099-01-01T00:00:00.000000Z")
+    _make(store, 2)
+    seqs = [ev["seq"] for ev, _ in store.log.read()]
+    assert seqs == list(range(1, 6))
+    assert store.log.segments()[-1] == "2099-01.jsonl"
+
+
+def test_torn_last_line_is_ignored_by_readers_and_repaired_by_next_writer(store):
+    _make(store, 2)
+    seg = store.root / "events" / store.log.segments()[-1]
+    with open(seg, "ab") as fh:
+        fh.write(b'{"seq": 3, "ts": "2026-11-24T00:00:00.000000Z", "type": "ticket.cre')
+    # readers: the half event does not exist
+    assert [ev["seq"] for ev, _ in store.log.read()] == [1, 2]
+    assert store.read().max_ticket == 2
+    # the next write cuts it off, keeps its bytes in quarantine, and continues the sequence
+    _make(store, 1)
+    lines = seg.read_bytes().splitlines()
+    assert [orjson.loads(line)["seq"] for line in lines] == [1, 2, 3]
+    kept = list((store.root / "quarantine").glob("torn-*"))
+    assert len(kept) == 1 and kept[0].read_bytes().startswith(b'{"seq": 3')
+
+
+def test_store_discovery_order(tmp_path, monkeypatch):
+    a = Store.init(tmp_path / "a")
+    b = Store.init(tmp_path / "b")
+    (tmp_path / "b" / "deep" / "er").mkdir(parents=True)
+    monkeypatch.delenv("TIX_STORE")
+    assert find_store(cwd=tmp_path / "b" / "deep" / "er") == b.root.resolve()
+    monkeypatch.setenv("TIX_STORE", str(a.root))
+    assert find_store(cwd=tmp_path / "b" / "deep" / "er") == a.root.resolve()
+    assert find_store(str(b.root)) == b.root.resolve()
+
+
+def test_no_store_says_how_to_create_one(tmp_path):
+    env = dict(os.environ, TIX_STORE="")
+    proc = subprocess.run([sys.executable, "-m", "tix", "list"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr == ("Error: no tix store found here or above; create one with: tix init DIR "
+                           "(or point --store / TIX_STORE at one)\n")
+
+
+def test_second_writer_gives_up_with_exit_75(store, tix):
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from tix.store import Store; s = Store(sys.argv[1]); "
+        "l = s.lock(); l.acquire(); print('locked', flush=True); time.sleep(30)"), str(store.root)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        t = time.monotonic()
+        proc = tix("new", "hello", env={"TIX_LOCK_TIMEOUT": "0.5"})
+        assert proc.returncode == 75
+        assert "store is locked by another tix process" in proc.stderr and "state/lock" in proc.stderr
+        assert time.monotonic() - t < 10
+        assert store.read().max_ticket == 0  # nothing written
+    finally:
+        holder.kill()
+        holder.wait()
+    assert tix("new", "hello").returncode == 0
+
+
+def test_lock_is_released_and_reentrant(store):
+    lock = store.lock(timeout=0.1)
+    with lock:
+        with lock:
+            assert lock.held
+        assert lock.held
+    assert not lock.held
+    other = Store(store.root).lock(timeout=0.1)
+    with other:
+        with pytest.raises(StoreLocked):
+            Store(store.root).lock(timeout=0.1).acquire()
+
+
+def test_failed_block_writes_nothing(store):
+    with pytest.raises(RuntimeError):
+        with store.writing(actor="user:x", via="t") as batch:
+            create_ticket(batch, "never")
+            raise RuntimeError("boom")
+    assert list(EventLog(store.root / "events").read()) == []

@@ -1,0 +1,103 @@
+"""Snapshot + tail equals folding the whole log; rebuild; the property test."""
+from __future__ import annotations
+
+import shutil
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tix.model import PRIORITIES, STATUSES
+from tix.store import Store
+from tix.tickets import create_ticket, get_ticket, set_fields, tag
+
+COLUMNS = "number, subject, status, priority, team, assignee, tags, fields, created_at, updated_at, " \
+          "resolved_at, closed_at, first_response_at, reopened, notes, messages_in, messages_out, last_seq"
+
+
+def state_of(store: Store):
+    con = store.connect()
+    return con.execute(f"SELECT {COLUMNS} FROM tickets ORDER BY number").fetchall()
+
+
+def rebuilt_state(store: Store, tmp_path):
+    copy = tmp_path / "rebuilt"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(store.root, copy)
+    other = Store(copy)
+    shutil.rmtree(copy / "snapshot")
+    (copy / "snapshot").mkdir()
+    other.rebuild()
+    return state_of(other)
+
+
+def test_snapshot_plus_tail_equals_full_fold(store, tmp_path):
+    with store.writing(actor="user:a", via="t") as b:
+        for i in range(5):
+            create_ticket(b, f"t{i}", team="billing")
+    store.refresh_snapshot()
+    with store.writing(actor="user:a", via="t") as b:
+        row = get_ticket(b, 2)
+        set_fields(b, row, {"status": "resolved", "fields.order_id": "X"})
+        tag(b, get_ticket(b, 3), ["vip"])
+        create_ticket(b, "t5")
+    assert len(store.read().tail) == 3
+    assert state_of(store) == rebuilt_state(store, tmp_path)
+
+
+ops = st.lists(st.tuples(
+    st.sampled_from(["create", "status", "priority", "tag", "untag", "assign", "note", "snapshot", "field"]),
+    st.integers(min_value=1, max_value=6),
+    st.integers(min_value=0, max_value=10)), min_size=1, max_size=40)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops)
+def test_property_fold_of_log_equals_snapshot_plus_tail(tmp_path_factory, seq):
+    tmp = tmp_path_factory.mktemp("prop")
+    store = Store.init(tmp / "store")
+    for op, n, k in seq:
+        if op == "snapshot":
+            store.refresh_snapshot()
+            continue
+        with store.writing(actor="user:p", via="prop") as b:
+            if op == "create" or b.reader.max_ticket == 0:
+                create_ticket(b, f"s{k}", priority=PRIORITIES[k % 4])
+                continue
+            row = get_ticket(b, 1 + (n - 1) % b.reader.max_ticket)
+            if op == "status":
+                set_fields(b, row, {"status": STATUSES[k % 5]})
+            elif op == "priority":
+                set_fields(b, row, {"priority": PRIORITIES[k % 4]})
+            elif op == "tag":
+                tag(b, row, [f"t{k % 3}"])
+            elif op == "untag":
+                tag(b, row, [], [f"t{k % 3}"])
+            elif op == "assign":
+                set_fields(b, row, {"assignee": ["ani", "budi", None][k % 3]})
+            elif op == "field":
+                set_fields(b, row, {"fields.order_id": None if k % 4 == 0 else f"INV-{k}"})
+            else:
+                b.emit("ticket.note", ticket=row["number"], data={"body": "n"})
+    assert state_of(store) == rebuilt_state(store, tmp)
+
+
+def test_rebuild_command_replaces_a_lost_snapshot(store, tix):
+    for i in range(3):
+        tix("new", f"ticket {i}", check=0)
+    store.refresh_snapshot()
+    before = state_of(store)
+    shutil.rmtree(store.root / "snapshot")
+    (store.root / "snapshot").mkdir()
+    tix("rebuild", check=0)
+    assert state_of(store) == before
+    assert store.read().tail == []
+
+
+def test_snapshot_refreshes_itself_when_the_tail_grows(tmp_path):
+    store = Store.init(tmp_path / "s", config_text="settings:\n  snapshot_every: 10\n")
+    with store.writing(actor="user:a", via="t") as b:
+        for i in range(12):
+            create_ticket(b, f"t{i}")
+    r = store.read()
+    assert r.meta is not None and r.meta["seq"] == 12 and r.tail == []
+    assert state_of(store)[11][1] == "t11"
