@@ -6,7 +6,7 @@ Designed for humans to type::
     is:open assignee:none priority>=high "refund"
     channel:whatsapp,email updated>2h order_id:INV-1001
 
-Terms are ANDed. `-` before a term negates it. In a shell, quote terms with `>` or `<`
+Terms are ANDed. `-` (or `!`) before a term negates it. In a shell, quote terms with `>` or `<`
 (`'age>3d'`) or write them with a colon (`age:>3d`). `field:a,b` means any of the values.
 `field:none` means empty. Comparisons: `age` and `idle` (time since created / updated,
 durations like 30m, 4h, 3d, 2w), `created` / `updated` / `resolved` (dates such as
@@ -34,7 +34,7 @@ TIME_FIELDS = {"age": "created_at", "idle": "updated_at", "created": "created_at
 ALL_FIELDS = EQ_FIELDS + SPECIAL + tuple(TIME_FIELDS)
 IS_VALUES = ("open", "closed", "unassigned", "assigned", "new", "pending", "resolved")
 
-_TERM = re.compile(r"^(?P<neg>-)?(?P<field>[A-Za-z_][\w.]*)(?P<op>:|>=|<=|>|<|=)(?P<value>.*)$")
+_TERM = re.compile(r"^(?P<neg>[-!])?(?P<field>[A-Za-z_][\w.]*)(?P<op>:|>=|<=|>|<|=)(?P<value>.*)$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -71,7 +71,7 @@ def compile_filter(text: str | list[str], custom_fields=(), now: datetime | None
                 name = m.group("field")
                 raise UsageError(f"unknown filter field {name!r}{suggest(name, (*ALL_FIELDS, *custom_fields))}; "
                                  f"fields: {', '.join((*ALL_FIELDS, *custom_fields))}")
-            neg = tok.startswith("-") and len(tok) > 1
+            neg = tok.startswith(("-", "!")) and len(tok) > 1
             word = tok[1:] if neg else tok
             clauses.append(("NOT " if neg else "") + "(subject ILIKE ? ESCAPE '\\')")
             params.append("%" + _like_escape(word) + "%")

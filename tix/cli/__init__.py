@@ -17,8 +17,11 @@ import typer
 
 from tix.cli.common import state
 
-EPILOG = ("Exit codes: 0 done; 1 finished, but some items failed or were quarantined, or not found; "
-          "2 usage or configuration error (nothing written); 75 store still locked by another tix (try later).")
+EPILOG = ("\b\nExit codes:\n"
+          "  0   done\n"
+          "  1   finished, but some items failed or were quarantined; or not found\n"
+          "  2   usage or configuration error: nothing was written\n"
+          "  75  store still locked by another tix process (cron retries next time)")
 
 app = typer.Typer(
     name="tix",

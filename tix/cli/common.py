@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 
@@ -87,10 +88,21 @@ def is_tty(stream=None) -> bool:
         return False
 
 
+_NEGATED_TERM = re.compile(r"^-[A-Za-z_][\w.]*(:|>|<|=)")
+
+
+def protect_negated_terms(argv: list[str]) -> list[str]:
+    """`-tag:vip` is a negated filter term, not a cluster of short options: spell it `!tag:vip`.
+
+    No tix option contains `:`, `<`, `>` or `=` after a single dash, so this is unambiguous.
+    """
+    return ["!" + a[1:] if _NEGATED_TERM.match(a) else a for a in argv]
+
+
 def run(app) -> int:
     """Run the Typer app; core errors become `Error: …` on stderr and their exit code."""
     try:
-        rc = app(standalone_mode=False)
+        rc = app(args=protect_negated_terms(sys.argv[1:]), prog_name="tix", standalone_mode=False)
     except TixError as exc:
         for line in str(exc).splitlines() or [exc.__class__.__name__]:
             typer.echo(line if _has_location(line) else f"Error: {line}", err=True)
