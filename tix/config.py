@@ -42,7 +42,11 @@ KNOWN_SECTIONS = (
 
 # Sections validated by the stage that owns them: section -> "module:function".
 # Each function takes (section_value, config_path) and returns a list of Problem.
-SECTION_VALIDATORS: dict[str, str] = {}
+SECTION_VALIDATORS: dict[str, str] = {
+    "channels": "tix.channels.base:validate_channels",
+    "outbound": "tix.channels.smtp:validate",
+    "whatsapp": "tix.channels.whatsapp:validate_config",
+}
 
 
 @dataclass

@@ -422,22 +422,30 @@ class Intake:
         return last["seq"] if last else 0
 
     def _quarantine(self, path: Path, message: str) -> None:
-        qdir = self.store.path("quarantine", "whatsapp")
-        qdir.mkdir(parents=True, exist_ok=True)
-        target = qdir / path.name
-        (qdir / (path.name + ".error")).write_text(f"{path.name}: {message}\n", encoding="utf-8")
-        os.replace(path, target)
-        self.report.quarantined += 1
-        self.report.errors.append(f"{self.store.root.name}/spool/whatsapp/{path.name}: {message} "
-                                  f"(moved to quarantine/whatsapp/)")
+        """Keep the payload in quarantine/whatsapp/<id>/ (fsynced), then drop it from the spool."""
+        from tix import quarantine
 
-    def _keep_raw(self, path: Path, body: bytes) -> str:
+        qid = quarantine.put(self.store, "whatsapp", path.read_bytes(), message, source="spool/whatsapp",
+                             key=path.name, ext="json", now=self.now)
+        path.unlink()
+        self.report.quarantined += 1
+        self.report.errors.append(f"spool/whatsapp/{path.name}: {message} (quarantined as {qid})")
+
+    def replay(self, body: bytes) -> None:
+        """Ingest one payload from quarantine; raise PayloadError if it still cannot be."""
+        payload = _parse(body)
+        self._validate(payload)
+        self._payload(payload, self._keep_raw(None, body))
+
+    def _keep_raw(self, path: Path | None, body: bytes) -> str:
         """The payload as received, under messages/ (a hard link: the receiver fsynced it)."""
         name = hashlib.sha256(body).hexdigest()[:32] + ".json"
         target = self.raw_dir / name
         if not target.exists():
             self.raw_dir.mkdir(parents=True, exist_ok=True)
             try:
+                if path is None:
+                    raise OSError("no spool file to link")
                 os.link(path, target)
             except FileExistsError:
                 pass
@@ -641,6 +649,17 @@ class Intake:
         for e in errors:
             self.report.warnings.append(f"whatsapp {pnid}: Meta reported error {e.get('code')}: "
                                         f"{e.get('title') or e.get('message')}")
+
+
+def replay_item(store, entry: dict, payload: bytes, now: datetime | None = None) -> None:
+    """`tix quarantine replay` for kind whatsapp: ingest the payload again (raises if it still fails)."""
+    settings = load_settings(store)
+    if settings is None:
+        raise ConfigError([Problem(str(store.config.path), None, "no whatsapp: section in tix.yaml")])
+    with store.writing(actor="channel:whatsapp", via="tix quarantine replay") as batch:
+        intake = Intake(store, settings, batch, FetchReport(), now)
+        intake.replay(payload)
+        intake.batch.flush()
 
 
 def failed_note(ticket: int, data: dict) -> str:

@@ -1,0 +1,184 @@
+"""The one small interface every inbound channel implements.
+
+A channel only *fetches*: it yields raw items, each with its idempotency key, and
+acknowledges them at the source when told to. It never decides what an item means;
+`tix.ingest` does (de-duplicate, thread, store, fsync) and only then calls `ack`.
+
+    source = open_source(store, spec)          # spec: one entry of `channels:` in tix.yaml
+    for chunk in source.chunks(limit):         # lists of RawItem, in source order
+        ...store them, fsync...
+        source.ack(chunk)                      # flag / move / delete / advance the cursor
+    source.left                                # messages not fetched because of the cap
+    source.close()
+
+Config schema (`channels:` in tix.yaml, a list): every source has `name` and `type`
+(imap, maildir, mbox); the type adds its own keys (see `SCHEMAS`). Errors are one line
+each, `tix.yaml:LINE: channels[2] (support): unknown key 'hots' (did you mean 'host'?)`.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+from tix.errors import Problem, UsageError
+
+TYPES = {"imap": "tix.channels.imap:ImapSource",
+         "maildir": "tix.channels.maildir:MaildirSource",
+         "mbox": "tix.channels.mbox:MboxSource"}
+
+_COMMON = {"name": str, "type": str, "address": str, "team": str, "after": str, "limit": int,
+           "attachment_limit": int, "auto_messages": str, "priority": str}
+SCHEMAS: dict[str, dict] = {
+    "imap": {**_COMMON, "host": str, "port": int, "security": str, "user": str, "password_env": str,
+             "password_file": str, "folders": list, "move_to": str, "batch": int, "timeout": float},
+    "maildir": {**_COMMON, "path": str, "batch": int},
+    "mbox": {**_COMMON, "path": str, "batch": int},
+}
+REQUIRED = {"imap": ("host", "user"), "maildir": ("path",), "mbox": ("path",)}
+AFTER = {"imap": ("seen", "move", "delete"), "maildir": ("keep", "seen", "delete"), "mbox": ("keep",)}
+SECURITY = ("ssl", "starttls", "plain")
+AUTO_MESSAGES = ("ticket", "closed")
+DEFAULT_ATTACHMENT_LIMIT = 25 * 1024 * 1024
+
+
+@dataclass
+class RawItem:
+    """One message as fetched: bytes exactly as received plus where it came from."""
+
+    source: str  # the source's name in tix.yaml
+    key: str  # source idempotency key, e.g. `imap:support:INBOX:1700000000:42`
+    raw: bytes
+    meta: dict = field(default_factory=dict)  # folder, uid, path… (what `ack` needs)
+
+
+class Source:
+    """Base of every inbound source (see the module docstring for the protocol)."""
+
+    type = ""
+
+    def __init__(self, store, spec: dict):
+        self.store = store
+        self.spec = spec
+        self.name = str(spec["name"])
+        self.left = 0
+
+    @property
+    def address(self) -> str | None:
+        """The inbox address tickets from this source came in on (replies are sent from it)."""
+        addr = self.spec.get("address") or self.spec.get("user")
+        return str(addr).lower() if addr and "@" in str(addr) else None
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.spec.get("batch") or 200)
+
+    @property
+    def after(self) -> str:
+        return str(self.spec.get("after") or AFTER[self.type][0])
+
+    def items(self, limit: int | None = None):
+        """Yield RawItems one at a time (a convenience over `chunks`)."""
+        for chunk in self.chunks(limit):
+            yield from chunk
+
+    def chunks(self, limit: int | None = None):
+        """Yield lists of at most `batch_size` RawItems; set `self.left` when capped."""
+        raise NotImplementedError
+
+    def ack(self, items: list[RawItem]) -> None:
+        """Acknowledge at the source (only called after the items are fsynced in the store)."""
+
+    def seen_key(self, key: str) -> bool:  # overridden by ingest to skip known items cheaply
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+def open_source(store, spec: dict) -> Source:
+    module, cls = TYPES[spec["type"]].split(":")
+    return getattr(importlib.import_module(module), cls)(store, spec)
+
+
+def sources(config, names=None) -> list[dict]:
+    """The `channels:` entries, optionally only those named; unknown names are a UsageError."""
+    specs = list(config.section("channels", []) or [])
+    if names:
+        known = {str(s.get("name")) for s in specs}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise UsageError(f"unknown source {missing[0]!r}; sources in tix.yaml: {', '.join(sorted(known)) or '(none)'}")
+        specs = [s for s in specs if str(s.get("name")) in names]
+    return specs
+
+
+def validate_channels(node, fname: str) -> list[Problem]:
+    """Validate the `channels:` section: a list of sources. Returns every problem found."""
+    from tix.config import suggest
+
+    if not isinstance(node, list):
+        return [Problem(fname, getattr(node, "line", None), "channels must be a list of sources (- name: …, type: …)")]
+    problems: list[Problem] = []
+    names: set[str] = set()
+    for i, spec in enumerate(node):
+        lines = getattr(node, "lines", None) or []
+        line = lines[i] if i < len(lines) else getattr(node, "line", None)
+        if not isinstance(spec, dict):
+            problems.append(Problem(fname, line, f"channels[{i}] must be a mapping with name and type"))
+            continue
+        label = f"channels[{i}] ({spec.get('name', '?')})"
+
+        def at(key, spec=spec, line=line):
+            return spec.line_of(key) if hasattr(spec, "line_of") else line
+
+        kind = spec.get("type")
+        if kind not in SCHEMAS:
+            problems.append(Problem(fname, at("type"), f"{label}: type must be one of {', '.join(SCHEMAS)}, got {kind!r}"))
+            continue
+        name = spec.get("name")
+        if not name or not isinstance(name, str):
+            problems.append(Problem(fname, line, f"{label}: every source needs a name"))
+        elif name in names:
+            problems.append(Problem(fname, at("name"), f"{label}: duplicate source name {name!r}"))
+        names.add(str(name))
+        schema = SCHEMAS[kind]
+        for key, value in spec.items():
+            if key not in schema:
+                problems.append(Problem(fname, at(key), f"{label}: unknown key {key!r}{suggest(key, schema)}"))
+            elif value is not None and not _type_ok(value, schema[key]):
+                problems.append(Problem(fname, at(key), f"{label}: {key} must be {schema[key].__name__}, got {value!r}"))
+        for key in REQUIRED[kind]:
+            if not spec.get(key):
+                problems.append(Problem(fname, line, f"{label}: {key} is required for type {kind}"))
+        problems += _check_choices(spec, kind, label, at, fname)
+    return problems
+
+
+def _type_ok(value, typ) -> bool:
+    if typ is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if typ is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, typ)
+
+
+def _check_choices(spec, kind, label, at, fname) -> list[Problem]:
+    out = []
+    after = spec.get("after")
+    if after is not None and after not in AFTER[kind]:
+        out.append(Problem(fname, at("after"), f"{label}: after must be one of {', '.join(AFTER[kind])}, got {after!r}"))
+    if after == "move" and not spec.get("move_to"):
+        out.append(Problem(fname, at("after"), f"{label}: after: move needs move_to: FOLDER"))
+    sec = spec.get("security")
+    if sec is not None and sec not in SECURITY:
+        out.append(Problem(fname, at("security"), f"{label}: security must be one of {', '.join(SECURITY)}, got {sec!r}"))
+    am = spec.get("auto_messages")
+    if am is not None and am not in AUTO_MESSAGES:
+        out.append(Problem(fname, at("auto_messages"),
+                           f"{label}: auto_messages must be one of {', '.join(AUTO_MESSAGES)}, got {am!r}"))
+    if kind == "imap" and not (spec.get("password_env") or spec.get("password_file")):
+        out.append(Problem(fname, at("user"), f"{label}: name the password with password_env: VAR or password_file: PATH"))
+    folders = spec.get("folders")
+    if isinstance(folders, list) and not all(isinstance(f, str) and f for f in folders):
+        out.append(Problem(fname, at("folders"), f"{label}: folders must be a list of folder names"))
+    return out

@@ -1,0 +1,553 @@
+"""Parsing inbound mail that survives real mail: never crash, keep everything.
+
+Two paths, because the parser, not IMAP, bounds intake (DESIGN.md, measured limits):
+
+- `parse(raw)` uses the stdlib `compat32` policy (about 3.6x faster than
+  `policy=default`) and decodes only what a ticket needs: addresses, subject,
+  dates, thread headers, the text and HTML bodies and the attachment list.
+- Encoded words, unknown or wrong charsets, broken boundaries and undecodable bytes
+  fall back step by step (declared charset -> utf-8 -> cp1252 -> latin-1 with
+  replacement) instead of raising.
+
+Attachments (and inline images, forwarded `message/rfc822` parts, calendar invites)
+are returned as `Part`s with their bytes; `tix.ingest` stores them once as blobs.
+A message with no header at all (e.g. an Outlook .msg file) or no sender is
+`Unparseable`: the caller quarantines it with that reason.
+
+`is_auto_submitted(headers)` is the loop-protection test other stages use (RFC 3834
+plus practice); `bounce_info(msg)` recognises delivery-status reports.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.header import decode_header
+from email.message import Message
+from email.policy import compat32
+from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from html.parser import HTMLParser
+
+MAX_PARTS = 500  # a message with more MIME parts than this keeps the first ones only
+MAX_TEXT = 1_000_000  # characters of body text kept in an event (the raw file keeps all)
+FALLBACK_CHARSETS = ("utf-8", "cp1252", "latin-1")
+_CHARSET_ALIASES = {"utf8": "utf-8", "unicode-1-1-utf-7": "utf-7", "x-unknown": "utf-8", "unknown-8bit": "utf-8",
+                    "ks_c_5601-1987": "euc-kr", "gb2312": "gb18030", "gbk": "gb18030", "iso-8859-8-i": "iso-8859-8"}
+
+
+class Unparseable(Exception):
+    """This is not a mail message we can make a ticket from; the message says why."""
+
+
+@dataclass
+class Part:
+    """One attachment, inline image, forwarded message or calendar invite."""
+
+    name: str
+    type: str
+    data: bytes
+    inline: bool = False
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass
+class Parsed:
+    message_id: str | None
+    from_addr: str | None
+    from_name: str | None
+    to: list[str]
+    cc: list[str]
+    reply_to: str | None
+    subject: str
+    date: str | None  # ISO UTC, or None when missing/unparseable
+    in_reply_to: list[str]
+    references: list[str]
+    text: str  # the new text (quoted history removed)
+    text_full: str  # the whole plain text
+    html: str | None
+    attachments: list[Part] = field(default_factory=list)
+    calendar: list[dict] = field(default_factory=list)
+    auto_reason: str | None = None
+    bounce: dict | None = None  # {"message_ids": [...], "recipients": [...], "status": ...}
+    headers: Message | None = None
+    defects: list[str] = field(default_factory=list)
+
+
+# -- headers ------------------------------------------------------------------------------
+def decode_words(value) -> str:
+    """An RFC 2047 header value as text; never raises."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):  # email.header.Header from 8-bit headers
+        try:
+            value = str(value)
+        except Exception:  # noqa: BLE001 - a header object we cannot render
+            return ""
+    if "=?" not in value:
+        return _unfold(value)
+    try:
+        chunks = decode_header(value)
+    except Exception:  # noqa: BLE001 - malformed encoded words: keep the raw text
+        return _unfold(value)
+    out = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, bytes):
+            out.append(decode_bytes(chunk, charset))
+        else:
+            out.append(chunk)
+    return _unfold("".join(out))
+
+
+def _unfold(text: str) -> str:
+    text = text.replace("\r", "").replace("\n", "")
+    # 8-bit header bytes come back from compat32 as surrogate escapes: recover them
+    if any("\udc80" <= c <= "\udcff" for c in text):
+        text = decode_bytes(text.encode("utf-8", "surrogateescape"), None)
+    return text.strip()
+
+
+def decode_bytes(data: bytes, charset: str | None) -> str:
+    """Bytes to text with the declared charset, then utf-8, cp1252, latin-1."""
+    tried = []
+    if charset:
+        cs = charset.strip().strip('"').lower()
+        tried.append(_CHARSET_ALIASES.get(cs, cs))
+    for cs in tried + [c for c in FALLBACK_CHARSETS if c not in tried]:
+        try:
+            return data.decode(cs)
+        except (LookupError, UnicodeDecodeError, ValueError):
+            continue
+    return data.decode("utf-8", "replace")
+
+
+def clean_msgid(value) -> str | None:
+    ids = msgid_list(value)
+    return ids[0] if ids else None
+
+
+_MSGID = re.compile(r"<([^<>\s]+)>")
+
+
+def msgid_list(value) -> list[str]:
+    """`<a@b> <c@d>` -> ['<a@b>', '<c@d>']; a bare id without brackets is accepted too."""
+    if not value:
+        return []
+    text = str(value)
+    found = [f"<{m}>" for m in _MSGID.findall(text)]
+    if not found:
+        bare = text.strip()
+        if bare and " " not in bare and "@" in bare:
+            found = [f"<{bare}>"]
+    return found
+
+
+def addresses(values) -> list[tuple[str, str]]:
+    """(name, lowercased address) pairs of address headers; never raises."""
+    texts = [decode_words(v) if "=?" in str(v) else _unfold(str(v)) for v in values if v is not None]
+    try:
+        pairs = getaddresses(texts)
+    except Exception:  # noqa: BLE001
+        pairs = [parseaddr(t) for t in texts]
+    out = []
+    for name, addr in pairs:
+        addr = addr.strip().lower()
+        if "@" in addr and " " not in addr:
+            out.append((name.strip(), addr))
+    return out
+
+
+def _date(value) -> str | None:
+    if not value:
+        return None
+    try:
+        dt = parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if dt is None:
+        return None
+    from datetime import timezone
+
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    try:
+        return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (OverflowError, ValueError):
+        return None
+
+
+# -- loop protection (RFC 3834 and practice) --------------------------------------------------
+_NOREPLY = re.compile(r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply|bounces?|notifications?)([+._-].*)?@",
+                      re.I)
+
+
+def is_auto_submitted(headers, own_addresses=()) -> str | None:
+    """Why this message is machine-made (never answer it automatically), or None.
+
+    `headers` is a mapping with `.get` (an `email.message.Message`, or a dict of header
+    name -> value). Reasons: `auto-submitted:<value>`, `x-autoreply`, `precedence:<v>`,
+    `list-id`, `x-loop`, `mailer-daemon`, `noreply-sender`, `delivery-report`, `own-address`.
+    """
+    def get(name):
+        v = headers.get(name)
+        if v is None and isinstance(headers, dict):
+            v = headers.get(name.lower())
+        return None if v is None else str(v)
+
+    auto = (get("Auto-Submitted") or "").strip().lower()
+    if auto and auto.split(";")[0].strip() != "no":
+        return f"auto-submitted:{auto.split(';')[0].strip()}"
+    if get("X-Autoreply") or get("X-Autorespond") or (get("X-Auto-Response-Suppress") or "").lower() in ("all", "oof"):
+        return "x-autoreply"
+    prec = (get("Precedence") or "").strip().lower()
+    if prec in ("bulk", "junk", "list", "auto_reply"):
+        return f"precedence:{prec}"
+    if get("List-Id") or get("List-Unsubscribe"):
+        return "list-id"
+    loop = (get("X-Loop") or "").lower()
+    if loop and (not own_addresses or any(a in loop for a in own_addresses) or "tix" in loop):
+        return "x-loop"
+    ctype = (get("Content-Type") or "").lower()
+    if "multipart/report" in ctype and "delivery-status" in ctype:
+        return "delivery-report"
+    sender = parseaddr(decode_words(get("From") or ""))[1].lower()
+    if sender.startswith(("mailer-daemon@", "postmaster@")) or sender == "mailer-daemon":
+        return "mailer-daemon"
+    if _NOREPLY.match(sender):
+        return "noreply-sender"
+    if sender and sender in own_addresses:
+        return "own-address"
+    rp = (get("Return-Path") or "").strip()
+    if rp == "<>":
+        return "null-return-path"
+    return None
+
+
+# -- bodies --------------------------------------------------------------------------------
+class _HTMLText(HTMLParser):
+    _BLOCK = frozenset("p div br li tr h1 h2 h3 h4 h5 h6 table blockquote pre hr section article header footer".split())
+    _SKIP = frozenset(("script", "style", "head", "title"))
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.skip = 0
+        self.href: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self._SKIP:
+            self.skip += 1
+        elif tag in self._BLOCK:
+            self.out.append("\n")
+            if tag == "li":
+                self.out.append("- ")
+        elif tag == "a":
+            self.href = dict(attrs).get("href")
+
+    def handle_endtag(self, tag):
+        if tag in self._SKIP:
+            self.skip = max(0, self.skip - 1)
+        elif tag in self._BLOCK:
+            self.out.append("\n")
+        elif tag == "a" and self.href:
+            if self.href.startswith(("http://", "https://")):
+                self.out.append(f" ({self.href})")
+            self.href = None
+
+    def handle_data(self, data):
+        if not self.skip:
+            self.out.append(re.sub(r"\s+", " ", data))
+
+
+def html_to_text(markup: str) -> str:
+    """Readable plain text from an HTML body (links kept in brackets); never raises."""
+    p = _HTMLText()
+    try:
+        p.feed(markup)
+        p.close()
+        text = "".join(p.out)
+    except Exception:  # noqa: BLE001 - broken markup: strip tags crudely
+        text = html.unescape(re.sub(r"<[^>]*>", " ", markup))
+    lines = [ln.strip() for ln in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+_QUOTE_HEAD = re.compile(
+    r"^(On .{1,200} wrote:|Pada .{1,200} menulis:|Le .{1,200} a écrit :|Am .{1,200} schrieb .{0,100}:"
+    r"|-{2,}\s*(Original Message|Pesan Asli|Forwarded message|Pesan yang diteruskan)\s*-{2,}"
+    r"|_{10,}|From: .+|Dari: .+|Sent from my .+|Dikirim dari .+)\s*$", re.I)
+
+
+def split_quoted(text: str) -> str:
+    """The new text of a reply: everything before the quoted history starts.
+
+    Recognises `>` quoting, "On … wrote:" / "Pada … menulis:" attribution lines and
+    Outlook-style "-----Original Message-----" / "From:" blocks. Linear in the text.
+    """
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        s = line.strip()
+        if not s:
+            continue
+        if s.startswith(">") and _rest_quoted(lines, i):
+            return "\n".join(lines[:i]).strip()
+        if len(s) < 400 and _QUOTE_HEAD.match(s):
+            if s.lower().startswith(("from:", "dari:")) and i == 0:
+                continue
+            if s.lower().startswith(("sent from", "dikirim dari")):
+                return "\n".join(lines[:i]).strip()
+            return "\n".join(lines[:i]).strip()
+    return text.strip()
+
+
+def _rest_quoted(lines: list[str], i: int) -> bool:
+    rest = [ln for ln in lines[i:] if ln.strip()]
+    quoted = sum(1 for ln in rest if ln.lstrip().startswith(">"))
+    return quoted * 2 >= len(rest)
+
+
+def _payload(part: Message) -> bytes:
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001 - broken base64/uuencode: keep the raw payload
+        data = None
+    if data is None:
+        raw = part.get_payload()
+        if isinstance(raw, str):
+            return raw.encode("utf-8", "surrogateescape")
+        return b""
+    return data
+
+
+def _filename(part: Message) -> str | None:
+    try:
+        name = part.get_filename()
+    except Exception:  # noqa: BLE001
+        name = None
+    if name is None:
+        name = part.get_param("name", header="content-type")
+        if isinstance(name, tuple):  # RFC 2231
+            try:
+                name = name[2].encode("latin-1", "replace").decode(name[0] or "utf-8", "replace")
+            except LookupError:
+                name = name[2]
+    if not name:
+        return None
+    name = decode_words(name)
+    name = name.replace("/", "_").replace("\\", "_").replace("\x00", "").strip()
+    return name[:200] or None
+
+
+_EXT = {"text/calendar": ".ics", "message/rfc822": ".eml", "text/html": ".html", "text/plain": ".txt",
+        "image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "application/pdf": ".pdf"}
+
+
+def _walk(msg: Message):
+    """Leaf parts in order, at most MAX_PARTS; message/rfc822 parts are leaves."""
+    stack = [msg]
+    count = 0
+    while stack and count < MAX_PARTS:
+        part = stack.pop()
+        count += 1
+        ctype = part.get_content_type()
+        if part.is_multipart() and ctype != "message/rfc822":
+            payload = part.get_payload()
+            if isinstance(payload, list):
+                stack.extend(reversed(payload))
+                continue
+        yield part
+
+
+def parse(raw: bytes, own_addresses=()) -> Parsed:
+    """Parse one raw message. Raises `Unparseable` (with the reason) and nothing else."""
+    try:
+        return _parse(raw, own_addresses)
+    except Unparseable:
+        raise
+    except RecursionError:
+        raise Unparseable("MIME structure nested too deeply") from None
+    except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the batch
+        raise Unparseable(f"parser error: {type(exc).__name__}: {exc}") from None
+
+
+def _looks_like_mail(raw: bytes) -> bool:
+    head = raw[:2048].lstrip()
+    if head.startswith(b"From "):  # mbox separator line
+        head = head.split(b"\n", 1)[-1]
+    first = head.split(b"\n", 1)[0]
+    return re.match(rb"^[!-9;-~]+:", first) is not None
+
+
+def _parse(raw: bytes, own_addresses) -> Parsed:
+    if not raw.strip():
+        raise Unparseable("empty message")
+    if raw[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+        raise Unparseable("not an RFC 5322 message: an Outlook .msg (CFB) file")
+    if not _looks_like_mail(raw):
+        raise Unparseable("not an RFC 5322 message: it does not start with a header")
+    msg = message_from_bytes(raw.lstrip(), policy=compat32)
+    senders = addresses(msg.get_all("From") or []) or addresses(msg.get_all("Sender") or [])
+    if not senders:
+        senders = addresses(msg.get_all("Return-Path") or [])
+    if not senders:
+        raise Unparseable("no sender address (From header missing or unreadable)")
+    from_name, from_addr = senders[0]
+    text_parts, html_parts, attachments, calendar = [], [], [], []
+    for part in _walk(msg):
+        _classify(part, msg, text_parts, html_parts, attachments, calendar)
+    text_full = "\n\n".join(t for t in text_parts if t.strip()).strip()
+    html_body = "\n".join(html_parts) if html_parts else None
+    if not text_full and html_body:
+        text_full = html_to_text(html_body)
+    text_full = text_full.replace("\r\n", "\n").replace("\r", "\n")[:MAX_TEXT]
+    bounce = bounce_info(msg)
+    auto = is_auto_submitted(msg, own_addresses)
+    if bounce and not auto:
+        auto = "delivery-report"
+    return Parsed(
+        message_id=clean_msgid(msg.get("Message-ID")),
+        from_addr=from_addr,
+        from_name=decode_words(from_name) or None,
+        to=[a for _, a in addresses(msg.get_all("To") or [])],
+        cc=[a for _, a in addresses(msg.get_all("Cc") or [])],
+        reply_to=next((a for _, a in addresses(msg.get_all("Reply-To") or [])), None),
+        subject=decode_words(msg.get("Subject"))[:998],
+        date=_date(msg.get("Date")),
+        in_reply_to=msgid_list(msg.get("In-Reply-To")),
+        references=msgid_list(" ".join(str(v) for v in msg.get_all("References") or []))[-50:],
+        text=split_quoted(text_full),
+        text_full=text_full,
+        html=html_body,
+        attachments=attachments,
+        calendar=calendar,
+        auto_reason=auto,
+        bounce=bounce,
+        headers=msg,
+        defects=[type(d).__name__ for d in msg.defects],
+    )
+
+
+def _classify(part: Message, root: Message, text_parts, html_parts, attachments, calendar) -> None:
+    ctype = part.get_content_type()
+    disp = decode_words(part.get("Content-Disposition")).split(";")[0].strip().lower()
+    name = _filename(part)
+    is_body = disp != "attachment" and not (name and ctype not in ("text/plain", "text/html"))
+    if ctype == "message/rfc822" or (part is not root and ctype in ("message/delivery-status",
+                                                                       "text/rfc822-headers")):
+        data = _rfc822_bytes(part)
+        attachments.append(Part(name or _forward_name(part, ctype), ctype, data))
+        return
+    if part.is_multipart():
+        return
+    if ctype == "text/plain" and is_body:
+        text_parts.append(decode_bytes(_payload(part), part.get_content_charset()))
+        return
+    if ctype == "text/html" and is_body:
+        html_parts.append(decode_bytes(_payload(part), part.get_content_charset()))
+        return
+    data = _payload(part)
+    if ctype == "text/calendar":
+        calendar.append(parse_calendar(decode_bytes(data, part.get_content_charset())))
+    if not data and not name:
+        return
+    if ctype.startswith("multipart/"):
+        return
+    attachments.append(Part(name or f"part{len(attachments) + 1}{_EXT.get(ctype, '.bin')}", ctype, data,
+                            inline=disp == "inline" or bool(part.get("Content-ID"))))
+
+
+def _rfc822_bytes(part: Message) -> bytes:
+    payload = part.get_payload()
+    if isinstance(payload, list) and payload:
+        if len(payload) == 1:
+            try:
+                return payload[0].as_bytes(policy=compat32)
+            except Exception:  # noqa: BLE001
+                pass
+        out = []
+        for sub in payload:
+            try:
+                out.append(sub.as_bytes(policy=compat32))
+            except Exception:  # noqa: BLE001
+                continue
+        return b"\n".join(out)
+    return _payload(part)
+
+
+def _forward_name(part: Message, ctype: str) -> str:
+    if ctype != "message/rfc822":
+        return "delivery-status.txt" if ctype == "message/delivery-status" else "headers.txt"
+    payload = part.get_payload()
+    subject = ""
+    if isinstance(payload, list) and payload:
+        subject = decode_words(payload[0].get("Subject"))
+    safe = re.sub(r"[^\w .,-]+", "_", subject).strip()[:80]
+    return f"{safe or 'forwarded'}.eml"
+
+
+def parse_calendar(text: str) -> dict:
+    """METHOD, SUMMARY, DTSTART, DTEND, LOCATION, ORGANIZER of an iCalendar invite."""
+    out: dict = {}
+    unfolded = re.sub(r"\r?\n[ \t]", "", text)
+    for line in unfolded.splitlines():
+        key, _, value = line.partition(":")
+        base = key.split(";")[0].upper()
+        if base in ("METHOD", "SUMMARY", "DTSTART", "DTEND", "LOCATION", "ORGANIZER") and base.lower() not in out:
+            out[base.lower()] = value.strip()[:500]
+    return out
+
+
+# -- bounces -------------------------------------------------------------------------------
+_DSN_ID = re.compile(r"^(?:Message-ID|Message-Id|Original-Message-ID)\s*:\s*(<[^>]+>)", re.I | re.M)
+_DSN_RCPT = re.compile(r"^(?:Final|Original)-Recipient\s*:\s*(?:rfc822;)?\s*(\S+)", re.I | re.M)
+_DSN_STATUS = re.compile(r"^Status\s*:\s*([245]\.\d+\.\d+)", re.I | re.M)
+
+
+def bounce_info(msg: Message) -> dict | None:
+    """Message-IDs and recipients of a delivery-status report (RFC 3464) or a classic bounce."""
+    ctype = msg.get_content_type()
+    report = ctype == "multipart/report" and (msg.get_param("report-type") or "").lower() == "delivery-status"
+    sender = parseaddr(decode_words(msg.get("From") or ""))[1].lower()
+    daemon = sender.split("@")[0] in ("mailer-daemon", "postmaster") or sender == "mailer-daemon"
+    if not report and not daemon:
+        return None
+    ids, rcpts, status = [], [], None
+    for part in _walk(msg):
+        pct = part.get_content_type()
+        if pct in ("message/rfc822", "text/rfc822-headers", "message/delivery-status") or (
+                pct == "text/plain" and daemon):
+            blob = _rfc822_bytes(part) if pct != "text/plain" else _payload(part)
+            text = decode_bytes(blob[:200_000], "utf-8")
+            ids += [i for i in _DSN_ID.findall(text) if i not in ids]
+            rcpts += [r.strip("<>").lower() for r in _DSN_RCPT.findall(text) if r not in rcpts]
+            if status is None:
+                m = _DSN_STATUS.search(text)
+                status = m.group(1) if m else None
+    if not report and not ids:
+        return None
+    return {"message_ids": ids[:20], "recipients": rcpts[:20], "status": status}
+
+
+def content_key(raw: bytes, message_id: str | None = None) -> str:
+    """The cross-folder idempotency key: Message-ID plus a hash of the body bytes.
+
+    Transport headers (Received, Delivered-To, X-…) differ between copies of one message
+    in two folders or after a re-scan, so only the Message-ID and the body are hashed;
+    without a Message-ID the whole message is.
+    """
+    if message_id:
+        sep = raw.find(b"\n\n")
+        sep2 = raw.find(b"\r\n\r\n")
+        cut = min(x for x in (sep, sep2, len(raw)) if x >= 0)
+        h = hashlib.sha256(message_id.encode("utf-8", "replace") + b"\0" + raw[cut:].replace(b"\r\n", b"\n").strip())
+    else:
+        h = hashlib.sha256(raw.replace(b"\r\n", b"\n"))
+    return "m" + h.hexdigest()[:40]

@@ -1,0 +1,299 @@
+"""WhatsApp out: compose a Cloud API message for a ticket, and send one outbox item.
+
+The durable outbox (tix.outbox) calls these by channel name:
+
+- `compose(store, reader, ticket_row, text, template=None) -> dict`: the outbox item for a
+  reply. Inside the 24-hour customer-service window (counted from the customer's last
+  WhatsApp message on the ticket) free text is allowed; outside it, or after Meta said
+  131047 for this ticket, only an approved template may be sent, and without `template`
+  compose raises UsageError saying so instead of trying. A template is named by its key
+  under `whatsapp.templates` in tix.yaml; its parameters are Jinja2 (sandboxed) over
+  `ticket`, `contact`, `text`.
+- `send_item(store, item) -> dict`: `POST {base_url}/{version}/{phone_number_id}/messages`
+  with the bearer token from `token_env`, the item's id echoed in `biz_opaque_callback_data`
+  (status webhooks carry it back, so a timed-out send can be reconciled). Returns
+  `{"message": wamid, "channel": "whatsapp", ...}`; the status webhooks of that wamid then
+  update the message (tix.channels.whatsapp).
+
+Errors are classified by Graph `error.code`, never by HTTP status or text (API-NOTES §2):
+`SendTemporary` (retry with backoff; `.retry_after` seconds when the code says how long),
+`TemplateRequired` (131047, a `SendPermanent`: do not resend free text), `SendPermanent`
+(note it on the ticket), `ChannelStopped` (token and account errors: stop and alert).
+Every exception carries `.code` (the Graph code or None) and never the token.
+
+Item shape (JSON, stored by the outbox)::
+
+    {"channel": "whatsapp", "ticket": 42, "phone_number_id": "1000…", "inbox": "1555…",
+     "to": "+15555550100" | null, "recipient": "US.1000…" | null, "text": "…",
+     "template": "followup" | null, "context": "wamid…" | null, "request": {Graph JSON body}}
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from tix.errors import ChannelStopped, SendPermanent, SendTemporary, UsageError
+
+MAX_TEXT = 4096
+CONTEXT_AFTER = timedelta(minutes=30)
+
+RETRY_CODES = frozenset({4, 80007, 130429, 131056, 131000, 131016, 131057})
+TEMPLATE_CODES = frozenset({131047})
+STOP_CODES = frozenset({0, 3, 10, 190, 368, 131031, 130497, 131048, *range(200, 300)})
+
+
+class TemplateRequired(SendPermanent):
+    """Meta refused free text (131047): more than 24 hours since the customer last wrote."""
+
+    template_required = True
+
+
+# -- compose ---------------------------------------------------------------------------------
+def compose(store, reader, ticket_row: dict, text: str, template: str | None = None, now: datetime | None = None) -> dict:
+    """The outbox item for replying `text` (or the named template) on a WhatsApp ticket."""
+    from tix.channels.whatsapp import load_settings
+
+    settings = load_settings(store)
+    number = ticket_row["number"]
+    if settings is None:
+        raise UsageError("tix.yaml has no whatsapp: section; cannot send WhatsApp messages")
+    if ticket_row.get("channel") != "whatsapp":
+        raise UsageError(f"ticket #{number} is not a WhatsApp ticket (channel {ticket_row.get('channel')})")
+    conv = conversation(store, number)
+    contact = reader.contact(ticket_row["contact"]) if ticket_row.get("contact") else None
+    to, recipient = _recipient(conv, contact)
+    if not to and not recipient:
+        raise UsageError(f"ticket #{number}: no WhatsApp number or user id to send to")
+    pnid = _phone_number_id(settings, conv, ticket_row)
+    now = now or datetime.now(timezone.utc)
+    base = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+    base.update({"to": to} if to else {"recipient": recipient})
+    item = {"channel": "whatsapp", "ticket": number, "phone_number_id": pnid,
+            "inbox": ticket_row.get("inbox"), "to": to, "recipient": None if to else recipient,
+            "text": text, "template": template, "context": None}
+    if template:
+        base.update(_template_body(settings, template, ticket_row, contact, text))
+    else:
+        _check_window(settings, conv, number, now)
+        if not text or not text.strip():
+            raise UsageError("a WhatsApp reply needs text")
+        if len(text) > MAX_TEXT:
+            raise UsageError(f"a WhatsApp text holds at most {MAX_TEXT} characters, this one has {len(text)}")
+        base.update({"type": "text", "text": {"preview_url": False, "body": text}})
+        ctx = _context(conv, now)
+        if ctx:
+            base["context"] = {"message_id": ctx}
+            item["context"] = ctx
+    item["request"] = base
+    return item
+
+
+def conversation(store, number: int) -> dict:
+    """What sending needs from a ticket's events: the last inbound message, window facts."""
+    last_in = None
+    last_out_ts = None
+    template_only_since = None
+    for ev in store.events_for(ticket=number):
+        data = ev.get("data") or {}
+        kind = ev["type"]
+        if kind == "message.received" and data.get("channel") == "whatsapp":
+            last_in = {**data, "ts": ev["ts"]}
+            template_only_since = None  # a new customer message opens the window again
+        elif kind == "message.sent":
+            last_out_ts = ev["ts"]
+        elif (kind == "message.status" and data.get("template_only")) or _says_131047(kind, data):
+            template_only_since = ev["ts"]
+    return {"last_in": last_in, "last_out_ts": last_out_ts, "template_only": template_only_since}
+
+
+def _says_131047(kind: str, data: dict) -> bool:
+    if not kind.startswith("outbox."):
+        return False
+    return data.get("code") == 131047 or "131047" in str(data.get("error") or "")
+
+
+def _recipient(conv: dict, contact: dict | None) -> tuple[str | None, str | None]:
+    last = conv["last_in"] or {}
+    if last.get("from"):
+        return "+" + last["from"], last.get("from_user_id")
+    if last.get("from_user_id"):
+        return None, last["from_user_id"]
+    if contact:
+        import orjson
+
+        phones = contact.get("phones") or []
+        uid = orjson.loads(contact.get("fields") or "{}").get("wa_user_id")
+        return ("+" + phones[0] if phones else None), uid
+    return None, None
+
+
+def _phone_number_id(settings, conv: dict, row: dict) -> str:
+    last = conv["last_in"] or {}
+    if last.get("phone_number_id"):
+        return str(last["phone_number_id"])
+    num = settings.by_inbox(row.get("inbox"))
+    if num:
+        return num.phone_number_id
+    if len(settings.numbers) == 1:
+        return next(iter(settings.numbers))
+    raise UsageError(f"ticket #{row['number']}: which business number? add inbox {row.get('inbox')!r} "
+                     f"to whatsapp.numbers in tix.yaml")
+
+
+def window_open(settings, conv: dict, now: datetime) -> bool:
+    last = conv["last_in"]
+    if not last or conv["template_only"]:
+        return False
+    since = _when(last.get("sent_at") or last["ts"])
+    return now - since < timedelta(hours=settings.window_hours)
+
+
+def _check_window(settings, conv: dict, number: int, now: datetime) -> None:
+    if window_open(settings, conv, now):
+        return
+    names = ", ".join(sorted(settings.templates)) or "none configured in whatsapp.templates"
+    if conv["template_only"]:
+        why = "WhatsApp refused free text for this ticket (131047, re-engagement)"
+    elif conv["last_in"]:
+        ago = now - _when(conv["last_in"].get("sent_at") or conv["last_in"]["ts"])
+        why = f"the customer last wrote on WhatsApp {_ago(ago)} ago"
+    else:
+        why = "the customer has not written on WhatsApp on this ticket"
+    raise UsageError(f"ticket #{number}: {why}; outside the {settings.window_hours:g}-hour customer-service "
+                     f"window only an approved template may be sent: tix reply {number} --template NAME "
+                     f"(templates: {names})")
+
+
+def _context(conv: dict, now: datetime) -> str | None:
+    """Quote the customer's message when the reply would otherwise be ambiguous."""
+    last = conv["last_in"]
+    if not last or not last.get("message") or last.get("wa_type") in ("reaction", "system"):
+        return None
+    answered_since = conv["last_out_ts"] and conv["last_out_ts"] > last["ts"]
+    if answered_since or now - _when(last.get("sent_at") or last["ts"]) > CONTEXT_AFTER:
+        return last["message"]
+    return None
+
+
+def _template_body(settings, key: str, row: dict, contact: dict | None, text: str) -> dict:
+    spec = settings.templates.get(key)
+    if spec is None:
+        names = ", ".join(sorted(settings.templates)) or "none"
+        raise UsageError(f"unknown WhatsApp template {key!r}; configured in whatsapp.templates: {names}")
+    from jinja2 import StrictUndefined, TemplateError
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    values = {"ticket": row, "contact": contact or {}, "text": text or ""}
+    params = []
+    try:
+        for p in spec.get("params") or []:
+            if isinstance(p, dict):  # named parameter: {name: template}
+                (pname, tmpl), = p.items()
+                params.append({"type": "text", "parameter_name": str(pname),
+                               "text": env.from_string(str(tmpl)).render(values)})
+            else:
+                params.append({"type": "text", "text": env.from_string(str(p)).render(values)})
+    except (TemplateError, ValueError) as exc:
+        raise UsageError(f"whatsapp.templates.{key}: {exc}") from None
+    tpl: dict = {"name": str(spec["name"]), "language": {"code": str(spec.get("language") or "id")}}
+    if params:
+        tpl["components"] = [{"type": "body", "parameters": params}]
+    return {"type": "template", "template": tpl}
+
+
+# -- send ------------------------------------------------------------------------------------
+def send_item(store, item: dict, session=None) -> dict:
+    """POST one composed item to the Cloud API; classify failures (see the module docstring)."""
+    import requests
+
+    from tix.channels.whatsapp import load_settings
+
+    settings = load_settings(store)
+    if settings is None:
+        raise ChannelStopped("tix.yaml has no whatsapp: section")
+    token = _token(settings)
+    body = dict(item["request"])
+    ref = item.get("id") or item.get("outbox_id")
+    if ref and "biz_opaque_callback_data" not in body:
+        body["biz_opaque_callback_data"] = str(ref)
+    url = f"{settings.base_url}/{settings.version}/{item['phone_number_id']}/messages"
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    try:
+        resp = (session or requests).post(url, json=body, headers=headers, timeout=(5, 30))
+    except requests.Timeout:
+        err = SendTemporary("WhatsApp API timed out (the message may have been accepted; the status webhook will tell)")
+        err.code, err.retry_after, err.maybe_sent = None, None, True
+        raise err from None
+    except requests.RequestException as exc:
+        err = SendTemporary(f"WhatsApp API unreachable: {exc.__class__.__name__}")
+        err.code, err.retry_after = None, None
+        raise err from None
+    if resp.status_code == 200:
+        return _accepted(resp, item)
+    raise classify(resp.status_code, _error(resp), attempts=int(item.get("attempts") or 0))
+
+
+def _token(settings) -> str:
+    from tix.errors import TixError
+
+    try:
+        token = settings.secret("token")
+    except TixError as exc:
+        raise ChannelStopped(f"whatsapp: {exc}") from None
+    if not token:
+        raise ChannelStopped("whatsapp: no token configured (token_env in tix.yaml)")
+    return token
+
+
+def _accepted(resp, item: dict) -> dict:
+    try:
+        data = resp.json()
+        wamid = data["messages"][0]["id"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        err = SendTemporary("WhatsApp API answered 200 without a message id")
+        err.code, err.retry_after, err.maybe_sent = None, None, True
+        raise err from None
+    who = (data.get("contacts") or [{}])[0]
+    return {"message": wamid, "channel": "whatsapp", "to": item.get("to"), "recipient": item.get("recipient"),
+            "wa_id": who.get("wa_id"), "user_id": who.get("user_id"), "inbox": item.get("inbox"),
+            "phone_number_id": item.get("phone_number_id"), "template": item.get("template"),
+            "context": item.get("context"), "message_status": data["messages"][0].get("message_status")}
+
+
+def _error(resp) -> dict:
+    try:
+        err = resp.json().get("error")
+        return err if isinstance(err, dict) else {}
+    except (ValueError, AttributeError):
+        return {}
+
+
+def classify(status: int, error: dict, attempts: int = 0) -> Exception:
+    """The exception for a failed send, from the Graph `error.code` (HTTP status only as fallback)."""
+    code = error.get("code")
+    code = int(code) if isinstance(code, (int, str)) and str(code).isdigit() else None
+    details = (error.get("error_data") or {}).get("details") or ""
+    text = f"WhatsApp API error {code if code is not None else 'HTTP ' + str(status)}: {error.get('message') or ''}"
+    text = text.rstrip(": ") + (f" ({details})" if details else "")
+    if code in TEMPLATE_CODES:
+        exc: Exception = TemplateRequired(text + "; only an approved template can be sent now")
+    elif code in STOP_CODES or (code is None and status in (401, 403)):
+        exc = ChannelStopped(text + "; WhatsApp sending stopped until the token/account is fixed")
+    elif code in RETRY_CODES or status >= 500 or (code is None and status == 429):
+        exc = SendTemporary(text)
+        exc.retry_after = 4 ** min(attempts, 5) if code == 131056 else (60 if code == 131057 else None)
+    else:
+        exc = SendPermanent(text)
+    exc.code = code
+    exc.http_status = status
+    return exc
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _ago(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.0f} hours"

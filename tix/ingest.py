@@ -1,0 +1,426 @@
+"""Intake: every inbound message becomes a ticket, a reply on the right ticket, or a
+quarantine entry. Never lost, never duplicated, whatever the message.
+
+`fetch_all()` reads like the pipeline, one chunk (an IMAP batch) at a time::
+
+    channel.chunks() -> de-duplicate (MailIndex) -> parse -> thread -> events
+        -> raw files + blobs fsynced -> Batch.flush() (log fsync) -> channel.ack(chunk)
+
+Crash safety (DESIGN.md invariants 1, 2, 6): a message is acknowledged at its source
+(flag, move, delete, cursor) only after its events are fsynced; the idempotency keys
+(source key: IMAP UIDVALIDITY+UID, maildir name, mbox hash; content key: Message-ID +
+body hash) make a re-fetch after a crash a no-op; a message that cannot be processed is
+written to `quarantine/` (fsynced), recorded by a `message.quarantined` event, and then
+acknowledged like any other, so it is never retried forever and never blocks the batch.
+The whole run holds the store's write lock: an overlapping cron run waits, then exits 75.
+
+Threading: In-Reply-To / References against every Message-ID tix has received or sent;
+then the subject tag `[#N]` when the sender is the ticket's contact; else a new ticket.
+A reply to a resolved ticket reopens it within `reopen_days`; later replies open a new
+ticket linked to the old one. Delivery reports become a `ticket.note` (kind `bounce`) on
+the ticket of the message that bounced and never open a ticket. Auto-submitted mail
+(`mailparse.is_auto_submitted`) never reopens a ticket; without a thread it opens a
+ticket tagged `auto`, closed unless the source says `auto_messages: ticket`.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from tix import quarantine, tickets
+from tix.channels import base, mailparse
+from tix.channels.index import MailIndex
+from tix.store.log import fsync_dir, iso, utcnow
+
+EVENT_TEXT_LIMIT = 100_000  # characters of text per event; the raw file keeps everything
+
+
+@dataclass
+class FetchReport:
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    left: int = 0
+    errors: list[str] = field(default_factory=list)
+    tickets_created: int = 0
+    sources: dict = field(default_factory=dict)  # name -> {"stored", "duplicates", …}
+
+    def merge(self, other, name: str | None = None) -> None:
+        for attr in ("stored", "duplicates", "quarantined", "left"):
+            setattr(self, attr, getattr(self, attr) + int(getattr(other, attr, 0) or 0))
+        self.errors += list(getattr(other, "errors", []) or [])
+        if name:
+            self.sources[name] = {a: getattr(other, a, 0) for a in ("stored", "duplicates", "quarantined", "left")}
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.quarantined
+
+
+def fetch_all(store, now: datetime | None = None, limit: int | None = None, sources=None) -> FetchReport:
+    """Fetch every configured source (or those named in `sources`) into the store.
+
+    Args:
+        now: the time recorded on the events (default: the wall clock).
+        limit: at most this many new messages in this run; the rest are counted in `left`.
+        sources: names of `channels:` entries to fetch (default: all).
+    Returns a FetchReport; a source that failed adds a line to `errors` (it never looks
+    like an empty source). Raises StoreLocked when another writer holds the store.
+    """
+    report = FetchReport()
+    specs = base.sources(store.config, sources)
+    with store.writing(actor="system", via="tix fetch") as batch:
+        intake = Intake(store, batch, now)
+        budget = limit
+        for spec in specs:
+            sub = intake.fetch_source(spec, budget)
+            report.merge(sub, spec["name"])
+            if budget is not None:
+                budget -= sub.stored + sub.quarantined
+        report.tickets_created = intake.created
+        intake.index.save(store)
+    if store.config.section("whatsapp") is not None and not sources:
+        _whatsapp(store, now, report)
+    return report
+
+
+def _whatsapp(store, now, report: FetchReport) -> None:
+    try:
+        from tix.channels.whatsapp import fetch_spool
+    except ImportError as exc:
+        report.errors.append(f"whatsapp: intake not available ({exc})")
+        return
+    try:
+        report.merge(fetch_spool(store, now=now), "whatsapp")
+    except Exception as exc:  # noqa: BLE001 - a failed channel is an error line, not a crash
+        if exc.__class__.__name__ == "StoreLocked":
+            raise
+        report.errors.append(f"whatsapp: {exc}")
+
+
+class Intake:
+    """One run's working state: the mail index, contacts, tickets touched, files to sync."""
+
+    def __init__(self, store, batch, now=None):
+        self.store = store
+        self.batch = batch
+        self.config = store.config
+        self.now = now.astimezone(timezone.utc) if now else None
+        self.index = MailIndex.load(store)
+        self.contacts = tickets.ContactIndex.load(batch.reader)
+        self.rows: dict[int, dict] = {}
+        self.created = 0
+        prefix = re.escape(str(self.config.setting("subject_tag")))
+        self.tag_re = re.compile(r"\[" + prefix + r"(\d+)\]")
+        self.reopen = timedelta(days=int(self.config.setting("reopen_days")))
+        self.own = own_addresses(self.config)
+        self._dirs: set[Path] = set()
+        self._backup: dict[int, dict] = {}
+
+    # -- the run --------------------------------------------------------------------------------
+    def fetch_source(self, spec: dict, budget: int | None) -> FetchReport:
+        rep = FetchReport()
+        cap = spec.get("limit")
+        if cap is not None:
+            budget = int(cap) if budget is None else min(budget, int(cap))
+        try:
+            source = base.open_source(self.store, spec)
+        except Exception as exc:  # noqa: BLE001
+            rep.errors.append(f"source {spec['name']}: {_msg(exc)}")
+            return rep
+        source.seen_key = lambda k: self.index.seen(k) or k in self.index.qkeys
+        try:
+            for chunk in source.chunks(budget):
+                for item in chunk:
+                    outcome = self.process(item, spec)
+                    setattr(rep, outcome, getattr(rep, outcome) + 1)
+                self.sync()
+                source.ack(chunk)
+            rep.left = source.left
+        except Exception as exc:  # noqa: BLE001 - the source failed: say so, keep what is stored
+            self.sync()
+            rep.errors.append(f"source {spec['name']}: {_msg(exc)}")
+        finally:
+            source.close()
+        return rep
+
+    def sync(self) -> None:
+        """Make the chunk durable: directories of new files, then the events (fsync)."""
+        for d in self._dirs:
+            fsync_dir(d)
+        self._dirs.clear()
+        self.batch.flush()
+        self.batch.written.clear()  # keep memory flat over a long run
+
+    @property
+    def ts(self) -> str | None:
+        return iso(self.now) if self.now else None
+
+    # -- one message ----------------------------------------------------------------------------
+    def process(self, item: base.RawItem, spec: dict, replay: bool = False) -> str:
+        """Store one raw item; returns "stored", "duplicates" or "quarantined"."""
+        if item.meta.get("known") or item.meta.get("gone"):
+            return "duplicates"
+        raw = item.raw
+        try:
+            parsed = mailparse.parse(raw, self.own)
+        except mailparse.Unparseable as exc:
+            if replay:
+                raise
+            return self.quarantine(item, raw, str(exc), mailparse.content_key(raw))
+        ckey = mailparse.content_key(raw, parsed.message_id)
+        if self.index.seen(ckey) or (not replay and ckey in self.index.qkeys):
+            if item.key:  # skip it cheaply next time (the saved index is a cache of the log)
+                self.index.keys.add(item.key)
+            return "duplicates"
+        mark = self._savepoint()
+        try:
+            self._store(item, parsed, ckey, spec)
+        except Exception as exc:  # noqa: BLE001 - poison message: contain it, go on
+            self._rollback(mark)
+            if replay:
+                raise
+            return self.quarantine(item, raw, f"{type(exc).__name__}: {exc}", ckey)
+        self.index.keys.add(ckey)
+        if item.key:
+            self.index.keys.add(item.key)
+        return "stored"
+
+    def quarantine(self, item, raw: bytes, error: str, ckey: str | None) -> str:
+        qid = quarantine.put(self.store, "email", raw, error, source=item.source, key=item.key,
+                             meta={k: v for k, v in item.meta.items() if isinstance(v, (str, int))}, now=self.now)
+        self.batch.emit("message.quarantined", ts=self.ts, actor=f"channel:{item.source}",
+                        data={"channel": "email", "source": item.source, "source_key": item.key,
+                              "message": ckey, "quarantine": qid, "error": " ".join(error.split())[:500]})
+        for k in (ckey, item.key):
+            if k:
+                self.index.qkeys.add(k)
+        return "quarantined"
+
+    def _store(self, item, p: mailparse.Parsed, ckey: str, spec: dict) -> None:
+        rel = self.write_raw(item.raw, ckey)
+        atts = [self.write_blob(part, spec) for part in p.attachments]
+        actor = f"channel:{item.source}"
+        data = {"message": ckey, "channel": "email", "message_id": p.message_id, "from": p.from_addr,
+                "from_name": p.from_name, "to": p.to, "cc": p.cc, "subject": p.subject,
+                "text": p.text[:EVENT_TEXT_LIMIT], "text_full": p.text_full[:EVENT_TEXT_LIMIT],
+                "html": p.html is not None, "raw": rel, "attachments": atts, "auto": p.auto_reason is not None,
+                "auto_reason": p.auto_reason, "language": None, "inbox": inbox_of(spec, p),
+                "date": p.date, "source": item.source, "source_key": item.key}
+        if p.calendar:
+            data["calendar"] = p.calendar
+        if p.reply_to:
+            data["reply_to"] = p.reply_to
+        if p.bounce:
+            self._bounce(p, data, actor)
+            return
+        number = self.thread(p, spec, data, actor)
+        self.batch.emit("message.received", ticket=number, data=data, ts=self.ts, actor=actor)
+        if p.message_id:
+            self.index.add_mid(p.message_id, number)
+
+    # -- threading ------------------------------------------------------------------------------
+    def thread(self, p: mailparse.Parsed, spec: dict, data: dict, actor: str) -> int:
+        cid = tickets.find_or_create_contact(self.batch, self.contacts, name=p.from_name, email=p.from_addr)
+        number = self._by_headers(p)
+        if number is None:
+            number = self._by_tag(p, cid)
+        if number is not None:
+            row = self.row(number)
+            if row is not None:
+                return self._reply(row, p, spec, data, actor, cid)
+        return self._new_ticket(p, spec, data, cid, actor)
+
+    def _by_headers(self, p) -> int | None:
+        for mid in [*p.in_reply_to, *reversed(p.references)]:
+            number = self.index.ticket_of(mid)
+            if number is not None:
+                return number
+        return None
+
+    def _by_tag(self, p, cid: int) -> int | None:
+        for m in self.tag_re.finditer(p.subject or ""):
+            number = int(m.group(1))
+            row = self.row(number)
+            if row is not None and row.get("contact") == cid:
+                return number
+        return None
+
+    def _reply(self, row: dict, p, spec, data, actor, cid) -> int:
+        if row["status"] not in ("resolved", "closed") or p.auto_reason:
+            return row["number"]
+        resolved = _parse_ts(row.get("resolved_at") or row.get("closed_at") or row.get("updated_at"))
+        now = self.now or utcnow()
+        if resolved is None or now - resolved <= self.reopen:
+            self._touch(row)
+            tickets.set_fields(self.batch, row, {"status": "open"},
+                               why=f"customer replied by email ({p.message_id or 'no Message-ID'})")
+            return row["number"]
+        new = self._new_ticket(p, spec, data, cid, actor, linked=row["number"])
+        return new
+
+    def _new_ticket(self, p, spec, data, cid, actor, linked: int | None = None) -> int:
+        auto = p.auto_reason is not None
+        status = "closed" if auto and (spec.get("auto_messages") or "closed") == "closed" else "new"
+        subject = (p.subject or "").strip() or "(no subject)"
+        number = tickets.create_ticket(self.batch, subject, channel="email", contact=cid, inbox=data["inbox"],
+                                       status=status, team=spec.get("team"), priority=spec.get("priority") or "normal",
+                                       tags=["auto"] if auto else (), config=self.config,
+                                       why=f"email from {p.from_addr}" + (f" ({p.auto_reason})" if auto else ""))
+        self.created += 1
+        self.rows[number] = {"number": number, "status": status, "contact": cid, "subject": subject,
+                             "resolved_at": None, "closed_at": None, "updated_at": self.ts, "tags": []}
+        if linked is not None:
+            self.batch.emit("ticket.note", ticket=number, ts=self.ts, actor=actor,
+                            data={"kind": "linked", "linked": linked,
+                                  "body": f"Follow-up to #{linked}, which was resolved more than "
+                                          f"{self.reopen.days} days ago."})
+            self.batch.emit("ticket.note", ticket=linked, ts=self.ts, actor=actor,
+                            data={"kind": "linked", "linked": number, "body": f"Customer wrote again: see #{number}."})
+        return number
+
+    def _bounce(self, p, data: dict, actor: str) -> None:
+        b = p.bounce or {}
+        number = None
+        for mid in b.get("message_ids") or ():
+            number = self.index.ticket_of(mid)
+            if number is not None:
+                break
+        data = {**data, "kind": "bounce", "bounced_message_ids": b.get("message_ids"),
+                "recipients": b.get("recipients"), "status": b.get("status"),
+                "body": _bounce_body(b, p)}
+        if number is None:  # kept in the log, never a ticket of its own
+            self.batch.emit("message.unmatched", data=data, ts=self.ts, actor=actor)
+        else:
+            self.batch.emit("ticket.note", ticket=number, data=data, ts=self.ts, actor=actor)
+
+    # -- rows -----------------------------------------------------------------------------------
+    def row(self, number: int) -> dict | None:
+        if number not in self.rows:
+            r = self.batch.reader.ticket(number)
+            if r is None:
+                return None
+            self.rows[number] = dict(r)
+        return self.rows[number]
+
+    def _touch(self, row: dict) -> None:
+        self._backup.setdefault(row["number"], dict(row))
+
+    def _savepoint(self):
+        self._backup: dict[int, dict] = {}
+        b = self.batch
+        return (len(b.pending), b.seq, b._max_ticket, b._max_contact, self.created)
+
+    def _rollback(self, mark) -> None:
+        b = self.batch
+        n, seq, max_t, max_c, created = mark
+        del b.pending[n:]
+        b.seq, b._max_ticket, b._max_contact, self.created = seq, max_t, max_c, created
+        for number, row in self._backup.items():
+            self.rows[number] = row
+        if max_t is not None:
+            for number in [k for k in self.rows if k > max_t]:
+                del self.rows[number]
+        if max_c is not None:
+            for idx in (self.contacts.by_email, self.contacts.by_phone):
+                for k in [k for k, v in idx.items() if v > max_c]:
+                    del idx[k]
+
+    # -- files ----------------------------------------------------------------------------------
+    def write_raw(self, raw: bytes, ckey: str) -> str:
+        day = self.ts or iso(utcnow())
+        rel = f"messages/email/{day[:4]}/{day[5:7]}/{day[8:10]}/{ckey}.eml"
+        _durable_write(self.store.root / rel, raw, self._dirs)
+        return rel
+
+    def write_blob(self, part: mailparse.Part, spec: dict) -> dict:
+        limit = int(spec.get("attachment_limit") or base.DEFAULT_ATTACHMENT_LIMIT)
+        info = {"name": part.name, "type": part.type, "size": part.size, "sha256": None}
+        if part.inline:
+            info["inline"] = True
+        if part.size > limit:
+            info["too_large"] = True
+            return info
+        digest = part.sha256
+        path = self.store.root / "blobs" / "sha256" / digest[:2] / digest
+        if not path.exists():
+            _durable_write(path, part.data, self._dirs)
+        info["sha256"] = digest
+        return info
+
+
+def _durable_write(path: Path, data: bytes, dirs: set) -> None:
+    """Write via a temp file and rename (never a half file under the final name); fsync."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dirs.add(path.parent)
+
+
+def _bounce_body(b: dict, p) -> str:
+    who = ", ".join(b.get("recipients") or []) or "the recipient"
+    status = f" (status {b['status']})" if b.get("status") else ""
+    first = (p.text or "").strip().splitlines()[:5]
+    return f"Delivery to {who} failed{status}: {p.subject}\n" + "\n".join(first)
+
+
+def _parse_ts(value) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _msg(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def inbox_of(spec: dict, p) -> str | None:
+    addr = spec.get("address") or spec.get("user")
+    if addr and "@" in str(addr):
+        return str(addr).lower()
+    return p.to[0] if p.to else None
+
+
+def own_addresses(config) -> tuple[str, ...]:
+    out = []
+    for spec in config.section("channels", []) or []:
+        addr = spec.get("address") or spec.get("user")
+        if addr and "@" in str(addr):
+            out.append(str(addr).lower())
+    frm = (config.section("outbound", {}) or {}).get("from")
+    if frm:
+        from email.utils import parseaddr
+
+        a = parseaddr(str(frm))[1].lower()
+        if a:
+            out.append(a)
+    return tuple(dict.fromkeys(out))
+
+
+def replay_email(store, entry: dict, raw: bytes, now=None) -> None:
+    """Replay one quarantined email (raises, with the reason, if it still fails)."""
+    specs = {str(s.get("name")): s for s in store.config.section("channels", []) or []}
+    spec = specs.get(entry.get("source") or "", {"name": entry.get("source") or "quarantine", "type": "maildir"})
+    with store.writing(actor="system", via="tix quarantine replay") as batch:
+        intake = Intake(store, batch, now)
+        item = base.RawItem(entry.get("source") or "quarantine", entry.get("key"), raw, {})
+        intake.process(item, spec, replay=True)
+        intake.sync()
+        intake.index.save(store)
