@@ -1,0 +1,65 @@
+-- title: SLA compliance
+-- title.id: Kepatuhan SLA
+-- description: SLA targets met and breached per policy and team, the breaches and the near misses (met in the last quarter of the time allowed), from the sla view.
+-- description.id: Target SLA yang terpenuhi dan dilanggar per kebijakan dan tim, daftar pelanggaran dan yang nyaris dilanggar.
+-- param: since date = monday-28d  First day of the period (site time zone)
+-- param: until date = monday      Day after the period (site time zone)
+-- param: team text = ''           Only this team (empty: all teams)
+--
+-- A target counts in the period when it was met in it, or fell due in it without being met.
+-- compliance = met on time / counted. A near miss was met on time, in the last 25% of its window.
+
+-- section: by_policy
+-- title: By policy and target
+-- title.id: Per kebijakan dan target
+-- requires: sla
+WITH s AS (
+    SELECT s.*, t.team FROM sla AS s JOIN tickets AS t ON t.number = s.ticket
+    WHERE ((s.met_at >= $since AND s.met_at < $until) OR (s.met_at IS NULL AND s.due_at >= $since AND s.due_at < $until))
+      AND ($team = '' OR t.team = $team)
+)
+SELECT policy, target, count(*) AS measured,
+       count(*) FILTER (WHERE NOT breached) AS met,
+       count(*) FILTER (WHERE breached) AS breached,
+       count(*) FILTER (WHERE NOT breached AND met_at > due_at - (due_at - started_at) * 0.25) AS near_miss,
+       count(*) FILTER (WHERE NOT breached) / count(*) AS compliance
+FROM s GROUP BY ALL ORDER BY policy, list_position(['first_response', 'next_response', 'resolution'], target);
+
+-- section: by_team
+-- title: Compliance by team
+-- title.id: Kepatuhan per tim
+-- requires: sla
+-- chart: hbar x=team y=compliance
+SELECT coalesce(t.team, '–') AS team, count(*) AS measured,
+       count(*) FILTER (WHERE NOT s.breached) AS met,
+       count(*) FILTER (WHERE s.breached) AS breached,
+       count(*) FILTER (WHERE NOT s.breached) / count(*) AS compliance
+FROM sla AS s JOIN tickets AS t ON t.number = s.ticket
+WHERE ((s.met_at >= $since AND s.met_at < $until) OR (s.met_at IS NULL AND s.due_at >= $since AND s.due_at < $until))
+  AND ($team = '' OR t.team = $team)
+GROUP BY ALL ORDER BY compliance, team;
+
+-- section: breaches
+-- title: Breaches
+-- title.id: Pelanggaran
+-- requires: sla
+-- limit: 25
+SELECT s.ticket, t.subject, coalesce(t.team, '–') AS team, t.assignee, s.policy, s.target, s.due_at, s.met_at,
+       round(hours_between(s.due_at, coalesce(s.met_at, least($now, $until))), 1) AS overdue_hours
+FROM sla AS s JOIN tickets AS t ON t.number = s.ticket
+WHERE s.breached
+  AND ((s.met_at >= $since AND s.met_at < $until) OR (s.met_at IS NULL AND s.due_at >= $since AND s.due_at < $until))
+  AND ($team = '' OR t.team = $team)
+ORDER BY overdue_hours DESC, s.ticket;
+
+-- section: near_misses
+-- title: Near misses
+-- title.id: Nyaris dilanggar
+-- requires: sla
+-- limit: 25
+SELECT s.ticket, t.subject, coalesce(t.team, '–') AS team, t.assignee, s.policy, s.target, s.due_at, s.met_at
+FROM sla AS s JOIN tickets AS t ON t.number = s.ticket
+WHERE NOT s.breached AND s.met_at >= $since AND s.met_at < $until
+  AND s.met_at > s.due_at - (s.due_at - s.started_at) * 0.25
+  AND ($team = '' OR t.team = $team)
+ORDER BY s.due_at - s.met_at, s.ticket;

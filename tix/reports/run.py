@@ -1,0 +1,188 @@
+"""Finding report files and running them against the store's DuckDB views."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from tix.config import suggest
+from tix.errors import ConfigError, NotFound, UsageError
+from tix.reports.definition import ReportDef, Section, duckdb_problem, parse_file
+from tix.reports.labels import Labels
+from tix.reports.params import Resolved, resolve
+
+
+def builtin_dir() -> Path:
+    from tix.store import examples_dir
+
+    return examples_dir() / "reports"
+
+
+def report_files(store) -> dict[str, tuple[Path, bool]]:
+    """name -> (path, is_builtin). The store's own `reports/` overrides and extends the built-ins."""
+    found: dict[str, tuple[Path, bool]] = {}
+    for directory, builtin in ((builtin_dir(), True), (store.path("reports"), False)):
+        if directory.is_dir():
+            for path in sorted(directory.glob("*.sql")):
+                found[path.stem] = (path, builtin)
+    return found
+
+
+def load_report(store, name: str) -> ReportDef:
+    files = report_files(store)
+    if name not in files:
+        raise NotFound(f"no report {name!r}{suggest(name, files)}; reports: {', '.join(sorted(files)) or '(none)'}")
+    path, builtin = files[name]
+    return parse_file(path, builtin)
+
+
+def list_reports(store, locale: str | None = None) -> list[dict]:
+    """Every report with its title, description, parameters and where it comes from.
+
+    A report file that does not parse is listed with its error instead of hiding the rest.
+    """
+    locale = locale or store.config.setting("locale")
+    rows = []
+    for name, (path, builtin) in sorted(report_files(store).items()):
+        try:
+            rep = parse_file(path, builtin)
+        except ConfigError as exc:
+            rows.append({"name": name, "title": "", "description": f"error: {exc.problems[0]}",
+                         "parameters": "", "source": str(path)})
+            continue
+        params = " ".join(f"{p.name}={p.default}" for p in rep.params.values())
+        rows.append({"name": name, "title": rep.title(locale), "description": rep.description(locale),
+                     "parameters": params, "source": "built-in" if builtin else str(path)})
+    return rows
+
+
+@dataclass
+class SectionResult:
+    name: str
+    title: str
+    kind: str
+    columns: list[str]
+    rows: list[tuple]
+    chart: object = None
+    note: str | None = None  # shown instead of the rows (e.g. no SLA policy configured)
+    limit: int | None = None
+    labels: dict = field(default_factory=dict)
+
+    def dicts(self) -> list[dict]:
+        return [dict(zip(self.columns, r)) for r in self.rows]
+
+
+@dataclass
+class ReportResult:
+    name: str
+    title: str
+    description: str
+    locale: str
+    timezone: str
+    params: Resolved
+    sections: list[SectionResult]
+    generated_at: datetime
+    source: Path
+    labels: Labels = None
+
+    def section(self, name: str) -> SectionResult:
+        for s in self.sections:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+def run_report(store, name: str, params: dict[str, str] | None = None, week: str | None = None,
+               locale: str | None = None, now: datetime | None = None, con=None) -> ReportResult:
+    """Run report `name` (a built-in or the store's own) and return its sections' rows.
+
+    Args:
+        params: `--param` values as given (strings), checked against the file's declarations.
+        week: an ISO week such as '2026-W47' (site time zone) setting `since`/`until`.
+        locale: 'id' or 'en' (default: the `locale` setting).
+        now: the current time (tests pin it); default the clock.
+    Raises:
+        NotFound (no such report), UsageError (bad parameter), ConfigError (a problem in the
+        report file, as `file:line: message`).
+    """
+    report = load_report(store, name)
+    cfg = store.config
+    tz = cfg.setting("timezone")
+    locale = locale or cfg.setting("locale")
+    _check_zone(tz)
+    now = now or datetime.now(timezone.utc)
+    resolved = resolve(report, params or {}, week, tz, now)
+    con = con or store.connect()
+    prepare(con, tz)
+    views = _views(con)
+    sections = [_run_section(con, report, s, resolved, views, locale) for s in report.sections]
+    labels = Labels(locale, tz, report.labels)
+    return ReportResult(report.name, report.title(locale), report.description(locale), locale, tz,
+                        resolved, sections, now, report.path, labels)
+
+
+def _check_zone(tz: str) -> None:
+    try:
+        ZoneInfo(tz)
+    except (KeyError, ValueError):
+        raise UsageError(f"setting timezone: unknown time zone {tz!r}") from None
+
+
+def prepare(con, tz: str) -> None:
+    """Site-time macros: local_ts, utc_ts, iso_week, hours_between, days_between (see definition.py)."""
+    offset = fixed_offset(tz)
+    con.execute("SET VARIABLE tix_tz = $tz", {"tz": tz})
+    if offset is not None:
+        # A zone without DST (Asia/Jakarta): adding the offset is exact and 50x faster than ICU.
+        con.execute("SET VARIABLE tix_utc_offset = $o", {"o": offset})
+        con.execute("CREATE OR REPLACE TEMP MACRO local_ts(ts) AS "
+                    "CAST(ts AS TIMESTAMP) + to_seconds(getvariable('tix_utc_offset'))")
+        con.execute("CREATE OR REPLACE TEMP MACRO utc_ts(ts) AS "
+                    "CAST(ts AS TIMESTAMP) - to_seconds(getvariable('tix_utc_offset'))")
+    else:
+        con.execute("CREATE OR REPLACE TEMP MACRO local_ts(ts) AS "
+                    "timezone(getvariable('tix_tz'), CAST(ts AS TIMESTAMPTZ))")
+        con.execute("CREATE OR REPLACE TEMP MACRO utc_ts(ts) AS "
+                    "CAST(timezone(getvariable('tix_tz'), CAST(ts AS TIMESTAMP)) AS TIMESTAMP)")
+    con.execute("CREATE OR REPLACE TEMP MACRO iso_week(ts) AS strftime(local_ts(ts), '%G-W%V')")
+    con.execute("CREATE OR REPLACE TEMP MACRO hours_between(a, b) AS date_diff('second', a, b) / 3600.0")
+    con.execute("CREATE OR REPLACE TEMP MACRO days_between(a, b) AS date_diff('second', a, b) / 86400.0")
+
+
+def fixed_offset(tz: str) -> int | None:
+    """The zone's UTC offset in seconds when it has had one offset since 1990, else None."""
+    zone = ZoneInfo(tz)
+    offsets = set()
+    for year in range(1990, 2051):
+        for month in (1, 4, 7, 10):
+            offsets.add(datetime(year, month, 1, tzinfo=zone).utcoffset())
+            if len(offsets) > 1:
+                return None
+    return int(next(iter(offsets)).total_seconds()) if offsets else 0
+
+
+def _views(con) -> set[str]:
+    rows = con.execute("SELECT view_name FROM duckdb_views() UNION SELECT table_name FROM duckdb_tables()").fetchall()
+    return {r[0] for r in rows}
+
+
+def _run_section(con, report: ReportDef, section: Section, resolved: Resolved, views: set[str],
+                 locale: str) -> SectionResult:
+    import duckdb
+
+    title = section.titles.get(locale) or section.titles.get("en") or section.name.replace("_", " ").capitalize()
+    result = SectionResult(section.name, title, section.kind, [], [], section.chart, None, section.limit,
+                           section.labels)
+    missing = [v for v in section.requires if v not in views]
+    if missing:
+        result.note = "no_sla" if missing == ["sla"] else "missing_view:" + missing[0]
+        return result
+    bound = {p: resolved.values[p] for p in section.params}
+    try:
+        cur = con.execute(section.sql, bound)
+        result.columns = [d[0] for d in cur.description]
+        result.rows = cur.fetchall()
+    except duckdb.Error as exc:
+        raise ConfigError([duckdb_problem(exc, str(report.path), section.line)]) from None
+    return result
