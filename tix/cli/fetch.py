@@ -1,6 +1,237 @@
-"""`tix` commands of this group (filled in by the issue that owns it)."""
+"""Intake and outbound commands: fetch, reply, quarantine list|show|replay, outbox list|flush."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
+from typing import List, Optional
 
-def register(app) -> None:
-    """Add this group's commands to the app."""
+import typer
+
+from tix.cli.common import FormatOpt, actor, check_format, error, info, is_tty, open_store, ticket_arg
+from tix.errors import EXIT_OK, EXIT_PARTIAL, UsageError
+
+quarantine_app = typer.Typer(help="Inputs that could not be processed: list, show, replay after a fix.",
+                             no_args_is_help=True)
+outbox_app = typer.Typer(help="Outgoing messages waiting to be sent: list, flush.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fetch")(fetch)
+    app.command("reply")(reply)
+    app.add_typer(quarantine_app, name="quarantine")
+    app.add_typer(outbox_app, name="outbox")
+
+
+def fetch(
+    source: Optional[List[str]] = typer.Option(None, "--source", help="Only this source from tix.yaml (repeatable)."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="At most this many new messages this run."),
+    no_send: bool = typer.Option(False, "--no-send", help="Do not send the queued outbox afterwards."),
+) -> None:
+    """Fetch new mail (and the WhatsApp spool) into tickets, then send the outbox.
+
+    Silent on success. Exit 1 if a message was quarantined or a source failed, 75 if
+    another tix holds the store. Meant for cron, e.g. every 5 minutes:
+
+    Example: */5 * * * * tix --store /srv/tix fetch
+    """
+    from tix.ingest import fetch_all
+    from tix.outbox import flush
+
+    store = open_store()
+    rep = fetch_all(store, limit=limit, sources=source or None)
+    failed = bool(rep.errors or rep.quarantined)
+    for line in rep.errors:
+        error(line)
+    if rep.quarantined:
+        error(f"{rep.quarantined} message(s) quarantined; see: tix quarantine list")
+    if rep.left:
+        typer.echo(f"stopped at the batch cap: {rep.left} message(s) left for the next run")
+    info(f"fetched: {rep.stored} stored ({rep.tickets_created} new tickets), {rep.duplicates} already stored, "
+         f"{rep.quarantined} quarantined")
+    if not no_send:
+        out = flush(store)
+        for line in out.errors:
+            error(line)
+        if out.sent or out.failed:
+            info(f"outbox: {out.sent} sent, {out.failed} failed, {out.pending} waiting")
+        failed = failed or bool(out.errors)
+    raise typer.Exit(EXIT_PARTIAL if failed else EXIT_OK)
+
+
+def reply(
+    number: str = typer.Argument(..., help="Ticket number (1042 or #1042)."),
+    message: Optional[str] = typer.Option(None, "--message", "-m", help="Reply text (- for stdin)."),
+    file: Optional[str] = typer.Option(None, "--file", "-F", help="Read the reply text from this file."),
+    macro: Optional[str] = typer.Option(None, "--macro", help="Render templates/NAME (Jinja2) with the ticket and contact."),
+    no_send: bool = typer.Option(False, "--no-send", help="Only queue it; the next fetch or outbox flush sends it."),
+) -> None:
+    """Reply to the customer on the ticket's channel (queued in the outbox, then sent).
+
+    Text from -m, --file, stdin, --macro, or $EDITOR when run at a terminal.
+
+    Example: tix reply 1042 -m "Dana sudah kami kembalikan, mohon cek 1-3 hari kerja."
+    """
+    from tix.outbox import flush, queue
+    from tix.tickets import get_ticket
+
+    store = open_store()
+    n = ticket_arg(number)
+    with store.writing(actor=actor(), via="tix reply") as batch:
+        row = get_ticket(batch, n)
+        text = _reply_text(store, batch, row, message, file, macro)
+        item = queue(batch, row, row.get("channel") or "email", text, template=macro)
+    info(f"#{n}: queued {item['outbox']} to {', '.join(item['to'])}")
+    if no_send:
+        raise typer.Exit(EXIT_OK)
+    out = flush(store)
+    for line in out.errors:
+        error(line)
+    if out.errors:
+        error(f"#{n}: the reply stays queued and is retried by the next tix fetch / tix outbox flush")
+        raise typer.Exit(EXIT_PARTIAL)
+    info(f"#{n}: sent")
+
+
+def _reply_text(store, batch, row, message, file, macro) -> str:
+    if sum(x is not None for x in (message, file, macro)) > 1:
+        raise UsageError("give the reply text one way: -m, --file or --macro")
+    if message == "-":
+        return sys.stdin.read()
+    if message is not None:
+        return message
+    if file is not None:
+        try:
+            with open(file, encoding="utf-8") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise UsageError(f"{file}: {exc.strerror}") from None
+    if macro is not None:
+        return render_macro(store, batch.reader, row, macro)
+    if not is_tty(sys.stdin):
+        return sys.stdin.read()
+    return _editor()
+
+
+def render_macro(store, reader, row: dict, name: str) -> str:
+    """templates/NAME (or NAME.txt, NAME.j2, macros/NAME…) rendered with ticket, contact, agent."""
+    import jinja2
+
+    root = store.path("templates")
+    for cand in (name, f"{name}.txt", f"{name}.j2", f"{name}.txt.j2", f"macros/{name}", f"macros/{name}.txt",
+                 f"macros/{name}.j2", f"macros/{name}.txt.j2"):
+        if (root / cand).is_file():
+            break
+    else:
+        raise UsageError(f"no macro {name!r} in {root} (looked for {name}, {name}.txt, {name}.j2, macros/{name}…)")
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(root)), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True)
+    contact = reader.contact(row["contact"]) if row.get("contact") is not None else None
+    try:
+        return env.get_template(cand).render(ticket=row, contact=contact or {}, agent=actor().split(":", 1)[-1])
+    except jinja2.TemplateError as exc:
+        line = getattr(exc, "lineno", None)
+        raise UsageError(f"{root / cand}:{line or 1}: {exc}") from None
+
+
+def _editor() -> str:
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.NamedTemporaryFile("w+", suffix=".txt", delete=False, encoding="utf-8") as fh:
+        path = fh.name
+    try:
+        subprocess.run([*editor.split(), path], check=False)
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    finally:
+        os.unlink(path)
+    if not text.strip():
+        raise UsageError("empty reply: nothing sent")
+    return text
+
+
+# -- quarantine ----------------------------------------------------------------------------------
+@quarantine_app.command("list")
+def quarantine_list(fmt: str = FormatOpt) -> None:
+    """List quarantined inputs with their error.
+
+    Example: tix quarantine list --format json
+    """
+    from tix import quarantine
+    from tix.render import render
+
+    check_format(fmt)
+    store = open_store()
+    rows = [{"id": e["id"], "kind": e["kind"], "source": e.get("source"), "ts": e.get("ts"),
+             "attempts": e.get("attempts"), "error": e.get("error")} for e in quarantine.entries(store)]
+    render(rows, fmt, columns=["id", "kind", "source", "ts", "attempts", "error"])
+
+
+@quarantine_app.command("show")
+def quarantine_show(qid: str = typer.Argument(..., help="Entry id (or a unique prefix of at least 6 characters)."),
+                    raw: bool = typer.Option(False, "--raw", help="Print the input itself, byte for byte.")) -> None:
+    """Show one entry: its error and where it came from (--raw: the input itself).
+
+    Example: tix quarantine show 20261124T081253-5b8d --raw > msg.eml
+    """
+    import json
+
+    from tix import quarantine
+
+    store = open_store()
+    entry = quarantine.get(store, qid)
+    if raw:
+        sys.stdout.buffer.write(quarantine.payload(entry))
+        return
+    typer.echo(json.dumps(entry, ensure_ascii=False, indent=1))
+
+
+@quarantine_app.command("replay")
+def quarantine_replay(ids: Optional[List[str]] = typer.Argument(None, help="Entry ids (default: all)."),
+                      all_: bool = typer.Option(False, "--all", help="Replay every entry.")) -> None:
+    """Process quarantined inputs again (after a fix); those that work leave the quarantine.
+
+    Example: tix quarantine replay --all
+    """
+    from tix import quarantine
+
+    if not ids and not all_:
+        raise UsageError("name the entries to replay, or --all")
+    store = open_store()
+    rep = quarantine.replay(store, ids or None)
+    for line in rep.errors:
+        error(line)
+    info(f"replayed {len(rep.replayed)}, still failing {len(rep.failed)}")
+    raise typer.Exit(EXIT_PARTIAL if rep.failed else EXIT_OK)
+
+
+# -- outbox --------------------------------------------------------------------------------------
+@outbox_app.command("list")
+def outbox_list(fmt: str = FormatOpt) -> None:
+    """List queued (unsent) messages, with attempts and the next retry time.
+
+    Example: tix outbox list
+    """
+    from tix.outbox import items
+    from tix.render import render
+
+    check_format(fmt)
+    store = open_store()
+    render(items(store), fmt, columns=["id", "ticket", "channel", "to", "subject", "queued_at", "attempts",
+                                        "next_retry", "error"])
+
+
+@outbox_app.command("flush")
+def outbox_flush(force: bool = typer.Option(False, "--force", help="Also retry items whose backoff has not run out.")) -> None:
+    """Send every queued message now. Exit 1 if any send failed (it stays queued).
+
+    Example: tix outbox flush --force
+    """
+    from tix.outbox import flush
+
+    store = open_store()
+    rep = flush(store, force=force)
+    for line in rep.errors:
+        error(line)
+    info(f"outbox: {rep.sent} sent, {rep.failed} failed, {rep.pending} waiting")
+    raise typer.Exit(EXIT_PARTIAL if rep.errors else EXIT_OK)
