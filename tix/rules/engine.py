@@ -1,0 +1,449 @@
+"""`route()`: apply the rules to every ticket with customer input not yet routed.
+
+The pipeline of one run, under the store lock::
+
+    load + validate rules (ConfigError: nothing written)
+    -> tickets with intake_seq > routed_seq          (one query over the `tickets` view)
+    -> their unrouted intake events                  (one query over the newest log segments)
+    -> for each ticket: evaluate rules in order, apply the actions of those that match
+       (events with actor `rule:NAME`), then one `ticket.routed` {upto: intake_seq}
+    -> append + fsync; then save the round-robin positions
+
+The message routed is the ticket's creation merged with its first `message.received`
+(when: new), or its last `message.received` (when: reply). A rule that fails on a ticket
+is recorded as a `rule.failed` event and the run goes on (exit 1); the ticket is still
+marked routed so that the next run does not trip on it again.
+"""
+from __future__ import annotations
+
+import inspect
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+
+from tix.model import OPEN_STATUSES
+from tix.rules.assign import Assigner
+from tix.rules.conditions import Context
+from tix.rules.loader import RuleSet, load_rules
+from tix.rules.site import Site
+from tix.rules.templates import Templates
+from tix.store import Store
+from tix.store.log import iso, utcnow
+
+INTAKE_TYPES = ("ticket.created", "message.received", "ticket.note")
+
+
+@dataclass
+class Line:
+    """One thing routing did (or would do) to a ticket."""
+
+    ticket: int
+    rule: str
+    text: str
+
+
+@dataclass
+class RouteResult:
+    routed: int = 0
+    events: int = 0
+    dry_run: bool = False
+    matched: Counter = field(default_factory=Counter)
+    lines: list[Line] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    planned: list[dict] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.errors else 0
+
+
+# -- batches ---------------------------------------------------------------------------------
+class DryBatch:
+    """Collects the events a run would write, writing nothing (`--dry-run`, explain, rules test)."""
+
+    def __init__(self, store: Store, reader, actor="system", via="tix route --dry-run"):
+        self.store, self.reader, self.actor, self.via = store, reader, actor, via
+        self.written: list[dict] = []
+        self.pending = self.written
+        last = store.log.last_event()
+        self.seq = last["seq"] if last else 0
+
+    def emit(self, type, ticket=None, contact=None, data=None, why=None, actor=None, ts=None) -> dict:
+        self.seq += 1
+        ev = {"seq": self.seq, "ts": ts or iso(utcnow()), "actor": actor or self.actor, "via": self.via,
+              "type": type}
+        if ticket is not None:
+            ev["ticket"] = ticket
+        if contact is not None:
+            ev["contact"] = contact
+        ev["data"] = data or {}
+        if why:
+            ev["why"] = why
+        self.written.append(ev)
+        return ev
+
+    def flush(self):
+        return None
+
+
+class AsRule:
+    """A batch whose events are recorded with actor `rule:NAME`."""
+
+    __slots__ = ("_batch", "actor")
+
+    def __init__(self, batch, actor: str):
+        self._batch = batch
+        self.actor = actor
+
+    def emit(self, type, ticket=None, contact=None, data=None, why=None, actor=None, ts=None) -> dict:
+        return self._batch.emit(type, ticket=ticket, contact=contact, data=data, why=why,
+                                actor=actor or self.actor, ts=ts)
+
+    def __getattr__(self, name):
+        return getattr(self._batch, name)
+
+    def __setattr__(self, name, value):
+        # Helpers (outbox, notify) cache things on the batch: keep them on the real one.
+        if name in AsRule.__slots__:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._batch, name, value)
+
+
+# -- auto-reply history ----------------------------------------------------------------------
+class ReplyLog:
+    """Earlier auto-replies (events `rule.auto_reply`), read lazily: once per run, if needed."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.done: set[tuple[int, str]] = set()
+        self.sent: list[tuple[datetime, str]] = []
+        self._history: set[tuple[int, str]] | None = None
+        self._recent_from: datetime | None = None
+        self.fresh: set[int] = set()  # tickets never routed before: no earlier auto-reply possible
+
+    def already(self, ticket: int, rule: str) -> bool:
+        if (ticket, rule) in self.done:
+            return True
+        if ticket in self.fresh:
+            return False
+        if self._history is None:
+            rows = _event_query(self.store, self.store.log.segments(),
+                                "SELECT ticket, actor FROM ev WHERE type = 'rule.auto_reply'")
+            self._history = {(t, a[5:]) for t, a in rows if a and a.startswith("rule:")}
+        return (ticket, rule) in self._history
+
+    def recent(self, sender: str, hours: float, now: datetime) -> int:
+        since = now - timedelta(hours=hours)
+        if self._recent_from is None or since < self._recent_from:
+            self._load_recent(since)
+        return sum(1 for ts, to in self.sent if to == sender and ts >= since)
+
+    def _load_recent(self, since: datetime) -> None:
+        segs = self.store.log.segments()
+        month = since.strftime("%Y-%m")
+        start = max([i for i, s in enumerate(segs) if s[:7] <= month], default=0)
+        rows = _event_query(self.store, segs[start:],
+                            "SELECT ts, data->>'to' FROM ev WHERE type = 'rule.auto_reply' AND ts >= ?",
+                            [since.replace(tzinfo=None)])
+        known = {(ts, to) for ts, to in self.sent}
+        self.sent += [(ts.replace(tzinfo=timezone.utc), to) for ts, to in rows
+                      if (ts.replace(tzinfo=timezone.utc), to) not in known]
+        self._recent_from = since
+
+    def add(self, ticket: int, rule: str, sender: str, now: datetime) -> None:
+        self.done.add((ticket, rule))
+        self.sent.append((now, sender))
+
+
+_EVENT_COLUMNS = "{'seq': 'BIGINT', 'ts': 'TIMESTAMP', 'actor': 'VARCHAR', 'type': 'VARCHAR', " \
+                 "'ticket': 'BIGINT', 'data': 'JSON'}"
+
+
+def _event_query(store: Store, segments: list[str], sql: str, params=None, con=None) -> list[tuple]:
+    """Run `sql` over a view `ev` of the given log segments (one DuckDB scan)."""
+    if not segments:
+        return []
+    import duckdb
+
+    con = con or duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    files = [str(store.log.dir / s) for s in segments]
+    con.execute(f"CREATE OR REPLACE TEMP VIEW ev AS SELECT * FROM read_json({_sql_list(files)}, "
+                f"format='newline_delimited', columns={_EVENT_COLUMNS}, ignore_errors=true)")
+    return con.execute(sql, params or []).fetchall()
+
+
+def _sql_list(paths: list[str]) -> str:
+    # Paths are the store's own segment files (names we wrote), quoted for SQL.
+    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+
+
+def _segments_after(store: Store, seq: int) -> list[str]:
+    """The newest segments that together hold every event with a seq above `seq`."""
+    segs = store.log.segments()
+    chosen: list[str] = []
+    for name in reversed(segs):
+        chosen.append(name)
+        with open(store.log.dir / name, "rb") as fh:
+            first = fh.readline()
+        try:
+            if first.endswith(b"\n") and orjson.loads(first)["seq"] <= seq + 1:
+                break
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue
+    return list(reversed(chosen))
+
+
+# -- the runtime of one run ------------------------------------------------------------------
+class Runtime:
+    """What actions need while a run applies them: the batch, agents, templates, outbox."""
+
+    def __init__(self, store: Store, batch, dry_run: bool, now: datetime, con_factory):
+        self.store = store
+        self.config = store.config
+        self.batch = batch
+        self.dry_run = dry_run
+        self.now = now
+        self.site = Site(self.config)
+        self.assigner = Assigner(self.config, store.path("state"), con_factory)
+        self.templates = Templates(store.path("templates"))
+        self.replies = ReplyLog(store)
+        self.own_addresses = {a.email.lower() for a in self.config.agents.values() if a.email}
+        self._as: dict[str, AsRule] = {}
+
+    def as_rule(self, rule) -> AsRule:
+        b = self._as.get(rule.name)
+        if b is None:
+            b = self._as[rule.name] = AsRule(self.batch, f"rule:{rule.name}")
+        return b
+
+    @staticmethod
+    def why(rule) -> str:
+        return f"rule {rule.name} ({rule.where})"
+
+    def template_context(self, rule, ctx) -> dict:
+        ticket = dict(ctx.ticket)
+        ticket["ref"] = f"#{ticket['number']}"
+        contact = dict(ctx.contact or {})
+        return {"ticket": ticket, "message": ctx.msg, "contact": contact, "rule": rule.name,
+                "customer_name": ctx.msg.get("from_name") or contact.get("name") or "",
+                "arrived": ctx.local, "now": self.now.astimezone(self.site.tz),
+                "business_hours": self.site.in_business_hours(ctx.arrived),
+                "settings": dict(self.config.settings)}
+
+    def resolve_email(self, target: str, ctx) -> str | None:
+        if target == "assignee":
+            agent = self.config.agents.get(ctx.ticket.get("assignee") or "")
+            return agent.email if agent and agent.email else None
+        if target in self.config.agents:
+            return self.config.agents[target].email or None
+        return target
+
+    def send_auto_reply(self, rule, ctx, channel, text, template, subject) -> str:
+        """Queue the reply through the outbox: "queued", "capped" (the outbox's own per-recipient
+        cap), or "recorded" when there is no outbox to queue it in."""
+        try:
+            from tix import outbox  # type: ignore[attr-defined]
+        except ImportError:
+            return "recorded"
+        if self.dry_run:
+            return "queued"
+        params = inspect.signature(outbox.queue).parameters
+        kwargs: dict = {"actor": f"rule:{rule.name}", "auto": True}
+        if channel == "email":
+            kwargs["template"] = template  # for WhatsApp, `template` names an approved Meta template
+        if "extra" in params:
+            kwargs["extra"] = {"rule": rule.name, "rules_template": template}
+        if subject and "subject" in params:
+            kwargs["subject"] = subject
+        sent = outbox.queue(self.as_rule(rule), ctx.ticket, channel, text, **kwargs)
+        return "capped" if isinstance(sent, dict) and sent.get("state") == "capped" else "queued"
+
+    def notify(self, rule, ctx, how, target, subject, body, key) -> bool:
+        try:
+            from tix import notify  # type: ignore[attr-defined]
+        except ImportError:
+            notify = None
+        if notify is not None and not self.dry_run:
+            notify.queue(self.as_rule(rule), kind=how, target=target, subject=subject, body=body, key=key)
+        if notify is None:
+            self.as_rule(rule).emit("rule.notify", ticket=ctx.ticket["number"],
+                                    data={"kind": how, "target": target, "subject": subject, "key": key},
+                                    why=self.why(rule))
+        return notify is not None
+
+
+# -- evaluation ------------------------------------------------------------------------------
+def apply_rules(rt: Runtime, ruleset: RuleSet, ctx: Context, result: RouteResult) -> list[str]:
+    """Evaluate every rule on one message, applying the actions of those that match."""
+    number = ctx.ticket["number"]
+    matched = []
+    for rule in ruleset.rules:
+        if not rule.applies(ctx.when):
+            continue
+        try:
+            if not rule.condition(ctx):
+                continue
+            matched.append(rule.name)
+            result.matched[rule.name] += 1
+            for action in rule.actions:
+                text = action.apply(rt, rule, ctx)
+                if text:
+                    result.lines.append(Line(number, rule.name, text))
+        except Exception as exc:  # noqa: BLE001 - one bad rule never stops the batch
+            message = f"{type(exc).__name__}: {exc}"
+            result.errors.append(f"{rule.where}: rule {rule.name!r} failed on ticket #{number}: {message}")
+            rt.as_rule(rule).emit("rule.failed", ticket=number, data={"error": message}, why=rt.why(rule))
+            continue
+        if rule.stop:
+            result.lines.append(Line(number, rule.name, "stop"))
+            break
+    return matched
+
+
+def build_message(events: list[tuple], ticket: dict) -> tuple[str, dict, int, datetime]:
+    """(when, message, seq, arrived) from a ticket's unrouted intake events, in seq order.
+
+    Each event is (seq, ts, type, data dict).
+    """
+    created = next((e for e in events if e[2] == "ticket.created"), None)
+    received = [e for e in events if e[2] == "message.received"]
+    if created is not None:
+        cdata = created[3]
+        msg = {k: cdata[k] for k in ("channel", "inbox", "subject") if cdata.get(k) is not None}
+        first = next((e for e in received if e[0] > created[0]), received[0] if received else None)
+        if first is not None:
+            msg.update(first[3])
+            return "new", msg, first[0], _aware(first[1])
+        note = next((e for e in events if e[2] == "ticket.note" and e[3].get("kind") == "intake"), None)
+        if note is not None:
+            msg["text"] = note[3].get("body") or ""
+        return "new", msg, created[0], _aware(created[1])
+    if received:
+        last = received[-1]
+        return "reply", dict(last[3]), last[0], _aware(last[1])
+    return "reply", {}, int(ticket.get("intake_seq") or 0), _aware(ticket.get("updated_at"))
+
+
+def _aware(ts) -> datetime:
+    if ts is None:
+        return utcnow()
+    if isinstance(ts, str):
+        ts = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+
+
+# -- the run ---------------------------------------------------------------------------------
+def load(store: Store) -> RuleSet:
+    """The store's rules, validated (ConfigError lists every problem)."""
+    return load_rules(store.path("rules"), store.config, Templates(store.path("templates")))
+
+
+def route(store: Store, *, dry_run: bool = False, reroute: bool = False, numbers: list[int] | None = None,
+          now: datetime | None = None, ruleset: RuleSet | None = None) -> RouteResult:
+    """Route every ticket with unrouted customer input (or `numbers`; `reroute`: again).
+
+    Args:
+        dry_run: compute everything, write nothing; the events are in `result.planned`.
+        reroute: route the given tickets (default: all open ones) even if already routed,
+            as if they were new; auto-replies are still sent at most once per ticket and rule.
+        numbers: only these tickets.
+    Returns:
+        RouteResult with counts, what was done per ticket, and errors (exit code 1).
+    Raises:
+        ConfigError when the rules are invalid (nothing written); StoreLocked.
+    """
+    ruleset = ruleset or load(store)
+    now = now or datetime.now(timezone.utc)
+    result = RouteResult(dry_run=dry_run)
+    if dry_run:
+        reader = store.read()
+        _run(store, DryBatch(store, reader), reader, ruleset, result, reroute, numbers, now)
+        return result
+    with store.writing(actor="system", via="tix route") as batch:
+        rt = _run(store, batch, batch.reader, ruleset, result, reroute, numbers, now)
+        batch.flush()
+        rt.assigner.save()
+    return result
+
+
+def _run(store, batch, reader, ruleset, result, reroute, numbers, now) -> Runtime:
+    con = reader.connect()
+    rt = Runtime(store, batch, batch.__class__ is DryBatch, now, lambda: con)
+    tickets = _pending(con, reroute, numbers)
+    if not tickets:
+        return rt
+    cutoffs = {t["number"]: (0 if reroute else int(t["routed_seq"] or 0)) for t in tickets}
+    intake = _intake_events(store, con, tickets, cutoffs)
+    contacts = _contacts(con, tickets) if ruleset.uses_contact else {}
+    rt.replies.fresh = {n for n, t in ((t["number"], t) for t in tickets) if not t["routed_seq"]}
+    start = len(batch.pending)
+    for ticket in tickets:
+        number = ticket["number"]
+        when, msg, seq, arrived = build_message(intake.get(number, []), ticket)
+        ctx = Context(msg, ticket, contacts.get(ticket.get("contact")), when, arrived, rt.site)
+        ctx.seq = seq
+        matched = apply_rules(rt, ruleset, ctx, result)
+        batch.emit("ticket.routed", ticket=number, data={"upto": int(ticket["intake_seq"] or 0), "rules": matched})
+        result.routed += 1
+    result.events = len(batch.pending) - start
+    if rt.dry_run:
+        result.planned = list(batch.pending[start:])
+    return rt
+
+
+def _pending(con, reroute: bool, numbers) -> list[dict]:
+    where, params = [], []
+    if numbers is not None:
+        where.append("number IN (SELECT unnest(?::BIGINT[]))")
+        params.append(list(numbers))
+    if not reroute:
+        where.append("intake_seq > coalesce(routed_seq, 0)")
+    elif numbers is None:
+        where.append("status IN (SELECT unnest(?::VARCHAR[]))")
+        params.append(list(OPEN_STATUSES))
+    sql = "SELECT * FROM tickets" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY number"
+    cur = con.execute(sql, params)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def _intake_events(store: Store, con, tickets: list[dict], cutoffs: dict[int, int]) -> dict[int, list]:
+    """Each pending ticket's intake events after its cutoff, from one scan of the newest segments."""
+    import pyarrow as pa
+
+    segments = _segments_after(store, min(cutoffs.values()))
+    if not segments:
+        return {}
+    numbers = [t["number"] for t in tickets]
+    con.register("_route_pending", pa.table({
+        "number": pa.array(numbers, pa.int64()),
+        "cutoff": pa.array([cutoffs[n] for n in numbers], pa.int64()),
+        "upto": pa.array([int(t["intake_seq"] or 0) for t in tickets], pa.int64())}))
+    rows = _event_query(store, segments,
+                        "SELECT e.ticket, e.seq, e.ts, e.type, e.data FROM ev e JOIN _route_pending p "
+                        "ON e.ticket = p.number WHERE e.type IN (SELECT unnest(?::VARCHAR[])) "
+                        "AND e.seq > p.cutoff AND e.seq <= p.upto ORDER BY e.seq",
+                        [list(INTAKE_TYPES)], con=con)
+    out: dict[int, list] = {}
+    loads = orjson.loads
+    for number, seq, ts, kind, data in rows:
+        out.setdefault(number, []).append((seq, ts, kind, loads(data) if data else {}))
+    return out
+
+
+def _contacts(con, tickets: list[dict]) -> dict[int, dict]:
+    ids = sorted({t["contact"] for t in tickets if t.get("contact") is not None})
+    if not ids:
+        return {}
+    cur = con.execute("SELECT * FROM contacts WHERE id IN (SELECT unnest(?::BIGINT[]))", [ids])
+    names = [d[0] for d in cur.description]
+    return {row[0]: dict(zip(names, row)) for row in cur.fetchall()}
+
+
+def rules_path(store: Store) -> Path:
+    return store.path("rules")
