@@ -39,8 +39,8 @@ class MaildirSource(Source):
         todo = []
         for path in self.files():
             key = f"maildir:{self.name}:{path.name.split(':2,')[0]}"
-            if self.seen_key(key) and self.after == "keep":
-                continue
+            if self.seen_key(key) and (self.after == "keep" or path.parent.name == "cur"):
+                continue  # stored and already acknowledged (a known one in new/ still needs its ack)
             todo.append((path, key))
         self.left = 0
         if limit is not None and len(todo) > limit:

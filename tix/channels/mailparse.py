@@ -351,14 +351,14 @@ _EXT = {"text/calendar": ".ics", "message/rfc822": ".eml", "text/html": ".html",
 
 
 def _walk(msg: Message):
-    """Leaf parts in order, at most MAX_PARTS; message/rfc822 parts are leaves."""
+    """Leaf parts in order, at most MAX_PARTS; message/* parts (forwards, DSNs) are leaves."""
     stack = [msg]
     count = 0
     while stack and count < MAX_PARTS:
         part = stack.pop()
         count += 1
         ctype = part.get_content_type()
-        if part.is_multipart() and ctype != "message/rfc822":
+        if part.is_multipart() and not ctype.startswith("message/"):
             payload = part.get_payload()
             if isinstance(payload, list):
                 stack.extend(reversed(payload))

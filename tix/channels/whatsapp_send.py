@@ -9,7 +9,8 @@ The durable outbox (tix.outbox) calls these by channel name:
   compose raises UsageError saying so instead of trying. A template is named by its key
   under `whatsapp.templates` in tix.yaml; its parameters are Jinja2 (sandboxed) over
   `ticket`, `contact`, `text`.
-- `send_item(store, item) -> dict`: `POST {base_url}/{version}/{phone_number_id}/messages`
+- `send_item(store, item) -> dict` (the item as composed, or the outbox's item holding it
+  under `payload`): `POST {base_url}/{version}/{phone_number_id}/messages`
   with the bearer token from `token_env`, the item's id echoed in `biz_opaque_callback_data`
   (status webhooks carry it back, so a timed-out send can be reconciled). Returns
   `{"message": wamid, "channel": "whatsapp", ...}`; the status webhooks of that wamid then
@@ -24,7 +25,7 @@ Every exception carries `.code` (the Graph code or None) and never the token.
 Item shape (JSON, stored by the outbox)::
 
     {"channel": "whatsapp", "ticket": 42, "phone_number_id": "1000…", "inbox": "1555…",
-     "to": "+15555550100" | null, "recipient": "US.1000…" | null, "text": "…",
+     "to": ["+15555550100"], "wa_to": "+15555550100" | null, "recipient": "US.1000…" | null, "text": "…",
      "template": "followup" | null, "context": "wamid…" | null, "request": {Graph JSON body}}
 """
 from __future__ import annotations
@@ -68,7 +69,8 @@ def compose(store, reader, ticket_row: dict, text: str, template: str | None = N
     base = {"messaging_product": "whatsapp", "recipient_type": "individual"}
     base.update({"to": to} if to else {"recipient": recipient})
     item = {"channel": "whatsapp", "ticket": number, "phone_number_id": pnid,
-            "inbox": ticket_row.get("inbox"), "to": to, "recipient": None if to else recipient,
+            "inbox": ticket_row.get("inbox"), "to": [to or recipient], "wa_to": to,
+            "recipient": None if to else recipient,
             "text": text, "template": template, "context": None}
     if template:
         base.update(_template_body(settings, template, ticket_row, contact, text))
@@ -212,11 +214,12 @@ def send_item(store, item: dict, session=None) -> dict:
     if settings is None:
         raise ChannelStopped("tix.yaml has no whatsapp: section")
     token = _token(settings)
-    body = dict(item["request"])
+    payload = item.get("payload") if isinstance(item.get("payload"), dict) else item  # an outbox item wraps it
+    body = dict(payload["request"])
     ref = item.get("id") or item.get("outbox_id")
     if ref and "biz_opaque_callback_data" not in body:
         body["biz_opaque_callback_data"] = str(ref)
-    url = f"{settings.base_url}/{settings.version}/{item['phone_number_id']}/messages"
+    url = f"{settings.base_url}/{settings.version}/{payload['phone_number_id']}/messages"
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     try:
         resp = (session or requests).post(url, json=body, headers=headers, timeout=(5, 30))
@@ -229,7 +232,7 @@ def send_item(store, item: dict, session=None) -> dict:
         err.code, err.retry_after = None, None
         raise err from None
     if resp.status_code == 200:
-        return _accepted(resp, item)
+        return _accepted(resp, payload)
     raise classify(resp.status_code, _error(resp), attempts=int(item.get("attempts") or 0))
 
 
@@ -254,7 +257,7 @@ def _accepted(resp, item: dict) -> dict:
         err.code, err.retry_after, err.maybe_sent = None, None, True
         raise err from None
     who = (data.get("contacts") or [{}])[0]
-    return {"message": wamid, "channel": "whatsapp", "to": item.get("to"), "recipient": item.get("recipient"),
+    return {"message": wamid, "channel": "whatsapp", "to": item.get("wa_to"), "recipient": item.get("recipient"),
             "wa_id": who.get("wa_id"), "user_id": who.get("user_id"), "inbox": item.get("inbox"),
             "phone_number_id": item.get("phone_number_id"), "template": item.get("template"),
             "context": item.get("context"), "message_status": data["messages"][0].get("message_status")}

@@ -1,0 +1,268 @@
+"""Intake from a maildir source: threading, reopening, loop protection, bounces, quarantine."""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+
+import orjson
+import pytest
+
+from tests.plugins.email import add_config, make_mail
+from tix import quarantine
+from tix.ingest import fetch_all
+
+NOW = datetime(2026, 11, 20, 4, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def md_store(store, tmp_path):
+    md = tmp_path / "maildir"
+    for sub in ("new", "cur", "tmp"):
+        (md / sub).mkdir(parents=True)
+    add_config(store, f"channels:\n  - name: inbox\n    type: maildir\n    path: {md}\n    after: seen\n"
+                      f"    address: support@toko.example\n    team: support\n    attachment_limit: 1000\n")
+    store.md = md
+    store.n = 0
+    return store
+
+
+def drop(store, raw: bytes) -> None:
+    store.n += 1
+    (store.md / "new" / f"{store.n:05d}.test").write_bytes(raw)
+
+
+def events(store, kind=None):
+    out = [ev for ev, _ in store.log.read()]
+    return [e for e in out if kind is None or e["type"] == kind]
+
+
+def test_new_ticket_event_carries_the_message_contract(md_store):
+    drop(md_store, make_mail(msgid="<a1@pelanggan.example>", headers={"Cc": "Budi <budi@pelanggan.example>"}))
+    rep = fetch_all(md_store, now=NOW)
+    assert (rep.stored, rep.duplicates, rep.quarantined, rep.errors) == (1, 0, 0, [])
+    (ev,) = events(md_store, "message.received")
+    d = ev["data"]
+    assert ev["ticket"] == 1 and ev["actor"] == "channel:inbox"
+    assert d["message_id"] == "<a1@pelanggan.example>" and d["from"] == "sari@pelanggan.example"
+    assert d["from_name"] == "Sari Wulandari" and d["cc"] == ["budi@pelanggan.example"]
+    assert d["text"].startswith("Halo, pesanan saya INV-1001") and d["auto"] is False and d["auto_reason"] is None
+    assert d["inbox"] == "support@toko.example" and d["channel"] == "email" and d["language"] is None
+    assert (md_store.root / d["raw"]).read_bytes() == (md_store.md / "cur" / "00001.test:2,S").read_bytes()
+    t = md_store.ticket(1)
+    assert t["channel"] == "email" and t["team"] == "support" and t["inbox"] == "support@toko.example"
+    assert t["messages_in"] == 1 and md_store.read().contact(t["contact"])["emails"] == ["sari@pelanggan.example"]
+
+
+def test_refetch_is_a_noop_and_keys_survive_a_lost_index(md_store):
+    drop(md_store, make_mail(msgid="<a1@x>"))
+    fetch_all(md_store, now=NOW)
+    # the message reappears (a crash before the ack, or another folder holding a copy)
+    drop(md_store, make_mail(msgid="<a1@x>", headers={"Delivered-To": "other@toko.example"}))
+    os.unlink(md_store.root / "state" / "mail-index.pickle")  # the cache is rebuilt from the log
+    rep = fetch_all(md_store, now=NOW)
+    assert (rep.stored, rep.duplicates) == (0, 1)
+    assert len(events(md_store, "message.received")) == 1
+
+
+def test_threading_by_in_reply_to_and_references(md_store):
+    drop(md_store, make_mail(msgid="<first@x>"))
+    drop(md_store, make_mail(msgid="<second@x>", subject="Re: whatever", in_reply_to="<first@x>",
+                             frm="Someone Else <cc@other.example>"))
+    drop(md_store, make_mail(msgid="<third@x>", subject="x", references="<unknown@x> <second@x>"))
+    fetch_all(md_store, now=NOW)
+    assert [e["ticket"] for e in events(md_store, "message.received")] == [1, 1, 1]
+    assert md_store.ticket(1)["messages_in"] == 3
+
+
+def test_subject_tag_needs_the_tickets_contact(md_store):
+    drop(md_store, make_mail(msgid="<t1@x>", subject="Refund"))
+    fetch_all(md_store, now=NOW)
+    drop(md_store, make_mail(msgid="<t2@x>", subject="Re: Refund [#1]"))  # same sender: joins
+    drop(md_store, make_mail(msgid="<t3@x>", subject="Re: Refund [#1]", frm="mallory@evil.example"))
+    fetch_all(md_store, now=NOW)
+    assert [e["ticket"] for e in events(md_store, "message.received")] == [1, 1, 2]
+
+
+def _resolve(store, number, when):
+    with store.writing(actor="user:ani", via="test") as b:
+        b.emit("ticket.updated", ticket=number, data={"set": {"status": "resolved"}, "old": {"status": "new"}},
+               ts=when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+
+
+def test_reply_reopens_within_window_else_new_linked_ticket(md_store):
+    drop(md_store, make_mail(msgid="<r1@x>"))
+    drop(md_store, make_mail(msgid="<r2@x>", subject="Another"))
+    fetch_all(md_store, now=NOW)
+    _resolve(md_store, 1, NOW)
+    _resolve(md_store, 2, NOW - timedelta(days=30))
+    drop(md_store, make_mail(msgid="<r3@x>", in_reply_to="<r1@x>"))
+    drop(md_store, make_mail(msgid="<r4@x>", in_reply_to="<r2@x>"))
+    fetch_all(md_store, now=NOW + timedelta(days=1))
+    t1 = md_store.ticket(1)
+    assert t1["status"] == "open" and t1["reopened"] == 1
+    upd = [e for e in events(md_store, "ticket.updated") if e["ticket"] == 1 and e["actor"] != "user:ani"]
+    assert upd[-1]["data"]["set"] == {"status": "open"} and "replied" in upd[-1]["why"]
+    assert md_store.ticket(2)["status"] == "resolved"
+    t3 = md_store.ticket(3)
+    assert t3["status"] == "new" and t3["contact"] == md_store.ticket(2)["contact"]
+    links = [(e["ticket"], e["data"]["linked"]) for e in events(md_store, "ticket.note") if e["data"].get("kind") == "linked"]
+    assert sorted(links) == [(2, 3), (3, 2)]
+
+
+def test_auto_replies_are_marked_never_reopen_and_do_not_open_active_tickets(md_store):
+    drop(md_store, make_mail(msgid="<o1@x>"))
+    fetch_all(md_store, now=NOW)
+    _resolve(md_store, 1, NOW)
+    drop(md_store, make_mail(msgid="<o2@x>", in_reply_to="<o1@x>", subject="Out of office",
+                             headers={"Auto-Submitted": "auto-replied"}))
+    drop(md_store, make_mail(msgid="<o3@x>", subject="Newsletter", frm="news@shop.example",
+                             headers={"List-Id": "<news.shop.example>", "Precedence": "bulk"}))
+    fetch_all(md_store, now=NOW)
+    assert md_store.ticket(1)["status"] == "resolved"
+    recv = events(md_store, "message.received")
+    assert [(e["data"]["auto"], e["data"]["auto_reason"]) for e in recv[1:]] == [
+        (True, "auto-submitted:auto-replied"), (True, "precedence:bulk")]
+    t2 = md_store.ticket(2)
+    assert t2["status"] == "closed" and t2["tags"] == ["auto"]
+
+
+BOUNCE = b"""From: Mail Delivery System <MAILER-DAEMON@mx.toko.example>
+To: support@toko.example
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <bounce1@mx.toko.example>
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain
+
+The mail system could not deliver your message.
+
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.toko.example
+
+Final-Recipient: rfc822; nobody@pelanggan.example
+Action: failed
+Status: 5.1.1
+
+--B
+Content-Type: text/rfc822-headers
+
+From: support@toko.example
+To: nobody@pelanggan.example
+Subject: Re: Refund [#1]
+Message-ID: %s
+
+--B--
+"""
+
+
+def test_bounce_becomes_a_note_on_the_ticket_of_the_bounced_message(md_store):
+    from tix.outbox import queue
+
+    drop(md_store, make_mail(msgid="<b1@x>"))
+    fetch_all(md_store, now=NOW)
+    add_config(md_store, "outbound:\n  host: 127.0.0.1\n  port: 1\n  security: plain\n  from: support@toko.example\n")
+    with md_store.writing() as b:
+        item = queue(b, dict(b.reader.ticket(1)), "email", "Kami cek dulu ya.")
+    drop(md_store, BOUNCE % item["message_id"].encode())
+    drop(md_store, BOUNCE.replace(b"bounce1@", b"bounce2@") % b"<never-sent@toko.example>")
+    rep = fetch_all(md_store, now=NOW)
+    assert rep.stored == 2 and rep.tickets_created == 0
+    (note,) = [e for e in events(md_store, "ticket.note") if e["data"].get("kind") == "bounce"]
+    assert note["ticket"] == 1 and note["data"]["recipients"] == ["nobody@pelanggan.example"]
+    assert note["data"]["status"] == "5.1.1" and "failed" in note["data"]["body"]
+    (un,) = events(md_store, "message.unmatched")
+    assert "ticket" not in un and un["data"]["kind"] == "bounce"
+    assert md_store.read().max_ticket == 1
+
+
+def test_attachments_are_content_addressed_blobs_with_a_size_limit(md_store):
+    small, big = b"a,b\n1,2\n", b"x" * 5000
+    drop(md_store, make_mail(msgid="<att@x>", attachments=[("data.csv", "text/csv", small),
+                                                          ("big.zip", "application/zip", big)]))
+    drop(md_store, make_mail(msgid="<att2@x>", subject="again", attachments=[("copy.csv", "text/csv", small)]))
+    fetch_all(md_store, now=NOW)
+    a1, a2 = [e["data"]["attachments"] for e in events(md_store, "message.received")]
+    import hashlib
+
+    digest = hashlib.sha256(small).hexdigest()
+    assert a1[0] == {"name": "data.csv", "type": "text/csv", "size": len(small), "sha256": digest}
+    assert a1[1]["name"] == "big.zip" and a1[1]["sha256"] is None and a1[1]["size"] == 5000
+    assert a2[0]["sha256"] == digest
+    blob = md_store.root / "blobs" / "sha256" / digest[:2] / digest
+    assert blob.read_bytes() == small
+    assert len(list((md_store.root / "blobs" / "sha256").rglob("*"))) == 2  # one dir, one blob
+
+
+def test_poison_message_is_quarantined_the_rest_continue_and_replay_works(md_store, tix):
+    drop(md_store, make_mail(msgid="<p1@x>", subject="good one"))
+    drop(md_store, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600)  # an Outlook .msg, not mail
+    drop(md_store, b"Subject: no sender\n\nhello\n")
+    drop(md_store, make_mail(msgid="<p2@x>", subject="good two"))
+    proc = tix("fetch")
+    assert proc.returncode == 1, proc.stderr
+    assert "2 message(s) quarantined; see: tix quarantine list" in proc.stderr
+    assert md_store.read().max_ticket == 2
+    entries = quarantine.entries(md_store)
+    assert sorted(e["error"] for e in entries) == [
+        "no sender address (From header missing or unreadable)",
+        "not an RFC 5322 message: an Outlook .msg (CFB) file"]
+    assert len(list((md_store.md / "new").iterdir())) == 0  # all acknowledged: never retried forever
+    assert tix("fetch").returncode == 0
+    listing = tix("quarantine", "list", "--format", "json", check=0)
+    assert len(orjson.loads(listing.stdout)) == 2
+    nosender = next(e for e in entries if "sender" in e["error"])
+    shown = tix("quarantine", "show", nosender["id"], "--raw", check=0)
+    assert shown.stdout == "Subject: no sender\n\nhello\n"
+    # still broken: replay fails, keeps it and counts the attempt
+    assert tix("quarantine", "replay", nosender["id"]).returncode == 1
+    assert quarantine.get(md_store, nosender["id"])["attempts"] == 2
+    # an admin fixes the file; replay now makes a ticket and empties the entry
+    (md_store.root / "quarantine" / "email" / nosender["id"] / "item.eml").write_bytes(
+        b"From: fixed@pelanggan.example\nSubject: no sender\nMessage-ID: <fixed@x>\n\nhello\n")
+    tix("quarantine", "replay", nosender["id"], check=0)
+    assert [e["kind"] for e in quarantine.entries(md_store)] == ["email"]
+    assert md_store.ticket(3)["subject"] == "no sender"
+
+
+def test_cap_reports_messages_left(md_store, tix):
+    for i in range(5):
+        drop(md_store, make_mail(msgid=f"<c{i}@x>", subject=f"m{i}"))
+    proc = tix("fetch", "--limit", "3", check=0)
+    assert "stopped at the batch cap: 2 message(s) left for the next run" in proc.stdout
+    assert tix("fetch", check=0).stdout == ""
+    assert md_store.read().max_ticket == 5
+
+
+def test_locked_store_exits_75(md_store, tix):
+    drop(md_store, make_mail())
+    with md_store.writing():
+        proc = tix("fetch", env={"TIX_LOCK_TIMEOUT": "0.3"})
+    assert proc.returncode == 75 and "locked" in proc.stderr
+    assert md_store.read().max_ticket == 0
+
+
+def test_failed_source_is_an_error_not_an_empty_source(md_store, tix, tmp_path):
+    add_config(md_store, "")
+    text = (md_store.root / "tix.yaml").read_text().replace(str(md_store.md), str(tmp_path / "gone"))
+    (md_store.root / "tix.yaml").write_text(text)
+    proc = tix("fetch")
+    assert proc.returncode == 1
+    assert "Error: source inbox: UsageError: source inbox:" in proc.stderr and "is not a maildir" in proc.stderr
+
+
+def test_config_errors_name_file_and_line(store, tix):
+    add_config(store, "channels:\n  - name: support\n    type: imap\n    hots: x\n    user: u\n"
+                      "    password_env: P\n    after: archive\n  - name: support\n    type: pop3\n"
+                      "outbound:\n  host: h\n  security: tls\n")
+    proc = tix("config", "check")
+    assert proc.returncode == 2
+    err = proc.stderr
+    assert "tix.yaml:" in err and "unknown key 'hots' (did you mean 'host'?)" in err
+    assert "after must be one of seen, move, delete, got 'archive'" in err
+    assert "host is required for type imap" in err and "type must be one of imap, maildir, mbox, got 'pop3'" in err
+    assert "outbound: security must be one of starttls, ssl, plain" in err and "outbound: from must be an address" in err
