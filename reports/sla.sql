@@ -6,7 +6,8 @@
 -- param: until date = monday      Day after the period (site time zone)
 -- param: team text = ''           Only this team (empty: all teams)
 --
--- A target counts in the period when it was met in it, or fell due in it without being met.
+-- A target counts in the period when it was met in it, or fell due in it and was breached
+-- (clocks still running or stopped without a reply are not counted).
 -- compliance = met on time / counted. A near miss was met on time, in the last 25% of its window.
 
 -- section: by_policy
@@ -15,7 +16,7 @@
 -- requires: sla
 WITH s AS (
     SELECT s.*, t.team FROM sla AS s JOIN tickets AS t ON t.number = s.ticket
-    WHERE ((s.met_at >= $since AND s.met_at < $until) OR (s.met_at IS NULL AND s.due_at >= $since AND s.due_at < $until))
+    WHERE ((s.met_at >= $since AND s.met_at < $until) OR (s.met_at IS NULL AND s.breached AND s.due_at >= $since AND s.due_at < $until))
       AND ($team = '' OR t.team = $team)
 )
 SELECT policy, target, count(*) AS measured,
@@ -23,7 +24,7 @@ SELECT policy, target, count(*) AS measured,
        count(*) FILTER (WHERE breached) AS breached,
        count(*) FILTER (WHERE NOT breached AND met_at > due_at - (due_at - started_at) * 0.25) AS near_miss,
        count(*) FILTER (WHERE NOT breached) / count(*) AS compliance
-FROM s GROUP BY ALL ORDER BY policy, list_position(['first_response', 'next_response', 'resolution'], target);
+FROM s GROUP BY policy, target ORDER BY policy, list_position(['first_response', 'next_response', 'resolution'], target);
 
 -- section: by_team
 -- title: Compliance by team
@@ -35,7 +36,7 @@ SELECT coalesce(t.team, '–') AS team, count(*) AS measured,
        count(*) FILTER (WHERE s.breached) AS breached,
        count(*) FILTER (WHERE NOT s.breached) / count(*) AS compliance
 FROM sla AS s JOIN tickets AS t ON t.number = s.ticket
-WHERE ((s.met_at >= $since AND s.met_at < $until) OR (s.met_at IS NULL AND s.due_at >= $since AND s.due_at < $until))
+WHERE ((s.met_at >= $since AND s.met_at < $until) OR (s.met_at IS NULL AND s.breached AND s.due_at >= $since AND s.due_at < $until))
   AND ($team = '' OR t.team = $team)
 GROUP BY ALL ORDER BY compliance, team;
 
@@ -48,7 +49,7 @@ SELECT s.ticket, t.subject, coalesce(t.team, '–') AS team, t.assignee, s.polic
        round(hours_between(s.due_at, coalesce(s.met_at, least($now, $until))), 1) AS overdue_hours
 FROM sla AS s JOIN tickets AS t ON t.number = s.ticket
 WHERE s.breached
-  AND ((s.met_at >= $since AND s.met_at < $until) OR (s.met_at IS NULL AND s.due_at >= $since AND s.due_at < $until))
+  AND ((s.met_at >= $since AND s.met_at < $until) OR (s.met_at IS NULL AND s.breached AND s.due_at >= $since AND s.due_at < $until))
   AND ($team = '' OR t.team = $team)
 ORDER BY overdue_hours DESC, s.ticket;
 

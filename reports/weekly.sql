@@ -50,7 +50,7 @@ WITH s AS (
     SELECT s.*, coalesce(s.met_at, s.due_at) >= $since AS cur
     FROM sla AS s JOIN tickets AS t ON t.number = s.ticket
     WHERE ((s.met_at >= $prev_since AND s.met_at < $until)
-           OR (s.met_at IS NULL AND s.due_at >= $prev_since AND s.due_at < $until))
+           OR (s.met_at IS NULL AND s.breached AND s.due_at >= $prev_since AND s.due_at < $until))
       AND ($team = '' OR t.team = $team)
 )
 SELECT * FROM (VALUES
@@ -89,7 +89,7 @@ SELECT coalesce(t.team, '–') AS team, count(*) AS measured,
        count(*) FILTER (WHERE s.breached) AS breached,
        count(*) FILTER (WHERE NOT s.breached) / count(*) AS compliance
 FROM sla AS s JOIN tickets AS t ON t.number = s.ticket
-WHERE ((s.met_at >= $since AND s.met_at < $until) OR (s.met_at IS NULL AND s.due_at >= $since AND s.due_at < $until))
+WHERE ((s.met_at >= $since AND s.met_at < $until) OR (s.met_at IS NULL AND s.breached AND s.due_at >= $since AND s.due_at < $until))
   AND ($team = '' OR t.team = $team)
 GROUP BY ALL ORDER BY compliance, team;
 
@@ -183,7 +183,7 @@ SELECT s.ticket, t.subject, coalesce(t.team, '–') AS team, t.assignee, s.polic
        round(hours_between(s.due_at, coalesce(s.met_at, least($now, $until))), 1) AS overdue_hours
 FROM sla AS s JOIN tickets AS t ON t.number = s.ticket
 WHERE s.breached
-  AND ((s.met_at >= $since AND s.met_at < $until) OR (s.met_at IS NULL AND s.due_at >= $since AND s.due_at < $until))
+  AND ((s.met_at >= $since AND s.met_at < $until) OR (s.met_at IS NULL AND s.breached AND s.due_at >= $since AND s.due_at < $until))
   AND ($team = '' OR t.team = $team)
 ORDER BY overdue_hours DESC, s.ticket;
 

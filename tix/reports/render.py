@@ -106,7 +106,7 @@ def metric_rows(result, s) -> list[dict]:
     for row in s.dicts():
         metric = str(row.get("metric"))
         value, previous = row.get("value"), row.get("previous")
-        delta, sign = L.delta(value, previous, metric) if "previous" in row else ("", 0)
+        delta, sign = L.delta(value, previous, metric) if previous is not None else ("", 0)
         good = row.get("good")
         tone = "flat" if not sign or not good else ("good" if (sign > 0) == (good == "up") else "bad")
         label = s.labels.get(metric, {}).get(result.locale) if metric in s.labels else L(metric)

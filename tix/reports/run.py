@@ -116,6 +116,8 @@ def run_report(store, name: str, params: dict[str, str] | None = None, week: str
     con = con or store.connect()
     prepare(con, tz)
     views = _views(con)
+    if not _sla_configured(cfg):
+        views.discard("sla")  # the view exists but says nothing: say that no policy is configured
     sections = [_run_section(con, report, s, resolved, views, locale) for s in report.sections]
     labels = Labels(locale, tz, report.labels)
     return ReportResult(report.name, report.title(locale), report.description(locale), locale, tz,
@@ -160,6 +162,11 @@ def fixed_offset(tz: str) -> int | None:
             if len(offsets) > 1:
                 return None
     return int(next(iter(offsets)).total_seconds()) if offsets else 0
+
+
+def _sla_configured(cfg) -> bool:
+    sla = cfg.section("sla") or {}
+    return bool(isinstance(sla, dict) and sla.get("policies"))
 
 
 def _views(con) -> set[str]:
