@@ -72,6 +72,9 @@ def compose(store, reader, ticket_row: dict, text: str, template: str | None = N
             "inbox": ticket_row.get("inbox"), "to": [to or recipient], "wa_to": to,
             "recipient": None if to else recipient,
             "text": text, "template": template, "context": None}
+    if template and template not in settings.templates and text and text.strip():
+        template = None  # a text macro (already rendered into `text`), not a WhatsApp template
+        item["template"] = None
     if template:
         base.update(_template_body(settings, template, ticket_row, contact, text))
     else:
@@ -161,8 +164,7 @@ def _check_window(settings, conv: dict, number: int, now: datetime) -> None:
     else:
         why = "the customer has not written on WhatsApp on this ticket"
     raise UsageError(f"ticket #{number}: {why}; outside the {settings.window_hours:g}-hour customer-service "
-                     f"window only an approved template may be sent: tix reply {number} --template NAME "
-                     f"(templates: {names})")
+                     f"window only an approved template may be sent (whatsapp.templates: {names})")
 
 
 def _context(conv: dict, now: datetime) -> str | None:
