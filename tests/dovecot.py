@@ -1,8 +1,8 @@
 """A throwaway Dovecot IMAP server for tests and benchmarks (Debian package dovecot-imapd).
 
     with Dovecot() as dc:                 # started on a free 127.0.0.1 port
-        maildir = dc.add_user("alice")    # password "secret"
-        dc.deliver("alice", raw_bytes)    # straight into the maildir's new/
+        maildir = dc.add_user("user1")    # user1…user300 exist, password "secret"
+        dc.deliver("user1", raw_bytes)    # straight into the maildir's new/
         ... IMAP on 127.0.0.1:dc.port ...
 
 Everything lives in one directory created for the instance (config, passwd file, mail,
@@ -42,7 +42,7 @@ def free_port() -> int:
 
 
 class Dovecot:
-    def __init__(self, port: int | None = None, directory: str | None = None):
+    def __init__(self, port: int | None = None, directory: str | None = None, users: int = 300):
         if not os.access(DOVECOT, os.X_OK):
             raise DovecotMissing(f"{DOVECOT} is missing: apt-get install -y dovecot-imapd "
                                  "(listed in tests/apt-packages.txt)")
@@ -53,7 +53,9 @@ class Dovecot:
         self.dir = Path(directory or tempfile.mkdtemp(prefix=f"tix-dovecot-{self.port}-", dir="/tmp"))
         self.uid = pwd.getpwnam(MAIL_USER).pw_uid
         self.gid = pwd.getpwnam(MAIL_USER).pw_gid
-        self.users: dict[str, str] = {}
+        # Dovecot re-reads the passwd file when its mtime (in seconds) changes, so users added
+        # within the same second as the last read would be refused: create them up front.
+        self.users: dict[str, str] = {f"user{i}": PASSWORD for i in range(1, users + 1)}
         self.pid: int | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -112,9 +114,11 @@ class Dovecot:
 
     # -- users and mail -------------------------------------------------------------------------
     def add_user(self, name: str, password: str = PASSWORD) -> Path:
-        """Add an IMAP user (the passwd file is re-read by Dovecot); return its maildir."""
-        self.users[name] = password
-        self._write_passwd()
+        """An IMAP user (user1…user300 exist from the start); return its maildir."""
+        if self.users.get(name) != password:
+            self.users[name] = password
+            time.sleep(1.1)  # a new mtime second, so that Dovecot re-reads the file
+            self._write_passwd()
         return self.maildir(name)
 
     def maildir(self, user: str, folder: str = "INBOX") -> Path:
