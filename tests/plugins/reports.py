@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import threading
 from datetime import datetime, timedelta, timezone
@@ -102,10 +103,13 @@ def report_smtp():
     from aiosmtpd.controller import Controller
 
     handler = _Collect()
-    controller = Controller(handler, hostname="127.0.0.1", port=0)
+    with socket.socket() as probe:  # a free port (the controller's self-test cannot use port 0)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     controller.handler = handler
-    controller.port = controller.server.sockets[0].getsockname()[1]
+    controller.port = port
     try:
         yield controller
     finally:

@@ -104,6 +104,9 @@ def _write(out: str | None, write) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             write(f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
         os.replace(tmp, target)  # a half-written report never replaces a good one
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

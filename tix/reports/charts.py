@@ -125,7 +125,7 @@ def _line(ax, fig, chart, rows, section, result) -> None:
         ax.plot(range(len(xs)), ys, marker="o", color=PALETTE[i % len(PALETTE)], linewidth=2,
                 label=_series_label(result, section, col))
         for j, y in enumerate(ys):
-            if y is not None:
+            if y is not None and len(chart.y) == 1:  # values on one line; several would collide
                 ax.annotate(result.labels.value(rows[j].get(col), col), (j, y), textcoords="offset points",
                             xytext=(0, 6), ha="center", fontsize=7.5, color=INK)
     ax.set_xticks(range(len(xs)), xs)

@@ -63,16 +63,16 @@ def send(config, to: list[str], subject: str, text: str, html: str, timeout: flo
                 smtp.login(str(s["user"]), s["password"] or "")
             refused = smtp.send_message(msg)
     except smtplib.SMTPAuthenticationError as exc:
-        raise SendPermanent(f"SMTP {s['host']}:{s['port']}: login refused ({exc.smtp_code})") from None
+        raise SendPermanent(f"cannot send by SMTP ({s['host']} port {s['port']}): login refused ({exc.smtp_code})") from None
     except smtplib.SMTPRecipientsRefused as exc:
-        raise SendPermanent(f"SMTP {s['host']}:{s['port']}: recipients refused: {', '.join(exc.recipients)}") from None
+        raise SendPermanent(f"cannot send by SMTP ({s['host']} port {s['port']}): recipients refused: {', '.join(exc.recipients)}") from None
     except smtplib.SMTPResponseException as exc:
         err = SendPermanent if 500 <= exc.smtp_code < 600 else SendTemporary
-        raise err(f"SMTP {s['host']}:{s['port']}: {exc.smtp_code} {_text(exc.smtp_error)}") from None
+        raise err(f"cannot send by SMTP ({s['host']} port {s['port']}): {exc.smtp_code} {_text(exc.smtp_error)}") from None
     except (smtplib.SMTPException, OSError, socket.timeout) as exc:
-        raise SendTemporary(f"SMTP {s['host']}:{s['port']}: {exc.__class__.__name__}: {exc}") from None
+        raise SendTemporary(f"cannot send by SMTP ({s['host']} port {s['port']}): {exc.__class__.__name__}: {exc}") from None
     if refused:
-        raise SendPermanent(f"SMTP {s['host']}:{s['port']}: recipients refused: {', '.join(refused)}")
+        raise SendPermanent(f"cannot send by SMTP ({s['host']} port {s['port']}): recipients refused: {', '.join(refused)}")
     return msg["Message-ID"]
 
 
