@@ -1,6 +1,154 @@
-"""`tix` commands of this group (filled in by the issue that owns it)."""
+"""SLA commands: `tix escalate`, `tix sla N`, `tix notify list|flush`."""
 from __future__ import annotations
 
+import sys
 
-def register(app) -> None:
-    """Add this group's commands to the app."""
+import typer
+
+from tix.cli.common import FormatOpt, check_format, error, info, open_store, state, ticket_arg
+
+
+def register(app: typer.Typer) -> None:
+    app.command("escalate")(escalate)
+    app.command("sla")(sla)
+    notify_app = typer.Typer(help="The outbox of internal notifications (SLA emails and webhooks).",
+                             no_args_is_help=True)
+    notify_app.command("list")(notify_list)
+    notify_app.command("flush")(notify_flush)
+    app.add_typer(notify_app, name="notify")
+
+
+def _now(text: str | None):
+    from datetime import datetime, timezone
+
+    from tix.errors import UsageError
+
+    if not text:
+        return None
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--now: not an ISO time: {text!r} (e.g. 2026-11-24T09:00:00+07:00)") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def escalate(
+    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Show what would be done; write and send nothing."),
+    now: str = typer.Option(None, "--now", help="Evaluate at this time (ISO 8601; default: now). For replays and tests."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Ignore the saved SLA state and fold the whole log again."),
+    fmt: str = FormatOpt,
+) -> None:
+    """Compute every open ticket's SLA clocks; record breaches and run the escalation steps due.
+
+    Run it from cron every few minutes. Each step runs once per ticket, target and cycle;
+    notifications go through the outbox and failed sends are retried on later runs.
+    Exit 1 when a notification could not be sent (it stays queued); 2 on a config problem.
+
+    Example: tix escalate --dry-run
+    """
+    from tix.render import render
+    from tix.sla.escalate import escalate as run
+
+    check_format(fmt)
+    store = open_store()
+    report = run(store, now=_now(now), dry_run=dry_run, rebuild=rebuild)
+    tz = store.config.setting("timezone")
+    if dry_run or state.verbose:
+        rows = [_planned_row(p) for p in report.planned]
+        if rows or fmt != "table":
+            render(rows, fmt, tz=tz, columns=["ticket", "policy", "target", "cycle", "state", "action", "due_at"])
+    if state.verbose:
+        states = ", ".join(f"{k} {v}" for k, v in sorted(report.states.items()))
+        info(f"{report.open_tickets} open tickets, {report.clocks} clocks ({states}); "
+             f"{len(report.planned)} actions, {report.events_written} events written"
+             f"{' (cold start: folded the whole log)' if report.cold else ''} in {report.timings['total']:.2f} s")
+    _report_notify(report.notify)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _planned_row(p) -> dict:
+    from datetime import datetime, timezone
+
+    due = datetime.fromtimestamp(p.due, timezone.utc).replace(tzinfo=None) if p.due else None
+    return {"ticket": p.ticket, "policy": p.policy, "target": p.target, "cycle": p.cycle, "state": p.state,
+            "action": p.describe(), "due_at": due}
+
+
+def _report_notify(rep) -> None:
+    if rep is None:
+        return
+    for it in rep.failed:
+        what = "gave up" if it.get("status") == "dead" else f"will retry after {it['next_try']}"
+        error(f"notification {it['id']} ({it['kind']} to {_target(it)}) failed, attempt {it['attempts']}: "
+              f"{it['error']}; {what}")
+    if rep.dead and state.verbose:
+        info(f"{len(rep.dead)} notifications failed permanently: see tix notify list")
+    if rep.sent:
+        info(f"{len(rep.sent)} notifications sent")
+    if rep.busy:
+        info("another tix is sending notifications; left to it")
+
+
+def _target(it: dict) -> str:
+    from tix.notify import _redact
+
+    t = it["target"]
+    return t if it["kind"] == "email" or t.startswith("env:") else _redact(t)
+
+
+def sla(
+    number: str = typer.Argument(..., help="Ticket number, e.g. 1042 or #1042."),
+    now: str = typer.Option(None, "--now", help="Evaluate at this time (ISO 8601; default: now)."),
+    fmt: str = typer.Option("text", "--format", "-f", help="Output format: text or json."),
+) -> None:
+    """Explain each SLA clock of a ticket: due time, business time used and left, counted and
+    paused intervals, and holidays skipped.
+
+    Example: tix sla 1042
+    """
+    from tix.sla.explain import explain, render_text, to_json
+
+    check_format(fmt, ("text", "json"))
+    store = open_store()
+    ex = explain(store, ticket_arg(number), now=_now(now))
+    if fmt == "json":
+        import orjson
+
+        sys.stdout.write(orjson.dumps(to_json(ex), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(render_text(ex))
+
+
+def notify_list(fmt: str = FormatOpt) -> None:
+    """List notifications not sent yet: pending (with attempts and next try) and failed for good.
+
+    Example: tix notify list
+    """
+    from tix.notify import pending
+    from tix.render import render
+
+    check_format(fmt)
+    store = open_store()
+    rows = [{"id": it["id"], "kind": it["kind"], "target": _target(it), "subject": it["subject"],
+             "status": it["status"], "attempts": it["attempts"], "next_try": it["next_try"],
+             "error": it["error"]} for it in pending(store)]
+    if rows or fmt != "table":
+        render(rows, fmt, tz=store.config.setting("timezone"),
+               columns=["id", "kind", "target", "subject", "status", "attempts", "next_try", "error"])
+
+
+def notify_flush(
+    now: str = typer.Option(None, "--now", help="Evaluate backoff at this time (ISO 8601; default: now)."),
+) -> None:
+    """Send queued notifications that are due (`tix escalate` also does this). Exit 1 if any failed.
+
+    Example: tix notify flush -v
+    """
+    from tix.notify import flush
+
+    store = open_store()
+    rep = flush(store, _now(now))
+    _report_notify(rep)
+    if not rep.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,236 @@
+"""Persisted SLA state: clock tracks and `sla` view rows as Parquet, advanced incrementally.
+
+Files under `snapshot/` (written by `tix escalate` under the store lock; a cache, rebuilt from
+the log when missing, stale or after the log was rewritten)::
+
+    sla-meta.json            {"format": 1, "seq": N, "segment": …, "offset": …,
+                              "live": "sla-live-N.parquet", "done": ["sla-done-M.parquet", …]}
+    sla-live-N.parquet       one row per open ticket: its track (tix.sla.clock.Track) and, per
+                             target (fr_, nr_, res_), started/due/met/state/breached/bsec/csec
+    sla-done-M.parquet       the same for tickets that left the open statuses in run M
+
+A ticket lives in exactly one current row: the one with the highest `gen` (seq of the last
+event folded into it) across the listed files; a reopened ticket's older done row loses.
+Done parts are compacted into one when there are more than `MAX_DONE_PARTS`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import fields as dc_fields
+from pathlib import Path
+
+import orjson
+
+from tix.sla.clock import TRACK_TYPES, Track, fold_event
+from tix.store.log import Position
+
+FORMAT = 1
+MAX_DONE_PARTS = 12
+PREFIX = {"first_response": "v_fr", "next_response": "v_nr", "resolution": "v_res"}
+TRACK_FIELDS = [f.name for f in dc_fields(Track)]
+
+
+def schema():
+    import pyarrow as pa
+
+    f64 = pa.float64()
+    cols = [("ticket", pa.int64()), ("created", f64), ("status", pa.string()), ("customer_wrote", pa.bool_()),
+            ("awaiting", pa.bool_()), ("paused_since", f64), ("pauses", pa.list_(f64)), ("fr_met", f64),
+            ("nr_cycle", pa.int64()), ("nr_start", f64), ("nr_met", f64), ("resolved", f64),
+            ("last_customer", f64), ("keys", pa.list_(pa.string())), ("policy", pa.string()), ("gen", pa.int64())]
+    for p in PREFIX.values():  # times as epoch seconds; the view turns them into TIMESTAMPs
+        cols += [(f"{p}_cycle", pa.int64()), (f"{p}_started", f64), (f"{p}_due", f64), (f"{p}_met", f64),
+                 (f"{p}_state", pa.string()), (f"{p}_breached", pa.bool_()), (f"{p}_bsec", f64), (f"{p}_csec", f64)]
+    return pa.schema(cols)
+
+
+class SlaState:
+    def __init__(self, store):
+        self.store = store
+        self.dir = store.path("snapshot")
+        self.meta: dict | None = None
+        self.tracks: dict[int, Track] = {}  # open tickets, plus done ones touched in this run
+        self.touched: set[int] = set()
+        self.pos: Position | None = None
+        self.seq = 0
+        self.cold = False
+
+    # -- loading ------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, store, rebuild: bool = False) -> "SlaState":
+        st = cls(store)
+        try:
+            st.meta = None if rebuild else orjson.loads((st.dir / "sla-meta.json").read_bytes())
+        except (FileNotFoundError, ValueError):
+            st.meta = None
+        if st.meta and st.meta.get("format") == FORMAT and st._position_ok():
+            st.pos, st.seq = Position(st.meta["segment"], st.meta["offset"]), st.meta["seq"]
+            st.tracks = {tr.ticket: tr for tr in st._read_tracks(st.meta["live"])}
+            st.fold_tail()
+        else:
+            st.meta, st.cold = None, True
+            st.fold_all()
+        return st
+
+    def _position_ok(self) -> bool:
+        m = self.meta
+        if not m.get("segment"):
+            return True
+        path = self.store.log.dir / m["segment"]
+        if not path.exists() or path.stat().st_size < m["offset"]:
+            return False
+        if not (self.dir / m["live"]).exists() or any(not (self.dir / d).exists() for d in m.get("done", [])):
+            return False
+        for ev, _p in self.store.log.read(Position(m["segment"], m["offset"])):
+            return ev["seq"] == m["seq"] + 1  # the log was not rewritten under us
+        return True
+
+    def _read_tracks(self, name: str | None, numbers: set[int] | None = None) -> list[Track]:
+        if not name:
+            return []
+        import pyarrow.parquet as pq
+
+        cols = TRACK_FIELDS
+        table = pq.read_table(self.dir / name, columns=cols)
+        if numbers is not None:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            table = table.filter(pc.is_in(table["ticket"], pa.array(sorted(numbers), pa.int64())))
+        out = []
+        for row in table.to_pylist():
+            row["pauses"] = row["pauses"] or []
+            row["keys"] = row["keys"] or []
+            out.append(Track(**row))
+        return out
+
+    def _fetch_done(self, numbers: set[int]) -> None:
+        """Bring tracks of done tickets touched by the tail back (newest gen wins)."""
+        if not numbers or not self.meta:
+            return
+        for name in self.meta.get("done", []):
+            for tr in self._read_tracks(name, numbers):
+                old = self.tracks.get(tr.ticket)
+                if old is None or old.gen < tr.gen:
+                    self.tracks[tr.ticket] = tr
+
+    # -- folding --------------------------------------------------------------------------------
+    def fold_tail(self) -> None:
+        """Fold events written since the saved position (a run every few minutes: a few hundred)."""
+        loads = orjson.loads
+        events = []
+        for raw, seg, off in self.store.log.read_raw(self.pos):
+            events.append(loads(raw))
+            self.pos = Position(seg, off)
+        if not events:
+            return
+        self.seq = events[-1]["seq"]
+        numbers = {ev["ticket"] for ev in events if "ticket" in ev and ev["type"] in TRACK_TYPES}
+        self._fetch_done({n for n in numbers if n not in self.tracks})
+        for ev in events:
+            if fold_event(self.tracks, ev) is not None:
+                self.touched.add(ev["ticket"])
+
+    def fold_all(self) -> None:
+        """Cold start: fold the whole log (lines that cannot matter are skipped unparsed)."""
+        loads = orjson.loads
+        tracks = self.tracks
+        pos = Position("", 0)
+        last = None
+        for raw, seg, off in self.store.log.read_raw():
+            pos = Position(seg, off)
+            last = raw
+            if (b'"type":"ticket.c' in raw or b'"type":"message.' in raw or b'"type":"sla.' in raw
+                    or (b'"type":"ticket.updated"' in raw and b'"status"' in raw)):
+                fold_event(tracks, loads(raw))
+        self.pos = pos
+        self.seq = loads(last)["seq"] if last is not None else 0
+
+    def fold_written(self, events: list[dict]) -> None:
+        """Fold the events this run wrote itself, and move the position past them."""
+        for ev in events:
+            fold_event(self.tracks, ev)
+        self.pos = self.store.log.end()
+        if events:
+            self.seq = events[-1]["seq"]
+
+    # -- saving -----------------------------------------------------------------------------------
+    def save(self, table, done_mask) -> dict:
+        """Write live (open) and done (left open this run) parts, then the meta (atomically).
+
+        `table` has the columns of `schema()`; `done_mask` marks rows of done tickets.
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        mask = pa.array(done_mask, pa.bool_())
+        live, done = table.filter(pc.invert(mask)), table.filter(mask)
+        old_meta = self.meta or {}
+        seq = self.seq
+        live_name = f"sla-live-{seq}.parquet"
+        _write(self.dir / live_name, live)
+        done_parts = list(old_meta.get("done", []))
+        if done.num_rows:
+            name = f"sla-done-{seq}.parquet"
+            if name in done_parts:
+                name = f"sla-done-{seq}-{len(done_parts)}.parquet"
+            _write(self.dir / name, done)
+            done_parts.append(name)
+        if len(done_parts) > MAX_DONE_PARTS:
+            done_parts = [self._compact(done_parts, seq, set(live["ticket"].to_pylist()))]
+        meta = {"format": FORMAT, "seq": seq, "segment": self.pos.segment if self.pos else "",
+                "offset": self.pos.offset if self.pos else 0, "live": live_name, "done": done_parts}
+        tmp = self.dir / "sla-meta.json.tmp"
+        tmp.write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+        os.replace(tmp, self.dir / "sla-meta.json")
+        self._prune(keep={live_name, *done_parts, old_meta.get("live"), *old_meta.get("done", [])})
+        self.meta = meta
+        return meta
+
+    def _compact(self, parts: list[str], seq: int, live: set[int]) -> str:
+        import duckdb
+
+        name = f"sla-done-{seq}-c.parquet"
+        files = [str(self.dir / p) for p in parts]
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("CREATE TEMP TABLE _live AS SELECT unnest(?::BIGINT[]) AS ticket", [sorted(live)])
+        tmp = self.dir / (name + ".tmp")
+        con.execute(f"COPY (SELECT * FROM read_parquet(?) WHERE ticket NOT IN (SELECT ticket FROM _live) "
+                    f"QUALIFY row_number() OVER (PARTITION BY ticket ORDER BY gen DESC) = 1 ORDER BY ticket) "
+                    f"TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)", [files])
+        os.replace(tmp, self.dir / name)
+        return name
+
+    def _prune(self, keep: set) -> None:
+        for p in self.dir.glob("sla-*.parquet"):
+            if p.name not in keep:
+                p.unlink(missing_ok=True)
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _write(path: Path, table) -> None:
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def files(store) -> list[Path]:
+    """The Parquet files holding the current `sla` rows (for the view), or [] before a first run."""
+    d = store.path("snapshot")
+    try:
+        meta = orjson.loads((d / "sla-meta.json").read_bytes())
+    except (FileNotFoundError, ValueError):
+        return []
+    return [d / n for n in [meta.get("live"), *meta.get("done", [])] if n]
