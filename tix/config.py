@@ -46,6 +46,8 @@ SECTION_VALIDATORS: dict[str, str] = {
     "channels": "tix.channels.base:validate_channels",
     "outbound": "tix.channels.smtp:validate",
     "whatsapp": "tix.channels.whatsapp:validate_config",
+    "calendars": "tix.sla.calendar:validate_section",
+    "sla": "tix.sla.policy:validate_section",
 }
 
 
