@@ -60,11 +60,13 @@ def contact_rows(reader, search: str | None = None, limit: int | None = None) ->
            "FROM contacts c WHERE c.merged_into IS NULL")
     params: list = []
     if search:
-        sql += (" AND (c.name ILIKE ? OR list_contains(list_transform(c.emails, x -> x ILIKE ?), true) "
-                "OR list_contains(list_transform(c.phones, x -> x LIKE ?), true))")
+        from tix.tickets import normalize_phone
+
+        digits = normalize_phone(search) if any(ch.isdigit() for ch in search) else None
+        sql += (" AND (c.name ILIKE ? OR array_to_string(c.emails, ' ') ILIKE ?"
+                " OR array_to_string(c.phones, ' ') LIKE ?)")
         like = f"%{search}%"
-        params += [like, like, "%" + "".join(ch for ch in search if ch.isdigit()) + "%" if any(
-            ch.isdigit() for ch in search) else like]
+        params += [like, like, f"%{digits}%" if digits else like]
     sql += " ORDER BY c.id"
     if limit:
         sql += " LIMIT ?"
