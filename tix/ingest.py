@@ -110,7 +110,7 @@ class Intake:
         self.config = store.config
         self.now = now.astimezone(timezone.utc) if now else None
         self.index = MailIndex.load(store)
-        self.contacts = tickets.ContactIndex.load(batch.reader)
+        self._contacts: tickets.ContactIndex | None = None
         self.rows: dict[int, dict] = {}
         self.created = 0
         prefix = re.escape(str(self.config.setting("subject_tag")))
@@ -119,6 +119,13 @@ class Intake:
         self.own = own_addresses(self.config)
         self._dirs: set[Path] = set()
         self._backup: dict[int, dict] = {}
+
+    @property
+    def contacts(self) -> tickets.ContactIndex:
+        """Loaded on first use: a run with nothing new never opens DuckDB."""
+        if self._contacts is None:
+            self._contacts = tickets.ContactIndex.load(self.batch.reader)
+        return self._contacts
 
     # -- the run --------------------------------------------------------------------------------
     def fetch_source(self, spec: dict, budget: int | None) -> FetchReport:
@@ -321,10 +328,11 @@ class Intake:
         b.seq, b._max_ticket, b._max_contact, self.created = seq, max_t, max_c, created
         for number, row in self._backup.items():
             self.rows[number] = row
-        if max_t is not None:
-            for number in [k for k in self.rows if k > max_t]:
-                del self.rows[number]
-        if max_c is not None:
+        max_t = b.reader.max_ticket if max_t is None else max_t
+        max_c = b.reader.max_contact if max_c is None else max_c
+        for number in [k for k in self.rows if k > max_t]:
+            del self.rows[number]
+        if self._contacts is not None:
             for idx in (self.contacts.by_email, self.contacts.by_phone):
                 for k in [k for k, v in idx.items() if v > max_c]:
                     del idx[k]

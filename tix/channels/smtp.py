@@ -28,6 +28,7 @@ import smtplib
 import socket
 import ssl
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 
 from tix.errors import ChannelStopped, Problem, SendPermanent, SendTemporary, UsageError
@@ -145,7 +146,8 @@ def render(payload: dict, auto: bool, outbox_id: str, ticket: int | None = None,
         msg["X-Loop"] = x_loop or parseaddr(payload["from"])[1]
         msg["Precedence"] = "auto_reply"
     msg.set_content(payload["text"])
-    return bytes(msg)
+    # CRLF line ends: bare LFs are refused by strict servers (and are what smtplib sends as is)
+    return msg.as_bytes(policy=SMTP)
 
 
 # -- sending --------------------------------------------------------------------------------
