@@ -16,8 +16,8 @@ def _outbound(store, port: int, **extra) -> None:
 
 def test_mail_to_sends_html_with_a_text_alternative(report_store, report_smtp, tix):
     _outbound(report_store, report_smtp.port)
-    proc = tix("report", "weekly", "--week", "2026-W47", "--mail-to", "lead@example.co.id",
-               "--mail-to", "owner@example.co.id", "-v")
+    proc = tix("-v", "report", "weekly", "--week", "2026-W47", "--mail-to", "lead@example.co.id",
+               "--mail-to", "owner@example.co.id")
     assert proc.returncode == 0, proc.stderr
     assert "sent weekly to lead@example.co.id, owner@example.co.id" in proc.stdout
     assert len(report_smtp.handler.messages) == 1
