@@ -413,3 +413,18 @@ def test_sigkill_during_intake_then_rerun_stores_each_message_once(wa_store, mom
     assert len(ids) == n and len(set(ids)) == n
     assert len(tickets(wa_store)) == 50 and len(events(wa_store, "contact.created")) == 50
     assert not list(d.glob("*.json"))
+
+
+def test_demo_spool_ingests_offline(store, monkeypatch):
+    from tix.channels.whatsapp import load_demo
+
+    monkeypatch.delenv("TIX_WA_TOKEN", raising=False)
+    assert 15 <= load_demo(store) <= 30
+    rep = fetch_spool(store)
+    assert rep.errors == [] and rep.quarantined == 0 and rep.left == 0
+    assert rep.stored == 22 - 4 + 1 and rep.statuses == 4 and rep.media_pending == 4
+    kinds = {e["data"]["wa_type"] for e in received(store)}
+    assert {"text", "image", "location", "interactive", "reaction", "button", "audio", "document"} <= kinds
+    subjects = [t["subject"] for t in tickets(store)]
+    assert len(subjects) == 8 and subjects[0].startswith("Halo kak, paket saya")
+    assert any(s.startswith("Hi, I was charged twice") for s in subjects)

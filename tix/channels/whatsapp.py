@@ -662,6 +662,29 @@ def replay_item(store, entry: dict, payload: bytes, now: datetime | None = None)
         intake.batch.flush()
 
 
+def demo_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "data" / "demo" / "whatsapp"
+
+
+def load_demo(store) -> int:
+    """For `tix demo`: add the demo `whatsapp:` section (if none) and spool the demo payloads.
+
+    Returns the number of payloads spooled; `fetch_spool` (or `tix fetch`) then ingests them.
+    """
+    src = demo_dir()
+    if store.config.section("whatsapp") is None:
+        cfg = store.path("tix.yaml")
+        cfg.write_text(cfg.read_text(encoding="utf-8").rstrip("\n") + "\n\n" +
+                       (src / "config.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+        store._config = None
+    spool = store.path(*SPOOL)
+    spool.mkdir(parents=True, exist_ok=True)
+    files = sorted(src.glob("*.json"))
+    for i, f in enumerate(files):
+        _write_durable(spool / f"{i:020d}-demo-{f.name}", f.read_bytes())
+    return len(files)
+
+
 def failed_note(ticket: int, data: dict) -> str:
     err = (data.get("errors") or [{}])[0]
     code = err.get("code")
