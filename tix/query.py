@@ -133,7 +133,12 @@ def _term(name: str, op: str, value: str, custom_fields, now: datetime, tz: str)
         _check(vals, STATUSES, "status")
     if vals == ["none"]:
         return f"{name} IS NULL", []
-    return f"{name} IN (SELECT unnest(?::VARCHAR[]))", [vals]
+    return _in(name, vals)
+
+
+def _in(column: str, values: list) -> tuple[str, list]:
+    """`column IN (?, ?, …)`: plain comparisons that DuckDB pushes down into the Parquet scan."""
+    return f"{column} IN ({', '.join('?' * len(values))})", list(values)
 
 
 def _check(vals, allowed, what):
@@ -147,7 +152,7 @@ def _check(vals, allowed, what):
 def _is_term(value: str) -> tuple[str, list]:
     _check([value], IS_VALUES, "is:")
     if value == "open":
-        return "status IN (SELECT unnest(?::VARCHAR[]))", [list(OPEN_STATUSES)]
+        return _in("status", list(OPEN_STATUSES))
     if value == "closed":
         return "status IN ('resolved', 'closed')", []
     if value == "unassigned":
@@ -161,12 +166,12 @@ def _priority_term(op: str, value: str) -> tuple[str, list]:
     if op == ":":
         vals = _values(value)
         _check(vals, PRIORITIES, "priority")
-        return "priority IN (SELECT unnest(?::VARCHAR[]))", [vals]
+        return _in("priority", vals)
     _check([value], PRIORITIES, "priority")
     rank = PRIORITIES.index(value)
     sqlop = "=" if op == "=" else op
     chosen = [p for i, p in enumerate(PRIORITIES) if _cmp(i, sqlop, rank)]
-    return "priority IN (SELECT unnest(?::VARCHAR[]))", [chosen]
+    return _in("priority", chosen) if chosen else ("FALSE", [])
 
 
 def _cmp(a, op, b) -> bool:
@@ -180,7 +185,7 @@ def _int_term(name: str, op: str, value: str) -> tuple[str, list]:
     except ValueError:
         raise UsageError(f"{name} must be a number, got {value!r}") from None
     if op == ":":
-        return f"{name} IN (SELECT unnest(?::BIGINT[]))", [ints]
+        return _in(name, ints)
     return f"{name} {op} ?", [ints[0]]
 
 

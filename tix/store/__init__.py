@@ -380,10 +380,8 @@ class Reader:
 
         con = con or duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
-        _merged_view(con, "tickets", "number", self.tickets_parquet,
-                     rows_to_arrow(list(self.state.tickets.values()), TICKET_COLUMNS))
-        _merged_view(con, "contacts", "id", self.contacts_parquet,
-                     rows_to_arrow(list(self.state.contacts.values()), CONTACT_COLUMNS))
+        _merged_view(con, "tickets", "number", self.tickets_parquet, self.state.tickets, TICKET_COLUMNS)
+        _merged_view(con, "contacts", "id", self.contacts_parquet, self.state.contacts, CONTACT_COLUMNS)
         _events_view(con, self.store.log.dir)
         for hook in VIEW_HOOKS:
             _call_hook(hook, con, self)
@@ -411,17 +409,25 @@ def _rows(table) -> list[dict]:
     return rows
 
 
-def _merged_view(con, name: str, key: str, parquet: Path | None, tail) -> None:
-    tail_name = f"_tail_{name}"
-    con.register(tail_name, tail)
-    cols = ", ".join(f'"{c}"' for c in tail.schema.names)
-    cast = ", ".join(f'CAST("{c}" AS JSON) AS "{c}"' if c == "fields" else f'"{c}"' for c in tail.schema.names)
-    if parquet is None:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cast} FROM {tail_name}")
+def _merged_view(con, name: str, key: str, parquet: Path | None, tail_rows: dict, columns: dict) -> None:
+    """View `name` = snapshot rows not touched by the tail + the tail's folded rows.
+
+    With an empty tail, no Arrow table is built (pyarrow is not even imported).
+    """
+    cast = ", ".join(f'CAST("{c}" AS JSON) AS "{c}"' if t == "JSON" else f'"{c}"' for c, t in columns.items())
+    cols = ", ".join(f'"{c}"' for c in columns)
+    p = str(parquet).replace("'", "''") if parquet is not None else None
+    if not tail_rows:
+        if p is None:
+            empty = ", ".join(f'NULL::{"VARCHAR" if t == "JSON" else t} AS "{c}"' for c, t in columns.items())
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cast} FROM (SELECT {empty}) WHERE false")
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cast} FROM read_parquet('{p}')")
         return
-    p = str(parquet).replace("'", "''")
-    if tail.num_rows == 0:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cast} FROM read_parquet('{p}')")
+    tail_name = f"_tail_{name}"
+    con.register(tail_name, rows_to_arrow(list(tail_rows.values()), columns))
+    if p is None:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cast} FROM {tail_name}")
         return
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cast} FROM ("
