@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from tix.cli.common import FormatOpt, check_format, info, open_store, ticket_arg
+from tix.cli.common import FormatOpt, check_format, info, open_store, state, ticket_arg
 
 
 def register(app: typer.Typer) -> None:
@@ -49,7 +49,8 @@ def route(
                 typer.echo(line)
         return
     numbers = [ticket_arg(t) for t in tickets] if tickets else None
-    result = rules.route(store, dry_run=dry_run, reroute=reroute, numbers=numbers)
+    result = rules.route(store, dry_run=dry_run, reroute=reroute, numbers=numbers,
+                         record=dry_run or state.verbose > 0)
     for err in result.errors:
         typer.echo(err, err=True)
     if dry_run:

@@ -90,13 +90,21 @@ class TagAction(Action):
         return "tag " + " ".join(parts)
 
     def apply(self, rt, rule, ctx) -> str | None:
-        from tix.tickets import tag
-
-        ev = tag(rt.as_rule(rule), ctx.ticket, add=self.add, remove=self.remove, why=rt.why(rule))
-        if ev is None:
+        # Same event as tix.tickets.tag; the tags were validated when the rules loaded.
+        row = ctx.ticket
+        current = row.get("tags") or []
+        add = [t for t in self.add if t not in current]
+        remove = [t for t in self.remove if t in current]
+        if not add and not remove:
             return None
-        d = ev["data"]
-        return "tag " + " ".join([f"+{t}" for t in d.get("add", [])] + [f"-{t}" for t in d.get("remove", [])])
+        data = {}
+        if add:
+            data["add"] = add
+        if remove:
+            data["remove"] = remove
+        rt.as_rule(rule).emit("ticket.tagged", ticket=row["number"], data=data, why=rt.why(rule))
+        row["tags"] = [t for t in current if t not in remove] + add
+        return "tag " + " ".join([f"+{t}" for t in add] + [f"-{t}" for t in remove])
 
 
 @dataclass

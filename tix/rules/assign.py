@@ -33,6 +33,8 @@ class Assigner:
         self._open: dict[str, int] | None = None
         self._rr: dict[str, str] | None = None
         self.dirty = False
+        self._members: dict = {}
+        self._skills = {a.name: {s.lower() for s in a.skills} for a in config.agents.values()}
 
     # -- data ------------------------------------------------------------------------------
     @property
@@ -71,8 +73,11 @@ class Assigner:
 
     # -- choosing --------------------------------------------------------------------------
     def candidates(self, team: str | None) -> list[str]:
-        return sorted(a.name for a in self.config.agents.values()
-                      if not a.away and (team is None or team in a.teams))
+        members = self._members.get(team)
+        if members is None:
+            members = self._members[team] = sorted(
+                a.name for a in self.config.agents.values() if not a.away and (team is None or team in a.teams))
+        return members
 
     def pick(self, strategy: str, team: str | None, category=None, language=None, skills=()) -> str | None:
         members = self.candidates(team)
@@ -98,8 +103,7 @@ class Assigner:
 
     def _skill(self, members, category, language, skills) -> str:
         want = {str(s).lower() for s in (category, language, *skills) if s}
-        agents = self.config.agents
-        scores = {m: len(want & {s.lower() for s in agents[m].skills}) for m in members}
+        scores = {m: len(want & self._skills[m]) for m in members}
         best = max(scores.values())
         if best == 0:
             return self._least_loaded(members)

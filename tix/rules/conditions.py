@@ -48,9 +48,11 @@ def cf(text) -> str:
 class Context:
     """One message being routed: the message, its ticket (as it is now), its contact, when."""
 
-    __slots__ = ("msg", "ticket", "contact", "when", "arrived", "site", "seq", "_tokens", "_local")
+    __slots__ = ("msg", "ticket", "contact", "when", "arrived", "site", "seq", "bank", "kwbank", "_tokens",
+                 "_local", "_hits", "_kwhits", "_hours")
 
-    def __init__(self, msg: dict, ticket: dict, contact: dict | None, when: str, arrived: datetime, site):
+    def __init__(self, msg: dict, ticket: dict, contact: dict | None, when: str, arrived: datetime, site,
+                 bank=None, kwbank=None):
         self.msg = msg
         self.ticket = ticket
         self.contact = contact
@@ -58,8 +60,32 @@ class Context:
         self.arrived = arrived  # aware UTC datetime of the message
         self.site = site  # tix.rules.engine.Site: time zone, business hours
         self.seq = 0  # seq of the event that carried the message
+        self.bank = bank  # tix.rules.text.RegexBank of the rule set
+        self.kwbank = kwbank  # tix.rules.text.KeywordBank of the rule set
         self._tokens: dict = {}
         self._local = None
+        self._hits: dict = {}
+        self._kwhits: dict = {}
+        self._hours = None
+
+    def kwhits(self, name: str, getter) -> frozenset:
+        """Indices of the rule set's keyword conditions on field `name` that hold."""
+        h = self._kwhits.get(name)
+        if h is None:
+            h = self._kwhits[name] = self.kwbank.hits(name, self.tokens(name, getter))
+        return h
+
+    def in_business_hours(self) -> bool:
+        if self._hours is None:
+            self._hours = self.site.in_business_hours(self.arrived)
+        return self._hours
+
+    def hits(self, name: str, getter) -> frozenset:
+        """Indices of the rule set's patterns on field `name` that match this message."""
+        h = self._hits.get(name)
+        if h is None:
+            h = self._hits[name] = self.bank.hits(name, getter(self))
+        return h
 
     def tokens(self, name: str, getter) -> Tokens:
         t = self._tokens.get(name)
@@ -87,12 +113,15 @@ def _msg(key):
 
 
 def _sender(c) -> str:
-    return str(c.msg.get("from") or "").strip().lower()
+    v = c.msg.get("from")
+    return v.strip().lower() if isinstance(v, str) else str(v or "").strip().lower()
 
 
 def _domain(c) -> str:
-    s = _sender(c)
-    return s.rsplit("@", 1)[1] if "@" in s else ""
+    v = c.msg.get("from")
+    if not v or "@" not in v:
+        return ""
+    return str(v).rsplit("@", 1)[1].strip().lower()
 
 
 def _addresses(key):
@@ -132,7 +161,7 @@ FIELDS: dict[str, tuple] = {
     "wa_type": (STR, _msg("wa_type"), "WhatsApp message type: text, image, document, …"),
     "weekday": (STR, lambda c: WEEKDAYS[c.local.weekday()], "arrival weekday (mon … sun) in the site time zone"),
     "hour": (INT, lambda c: c.local.hour, "arrival hour 0–23 in the site time zone"),
-    "business_hours": (BOOL, lambda c: c.site.in_business_hours(c.arrived),
+    "business_hours": (BOOL, lambda c: c.in_business_hours(),
                        "true if it arrived inside the business calendar"),
 }
 
@@ -318,11 +347,13 @@ class Result:
 
 
 class Leaf:
-    __slots__ = ("field", "op", "shown", "kind", "get", "test", "keywords")
+    __slots__ = ("field", "op", "shown", "kind", "get", "test", "keywords", "fn", "trigger")
 
     def __init__(self, field, op, shown, kind, get, test, keywords=None):
         self.field, self.op, self.shown, self.kind = field, op, shown, kind
         self.get, self.test, self.keywords = get, test, keywords
+        self.fn = test  # the fast path: ctx -> bool
+        self.trigger = None  # ("kw"|"rx", field, bank ids): the rule needs one of these hits
 
     def __call__(self, ctx: Context) -> bool:
         return self.test(ctx)
@@ -333,19 +364,50 @@ class Leaf:
     def explain(self, ctx: Context) -> Result:
         ok = self.test(ctx)
         if self.keywords is not None:
-            found = self.keywords.found(ctx.tokens(self.field, self.get))
+            found = self.keywords.found(Tokens(_joined(self.get(ctx))))
             value = f"found {_show(found)}" if found else "none found"
         else:
             value = f"value {_show(self.get(ctx))}"
         return Result(ok, f"{self.describe()}: {value}", [])
 
 
+def _all(fns):
+    if len(fns) == 1:
+        return fns[0]
+    if len(fns) == 2:
+        a, b = fns
+        return lambda ctx: a(ctx) and b(ctx)
+
+    def every(ctx):
+        for f in fns:
+            if not f(ctx):
+                return False
+        return True
+    return every
+
+
+def _any(fns):
+    if len(fns) == 1:
+        return fns[0]
+    if len(fns) == 2:
+        a, b = fns
+        return lambda ctx: a(ctx) or b(ctx)
+
+    def some(ctx):
+        for f in fns:
+            if f(ctx):
+                return True
+        return False
+    return some
+
+
 class All:
-    __slots__ = ("children",)
+    __slots__ = ("children", "fn")
     name = "all"
 
     def __init__(self, children):
         self.children = tuple(children)
+        self.fn = _all(tuple(c.fn for c in self.children)) if self.children else (lambda ctx: True)
 
     def __call__(self, ctx) -> bool:
         for c in self.children:
@@ -362,6 +424,10 @@ class Any(All):
     __slots__ = ()
     name = "any"
 
+    def __init__(self, children):
+        self.children = tuple(children)
+        self.fn = _any(tuple(c.fn for c in self.children)) if self.children else (lambda ctx: False)
+
     def __call__(self, ctx) -> bool:
         for c in self.children:
             if c(ctx):
@@ -374,10 +440,12 @@ class Any(All):
 
 
 class Not:
-    __slots__ = ("child",)
+    __slots__ = ("child", "fn")
 
     def __init__(self, child):
         self.child = child
+        f = child.fn
+        self.fn = lambda ctx: not f(ctx)
 
     def __call__(self, ctx) -> bool:
         return not self.child(ctx)
@@ -388,11 +456,33 @@ class Not:
 
 
 class Always:
+    fn = staticmethod(lambda ctx: True)
+
     def __call__(self, ctx) -> bool:
         return True
 
     def explain(self, ctx) -> Result:
         return Result(True, "no conditions (always)", [])
+
+
+def _joined(value) -> str:
+    return " ".join(value) if isinstance(value, list) else (value or "")
+
+
+def trigger_of(node):
+    """A bank lookup the condition cannot hold without (None: evaluate it every time).
+
+    A keyword or regex leaf, alone or as one of the parts of an `all`, is such a trigger:
+    `route` evaluates a rule only when its trigger fired on the message.
+    """
+    if isinstance(node, Leaf):
+        return node.trigger
+    if type(node) is All:
+        for child in node.children:
+            t = trigger_of(child)
+            if t is not None:
+                return t
+    return None
 
 
 def _show(v) -> str:
@@ -409,8 +499,12 @@ class Compiler:
 
     COMBINATORS = ("all", "any", "not")
 
-    def __init__(self, config: Config, fname: str, problems: list[Problem]):
+    def __init__(self, config: Config, fname: str, problems: list[Problem], bank=None, kwbank=None):
+        from tix.rules.text import KeywordBank, RegexBank
+
         self.config, self.fname, self.problems = config, fname, problems
+        self.bank = bank if bank is not None else RegexBank()
+        self.kwbank = kwbank if kwbank is not None else KeywordBank()
         self.uses_contact = False
 
     def problem(self, line, message) -> None:
@@ -498,12 +592,31 @@ class Compiler:
         if kind == INT:
             t = _int_test(op, operand)
             return Leaf(name, op, operand, kind, getter, lambda c: t(getter(c)))
+        message_field = not name.startswith("ticket.")  # ticket fields change during a run
         if op == "keywords":
             kw = _keywords(operand)
             shown = kw.keywords if kw.mode == "any" else {"all": kw.keywords}
-            if kind == LIST:
-                return Leaf(name, op, shown, kind, getter, lambda c: kw.test(c.tokens(name, getter)), kw)
-            return Leaf(name, op, shown, kind, getter, lambda c: kw.test(c.tokens(name, getter)), kw)
+            if not message_field:
+                return Leaf(name, op, shown, kind, getter, lambda c: kw.test(Tokens(_joined(getter(c)))), kw)
+            k = self.kwbank.add(name, kw)
+            leaf = Leaf(name, op, shown, kind, getter, lambda c: k in c.kwhits(name, getter), kw)
+            leaf.trigger = ("kw", name, (k,))
+            return leaf
+        if op == "matches" and kind == STR and message_field:
+            patterns = operand if isinstance(operand, list) else [operand]
+            if not patterns or not all(isinstance(p, str) and p for p in patterns):
+                raise BadCondition("takes a regular expression (or a list of them)")
+            try:
+                ids = [self.bank.add(name, p) for p in patterns]
+            except RegexRejected as exc:
+                raise BadCondition(str(exc)) from None
+            if len(ids) == 1:
+                i = ids[0]
+                leaf = Leaf(name, op, operand, kind, getter, lambda c: i in c.hits(name, getter))
+            else:
+                leaf = Leaf(name, op, operand, kind, getter, lambda c: not c.hits(name, getter).isdisjoint(ids))
+            leaf.trigger = ("rx", name, tuple(ids))
+            return leaf
         t, shown = _str_test(op, operand, name)
         if kind == LIST:
             if op == "empty":

@@ -54,6 +54,7 @@ class RouteResult:
     lines: list[Line] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     planned: list[dict] = field(default_factory=list)
+    record: bool = True  # keep `lines` (dry run, -v, explain); off, a cron run skips the bookkeeping
 
     @property
     def exit_code(self) -> int:
@@ -90,17 +91,18 @@ class DryBatch:
 
 
 class AsRule:
-    """A batch whose events are recorded with actor `rule:NAME`."""
+    """A batch whose events are recorded with actor `rule:NAME` (and the run's time)."""
 
-    __slots__ = ("_batch", "actor")
+    __slots__ = ("_batch", "actor", "ts")
 
-    def __init__(self, batch, actor: str):
+    def __init__(self, batch, actor: str, ts: str | None = None):
         self._batch = batch
         self.actor = actor
+        self.ts = ts
 
     def emit(self, type, ticket=None, contact=None, data=None, why=None, actor=None, ts=None) -> dict:
         return self._batch.emit(type, ticket=ticket, contact=contact, data=data, why=why,
-                                actor=actor or self.actor, ts=ts)
+                                actor=actor or self.actor, ts=ts or self.ts)
 
     def __getattr__(self, name):
         return getattr(self._batch, name)
@@ -214,11 +216,12 @@ class Runtime:
         self.replies = ReplyLog(store)
         self.own_addresses = {a.email.lower() for a in self.config.agents.values() if a.email}
         self._as: dict[str, AsRule] = {}
+        self.ts = iso(now)  # every event of a run carries the run's time: they are one batch
 
     def as_rule(self, rule) -> AsRule:
         b = self._as.get(rule.name)
         if b is None:
-            b = self._as[rule.name] = AsRule(self.batch, f"rule:{rule.name}")
+            b = self._as[rule.name] = AsRule(self.batch, f"rule:{rule.name}", self.ts)
         return b
 
     @staticmethod
@@ -282,17 +285,15 @@ def apply_rules(rt: Runtime, ruleset: RuleSet, ctx: Context, result: RouteResult
     """Evaluate every rule on one message, applying the actions of those that match."""
     number = ctx.ticket["number"]
     matched = []
-    for rule in ruleset.rules:
-        if not rule.applies(ctx.when):
-            continue
+    record = result.record
+    for rule in ruleset.plan(ctx.when).candidates(ctx):
         try:
-            if not rule.condition(ctx):
+            if not rule.condition.fn(ctx):
                 continue
             matched.append(rule.name)
-            result.matched[rule.name] += 1
             for action in rule.actions:
                 text = action.apply(rt, rule, ctx)
-                if text:
+                if text and record:
                     result.lines.append(Line(number, rule.name, text))
         except Exception as exc:  # noqa: BLE001 - one bad rule never stops the batch
             message = f"{type(exc).__name__}: {exc}"
@@ -300,8 +301,10 @@ def apply_rules(rt: Runtime, ruleset: RuleSet, ctx: Context, result: RouteResult
             rt.as_rule(rule).emit("rule.failed", ticket=number, data={"error": message}, why=rt.why(rule))
             continue
         if rule.stop:
-            result.lines.append(Line(number, rule.name, "stop"))
+            if record:
+                result.lines.append(Line(number, rule.name, "stop"))
             break
+    result.matched.update(matched)
     return matched
 
 
@@ -344,7 +347,7 @@ def load(store: Store) -> RuleSet:
 
 
 def route(store: Store, *, dry_run: bool = False, reroute: bool = False, numbers: list[int] | None = None,
-          now: datetime | None = None, ruleset: RuleSet | None = None) -> RouteResult:
+          now: datetime | None = None, ruleset: RuleSet | None = None, record: bool = True) -> RouteResult:
     """Route every ticket with unrouted customer input (or `numbers`; `reroute`: again).
 
     Args:
@@ -352,6 +355,7 @@ def route(store: Store, *, dry_run: bool = False, reroute: bool = False, numbers
         reroute: route the given tickets (default: all open ones) even if already routed,
             as if they were new; auto-replies are still sent at most once per ticket and rule.
         numbers: only these tickets.
+        record: keep a line per action in `result.lines` (for -v and --dry-run).
     Returns:
         RouteResult with counts, what was done per ticket, and errors (exit code 1).
     Raises:
@@ -359,7 +363,7 @@ def route(store: Store, *, dry_run: bool = False, reroute: bool = False, numbers
     """
     ruleset = ruleset or load(store)
     now = now or datetime.now(timezone.utc)
-    result = RouteResult(dry_run=dry_run)
+    result = RouteResult(dry_run=dry_run, record=record or dry_run)
     if dry_run:
         reader = store.read()
         _run(store, DryBatch(store, reader), reader, ruleset, result, reroute, numbers, now)
@@ -385,10 +389,11 @@ def _run(store, batch, reader, ruleset, result, reroute, numbers, now) -> Runtim
     for ticket in tickets:
         number = ticket["number"]
         when, msg, seq, arrived = build_message(intake.get(number, []), ticket)
-        ctx = Context(msg, ticket, contacts.get(ticket.get("contact")), when, arrived, rt.site)
+        ctx = Context(msg, ticket, contacts.get(ticket.get("contact")), when, arrived, rt.site, ruleset.bank, ruleset.kwbank)
         ctx.seq = seq
         matched = apply_rules(rt, ruleset, ctx, result)
-        batch.emit("ticket.routed", ticket=number, data={"upto": int(ticket["intake_seq"] or 0), "rules": matched})
+        batch.emit("ticket.routed", ticket=number, data={"upto": int(ticket["intake_seq"] or 0), "rules": matched},
+                   ts=rt.ts)
         result.routed += 1
     result.events = len(batch.pending) - start
     if rt.dry_run:

@@ -48,7 +48,7 @@ def explain_rules(rt: Runtime, ruleset, ctx: Context) -> list[str]:
         if not res.ok:
             continue
         one = RouteResult(dry_run=True)
-        single = type(ruleset)(rules=[rule], uses_contact=ruleset.uses_contact)
+        single = type(ruleset)(rules=[rule], uses_contact=ruleset.uses_contact, bank=ruleset.bank, kwbank=ruleset.kwbank)
         apply_rules(rt, single, ctx, one)
         lines += [f"  -> {ln.text}" for ln in one.lines if ln.text != "stop"]
         lines += [f"  !! {err}" for err in one.errors]
@@ -98,7 +98,7 @@ def explain(store: Store, number: int, now: datetime | None = None) -> list[str]
     when, msg, seq, arrived = build_message(intake, ticket)
     contact = reader.contact(ticket["contact"]) if ticket.get("contact") is not None else None
     rt = _runtime(store, reader, now, fresh=set())
-    ctx = Context(msg, ticket, contact, when, arrived, rt.site)
+    ctx = Context(msg, ticket, contact, when, arrived, rt.site, ruleset.bank, ruleset.kwbank)
     ctx.seq = seq
     return [f"{_header(ctx, f'Ticket #{number}')}; {state}", *explain_rules(rt, ruleset, ctx)]
 
@@ -139,7 +139,7 @@ def test_message(store: Store, path: str | Path, reply: bool = False, at: dateti
     if contact:
         ticket["contact"] = contact["id"]
     rt = _runtime(store, reader, None, fresh={0})
-    ctx = Context(msg, ticket, contact, "reply" if reply else "new", arrived or rt.now, rt.site)
+    ctx = Context(msg, ticket, contact, "reply" if reply else "new", arrived or rt.now, rt.site, ruleset.bank, ruleset.kwbank)
     return [_header(ctx, str(path)), *explain_rules(rt, ruleset, ctx)]
 
 

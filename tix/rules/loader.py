@@ -56,9 +56,71 @@ class RuleSet:
     rules: list[Rule] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     uses_contact: bool = False
+    bank: object = None  # tix.rules.text.RegexBank shared by all rules
+    kwbank: object = None  # tix.rules.text.KeywordBank shared by all rules
+    _by_when: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.rules)
+
+    def for_when(self, when: str) -> list[Rule]:
+        """The rules that apply to a new ticket or a reply, in order."""
+        return self.plan(when).rules
+
+    def plan(self, when: str) -> "Plan":
+        """How to evaluate the rules for `when` quickly (computed once per rule set)."""
+        plan = self._by_when.get(when)
+        if plan is None:
+            plan = self._by_when[when] = Plan([r for r in self.rules if r.applies(when)])
+        return plan
+
+
+class Plan:
+    """Rules in order, split into those always evaluated and those evaluated only when
+    their keyword/regex trigger fired on the message (see conditions.trigger_of)."""
+
+    def __init__(self, rules: list[Rule]):
+        from tix.rules.conditions import trigger_of
+
+        self.rules = rules
+        self.always: list[int] = []
+        self.kw: dict[str, dict[int, list[int]]] = {}
+        self.rx: dict[str, dict[int, list[int]]] = {}
+        self.getters: dict[str, object] = {}
+        for pos, rule in enumerate(rules):
+            trig = trigger_of(rule.condition)
+            if trig is None:
+                self.always.append(pos)
+                continue
+            kind, fname, ids = trig
+            table = (self.kw if kind == "kw" else self.rx).setdefault(fname, {})
+            for i in ids:
+                table.setdefault(i, []).append(pos)
+            self.getters[fname] = _getter(rule.condition, fname)
+
+    def candidates(self, ctx) -> list[Rule]:
+        """The rules that may match this message, in order."""
+        pos = set(self.always)
+        for fname, table in self.kw.items():
+            for i in ctx.kwhits(fname, self.getters[fname]):
+                pos.update(table.get(i, ()))
+        for fname, table in self.rx.items():
+            for i in ctx.hits(fname, self.getters[fname]):
+                pos.update(table.get(i, ()))
+        rules = self.rules
+        return [rules[p] for p in sorted(pos)]
+
+
+def _getter(node, fname):
+    from tix.rules.conditions import Leaf
+
+    if isinstance(node, Leaf):
+        return node.get if node.field == fname else None
+    for child in getattr(node, "children", ()):
+        g = _getter(child, fname)
+        if g is not None:
+            return g
+    return None
 
 
 def rule_files(rules_dir: Path) -> list[Path]:
@@ -69,8 +131,10 @@ def rule_files(rules_dir: Path) -> list[Path]:
 
 def check_rules(rules_dir: Path, config: Config, templates: Templates) -> tuple[RuleSet, list[Problem]]:
     """Parse and validate every rule file; return what loaded and every problem found."""
+    from tix.rules.text import KeywordBank, RegexBank
+
     problems: list[Problem] = []
-    ruleset = RuleSet(files=rule_files(Path(rules_dir)))
+    ruleset = RuleSet(files=rule_files(Path(rules_dir)), bank=RegexBank(), kwbank=KeywordBank())
     seen: dict[str, str] = {}
     for path in ruleset.files:
         fname = _display(path)
@@ -82,13 +146,13 @@ def check_rules(rules_dir: Path, config: Config, templates: Templates) -> tuple[
         except UnicodeDecodeError:
             problems.append(Problem(fname, None, "not UTF-8 text"))
             continue
-        for rule in _file_rules(doc, fname, config, templates, problems, ruleset):
-            if rule.name in seen:
-                problems.append(Problem(fname, rule.line, f"duplicate rule name {rule.name!r} "
-                                                         f"(first defined at {seen[rule.name]})"))
+        for name, line, rule in _file_rules(doc, fname, config, templates, problems, ruleset):
+            if name in seen:
+                problems.append(Problem(fname, line, f"duplicate rule name {name!r} (first defined at {seen[name]})"))
                 continue
-            seen[rule.name] = rule.where
-            ruleset.rules.append(rule)
+            seen[name] = f"{fname}:{line}"
+            if rule is not None:
+                ruleset.rules.append(rule)
     return ruleset, problems
 
 
@@ -107,7 +171,8 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _file_rules(doc, fname, config, templates, problems, ruleset) -> list[Rule]:
+def _file_rules(doc, fname, config, templates, problems, ruleset) -> list[tuple]:
+    """(name, line, Rule or None when it has problems or is disabled) for each rule of a file."""
     if doc is None:
         return []
     if isinstance(doc, dict) and list(doc) == ["rules"]:
@@ -117,13 +182,11 @@ def _file_rules(doc, fname, config, templates, problems, ruleset) -> list[Rule]:
         return []
     out = []
     for item, line in zip(doc, doc.lines):
-        rule = _rule(item, line, fname, config, templates, problems, ruleset)
-        if rule is not None:
-            out.append(rule)
-    return out
+        out.append(_rule(item, line, fname, config, templates, problems, ruleset))
+    return [r for r in out if r is not None]
 
 
-def _rule(item, line, fname, config, templates, problems, ruleset) -> Rule | None:
+def _rule(item, line, fname, config, templates, problems, ruleset) -> tuple | None:
     if not isinstance(item, dict):
         problems.append(Problem(fname, line, f"a rule must be a mapping with name, if and then; got {item!r}"))
         return None
@@ -148,7 +211,7 @@ def _rule(item, line, fname, config, templates, problems, ruleset) -> Rule | Non
     for flag in ("stop", "enabled"):
         if flag in spec and not isinstance(spec[flag][0], bool):
             problems.append(Problem(fname, spec[flag][1], f"rule {name!r}: {flag} must be true or false"))
-    compiler = Compiler(config, fname, problems)
+    compiler = Compiler(config, fname, problems, ruleset.bank, ruleset.kwbank)
     cond_node, cline = spec.get("if", (None, line))
     condition = compiler.compile(cond_node, cline)
     ruleset.uses_contact |= compiler.uses_contact
@@ -157,8 +220,8 @@ def _rule(item, line, fname, config, templates, problems, ruleset) -> Rule | Non
         problems.append(Problem(fname, line, f"rule {name!r} has no actions ('then:')"))
     actions = Builder(config, templates, fname, problems).build(then, tline)
     if len(problems) > before or spec.get("enabled", (True,))[0] is False:
-        return None
+        return name, line, None
     stop = spec.get("stop", (False,))[0] is True or any(isinstance(a, StopAction) for a in actions)
     description = str(spec.get("description", ("",))[0] or "")
-    return Rule(name, when, condition, [a for a in actions if not isinstance(a, StopAction)], stop,
-                description, fname, line)
+    return name, line, Rule(name, when, condition, [a for a in actions if not isinstance(a, StopAction)], stop,
+                            description, fname, line)

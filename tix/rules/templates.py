@@ -41,11 +41,11 @@ class Templates:
 
         path = self.directory / name
         if not path.is_file():
-            return (f"template {name!r} not found in {self.directory}{suggest(name, self.names())}")
+            return f"template {name!r} not found in templates/{suggest(name, self.names())}"
         try:
             self.env.get_template(name)
         except jinja2.TemplateSyntaxError as exc:
-            return f"template {name!r} does not compile: {path}:{exc.lineno}: {exc.message}"
+            return f"template {name!r} does not compile: templates/{name}:{exc.lineno}: {exc.message}"
         return None
 
     def check_string(self, text: str) -> str | None:

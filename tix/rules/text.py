@@ -128,7 +128,7 @@ def compile_regex(pattern: str, case_sensitive: bool = False):
         raise RegexRejected("a regular expression must be a non-empty string")
     for probe, what in _BACKTRACKING:
         if probe.search(pattern):
-            raise RegexRejected(f"regular expression {pattern!r} uses {what}, which needs backtracking "
+            raise RegexRejected(f"regular expression '{pattern}' uses {what}, which needs backtracking "
                                 "and could hang a run; rewrite it without")
     if _re2 is None:  # pragma: no cover
         return _guarded_re(pattern, case_sensitive)
@@ -136,7 +136,7 @@ def compile_regex(pattern: str, case_sensitive: bool = False):
         return _re2.compile(pattern, _OPTIONS_CS if case_sensitive else _OPTIONS_CI)
     except _re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
-        raise RegexRejected(f"invalid regular expression {pattern!r}: {reason}") from None
+        raise RegexRejected(f"invalid regular expression '{pattern}': {reason}") from None
 
 
 _NESTED = re.compile(r"\([^()]*[*+][^()]*\)[*+{]")
@@ -149,3 +149,74 @@ def _guarded_re(pattern: str, case_sensitive: bool):  # pragma: no cover - fallb
         return re.compile(pattern, 0 if case_sensitive else re.IGNORECASE)
     except re.error as exc:
         raise RegexRejected(f"invalid regular expression {pattern!r}: {exc}") from None
+
+
+class RegexBank:
+    """Every `matches` pattern of a rule set, grouped by field, matched in one pass per field.
+
+    Each field's patterns form one RE2 set: a message's field is scanned once, whatever
+    the number of patterns, and each condition looks up its pattern's index in the hits.
+    Patterns are case-insensitive unless the rule says `case_sensitive: true`.
+    """
+
+    def __init__(self):
+        self.patterns: dict[str, list[str]] = {}
+        self._sets: dict = {}
+
+    def add(self, field: str, pattern: str, case_sensitive: bool = False) -> int:
+        compile_regex(pattern, case_sensitive)  # validates; raises RegexRejected
+        items = self.patterns.setdefault(field, [])
+        items.append(pattern if case_sensitive else f"(?i:{pattern})")
+        self._sets.pop(field, None)
+        return len(items) - 1
+
+    def _set(self, field: str):
+        matcher = self._sets.get(field)
+        if matcher is None:
+            if _re2 is not None:
+                matcher = _re2.Set.SearchSet(_OPTIONS_CS)
+                for p in self.patterns[field]:
+                    matcher.Add(p)
+                matcher.Compile()
+                matcher = matcher.Match
+            else:  # pragma: no cover - fallback only
+                compiled = [_guarded_re(p, True) for p in self.patterns[field]]
+                matcher = lambda text: [i for i, r in enumerate(compiled) if r.search(text)]  # noqa: E731
+            self._sets[field] = matcher
+        return matcher
+
+    def hits(self, field: str, text: str) -> frozenset:
+        return frozenset(self._set(field)(text or "") or ())
+
+
+class KeywordBank:
+    """Every `keywords` condition of a rule set, indexed by word, per field.
+
+    A message's field is looked up word by word in the index once; only the conditions
+    sharing a word with it are tested, so 40 keyword rules cost about as much as one.
+    """
+
+    def __init__(self):
+        self.lists: list[Keywords] = []
+        self.vocab: dict[str, dict[str, list[int]]] = {}
+
+    def add(self, field: str, kw: Keywords) -> int:
+        i = len(self.lists)
+        self.lists.append(kw)
+        vocab = self.vocab.setdefault(field, {})
+        words = set(kw.single) | {w for _p, parts, _k in kw.phrases for w in parts}
+        for w in words:
+            vocab.setdefault(w, []).append(i)
+        return i
+
+    def hits(self, field: str, tokens: Tokens) -> frozenset:
+        vocab = self.vocab.get(field)
+        if not vocab:
+            return frozenset()
+        candidates = set()
+        for w in tokens.words:
+            ids = vocab.get(w)
+            if ids:
+                candidates.update(ids)
+        lists = self.lists
+        return frozenset(i for i in candidates if lists[i].test(tokens))
