@@ -220,7 +220,7 @@ class Known:
         self.settings = settings
         reader = store.read()
         con = reader.connect()
-        self.contacts = ContactIndex.load(reader)
+        self.contacts = ContactIndex()
         self.by_user: dict[str, int] = {}
         self.merged: dict[int, int] = {}
         self.names: dict[int, str | None] = {}
@@ -238,9 +238,16 @@ class Known:
         con.close()
 
     def _load_contacts(self, con) -> None:
-        rows = con.execute("SELECT id, name, merged_into, json_extract_string(fields, '$.wa_user_id') "
+        from tix.tickets import normalize_phone
+
+        rows = con.execute("SELECT id, name, merged_into, json_extract_string(fields, '$.wa_user_id'), emails, phones "
                            "FROM contacts ORDER BY id").fetchall()
-        for cid, name, merged, uid in rows:
+        idx = self.contacts
+        for cid, name, merged, uid, emails, phones in rows:  # as ContactIndex.load, on this connection
+            for e in emails or ():
+                idx.by_email[e.lower()] = merged or cid
+            for ph in phones or ():
+                idx.by_phone[normalize_phone(ph)] = merged or cid
             if merged:
                 self.merged[cid] = merged
             self.names[cid] = name
@@ -295,10 +302,16 @@ class Known:
         if user_id and user_id in self.by_user:
             return self.target(self.by_user[user_id])
         if wa_id:
-            cid = self.contacts.find(phone=wa_id)
+            cid = self.phone(wa_id)
             if cid is not None:
                 return self.target(cid)
         return None
+
+    def phone(self, wa_id: str) -> int | None:
+        """Contact of a wa_id (digits already; normalize_phone only matters for a leading 0)."""
+        if wa_id[:1] == "0":
+            return self.contacts.find(phone=wa_id)
+        return self.contacts.by_phone.get(wa_id)
 
 
 # -- the intake ------------------------------------------------------------------------------
@@ -324,7 +337,9 @@ def fetch_spool(store, now: datetime | None = None, media: bool = True) -> Fetch
         raise ConfigError([Problem(str(store.config.path), None, "no whatsapp: section in tix.yaml")])
     report = FetchReport()
     spool = store.path(*SPOOL)
-    files = sorted(p for p in spool.glob("*.json")) if spool.is_dir() else []
+    names = sorted(n for n in os.listdir(spool) if n.endswith(".json") and not n.startswith(".")) \
+        if spool.is_dir() else []
+    files = [spool / n for n in names]
     if files:
         with store.writing(actor="channel:whatsapp", via="tix fetch") as batch:
             Intake(store, settings, batch, report, now).run(files)
@@ -347,6 +362,7 @@ class Intake:
         self.known = Known(store, settings)
         self.month = (now or datetime.now(timezone.utc)).strftime("%Y-%m")
         self.raw_dir = store.path("messages", "whatsapp", self.month)
+        self._raw_dir_made = False
 
     def run(self, files: list[Path]) -> None:
         self._late_statuses()
@@ -374,7 +390,8 @@ class Intake:
 
     def _one_file(self, path: Path) -> bool:
         try:
-            body = path.read_bytes()
+            with open(path, "rb") as fh:
+                body = fh.read()
         except FileNotFoundError:
             return False  # another fetch took it
         mark = len(self.batch.pending)
@@ -438,19 +455,24 @@ class Intake:
         self._payload(payload, self._keep_raw(None, body))
 
     def _keep_raw(self, path: Path | None, body: bytes) -> str:
-        """The payload as received, under messages/ (a hard link: the receiver fsynced it)."""
+        """The payload as received, under messages/ (a hard link: the receiver fsynced it).
+
+        Named by content, so a redelivered payload is kept once.
+        """
         name = hashlib.sha256(body).hexdigest()[:32] + ".json"
-        target = self.raw_dir / name
-        if not target.exists():
+        target = f"{self.raw_dir}/{name}"
+        if not self._raw_dir_made:
             self.raw_dir.mkdir(parents=True, exist_ok=True)
-            try:
-                if path is None:
-                    raise OSError("no spool file to link")
-                os.link(path, target)
-            except FileExistsError:
-                pass
-            except OSError:
-                _write_durable(target, body)
+            self._raw_dir_made = True
+        try:
+            if path is None:
+                raise OSError("no spool file to link")
+            os.link(path, target)
+        except FileExistsError:
+            pass
+        except OSError:
+            if not os.path.exists(target):
+                _write_durable(Path(target), body)
         return f"messages/whatsapp/{self.month}/{name}"
 
     # -- one payload ----------------------------------------------------------------------
@@ -470,10 +492,15 @@ class Intake:
             raise PayloadError(f"phone_number_id {pnid!r} is not one of whatsapp.numbers in tix.yaml")
         number = self.settings.number_for(pnid, meta.get("display_phone_number"))
         profiles = value.get("contacts") or []
-        msgs = sorted(value.get("messages") or (), key=lambda m: _int(m.get("timestamp")))
+        msgs = value.get("messages") or ()
+        if len(msgs) > 1:
+            msgs = sorted(msgs, key=lambda m: _int(m.get("timestamp")))
         for msg in msgs:
             self._message(msg, profiles, number, raw)
-        for st in sorted(value.get("statuses") or (), key=lambda s: _int(s.get("timestamp"))):
+        statuses = value.get("statuses") or ()
+        if len(statuses) > 1:
+            statuses = sorted(statuses, key=lambda s: _int(s.get("timestamp")))
+        for st in statuses:
             self._status(st, pnid)
         if value.get("errors") and not msgs:
             self._value_errors(entry, value, pnid, raw)
@@ -526,7 +553,7 @@ class Intake:
                 k.by_user[user_id] = cid
             return cid
         change: dict = {}
-        if wa_id and k.contacts.find(phone=wa_id) is None:
+        if wa_id and k.phone(wa_id) is None:
             change["add_phones"] = [wa_id]
             k.contacts.by_phone[wa_id] = cid
         sets = {}
@@ -987,7 +1014,10 @@ def _profile(msg: dict, profiles: list) -> dict:
 
 
 def _digits(value) -> str:
-    return "".join(c for c in str(value or "") if c.isdigit())
+    text = str(value or "")
+    if text.isdigit():
+        return text
+    return "".join(c for c in text if c.isdigit())
 
 
 def _int(value) -> int:
