@@ -79,9 +79,7 @@ class Outbox:
         path = self.store.log.dir / self.pos.segment
         if not path.exists() or path.stat().st_size < self.pos.offset:
             return False
-        for ev, _p in self.store.log.read(self.pos):
-            return ev["seq"] == self.seq + 1
-        return True
+        return seq_before(path, self.pos.offset) == self.seq
 
     def advance(self) -> None:
         """Fold outbox events written since the index was saved."""
@@ -116,6 +114,27 @@ class Outbox:
         tmp.write_bytes(orjson.dumps({"segment": self.pos.segment, "offset": self.pos.offset, "seq": self.seq,
                                       "items": self.items, "keys": self.keys}))
         os.replace(tmp, self.path)
+
+
+def seq_before(path, offset: int) -> int | None:
+    """The seq of the event line ending exactly at byte `offset` of a segment (None if none).
+
+    Saved log positions (`state/outbox.json`, `snapshot/sla-meta.json`) are checked with it:
+    if the log was rewritten (an erasure), the position no longer follows that seq.
+    """
+    if offset <= 0:
+        return None
+    with open(path, "rb") as fh:
+        back = min(offset, 1 << 20)
+        fh.seek(offset - back)
+        block = fh.read(back)
+    if not block.endswith(b"\n"):
+        return None
+    line = block[:-1].rsplit(b"\n", 1)[-1]
+    try:
+        return orjson.loads(line).get("seq")
+    except ValueError:
+        return None
 
 
 def _seq_of(raw: bytes, default: int) -> int:

@@ -160,7 +160,7 @@ def _policy_rows(con, sla: SlaConfig, numbers: list[int] | None) -> dict[int, tu
         params = [*params, numbers]
     sql = (f"SELECT t.number, {case} AS pol, t.channel, t.status FROM tickets t "
            f"LEFT JOIN contacts c ON c.id = t.contact {where}")
-    tbl = con.execute(sql, params).to_arrow_table()
+    tbl = con.sql(sql, params=params).to_arrow_table()
     nums = tbl["number"].to_numpy()
     pols = tbl["pol"].to_numpy()
     chans = tbl["channel"].to_pylist()

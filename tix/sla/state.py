@@ -22,6 +22,7 @@ from pathlib import Path
 import orjson
 
 from tix.sla.clock import TRACK_TYPES, Track, fold_event
+from tix.notify import seq_before
 from tix.store.log import Position
 
 FORMAT = 1
@@ -81,9 +82,7 @@ class SlaState:
             return False
         if not (self.dir / m["live"]).exists() or any(not (self.dir / d).exists() for d in m.get("done", [])):
             return False
-        for ev, _p in self.store.log.read(Position(m["segment"], m["offset"])):
-            return ev["seq"] == m["seq"] + 1  # the log was not rewritten under us
-        return True
+        return seq_before(path, m["offset"]) == m["seq"]  # the log was not rewritten under us
 
     def _read_tracks(self, name: str | None, numbers: set[int] | None = None) -> list[Track]:
         if not name:
