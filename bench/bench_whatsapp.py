@@ -118,9 +118,11 @@ def bench_receiver(requests: int, clients: int) -> None:
                     time.sleep(0.05)
             per = requests // clients
             with multiprocessing.Pool(clients) as pool:
+                cpu0 = _cpu_seconds(proc.pid)
                 t = time.perf_counter()
                 results = pool.map(_client, [(port, per, k) for k in range(clients)])
                 dt = time.perf_counter() - t
+                cpu = _cpu_seconds(proc.pid) - cpu0
         finally:
             proc.terminate()
             proc.wait(10)
@@ -129,7 +131,18 @@ def bench_receiver(requests: int, clients: int) -> None:
         spooled = len(list(store.path("spool", "whatsapp").glob("*.json")))
         print(f"receiver: {ok} signed POSTs (fsync + rename each) in {dt:.2f} s = {ok / dt:,.0f} requests/s "
               f"with {clients} client processes; failed {bad}; spooled {spooled} (target: >= 500/s)")
+        print(f"receiver: server CPU {cpu * 1000 / max(ok, 1):.2f} ms per request "
+              f"(the clients share the same {os.cpu_count()} cores)")
         assert spooled == ok
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def main() -> None:
