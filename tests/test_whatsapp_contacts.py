@@ -71,3 +71,21 @@ def test_list_and_errors(wa_store, tix):
     tix("contact", "merge", "2", "1", check=0)
     assert "already merged" in tix("contact", "merge", "2", "1").stderr
     assert [r["id"] for r in json.loads(tix("contact", "list", "-f", "json", check=0).stdout)] == [1]
+
+
+def test_config_check_reports_whatsapp_mistakes_with_lines(store, tix):
+    cfg = store.path("tix.yaml")
+    text = cfg.read_text() + ("\nwhatsapp:\n  numbers:\n    - number: '6281100001111'\n  reopen_day: 7\n"
+                              "  window_hours: soon\n  base_url: ftp://x\n  default_template: nope\n")
+    cfg.write_text(text)
+    line = {ln.strip(): i for i, ln in enumerate(text.splitlines(), 1)}
+    proc = tix("config", "check")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    item = line["- number: '6281100001111'"]
+    assert any(f"tix.yaml:{item}: whatsapp.numbers[0] needs phone_number_id" in ln for ln in lines), lines
+    assert any(f"tix.yaml:{line['reopen_day: 7']}: whatsapp: unknown key 'reopen_day' (did you mean 'reopen_days'?)"
+               in ln for ln in lines), lines
+    assert any("whatsapp.window_hours must be a number" in ln for ln in lines)
+    assert any("whatsapp.base_url must be an http(s) URL" in ln for ln in lines)
+    assert any("whatsapp.default_template 'nope' is not in whatsapp.templates" in ln for ln in lines)
