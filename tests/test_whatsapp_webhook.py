@@ -179,3 +179,17 @@ def test_tix_webhook_serve_process(wa_store):
 def test_tix_webhook_serve_without_secret_is_a_config_error(wa_store, tix, monkeypatch):
     proc = tix("webhook", "serve", "--port", "0", env={"TIX_WA_APP_SECRET": ""})
     assert proc.returncode == 2 and "app secret" in proc.stderr.lower()
+
+
+def test_health_check_and_stale_tmp_cleanup(receiver, wa_store):
+    from tix.channels.whatsapp import fetch_spool
+
+    assert request(receiver, "GET", "/") == (200, b"ok\n")
+    d = wa_store.path("spool", "whatsapp")
+    old, fresh = d / ".tmp-old.json", d / ".tmp-fresh.json"
+    old.write_bytes(b"{")
+    fresh.write_bytes(b"{")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    rep = fetch_spool(wa_store)
+    assert rep.errors == [] and rep.quarantined == 0
+    assert not old.exists() and fresh.exists()  # a fresh one may be a write in progress

@@ -346,7 +346,21 @@ def fetch_spool(store, now: datetime | None = None, media: bool = True) -> Fetch
     if media:
         fetch_media(store, settings, report, now)
     report.left = sum(1 for _ in spool.glob("*.json")) if spool.is_dir() else 0
+    _clean_stale_tmp(spool)
     return report
+
+
+def _clean_stale_tmp(spool: Path, age: float = 3600) -> None:
+    """Remove `.tmp-*` files a crashed receiver left: it never answered 200, so Meta redelivers."""
+    if not spool.is_dir():
+        return
+    cutoff = time.time() - age
+    for tmp in spool.glob(".tmp-*"):
+        try:
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+        except FileNotFoundError:
+            pass
 
 
 class Intake:

@@ -4,6 +4,7 @@ Meta expects a median answer of 250 ms or less and delivers concurrently, so the
 path does no business logic (no JSON parsing, no store lock): `tix fetch` does that later
 from the spool (tix.channels.whatsapp).
 
+- GET without a query: 200 `ok` (a health check).
 - GET: the verification handshake. `hub.mode=subscribe` and `hub.verify_token` equal to the
   configured token (constant-time compare) -> 200 with `hub.challenge` echoed verbatim;
   wrong token or mode -> 403; missing parameters -> 400.
@@ -68,6 +69,8 @@ class Receiver:
     # -- GET: the handshake ---------------------------------------------------------------
     def get(self, environ, start_response):
         query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        if not query:  # a health check (load balancer, monitoring): alive, nothing else said
+            return _answer(start_response, "200 OK", b"ok\n")
         mode = (query.get("hub.mode") or [None])[0]
         token = (query.get("hub.verify_token") or [None])[0]
         challenge = (query.get("hub.challenge") or [None])[0]
