@@ -118,6 +118,7 @@ class Intake:
         self.reopen = timedelta(days=int(self.config.setting("reopen_days")))
         self.own = own_addresses(self.config)
         self._dirs: set[Path] = set()
+        self._files: list[Path] = []
         self._backup: dict[int, dict] = {}
 
     @property
@@ -155,9 +156,14 @@ class Intake:
         return rep
 
     def sync(self) -> None:
-        """Make the chunk durable: directories of new files, then the events (fsync)."""
-        for d in self._dirs:
-            fsync_dir(d)
+        """Make the chunk durable: its raw files and blobs, then its events (fsync).
+
+        One `syncfs` for the whole chunk instead of an fsync per file: the issue's
+        "fsync per batch, not per message" (per-file fsync measured 3 ms a message).
+        """
+        if self._files:
+            sync_files(self.store.root, self._files, self._dirs)
+        self._files.clear()
         self._dirs.clear()
         self.batch.flush()
         self.batch.written.clear()  # keep memory flat over a long run
@@ -341,7 +347,7 @@ class Intake:
     def write_raw(self, raw: bytes, ckey: str) -> str:
         day = self.ts or iso(utcnow())
         rel = f"messages/email/{day[:4]}/{day[5:7]}/{day[8:10]}/{ckey}.eml"
-        _durable_write(self.store.root / rel, raw, self._dirs)
+        _durable_write(self.store.root / rel, raw, self._dirs, self._files)
         return rel
 
     def write_blob(self, part: mailparse.Part, spec: dict) -> dict:
@@ -354,26 +360,83 @@ class Intake:
             return info
         digest = part.sha256
         path = self.store.root / "blobs" / "sha256" / digest[:2] / digest
-        if not path.exists():
-            _durable_write(path, part.data, self._dirs)
+        try:
+            whole = path.stat().st_size == part.size  # a crash may have left a part of it
+        except FileNotFoundError:
+            whole = False
+        if not whole:
+            _durable_write(path, part.data, self._dirs, self._files)
         info["sha256"] = digest
         return info
 
 
-def _durable_write(path: Path, data: bytes, dirs: set) -> None:
-    """Write via a temp file and rename (never a half file under the final name); fsync."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+_MADE_DIRS: set = set()
+
+
+def _durable_write(path: Path, data: bytes, dirs: set, later: list | None = None) -> None:
+    """Write a file that may be referenced by an event once it is synced.
+
+    With `later`, the file is written in place (its name is its content key or hash: a
+    half-written file left by a crash is never referenced, because its event comes only
+    after the sync, and the re-run rewrites it whole) and appended to `later` for the
+    caller's one sync of the chunk (`sync_files`). Without it, the file is written via a
+    temp file, fsynced and renamed.
+    """
+    parent = path.parent
+    if parent not in _MADE_DIRS:
+        parent.mkdir(parents=True, exist_ok=True)
+        _MADE_DIRS.add(parent)
+    target = path if later is not None else parent / f".{path.name}.{os.getpid()}.tmp"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
+        if later is None:
+            os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
-    dirs.add(path.parent)
+    if later is None:
+        os.replace(target, path)
+    else:
+        later.append(path)
+    dirs.add(parent)
+
+
+def _syncfs():
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+_SYNCFS = _syncfs()
+
+
+def sync_files(root: Path, files: list, dirs) -> None:
+    """Make written files and their directory entries durable.
+
+    Linux `syncfs` flushes the store's whole file system in one call (data and
+    metadata); elsewhere each file and directory is fsynced.
+    """
+    if _SYNCFS is not None:
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            if _SYNCFS(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    for path in files:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for d in dirs:
+        fsync_dir(d)
 
 
 def _bounce_body(b: dict, p) -> str:

@@ -19,13 +19,16 @@ plus practice); `bounce_info(msg)` recognises delivery-status reports.
 """
 from __future__ import annotations
 
+import binascii
 import hashlib
 import html
+import quopri
 import re
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.header import decode_header
 from email.message import Message
+from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from html.parser import HTMLParser
@@ -153,6 +156,11 @@ def msgid_list(value) -> list[str]:
 def addresses(values) -> list[tuple[str, str]]:
     """(name, lowercased address) pairs of address headers; never raises."""
     texts = [decode_words(v) if "=?" in str(v) else _unfold(str(v)) for v in values if v is not None]
+    if len(texts) == 1:  # fast path: one plain address, the common case
+        m = _SIMPLE_ADDR.match(texts[0])
+        if m:
+            addr = (m.group(2) or m.group(3)).lower()
+            return [((m.group(1) or "").strip(), addr)]
     try:
         pairs = getaddresses(texts)
     except Exception:  # noqa: BLE001
@@ -163,6 +171,28 @@ def addresses(values) -> list[tuple[str, str]]:
         if "@" in addr and " " not in addr:
             out.append((name.strip(), addr))
     return out
+
+
+class Headers:
+    """Header lookup by lowercased name, built once (Message.get scans every header)."""
+
+    __slots__ = ("_h",)
+
+    def __init__(self, msg: Message):
+        h: dict[str, list] = {}
+        for name, value in msg._headers:  # noqa: SLF001 - the parsed header list
+            h.setdefault(name.lower(), []).append(value)
+        self._h = h
+
+    def get(self, name, default=None):
+        v = self._h.get(name.lower())
+        return v[0] if v else default
+
+    def get_all(self, name) -> list:
+        return self._h.get(name.lower()) or []
+
+
+_SIMPLE_ADDR = re.compile(r'^\s*(?:"?([^"<>,;:@\\=]*?)"?\s*)?<([^<>@\s,;"]+@[^<>@\s,;"]+)>\s*$|^\s*([^<>@\s,;"()]+@[^<>@\s,;"()]+)\s*$')
 
 
 def _date(value) -> str | None:
@@ -393,36 +423,43 @@ def _parse(raw: bytes, own_addresses) -> Parsed:
         raise Unparseable("not an RFC 5322 message: an Outlook .msg (CFB) file")
     if not _looks_like_mail(raw):
         raise Unparseable("not an RFC 5322 message: it does not start with a header")
-    msg = message_from_bytes(raw.lstrip(), policy=compat32)
-    senders = addresses(msg.get_all("From") or []) or addresses(msg.get_all("Sender") or [])
+    raw = raw.lstrip()
+    msg, body = _head_only(raw)
+    if msg is None:  # multipart or message/*: the full MIME parse
+        msg = message_from_bytes(raw, policy=compat32)
+    h = Headers(msg)
+    senders = addresses(h.get_all("From")) or addresses(h.get_all("Sender"))
     if not senders:
-        senders = addresses(msg.get_all("Return-Path") or [])
+        senders = addresses(h.get_all("Return-Path"))
     if not senders:
         raise Unparseable("no sender address (From header missing or unreadable)")
     from_name, from_addr = senders[0]
     text_parts, html_parts, attachments, calendar = [], [], [], []
-    for part in _walk(msg):
-        _classify(part, msg, text_parts, html_parts, attachments, calendar)
+    if body is not None:
+        _single(msg, h, body, text_parts, html_parts, attachments, calendar)
+    else:
+        for part in _walk(msg):
+            _classify(part, msg, text_parts, html_parts, attachments, calendar)
     text_full = "\n\n".join(t for t in text_parts if t.strip()).strip()
     html_body = "\n".join(html_parts) if html_parts else None
     if not text_full and html_body:
         text_full = html_to_text(html_body)
     text_full = text_full.replace("\r\n", "\n").replace("\r", "\n")[:MAX_TEXT]
-    bounce = bounce_info(msg)
-    auto = is_auto_submitted(msg, own_addresses)
+    bounce = bounce_info(msg, h)
+    auto = is_auto_submitted(h, own_addresses)
     if bounce and not auto:
         auto = "delivery-report"
     return Parsed(
-        message_id=clean_msgid(msg.get("Message-ID")),
+        message_id=clean_msgid(h.get("Message-ID")),
         from_addr=from_addr,
         from_name=decode_words(from_name) or None,
-        to=[a for _, a in addresses(msg.get_all("To") or [])],
-        cc=[a for _, a in addresses(msg.get_all("Cc") or [])],
-        reply_to=next((a for _, a in addresses(msg.get_all("Reply-To") or [])), None),
-        subject=decode_words(msg.get("Subject"))[:998],
-        date=_date(msg.get("Date")),
-        in_reply_to=msgid_list(msg.get("In-Reply-To")),
-        references=msgid_list(" ".join(str(v) for v in msg.get_all("References") or []))[-50:],
+        to=[a for _, a in addresses(h.get_all("To"))],
+        cc=[a for _, a in addresses(h.get_all("Cc"))],
+        reply_to=next((a for _, a in addresses(h.get_all("Reply-To"))), None),
+        subject=decode_words(h.get("Subject"))[:998],
+        date=_date(h.get("Date")),
+        in_reply_to=msgid_list(h.get("In-Reply-To")),
+        references=msgid_list(" ".join(str(v) for v in h.get_all("References")))[-50:],
         text=split_quoted(text_full),
         text_full=text_full,
         html=html_body,
@@ -433,6 +470,50 @@ def _parse(raw: bytes, own_addresses) -> Parsed:
         headers=msg,
         defects=[type(d).__name__ for d in msg.defects],
     )
+
+
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_PARSER = BytesParser(policy=compat32)
+
+
+def _head_only(raw: bytes):
+    """(headers-only Message, body bytes) for a single-part message; (None, None) otherwise.
+
+    The fast path: the stdlib feed parser reads a body line by line, which costs more
+    than everything else a ticket needs; a single text part is decoded directly.
+    """
+    m = _HEAD_END.search(raw, 0, 1_000_000)
+    if m is None:
+        return None, None
+    msg = _PARSER.parsebytes(raw[:m.end()], headersonly=True)
+    if msg.defects or msg.get_content_maintype() in ("multipart", "message"):
+        return None, None
+    return msg, raw[m.end():]
+
+
+def _decode_cte(body: bytes, cte: str) -> bytes:
+    try:
+        if cte == "base64":
+            return binascii.a2b_base64(body)
+        if cte == "quoted-printable":
+            return quopri.decodestring(body)
+    except (binascii.Error, ValueError):
+        return body
+    return body
+
+
+def _single(msg: Message, h: Headers, body: bytes, text_parts, html_parts, attachments, calendar) -> None:
+    ctype = msg.get_content_type()
+    cte = str(h.get("Content-Transfer-Encoding") or "").strip().lower()
+    data = _decode_cte(body, cte)
+    disp = decode_words(h.get("Content-Disposition")).split(";")[0].strip().lower()
+    name = _filename(msg)
+    if disp != "attachment" and not name and ctype in ("text/plain", "text/html"):
+        (text_parts if ctype == "text/plain" else html_parts).append(decode_bytes(data, msg.get_content_charset()))
+        return
+    if ctype == "text/calendar":
+        calendar.append(parse_calendar(decode_bytes(data, msg.get_content_charset())))
+    attachments.append(Part(name or f"part1{_EXT.get(ctype, '.bin')}", ctype, data))
 
 
 def _classify(part: Message, root: Message, text_parts, html_parts, attachments, calendar) -> None:
@@ -511,12 +592,15 @@ _DSN_RCPT = re.compile(r"^(?:Final|Original)-Recipient\s*:\s*(?:rfc822;)?\s*(\S+
 _DSN_STATUS = re.compile(r"^Status\s*:\s*([245]\.\d+\.\d+)", re.I | re.M)
 
 
-def bounce_info(msg: Message) -> dict | None:
+def bounce_info(msg: Message, h: Headers | None = None) -> dict | None:
     """Message-IDs and recipients of a delivery-status report (RFC 3464) or a classic bounce."""
+    h = h or Headers(msg)
+    sender = parseaddr(decode_words(h.get("From") or ""))[1].lower()
+    daemon = sender.split("@")[0] in ("mailer-daemon", "postmaster") or sender == "mailer-daemon"
+    if not daemon and "report" not in str(h.get("Content-Type") or "").lower():
+        return None
     ctype = msg.get_content_type()
     report = ctype == "multipart/report" and (msg.get_param("report-type") or "").lower() == "delivery-status"
-    sender = parseaddr(decode_words(msg.get("From") or ""))[1].lower()
-    daemon = sender.split("@")[0] in ("mailer-daemon", "postmaster") or sender == "mailer-daemon"
     if not report and not daemon:
         return None
     ids, rcpts, status = [], [], None
