@@ -66,7 +66,7 @@ class RulesKit:
             return create_contact(batch, "Pelanggan", emails=[email], fields=fields)
 
     def events(self, type_prefix: str = "", ticket: int | None = None) -> list[dict]:
-        evs = [ev for _ev, _pos in ((e, p) for e, p in self.store.log.read())]
+        evs = [ev for ev, _pos in self.store.log.read()]
         return [e for e in evs if e["type"].startswith(type_prefix) and (ticket is None or e.get("ticket") == ticket)]
 
     def ticket(self, number: int) -> dict:

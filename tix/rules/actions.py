@@ -170,7 +170,7 @@ class AutoReplyAction(Action):
             return f"sender {sender} is one of our own addresses"
         channel = msg.get("channel") or ctx.ticket.get("channel")
         if channel not in ("email", "whatsapp"):
-            return f"cannot auto-reply on channel {channel}"
+            return f"channel {channel} cannot send replies"
         if rt.replies.already(ctx.ticket["number"], rule.name):
             return f"rule {rule.name} already auto-replied on this ticket"
         if rt.replies.recent(sender, self.per_hours, rt.now) >= self.max_per_sender:

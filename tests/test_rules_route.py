@@ -1,0 +1,239 @@
+"""`tix route`: conditions, actions as events by `rule:NAME`, routed marks, idempotency, dry run."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import orjson
+
+from tix import rules
+from tix.store import Store
+
+CLASSIFY = """
+- name: refund
+  if:
+    text: {keywords: [refund, pengembalian dana]}
+  then:
+    - set: {category: refund, team: billing, priority: high}
+    - tag: [refund]
+- name: urgent
+  when: any
+  if:
+    text: {keywords: [mendesak, urgent]}
+  then:
+    - priority: urgent
+"""
+
+
+def test_route_applies_actions_as_rule_events_and_marks_routed(rk, tix):
+    rk.rules(CLASSIFY)
+    n = rk.message(subject="Minta PENGEMBALIAN   Dana", text="pesanan INV-1")
+    other = rk.message(subject="Halo", text="apa kabar")
+    proc = tix("route")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    t = rk.ticket(n)
+    assert (t["category"], t["team"], t["priority"], list(t["tags"])) == ("refund", "billing", "high", ["refund"])
+    assert t["routed_seq"] == t["intake_seq"]
+    evs = [e for e in rk.events(ticket=n) if e["actor"].startswith("rule:") or e["type"] == "ticket.routed"]
+    assert [(e["type"], e["actor"], e["via"]) for e in evs] == [
+        ("ticket.updated", "rule:refund", "tix route"),
+        ("ticket.tagged", "rule:refund", "tix route"),
+        ("ticket.routed", "system", "tix route"),
+    ]
+    assert evs[0]["data"] == {"set": {"category": "refund", "team": "billing", "priority": "high"},
+                              "old": {"category": None, "team": None, "priority": "normal"}}
+    assert evs[0]["why"] == "rule refund (rules/50-test.yaml:1)"
+    assert evs[2]["data"] == {"upto": t["intake_seq"], "rules": ["refund"]}
+    assert rk.ticket(other)["category"] is None
+    assert rk.ticket(other)["routed_seq"] == rk.ticket(other)["intake_seq"]
+
+
+def test_running_twice_changes_nothing(rk, tix):
+    rk.rules(CLASSIFY)
+    rk.message(subject="refund")
+    tix("route", check=0)
+    log = b"".join(p.read_bytes() for p in sorted(rk.store.path("events").iterdir()))
+    proc = tix("-v", "route", check=0)
+    assert proc.stdout == "routed 0 tickets, 0 events\n"
+    assert b"".join(p.read_bytes() for p in sorted(rk.store.path("events").iterdir())) == log
+
+
+def test_a_reply_is_routed_with_when_reply_rules_only(rk):
+    rk.rules(CLASSIFY)
+    n = rk.message(subject="Pertanyaan", text="halo")
+    rules.route(rk.store)
+    assert rk.ticket(n)["priority"] == "normal"
+    rk.message(n, subject="Re: Pertanyaan", text="ini URGENT ya, juga refund")
+    res = rules.route(Store(rk.store.root))
+    assert res.routed == 1
+    t = rk.ticket(n)
+    assert t["priority"] == "urgent"  # `urgent` is when: any
+    assert t["category"] is None  # `refund` is when: new only
+    assert t["routed_seq"] == t["intake_seq"]
+
+
+def test_keywords_whole_words_accents_and_all(rk):
+    rk.rules("""
+        - name: cafe
+          if: {body: {keywords: [café]}}
+          then: [{tag: [cafe]}]
+        - name: both
+          if: {body: {keywords: {all: [paket, rusak]}}}
+          then: [{tag: [both]}]
+        - name: phrase
+          if: {subject: {keywords: ["J&T express"]}}
+          then: [{tag: [jt]}]
+        """)
+    a = rk.message(text="Saya di CAFE sekarang")
+    b = rk.message(text="refunded cafeteria")  # not whole words
+    c = rk.message(text="Paket datang dalam keadaan rusak!")
+    d = rk.message(text="paket oke")
+    e = rk.message(subject="kirim pakai j&t  EXPRESS ya")
+    rules.route(rk.store)
+    tags = {n: list(rk.ticket(n)["tags"]) for n in (a, b, c, d, e)}
+    assert tags == {a: ["cafe"], b: [], c: ["both"], d: [], e: ["jt"]}
+
+
+def test_conditions_fields_operators_and_combinators(rk):
+    cid = rk.contact("boss@partner.co.id", tier="vip")
+    rk.rules("""
+        - name: vip
+          if:
+            any:
+              - contact.tier: vip
+              - from_domain: [tokomitra.co.id]
+          then: [{tag: [vip]}]
+        - name: not-email
+          if:
+            not: {channel: email}
+          then: [{tag: [non-email]}]
+        - name: invoice
+          if:
+            all:
+              - subject: {matches: 'INV-[0-9]{4}'}
+              - has_attachments: true
+          then: [{tag: [invoice]}]
+        - name: starts
+          if: {subject: {starts_with: ["re:", "fwd:"]}}
+          then: [{tag: [forwarded]}]
+        - name: recipients
+          if: {recipients: {contains: "billing@"}}
+          then: [{tag: [to-billing]}]
+        """)
+    vip = rk.message(sender="boss@partner.co.id", contact=cid, subject="Halo")
+    dom = rk.message(sender="x@TokoMitra.co.id", subject="Halo")
+    wa = rk.message(channel="whatsapp", sender="62811", subject="")
+    inv = rk.message(subject="Bukti INV-2026", attachments=["bukti.pdf"])
+    inv_no_att = rk.message(subject="Bukti INV-2026")
+    fwd = rk.message(subject="FWD: pesanan", cc=["billing@toko.co.id"])
+    rules.route(rk.store)
+    tags = {n: list(rk.ticket(n)["tags"]) for n in (vip, dom, wa, inv, inv_no_att, fwd)}
+    assert tags == {vip: ["vip"], dom: ["vip"], wa: ["non-email"], inv: ["invoice"], inv_no_att: [],
+                    fwd: ["forwarded", "to-billing"]}
+
+
+def test_arrival_time_conditions_use_the_site_time_zone(rk):
+    rk.rules("""
+        - name: after-hours
+          if: {business_hours: false}
+          then: [{tag: [after-hours]}]
+        - name: weekend
+          if: {weekday: [sabtu, minggu]}
+          then: [{tag: [weekend]}]
+        - name: night
+          if: {hour: {between: [20, 6]}}
+          then: [{tag: [night]}]
+        """)
+    # Tuesday 2026-11-24: 02:00 UTC = 09:00 WIB (inside), 14:00 UTC = 21:00 WIB (outside, night)
+    inside = rk.message(at=datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc))
+    night = rk.message(at=datetime(2026, 11, 24, 14, 0, tzinfo=timezone.utc))
+    saturday = rk.message(at=datetime(2026, 11, 28, 3, 0, tzinfo=timezone.utc))
+    rules.route(rk.store)
+    assert list(rk.ticket(inside)["tags"]) == []
+    assert list(rk.ticket(night)["tags"]) == ["after-hours", "night"]
+    assert list(rk.ticket(saturday)["tags"]) == ["after-hours", "weekend"]
+
+
+def test_stop_ends_the_rules_for_that_message(rk):
+    rk.rules("""
+        - name: noreply
+          if: {from: {matches: '^no-?reply@'}}
+          then: [{tag: [otomatis]}]
+          stop: true
+        - name: everything
+          then: [{tag: [seen]}]
+        """)
+    robot = rk.message(sender="noreply@bank.co.id")
+    person = rk.message(sender="rina@example.com")
+    rules.route(rk.store)
+    assert list(rk.ticket(robot)["tags"]) == ["otomatis"]
+    assert list(rk.ticket(person)["tags"]) == ["seen"]
+
+
+def test_later_rules_see_fields_set_by_earlier_ones(rk):
+    rk.rules("""
+        - name: classify
+          if: {subject: {contains: refund}}
+          then: [{set: {category: refund, order_id: INV-1}}]
+        - name: by-category
+          if:
+            all:
+              - ticket.category: refund
+              - ticket.order_id: INV-1
+          then: [{team: billing}]
+        """)
+    n = rk.message(subject="Refund")
+    rules.route(rk.store)
+    t = rk.ticket(n)
+    assert (t["category"], t["team"], orjson.loads(t["fields"])) == ("refund", "billing", {"order_id": "INV-1"})
+
+
+def test_dry_run_writes_nothing_and_shows_the_plan(rk, tix):
+    rk.rules(CLASSIFY)
+    n = rk.message(subject="refund please")
+    before = [p.read_bytes() for p in sorted(rk.store.path("events").iterdir())]
+    proc = tix("route", "--dry-run", check=0)
+    assert proc.stdout.splitlines() == [
+        "ticket    rule    action",
+        "--------  ------  ------------------------------------------------",
+        f"#{n}        refund  set category=refund, team=billing, priority=high",
+        f"#{n}        refund  tag +refund",
+        "dry run: would route 1 tickets with 3 events; nothing written",
+    ]
+    assert [p.read_bytes() for p in sorted(rk.store.path("events").iterdir())] == before
+    assert rk.ticket(n)["routed_seq"] == 0
+
+
+def test_reroute_applies_rules_again_to_routed_tickets(rk, tix):
+    n = rk.message(subject="refund")
+    tix("route", check=0)  # no rules yet: routed, nothing changed
+    assert rk.ticket(n)["category"] is None
+    rk.rules(CLASSIFY)
+    tix("route", check=0)
+    assert rk.ticket(n)["category"] is None  # already routed
+    tix("route", "--reroute", str(n), check=0)
+    assert rk.ticket(n)["category"] == "refund"
+
+
+def test_a_failing_rule_is_recorded_and_the_run_goes_on(rk, tix):
+    rk.template("rules_bad_runtime.txt.j2", "{{ ticket.number + 'x' }}\n")
+    rk.rules("""
+        - name: broken
+          if: {channel: email}
+          then:
+            - auto_reply: rules_bad_runtime.txt.j2
+        - name: tagger
+          then: [{tag: [seen]}]
+        """)
+    a = rk.message(subject="one")
+    b = rk.message(subject="two")
+    proc = tix("route")
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[0] == (
+        f"rules/50-test.yaml:1: rule 'broken' failed on ticket #{a}: TypeError: "
+        "unsupported operand type(s) for +: 'int' and 'str'")
+    for n in (a, b):
+        assert list(rk.ticket(n)["tags"]) == ["seen"]
+        assert rk.ticket(n)["routed_seq"] == rk.ticket(n)["intake_seq"]
+    failed = rk.events("rule.failed")
+    assert [(e["ticket"], e["actor"]) for e in failed] == [(a, "rule:broken"), (b, "rule:broken")]
+    assert tix("route").returncode == 0  # the next run does not trip on them again
