@@ -775,7 +775,11 @@ def _media(body, out, msg):
 
 
 def _attachment(kind: str, body: dict) -> dict:
-    return {"kind": kind, "media_id": body.get("id"), "name": body.get("filename"),
+    import mimetypes
+
+    mime = str(body.get("mime_type") or "").split(";")[0].strip()
+    name = body.get("filename") or f"{kind}{mimetypes.guess_extension(mime) or ''}"
+    return {"kind": kind, "media_id": body.get("id"), "name": name,
             "type": body.get("mime_type"), "size": None, "sha256": body.get("sha256"),
             "caption": body.get("caption"), "status": "pending", "blob": None}
 
