@@ -151,20 +151,88 @@ def fold_event(tracks: dict[int, Track], ev: dict) -> Track | None:
 # -- computing clocks -----------------------------------------------------------------------------
 @dataclass
 class Clocks:
-    """All clocks of one target for many tickets, as parallel arrays (see `compute`)."""
+    """One target's clocks for every row of a tracks table, as parallel arrays (`compute_columns`)."""
 
     target: str
-    ticket: np.ndarray
-    policy: list
-    cycle: np.ndarray
+    has: np.ndarray  # the row's policy has this target and the clock started
     start: np.ndarray
     met: np.ndarray  # nan where not met
+    cycle: np.ndarray
     target_s: np.ndarray
     used: np.ndarray
     due: np.ndarray
-    state: list
+    state: np.ndarray  # object array of state names (None where not has)
     breached: np.ndarray
     paused: np.ndarray
+
+
+def _f64(table, name: str) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    return pc.fill_null(table[name], np.nan).to_numpy().astype(np.float64, copy=False)
+
+
+def compute_columns(table, pol: np.ndarray, policies: list, calendars: dict, now: float) -> dict[str, Clocks]:
+    """All clocks of all rows of a tracks table (sorted by ticket), vectorised.
+
+    `pol[i]` is the index into `policies` of row i's policy, or -1. Rows are grouped by their
+    policy's calendar; each group costs a few numpy calls whatever its size.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = table.num_rows
+    created = _f64(table, "created")
+    done = pc.is_in(table["status"], value_set=pa.array(list(DONE))).to_numpy(zero_copy_only=False)
+    paused_since = _f64(table, "paused_since")
+    col = table["pauses"].combine_chunks() if n else None
+    if n and len(col):
+        flat = pc.list_flatten(col).to_numpy().astype(np.float64)
+        parents = pc.list_parent_indices(col).to_numpy()
+        p_owner, p_s, p_e = parents[0::2], flat[0::2], flat[1::2]
+    else:
+        p_owner, p_s, p_e = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+    cur = np.nonzero(~np.isnan(paused_since))[0]
+    p_owner = np.concatenate([p_owner, cur]).astype(np.int64)
+    p_s = np.concatenate([p_s, paused_since[cur]])
+    p_e = np.concatenate([p_e, np.full(len(cur), now)])
+    cal_names = sorted({p.calendar for p in policies}, key=lambda c: (c is not None, c or ""))
+    cal_of = np.array([cal_names.index(p.calendar) for p in policies] + [-1], np.int64)
+    row_cal = cal_of[pol]  # pol == -1 picks the trailing -1
+    warn = np.array([p.warn_at for p in policies] + [np.nan])[pol]
+    out = {}
+    for target in ("first_response", "next_response", "resolution"):
+        goal = np.array([p.targets.get(target, np.nan) for p in policies] + [np.nan])[pol]
+        if target == "first_response":
+            start, met, cycle = created, _f64(table, "fr_met"), np.zeros(n, np.int64)
+        elif target == "next_response":
+            start, met = _f64(table, "nr_start"), _f64(table, "nr_met")
+            cycle = pc.fill_null(table["nr_cycle"], 0).to_numpy().astype(np.int64)
+        else:
+            start, met, cycle = created, np.where(done, _f64(table, "resolved"), np.nan), np.zeros(n, np.int64)
+        has = ~np.isnan(goal) & ~np.isnan(start)
+        used = np.full(n, np.nan)
+        due = np.full(n, np.nan)
+        for g, name in enumerate(cal_names):
+            rows = np.nonzero(has & (row_cal == g))[0]
+            if not len(rows):
+                continue
+            where = np.full(n, -1, np.int64)
+            where[rows] = np.arange(len(rows))
+            sub = where[p_owner] if len(p_owner) else p_owner
+            keep = sub >= 0
+            upto = np.where(np.isnan(met[rows]), now, met[rows])
+            u, d = used_and_due(calendars[name], start[rows], upto, goal[rows], sub[keep], p_s[keep], p_e[keep])
+            used[rows], due[rows] = u, d
+        is_met = ~np.isnan(met)
+        paused_now = ~np.isnan(paused_since) & ~is_met
+        eps = 1e-6
+        breached = has & (used >= goal - eps) & (~is_met | (used > goal + eps))
+        state = np.select([~has, is_met, breached, done, paused_now, used >= warn * goal],
+                          [None, "met", "breached", "stopped", "paused", "warning"], "ok").astype(object)
+        state[~has] = None
+        out[target] = Clocks(target, has, start, met, cycle, goal, used, due, state, breached & has, paused_now)
+    return out
 
 
 def clock_inputs(tr: Track, target: str) -> tuple[float, float | None, int] | None:
@@ -214,54 +282,3 @@ def used_and_due(cal, start: np.ndarray, upto: np.ndarray, target_s: np.ndarray,
         paused[o] += add
         due[o] = cal.Cinv(base[o] + target_s[o] + paused[o])
     return used, due
-
-
-def compute(tracks: list[Track], target: str, policy_of: dict, policies: dict, calendars: dict,
-            now: float) -> dict[str, Clocks]:
-    """Clocks of `target` for the tracks whose policy has that target, grouped by calendar.
-
-    `policy_of[ticket]` names the ticket's policy; `policies[name]` is a Policy; calendars maps
-    a calendar name (or None for 24/7 in UTC) to a Calendar.
-    """
-    groups: dict = {}
-    for tr in tracks:
-        pname = policy_of.get(tr.ticket)
-        pol = policies.get(pname) if pname else None
-        if pol is None or target not in pol.targets:
-            continue
-        inputs = clock_inputs(tr, target)
-        if inputs is None:
-            continue
-        groups.setdefault(pol.calendar, []).append((tr, pol, inputs))
-    return {cal: _compute_group(items, target, calendars[cal], now) for cal, items in groups.items()}
-
-
-def _compute_group(items, target, cal, now) -> Clocks:
-    n = len(items)
-    start = np.fromiter((it[2][0] for it in items), np.float64, n)
-    met = np.fromiter((np.nan if it[2][1] is None else it[2][1] for it in items), np.float64, n)
-    cycle = np.fromiter((it[2][2] for it in items), np.int64, n)
-    target_s = np.fromiter((it[1].targets[target] for it in items), np.float64, n)
-    warn = np.fromiter((it[1].warn_at for it in items), np.float64, n)
-    ticket = np.fromiter((it[0].ticket for it in items), np.int64, n)
-    is_met = ~np.isnan(met)
-    upto = np.where(is_met, met, now)
-    owner, ps, pe = [], [], []
-    paused_now = np.zeros(n, dtype=bool)
-    for i, (tr, _pol, _inp) in enumerate(items):
-        if tr.pauses or tr.paused_since is not None:
-            for a, b in tr.pause_list(now):
-                owner.append(i)
-                ps.append(a)
-                pe.append(b)
-            paused_now[i] = tr.paused_since is not None
-    used, due = used_and_due(cal, start, upto, target_s, np.asarray(owner, np.int64),
-                             np.asarray(ps, np.float64), np.asarray(pe, np.float64))
-    done = np.fromiter((it[0].status in DONE for it in items), bool, n)
-    eps = 1e-6
-    breached = used >= target_s - eps
-    breached &= ~is_met | (used > target_s + eps)  # met exactly on the due time is in time
-    state = np.where(is_met, "met", np.where(breached, "breached", np.where(
-        done, "stopped", np.where(paused_now, "paused", np.where(used >= warn * target_s, "warning", "ok")))))
-    return Clocks(target, ticket, [it[1].name for it in items], cycle, start, met, target_s, used, due,
-                  state.tolist(), breached, paused_now)

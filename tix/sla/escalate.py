@@ -30,7 +30,7 @@ from tix import config as configmod
 from tix.errors import ConfigError
 from tix.model import OPEN_STATUSES, PRIORITIES, PRIORITY_RANK
 from tix.sla.calendar import Calendar, format_duration, parse_calendars
-from tix.sla.clock import DONE, compute
+from tix.sla.clock import DONE
 from tix.sla.policy import TARGETS, SlaConfig, parse_sla, policy_case_sql
 from tix.store.log import iso
 
@@ -134,11 +134,10 @@ def escalate(store, now: datetime | None = None, dry_run: bool = False, rebuild:
         if not dry_run:
             written = _act(store, ctx, settings, report)
             report.events_written = len(written)
-            st.fold_written(written)
-            if written:  # the recorded steps/breaches added keys to tracks: refresh those columns
-                ctx["table"] = _refresh_columns(ctx["table"], ctx["tracks"], ("keys", "gen"))
-            st.save(ctx["table"], ctx["done_mask"])
-            store.maybe_refresh_snapshot()
+            table = st.fold_written(ctx["table"], written)  # the keys of steps just recorded
+            st.save(table, ctx["done"], ctx["write_done"])
+            if written:
+                store.maybe_refresh_snapshot()
         report.timings["act"] = time.perf_counter() - clock
     finally:
         if lock is not None:
@@ -151,160 +150,149 @@ def escalate(store, now: datetime | None = None, dry_run: bool = False, rebuild:
     return report
 
 
-def _policy_rows(con, sla: SlaConfig, numbers: list[int] | None) -> dict[int, tuple]:
-    """ticket -> (policy index, channel, status) for open tickets and `numbers` (or all if None)."""
+def _policy_rows(con, sla: SlaConfig, numbers: list[int] | None):
+    """(numbers, policy index, channel) arrays, sorted by number, for open tickets and `numbers`
+    (every ticket when `numbers` is None). One query; policies are matched in SQL."""
     case, params = policy_case_sql(sla.policies)
     where = ""
     if numbers is not None:
         where = "WHERE t.status IN ('new', 'open', 'pending') OR t.number IN (SELECT unnest(?::BIGINT[]))"
         params = [*params, numbers]
-    sql = (f"SELECT t.number, {case} AS pol, t.channel, t.status FROM tickets t "
-           f"LEFT JOIN contacts c ON c.id = t.contact {where}")
+    sql = (f"SELECT t.number, {case} AS pol, t.channel = 'whatsapp' AS wa FROM tickets t "
+           f"LEFT JOIN contacts c ON c.id = t.contact {where} ORDER BY t.number")
     tbl = con.sql(sql, params=params).to_arrow_table()
-    nums = tbl["number"].to_numpy()
-    pols = tbl["pol"].to_numpy()
-    chans = tbl["channel"].to_pylist()
-    stats = tbl["status"].to_pylist()
-    return {int(n): (int(p), c, s) for n, p, c, s in zip(nums, pols, chans, stats)}
+    import pyarrow.compute as pc
+
+    return (tbl["number"].to_numpy(), tbl["pol"].to_numpy().astype(np.int64),
+            pc.fill_null(tbl["wa"], False).to_numpy(zero_copy_only=False))
 
 
-def _compute(store, st, settings: SlaSettings, now: float, report: EscalateReport | None,
-             con=None, pol_rows=None) -> dict:
-    """Clocks of every open (and every touched) ticket; the Parquet table of their rows."""
+def _compute(store, st, settings: SlaSettings, now: float, report: EscalateReport | None) -> dict:
+    """Clocks of every open (and every touched) ticket, and the Parquet table of their rows."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
-    from tix.sla.state import PREFIX, TRACK_FIELDS, schema
+    from tix.sla.clock import compute_columns
+    from tix.sla.state import PREFIX, schema
 
-    if con is None:
-        con = store.read().connect()
-    if pol_rows is None:
-        pol_rows = _policy_rows(con, settings.sla, None if st.cold else sorted(st.touched))
+    con = store.read().connect()
+    q_num, q_pol, q_wa = _policy_rows(con, settings.sla, None if st.cold else sorted(st.touched))
+    table = st.all_tracks()
+    numbers = table["ticket"].to_numpy()
+    n = len(numbers)
     names = [p.name for p in settings.sla.policies]
-    tracks = [tr for n, tr in st.tracks.items()
-              if tr.status not in DONE or n in st.touched or st.cold]
-    tracks.sort(key=lambda tr: tr.ticket)
-    live = [tr for tr in tracks if tr.status not in DONE]
-    for tr in live:  # a policy change applies from now on: re-match open tickets every run
-        row = pol_rows.get(tr.ticket)
-        tr.policy = names[row[0]] if row and row[0] >= 0 else None
-    for tr in tracks:
-        if tr.policy is None and tr.ticket in pol_rows and pol_rows[tr.ticket][0] >= 0:
-            tr.policy = names[pol_rows[tr.ticket][0]]
-    policy_of = {tr.ticket: tr.policy for tr in tracks}
-    policies = {p.name: p for p in settings.sla.policies}
-    pos = {tr.ticket: i for i, tr in enumerate(tracks)}
-    n = len(tracks)
-    cols: dict = {name: [getattr(tr, name) for tr in tracks] for name in TRACK_FIELDS}
-    by_target: dict = {}
+    stored = pc.fill_null(pc.index_in(table["policy"], value_set=pa.array(names, pa.string())), -1)
+    stored = stored.to_numpy().astype(np.int64)
+    at = np.minimum(np.searchsorted(q_num, numbers), max(len(q_num) - 1, 0))
+    found = (q_num[at] == numbers) if len(q_num) else np.zeros(n, bool)
+    done = pc.is_in(table["status"], value_set=pa.array(list(DONE))).to_numpy(zero_copy_only=False)
+    # open tickets are matched again every run (a policy change applies from then on); a closed
+    # ticket keeps the policy it had, unless it is new to us
+    pol = np.where(found & (~done | (stored < 0)), q_pol[at] if len(q_num) else -1, stored)
+    wa = np.where(found, q_wa[at] if len(q_num) else False, False)
+    clocks = compute_columns(table, pol, settings.sla.policies, settings.calendars, now)
+    breach_keys = _breach_keys(table)
+    cols = {name: table[name] for name in table.column_names}
+    cols["policy"] = pa.array([names[i] if i >= 0 else None for i in pol.tolist()], pa.string())
     for target, p in PREFIX.items():
-        groups = compute(tracks, target, policy_of, policies, settings.calendars, now)
-        by_target[target] = groups
-        arr = {k: np.full(n, np.nan) for k in ("started", "due", "met", "bsec", "csec")}
-        cyc = np.zeros(n, np.int64)
-        has = np.zeros(n, bool)
-        state = np.full(n, None, dtype=object)
-        breached = np.zeros(n, bool)
-        for clocks in groups.values():
-            idx = np.fromiter((pos[int(t)] for t in clocks.ticket), np.int64, len(clocks.ticket))
-            has[idx] = True
-            arr["started"][idx] = clocks.start
-            arr["due"][idx] = clocks.due
-            arr["met"][idx] = clocks.met
-            arr["bsec"][idx] = clocks.used
-            arr["csec"][idx] = np.where(np.isnan(clocks.met), np.nan, clocks.met - clocks.start)
-            cyc[idx] = clocks.cycle
-            state[idx] = clocks.state
-            recorded = np.fromiter((f"{int(t)}:{target}:{int(c)}:breached" in tracks[i].keys
-                                    for t, c, i in zip(clocks.ticket, clocks.cycle, idx)), bool, len(idx))
-            breached[idx] = clocks.breached | recorded
-            if report is not None:
-                report.clocks += len(idx)
-                report.states.update(s for s, i in zip(clocks.state, idx) if tracks[i].status not in DONE)
-        cols[f"{p}_cycle"] = pa.array(cyc, mask=~has)
-        for k in ("started", "due", "met", "bsec", "csec"):
-            cols[f"{p}_{k}"] = pa.array(arr[k], mask=np.isnan(arr[k]))
-        cols[f"{p}_state"] = pa.array(state.tolist(), pa.string())
-        cols[f"{p}_breached"] = pa.array(breached, mask=~has)
-    table = pa.Table.from_pydict(cols, schema=schema())
-    done_mask = [tr.status in DONE for tr in tracks]
+        c = clocks[target]
+        c.breached = c.breached | (_recorded(table, target, c.cycle, breach_keys) & c.has)
+        cols[f"{p}_cycle"] = pa.array(c.cycle, mask=~c.has)
+        cols[f"{p}_started"] = pa.array(c.start, mask=~c.has)
+        cols[f"{p}_due"] = pa.array(c.due, mask=~c.has)
+        cols[f"{p}_met"] = pa.array(c.met, mask=~c.has | np.isnan(c.met))
+        cols[f"{p}_state"] = pa.array(c.state.tolist(), pa.string())
+        cols[f"{p}_breached"] = pa.array(c.breached, mask=~c.has)
+        cols[f"{p}_bsec"] = pa.array(c.used, mask=~c.has)
+        cols[f"{p}_csec"] = pa.array(c.met - c.start, mask=~c.has | np.isnan(c.met))
+        if report is not None:
+            report.clocks += int(c.has.sum())
+            live = c.has & ~done
+            vals, counts = np.unique(c.state[live].astype(str), return_counts=True)
+            report.states.update(dict(zip(vals.tolist(), counts.tolist())))
+    out = pa.Table.from_pydict(cols, schema=schema())
     if report is not None:
-        report.open_tickets = len(live)
-    return {"con": con, "pol_rows": pol_rows, "tracks": tracks, "pos": pos, "by_target": by_target,
-            "table": table, "done_mask": done_mask, "policies": policies, "cold": st.cold,
-            "touched": st.touched}
+        report.open_tickets = int((~done).sum())
+    touched = np.isin(numbers, np.fromiter(st.touched, np.int64, len(st.touched))) if st.touched else np.zeros(n, bool)
+    return {"con": con, "table": out, "numbers": numbers, "done": done, "wa": wa, "pol": pol,
+            "clocks": clocks, "eligible": ~done | (touched & ~st.cold), "write_done": done & touched,
+            "policies": settings.sla.policies}
 
 
-def _refresh_columns(table, tracks, names):
+def _recorded(table, target: str, cycle: np.ndarray, breach_keys) -> np.ndarray:
+    """Rows whose `TICKET:target:CYCLE:breached` key was recorded (string work done in Arrow)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
-    for name in names:
-        i = table.schema.get_field_index(name)
-        table = table.set_column(i, table.schema.field(i), pa.array([getattr(tr, name) for tr in tracks],
-                                                                    table.schema.field(i).type))
-    return table
+    if len(breach_keys) == 0:
+        return np.zeros(table.num_rows, bool)
+    expected = pc.binary_join_element_wise(pc.cast(table["ticket"], pa.string()), pa.scalar(target),
+                                           pc.cast(pa.array(cycle), pa.string()), pa.scalar("breached"), ":")
+    return pc.is_in(expected, value_set=breach_keys).to_numpy(zero_copy_only=False)
+
+
+def _breach_keys(table):
+    import pyarrow.compute as pc
+
+    flat = pc.list_flatten(table["keys"].combine_chunks())
+    return pc.unique(flat.filter(pc.ends_with(flat, ":breached")))
 
 
 # -- planning -------------------------------------------------------------------------------------
 def _plan(ctx: dict, settings: SlaSettings, now: float, report: EscalateReport) -> None:
-    tracks, pos, policies = ctx["tracks"], ctx["pos"], ctx["policies"]
-    response_due: dict[int, float] = {}
-    for target, groups in ctx["by_target"].items():
-        for clocks in groups.values():
-            st = np.asarray(clocks.state, dtype=object)
-            cand = np.nonzero((st == "warning") | (st == "breached") | clocks.breached)[0]
-            if target != "resolution":
-                running = np.nonzero(np.isnan(clocks.met))[0]
-                for i in running:
-                    response_due[int(clocks.ticket[i])] = float(clocks.due[i])
-            for i in cand:
-                t = int(clocks.ticket[i])
-                tr = tracks[pos[t]]
-                if tr.status in DONE and not (t in ctx["touched"] and not ctx["cold"]):
-                    continue
-                _plan_clock(report, tr, policies[clocks.policy[i]], target, int(clocks.cycle[i]), clocks.state[i],
-                            bool(clocks.breached[i]), float(clocks.due[i]), float(clocks.used[i]),
-                            float(clocks.target_s[i]))
-    _plan_window(ctx, settings, now, report, response_due)
+    numbers, policies, eligible = ctx["numbers"], ctx["policies"], ctx["eligible"]
+    keys_col = ctx["table"]["keys"]
+    for target, c in ctx["clocks"].items():
+        cand = np.nonzero(c.has & eligible & ((c.state == "warning") | (c.state == "breached") | c.breached))[0]
+        if not len(cand):
+            continue
+        keys = keys_col.take(cand).to_pylist()
+        for row, ks in zip(cand.tolist(), keys):
+            pol = policies[ctx["pol"][row]]
+            _plan_clock(report, int(numbers[row]), set(ks or ()), pol, target, int(c.cycle[row]), c.state[row],
+                        bool(c.breached[row]), bool(ctx["done"][row]), float(c.due[row]), float(c.used[row]),
+                        float(c.target_s[row]))
+    _plan_window(ctx, settings, now, report)
 
 
-def _plan_clock(report, tr, pol, target, cycle, state, breached, due, used, target_s) -> None:
-    base = f"{tr.ticket}:{target}:{cycle}"
-    if breached and f"{base}:breached" not in tr.keys:
-        report.planned.append(Planned(tr.ticket, pol.name, target, cycle, "breached", f"{base}:breached",
+def _plan_clock(report, ticket, keys, pol, target, cycle, state, breached, done, due, used, target_s) -> None:
+    base = f"{ticket}:{target}:{cycle}"
+    if breached and f"{base}:breached" not in keys:
+        report.planned.append(Planned(ticket, pol.name, target, cycle, "breached", f"{base}:breached",
                                       None, due, used, target_s))
-    if state not in ("warning", "breached") or tr.status in DONE:
+    if state not in ("warning", "breached") or done:
         return
     for step in pol.steps:
         if step.on != state or target not in step.targets:
             continue
         key = f"{base}:{step.name}"
-        if key not in tr.keys:
-            report.planned.append(Planned(tr.ticket, pol.name, target, cycle, state, key, step, due, used, target_s))
+        if key not in keys:
+            report.planned.append(Planned(ticket, pol.name, target, cycle, state, key, step, due, used, target_s))
 
 
-def _plan_window(ctx, settings, now, report, response_due) -> None:
+def _plan_window(ctx, settings, now, report) -> None:
     """WhatsApp: warn when the 24 h window closes before the reply is due, within the lead time."""
-    lead = settings.sla.window_warning
-    pol_rows = ctx["pol_rows"]
-    for tr in ctx["tracks"]:
-        if tr.status in DONE or not tr.awaiting or tr.last_customer is None or tr.policy is None:
-            continue
-        row = pol_rows.get(tr.ticket)
-        if not row or row[1] != "whatsapp":
-            continue
-        close = tr.last_customer + WINDOW
-        due = response_due.get(tr.ticket)
-        if due is None or close >= due or not (close - lead <= now < close):
-            continue
-        pol = ctx["policies"][tr.policy]
-        cycle = int(tr.last_customer)
+    from tix.sla.clock import _f64
+
+    table, lead = ctx["table"], settings.sla.window_warning
+    fr, nr = ctx["clocks"]["first_response"], ctx["clocks"]["next_response"]
+    due = np.where(nr.has & np.isnan(nr.met), nr.due, np.where(fr.has & np.isnan(fr.met), fr.due, np.nan))
+    awaiting = table["awaiting"].to_numpy(zero_copy_only=False)
+    close = _f64(table, "last_customer") + WINDOW
+    cand = np.nonzero(ctx["wa"] & ~ctx["done"] & awaiting & (ctx["pol"] >= 0) & (close < due)
+                      & (close - lead <= now) & (now < close))[0]
+    if not len(cand):
+        return
+    keys = table["keys"].take(cand).to_pylist()
+    for row, ks in zip(cand.tolist(), keys):
+        pol = ctx["policies"][ctx["pol"][row]]
+        ticket, cycle = int(ctx["numbers"][row]), int(close[row] - WINDOW)
         for step in pol.steps:
-            if step.on != "whatsapp_window":
-                continue
-            key = f"{tr.ticket}:whatsapp_window:{cycle}:{step.name}"
-            if key not in tr.keys:
-                report.planned.append(Planned(tr.ticket, pol.name, "whatsapp_window", cycle, "warning", key,
-                                              step, due, window_close=close, window_in=close - now))
+            key = f"{ticket}:whatsapp_window:{cycle}:{step.name}"
+            if step.on == "whatsapp_window" and key not in (ks or ()):
+                report.planned.append(Planned(ticket, pol.name, "whatsapp_window", cycle, "warning", key, step,
+                                              float(due[row]), window_close=float(close[row]),
+                                              window_in=float(close[row] - now)))
 
 
 # -- acting ------------------------------------------------------------------------------------------
@@ -325,14 +313,20 @@ def _act(store, ctx, settings: SlaSettings, report: EscalateReport) -> list[dict
     for p in report.planned:
         by_policy.setdefault(p.policy, []).append(p)
     renderer = _Renderer(store, settings.tz)
+    from tix.notify import Outbox
+
+    box = Outbox.load(store)  # one outbox index for all batches, saved below (cron runs stay incremental)
     for policy, items in by_policy.items():
         with store.writing(actor=f"sla:{policy}", via="tix escalate") as batch:
+            batch._tix_outbox = box
             for p in items:
                 row = rows.get(p.ticket)
                 if row is None:
                     continue
                 _do(batch, p, row, renderer)
         written += batch.written
+    box.advance()
+    box.save()
     return written
 
 

@@ -45,12 +45,40 @@ def schema():
     return pa.schema(cols)
 
 
+def track_schema():
+    import pyarrow as pa
+
+    return pa.schema([schema().field(name) for name in TRACK_FIELDS])
+
+
+def tracks_to_arrow(tracks) -> "object":
+    """Track objects -> an Arrow table with the track columns."""
+    import pyarrow as pa
+
+    tracks = list(tracks)
+    return pa.Table.from_pydict({name: [getattr(tr, name) for tr in tracks] for name in TRACK_FIELDS},
+                                schema=track_schema())
+
+
+def arrow_to_tracks(table) -> list[Track]:
+    out = []
+    for row in table.select(TRACK_FIELDS).to_pylist():
+        row["pauses"] = row["pauses"] or []
+        row["keys"] = row["keys"] or []
+        out.append(Track(**row))
+    return out
+
+
 class SlaState:
+    """The tracks of one run: untouched open tickets stay columnar (`table`), tickets named by
+    new events become Track objects (`tracks`) while the tail is folded into them."""
+
     def __init__(self, store):
         self.store = store
         self.dir = store.path("snapshot")
         self.meta: dict | None = None
-        self.tracks: dict[int, Track] = {}  # open tickets, plus done ones touched in this run
+        self.table = None  # Arrow: tracks of open tickets not touched by the tail
+        self.tracks: dict[int, Track] = {}  # tickets touched by the tail (all tickets when cold)
         self.touched: set[int] = set()
         self.pos: Position | None = None
         self.seq = 0
@@ -65,11 +93,14 @@ class SlaState:
         except (FileNotFoundError, ValueError):
             st.meta = None
         if st.meta and st.meta.get("format") == FORMAT and st._position_ok():
+            import pyarrow.parquet as pq
+
             st.pos, st.seq = Position(st.meta["segment"], st.meta["offset"]), st.meta["seq"]
-            st.tracks = {tr.ticket: tr for tr in st._read_tracks(st.meta["live"])}
+            st.table = pq.read_table(st.dir / st.meta["live"], columns=TRACK_FIELDS)
             st.fold_tail()
         else:
             st.meta, st.cold = None, True
+            st.table = track_schema().empty_table()
             st.fold_all()
         return st
 
@@ -89,26 +120,25 @@ class SlaState:
             return []
         import pyarrow.parquet as pq
 
-        cols = TRACK_FIELDS
-        table = pq.read_table(self.dir / name, columns=cols)
+        table = pq.read_table(self.dir / name, columns=TRACK_FIELDS)
         if numbers is not None:
-            import pyarrow as pa
-            import pyarrow.compute as pc
+            table = _only(table, numbers)
+        return arrow_to_tracks(table)
 
-            table = table.filter(pc.is_in(table["ticket"], pa.array(sorted(numbers), pa.int64())))
-        out = []
-        for row in table.to_pylist():
-            row["pauses"] = row["pauses"] or []
-            row["keys"] = row["keys"] or []
-            out.append(Track(**row))
-        return out
-
-    def _fetch_done(self, numbers: set[int]) -> None:
-        """Bring tracks of done tickets touched by the tail back (newest gen wins)."""
-        if not numbers or not self.meta:
+    def _take_out(self, numbers: set[int]) -> None:
+        """Make Track objects of these tickets: from the live table, else from the done parts."""
+        if not numbers:
             return
-        for name in self.meta.get("done", []):
-            for tr in self._read_tracks(name, numbers):
+        import pyarrow.compute as pc
+
+        hit = _only(self.table, numbers)
+        for tr in arrow_to_tracks(hit):
+            self.tracks[tr.ticket] = tr
+        if hit.num_rows:
+            self.table = self.table.filter(pc.invert(_mask(self.table, numbers)))
+        missing = {n for n in numbers if n not in self.tracks}
+        for name in (self.meta or {}).get("done", []) if missing else ():
+            for tr in self._read_tracks(name, missing):
                 old = self.tracks.get(tr.ticket)
                 if old is None or old.gen < tr.gen:
                     self.tracks[tr.ticket] = tr
@@ -125,7 +155,7 @@ class SlaState:
             return
         self.seq = events[-1]["seq"]
         numbers = {ev["ticket"] for ev in events if "ticket" in ev and ev["type"] in TRACK_TYPES}
-        self._fetch_done({n for n in numbers if n not in self.tracks})
+        self._take_out(numbers)
         for ev in events:
             if fold_event(self.tracks, ev) is not None:
                 self.touched.add(ev["ticket"])
@@ -144,27 +174,49 @@ class SlaState:
                 fold_event(tracks, loads(raw))
         self.pos = pos
         self.seq = loads(last)["seq"] if last is not None else 0
+        self.touched = set(tracks)
 
-    def fold_written(self, events: list[dict]) -> None:
-        """Fold the events this run wrote itself, and move the position past them."""
-        for ev in events:
-            fold_event(self.tracks, ev)
+    def all_tracks(self):
+        """Every track of this run as one Arrow table sorted by ticket."""
+        import pyarrow as pa
+
+        table = pa.concat_tables([self.table, tracks_to_arrow(self.tracks.values())])
+        return table.sort_by("ticket")
+
+    def fold_written(self, table, events: list[dict]):
+        """Fold the events this run wrote itself into `table` (keys, gen); move the position past them."""
+        import numpy as np
+        import pyarrow as pa
+
         self.pos = self.store.log.end()
-        if events:
-            self.seq = events[-1]["seq"]
+        if not events:
+            return table
+        self.seq = events[-1]["seq"]
+        numbers = table["ticket"].to_numpy()
+        names = {ev["ticket"] for ev in events if "ticket" in ev}
+        rows = sorted(int(i) for i in np.searchsorted(numbers, sorted(names)) if i < len(numbers))
+        rows = [r for r in rows if int(numbers[r]) in names]
+        tracks = {tr.ticket: tr for tr in arrow_to_tracks(table.take(rows))}
+        for ev in events:
+            if ev.get("ticket") in tracks:
+                fold_event(tracks, ev)
+        for name in ("keys", "gen"):
+            values = table[name].to_pylist()
+            for r in rows:
+                values[r] = getattr(tracks[int(numbers[r])], name)
+            i = table.schema.get_field_index(name)
+            table = table.set_column(i, table.schema.field(i), pa.array(values, table.schema.field(i).type))
+        return table
 
     # -- saving -----------------------------------------------------------------------------------
-    def save(self, table, done_mask) -> dict:
-        """Write live (open) and done (left open this run) parts, then the meta (atomically).
-
-        `table` has the columns of `schema()`; `done_mask` marks rows of done tickets.
-        """
+    def save(self, table, done, write_done) -> dict:
+        """Write the live part (open tickets) and a done part (tickets that left the open
+        statuses in this run), then the meta (atomically). Masks are numpy bool arrays."""
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         self.dir.mkdir(parents=True, exist_ok=True)
-        mask = pa.array(done_mask, pa.bool_())
-        live, done = table.filter(pc.invert(mask)), table.filter(mask)
+        live = table.filter(pa.array(~done))
+        done = table.filter(pa.array(write_done))
         old_meta = self.meta or {}
         seq = self.seq
         live_name = f"sla-live-{seq}.parquet"
@@ -206,6 +258,17 @@ class SlaState:
         for p in self.dir.glob("sla-*.parquet"):
             if p.name not in keep:
                 p.unlink(missing_ok=True)
+
+
+def _mask(table, numbers):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.is_in(table["ticket"], value_set=pa.array(sorted(numbers), pa.int64()))
+
+
+def _only(table, numbers):
+    return table.filter(_mask(table, numbers))
 
 
 def _sql_path(path: Path) -> str:
