@@ -50,7 +50,7 @@ CASES = [
      - name: a
        if: {from: {matches: '(a)\\1'}}
        then: [stop]
-     """, "rules/10-bad.yaml:2: from matches: regular expression '(a)\\1' uses a backreference (\\1…), which needs "
+     """, "rules/10-bad.yaml:2: from matches: regular expression '(a)\\1' uses a backreference, which needs "
           "backtracking and could hang a run; rewrite it without"),
     ("""
      - name: a

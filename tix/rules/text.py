@@ -114,7 +114,7 @@ def check_keyword(kw) -> str | None:
 
 # Constructs a backtracking engine needs and RE2 refuses; named in `tix rules check`.
 _BACKTRACKING = (
-    (re.compile(r"\\[1-9]"), "a backreference (\\1…)"),
+    (re.compile(r"\\[1-9]"), "a backreference"),
     (re.compile(r"\(\?P=\w+\)"), "a named backreference"),
     (re.compile(r"\(\?<?[=!]"), "a look-ahead or look-behind"),
     (re.compile(r"\(\?>"), "an atomic group"),
