@@ -225,6 +225,7 @@ class QuietHandler(WSGIRequestHandler):
     """One access-log line per request only with -v; never the body or headers."""
 
     verbose = False
+    wbufsize = 1 << 16  # one send per answer instead of one per status line, header and body
 
     def log_message(self, format, *args):  # noqa: A002 - the stdlib's name
         if self.verbose:
