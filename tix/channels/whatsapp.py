@@ -8,6 +8,11 @@ Meta only pushes (there is no API to fetch past messages), so `tix webhook serve
     -> events (contact, ticket, message.received, message.status) -> fsync -> remove spool file
     -> media downloads (never blocking the text; retried on later runs)
 
+A payload that cannot be processed (not JSON, not a webhook, unknown phone_number_id, a
+message without id or sender) goes to quarantine whole, nothing of it is emitted, and the
+batch goes on. The raw payload of every processed file is kept under
+`messages/whatsapp/YYYY-MM/<sha256-prefix>.json` (a hard link to the fsynced spool file).
+
 Format contract (events written here; see tix.store for the envelope):
 
 - `message.received` data: `message` (the wamid, the idempotency key), `channel: "whatsapp"`,
@@ -327,8 +332,9 @@ def fetch_spool(store, now: datetime | None = None, media: bool = True) -> Fetch
         now: the time of this run (tests pass one); default the current UTC time.
         media: also download media that is still pending (needs the token).
 
-    Returns a FetchReport. Payloads that cannot be processed are moved to
-    `quarantine/whatsapp/` with `<name>.error` beside them; a spool file is removed only
+    Returns a FetchReport. Payloads that cannot be processed go to quarantine
+    (`quarantine/whatsapp/<id>/item.json` + `error.json`, see tix.quarantine; `tix quarantine
+    replay` retries them through `replay_item`); a spool file is removed only
     after the events made from it are fsynced, so a crash at any point followed by a re-run
     stores every message exactly once (the wamid is the key).
     """
