@@ -913,7 +913,10 @@ def fetch_media(store, settings: Settings, report: FetchReport, now: datetime | 
     if done:
         ts = now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         with store.writing(actor="channel:whatsapp", via="tix fetch") as batch:
+            still = {(p["message"], p["media_id"]) for p in pending_media(store)}  # a concurrent fetch?
             for item, result in done:
+                if (item["message"], item["media_id"]) not in still:
+                    continue
                 batch.emit("message.media", ticket=item["ticket"], contact=item["contact"], ts=ts,
                            data={"message": item["message"], "channel": "whatsapp", "media_id": item["media_id"],
                                  **result})
