@@ -40,8 +40,19 @@ def seen_ids(client) -> set[str]:
     return out
 
 
+def _log_size(store) -> int:
+    return sum(p.stat().st_size for p in (store.root / "events").glob("*.jsonl"))
+
+
+def _wait_for_progress(store, proc, timeout=20.0) -> None:
+    start = _log_size(store)
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and _log_size(store) == start and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_sigkill_during_fetch_loses_and_duplicates_nothing(store, imap_user):
-    add_config(store, "channels:\n" + imap_user.source_yaml(batch=100))
+    add_config(store, "channels:\n" + imap_user.source_yaml(batch=25))
     body = "Halo, saya sudah transfer untuk pesanan ini tapi status masih menunggu pembayaran.\n" * 40
     for i in range(N):
         imap_user.deliver(make_mail(subject=f"Pembayaran {i}", body=body, msgid=f"<crash{i}@pelanggan.example>",
@@ -53,7 +64,13 @@ def test_sigkill_during_fetch_loses_and_duplicates_nothing(store, imap_user):
     for _ in range(KILLS):
         proc = subprocess.Popen([sys.executable, "-m", "tix", "fetch"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.4, 1.6))
+        # kill at a random moment: half the time during start-up/the first fetch, else just
+        # after some chunk was fsynced (so that every kill lands mid-run, however fast it is)
+        if rng.random() < 0.5:
+            time.sleep(rng.uniform(0.1, 0.8))
+        else:
+            _wait_for_progress(store, proc)
+            time.sleep(rng.uniform(0.0, 0.2))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
@@ -71,5 +88,5 @@ def test_sigkill_during_fetch_loses_and_duplicates_nothing(store, imap_user):
     assert len(stored) == N and set(stored.values()) == {1}
     assert stored == collections.Counter({f"<crash{i}@pelanggan.example>": 1 for i in range(N)})
     assert len(seen_ids(client)) == N
-    assert kills >= 5, f"only {kills} runs were killed mid-fetch"
+    assert kills >= 10, f"only {kills} runs were killed mid-fetch"
     client.logout()
