@@ -9,25 +9,28 @@
 -- Age is counted from creation to now; buckets are [0, 1), [1, 3), [3, 7) and 7+ days.
 -- "Open a week ago" counts tickets created before then and not resolved by then.
 
+-- section: setup
+-- kind: setup
+-- One scan of tickets: the open ones, and those resolved in the last eight weeks (for the trend).
+CREATE OR REPLACE TEMP TABLE backlog_t AS
+SELECT number, subject, team, assignee, priority, status, created_at, resolved_at,
+       status IN ('new', 'open', 'pending') AS is_open
+FROM tickets
+WHERE (status IN ('new', 'open', 'pending') OR resolved_at >= $now - INTERVAL 56 DAY)
+  AND ($team = '' OR team = $team) AND ($channel = '' OR channel = $channel);
+
 -- section: summary
 -- title: Backlog now
 -- title.id: Tiket terbuka saat ini
 -- kind: metrics
-WITH t AS (
-    SELECT * FROM tickets
-    WHERE ($team = '' OR team = $team) AND ($channel = '' OR channel = $channel)
-)
 SELECT * FROM (VALUES
     ('open_tickets',
-     (SELECT count(*) FROM t WHERE status IN ('new', 'open', 'pending')),
-     (SELECT count(*) FROM t WHERE created_at < $now - INTERVAL 7 DAY
-                               AND (resolved_at IS NULL OR resolved_at >= $now - INTERVAL 7 DAY)),
+     (SELECT count(*) FROM backlog_t WHERE is_open),
+     (SELECT count(*) FROM backlog_t WHERE created_at < $now - INTERVAL 7 DAY
+                                       AND (resolved_at IS NULL OR resolved_at >= $now - INTERVAL 7 DAY)),
      'down'),
-    ('unassigned',
-     (SELECT count(*) FROM t WHERE status IN ('new', 'open', 'pending') AND assignee IS NULL), NULL, 'down'),
-    ('waiting_7d',
-     (SELECT count(*) FROM t WHERE status IN ('new', 'open', 'pending') AND created_at < $now - INTERVAL 7 DAY),
-     NULL, 'down')
+    ('unassigned', (SELECT count(*) FROM backlog_t WHERE is_open AND assignee IS NULL), NULL, 'down'),
+    ('waiting_7d', (SELECT count(*) FROM backlog_t WHERE is_open AND created_at < $now - INTERVAL 7 DAY), NULL, 'down')
 ) AS m(metric, value, previous, good);
 
 -- section: by_team
@@ -41,9 +44,7 @@ SELECT coalesce(team, '–') AS team,
        count(*) FILTER (WHERE $now - created_at >= INTERVAL 1 DAY AND $now - created_at < INTERVAL 3 DAY) AS d1_3,
        count(*) FILTER (WHERE $now - created_at >= INTERVAL 3 DAY AND $now - created_at < INTERVAL 7 DAY) AS d3_7,
        count(*) FILTER (WHERE $now - created_at >= INTERVAL 7 DAY) AS gt_7d
-FROM tickets
-WHERE status IN ('new', 'open', 'pending')
-  AND ($team = '' OR team = $team) AND ($channel = '' OR channel = $channel)
+FROM backlog_t WHERE is_open
 GROUP BY ALL
 ORDER BY open_tickets DESC, team;
 
@@ -56,9 +57,7 @@ SELECT priority,
        count(*) FILTER (WHERE $now - created_at >= INTERVAL 1 DAY AND $now - created_at < INTERVAL 3 DAY) AS d1_3,
        count(*) FILTER (WHERE $now - created_at >= INTERVAL 3 DAY AND $now - created_at < INTERVAL 7 DAY) AS d3_7,
        count(*) FILTER (WHERE $now - created_at >= INTERVAL 7 DAY) AS gt_7d
-FROM tickets
-WHERE status IN ('new', 'open', 'pending')
-  AND ($team = '' OR team = $team) AND ($channel = '' OR channel = $channel)
+FROM backlog_t WHERE is_open
 GROUP BY priority
 ORDER BY list_position(['urgent', 'high', 'normal', 'low'], priority);
 
@@ -69,9 +68,7 @@ SELECT status,
        count(*) AS open_tickets,
        count(*) FILTER (WHERE assignee IS NULL) AS unassigned,
        round(median(days_between(created_at, $now)), 1) AS median_age_days
-FROM tickets
-WHERE status IN ('new', 'open', 'pending')
-  AND ($team = '' OR team = $team) AND ($channel = '' OR channel = $channel)
+FROM backlog_t WHERE is_open
 GROUP BY status
 ORDER BY list_position(['new', 'open', 'pending'], status);
 
@@ -83,16 +80,11 @@ WITH weeks AS (
     SELECT utc_ts(date_trunc('week', local_ts($now)) - INTERVAL (7 * i) DAY) AS week_end
     FROM range(0, 7) AS r(i)
     UNION ALL SELECT $now
-), t AS (
-    SELECT created_at, resolved_at FROM tickets
-    WHERE created_at < $now
-      AND (resolved_at IS NULL OR resolved_at >= $now - INTERVAL 56 DAY)
-      AND ($team = '' OR team = $team) AND ($channel = '' OR channel = $channel)
 )
 SELECT iso_week(week_end - INTERVAL 1 SECOND) AS week,
        count(t.created_at) FILTER (WHERE t.created_at < week_end
                                    AND (t.resolved_at IS NULL OR t.resolved_at >= week_end)) AS backlog
-FROM weeks LEFT JOIN t ON true
+FROM weeks LEFT JOIN backlog_t AS t ON true
 GROUP BY week_end
 ORDER BY week_end;
 
@@ -101,8 +93,6 @@ ORDER BY week_end;
 -- title.id: Tiket terbuka tertua
 SELECT number AS ticket, subject, coalesce(team, '–') AS team, assignee, priority, status, created_at,
        round(days_between(created_at, $now), 1) AS age_days
-FROM tickets
-WHERE status IN ('new', 'open', 'pending')
-  AND ($team = '' OR team = $team) AND ($channel = '' OR channel = $channel)
+FROM backlog_t WHERE is_open
 ORDER BY created_at, number
 LIMIT $oldest;

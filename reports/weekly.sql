@@ -9,14 +9,23 @@
 -- Backlog at a moment = created before it and not resolved by then. Response and resolution
 -- times count tickets first answered / resolved in the week (see response-times.sql).
 
+-- section: setup
+-- kind: setup
+-- One scan of tickets: everything the week, the week before and the eight-week trend can touch.
+CREATE OR REPLACE TEMP TABLE week_t AS
+SELECT number, subject, status, priority, category, team, assignee, channel, created_at, first_response_at,
+       resolved_at, reopened
+FROM tickets
+WHERE ($team = '' OR team = $team)
+  AND (resolved_at IS NULL OR resolved_at >= $since - INTERVAL 56 DAY OR first_response_at >= $prev_since);
+
 -- section: headline
 -- title: This week at a glance
 -- title.id: Sekilas minggu ini
 -- kind: metrics
 WITH t AS (
-    SELECT created_at, first_response_at, resolved_at, reopened, status FROM tickets
-    WHERE ($team = '' OR team = $team)
-      AND (created_at >= $prev_since OR resolved_at IS NULL OR resolved_at >= $prev_since)
+    SELECT * FROM week_t WHERE created_at >= $prev_since OR resolved_at IS NULL OR resolved_at >= $prev_since
+       OR first_response_at >= $prev_since
 ), backlog AS (
     SELECT count(*) FILTER (WHERE created_at < $until AND (resolved_at IS NULL OR resolved_at >= $until)) AS cur,
            count(*) FILTER (WHERE created_at < $since AND (resolved_at IS NULL OR resolved_at >= $since)) AS prev
@@ -48,7 +57,7 @@ SELECT * FROM (VALUES
 -- requires: sla
 WITH s AS (
     SELECT s.*, coalesce(s.met_at, s.due_at) >= $since AS cur
-    FROM sla AS s JOIN tickets AS t ON t.number = s.ticket
+    FROM sla AS s JOIN week_t AS t ON t.number = s.ticket
     WHERE ((s.met_at >= $prev_since AND s.met_at < $until)
            OR (s.met_at IS NULL AND s.breached AND s.due_at >= $prev_since AND s.due_at < $until))
       AND ($team = '' OR t.team = $team)
@@ -69,9 +78,8 @@ WITH weeks AS (
            utc_ts(local_ts($since) - INTERVAL (7 * i - 7) DAY) AS we
     FROM range(0, 8) AS r(i)
 ), t AS (
-    SELECT created_at, resolved_at FROM tickets
-    WHERE ($team = '' OR team = $team)
-      AND created_at < $until AND (resolved_at IS NULL OR resolved_at >= $since - INTERVAL 50 DAY)
+    SELECT created_at, resolved_at FROM week_t
+    WHERE created_at < $until AND (resolved_at IS NULL OR resolved_at >= $since - INTERVAL 50 DAY)
 )
 SELECT iso_week(ws) AS week,
        count(t.created_at) FILTER (WHERE t.created_at >= ws AND t.created_at < we) AS new_tickets,
@@ -88,7 +96,7 @@ GROUP BY ws ORDER BY ws;
 SELECT coalesce(t.team, '–') AS team, count(*) AS measured,
        count(*) FILTER (WHERE s.breached) AS breached,
        count(*) FILTER (WHERE NOT s.breached) / count(*) AS compliance
-FROM sla AS s JOIN tickets AS t ON t.number = s.ticket
+FROM sla AS s JOIN week_t AS t ON t.number = s.ticket
 WHERE ((s.met_at >= $since AND s.met_at < $until) OR (s.met_at IS NULL AND s.breached AND s.due_at >= $since AND s.due_at < $until))
   AND ($team = '' OR t.team = $team)
 GROUP BY ALL ORDER BY compliance, team;
@@ -102,9 +110,8 @@ SELECT coalesce(team, '–') AS team,
        count(*) FILTER (WHERE created_at < $until AND (resolved_at IS NULL OR resolved_at >= $until)) AS backlog,
        median(hours_between(created_at, first_response_at)) FILTER (WHERE first_response_at >= $since AND first_response_at < $until) AS first_response_median_hours,
        median(hours_between(created_at, resolved_at)) FILTER (WHERE resolved_at >= $since AND resolved_at < $until) AS resolution_median_hours
-FROM tickets
-WHERE ($team = '' OR team = $team)
-  AND (created_at >= $since OR resolved_at IS NULL OR resolved_at >= $since)
+FROM week_t
+WHERE (created_at >= $since OR resolved_at IS NULL OR resolved_at >= $since)
 GROUP BY ALL ORDER BY new_tickets DESC, team;
 
 -- section: distribution
@@ -113,8 +120,8 @@ GROUP BY ALL ORDER BY new_tickets DESC, team;
 -- chart: bar x=bucket y=tickets
 -- label: bucket = Hours to first response | Jam hingga respons pertama
 WITH b AS (
-    SELECT hours_between(created_at, first_response_at) AS h FROM tickets
-    WHERE first_response_at >= $since AND first_response_at < $until AND ($team = '' OR team = $team)
+    SELECT hours_between(created_at, first_response_at) AS h FROM week_t
+    WHERE first_response_at >= $since AND first_response_at < $until
 ), buckets(ord, bucket, lo, hi) AS (VALUES
     (1, '< 1', 0, 1), (2, '1–4', 1, 4), (3, '4–8', 4, 8), (4, '8–24', 8, 24), (5, '24–72', 24, 72),
     (6, '72+', 72, NULL)
@@ -131,8 +138,8 @@ SELECT coalesce(channel, '–') AS channel,
        count(*) FILTER (WHERE created_at >= $since) AS new_tickets,
        count(*) FILTER (WHERE created_at < $since) AS previous,
        median(hours_between(created_at, first_response_at)) FILTER (WHERE created_at >= $since) AS first_response_median_hours
-FROM tickets
-WHERE created_at >= $prev_since AND created_at < $until AND ($team = '' OR team = $team)
+FROM week_t
+WHERE created_at >= $prev_since AND created_at < $until
 GROUP BY ALL ORDER BY new_tickets DESC, channel;
 
 -- section: heatmap
@@ -141,8 +148,8 @@ GROUP BY ALL ORDER BY new_tickets DESC, channel;
 -- kind: chart
 -- chart: heatmap x=hour y=weekday value=tickets
 SELECT isodow(local_ts(created_at)) AS weekday, hour(local_ts(created_at)) AS hour, count(*) AS tickets
-FROM tickets
-WHERE created_at >= $since AND created_at < $until AND ($team = '' OR team = $team)
+FROM week_t
+WHERE created_at >= $since AND created_at < $until
 GROUP BY ALL ORDER BY weekday, hour;
 
 -- section: categories
@@ -150,8 +157,8 @@ GROUP BY ALL ORDER BY weekday, hour;
 -- title.id: Kategori teratas
 -- limit: 10
 WITH t AS (
-    SELECT coalesce(category, '–') AS category, created_at >= $since AS cur FROM tickets
-    WHERE created_at >= $prev_since AND created_at < $until AND ($team = '' OR team = $team)
+    SELECT coalesce(category, '–') AS category, created_at >= $since AS cur FROM week_t
+    WHERE created_at >= $prev_since AND created_at < $until
 )
 SELECT category, count(*) FILTER (WHERE cur) AS tickets, count(*) FILTER (WHERE NOT cur) AS previous,
        (count(*) FILTER (WHERE cur) - count(*) FILTER (WHERE NOT cur)) / nullif(count(*) FILTER (WHERE NOT cur), 0) AS change_pct
@@ -163,9 +170,8 @@ FROM t GROUP BY ALL ORDER BY tickets DESC, category;
 WITH t AS (
     SELECT *, first_response_at >= $since AND first_response_at < $until AS answered,
               resolved_at >= $since AND resolved_at < $until AS closed_now
-    FROM tickets
-    WHERE ($team = '' OR team = $team)
-      AND ((first_response_at >= $since AND first_response_at < $until) OR (resolved_at >= $since AND resolved_at < $until))
+    FROM week_t
+    WHERE ((first_response_at >= $since AND first_response_at < $until) OR (resolved_at >= $since AND resolved_at < $until))
 )
 SELECT coalesce(assignee, '–') AS agent, count(*) AS handled,
        count(*) FILTER (WHERE closed_now) AS resolved,
@@ -181,7 +187,7 @@ FROM t GROUP BY ALL ORDER BY handled DESC, agent;
 -- limit: 10
 SELECT s.ticket, t.subject, coalesce(t.team, '–') AS team, t.assignee, s.policy, s.target, s.due_at,
        round(hours_between(s.due_at, coalesce(s.met_at, least($now, $until))), 1) AS overdue_hours
-FROM sla AS s JOIN tickets AS t ON t.number = s.ticket
+FROM sla AS s JOIN week_t AS t ON t.number = s.ticket
 WHERE s.breached
   AND ((s.met_at >= $since AND s.met_at < $until) OR (s.met_at IS NULL AND s.breached AND s.due_at >= $since AND s.due_at < $until))
   AND ($team = '' OR t.team = $team)
@@ -193,7 +199,7 @@ ORDER BY overdue_hours DESC, s.ticket;
 -- limit: 10
 SELECT number AS ticket, subject, coalesce(team, '–') AS team, assignee, priority, status, created_at,
        round(days_between(created_at, $now), 1) AS age_days
-FROM tickets
-WHERE status IN ('new', 'open', 'pending') AND ($team = '' OR team = $team)
+FROM week_t
+WHERE status IN ('new', 'open', 'pending')
 ORDER BY created_at, number
 LIMIT 10;

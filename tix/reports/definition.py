@@ -24,7 +24,9 @@ any `-- section:` line is one section named `main`.
 
 Section lines: `section` (name), `title`, `kind` (`table`; `metrics` for headline
 numbers with columns metric, value, previous and optionally good = 'up'/'down', shown with
-their change; `chart` for a section shown only as its chart in HTML), `chart`
+their change; `chart` for a section shown only as its chart in HTML; `setup` for a
+statement that only prepares, e.g. `CREATE TEMP TABLE open_now AS …`, so that the later
+sections read a small table instead of scanning `tickets` again), `chart`
 (`bar|hbar|line|heatmap x=COL y=COL[,COL] [value=COL]`), `requires` (views the section
 needs, e.g. `sla`: when one is missing the section shows a note instead of failing),
 `limit` (rows shown in tables; the JSON/CSV output keeps all).
@@ -50,7 +52,7 @@ PARAM_TYPES = ("text", "int", "float", "bool", "date", "timestamp")
 DERIVED_PARAMS = ("now", "prev_since", "prev_until", "tz")
 HEADER_KEYS = ("title", "description", "param", "label")
 SECTION_KEYS = ("section", "title", "kind", "chart", "requires", "limit", "label")
-KINDS = ("table", "metrics", "chart")
+KINDS = ("table", "metrics", "chart", "setup")
 CHARTS = ("bar", "hbar", "line", "heatmap")
 
 _DIRECTIVE = re.compile(r"^--\s*([a-z][a-z_]*)(?:\.([a-z]{2}))?\s*:\s?(.*?)\s*$")
