@@ -101,3 +101,25 @@ def test_snapshot_refreshes_itself_when_the_tail_grows(tmp_path):
     r = store.read()
     assert r.meta is not None and r.meta["seq"] == 12 and r.tail == []
     assert state_of(store)[11][1] == "t11"
+
+
+def test_delta_refresh_then_compaction(store, tmp_path, monkeypatch):
+    import tix.store as storemod
+
+    monkeypatch.setattr(storemod, "COMPACT_MIN_ROWS", 3)
+    with store.writing(actor="user:a", via="t") as b:
+        for i in range(12):
+            create_ticket(b, f"t{i}")
+    first = store.refresh_snapshot()
+    assert first["tickets_delta"] is None  # the first refresh writes a base
+    with store.writing(actor="user:a", via="t") as b:
+        set_fields(b, get_ticket(b, 2), {"priority": "high"})
+    second = store.refresh_snapshot()
+    assert second["tickets"] == first["tickets"] and second["tickets_delta"]  # only a delta was written
+    assert state_of(store) == rebuilt_state(store, tmp_path)
+    with store.writing(actor="user:a", via="t") as b:
+        for n in (3, 4, 5, 6):
+            set_fields(b, get_ticket(b, n), {"priority": "urgent"})
+    third = store.refresh_snapshot()
+    assert third["tickets_delta"] is None and third["tickets"] != first["tickets"]  # compacted
+    assert state_of(store) == rebuilt_state(store, tmp_path)

@@ -229,7 +229,7 @@ def tag(batch: Batch, row: dict, add=(), remove=(), why: str | None = None) -> d
     if remove:
         data["remove"] = remove
     ev = batch.emit("ticket.tagged", ticket=row["number"], data=data, why=why)
-    row["tags"] = [t for t in current if t not in remove] + add
+    row["tags"] = sorted(set(current) - set(remove) | set(add))
     return ev
 
 

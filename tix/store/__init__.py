@@ -49,14 +49,13 @@ import getpass
 import os
 import shutil
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 
 import orjson
 
 from tix import config as configmod
 from tix.errors import NotFound, StoreNotFound
-from tix.model import CONTACT_COLUMNS, TICKET_COLUMNS, TIME_COLUMNS
+from tix.model import CONTACT_COLUMNS, TICKET_COLUMNS
 from tix.store.fold import State
 from tix.store.lock import WriteLock
 from tix.store.log import EventLog, Position, iso, segment_name, utcnow
@@ -219,25 +218,40 @@ class Store:
             return self.read().write_snapshot()
 
     def rebuild(self) -> dict:
-        """Fold the whole log into a fresh snapshot (the snapshot is only ever a cache)."""
+        """Fold the whole log into a fresh snapshot (the snapshot is only ever a cache).
+
+        Tickets are folded by DuckDB (`tix.store.sqlfold`, on all cores); contacts, a small
+        share of the log, by the Python fold.
+        """
+        import duckdb
+
+        from tix.store.sqlfold import events_source, ticket_select_sql
+
         with self.lock():
             self.log.repair(self.path("quarantine"))
+            last = self.log.last_event()
+            pos = self.log.end()
+            files: dict = {"tickets_delta": None, "contacts_delta": None}
+            if last is None:
+                files.update(tickets=rows_to_arrow([], TICKET_COLUMNS), contacts=rows_to_arrow([], CONTACT_COLUMNS))
+                meta = {"seq": 0, "segment": pos.segment, "offset": pos.offset, "max_ticket": 0, "max_contact": 0}
+                return self.snapshot.write(files, meta)
+            con = duckdb.connect()
+            con.execute("SET TimeZone = 'UTC'")
+            source = events_source(str(self.log.dir / "*.jsonl"))
             state = State()
-            pos = Position("", 0)
-            loads = orjson.loads
-            apply = state.apply
-            for raw, seg, off in self.log.read_raw():
-                apply(loads(raw))
-                pos = Position(seg, off)
-            return write_state_snapshot(self, state, pos)
-
-
-def write_state_snapshot(store: Store, state: State, pos: Position) -> dict:
-    tickets = rows_to_arrow(sorted(state.tickets.values(), key=lambda r: r["number"]), TICKET_COLUMNS)
-    contacts = rows_to_arrow(sorted(state.contacts.values(), key=lambda r: r["id"]), CONTACT_COLUMNS)
-    meta = {"seq": state.seq, "segment": pos.segment, "offset": pos.offset,
-            "max_ticket": state.max_ticket, "max_contact": state.max_contact}
-    return store.snapshot.write(tickets, contacts, meta)
+            rows = con.execute(f"SELECT seq, ts, type, contact, CAST(data AS VARCHAR) FROM {source} "
+                               "WHERE starts_with(type, 'contact.') ORDER BY seq").fetchall()
+            for seq, ts, kind, cid, data in rows:
+                state.apply({"seq": seq, "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "type": kind, "contact": cid,
+                             "data": orjson.loads(data) if data else {}})
+            files["contacts"] = rows_to_arrow(sorted(state.contacts.values(), key=lambda r: r["id"]), CONTACT_COLUMNS)
+            con.execute(f"CREATE TEMP TABLE folded AS {ticket_select_sql(source)}")
+            max_ticket = con.execute("SELECT coalesce(max(number), 0) FROM folded").fetchone()[0]
+            files["tickets"] = "SELECT * FROM folded ORDER BY number"
+            meta = {"seq": last["seq"], "segment": pos.segment, "offset": pos.offset,
+                    "max_ticket": max_ticket, "max_contact": state.max_contact}
+            return self.snapshot.write(files, meta, con=con)
 
 
 class Batch:
@@ -326,112 +340,138 @@ class Reader:
         self.max_ticket = max(self.state.max_ticket, (self.meta or {}).get("max_ticket", 0))
         self.max_contact = max(self.state.max_contact, (self.meta or {}).get("max_contact", 0))
 
-    @property
-    def tickets_parquet(self) -> Path | None:
-        return self.store.snapshot.path(self.meta, "tickets")
+    def _file(self, kind: str) -> str | None:
+        path = self.store.snapshot.path(self.meta, kind)
+        return str(path).replace("'", "''") if path else None
 
-    @property
-    def contacts_parquet(self) -> Path | None:
-        return self.store.snapshot.path(self.meta, "contacts")
+    def snapshot_sql(self, kind: str) -> str | None:
+        """SELECT over the snapshot's rows of `tickets` or `contacts` (base and delta merged)."""
+        base, delta = self._file(kind), self._file(kind + "_delta")
+        if base is None:
+            return None
+        if delta is None:
+            return f"SELECT * FROM read_parquet('{base}')"
+        key = "number" if kind == "tickets" else "id"
+        return (f"SELECT * FROM read_parquet('{base}') WHERE {key} NOT IN "
+                f"(SELECT {key} FROM read_parquet('{delta}')) UNION ALL SELECT * FROM read_parquet('{delta}')")
 
     def _fold_tail(self) -> State:
         if not self.tail:
             return State()
         numbers = {ev["ticket"] for ev in self.tail if "ticket" in ev}
         cids = {ev["contact"] for ev in self.tail if "contact" in ev and ev["type"].startswith("contact.")}
-        tickets = self._base_rows(self.tickets_parquet, "number", numbers)
-        contacts = self._base_rows(self.contacts_parquet, "id", cids)
-        state = State(tickets, contacts)
+        state = State(self._base_rows("tickets", numbers), self._base_rows("contacts", cids))
         state.apply_all(self.tail)
         return state
 
-    def _base_rows(self, parquet: Path | None, key: str, ids: set[int]) -> dict[int, dict]:
-        if not ids or parquet is None:
+    def _base_rows(self, kind: str, ids: set[int]) -> dict[int, dict]:
+        """Snapshot rows of these tickets/contacts as fold rows (times as the store's ISO strings)."""
+        snap = self.snapshot_sql(kind)
+        if not ids or snap is None:
             return {}
         import duckdb
-        import pyarrow as pa
 
-        con = duckdb.connect()
-        con.register("_ids", pa.table({"id": pa.array(sorted(ids), pa.int64())}))
-        rows = con.sql(
-            f"SELECT * FROM read_parquet($p) WHERE {key} IN (SELECT id FROM _ids)", params={"p": str(parquet)}
-        ).to_arrow_table()
-        out = {}
-        for row in _rows(rows):
-            out[row[key]] = row
-        return out
+        columns = TICKET_COLUMNS if kind == "tickets" else CONTACT_COLUMNS
+        key = "number" if kind == "tickets" else "id"
+        select = ", ".join(f"strftime(\"{c}\", '%Y-%m-%dT%H:%M:%S.%fZ') AS \"{c}\"" if t == "TIMESTAMP"
+                           else f'"{c}"' for c, t in columns.items())
+        cur = duckdb.connect().execute(
+            f"SELECT {select} FROM ({snap}) WHERE {key} IN (SELECT unnest(?::BIGINT[]))", [sorted(ids)])
+        names = [d[0] for d in cur.description]
+        return {row[0]: dict(zip(names, row)) for row in cur.fetchall()}
 
     # -- single-ticket reads ------------------------------------------------------------------
     def ticket(self, number: int) -> dict | None:
         if number in self.state.tickets:
             return self.state.tickets[number]
-        base = self._base_rows(self.tickets_parquet, "number", {number})
-        return base.get(number)
+        return self._base_rows("tickets", {number}).get(number)
 
     def contact(self, cid: int) -> dict | None:
         if cid in self.state.contacts:
             return self.state.contacts[cid]
-        return self._base_rows(self.contacts_parquet, "id", {cid}).get(cid)
+        return self._base_rows("contacts", {cid}).get(cid)
 
     # -- DuckDB -------------------------------------------------------------------------------
     def connect(self, con=None):
-        """Register views `tickets`, `contacts`, `events` on a (new) DuckDB connection."""
+        """Register views `tickets`, `contacts`, `events` (and the stages' own) on a DuckDB connection."""
         import duckdb
 
         con = con or duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
-        _merged_view(con, "tickets", "number", self.tickets_parquet, self.state.tickets, TICKET_COLUMNS)
-        _merged_view(con, "contacts", "id", self.contacts_parquet, self.state.contacts, CONTACT_COLUMNS)
+        _merged_view(con, "tickets", "number", self.snapshot_sql("tickets"), self.state.tickets, TICKET_COLUMNS)
+        _merged_view(con, "contacts", "id", self.snapshot_sql("contacts"), self.state.contacts, CONTACT_COLUMNS)
         _events_view(con, self.store.log.dir)
         for hook in VIEW_HOOKS:
             _call_hook(hook, con, self)
         return con
 
     def write_snapshot(self) -> dict:
-        """Write snapshot = old snapshot with the tail folded in (caller holds the lock)."""
+        """Fold the tail into the snapshot (caller holds the lock); return the new meta.
+
+        Only the delta is rewritten: the old delta's rows the tail did not touch, plus the
+        tail's rows. When the delta outgrows a quarter of the base, both become a new base.
+        """
         if not self.tail and self.meta:
             return self.meta
-        con = self.connect()
+        import duckdb
+
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
         meta = {"seq": self.tail[-1]["seq"] if self.tail else 0, "segment": self.end.segment,
                 "offset": self.end.offset, "max_ticket": self.max_ticket, "max_contact": self.max_contact}
-        return self.store.snapshot.write("SELECT * FROM tickets ORDER BY number",
-                                         "SELECT * FROM contacts ORDER BY id", meta, con=con)
+        files: dict = {}
+        files.update(self._refresh(con, "tickets", "number", self.state.tickets, TICKET_COLUMNS))
+        files.update(self._refresh(con, "contacts", "id", self.state.contacts, CONTACT_COLUMNS))
+        return self.store.snapshot.write(files, meta, con=con)
+
+    def _refresh(self, con, kind: str, key: str, rows: dict, columns: dict) -> dict:
+        base, delta = self._file(kind), self._file(kind + "_delta")
+        if not rows and base is not None:
+            return {}
+        con.register(f"_new_{kind}", rows_to_arrow(sorted(rows.values(), key=lambda r: r[key]), columns))
+        cols = ", ".join(f'"{c}"' for c in columns)
+        if base is None:
+            return {kind: f"SELECT {cols} FROM _new_{kind} ORDER BY {key}", kind + "_delta": None}
+        new_delta = f"SELECT {cols} FROM _new_{kind}"
+        if delta is not None:
+            new_delta = (f"SELECT {cols} FROM read_parquet('{delta}') WHERE {key} NOT IN "
+                         f"(SELECT {key} FROM _new_{kind}) UNION ALL {new_delta}")
+        con.execute(f"CREATE TEMP TABLE _delta_{kind} AS {new_delta}")
+        n_delta = con.execute(f"SELECT count(*) FROM _delta_{kind}").fetchone()[0]
+        n_base = con.execute(f"SELECT count(*) FROM read_parquet('{base}')").fetchone()[0]
+        if n_delta > max(COMPACT_MIN_ROWS, n_base // 4):
+            merged = (f"SELECT {cols} FROM read_parquet('{base}') WHERE {key} NOT IN "
+                      f"(SELECT {key} FROM _delta_{kind}) UNION ALL SELECT {cols} FROM _delta_{kind} ORDER BY {key}")
+            return {kind: merged, kind + "_delta": None}
+        return {kind + "_delta": f"SELECT * FROM _delta_{kind} ORDER BY {key}"}
 
 
-def _rows(table) -> list[dict]:
-    """Arrow rows -> fold rows (times back to the store's ISO strings)."""
-    rows = table.to_pylist()
-    for row in rows:
-        for col in TIME_COLUMNS:
-            v = row.get(col)
-            if isinstance(v, datetime):
-                row[col] = v.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return rows
+# A delta smaller than this is never worth compacting into the base.
+COMPACT_MIN_ROWS = 50000
 
 
-def _merged_view(con, name: str, key: str, parquet: Path | None, tail_rows: dict, columns: dict) -> None:
+def _merged_view(con, name: str, key: str, snap_sql: str | None, tail_rows: dict, columns: dict) -> None:
     """View `name` = snapshot rows not touched by the tail + the tail's folded rows.
 
     With an empty tail, no Arrow table is built (pyarrow is not even imported).
     """
     cast = ", ".join(f'CAST("{c}" AS JSON) AS "{c}"' if t == "JSON" else f'"{c}"' for c, t in columns.items())
     cols = ", ".join(f'"{c}"' for c in columns)
-    p = str(parquet).replace("'", "''") if parquet is not None else None
     if not tail_rows:
-        if p is None:
+        if snap_sql is None:
             empty = ", ".join(f'NULL::{"VARCHAR" if t == "JSON" else t} AS "{c}"' for c, t in columns.items())
             con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cast} FROM (SELECT {empty}) WHERE false")
         else:
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cast} FROM read_parquet('{p}')")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cast} FROM ({snap_sql})")
         return
     tail_name = f"_tail_{name}"
     con.register(tail_name, rows_to_arrow(list(tail_rows.values()), columns))
-    if p is None:
+    if snap_sql is None:
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cast} FROM {tail_name}")
         return
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cast} FROM ("
-        f"SELECT {cols} FROM read_parquet('{p}') WHERE {key} NOT IN (SELECT {key} FROM {tail_name}) "
+        f"SELECT {cols} FROM ({snap_sql}) WHERE {key} NOT IN (SELECT {key} FROM {tail_name}) "
         f"UNION ALL SELECT {cols} FROM {tail_name})"
     )
 

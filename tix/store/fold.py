@@ -11,6 +11,9 @@ from typing import Iterable
 
 from tix.model import CONTACT_COLUMNS, OPEN_STATUSES, TICKET_COLUMNS
 
+# Tags are a set, kept sorted. Custom fields are a JSON object with sorted keys; a null
+# value removes the key. `tix.store.sqlfold` implements the same fold in SQL.
+
 # Bookkeeping events that are not a change to the ticket as people see it.
 _QUIET = frozenset({"ticket.routed", "outbox.sent", "outbox.failed", "message.status"})
 
@@ -85,9 +88,12 @@ def _apply_ticket(state: State, kind: str, number: int, ev: dict) -> None:
 def _created(t: dict, data: dict, ev: dict) -> None:
     for key, value in data.items():
         if key == "fields":
-            t["fields"] = _json(value)
+            value = _loads(value) if isinstance(value, str) else value
+            t["fields"] = _json({k: v for k, v in (value or {}).items() if v is not None})
+        elif key == "tags":
+            t["tags"] = sorted(set(value or ()))
         elif key in TICKET_COLUMNS:
-            t[key] = list(value) if key == "tags" else value
+            t[key] = value
     t["created_at"] = t["updated_at"] = ev["ts"]
     t["last_seq"] = t["intake_seq"] = ev["seq"]
     if t["status"] in ("resolved", "closed"):
@@ -130,12 +136,10 @@ def _status(t: dict, new: str, ts: str) -> None:
 
 
 def _tagged(t: dict, data: dict, ev: dict) -> None:
-    tags = list(t["tags"] or [])
-    for tag in data.get("add") or ():
-        if tag not in tags:
-            tags.append(tag)
-    remove = set(data.get("remove") or ())
-    t["tags"] = [tag for tag in tags if tag not in remove]
+    tags = set(t["tags"] or ())
+    tags.update(data.get("add") or ())
+    tags.difference_update(data.get("remove") or ())
+    t["tags"] = sorted(tags)
 
 
 def _note(t: dict, data: dict, ev: dict) -> None:

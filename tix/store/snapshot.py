@@ -1,17 +1,21 @@
 """The Parquet snapshot: current tickets and contacts, a cache rebuilt from the log at will.
 
-    snapshot/meta.json             {"format": 1, "seq": N, "segment": "2026-11.jsonl",
-                                    "offset": BYTES, "tickets": "tickets-N.parquet",
-                                    "contacts": "contacts-N.parquet",
-                                    "max_ticket": T, "max_contact": C}
-    snapshot/tickets-N.parquet     one row per ticket, columns of `tix.model.TICKET_COLUMNS`
-    snapshot/contacts-N.parquet    one row per contact, columns of `CONTACT_COLUMNS`
+    snapshot/meta.json                 {"format": 1, "seq": N, "segment": "2026-11.jsonl",
+                                        "offset": BYTES, "max_ticket": T, "max_contact": C,
+                                        "tickets": "tickets-B.parquet",
+                                        "tickets_delta": "tickets_delta-N.parquet" | null,
+                                        "contacts": "contacts-B.parquet",
+                                        "contacts_delta": "contacts_delta-N.parquet" | null}
+    snapshot/tickets-B.parquet         one row per ticket (`tix.model.TICKET_COLUMNS`), as of seq B
+    snapshot/tickets_delta-N.parquet   rows changed since B, as of seq N (they win over the base)
 
-`N` is the seq of the last event folded in; `segment`/`offset` is the log position right
-after it. Files are written under a temporary name, fsynced and renamed; `meta.json` is
-replaced last, so a reader sees either the old snapshot or the new one, never a mix. The
-previous generation is kept until the next refresh so that a reader holding the old meta
-can still open its files.
+Current state = base rows not in the delta, plus the delta, plus the log after `offset`
+folded on top (`tix.store.Reader`). A refresh rewrites only the delta; when the delta
+outgrows a quarter of the base, base and delta are compacted into a new base. `N` is the
+seq of the last event folded in; `segment`/`offset` the log position right after it.
+Files are written under a temporary name, fsynced and renamed; `meta.json` is replaced
+last, so a reader sees the old generation or the new one, never a mix. Files of the
+previous generation are kept until the next refresh, for readers still holding its meta.
 """
 from __future__ import annotations
 
@@ -81,25 +85,33 @@ class Snapshot:
         name = meta.get(kind) if meta else None
         return self.dir / name if name else None
 
-    def write(self, tickets_sql_or_table, contacts_sql_or_table, meta: dict, con=None) -> dict:
-        """Write a new generation from Arrow tables or DuckDB SQL (with `con`); return meta."""
+    def write(self, files: dict, meta: dict, con=None) -> dict:
+        """Write a new generation; return its meta.
+
+        `files` maps a kind (`tickets`, `tickets_delta`, `contacts`, `contacts_delta`) to an
+        Arrow table or a DuckDB SELECT (run on `con`), or to None to drop that file. Kinds
+        not named keep the file of the previous generation.
+        """
         self.dir.mkdir(parents=True, exist_ok=True)
-        seq = meta["seq"]
-        names = {"tickets": f"tickets-{seq}.parquet", "contacts": f"contacts-{seq}.parquet"}
-        for kind, source in (("tickets", tickets_sql_or_table), ("contacts", contacts_sql_or_table)):
-            final = self.dir / names[kind]
-            tmp = self.dir / (names[kind] + ".tmp")
+        old = self.meta() or {}
+        new_meta = {k: old.get(k) for k in KINDS}
+        for kind, source in files.items():
+            if source is None:
+                new_meta[kind] = None
+                continue
+            name = f"{kind}-{meta['seq']}.parquet"
+            tmp = self.dir / (name + ".tmp")
             _write_parquet(source, tmp, con)
             _fsync_file(tmp)
-            os.replace(tmp, final)
-        new_meta = dict(meta, format=FORMAT, **names)
+            os.replace(tmp, self.dir / name)
+            new_meta[kind] = name
+        new_meta.update(meta, format=FORMAT)
         tmp = self.dir / "meta.json.tmp"
         tmp.write_bytes(orjson.dumps(new_meta, option=orjson.OPT_INDENT_2))
         _fsync_file(tmp)
-        old = self.meta()
         os.replace(tmp, self.dir / "meta.json")
         fsync_dir(self.dir)
-        self._prune(keep={names["tickets"], names["contacts"], *(_names(old))})
+        self._prune(keep={*_names(new_meta), *_names(old)})
         return new_meta
 
     def _prune(self, keep: set[str]) -> None:
@@ -108,10 +120,11 @@ class Snapshot:
                 p.unlink(missing_ok=True)
 
 
+KINDS = ("tickets", "tickets_delta", "contacts", "contacts_delta")
+
+
 def _names(meta: dict | None) -> list[str]:
-    if not meta:
-        return []
-    return [meta[k] for k in ("tickets", "contacts") if meta.get(k)]
+    return [meta[k] for k in KINDS if meta and meta.get(k)]
 
 
 def _write_parquet(source, path: Path, con) -> None:
