@@ -65,7 +65,7 @@ def test_dry_run_writes_nothing(sla_store, timeline):
     report = escalate(sla_store, now=jkt(2026, 11, 25, 9, 0), dry_run=True)
     assert any(p.ticket == n and p.step is not None for p in report.planned)
     assert sum(p.stat().st_size for p in sla_store.path("events").iterdir()) == size
-    assert not sla_store.path("snapshot", "sla-meta.json").exists()
+    assert not sla_store.path("snapshot", "sla", "sla-meta.json").exists()
 
 
 def test_next_response_cycles_and_auto_replies(sla_store, timeline):
@@ -217,14 +217,24 @@ def test_config_errors_exit_2_with_file_and_line_and_nothing_written(sla_store, 
 def test_saved_state_is_rebuilt_when_missing_or_the_log_was_rewritten(sla_store, timeline):
     n = timeline.create(jkt(2026, 11, 23, 9, 0))
     escalate(sla_store, now=jkt(2026, 11, 23, 10, 0))
-    meta = orjson.loads(sla_store.path("snapshot", "sla-meta.json").read_bytes())
+    meta = orjson.loads(sla_store.path("snapshot", "sla", "sla-meta.json").read_bytes())
     meta["seq"] += 5  # as if the log had been rewritten (an erasure) under the saved position
-    sla_store.path("snapshot", "sla-meta.json").write_bytes(orjson.dumps(meta))
+    sla_store.path("snapshot", "sla", "sla-meta.json").write_bytes(orjson.dumps(meta))
     assert escalate(sla_store, now=jkt(2026, 11, 23, 10, 5)).cold
-    for p in sla_store.path("snapshot").glob("sla-*"):
+    for p in sla_store.path("snapshot", "sla").glob("sla-*"):
         p.unlink()
     report = escalate(sla_store, now=jkt(2026, 11, 23, 10, 10))
     assert report.cold and sla_rows(sla_store, n)["first_response"]["state"] == "ok"
+
+
+def test_state_survives_a_snapshot_refresh_and_the_next_run_is_incremental(sla_store, timeline):
+    n = timeline.create(jkt(2026, 11, 23, 9, 0))
+    escalate(sla_store, now=jkt(2026, 11, 23, 10, 0))
+    sla_store.refresh_snapshot()
+    timeline.reply(n, jkt(2026, 11, 23, 10, 30))
+    report = escalate(sla_store, now=jkt(2026, 11, 23, 11, 0))
+    assert not report.cold and report.clocks == 2  # only the open ticket's clocks were computed
+    assert sla_rows(sla_store, n)["first_response"]["state"] == "met"
 
 
 def test_cli_sla_explains_the_arithmetic(sla_store, timeline, tix):
@@ -251,6 +261,6 @@ def test_cli_escalate_dry_run_lists_actions(sla_store, timeline, tix):
     n = timeline.create(jkt(2026, 11, 23, 9, 0))
     proc = tix("escalate", "--dry-run", "--now", "2026-11-25T09:00:00+07:00", check=0)
     assert f"{n}" in proc.stdout and "step breach: raise priority; assignee=ani" in proc.stdout
-    assert not list(sla_store.path("snapshot").glob("sla-*"))
+    assert not list(sla_store.path("snapshot", "sla").glob("sla-*"))
     quiet = tix("escalate", "--now", "2026-11-25T09:00:00+07:00", check=0)
     assert quiet.stdout == "" and quiet.stderr == ""  # silent on success (cron)

@@ -1,7 +1,8 @@
 """Persisted SLA state: clock tracks and `sla` view rows as Parquet, advanced incrementally.
 
-Files under `snapshot/` (written by `tix escalate` under the store lock; a cache, rebuilt from
-the log when missing, stale or after the log was rewritten)::
+Files under `snapshot/sla/` (written by `tix escalate` under the store lock; a cache, rebuilt from
+the log when missing, stale or after the log was rewritten; a directory of their own, because
+the ticket snapshot prunes every other `*.parquet` directly under `snapshot/`)::
 
     sla-meta.json            {"format": 1, "seq": N, "segment": …, "offset": …,
                               "live": "sla-live-N.parquet", "done": ["sla-done-M.parquet", …]}
@@ -75,7 +76,7 @@ class SlaState:
 
     def __init__(self, store):
         self.store = store
-        self.dir = store.path("snapshot")
+        self.dir = store.path("snapshot", "sla")
         self.meta: dict | None = None
         self.table = None  # Arrow: tracks of open tickets not touched by the tail
         self.tracks: dict[int, Track] = {}  # tickets touched by the tail (all tickets when cold)
@@ -290,7 +291,7 @@ def _write(path: Path, table) -> None:
 
 def files(store) -> list[Path]:
     """The Parquet files holding the current `sla` rows (for the view), or [] before a first run."""
-    d = store.path("snapshot")
+    d = store.path("snapshot", "sla")
     try:
         meta = orjson.loads((d / "sla-meta.json").read_bytes())
     except (FileNotFoundError, ValueError):

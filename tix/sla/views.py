@@ -30,7 +30,7 @@ def _ts(col: str) -> str:
 
 def register(con, reader) -> None:
     """Create the temp view `sla` on `con` (called by `Reader.connect()` via VIEW_HOOKS)."""
-    d = reader.store.path("snapshot")
+    d = reader.store.path("snapshot", "sla")
     try:
         meta = orjson.loads((d / "sla-meta.json").read_bytes())
     except (FileNotFoundError, ValueError):
