@@ -26,7 +26,7 @@ import quopri
 import re
 from dataclasses import dataclass, field
 from email import message_from_bytes
-from email.header import decode_header
+from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
@@ -101,6 +101,10 @@ def decode_words(value) -> str:
         chunks = decode_header(value)
     except Exception:  # noqa: BLE001 - malformed encoded words: keep the raw text
         return _unfold(value)
+    try:  # make_header restores the spaces decode_header drops around encoded words
+        return _unfold(str(make_header(chunks)))
+    except Exception:  # noqa: BLE001 - unknown charset: decode chunk by chunk with fallbacks
+        pass
     out = []
     for chunk, charset in chunks:
         if isinstance(chunk, bytes):
