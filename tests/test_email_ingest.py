@@ -266,3 +266,33 @@ def test_config_errors_name_file_and_line(store, tix):
     assert "after must be one of seen, move, delete, got 'archive'" in err
     assert "host is required for type imap" in err and "type must be one of imap, maildir, mbox, got 'pop3'" in err
     assert "outbound: security must be one of starttls, ssl, plain" in err and "outbound: from must be an address" in err
+
+
+def test_mbox_import_is_idempotent(store, tmp_path, tix):
+    import mailbox
+
+    path = tmp_path / "export.mbox"
+    box = mailbox.mbox(str(path))
+    for i in range(4):
+        box.add(make_mail(subject=f"arsip {i}", msgid=f"<mb{i}@x>"))
+    box.flush()
+    box.close()
+    add_config(store, f"channels:\n  - name: archive\n    type: mbox\n    path: {path}\n")
+    assert tix("fetch", "--limit", "3", check=0).stdout == "stopped at the batch cap: 1 message(s) left for the next run\n"
+    tix("fetch", check=0)
+    tix("fetch", check=0)
+    subjects = [e["data"]["subject"] for e in events(store, "message.received")]
+    assert subjects == ["arsip 0", "arsip 1", "arsip 2", "arsip 3"]
+    assert path.read_bytes().count(b"From ") >= 4  # the file is only read
+
+
+def test_auto_reply_to_machines_is_suppressed(md_store):
+    from tix.outbox import queue
+
+    add_config(md_store, "outbound:\n  host: 127.0.0.1\n  port: 1\n  security: plain\n  from: support@toko.example\n")
+    drop(md_store, make_mail(msgid="<n1@x>", frm="Shop <no-reply@shop.example>"))
+    fetch_all(md_store, now=NOW)
+    with md_store.writing() as b:
+        res = queue(b, dict(b.reader.ticket(1)), "email", "Terima kasih", auto=True)
+    assert res["state"] == "suppressed"
+    assert events(md_store, "message.sent") == []

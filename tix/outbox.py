@@ -22,7 +22,8 @@ payload), raising `UsageError` when the message may not be sent (e.g. no address
 WhatsApp outside the 24 h window). A composer module may provide `render(payload, auto,
 outbox_id, ticket=…, x_loop=…, now=…) -> bytes`; otherwise the payload is stored as JSON.
 
-Auto-replies (`auto=True`) are capped per recipient per 24 hours (`outbound.auto_reply_cap`,
+Auto-replies (`auto=True`) to machine addresses (mailer-daemon, no-reply, our own) are
+suppressed (`{"state": "suppressed"}`, nothing written), and they are capped per recipient per 24 hours (`outbound.auto_reply_cap`,
 default 3) for every caller: over the cap, `queue` returns `{"state": "capped"}` and
 writes nothing.
 """
@@ -83,6 +84,9 @@ def queue(batch, ticket_row: dict, channel: str, body_text: str, *, actor: str |
         payload["subject"] = subject
     to = [str(a).lower() for a in payload.get("to") or ([payload["to"]] if isinstance(payload.get("to"), str) else [])]
     now = utcnow()
+    if auto and _machine_address(batch.store.config, to):
+        # RFC 3834: never answer a machine automatically (it may answer back: a mail loop)
+        return {"state": "suppressed", "ticket": ticket_row["number"], "to": to, "auto": True}
     if auto and _over_cap(batch, to, now):
         return {"state": "capped", "ticket": ticket_row["number"], "to": to, "auto": True}
     oid = f"o{now.strftime('%Y%m%d%H%M%S')}{secrets.token_hex(4)}"
@@ -97,6 +101,14 @@ def queue(batch, ticket_row: dict, channel: str, body_text: str, *, actor: str |
         pend = batch.__dict__.setdefault("_tix_auto_pending", [])
         pend += to
     return {**data, "ticket": ticket_row["number"]}
+
+
+def _machine_address(config, to: list[str]) -> bool:
+    from tix.channels.mailparse import is_auto_submitted
+    from tix.ingest import own_addresses
+
+    own = own_addresses(config)
+    return any("@" in a and is_auto_submitted({"From": a}, own) for a in to)
 
 
 def _over_cap(batch, to: list[str], now: datetime) -> bool:
