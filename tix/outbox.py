@@ -98,9 +98,17 @@ def queue(batch, ticket_row: dict, channel: str, body_text: str, *, actor: str |
         data.update(extra)
     batch.emit("message.sent", ticket=ticket_row["number"], data=data, actor=actor)
     if auto:
-        pend = batch.__dict__.setdefault("_tix_auto_pending", [])
-        pend += to
+        _pending_auto(batch).extend(to)
     return {**data, "ticket": ticket_row["number"]}
+
+
+def _pending_auto(batch) -> list[str]:
+    """Recipients of auto-replies queued in this batch (not yet in the log), kept on the batch."""
+    pend = getattr(batch, "_tix_auto_pending", None)
+    if pend is None:
+        pend = []
+        batch._tix_auto_pending = pend
+    return pend
 
 
 def _machine_address(config, to: list[str]) -> bool:
@@ -115,7 +123,7 @@ def _over_cap(batch, to: list[str], now: datetime) -> bool:
     cap = auto_reply_cap(batch.store.config)
     idx = _index(batch.store)
     since = iso(now - timedelta(days=1))
-    pending = batch.__dict__.get("_tix_auto_pending", [])
+    pending = _pending_auto(batch)
     return any(idx.auto_count(addr, since) + pending.count(addr) >= cap for addr in to)
 
 
