@@ -29,25 +29,40 @@ def events_source(glob: str) -> str:
 
 
 def fold_sql(source: str) -> str:
-    """SELECT producing one row per ticket with the snapshot columns, from an events relation."""
+    """SELECT producing one row per ticket with the snapshot columns, from an events relation.
+
+    Each event's JSON is parsed once (multi-path `json_extract` into a materialized CTE);
+    every aggregate after that works on typed columns.
+    """
     quiet = _lit(sorted(_QUIET))
     opened = _lit(OPEN_STATUSES)
+    paths = ", ".join(f"'$.{f}'" for f in (*SIMPLE, "contact"))
     simple = ",\n    ".join(
-        f"arg_max_null(json_extract_string(s, '$.{f}'), seq) FILTER (WHERE json_extract(s, '$.{f}') IS NOT NULL) AS {f}"
-        for f in SIMPLE)
+        f"arg_max_null(json_extract_string(v[{i}], '$'), seq) FILTER (WHERE v[{i}] IS NOT NULL) AS {f}"
+        for i, f in enumerate(SIMPLE, start=1))
+    ci = len(SIMPLE) + 1
     final_simple = ",\n  ".join(f"coalesce(a.{f}, {DEFAULTS[f]}) AS {f}" if f in DEFAULTS else f"a.{f}"
                                 for f in SIMPLE)
     return f"""
-WITH e AS (
-  SELECT seq, ts, type, ticket, data,
-         CASE type WHEN 'ticket.created' THEN data WHEN 'ticket.updated' THEN json_extract(data, '$.set') END AS s
+WITH e AS MATERIALIZED (
+  SELECT seq, ts, type, ticket,
+    CASE type WHEN 'ticket.created' THEN json_extract(data, [{paths}])
+              WHEN 'ticket.updated' THEN json_extract(data, [{", ".join(f"'$.set.{f}'" for f in (*SIMPLE, "contact"))}]) END AS v,
+    CASE WHEN type = 'message.sent' THEN coalesce(TRY_CAST(json_extract_string(data, '$.auto') AS BOOLEAN), false) END AS auto,
+    CASE WHEN type = 'ticket.routed' THEN TRY_CAST(json_extract_string(data, '$.upto') AS BIGINT) END AS upto,
+    CASE type WHEN 'ticket.created' THEN json_extract_string(data, '$.tags[*]')
+              WHEN 'ticket.tagged' THEN json_extract_string(data, '$.add[*]') END AS tag_add,
+    CASE WHEN type = 'ticket.tagged' THEN json_extract_string(data, '$.remove[*]') END AS tag_remove,
+    CASE type WHEN 'ticket.created' THEN CAST(json_extract(data, '$.fields') AS MAP(VARCHAR, JSON))
+              WHEN 'ticket.updated' THEN map_from_entries(list_filter(
+                  map_entries(CAST(json_extract(data, '$.set') AS MAP(VARCHAR, JSON))),
+                  lambda kv: starts_with(kv.key, 'fields.'))) END AS fmap
   FROM {source} WHERE ticket IS NOT NULL
 ),
 a AS (
   SELECT ticket,
     {simple},
-    arg_max_null(TRY_CAST(json_extract_string(s, '$.contact') AS BIGINT), seq)
-        FILTER (WHERE json_extract(s, '$.contact') IS NOT NULL) AS contact,
+    arg_max_null(TRY_CAST(json_extract_string(v[{ci}], '$') AS BIGINT), seq) FILTER (WHERE v[{ci}] IS NOT NULL) AS contact,
     arg_max(ts, seq) FILTER (WHERE type = 'ticket.created') AS created_ts,
     min(ts) AS first_ts,
     count(*) FILTER (WHERE type = 'message.received') AS messages_in,
@@ -55,18 +70,17 @@ a AS (
     count(*) FILTER (WHERE type = 'ticket.note') AS notes,
     max(ts) FILTER (WHERE type = 'message.received') AS last_customer_at,
     max(seq) FILTER (WHERE type IN ('ticket.created', 'message.received')) AS intake_seq,
-    min(ts) FILTER (WHERE type = 'message.sent' AND NOT coalesce(TRY_CAST(json_extract_string(data, '$.auto') AS BOOLEAN), false)) AS first_response_at,
-    max(ts) FILTER (WHERE type = 'message.sent' AND NOT coalesce(TRY_CAST(json_extract_string(data, '$.auto') AS BOOLEAN), false)) AS last_agent_at,
-    arg_max(coalesce(TRY_CAST(json_extract_string(data, '$.upto') AS BIGINT), seq), seq)
-        FILTER (WHERE type = 'ticket.routed') AS routed_seq,
+    min(ts) FILTER (WHERE type = 'message.sent' AND NOT auto) AS first_response_at,
+    max(ts) FILTER (WHERE type = 'message.sent' AND NOT auto) AS last_agent_at,
+    arg_max(coalesce(upto, seq), seq) FILTER (WHERE type = 'ticket.routed') AS routed_seq,
     arg_max(ts, seq) FILTER (WHERE type NOT IN {quiet}) AS updated_at,
     max(seq) FILTER (WHERE type NOT IN {quiet}) AS last_seq
   FROM e GROUP BY ticket
 ),
 st AS (
-  SELECT ticket, seq, ts, type, json_extract_string(s, '$.status') AS new_status,
-         lag(json_extract_string(s, '$.status')) OVER (PARTITION BY ticket ORDER BY seq) AS prev
-  FROM e WHERE s IS NOT NULL AND json_extract(s, '$.status') IS NOT NULL
+  SELECT ticket, seq, ts, type, json_extract_string(v[2], '$') AS new_status,
+         lag(json_extract_string(v[2], '$')) OVER (PARTITION BY ticket ORDER BY seq) AS prev
+  FROM e WHERE v[2] IS NOT NULL
 ),
 st1 AS (
   SELECT ticket,
@@ -82,29 +96,18 @@ st2 AS (
   FROM st JOIN st1 USING (ticket) WHERE st.seq > coalesce(st1.last_open_seq, 0) GROUP BY st.ticket
 ),
 tg AS (
-  SELECT ticket, seq * 2 AS k, unnest(json_extract_string(data, '$.tags[*]')) AS tag, true AS is_add
-    FROM e WHERE type = 'ticket.created'
-  UNION ALL SELECT ticket, seq * 2, unnest(json_extract_string(data, '$.add[*]')), true
-    FROM e WHERE type = 'ticket.tagged'
-  UNION ALL SELECT ticket, seq * 2 + 1, unnest(json_extract_string(data, '$.remove[*]')), false
-    FROM e WHERE type = 'ticket.tagged'
+  SELECT ticket, seq * 2 AS k, unnest(tag_add) AS tag, true AS is_add FROM e WHERE tag_add IS NOT NULL
+  UNION ALL SELECT ticket, seq * 2 + 1, unnest(tag_remove), false FROM e WHERE tag_remove IS NOT NULL
 ),
 tags AS (
   SELECT ticket, list(tag ORDER BY tag) FILTER (WHERE present) AS tags
   FROM (SELECT ticket, tag, arg_max(is_add, k) AS present FROM tg GROUP BY ticket, tag) GROUP BY ticket
 ),
-fe AS (
-  SELECT ticket, seq, unnest(map_entries(CAST(json_extract(data, '$.fields') AS MAP(VARCHAR, JSON)))) AS kv
-    FROM e WHERE type = 'ticket.created' AND json_extract(data, '$.fields') IS NOT NULL
-  UNION ALL
-  SELECT ticket, seq, kv FROM (
-    SELECT ticket, seq, unnest(map_entries(CAST(s AS MAP(VARCHAR, JSON)))) AS kv FROM e WHERE type = 'ticket.updated'
-  ) WHERE starts_with(kv.key, 'fields.')
-),
 fl AS (
   SELECT ticket, CASE WHEN starts_with(kv.key, 'fields.') THEN kv.key[8:] ELSE kv.key END AS k,
-         arg_max_null(kv.value, seq) AS v, bool_or(true) AS touched
-  FROM fe GROUP BY ALL
+         arg_max_null(kv.value, seq) AS v
+  FROM (SELECT ticket, seq, unnest(map_entries(fmap)) AS kv FROM e WHERE cardinality(fmap) > 0)
+  GROUP BY ALL
 ),
 flds AS (
   SELECT ticket, to_json(map_from_entries(list((k, v) ORDER BY k) FILTER (WHERE v IS NOT NULL))) AS fields
