@@ -100,9 +100,11 @@ class SlaState:
             st.table = pq.read_table(st.dir / st.meta["live"], columns=TRACK_FIELDS)
             st.fold_tail()
         else:
+            from tix.sla.coldfold import fold_log
+
             st.meta, st.cold = None, True
-            st.table = track_schema().empty_table()
-            st.fold_all()
+            st.table, st.pos, st.seq = fold_log(store)  # the same as fold_all(), in SQL
+            st.touched = set(st.table["ticket"].to_pylist())
         return st
 
     def _position_ok(self) -> bool:
@@ -162,7 +164,7 @@ class SlaState:
                 self.touched.add(ev["ticket"])
 
     def fold_all(self) -> None:
-        """Cold start: fold the whole log (lines that cannot matter are skipped unparsed)."""
+        """Fold the whole log event by event (the reference for tix.sla.coldfold, which is used)."""
         loads = orjson.loads
         tracks = self.tracks
         pos = Position("", 0)
@@ -171,7 +173,7 @@ class SlaState:
             pos = Position(seg, off)
             last = raw
             if (b'"type":"ticket.c' in raw or b'"type":"message.' in raw or b'"type":"sla.' in raw
-                    or (b'"type":"ticket.updated"' in raw and b'"status"' in raw)):
+                    or b'"type":"ticket.updated"' in raw):
                 fold_event(tracks, loads(raw))
         self.pos = pos
         self.seq = loads(last)["seq"] if last is not None else 0
