@@ -90,8 +90,12 @@ class Context:
     def tokens(self, name: str, getter) -> Tokens:
         t = self._tokens.get(name)
         if t is None:
-            value = getter(self)
-            t = self._tokens[name] = Tokens(" ".join(value) if isinstance(value, list) else value)
+            if name == "text":  # subject + body: fold each once
+                t = Tokens.join(self.tokens("subject", _subject), self.tokens("body", _body))
+            else:
+                value = getter(self)
+                t = Tokens(" ".join(value) if isinstance(value, list) else value)
+            self._tokens[name] = t
         return t
 
     @property
@@ -136,6 +140,10 @@ def _subject(c) -> str:
     return c.msg.get("subject") or c.ticket.get("subject") or ""
 
 
+def _body(c) -> str:
+    return c.msg.get("text") or ""
+
+
 def _text(c) -> str:
     return f"{_subject(c)}\n{c.msg.get('text') or ''}"
 
@@ -152,7 +160,7 @@ FIELDS: dict[str, tuple] = {
     "cc": (LIST, _addresses("cc"), "Cc addresses"),
     "recipients": (LIST, _recipients, "To and Cc addresses"),
     "subject": (STR, _subject, "subject (of the message, else of the ticket)"),
-    "body": (STR, _msg("text"), "message text"),
+    "body": (STR, _body, "message text"),
     "text": (STR, _text, "subject and body together"),
     "has_attachments": (BOOL, lambda c: bool(c.msg.get("attachments")), "true if it has attachments"),
     "attachments": (INT, lambda c: len(c.msg.get("attachments") or ()), "number of attachments"),
@@ -260,13 +268,17 @@ def _str_test(op: str, operand, field: str):
         want = _strings(operand, op)[0]
         if field == "weekday":
             want = _weekday(want)
-        return (lambda v: cf(v) == want), operand
+        test = lambda v: cf(v) == want  # noqa: E731
+        test.want = want
+        return test, operand
     if op == "in":
         values = _strings(operand, op)
         if field == "weekday":
             values = [_weekday(v) for v in values]
         want = frozenset(values)
-        return (lambda v: cf(v) in want), list(operand) if isinstance(operand, list) else [operand]
+        test = lambda v: cf(v) in want  # noqa: E731
+        test.want = want
+        return test, list(operand) if isinstance(operand, list) else [operand]
     if op == "contains":
         parts = _strings(operand, op)
         return (lambda v: any(p in cf(v) for p in parts)), operand
@@ -618,6 +630,11 @@ class Compiler:
             leaf.trigger = ("rx", name, tuple(ids))
             return leaf
         t, shown = _str_test(op, operand, name)
+        if kind == STR and op in ("equals", "in"):  # the common case, one call less per test
+            want = t.want
+            if op == "equals":
+                return Leaf(name, op, shown, kind, getter, lambda c: cf(getter(c)) == want)
+            return Leaf(name, op, shown, kind, getter, lambda c: cf(getter(c)) in want)
         if kind == LIST:
             if op == "empty":
                 return Leaf(name, op, shown, kind, getter, lambda c: (not getter(c)) == operand)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
 
 _NONWORD = re.compile(r"[\W_]+")
 
@@ -37,13 +36,17 @@ class RegexRejected(ValueError):
     """A pattern that is invalid or could backtrack catastrophically."""
 
 
-@lru_cache(maxsize=4096)
+# ASCII: lower case, punctuation and control characters -> space (the fast path of `fold`).
+_ASCII_FOLD = bytes(c + 32 if 65 <= c <= 90 else c if chr(c).isalnum() else 32 for c in range(256))
+
+
 def fold(text: str) -> str:
     """Casefolded, accents removed, non-word runs collapsed to single spaces, padded by spaces."""
     if not text:
         return " "
-    if not text.isascii():
-        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    if text.isascii():
+        return " " + " ".join(text.encode().translate(_ASCII_FOLD).decode().split()) + " "
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     return " " + _NONWORD.sub(" ", text.casefold()).strip() + " "
 
 
@@ -52,19 +55,24 @@ class Tokens:
 
     __slots__ = ("padded", "words")
 
-    def __init__(self, text: str | None):
-        self.padded = fold(text or "") if len(text or "") < 512 else _fold_long(text or "")
-        self.words = frozenset(self.padded.split())
+    def __init__(self, text: str | None = None):
+        if text is not None:
+            self.padded = fold(text)
+            self.words = frozenset(self.padded.split())
 
-
-def _fold_long(text: str) -> str:
-    return fold.__wrapped__(text)
+    @classmethod
+    def join(cls, a: "Tokens", b: "Tokens") -> "Tokens":
+        """The tokens of two texts one after the other (subject + body = text)."""
+        t = cls()
+        t.padded = a.padded + b.padded[1:]
+        t.words = a.words | b.words
+        return t
 
 
 class Keywords:
     """Whole-word, accent- and case-insensitive keyword matching (any or all of a list)."""
 
-    __slots__ = ("keywords", "mode", "single", "phrases")
+    __slots__ = ("keywords", "mode", "single", "phrases", "words")
 
     def __init__(self, keywords: list[str], mode: str = "any"):
         self.keywords = list(keywords)
@@ -80,6 +88,7 @@ class Keywords:
                 self.single[parts[0]] = kw
             else:
                 self.phrases.append((folded, frozenset(parts), kw))
+        self.words = frozenset(self.single)
 
     def found(self, tokens: Tokens) -> list[str]:
         """The keywords present in `tokens` (as written in the rule)."""
@@ -92,13 +101,13 @@ class Keywords:
     def test(self, tokens: Tokens) -> bool:
         words = tokens.words
         if self.mode == "any":
-            if not self.single.keys().isdisjoint(words):
+            if not self.words.isdisjoint(words):
                 return True
             for padded, parts, _kw in self.phrases:
                 if parts <= words and padded in tokens.padded:
                     return True
             return False
-        if any(word not in words for word in self.single):
+        if not self.words <= words:
             return False
         return all(parts <= words and padded in tokens.padded for padded, parts, _kw in self.phrases)
 
