@@ -264,3 +264,22 @@ def test_cli_escalate_dry_run_lists_actions(sla_store, timeline, tix):
     assert not list(sla_store.path("snapshot", "sla").glob("sla-*"))
     quiet = tix("escalate", "--now", "2026-11-25T09:00:00+07:00", check=0)
     assert quiet.stdout == "" and quiet.stderr == ""  # silent on success (cron)
+
+
+def test_done_parts_are_compacted_and_rows_stay_current(sla_store, timeline, monkeypatch):
+    from tix.sla import state
+
+    monkeypatch.setattr(state, "MAX_DONE_PARTS", 2)
+    numbers = []
+    for i in range(5):
+        n = timeline.create(jkt(2026, 11, 23, 9, i))
+        timeline.status(n, jkt(2026, 11, 23, 10, i), "resolved")
+        numbers.append(n)
+        escalate(sla_store, now=jkt(2026, 11, 23, 11, i))
+    timeline.status(numbers[0], jkt(2026, 11, 23, 12, 0), "open")  # reopened: back in the live part
+    escalate(sla_store, now=jkt(2026, 11, 23, 12, 30))
+    meta = orjson.loads(sla_store.path("snapshot", "sla", "sla-meta.json").read_bytes())
+    assert len(meta["done"]) <= 3
+    rows = sla_store.connect().execute(
+        "SELECT ticket, state FROM sla WHERE target = 'resolution' ORDER BY ticket").fetchall()
+    assert rows == [(numbers[0], "ok")] + [(n, "met") for n in numbers[1:]]

@@ -12,7 +12,8 @@ the ticket snapshot prunes every other `*.parquet` directly under `snapshot/`)::
 
 A ticket lives in exactly one current row: the one with the highest `gen` (seq of the last
 event folded into it) across the listed files; a reopened ticket's older done row loses.
-Done parts are compacted into one when there are more than `MAX_DONE_PARTS`.
+When there are more than `MAX_DONE_PARTS` done parts, the small ones are merged (and, once
+they add up to a quarter of the biggest, everything), so a cron run rarely rewrites much.
 """
 from __future__ import annotations
 
@@ -232,7 +233,7 @@ class SlaState:
             _write(self.dir / name, done)
             done_parts.append(name)
         if len(done_parts) > MAX_DONE_PARTS:
-            done_parts = [self._compact(done_parts, seq, set(live["ticket"].to_pylist()))]
+            done_parts = self._compact_parts(done_parts, seq, set(live["ticket"].to_pylist()))
         meta = {"format": FORMAT, "seq": seq, "segment": self.pos.segment if self.pos else "",
                 "offset": self.pos.offset if self.pos else 0, "live": live_name, "done": done_parts}
         tmp = self.dir / "sla-meta.json.tmp"
@@ -241,6 +242,16 @@ class SlaState:
         self._prune(keep={live_name, *done_parts, old_meta.get("live"), *old_meta.get("done", [])})
         self.meta = meta
         return meta
+
+    def _compact_parts(self, parts: list[str], seq: int, live: set[int]) -> list[str]:
+        """Merge the small parts into one and keep the big base part, until the small ones
+        add up to a quarter of the base: then merge everything (dropping superseded rows)."""
+        sizes = {p: (self.dir / p).stat().st_size for p in parts}
+        base = max(parts, key=lambda p: sizes[p])
+        small = [p for p in parts if p != base]
+        if sum(sizes[p] for p in small) * 4 > sizes[base]:
+            return [self._compact(parts, seq, live)]
+        return [base, self._compact(small, seq, live)]
 
     def _compact(self, parts: list[str], seq: int, live: set[int]) -> str:
         import duckdb
