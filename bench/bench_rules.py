@@ -1,6 +1,6 @@
 """Benchmark `tix route`: 100 rules over a synthetic store, end to end.
 
-    .venv/bin/python bench/bench_rules.py [--tickets 50000] [--rules 100] [--seed 0]
+    .venv/bin/python bench/bench_rules.py [--history 50000] [--new 20000] [--rules 100]
 
 Generates a store with bench/generate.py (every generated ticket is unrouted: its
 `ticket.created` and messages are newer than any `ticket.routed`), writes N rules (a mix
@@ -9,10 +9,14 @@ field conditions on channel/domain/time, `any`/`not` combinations, and assignmen
 robin, least loaded and skill), then times:
 
 - `rules load`: parsing and compiling the rule files;
-- `route --dry-run`: the whole evaluation, nothing written;
-- `route`: end to end under the lock: pending query, intake scan, evaluation, events
-  appended and fsynced, round-robin state, snapshot refresh;
-- a second `route`: must find nothing to do (idempotence).
+- the backlog: routing the whole generated history (dry run, then for real);
+- new tickets: `--new` tickets appended as the intake writes them (contact, ticket.created,
+  message.received), routed end to end under the lock: pending query, intake scan,
+  evaluation, events appended and fsynced, round-robin state, snapshot refresh;
+- a last `route`, which must find nothing to do (idempotence).
+
+Wall time depends on what else the machine runs (the load average is printed); CPU time
+(all threads of this process, DuckDB's included) is the figure to compare.
 
 Auto-replies are left out of the 100 rules: each one writes and fsyncs a message file in
 the outbox, so they measure the disk, not the rules (one run with an auto-reply rule on a
@@ -21,6 +25,7 @@ small share of tickets is reported separately).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -86,9 +91,70 @@ def rules_yaml(n: int) -> str:
     return "".join(out)
 
 
+def add_new_tickets(store, n: int, seed: int = 1) -> None:
+    """N new tickets as the intake writes them: contact, ticket.created, message.received.
+
+    Appended to the log under the lock and folded into the snapshot (`tix rebuild`), like
+    bench/generate.py does, so that the run measured below starts from a fresh snapshot.
+    """
+    import random
+
+    import orjson
+
+    from bench.generate import NAMES, SUBJECTS, TEXTS
+    from tix.store.log import iso, segment_name, utcnow
+
+    rng = random.Random(seed)
+    cats = list(SUBJECTS)
+    last = store.log.last_event()
+    seq = last["seq"] if last else 0
+    reader = store.read()
+    number, cid = reader.max_ticket, reader.max_contact
+    ts = iso(utcnow())
+    lines = []
+
+    def emit(**ev):
+        nonlocal seq
+        seq += 1
+        lines.append(orjson.dumps({"seq": seq, "ts": ts, "via": "tix fetch", **ev}) + b"\n")
+
+    for i in range(n):
+        channel = "email" if rng.random() < 0.45 else "whatsapp"
+        name = f"{rng.choice(NAMES)} {rng.choice(NAMES)}"
+        ident = f"new{i}@mail.example" if channel == "email" else f"628{rng.randint(10**9, 10**10 - 1)}"
+        subject = rng.choice(SUBJECTS[rng.choice(cats)]).format(o=f"INV-{rng.randint(10000, 99999)}")
+        inbox = "cs@toko.example" if channel == "email" else "6281100000000"
+        number, cid = number + 1, cid + 1
+        actor = f"channel:{channel}"
+        emit(actor=actor, type="contact.created", contact=cid, data={
+            "name": name, "emails": [ident] if "@" in ident else [], "phones": [] if "@" in ident else [ident],
+            "fields": {}})
+        emit(actor=actor, type="ticket.created", ticket=number, data={
+            "subject": subject, "status": "new", "priority": "normal", "channel": channel, "contact": cid,
+            "inbox": inbox})
+        emit(actor=actor, type="message.received", ticket=number, data={
+            "channel": channel, "from": ident, "from_name": name, "to": [inbox], "cc": [], "subject": subject,
+            "text": rng.choice(TEXTS), "attachments": [], "auto": False, "auto_reason": None, "language": None,
+            "inbox": inbox})
+    with store.lock():
+        segs = store.log.segments()
+        store.log.append(lines, max(segs[-1] if segs else "", segment_name(ts)))
+    store.rebuild()
+
+
+def timed(label: str, fn):
+    t, c = time.perf_counter(), time.process_time()
+    res = fn()
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    print(f"{label}: {res.routed} tickets, {res.events} events, {len(res.errors)} errors; "
+          f"wall {wall:.2f} s = {res.routed / wall:,.0f} tickets/s; cpu {cpu:.2f} s = {res.routed / cpu:,.0f} tickets/s")
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="Benchmark tix route with N rules on a synthetic store.")
-    ap.add_argument("--tickets", type=int, default=50000)
+    ap.add_argument("--history", type=int, default=50000, help="tickets in the generated store (all unrouted)")
+    ap.add_argument("--new", type=int, default=20000, help="new tickets routed after the history is")
     ap.add_argument("--rules", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", action="store_true", help="Keep the temporary store.")
@@ -101,37 +167,28 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="tix-bench-rules-"))
     try:
         t = time.perf_counter()
-        generate(tmp / "store", tickets=args.tickets, seed=args.seed)
-        print(f"generated {args.tickets} tickets in {time.perf_counter() - t:.1f} s")
-        run(tmp / "store", args, rules, Store)
+        generate(tmp / "store", tickets=args.history, seed=args.seed)
+        print(f"generated {args.history} tickets in {time.perf_counter() - t:.1f} s; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        path = tmp / "store"
+        store = Store(path)
+        shutil.rmtree(store.path("rules"))
+        store.path("rules").mkdir()
+        store.path("rules", "bench.yaml").write_text(rules_yaml(args.rules), encoding="utf-8")
+        t = time.perf_counter()
+        ruleset = rules.load(store)
+        print(f"rules load+compile: {len(ruleset)} rules in {(time.perf_counter() - t) * 1000:.0f} ms")
+
+        timed("backlog route --dry-run (whole history)", lambda: rules.route(Store(path), dry_run=True, record=False))
+        timed("backlog route (whole history, end to end)", lambda: rules.route(Store(path), record=False))
+        add_new_tickets(Store(path), args.new)
+        timed(f"new tickets route --dry-run ({args.new})", lambda: rules.route(Store(path), dry_run=True))
+        timed(f"new tickets route (end to end, {args.new})", lambda: rules.route(Store(path), record=False))
+        timed("route again (nothing to do)", lambda: rules.route(Store(path), record=False))
+        print(f"load average {os.getloadavg()[0]:.1f}")
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def run(path: Path, args, rules, Store) -> None:
-    store = Store(path)
-    shutil.rmtree(store.path("rules"))
-    store.path("rules").mkdir()
-    store.path("rules", "bench.yaml").write_text(rules_yaml(args.rules), encoding="utf-8")
-    t = time.perf_counter()
-    ruleset = rules.load(store)
-    print(f"rules load+compile: {len(ruleset)} rules in {(time.perf_counter() - t) * 1000:.0f} ms")
-
-    t = time.perf_counter()
-    dry = rules.route(Store(path), dry_run=True)
-    dt = time.perf_counter() - t
-    print(f"route --dry-run: {dry.routed} tickets, {dry.events} events in {dt:.2f} s = {dry.routed / dt:,.0f} tickets/s")
-
-    t = time.perf_counter()
-    res = rules.route(Store(path))
-    dt = time.perf_counter() - t
-    print(f"route (end to end, written): {res.routed} tickets, {res.events} events in {dt:.2f} s "
-          f"= {res.routed / dt:,.0f} tickets/s; errors: {len(res.errors)}")
-
-    t = time.perf_counter()
-    again = rules.route(Store(path))
-    print(f"route again: {again.routed} tickets, {again.events} events in {time.perf_counter() - t:.2f} s")
 
 
 if __name__ == "__main__":
