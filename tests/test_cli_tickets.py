@@ -34,7 +34,8 @@ def _commands(typer_app, prefix=()):
 
 
 def test_every_command_has_help_with_an_example():
-    missing = [" ".join(p) for p, cmd in _commands(app) if not cmd.help or "Example" not in cmd.help]
+    missing = [" ".join(p) for p, cmd in _commands(app)
+               if not cmd.help or "Example" not in (cmd.help or "") + (cmd.epilog or "")]
     assert missing == []
 
 
