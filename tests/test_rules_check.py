@@ -100,7 +100,7 @@ CASES = [
      - name: a
        then:
          - notify: {webhook: "ftp://x"}
-     """, "rules/10-bad.yaml:3: notify webhook must be an http(s) URL, got 'ftp://x'"),
+     """, "rules/10-bad.yaml:3: notify webhook must be an http(s) URL or env:VARIABLE, got 'ftp://x'"),
     ("""
      - name: a
        iff: {channel: email}

@@ -237,3 +237,26 @@ def test_a_failing_rule_is_recorded_and_the_run_goes_on(rk, tix):
     failed = rk.events("rule.failed")
     assert [(e["ticket"], e["actor"]) for e in failed] == [(a, "rule:broken"), (b, "rule:broken")]
     assert tix("route").returncode == 0  # the next run does not trip on them again
+
+
+def test_notify_queues_once_and_never_shows_a_webhook_token(rk, tix):
+    rk.rules("""
+        - name: vip
+          when: any
+          if: {from_domain: tokomitra.co.id}
+          then:
+            - notify: {webhook: "https://hooks.example/services/T0K3N", subject: "VIP {{ ticket.ref }}"}
+            - notify: {email: assignee, subject: "x"}
+        """)
+    n = rk.message(sender="owner@tokomitra.co.id")
+    proc = tix("-v", "route", check=0)
+    assert proc.stdout.splitlines()[:2] == [
+        f"#{n} vip: notify webhook https://hooks.example/… queued",
+        f"#{n} vip: no notification: assignee has no email address",
+    ]
+    assert "T0K3N" not in proc.stdout + proc.stderr
+    queued = rk.events("outbox.queued")
+    assert [(e["actor"], e["data"]["kind"], e["data"]["target"], e["data"]["subject"]) for e in queued] == [
+        ("rule:vip", "webhook", "https://hooks.example/services/T0K3N", f"VIP #{n}")]
+    tix("route", "--reroute", str(n), check=0)
+    assert len(rk.events("outbox.queued")) == 1  # the same message never notifies twice

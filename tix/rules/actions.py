@@ -208,7 +208,7 @@ class NotifyAction(Action):
     kind = "notify"
 
     def describe(self) -> str:
-        return f"notify {self.how} {self.target}"
+        return f"notify {self.how} {_shown(self.target)}"
 
     def apply(self, rt, rule, ctx) -> str | None:
         target = self.target
@@ -224,7 +224,16 @@ class NotifyAction(Action):
             body = rt.templates.render_string(self.body or self.subject, tctx)
         key = f"rule:{rule.name}:{ctx.ticket['number']}:{ctx.seq}"
         queued = rt.notify(rule, ctx, self.how, target, subject, body, key)
-        return f"notify {self.how} {target} {'queued' if queued else 'recorded (no notifier yet)'}"
+        return f"notify {self.how} {_shown(target)} {'queued' if queued else 'recorded (no notifier yet)'}"
+
+
+def _shown(target: str) -> str:
+    """A webhook URL often holds a token: show only its host."""
+    if target.startswith(("http://", "https://")):
+        from urllib.parse import urlsplit
+
+        return f"{urlsplit(target).scheme}://{urlsplit(target).hostname}/…"
+    return target
 
 
 @dataclass
@@ -403,8 +412,8 @@ class Builder:
             return None
         how, target = hows[0], str(value[hows[0]])
         ok = True
-        if how == "webhook" and not re.match(r"^https?://[^\s/]+", target):
-            ok = self._bad(line, f"notify webhook must be an http(s) URL, got {target!r}")
+        if how == "webhook" and not re.match(r"^(https?://[^\s/]+|env:[A-Za-z_][A-Za-z0-9_]*$)", target):
+            ok = self._bad(line, f"notify webhook must be an http(s) URL or env:VARIABLE, got {target!r}")
         if how == "email" and "@" not in target and target != "assignee" and target not in self.config.agents:
             ok = self._bad(line, f"notify email must be an address, an agent or 'assignee', got {target!r}"
                                  f"{suggest(target, self.config.agents)}")
