@@ -76,7 +76,8 @@ def test_list_and_errors(wa_store, tix):
 def test_config_check_reports_whatsapp_mistakes_with_lines(store, tix):
     cfg = store.path("tix.yaml")
     text = cfg.read_text() + ("\nwhatsapp:\n  numbers:\n    - number: '6281100001111'\n  reopen_day: 7\n"
-                              "  window_hours: soon\n  base_url: ftp://x\n  default_template: nope\n")
+                              "  window_hours: soon\n  base_url: ftp://x\n  templates:\n    later:\n      params: [x]\n"
+                              "    broken:\n      name: t\n      params: ['{{ ticket.number ']\n")
     cfg.write_text(text)
     line = {ln.strip(): i for i, ln in enumerate(text.splitlines(), 1)}
     proc = tix("config", "check")
@@ -88,4 +89,6 @@ def test_config_check_reports_whatsapp_mistakes_with_lines(store, tix):
                in ln for ln in lines), lines
     assert any("whatsapp.window_hours must be a number" in ln for ln in lines)
     assert any("whatsapp.base_url must be an http(s) URL" in ln for ln in lines)
-    assert any("whatsapp.default_template 'nope' is not in whatsapp.templates" in ln for ln in lines)
+    assert any(f"tix.yaml:{line['later:']}: whatsapp.templates.later needs name (the approved template)" in ln
+               for ln in lines), lines
+    assert any(f"tix.yaml:{line['broken:']}: whatsapp.templates.broken.params[0]:" in ln for ln in lines), lines

@@ -428,3 +428,12 @@ def test_demo_spool_ingests_offline(store, monkeypatch):
     subjects = [t["subject"] for t in tickets(store)]
     assert len(subjects) == 8 and subjects[0].startswith("Halo kak, paket saya")
     assert any(s.startswith("Hi, I was charged twice") for s in subjects)
+
+
+def test_unknown_team_is_a_config_error_and_nothing_is_consumed(wa_store, tix):
+    cfg = wa_store.path("tix.yaml")
+    cfg.write_text(cfg.read_text().replace("  team: support\n", "  team: suport\n"))
+    spool(wa_store, text_payload("wamid.T1", "x"))
+    proc = tix("fetch")
+    assert proc.returncode != 0 and "whatsapp.team: unknown team 'suport'" in proc.stderr
+    assert len(list(wa_store.path("spool", "whatsapp").glob("*.json"))) == 1

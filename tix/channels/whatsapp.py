@@ -67,7 +67,7 @@ TOKEN_HOSTS = ("fbsbx.com", "facebook.com", "whatsapp.net", "fbcdn.net")
 # -- configuration ---------------------------------------------------------------------------
 _KEYS = ("numbers", "verify_token_env", "verify_token_file", "app_secret_env", "app_secret_file",
          "token_env", "token_file", "base_url", "version", "team", "reopen_days", "window_hours",
-         "max_body_bytes", "templates", "default_template", "path")
+         "max_body_bytes", "templates", "path")
 _NUMBER_KEYS = ("phone_number_id", "number", "team")
 
 
@@ -91,7 +91,6 @@ class Settings:
     window_hours: float = 24
     max_body_bytes: int = 8 * 1024 * 1024
     templates: dict = field(default_factory=dict)
-    default_template: str | None = None
     path: str | None = None
 
     def number_for(self, pnid: str, display: str | None) -> Number:
@@ -154,14 +153,29 @@ def _check_templates(section, fname, line) -> list[Problem]:
     if not isinstance(templates, dict):
         return [Problem(fname, line("templates"), "whatsapp.templates must be a mapping of name to template")]
     for key, spec in templates.items():
+        where = templates.line_of(key) if hasattr(templates, "line_of") else line("templates")
         if not isinstance(spec, dict) or not spec.get("name"):
-            problems.append(Problem(fname, line("templates"), f"whatsapp.templates.{key} needs name (the approved template)"))
+            problems.append(Problem(fname, where, f"whatsapp.templates.{key} needs name (the approved template)"))
         elif not isinstance(spec.get("params") or [], list):
-            problems.append(Problem(fname, line("templates"), f"whatsapp.templates.{key}.params must be a list"))
-    default = section.get("default_template")
-    if default and default not in templates:
-        problems.append(Problem(fname, line("default_template"),
-                                f"whatsapp.default_template {default!r} is not in whatsapp.templates"))
+            problems.append(Problem(fname, where, f"whatsapp.templates.{key}.params must be a list"))
+        else:
+            problems += _check_params(spec, key, fname, where)
+    return problems
+
+
+def _check_params(spec: dict, key: str, fname: str, where) -> list[Problem]:
+    """Each parameter must be a Jinja2 template that parses (rendered when a reply is composed)."""
+    from jinja2 import TemplateSyntaxError
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = SandboxedEnvironment()
+    problems = []
+    for i, param in enumerate(spec.get("params") or []):
+        text = next(iter(param.values()), "") if isinstance(param, dict) else param
+        try:
+            env.parse(str(text))
+        except TemplateSyntaxError as exc:
+            problems.append(Problem(fname, where, f"whatsapp.templates.{key}.params[{i}]: {exc.message}"))
     return problems
 
 
@@ -172,10 +186,14 @@ def load_settings(store) -> Settings | None:
         return None
     fname = str(store.config.path)
     problems = validate_config(section, fname)
-    for key in ("team",):
-        if section.get(key) and section[key] not in store.config.teams:
-            problems.append(Problem(fname, section.line_of(key) if hasattr(section, "line_of") else None,
-                                    f"whatsapp.team: unknown team {section[key]!r}"))
+    teams = store.config.teams
+    if section.get("team") and section["team"] not in teams:
+        problems.append(Problem(fname, section.line_of("team") if hasattr(section, "line_of") else None,
+                                f"whatsapp.team: unknown team {section['team']!r}"))
+    for i, num in enumerate(section.get("numbers") or []):
+        if isinstance(num, dict) and num.get("team") and num["team"] not in teams:
+            problems.append(Problem(fname, getattr(num, "line", None),
+                                    f"whatsapp.numbers[{i}].team: unknown team {num['team']!r}"))
     if problems:
         raise ConfigError(problems)
     s = Settings(raw=dict(section))
@@ -189,7 +207,6 @@ def load_settings(store) -> Settings | None:
     s.window_hours = float(section.get("window_hours", 24))
     s.max_body_bytes = int(section.get("max_body_bytes", s.max_body_bytes))
     s.templates = dict(section.get("templates") or {})
-    s.default_template = section.get("default_template")
     s.path = section.get("path")
     return s
 
