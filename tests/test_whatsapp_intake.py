@@ -437,3 +437,14 @@ def test_unknown_team_is_a_config_error_and_nothing_is_consumed(wa_store, tix):
     proc = tix("fetch")
     assert proc.returncode != 0 and "whatsapp.team: unknown team 'suport'" in proc.stderr
     assert len(list(wa_store.path("spool", "whatsapp").glob("*.json"))) == 1
+
+
+def test_describe_never_gives_empty_text():
+    from tix.channels.whatsapp import describe
+
+    flow = {"type": "interactive", "interactive": {"type": "nfm_reply", "nfm_reply": {
+        "response_json": "{\"a\": 1}", "body": "Sent", "name": "flow"}}}
+    assert describe(flow)["text"] == "Sent" and describe(flow)["reply"]["type"] == "nfm_reply"
+    assert describe({"type": "text", "text": {"body": ""}})["text"] == "[empty text message]"
+    assert describe({"type": "image", "image": {"id": "1", "mime_type": "image/png"}})["attachments"][0]["name"] == "image.png"
+    assert describe({"id": "x"})["text"] == "[unknown message]"

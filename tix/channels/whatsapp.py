@@ -779,7 +779,7 @@ def describe(msg: dict) -> dict:
     if msg.get("errors"):
         out["errors"] = msg["errors"]
     handler = _DESCRIBE.get(kind)
-    out["text"] = handler(body, out, msg) if handler else _unknown(kind, msg, out)
+    out["text"] = (handler(body, out, msg) if handler else _unknown(kind, msg, out)) or f"[empty {kind} message]"
     return out
 
 
@@ -830,7 +830,8 @@ def _interactive(body, out, msg):
         return "[interactive message]"
     out["reply"] = {"type": itype, **reply}
     extra = f" ({reply['description']})" if reply.get("description") else ""
-    return f"{reply.get('title') or reply.get('id') or ''}{extra}"
+    label = reply.get("title") or reply.get("body") or reply.get("id") or f"[{itype}]"
+    return f"{label}{extra}"
 
 
 def _button(body, out, msg):
