@@ -456,7 +456,3 @@ class Calendar:
                 out.append((d, why + ("" if not spans else f" ({', '.join(map(_fmt_span, spans))})")))
             d += timedelta(days=1)
         return out
-
-
-def build_calendars(specs: dict[str, CalendarSpec]) -> dict[str, Calendar]:
-    return {name: Calendar(spec) for name, spec in specs.items()}

@@ -26,11 +26,10 @@ time used reached the target), `paused`, `warning` (used >= warn_at x target), `
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 import numpy as np
 
-from tix.sla.policy import TARGETS
 
 RUNNING = ("new", "open")
 DONE = ("resolved", "closed")
@@ -39,13 +38,6 @@ DONE = ("resolved", "closed")
 def epoch(ts: str) -> float:
     """Store time `2026-11-24T07:57:05.123456Z` -> epoch seconds (fast path for our own format)."""
     return datetime.fromisoformat(ts).timestamp()
-
-
-def from_epoch(t: float | None) -> datetime | None:
-    """Epoch seconds -> naive UTC datetime (the DuckDB/Parquet convention of the store)."""
-    if t is None or t != t:
-        return None
-    return datetime.fromtimestamp(t, timezone.utc).replace(tzinfo=None)
 
 
 @dataclass

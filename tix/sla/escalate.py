@@ -28,10 +28,10 @@ import numpy as np
 
 from tix import config as configmod
 from tix.errors import ConfigError
-from tix.model import OPEN_STATUSES, PRIORITIES, PRIORITY_RANK
+from tix.model import PRIORITIES, PRIORITY_RANK
 from tix.sla.calendar import Calendar, format_duration, parse_calendars
 from tix.sla.clock import DONE
-from tix.sla.policy import TARGETS, SlaConfig, parse_sla, policy_case_sql
+from tix.sla.policy import SlaConfig, parse_sla, policy_case_sql
 from tix.store.log import iso
 
 WINDOW = 86400.0  # WhatsApp's customer-service window after the customer's last message
@@ -414,10 +414,3 @@ def _split_subject(text: str, default: str) -> tuple[str, str]:
         body = "\n".join(lines[1:]).lstrip("\n")
         return subject, body
     return default, text
-
-
-def open_statuses() -> tuple[str, ...]:
-    return OPEN_STATUSES
-
-
-__all__ = ["escalate", "EscalateReport", "load_settings", "TARGETS"]

@@ -300,13 +300,3 @@ def _write(path: Path, table) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-
-
-def files(store) -> list[Path]:
-    """The Parquet files holding the current `sla` rows (for the view), or [] before a first run."""
-    d = store.path("snapshot", "sla")
-    try:
-        meta = orjson.loads((d / "sla-meta.json").read_bytes())
-    except (FileNotFoundError, ValueError):
-        return []
-    return [d / n for n in [meta.get("live"), *meta.get("done", [])] if n]
