@@ -19,7 +19,8 @@ def test_warning_email_is_sent_by_smtp_once(sla_store, timeline, smtp_sink):
     rcpt, msg = smtp_sink.messages[0]
     assert rcpt == ["lead@example.co.id"]
     assert msg["Subject"] == f"[#{n}] SLA warning: first response due 2026-11-23 10:00 WIB"
-    assert msg["From"] == "tix@toko.example"
+    assert msg["From"] == "Toko Support <tix@toko.example>"
+    assert msg["Message-ID"].endswith("@toko.example>")
     assert msg["Auto-Submitted"] == "auto-generated"
     body = msg.get_payload()
     assert "Pembayaran gagal <INV-7>" in body and "Used so far: 50m; left: 10m" in body

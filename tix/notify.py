@@ -303,11 +303,12 @@ class _SmtpSender:
         spec = self.settings()
         host, security = str(spec["host"]), str(spec.get("security") or "starttls").lower()
         port = int(spec.get("port") or (465 if security == "ssl" else 587 if security == "starttls" else 25))
+        timeout = float(spec.get("timeout") or 15)
         try:
             if security == "ssl":
-                conn = smtplib.SMTP_SSL(host, port, timeout=15, context=ssl.create_default_context())
+                conn = smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
             else:
-                conn = smtplib.SMTP(host, port, timeout=15)
+                conn = smtplib.SMTP(host, port, timeout=timeout)
                 if security == "starttls":
                     conn.starttls(context=ssl.create_default_context())
             if spec.get("user"):
@@ -325,7 +326,7 @@ class _SmtpSender:
     def __call__(self, it: dict) -> None:
         import smtplib
         from email.message import EmailMessage
-        from email.utils import formatdate, make_msgid
+        from email.utils import formatdate, make_msgid, parseaddr
 
         if self.failed:  # the server is down: do not wait for the timeout once per message
             raise SendTemporary(self.failed)
@@ -342,7 +343,8 @@ class _SmtpSender:
         msg["To"] = it["target"]
         msg["Subject"] = it["subject"]
         msg["Date"] = formatdate(localtime=False)
-        msg["Message-ID"] = make_msgid(idstring=it["id"], domain=sender.rsplit("@", 1)[-1] or None)
+        domain = parseaddr(sender)[1].rpartition("@")[2] or None
+        msg["Message-ID"] = make_msgid(idstring=it["id"], domain=domain)
         msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: never auto-reply to this
         msg["X-Tix-Notification"] = it["id"]
         msg.set_content(it["body"] or "")

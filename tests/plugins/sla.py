@@ -150,7 +150,8 @@ def use_smtp(store, port: int) -> None:
     """Point the store's outbound SMTP settings at 127.0.0.1:port (plain, no auth)."""
     path = store.path("tix.yaml")
     text = path.read_text(encoding="utf-8")
-    text += f"\noutbound:\n  host: 127.0.0.1\n  port: {port}\n  security: plain\n  from: tix@toko.example\n"
+    text += (f"\noutbound:\n  host: 127.0.0.1\n  port: {port}\n  security: plain\n"
+             f"  from: \"Toko Support <tix@toko.example>\"\n")
     path.write_text(text, encoding="utf-8")
     store._config = None
 
