@@ -91,11 +91,11 @@ def rules_yaml(n: int) -> str:
     return "".join(out)
 
 
-def add_new_tickets(store, n: int, seed: int = 1) -> None:
+def add_new_tickets(store, n: int, seed: int = 1, rebuild: bool = True) -> None:
     """N new tickets as the intake writes them: contact, ticket.created, message.received.
 
-    Appended to the log under the lock and folded into the snapshot (`tix rebuild`), like
-    bench/generate.py does, so that the run measured below starts from a fresh snapshot.
+    Appended to the log under the lock (like bench/generate.py); with `rebuild`, folded
+    into the snapshot, else left in the log tail as `tix fetch` leaves them.
     """
     import random
 
@@ -139,7 +139,8 @@ def add_new_tickets(store, n: int, seed: int = 1) -> None:
     with store.lock():
         segs = store.log.segments()
         store.log.append(lines, max(segs[-1] if segs else "", segment_name(ts)))
-    store.rebuild()
+    if rebuild:
+        store.rebuild()
 
 
 def timed(label: str, fn):
@@ -181,10 +182,27 @@ def main() -> None:
 
         timed("backlog route --dry-run (whole history)", lambda: rules.route(Store(path), dry_run=True, record=False))
         timed("backlog route (whole history, end to end)", lambda: rules.route(Store(path), record=False))
+        Store(path).rebuild()
+        keep = path.parent / "after-backlog"
+        shutil.copytree(path, keep)
+        # (a) new tickets folded into the snapshot: intake read by a DuckDB scan of the newest segment;
+        # the run's own events then trigger a snapshot refresh (snapshot_every), part of the figure.
         add_new_tickets(Store(path), args.new)
-        timed(f"new tickets route --dry-run ({args.new})", lambda: rules.route(Store(path), dry_run=True))
-        timed(f"new tickets route (end to end, {args.new})", lambda: rules.route(Store(path), record=False))
+        timed(f"new tickets, in the snapshot: route --dry-run ({args.new})",
+              lambda: rules.route(Store(path), dry_run=True, record=False))
+        timed(f"new tickets, in the snapshot: route (end to end, {args.new})",
+              lambda: rules.route(Store(path), record=False))
         timed("route again (nothing to do)", lambda: rules.route(Store(path), record=False))
+        # (b) new tickets left in the log tail, as `tix fetch` leaves them: intake read from the tail.
+        # The snapshot refresh is switched off here: with contacts and tickets both in the tail,
+        # Reader.write_snapshot currently fails (a DuckDB result left open; reported to the lead).
+        cfg = keep / "tix.yaml"
+        cfg.write_text(cfg.read_text().replace("snapshot_every: 20000", "snapshot_every: 100000000"))
+        add_new_tickets(Store(keep), args.new, rebuild=False)
+        timed(f"new tickets, in the log tail: route --dry-run ({args.new})",
+              lambda: rules.route(Store(keep), dry_run=True, record=False))
+        timed(f"new tickets, in the log tail: route (end to end, {args.new})",
+              lambda: rules.route(Store(keep), record=False))
         print(f"load average {os.getloadavg()[0]:.1f}")
     finally:
         if not args.keep:

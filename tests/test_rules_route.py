@@ -260,3 +260,18 @@ def test_notify_queues_once_and_never_shows_a_webhook_token(rk, tix):
         ("rule:vip", "webhook", "https://hooks.example/services/T0K3N", f"VIP #{n}")]
     tix("route", "--reroute", str(n), check=0)
     assert len(rk.events("outbox.queued")) == 1  # the same message never notifies twice
+
+
+def test_routing_reads_messages_from_the_snapshot_as_well_as_the_tail(rk):
+    """After `tix rebuild` the intake events are no longer in the tail: they are scanned from the log."""
+    rk.rules(CLASSIFY)
+    a = rk.message(subject="refund please", text="x")
+    b = rk.message(subject="halo", text="ini mendesak")
+    Store(rk.store.root).rebuild()
+    assert Store(rk.store.root).read().tail == []
+    res = rules.route(Store(rk.store.root))
+    assert res.routed == 2
+    assert (rk.ticket(a)["category"], rk.ticket(b)["priority"]) == ("refund", "urgent")
+    rk.message(b, subject="Re: halo", text="refund juga")  # a reply, in the tail again
+    res = rules.route(Store(rk.store.root))
+    assert (res.routed, rk.ticket(b)["category"]) == (1, None)

@@ -382,7 +382,7 @@ def _run(store, batch, reader, ruleset, result, reroute, numbers, now) -> Runtim
     if not tickets:
         return rt
     cutoffs = {t["number"]: (0 if reroute else int(t["routed_seq"] or 0)) for t in tickets}
-    intake = _intake_events(store, con, tickets, cutoffs)
+    intake = _intake_events(store, con, tickets, cutoffs, reader.tail)
     contacts = _contacts(con, tickets) if ruleset.uses_contact else {}
     rt.replies.fresh = {n for n, t in ((t["number"], t) for t in tickets) if not t["routed_seq"]}
     start = len(batch.pending)
@@ -417,8 +417,15 @@ def _pending(con, reroute: bool, numbers) -> list[dict]:
     return [dict(zip(names, row)) for row in cur.fetchall()]
 
 
-def _intake_events(store: Store, con, tickets: list[dict], cutoffs: dict[int, int]) -> dict[int, list]:
-    """Each pending ticket's intake events after its cutoff, from one scan of the newest segments."""
+def _intake_events(store: Store, con, tickets: list[dict], cutoffs: dict[int, int], tail=None) -> dict[int, list]:
+    """Each pending ticket's intake events after its cutoff.
+
+    From the reader's tail (the events after the snapshot, already parsed) when it holds
+    them all, which is the usual case for a cron run after `tix fetch`; otherwise from one
+    DuckDB scan of the newest segments.
+    """
+    if tail and min(cutoffs.values()) + 1 >= tail[0]["seq"]:
+        return _intake_from_tail(tail, tickets, cutoffs)
     import pyarrow as pa
 
     segments = _segments_after(store, min(cutoffs.values()))
@@ -438,6 +445,19 @@ def _intake_events(store: Store, con, tickets: list[dict], cutoffs: dict[int, in
     loads = orjson.loads
     for number, seq, ts, kind, data in rows:
         out.setdefault(number, []).append((seq, ts, kind, loads(data) if data else {}))
+    return out
+
+
+def _intake_from_tail(tail: list[dict], tickets: list[dict], cutoffs: dict[int, int]) -> dict[int, list]:
+    upto = {t["number"]: int(t["intake_seq"] or 0) for t in tickets}
+    out: dict[int, list] = {}
+    kinds = INTAKE_TYPES
+    for ev in tail:
+        number = ev.get("ticket")
+        if number is None or ev["type"] not in kinds or number not in upto:
+            continue
+        if cutoffs[number] < ev["seq"] <= upto[number]:
+            out.setdefault(number, []).append((ev["seq"], ev["ts"], ev["type"], ev.get("data") or {}))
     return out
 
 
