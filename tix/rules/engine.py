@@ -125,7 +125,8 @@ class ReplyLog:
         self.sent: list[tuple[datetime, str]] = []
         self._history: set[tuple[int, str]] | None = None
         self._recent_from: datetime | None = None
-        self.fresh: set[int] = set()  # tickets never routed before: no earlier auto-reply possible
+        self.fresh: set[int] = set()  # tickets never routed or never answered: no earlier auto-reply
+        self.oldest: datetime | None = None  # creation of the oldest other ticket: where history starts
 
     def already(self, ticket: int, rule: str) -> bool:
         if (ticket, rule) in self.done:
@@ -133,8 +134,10 @@ class ReplyLog:
         if ticket in self.fresh:
             return False
         if self._history is None:
-            rows = _event_query(self.store, self.store.log.segments(),
-                                "SELECT ticket, actor FROM ev WHERE type = 'rule.auto_reply'")
+            segs = self.store.log.segments()
+            if self.oldest is not None:
+                segs = segs[_segment_index(segs, self.oldest):]
+            rows = _event_query(self.store, segs, "SELECT ticket, actor FROM ev WHERE type = 'rule.auto_reply'")
             self._history = {(t, a[5:]) for t, a in rows if a and a.startswith("rule:")}
         return (ticket, rule) in self._history
 
@@ -146,9 +149,7 @@ class ReplyLog:
 
     def _load_recent(self, since: datetime) -> None:
         segs = self.store.log.segments()
-        month = since.strftime("%Y-%m")
-        start = max([i for i, s in enumerate(segs) if s[:7] <= month], default=0)
-        rows = _event_query(self.store, segs[start:],
+        rows = _event_query(self.store, segs[_segment_index(segs, since):],
                             "SELECT ts, data->>'to' FROM ev WHERE type = 'rule.auto_reply' AND ts >= ?",
                             [since.replace(tzinfo=None)])
         known = {(ts, to) for ts, to in self.sent}
@@ -159,6 +160,12 @@ class ReplyLog:
     def add(self, ticket: int, rule: str, sender: str, now: datetime) -> None:
         self.done.add((ticket, rule))
         self.sent.append((now, sender))
+
+
+def _segment_index(segments: list[str], when: datetime) -> int:
+    """Index of the first segment that can hold events from `when` on (segments are monthly)."""
+    month = when.strftime("%Y-%m")
+    return max([i for i, s in enumerate(segments) if s[:7] <= month], default=0)
 
 
 _EVENT_COLUMNS = "{'seq': 'BIGINT', 'ts': 'TIMESTAMP', 'actor': 'VARCHAR', 'type': 'VARCHAR', " \
@@ -384,7 +391,10 @@ def _run(store, batch, reader, ruleset, result, reroute, numbers, now) -> Runtim
     cutoffs = {t["number"]: (0 if reroute else int(t["routed_seq"] or 0)) for t in tickets}
     intake = _intake_events(store, con, tickets, cutoffs, reader.tail)
     contacts = _contacts(con, tickets) if ruleset.uses_contact else {}
-    rt.replies.fresh = {n for n, t in ((t["number"], t) for t in tickets) if not t["routed_seq"]}
+    # An auto-reply is a routed, sent message: a ticket never routed or never answered has had none.
+    rt.replies.fresh = {t["number"] for t in tickets if not t["routed_seq"] or not t["messages_out"]}
+    others = [t["created_at"] for t in tickets if t["number"] not in rt.replies.fresh and t["created_at"]]
+    rt.replies.oldest = _aware(min(others)) if others else None
     start = len(batch.pending)
     for ticket in tickets:
         number = ticket["number"]
