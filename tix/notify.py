@@ -83,12 +83,14 @@ class Outbox:
 
     def advance(self) -> None:
         """Fold outbox events written since the index was saved."""
+        last = None
         for raw, seg, off in self.store.log.read_raw(self.pos if self.pos.segment else None):
             if b'"type":"outbox.' in raw:
                 self.apply(orjson.loads(raw))
-            else:
-                self.seq = _seq_of(raw, self.seq)
+            last = raw
             self.pos = Position(seg, off)
+        if last is not None:
+            self.seq = _seq_of(last, self.seq)
 
     def apply(self, ev: dict) -> None:
         self.seq = ev.get("seq", self.seq)

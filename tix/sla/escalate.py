@@ -315,18 +315,21 @@ def _act(store, ctx, settings: SlaSettings, report: EscalateReport) -> list[dict
     renderer = _Renderer(store, settings.tz)
     from tix.notify import Outbox
 
-    box = Outbox.load(store)  # one outbox index for all batches, saved below (cron runs stay incremental)
+    notifying = any(p.step is not None and (p.step.email or p.step.webhook) for p in report.planned)
+    box = Outbox.load(store) if notifying else None  # one index for all batches, saved below
     for policy, items in by_policy.items():
         with store.writing(actor=f"sla:{policy}", via="tix escalate") as batch:
-            batch._tix_outbox = box
+            if box is not None:
+                batch._tix_outbox = box
             for p in items:
                 row = rows.get(p.ticket)
                 if row is None:
                     continue
                 _do(batch, p, row, renderer)
         written += batch.written
-    box.advance()
-    box.save()
+    if box is not None:
+        box.advance()
+        box.save()
     return written
 
 
