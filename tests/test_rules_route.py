@@ -275,3 +275,30 @@ def test_routing_reads_messages_from_the_snapshot_as_well_as_the_tail(rk):
     rk.message(b, subject="Re: halo", text="refund juga")  # a reply, in the tail again
     res = rules.route(Store(rk.store.root))
     assert (res.routed, rk.ticket(b)["category"]) == (1, None)
+
+
+def test_business_hours_follow_the_declared_calendar_and_its_holidays(rk):
+    cfg = rk.store.path("tix.yaml")
+    cfg.write_text(cfg.read_text() + """
+calendars:
+  office:
+    timezone: Asia/Jakarta
+    hours:
+      mon-fri: ["08:00-12:00", "13:00-17:00"]
+      sat: ["09:00-13:00"]
+    holidays: false
+    dates:
+      "2026-12-25": closed
+""")
+    rk.rules("""
+        - name: after-hours
+          if: {business_hours: false}
+          then: [{tag: [after-hours]}]
+        """)
+    lunch = rk.message(at=datetime(2026, 11, 24, 5, 30, tzinfo=timezone.utc))  # Tue 12:30 WIB
+    saturday = rk.message(at=datetime(2026, 11, 28, 3, 0, tzinfo=timezone.utc))  # Sat 10:00 WIB
+    christmas = rk.message(at=datetime(2026, 12, 25, 3, 0, tzinfo=timezone.utc))  # Fri 10:00 WIB, closed
+    morning = rk.message(at=datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc))  # Tue 09:00 WIB
+    rules.route(Store(rk.store.root))
+    tags = {n: list(rk.ticket(n)["tags"]) for n in (lunch, saturday, christmas, morning)}
+    assert tags == {lunch: ["after-hours"], saturday: [], christmas: ["after-hours"], morning: []}

@@ -1,9 +1,10 @@
 """What rules need to know about the site: its time zone and its business hours.
 
-The business calendar belongs to the SLA stage (`tix.sla.calendar`). This module is the
-one place rules depend on it: `business_hours(config)` returns a function telling whether
-a UTC instant is inside the site's default calendar, and falls back to Monday–Friday
-08:00–17:00 in the site time zone while the SLA stage has no calendar to offer.
+The business calendar belongs to the SLA stage (`tix.sla.calendar`, `calendars:` in
+tix.yaml). This module is the one place rules depend on it: `business_hours(config)`
+returns a function telling whether a UTC instant is inside the calendar named `default`
+(else the first one declared), public holidays included, and falls back to Monday–Friday
+08:00–17:00 in the site time zone when tix.yaml declares no calendar.
 """
 from __future__ import annotations
 
@@ -42,22 +43,23 @@ def business_hours(config: Config):
 
 
 def _sla_calendar(config: Config):
-    """The SLA stage's default calendar as a predicate, or None when it is not available."""
-    try:
-        from tix.sla.calendar import load_calendars  # type: ignore[import-not-found]
-    except ImportError:
+    """The SLA stage's calendar as a predicate, or None when tix.yaml declares none.
+
+    The calendar named `default`, else the first one under `calendars:` (with its public
+    holidays). An invalid section is reported by `tix config check`, not here.
+    """
+    node = config.section("calendars")
+    if not node:
         return None
     try:
-        calendars = load_calendars(config)
-    except Exception:  # noqa: BLE001 - an invalid calendar is reported by `tix config check`
+        from tix.sla.calendar import Calendar, parse_calendars
+    except ImportError:  # pragma: no cover - the SLA stage is part of tix
         return None
-    if not calendars:
+    specs, problems = parse_calendars(node, str(config.path), config.setting("timezone"))
+    if problems or not specs:
         return None
-    cal = calendars.get("default") if isinstance(calendars, dict) else None
-    if cal is None and isinstance(calendars, dict):
-        cal = next(iter(calendars.values()))
-    for method in ("is_open", "is_business_time", "contains", "inside", "is_working"):
-        fn = getattr(cal, method, None)
-        if callable(fn):
-            return fn
-    return None
+    calendar = Calendar(specs.get("default") or next(iter(specs.values())))
+
+    def inside(when: datetime) -> bool:
+        return bool(calendar.is_open([when.timestamp()])[0])
+    return inside
