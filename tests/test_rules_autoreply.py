@@ -83,7 +83,7 @@ def test_rate_limited_per_sender_across_runs(rk):
     res = rules.route(Store(rk.store.root))
     replied = {e["ticket"] for e in _sent(rk)}
     assert replied == {first[0], first[1], other}
-    assert f"no auto-reply: rate limit: 2 auto-replies to spammy@example.com in 24h" in [ln.text for ln in res.lines]
+    assert "no auto-reply: rate limit: 2 auto-replies to spammy@example.com in 24h" in [ln.text for ln in res.lines]
     assert later not in replied
 
 

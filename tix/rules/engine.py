@@ -20,7 +20,6 @@ import inspect
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import orjson
 
@@ -479,6 +478,3 @@ def _contacts(con, tickets: list[dict]) -> dict[int, dict]:
     names = [d[0] for d in cur.description]
     return {row[0]: dict(zip(names, row)) for row in cur.fetchall()}
 
-
-def rules_path(store: Store) -> Path:
-    return store.path("rules")
