@@ -35,7 +35,8 @@ from tix.channels import base, mailparse
 from tix.channels.index import MailIndex
 from tix.store.log import fsync_dir, iso, utcnow
 
-EVENT_TEXT_LIMIT = 100_000  # characters of text per event; the raw file keeps everything
+EVENT_TEXT_LIMIT = 32_000  # characters of text per event (`text_truncated`); the raw file keeps all
+SNAPSHOT_BYTES = 48 * 1024 * 1024  # refresh the snapshot within a run after this much log
 
 
 @dataclass
@@ -170,6 +171,7 @@ class Intake:
         self._files: list[Path] = []
         self._backup: dict[int, dict] = {}
         self.parser = Parser(self.own)
+        self._tail_mark = None
 
     @property
     def contacts(self) -> tickets.ContactIndex:
@@ -218,6 +220,25 @@ class Intake:
         self._dirs.clear()
         self.batch.flush()
         self.batch.written.clear()  # keep memory flat over a long run
+        self._bound_tail()
+
+    def _bound_tail(self) -> None:
+        """Refresh the snapshot when this run has appended more than SNAPSHOT_BYTES.
+
+        Every reader (and the refresh when the run ends) holds the log tail since the
+        snapshot in memory; message events carry text, so a 20,000-message run would
+        otherwise leave a tail of hundreds of MB (issue 3: under 300 MB for 20,000).
+        """
+        end = self.store.log.end()
+        if self._tail_mark is None or end.segment != self._tail_mark.segment:
+            self._tail_mark = end
+            return
+        if end.offset - self._tail_mark.offset > SNAPSHOT_BYTES:
+            self._tail_mark = end
+            try:
+                self.store.refresh_snapshot()
+            except Exception:  # noqa: BLE001 - the snapshot is only a cache: intake goes on
+                pass
 
     @property
     def ts(self) -> str | None:
@@ -277,6 +298,7 @@ class Intake:
         data = {"message": ckey, "channel": "email", "message_id": p.message_id, "from": p.from_addr,
                 "from_name": p.from_name, "to": p.to, "cc": p.cc, "subject": p.subject,
                 "text": p.text[:EVENT_TEXT_LIMIT], "text_full": p.text_full[:EVENT_TEXT_LIMIT],
+                **({"text_truncated": True} if len(p.text_full) > EVENT_TEXT_LIMIT else {}),
                 "html": p.html is not None, "raw": rel, "attachments": atts, "auto": p.auto_reason is not None,
                 "auto_reason": p.auto_reason, "language": None, "inbox": inbox_of(spec, p),
                 "date": p.date, "source": item.source, "source_key": item.key}
