@@ -224,9 +224,10 @@ def test_statuses_monotonic_and_late_match(wa_store):
     out = "wamid.HBgLMTU1NTU1NTAxMDAVAgARGBJBQUFBQUFBQUFBQUFBQUFBQUEA"
     # statuses arrive before tix knows the message (webhook beat the send response)
     spool(wa_store, fixture_bytes("from-docs/webhooks/status_read.json"), name="001.json")
+    fetch_spool(wa_store)
     spool(wa_store, fixture_bytes("from-docs/webhooks/status_delivered.json"), name="002.json")
     spool(wa_store, fixture_bytes("from-docs/webhooks/status_sent.json"), name="003.json")
-    rep = fetch_spool(wa_store)
+    rep = fetch_spool(wa_store)  # older statuses arriving after 'read' never move it back
     sts = events(wa_store, "message.status")
     assert [s["data"]["status"] for s in sts] == ["read"] and "ticket" not in sts[0]
     assert rep.duplicates == 2
@@ -240,6 +241,13 @@ def test_statuses_monotonic_and_late_match(wa_store):
     sts = events(wa_store, "message.status")
     assert [(s["data"]["status"], s.get("ticket")) for s in sts] == [("read", None), ("read", 1)]
     assert sts[-1]["data"]["late"] is True
+
+
+def test_statuses_in_one_run_are_applied_in_time_order(wa_store):
+    spool(wa_store, fixture_bytes("from-docs/webhooks/status_read.json"), name="001.json")
+    spool(wa_store, fixture_bytes("from-docs/webhooks/status_sent.json"), name="002.json")
+    fetch_spool(wa_store)
+    assert [s["data"]["status"] for s in events(wa_store, "message.status")] == ["sent", "read"]
 
 
 def test_failed_131047_marks_template_only_and_notes(wa_store):
@@ -448,3 +456,12 @@ def test_describe_never_gives_empty_text():
     assert describe({"type": "text", "text": {"body": ""}})["text"] == "[empty text message]"
     assert describe({"type": "image", "image": {"id": "1", "mime_type": "image/png"}})["attachments"][0]["name"] == "image.png"
     assert describe({"id": "x"})["text"] == "[unknown message]"
+
+
+def test_late_redelivery_is_applied_in_message_order(wa_store):
+    # received in the wrong order (a retry of the first message arrives after the second)
+    spool(wa_store, text_payload("wamid.O2", "second: any news?", ts=1760000200), name="001.json")
+    spool(wa_store, text_payload("wamid.O1", "first: my order INV-9 is missing", ts=1760000100), name="002.json")
+    fetch_spool(wa_store)
+    assert [e["data"]["message"] for e in received(wa_store)] == ["wamid.O1", "wamid.O2"]
+    assert tickets(wa_store)[0]["subject"] == "first: my order INV-9 is missing"

@@ -155,12 +155,15 @@ def test_outbox_end_to_end_then_status_webhooks(wa_store, graph):
     sent = events(wa_store, "outbox.sent")[0]
     wamid = sent["data"]["message"]
     assert wamid.startswith("wamid.FAKE") and sent["ticket"] == 1
-    # status webhooks for our message, out of order: read before delivered
+    # status webhooks for our message: sent and read in one run (applied in time order), then a
+    # late 'delivered' that must not move it back
     spool(wa_store, status_payload(wamid, "read", ts=1760000020), name="01.json")
-    spool(wa_store, status_payload(wamid, "delivered", ts=1760000011), name="02.json")
+    spool(wa_store, status_payload(wamid, "sent", ts=1760000010), name="02.json")
+    fetch_spool(wa_store)
+    spool(wa_store, status_payload(wamid, "delivered", ts=1760000011), name="03.json")
     fetch_spool(wa_store)
     sts = events(wa_store, "message.status")
-    assert [(s["data"]["status"], s["ticket"]) for s in sts] == [("read", 1)]
+    assert [(s["data"]["status"], s["ticket"]) for s in sts] == [("sent", 1), ("read", 1)]
 
 
 def test_outbox_131047_notes_ticket_and_then_only_templates(wa_store, graph):

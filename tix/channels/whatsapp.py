@@ -404,11 +404,26 @@ class Intake:
     def run(self, files: list[Path]) -> None:
         self._late_statuses()
         for start in range(0, len(files), CHUNK):
-            done: list[Path] = []
-            for path in files[start:start + CHUNK]:
-                if self._one_file(path):
-                    done.append(path)
+            ready = [p for p in (self._read(path) for path in files[start:start + CHUNK]) if p]
+            # Meta's retries arrive late: apply a chunk in the order things happened (API-NOTES §1)
+            ready.sort(key=lambda r: (r[0], r[1].name))
+            done = [path for _t, path, body, payload in ready if self._apply(path, body, payload)]
             self._commit(done)
+
+    def _read(self, path: Path):
+        """(time, path, body, payload) of a usable spool file; quarantine it otherwise."""
+        try:
+            with open(path, "rb") as fh:
+                body = fh.read()
+        except FileNotFoundError:
+            return None  # another fetch took it
+        try:
+            payload = _parse(body)
+            self._validate(payload)
+        except PayloadError as exc:
+            self._quarantine(path, str(exc))
+            return None
+        return _payload_time(payload), path, body, payload
 
     def _commit(self, done: list[Path]) -> None:
         """fsync the events, then (only then) acknowledge: remove the spool files."""
@@ -425,25 +440,16 @@ class Intake:
         if done:
             fsync_dir(done[0].parent)
 
-    def _one_file(self, path: Path) -> bool:
-        try:
-            with open(path, "rb") as fh:
-                body = fh.read()
-        except FileNotFoundError:
-            return False  # another fetch took it
+    def _apply(self, path: Path, body: bytes, payload: dict) -> bool:
         mark = len(self.batch.pending)
         try:
-            payload = _parse(body)
-            self._validate(payload)
-            raw = self._keep_raw(path, body)
-            self._payload(payload, raw)
+            self._payload(payload, self._keep_raw(path, body))
             return True
-        except Exception as exc:  # one bad payload (or a bug) must not stop the batch
-            message = str(exc) if isinstance(exc, PayloadError) else f"internal error: {exc.__class__.__name__}: {exc}"
+        except Exception as exc:  # a bug on one payload must not stop the batch: keep it, go on
             rolled_back = len(self.batch.pending) > mark
             del self.batch.pending[mark:]
             self.batch.seq = self.batch.pending[-1]["seq"] if self.batch.pending else self._last_seq()
-            self._quarantine(path, message)
+            self._quarantine(path, f"internal error: {exc.__class__.__name__}: {exc}")
             if rolled_back:  # the in-memory indexes may name what was rolled back: rebuild them
                 self.batch.flush()
                 self.known = Known(self.store, self.settings)
@@ -1046,6 +1052,14 @@ def _parse(body: bytes) -> dict:
         if not isinstance(entry, dict) or not isinstance(entry.get("changes", []), list):
             raise PayloadError("an entry without a changes list")
     return payload
+
+
+def _payload_time(payload: dict) -> int:
+    """The earliest message or status time in a payload (0 when it has none)."""
+    times = [_int(item.get("timestamp"))
+             for entry in payload["entry"] for change in entry.get("changes") or ()
+             for key in ("messages", "statuses") for item in (change.get("value") or {}).get(key) or ()]
+    return min(times, default=0)
 
 
 def _profile(msg: dict, profiles: list) -> dict:
