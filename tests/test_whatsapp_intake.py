@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import pytest
 
-from tests.plugins.whatsapp import (BUSINESS, FIXTURES, envelope, fixture_bytes, spool, status_payload,
+from tests.plugins.whatsapp import (BUSINESS, FIXTURES, fixture_bytes, spool, status_payload,
                                     text_payload)
 from tix.channels.whatsapp import fetch_spool
 from tix.tickets import set_fields
