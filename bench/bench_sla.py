@@ -120,7 +120,7 @@ def main() -> None:
     now = END + timedelta(hours=1)
 
     t = time.perf_counter()
-    first = escalate(store, now=now, rebuild=True, flush_outbox=False)
+    first = escalate(store, now=now, rebuild=True)
     cold = time.perf_counter() - t
     print(f"first run (fold the whole log): {cold:.2f} s; {first.open_tickets} open tickets, "
           f"{first.clocks} clocks, {len(first.planned)} actions, {first.events_written} events written; "
@@ -136,7 +136,7 @@ def main() -> None:
         added = five_minutes_of_work(Store.open(directory), at, rng, open_numbers)
         store = Store.open(directory)
         t = time.perf_counter()
-        rep = escalate(store, now=at + timedelta(minutes=5), flush_outbox=False)
+        rep = escalate(store, now=at + timedelta(minutes=5))
         times.append(time.perf_counter() - t)
         print(f"cron run {i + 1}: {times[-1]:.2f} s after {added} new events; {rep.open_tickets} open tickets, "
               f"{rep.clocks} clocks, {len(rep.planned)} actions, {rep.events_written} events written; "

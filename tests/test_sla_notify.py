@@ -134,3 +134,17 @@ def test_webhook_url_from_environment_is_never_logged(sla_store, timeline, hook_
     assert report.ok and len(hook_server.requests) == 1
     log = b"".join(p.read_bytes() for p in sla_store.path("events").iterdir())
     assert hook_server.url.encode() not in log and b"env:TIX_TEST_HOOK" in log
+
+
+def test_index_rebuild_reads_in_chunks_across_line_boundaries(sla_store, monkeypatch):
+    monkeypatch.setattr(notify, "CHUNK", 97)  # lines straddle every chunk boundary
+    ids = []
+    for i in range(6):
+        with sla_store.writing() as batch:
+            batch.emit("ticket.note", ticket=1, data={"body": "x" * (i * 37)})
+            ids.append(notify.queue(batch, "email", "x@example.id", f"s{i}", "b", key=f"chunk-{i}"))
+    box = notify.Outbox(sla_store)
+    box.advance()
+    assert sorted(box.items) == sorted(ids)
+    assert box.pos == sla_store.log.end()
+    assert box.seq == sla_store.log.last_event()["seq"]

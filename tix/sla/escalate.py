@@ -242,8 +242,12 @@ def _breach_keys(table):
 def _plan(ctx: dict, settings: SlaSettings, now: float, report: EscalateReport) -> None:
     numbers, policies, eligible = ctx["numbers"], ctx["policies"], ctx["eligible"]
     keys_col = ctx["table"]["keys"]
+    import pyarrow.compute as pc
+
+    all_keys = pc.unique(pc.list_flatten(keys_col.combine_chunks()))
     for target, c in ctx["clocks"].items():
         cand = np.nonzero(c.has & eligible & ((c.state == "warning") | (c.state == "breached") | c.breached))[0]
+        cand = cand[_anything_new(ctx, c, target, cand, all_keys)]
         if not len(cand):
             continue
         keys = keys_col.take(cand).to_pylist()
@@ -253,6 +257,35 @@ def _plan(ctx: dict, settings: SlaSettings, now: float, report: EscalateReport) 
                         bool(c.breached[row]), bool(ctx["done"][row]), float(c.due[row]), float(c.used[row]),
                         float(c.target_s[row]))
     _plan_window(ctx, settings, now, report)
+
+
+def _anything_new(ctx, c, target: str, rows: np.ndarray, all_keys) -> np.ndarray:
+    """For candidate rows, whether any key _plan_clock could want is not recorded yet.
+
+    Most candidates of a run are clocks breached long ago whose steps were all taken; this
+    vectorised check (string keys built and looked up in Arrow) keeps them out of the loop.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not len(rows) or len(all_keys) == 0:
+        return np.ones(len(rows), bool)
+    base = pc.binary_join_element_wise(pc.cast(pa.array(ctx["numbers"][rows]), pa.string()), pa.scalar(target),
+                                       pc.cast(pa.array(c.cycle[rows]), pa.string()), ":")
+
+    def missing(suffix: str) -> np.ndarray:
+        keys = pc.binary_join_element_wise(base, pa.scalar(suffix), ":")
+        return ~pc.is_in(keys, value_set=all_keys).to_numpy(zero_copy_only=False)
+
+    out = c.breached[rows] & missing("breached")
+    state, pol, live = c.state[rows], ctx["pol"][rows], ~ctx["done"][rows]
+    for i, policy in enumerate(ctx["policies"]):
+        for step in policy.steps:
+            if step.on in ("warning", "breached") and target in step.targets:
+                applies = (pol == i) & (state == step.on) & live
+                if applies.any():
+                    out |= applies & missing(step.name)
+    return out
 
 
 def _plan_clock(report, ticket, keys, pol, target, cycle, state, breached, done, due, used, target_s) -> None:
