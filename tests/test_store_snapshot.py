@@ -123,3 +123,18 @@ def test_delta_refresh_then_compaction(store, tmp_path, monkeypatch):
     third = store.refresh_snapshot()
     assert third["tickets_delta"] is None and third["tickets"] != first["tickets"]  # compacted
     assert state_of(store) == rebuilt_state(store, tmp_path)
+
+
+def test_refresh_with_tickets_and_contacts_in_the_tail(tmp_path):
+    from tix.tickets import ContactIndex, find_or_create_contact
+
+    store = Store.init(tmp_path / "s", config_text="settings:\n  snapshot_every: 6\n")
+    for round_ in range(3):
+        with store.writing(actor="user:a", via="t") as b:
+            index = ContactIndex()
+            for i in range(4):
+                cid = find_or_create_contact(b, index, name=f"c{round_}{i}", email=f"c{round_}{i}@x.example")
+                create_ticket(b, f"t{round_}{i}", contact=cid)
+    r = store.read()
+    assert r.meta["max_contact"] == 12 and r.meta["max_ticket"] == 12
+    assert state_of(store) == rebuilt_state(store, tmp_path)

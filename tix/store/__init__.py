@@ -207,11 +207,19 @@ class Store:
 
     # -- snapshot --------------------------------------------------------------------------
     def maybe_refresh_snapshot(self) -> bool:
-        reader = self.read()
-        if len(reader.tail) < self.config.setting("snapshot_every"):
-            return False
-        reader.write_snapshot()
-        return True
+        """Fold the tail into the snapshot once it holds `snapshot_every` events.
+
+        Counting the tail's lines is cheap; the tail is only parsed and folded when due.
+        """
+        start = self.snapshot.position(self.snapshot.meta())
+        every = self.config.setting("snapshot_every")
+        count = 0
+        for _ in self.log.read_raw(start):
+            count += 1
+            if count >= every:
+                self.read().write_snapshot()
+                return True
+        return False
 
     def refresh_snapshot(self) -> dict:
         with self.lock():
@@ -247,7 +255,7 @@ class Store:
                              "data": orjson.loads(data) if data else {}})
             files["contacts"] = rows_to_arrow(sorted(state.contacts.values(), key=lambda r: r["id"]), CONTACT_COLUMNS)
             con.execute(f"CREATE TEMP TABLE folded AS {ticket_select_sql(source)}")
-            max_ticket = con.execute("SELECT coalesce(max(number), 0) FROM folded").fetchone()[0]
+            max_ticket = con.execute("SELECT coalesce(max(number), 0) FROM folded").fetchall()[0][0]
             files["tickets"] = "SELECT * FROM folded ORDER BY number"
             meta = {"seq": last["seq"], "segment": pos.segment, "offset": pos.offset,
                     "max_ticket": max_ticket, "max_contact": state.max_contact}
@@ -437,8 +445,9 @@ class Reader:
             new_delta = (f"SELECT {cols} FROM read_parquet('{delta}') WHERE {key} NOT IN "
                          f"(SELECT {key} FROM _new_{kind}) UNION ALL {new_delta}")
         con.execute(f"CREATE TEMP TABLE _delta_{kind} AS {new_delta}")
-        n_delta = con.execute(f"SELECT count(*) FROM _delta_{kind}").fetchone()[0]
-        n_base = con.execute(f"SELECT count(*) FROM read_parquet('{base}')").fetchone()[0]
+        # fetchall, not fetchone: an open result keeps the connection busy for the next register
+        n_delta = con.execute(f"SELECT count(*) FROM _delta_{kind}").fetchall()[0][0]
+        n_base = con.execute(f"SELECT count(*) FROM read_parquet('{base}')").fetchall()[0][0]
         if n_delta > max(COMPACT_MIN_ROWS, n_base // 4):
             merged = (f"SELECT {cols} FROM read_parquet('{base}') WHERE {key} NOT IN "
                       f"(SELECT {key} FROM _delta_{kind}) UNION ALL SELECT {cols} FROM _delta_{kind} ORDER BY {key}")
