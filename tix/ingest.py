@@ -82,8 +82,10 @@ def fetch_all(store, now: datetime | None = None, limit: int | None = None, sour
                 report.merge(sub, spec["name"])
                 if budget is not None:
                     budget -= sub.stored + sub.quarantined
-        finally:
-            intake.parser.close()
+        except BaseException:
+            intake.parser.close(failed=True)
+            raise
+        intake.parser.close()
         report.tickets_created = intake.created
         intake.index.save(store)
     if store.config.section("whatsapp") is not None and not sources:
@@ -145,10 +147,14 @@ class Parser:
         args = [(r, self.own) for r in raws]
         return self.pool.map(_parse_one, args, chunksize=max(1, len(raws) // (self.workers * 4)))
 
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool = None
+    def close(self, failed: bool = False) -> None:
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            if failed:
+                pool.terminate()
+            else:
+                pool.close()
+            pool.join()  # joined, so no semaphore is left for the resource tracker to warn about
 
 
 class Intake:
