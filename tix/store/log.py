@@ -177,11 +177,12 @@ class EventLog:
         finally:
             os.close(fd)
         if new:
-            _fsync_dir(self.dir)
+            fsync_path(self.dir)
         return Position(segment, end)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory (a directory, so that a new or renamed entry survives)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -189,5 +190,4 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def fsync_dir(path: Path) -> None:
-    _fsync_dir(path)
+fsync_dir = fsync_path

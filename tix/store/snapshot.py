@@ -25,7 +25,7 @@ from pathlib import Path
 import orjson
 
 from tix.model import CONTACT_COLUMNS, TICKET_COLUMNS
-from tix.store.log import Position, fsync_dir
+from tix.store.log import Position, fsync_dir, fsync_path as _fsync_file
 
 FORMAT = 1
 # Many row groups let DuckDB scan on every core and skip groups by min/max (tickets are
@@ -140,11 +140,3 @@ def _write_parquet(source, path: Path, con) -> None:
 def _sql_path(path: Path) -> str:
     # Paths are ours (the store directory), never customer input; quote defensively anyway.
     return str(path).replace("'", "''")
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
