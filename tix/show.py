@@ -87,7 +87,8 @@ def _conversation_entry(ev: dict, tz, out) -> None:
     text = data.get("text") or ""
     out.write(text.rstrip() + "\n")
     for att in data.get("attachments") or ():
-        out.write(f"    [attachment: {att.get('name') or '(unnamed)'}, {att.get('type')}, {att.get('size')} bytes]\n")
+        size = f"{att['size']} bytes" if att.get("size") is not None else (att.get("status") or "size unknown")
+        out.write(f"    [attachment: {att.get('name') or '(unnamed)'}, {att.get('type')}, {size}]\n")
     out.write("\n")
 
 
