@@ -283,3 +283,13 @@ def test_done_parts_are_compacted_and_rows_stay_current(sla_store, timeline, mon
     rows = sla_store.connect().execute(
         "SELECT ticket, state FROM sla WHERE target = 'resolution' ORDER BY ticket").fetchall()
     assert rows == [(numbers[0], "ok")] + [(n, "met") for n in numbers[1:]]
+
+
+def test_without_sla_config_escalate_does_nothing_and_sla_explains_why(store, tix):
+    from tests.plugins.sla import Timeline
+
+    n = Timeline(store).create(jkt(2026, 11, 23, 9, 0))
+    report = escalate(store, now=jkt(2026, 11, 25, 9, 0))
+    assert report.planned == [] and report.clocks == 0 and report.open_tickets == 1
+    out = tix("sla", str(n), check=0).stdout
+    assert out.startswith(f"Ticket #{n} (new); policy: (none matches)")
