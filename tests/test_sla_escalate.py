@@ -55,6 +55,10 @@ def test_breach_runs_steps_once_with_sla_actor(sla_store, timeline):
 
     again = escalate(sla_store, now=jkt(2026, 11, 24, 14, 0))
     assert again.planned == [] and again.events_written == 0
+    from tix.sla.explain import explain, render_text
+
+    text = render_text(explain(sla_store, n, now=jkt(2026, 11, 24, 14, 0)))
+    assert "recorded (never repeated):\n  breach of first response (cycle 0)\n  step breach of first response (cycle 0)" in text
     assert len(events(sla_store)) - before == written  # a second run does nothing
     assert sla_store.ticket(n)["priority"] == "high"  # not raised twice
 

@@ -43,6 +43,7 @@ class Explanation:
     now: float
     clocks: list[ClockExplained]
     window_close: float | None = None
+    recorded: list = field(default_factory=list)  # keys of sla.breached / sla.step events
 
 
 def track_for(store, number: int) -> Track:
@@ -95,7 +96,7 @@ def explain(store, number: int, now: datetime | None = None) -> Explanation:
     pol = settings.sla.policies[row[0]] if row[0] >= 0 else None
     if tr.status in DONE and tr.policy:
         pol = settings.sla.by_name(tr.policy) or pol
-    out = Explanation(number, tr.status, pol.name if pol else None, settings.tz, now_t, [])
+    out = Explanation(number, tr.status, pol.name if pol else None, settings.tz, now_t, [], recorded=list(tr.keys))
     if row[1] == "whatsapp" and tr.awaiting and tr.last_customer:
         out.window_close = tr.last_customer + 86400
     if pol is None:
@@ -190,6 +191,13 @@ def render_text(ex: Explanation) -> str:
             lines.append(f"  paused    {t(a)} - {t(b)}  ({format_duration(s)} of business time not counted)")
         for d, why in c.skipped:
             lines.append(f"  skipped   {d.strftime('%a %Y-%m-%d')}  {why}")
+    if ex.recorded:
+        lines.append("")
+        lines.append("recorded (never repeated):")
+        for key in ex.recorded:
+            _t, target, cycle, step = (key.split(":") + ["", "", ""])[:4]
+            what = "breach" if step == "breached" else f"step {step}"
+            lines.append(f"  {what} of {target.replace('_', ' ')} (cycle {cycle})")
     return "\n".join(lines) + "\n"
 
 
@@ -198,6 +206,7 @@ def to_json(ex: Explanation) -> dict:
         return None if x is None else datetime.fromtimestamp(x, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     return {"ticket": ex.ticket, "status": ex.status, "policy": ex.policy, "whatsapp_window_closes": iso(ex.window_close),
+            "recorded": ex.recorded,
             "clocks": [{"target": c.target, "cycle": c.cycle, "state": c.state, "calendar": c.calendar,
                         "target_seconds": c.goal, "started_at": iso(c.start), "due_at": iso(c.due),
                         "met_at": iso(c.met), "business_seconds_used": round(c.used, 3),
