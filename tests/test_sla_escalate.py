@@ -255,6 +255,7 @@ def test_cli_sla_explains_the_arithmetic(sla_store, timeline, tix):
     assert "counted   Tue 2026-03-17 16:45 - 17:00  15m" in out
     assert "paused    Tue 2026-03-17 16:30 - Tue 2026-03-17 16:45  (15m of business time not counted)" in out
     assert "skipped   Wed 2026-03-18" in out and "skipped   Tue 2026-03-24" in out
+    assert "skipped   Thu 2026-03-19  Hari Suci Nyepi" in out  # holiday names in the site's locale (id)
     js = orjson.loads(tix("sla", str(n), "--now", "2026-03-25T10:00:00+07:00", "-f", "json", check=0).stdout)
     fr = js["clocks"][0]
     assert fr["target"] == "first_response" and fr["business_seconds_used"] == 2.75 * 3600

@@ -164,14 +164,15 @@ class CalendarSpec:
     week: list = field(default_factory=lambda: [[] for _ in range(7)])  # per weekday: [(start, end)]
     holidays: dict | None = field(default_factory=lambda: dict(DEFAULT_HOLIDAYS))
     dates: dict = field(default_factory=dict)  # date -> [(start, end)] ([] = closed)
+    locale: str | None = None  # language of holiday names, when the holidays package has it
     date_names: dict = field(default_factory=dict)
 
 
 def parse_calendar(name: str, node, fname: str, default_tz: str = "Asia/Jakarta",
-                   problems: list[Problem] | None = None) -> CalendarSpec:
+                   problems: list[Problem] | None = None, locale: str | None = None) -> CalendarSpec:
     """One `calendars:` entry -> CalendarSpec, appending every problem found (file:line)."""
     problems = problems if problems is not None else []
-    spec = CalendarSpec(str(name), default_tz)
+    spec = CalendarSpec(str(name), default_tz, locale=locale)
     line = getattr(node, "line", None)
     if not isinstance(node, dict):
         problems.append(Problem(fname, line, f"calendar {name!r} must be a mapping (timezone, hours, holidays, dates)"))
@@ -251,7 +252,15 @@ def _parse_holidays(spec, value, fname, line, problems) -> None:
         problems.append(Problem(fname, line, f"calendar {spec.name!r}: holidays: {exc}"))
         return
     spec.holidays = {"country": country, "subdivision": subdiv, "categories": tuple(cats) if cats else None,
-                     "language": value.get("language")}
+                     "language": value.get("language") or _language(hol, country, spec.locale)}
+
+
+def _language(hol, country: str, locale: str | None) -> str | None:
+    """Holiday names in the site's language (`settings.locale`) when the package has it."""
+    if not locale:
+        return None
+    langs = getattr(getattr(hol, country, None), "supported_languages", ()) or ()
+    return locale if locale in langs else None
 
 
 def _parse_dates(spec, dates, fname, line, problems) -> None:
@@ -282,7 +291,8 @@ def _parse_dates(spec, dates, fname, line, problems) -> None:
         spec.date_names[day] = label or ("site holiday" if not spans else "site hours")
 
 
-def parse_calendars(node, fname: str, default_tz: str = "Asia/Jakarta") -> tuple[dict, list[Problem]]:
+def parse_calendars(node, fname: str, default_tz: str = "Asia/Jakarta",
+                    locale: str | None = None) -> tuple[dict, list[Problem]]:
     problems: list[Problem] = []
     out: dict[str, CalendarSpec] = {}
     if node is None:
@@ -290,7 +300,7 @@ def parse_calendars(node, fname: str, default_tz: str = "Asia/Jakarta") -> tuple
     if not isinstance(node, dict):
         return out, [Problem(fname, getattr(node, "line", None), "calendars must be a mapping of name to calendar")]
     for name, spec in node.items():
-        out[str(name)] = parse_calendar(name, spec, fname, default_tz, problems)
+        out[str(name)] = parse_calendar(name, spec, fname, default_tz, problems, locale)
     return out, problems
 
 

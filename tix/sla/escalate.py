@@ -92,7 +92,7 @@ def load_settings(store) -> SlaSettings:
     cfg = configmod.load(path, validate_sections=True)
     store._config = cfg
     tz = cfg.setting("timezone")
-    specs, problems = parse_calendars(cfg.raw.get("calendars"), str(path), tz)
+    specs, problems = parse_calendars(cfg.raw.get("calendars"), str(path), tz, cfg.setting("locale"))
     sla, more = parse_sla(cfg.raw.get("sla"), str(path), specs, cfg.teams, cfg.agents)
     if problems or more:
         raise ConfigError(problems + more)
