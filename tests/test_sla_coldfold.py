@@ -20,7 +20,7 @@ STATUSES = ("new", "open", "pending", "resolved", "closed")
 event = st.one_of(
     st.tuples(st.just("ticket.updated"), st.sampled_from(STATUSES)),
     st.tuples(st.just("ticket.updated"), st.just(None)),  # a change that is not a status
-    st.tuples(st.just("message.received"), st.none()),
+    st.tuples(st.just("message.received"), st.booleans()),  # True: an automatic message (out of office)
     st.tuples(st.just("message.sent"), st.booleans()),  # True: an auto-reply
     st.tuples(st.just("sla.step"), st.sampled_from(["k1", "k2"])),
     st.tuples(st.just("ticket.note"), st.none()),
@@ -38,7 +38,7 @@ def _write(store: Store, stories) -> None:
                 t += timedelta(seconds=gap)
                 if kind == "ticket.updated":
                     data = {"set": {"status": arg}} if arg else {"set": {"priority": "high"}}
-                elif kind == "message.sent":
+                elif kind in ("message.sent", "message.received"):
                     data = {"auto": True} if arg else {}
                 elif kind == "sla.step":
                     data = {"key": f"{number}:{arg}"}

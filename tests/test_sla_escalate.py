@@ -298,3 +298,15 @@ def test_without_sla_config_escalate_does_nothing_and_sla_explains_why(store, ti
     assert report.planned == [] and report.clocks == 0 and report.open_tickets == 1
     out = tix("sla", str(n), check=0).stdout
     assert out.startswith(f"Ticket #{n} (new); policy: (none matches)")
+
+
+def test_an_out_of_office_reply_does_not_resume_a_pending_clock(sla_store, timeline):
+    n = timeline.create(jkt(2026, 11, 23, 9, 0), priority="urgent")
+    timeline.reply(n, jkt(2026, 11, 23, 9, 10))
+    timeline.status(n, jkt(2026, 11, 23, 9, 20), "pending")
+    timeline.emit("message.received", n, jkt(2026, 11, 23, 9, 21), {"text": "Out of office", "auto": True})
+    escalate(sla_store, now=jkt(2026, 11, 23, 12, 0))
+    rows = sla_rows(sla_store, n)
+    assert rows["resolution"]["state"] == "paused"
+    assert rows["resolution"]["business_seconds_used"] == pytest.approx(20 * 60)
+    assert "next_response" not in rows

@@ -13,6 +13,9 @@ Two halves, on purpose:
 2. **Clocks** (`compute`): given tracks, each ticket's policy and the calendars, every target's
    business time used, due time and state, computed with numpy over all clocks at once.
 
+Automatic messages (`auto: true`: auto-replies we sent, out-of-office replies we received)
+count for nothing: they meet no target, start no cycle and resume no clock.
+
 Pause rule. A clock is paused while the ticket is `pending` (waiting on the customer) and
 resumes when the customer writes back (a `message.received`, even before anyone sets the
 status back to open) or the status leaves `pending`; an agent's public reply on a pending
@@ -115,6 +118,8 @@ def fold_event(tracks: dict[int, Track], ev: dict) -> Track | None:
                 tr.resolved = None
             tr.status = status
     elif kind == "message.received":
+        if data.get("auto"):  # an out-of-office or other automatic message is not the customer writing
+            return tr
         tr.last_customer = t
         if tr.fr_met is not None and not tr.awaiting:
             tr.nr_cycle += 1

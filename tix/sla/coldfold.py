@@ -36,7 +36,7 @@ ev AS (  -- the events that can change a clock, with their kind: C created, S st
          CASE WHEN type = 'ticket.created' THEN 'C' WHEN type = 'ticket.updated' THEN 'S'
               WHEN type = 'message.received' THEN 'R' WHEN type = 'message.sent' THEN 'A' ELSE 'K' END AS k
   FROM raw
-  WHERE NOT (type = 'ticket.updated' AND new_st IS NULL) AND NOT (type = 'message.sent' AND auto)
+  WHERE NOT (type = 'ticket.updated' AND new_st IS NULL) AND NOT (type LIKE 'message.%' AND auto)
 ),
 s1 AS (
   SELECT *,
