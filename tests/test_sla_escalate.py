@@ -310,3 +310,15 @@ def test_an_out_of_office_reply_does_not_resume_a_pending_clock(sla_store, timel
     assert rows["resolution"]["state"] == "paused"
     assert rows["resolution"]["business_seconds_used"] == pytest.approx(20 * 60)
     assert "next_response" not in rows
+
+
+def test_a_torn_last_line_is_repaired_before_escalate_appends(sla_store, timeline):
+    n = timeline.create(jkt(2026, 11, 23, 9, 0))
+    seg = sorted(sla_store.path("events").iterdir())[-1]
+    with open(seg, "ab") as fh:
+        fh.write(b'{"seq": 999, "ts": "2026-11-23T0')  # a crash in the middle of a write
+    escalate(sla_store, now=jkt(2026, 11, 25, 9, 0))
+    lines = seg.read_bytes().splitlines()
+    assert all(orjson.loads(line)["seq"] for line in lines)  # every line whole
+    assert any(b'"type":"sla.step"' in line and str(n).encode() in line for line in lines)
+    assert list(sla_store.path("quarantine").iterdir())

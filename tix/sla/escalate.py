@@ -118,12 +118,16 @@ def escalate(store, now: datetime | None = None, dry_run: bool = False, rebuild:
     from tix.sla.state import SlaState
 
     now = now or datetime.now(timezone.utc)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
     report = EscalateReport(now, dry_run=dry_run)
     clock = time.perf_counter()
     settings = load_settings(store)
     lock = None if dry_run else store.lock()
     if lock is not None:
         lock.acquire()
+        if lock._depth == 1:  # as Store.writing does: cut a torn last line before appending
+            store.log.repair(store.path("quarantine"))
     try:
         st = SlaState.load(store, rebuild=rebuild)
         report.cold = st.cold
