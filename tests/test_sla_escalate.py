@@ -164,6 +164,15 @@ def test_whatsapp_window_warning_before_it_closes(sla_store, timeline):
     assert not [p for p in again.planned if p.target == "whatsapp_window"]
 
 
+def test_whatsapp_window_length_comes_from_the_whatsapp_section(sla_store, timeline):
+    path = sla_store.path("tix.yaml")
+    path.write_text(path.read_text() + "\nwhatsapp:\n  window_hours: 20\n")
+    timeline.create(jkt(2026, 11, 27, 18, 0), channel="whatsapp")
+    report = escalate(sla_store, now=jkt(2026, 11, 28, 13, 15), dry_run=True)  # closes Sat 14:00
+    win = [p for p in report.planned if p.target == "whatsapp_window"]
+    assert len(win) == 1 and win[0].window_in == 45 * 60
+
+
 def test_email_ticket_gets_no_window_warning(sla_store, timeline):
     timeline.create(jkt(2026, 11, 27, 18, 0), channel="email")
     report = escalate(sla_store, now=jkt(2026, 11, 28, 17, 15), dry_run=True)

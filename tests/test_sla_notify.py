@@ -148,3 +148,17 @@ def test_index_rebuild_reads_in_chunks_across_line_boundaries(sla_store, monkeyp
     assert sorted(box.items) == sorted(ids)
     assert box.pos == sla_store.log.end()
     assert box.seq == sla_store.log.last_event()["seq"]
+
+
+def test_email_to_the_assignee(sla_store, timeline, smtp_sink):
+    use_smtp(sla_store, smtp_sink.port)
+    path = sla_store.path("tix.yaml")
+    path.write_text(path.read_text().replace("notify: {email: lead@example.co.id}",
+                                             "notify: {email: [lead@example.co.id, assignee]}"))
+    n = timeline.create(jkt(2026, 11, 23, 9, 0), priority="urgent")
+    timeline.emit("ticket.updated", n, jkt(2026, 11, 23, 9, 1), {"set": {"assignee": "ani"}})
+    m = timeline.create(jkt(2026, 11, 23, 9, 0), priority="urgent")  # unassigned: only the lead
+    assert escalate(sla_store, now=jkt(2026, 11, 23, 9, 50)).ok
+    got = sorted((rcpt[0], msg["Subject"].split("]")[0]) for rcpt, msg in smtp_sink.messages)
+    assert got == sorted([("ani@example.co.id", f"[#{n}"), ("lead@example.co.id", f"[#{n}"),
+                          ("lead@example.co.id", f"[#{m}")])

@@ -84,6 +84,8 @@ class SlaSettings:
     sla: SlaConfig
     calendars: dict  # name -> Calendar; None -> 24/7 in the site zone
     tz: str
+    window: float = WINDOW  # WhatsApp's window (`whatsapp: window_hours`, default 24)
+    agents: dict = field(default_factory=dict)  # login -> tix.config.Agent (for `email: assignee`)
 
 
 def load_settings(store) -> SlaSettings:
@@ -98,7 +100,12 @@ def load_settings(store) -> SlaSettings:
         raise ConfigError(problems + more)
     cals: dict = {name: Calendar(spec) for name, spec in specs.items()}
     cals[None] = Calendar.always("24/7", tz)
-    return SlaSettings(sla, cals, tz)
+    wa = cfg.raw.get("whatsapp") if isinstance(cfg.raw.get("whatsapp"), dict) else {}
+    try:
+        window = float(wa.get("window_hours") or 24) * 3600
+    except (TypeError, ValueError):
+        window = WINDOW  # the whatsapp section's own validator reports it
+    return SlaSettings(sla, cals, tz, window, cfg.agents)
 
 
 # -- the run ------------------------------------------------------------------------------------------
@@ -315,7 +322,7 @@ def _plan_window(ctx, settings, now, report) -> None:
     fr, nr = ctx["clocks"]["first_response"], ctx["clocks"]["next_response"]
     due = np.where(nr.has & np.isnan(nr.met), nr.due, np.where(fr.has & np.isnan(fr.met), fr.due, np.nan))
     awaiting = table["awaiting"].to_numpy(zero_copy_only=False)
-    close = _f64(table, "last_customer") + WINDOW
+    close = _f64(table, "last_customer") + settings.window
     cand = np.nonzero(ctx["wa"] & ~ctx["done"] & awaiting & (ctx["pol"] >= 0) & (close < due)
                       & (close - lead <= now) & (now < close))[0]
     if not len(cand):
@@ -323,7 +330,7 @@ def _plan_window(ctx, settings, now, report) -> None:
     keys = table["keys"].take(cand).to_pylist()
     for row, ks in zip(cand.tolist(), keys):
         pol = ctx["policies"][ctx["pol"][row]]
-        ticket, cycle = int(ctx["numbers"][row]), int(close[row] - WINDOW)
+        ticket, cycle = int(ctx["numbers"][row]), int(close[row] - settings.window)
         for step in pol.steps:
             key = f"{ticket}:whatsapp_window:{cycle}:{step.name}"
             if step.on == "whatsapp_window" and key not in (ks or ()):
@@ -349,7 +356,7 @@ def _act(store, ctx, settings: SlaSettings, report: EscalateReport) -> list[dict
     by_policy: dict[str, list[Planned]] = {}
     for p in report.planned:
         by_policy.setdefault(p.policy, []).append(p)
-    renderer = _Renderer(store, settings.tz)
+    renderer = _Renderer(store, settings.tz, settings.agents)
     from tix.notify import Outbox
 
     notifying = any(p.step is not None and (p.step.email or p.step.webhook) for p in report.planned)
@@ -400,7 +407,9 @@ def _do(batch, p: Planned, row: dict, renderer) -> None:
     if step.email or step.webhook:
         subject, body = renderer.render(p, row)
         for addr in step.email:
-            notify.queue(batch, "email", addr, subject, body, key=f"{p.key}:email:{addr}")
+            to = renderer.address(addr, row)
+            if to:
+                notify.queue(batch, "email", to, subject, body, key=f"{p.key}:email:{addr}")
         if step.webhook:
             payload = {"slack": step.slack, "ticket": p.ticket, "policy": p.policy, "target": p.target,
                        "state": p.state, "step": step.name}
@@ -410,15 +419,23 @@ def _do(batch, p: Planned, row: dict, renderer) -> None:
 class _Renderer:
     """SLA notification texts from `templates/sla_<state>.j2` (the store's copy first)."""
 
-    def __init__(self, store, tz: str):
+    def __init__(self, store, tz: str, agents: dict | None = None):
         import jinja2
 
         from tix.store import examples_dir
 
         self.tz = tz
+        self.agents = agents or {}
         dirs = [str(store.path("templates")), str(examples_dir() / "templates")]
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(dirs), autoescape=False,
                                       keep_trailing_newline=True, undefined=jinja2.ChainableUndefined)
+
+    def address(self, addr: str, row: dict) -> str | None:
+        """`assignee` -> the ticket's agent's email (None when unassigned or without one)."""
+        if addr != "assignee":
+            return addr
+        agent = self.agents.get(row.get("assignee") or "")
+        return agent.email if agent is not None and agent.email else None
 
     def render(self, p: Planned, row: dict) -> tuple[str, str]:
         import jinja2

@@ -295,7 +295,7 @@ def _step(node, j, fname, sl, where, teams, agents, problems) -> Step | None:
             emails = notify.get("email") or []
             step.email = [str(e) for e in (emails if isinstance(emails, list) else [emails])]
             for e in step.email:
-                if "@" not in e:
+                if "@" not in e and e != "assignee":
                     problems.append(Problem(fname, lines.get("notify", sl), f"{where}: not an email address: {e!r}"))
             if notify.get("webhook"):
                 url = str(notify["webhook"])
