@@ -115,8 +115,8 @@ class Snapshot:
         return new_meta
 
     def _prune(self, keep: set[str]) -> None:
-        for p in self.dir.iterdir():
-            if p.suffix == ".parquet" and p.name not in keep:
+        for p in self.dir.iterdir():  # only our own generations; other stages keep files here too
+            if p.suffix == ".parquet" and p.name.startswith(KINDS) and p.name not in keep:
                 p.unlink(missing_ok=True)
 
 
