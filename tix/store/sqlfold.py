@@ -53,8 +53,10 @@ WITH e AS MATERIALIZED (
     CASE type WHEN 'ticket.created' THEN json_extract_string(data, '$.tags[*]')
               WHEN 'ticket.tagged' THEN json_extract_string(data, '$.add[*]') END AS tag_add,
     CASE WHEN type = 'ticket.tagged' THEN json_extract_string(data, '$.remove[*]') END AS tag_remove,
-    CASE type WHEN 'ticket.created' THEN CAST(json_extract(data, '$.fields') AS MAP(VARCHAR, JSON))
-              WHEN 'ticket.updated' THEN map_from_entries(list_filter(
+    CASE WHEN type = 'ticket.created' AND contains(CAST(data AS VARCHAR), '"fields":')
+              THEN CAST(json_extract(data, '$.fields') AS MAP(VARCHAR, JSON))
+         WHEN type = 'ticket.updated' AND contains(CAST(data AS VARCHAR), '"fields.')
+              THEN map_from_entries(list_filter(
                   map_entries(CAST(json_extract(data, '$.set') AS MAP(VARCHAR, JSON))),
                   lambda kv: starts_with(kv.key, 'fields.'))) END AS fmap
   FROM {source} WHERE ticket IS NOT NULL
