@@ -217,13 +217,14 @@ class Store:
         for _ in self.log.read_raw(start):
             count += 1
             if count >= every:
-                self.read().write_snapshot()
+                Reader(self, fold_tickets=False).write_snapshot()
                 return True
         return False
 
     def refresh_snapshot(self) -> dict:
+        """Fold the log tail into the snapshot now (the writers do it as the tail grows)."""
         with self.lock():
-            return self.read().write_snapshot()
+            return Reader(self, fold_tickets=False).write_snapshot()
 
     def rebuild(self) -> dict:
         """Fold the whole log into a fresh snapshot (the snapshot is only ever a cache).
@@ -334,18 +335,23 @@ class Batch:
 class Reader:
     """Snapshot + tail, read once. Never takes the lock; never sees a torn line."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, fold_tickets: bool = True):
         self.store = store
         self.meta = store.snapshot.meta()
         start = store.snapshot.position(self.meta)
         self.tail: list[dict] = []
+        self.tail_raw: list[bytes] = []
+        self.fold_tickets = fold_tickets
         self.end = start or Position("", 0)
         loads = orjson.loads
         for raw, seg, off in store.log.read_raw(start):
             self.tail.append(loads(raw))
+            if not fold_tickets:
+                self.tail_raw.append(raw)
             self.end = Position(seg, off)
         self.state = self._fold_tail()
-        self.max_ticket = max(self.state.max_ticket, (self.meta or {}).get("max_ticket", 0))
+        tail_max = max((ev["ticket"] for ev in self.tail if ev["type"] == "ticket.created"), default=0)
+        self.max_ticket = max(self.state.max_ticket, tail_max, (self.meta or {}).get("max_ticket", 0))
         self.max_contact = max(self.state.max_contact, (self.meta or {}).get("max_contact", 0))
 
     def _file(self, kind: str) -> str | None:
@@ -366,8 +372,12 @@ class Reader:
     def _fold_tail(self) -> State:
         if not self.tail:
             return State()
-        numbers = {ev["ticket"] for ev in self.tail if "ticket" in ev}
         cids = {ev["contact"] for ev in self.tail if "contact" in ev and ev["type"].startswith("contact.")}
+        if not self.fold_tickets:  # a snapshot refresh folds the tickets in SQL
+            state = State({}, self._base_rows("contacts", cids))
+            state.apply_all(ev for ev in self.tail if ev["type"].startswith("contact."))
+            return state
+        numbers = {ev["ticket"] for ev in self.tail if "ticket" in ev}
         state = State(self._base_rows("tickets", numbers), self._base_rows("contacts", cids))
         state.apply_all(self.tail)
         return state
@@ -428,15 +438,40 @@ class Reader:
         meta = {"seq": self.tail[-1]["seq"] if self.tail else 0, "segment": self.end.segment,
                 "offset": self.end.offset, "max_ticket": self.max_ticket, "max_contact": self.max_contact}
         files: dict = {}
-        files.update(self._refresh(con, "tickets", "number", self.state.tickets, TICKET_COLUMNS))
-        files.update(self._refresh(con, "contacts", "id", self.state.contacts, CONTACT_COLUMNS))
+        if self.fold_tickets:
+            con.register("_new_tickets", rows_to_arrow(
+                sorted(self.state.tickets.values(), key=lambda r: r["number"]), TICKET_COLUMNS))
+        else:
+            self._fold_tickets_sql(con)
+        files.update(self._refresh(con, "tickets", "number", TICKET_COLUMNS))
+        con.register("_new_contacts", rows_to_arrow(
+            sorted(self.state.contacts.values(), key=lambda r: r["id"]), CONTACT_COLUMNS))
+        files.update(self._refresh(con, "contacts", "id", CONTACT_COLUMNS))
         return self.store.snapshot.write(files, meta, con=con)
 
-    def _refresh(self, con, kind: str, key: str, rows: dict, columns: dict) -> dict:
+    def _fold_tickets_sql(self, con) -> None:
+        """`_new_tickets` = the tail's tickets folded by DuckDB on top of their snapshot rows."""
+        import os
+        import tempfile
+
+        from tix.store.sqlfold import events_source, ticket_select_sql
+
+        fd, tmp = tempfile.mkstemp(prefix="tail-", suffix=".jsonl", dir=self.store.path("state"))
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                for raw in self.tail_raw:
+                    fh.write(raw + b"\n")
+            snap = self.snapshot_sql("tickets")
+            base = f"({snap})" if snap else None
+            con.execute(f"CREATE TEMP TABLE _new_tickets AS {ticket_select_sql(events_source(tmp), base)}")
+        finally:
+            os.unlink(tmp)
+
+    def _refresh(self, con, kind: str, key: str, columns: dict) -> dict:
+        """Files for a new generation of `kind`, given its changed rows in `_new_{kind}`."""
         base, delta = self._file(kind), self._file(kind + "_delta")
-        if not rows and base is not None:
+        if base is not None and not con.execute(f"SELECT count(*) FROM _new_{kind}").fetchall()[0][0]:
             return {}
-        con.register(f"_new_{kind}", rows_to_arrow(sorted(rows.values(), key=lambda r: r[key]), columns))
         cols = ", ".join(f'"{c}"' for c in columns)
         if base is None:
             return {kind: f"SELECT {cols} FROM _new_{kind} ORDER BY {key}", kind + "_delta": None}

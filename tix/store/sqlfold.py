@@ -28,26 +28,39 @@ def events_source(glob: str) -> str:
             f"ts: 'TIMESTAMP', type: 'VARCHAR', ticket: 'BIGINT', contact: 'BIGINT', data: 'JSON'}})")
 
 
-def fold_sql(source: str) -> str:
-    """SELECT producing one row per ticket with the snapshot columns, from an events relation.
+def empty_base() -> str:
+    """A relation with the snapshot's ticket columns and no rows (the base of a full rebuild)."""
+    cols = ", ".join(f'NULL::{"VARCHAR" if t == "JSON" else t} AS "{c}"' for c, t in TICKET_COLUMNS.items())
+    return f"(SELECT {cols} WHERE false)"
 
+
+def fold_sql(source: str, base: str | None = None) -> str:
+    """SELECT producing one row per ticket named in `source`, folded on top of its `base` row.
+
+    `source` is an events relation; `base` a relation with the snapshot's ticket columns
+    (the state before the first event of `source`), or None for a fold from nothing.
     Each event's JSON is parsed once (multi-path `json_extract` into a materialized CTE);
     every aggregate after that works on typed columns.
     """
+    base = base or empty_base()
     quiet = _lit(sorted(_QUIET))
     opened = _lit(OPEN_STATUSES)
-    paths = ", ".join(f"'$.{f}'" for f in (*SIMPLE, "contact"))
+    fields = (*SIMPLE, "contact")
+    created_paths = ", ".join(f"'$.{f}'" for f in fields)
+    updated_paths = ", ".join(f"'$.set.{f}'" for f in fields)
     simple = ",\n    ".join(
-        f"arg_max_null(json_extract_string(v[{i}], '$'), seq) FILTER (WHERE v[{i}] IS NOT NULL) AS {f}"
+        f"arg_max_null(json_extract_string(v[{i}], '$'), seq) FILTER (WHERE v[{i}] IS NOT NULL) AS {f},\n    "
+        f"bool_or(v[{i}] IS NOT NULL) AS has_{f}"
         for i, f in enumerate(SIMPLE, start=1))
     ci = len(SIMPLE) + 1
-    final_simple = ",\n  ".join(f"coalesce(a.{f}, {DEFAULTS[f]}) AS {f}" if f in DEFAULTS else f"a.{f}"
-                                for f in SIMPLE)
+    final_simple = ",\n  ".join(
+        f"CASE WHEN a.has_{f} THEN a.{f} WHEN b.number IS NOT NULL THEN b.{f} ELSE {DEFAULTS.get(f, 'NULL')} END AS {f}"
+        for f in SIMPLE)
     return f"""
 WITH e AS MATERIALIZED (
   SELECT seq, ts, type, ticket,
-    CASE type WHEN 'ticket.created' THEN json_extract(data, [{paths}])
-              WHEN 'ticket.updated' THEN json_extract(data, [{", ".join(f"'$.set.{f}'" for f in (*SIMPLE, "contact"))}]) END AS v,
+    CASE type WHEN 'ticket.created' THEN json_extract(data, [{created_paths}])
+              WHEN 'ticket.updated' THEN json_extract(data, [{updated_paths}]) END AS v,
     CASE WHEN type = 'message.sent' THEN coalesce(TRY_CAST(json_extract_string(data, '$.auto') AS BOOLEAN), false) END AS auto,
     CASE WHEN type = 'ticket.routed' THEN TRY_CAST(json_extract_string(data, '$.upto') AS BIGINT) END AS upto,
     CASE type WHEN 'ticket.created' THEN json_extract_string(data, '$.tags[*]')
@@ -61,10 +74,12 @@ WITH e AS MATERIALIZED (
                   lambda kv: starts_with(kv.key, 'fields.'))) END AS fmap
   FROM {source} WHERE ticket IS NOT NULL
 ),
+b AS MATERIALIZED (SELECT * FROM {base} WHERE number IN (SELECT DISTINCT ticket FROM e)),
 a AS (
   SELECT ticket,
     {simple},
     arg_max_null(TRY_CAST(json_extract_string(v[{ci}], '$') AS BIGINT), seq) FILTER (WHERE v[{ci}] IS NOT NULL) AS contact,
+    bool_or(v[{ci}] IS NOT NULL) AS has_contact,
     arg_max(ts, seq) FILTER (WHERE type = 'ticket.created') AS created_ts,
     min(ts) AS first_ts,
     count(*) FILTER (WHERE type = 'message.received') AS messages_in,
@@ -80,9 +95,10 @@ a AS (
   FROM e GROUP BY ticket
 ),
 st AS (
-  SELECT ticket, seq, ts, type, json_extract_string(v[2], '$') AS new_status,
-         lag(json_extract_string(v[2], '$')) OVER (PARTITION BY ticket ORDER BY seq) AS prev
-  FROM e WHERE v[2] IS NOT NULL
+  SELECT e.ticket, e.seq, e.ts, e.type, json_extract_string(e.v[2], '$') AS new_status,
+         coalesce(lag(json_extract_string(e.v[2], '$')) OVER (PARTITION BY e.ticket ORDER BY e.seq),
+                  CASE WHEN e.type = 'ticket.updated' THEN coalesce(b.status, 'new') END) AS prev
+  FROM e LEFT JOIN b ON b.number = e.ticket WHERE e.v[2] IS NOT NULL
 ),
 st1 AS (
   SELECT ticket,
@@ -102,7 +118,7 @@ tg AS (
   UNION ALL SELECT ticket, seq * 2 + 1, unnest(tag_remove), false FROM e WHERE tag_remove IS NOT NULL
 ),
 tags AS (
-  SELECT ticket, list(tag ORDER BY tag) FILTER (WHERE present) AS tags
+  SELECT ticket, list(tag) FILTER (WHERE present) AS present, list(tag) AS touched
   FROM (SELECT ticket, tag, arg_max(is_add, k) AS present FROM tg GROUP BY ticket, tag) GROUP BY ticket
 ),
 fl AS (
@@ -112,32 +128,47 @@ fl AS (
   GROUP BY ALL
 ),
 flds AS (
-  SELECT ticket, to_json(map_from_entries(list((k, v) ORDER BY k) FILTER (WHERE v IS NOT NULL))) AS fields
+  SELECT ticket, list(k) AS touched, list({{'key': k, 'value': v}}) FILTER (WHERE v IS NOT NULL) AS kept
   FROM fl GROUP BY ticket
 )
 SELECT a.ticket AS number,
   {final_simple},
-  coalesce(tags.tags, []::VARCHAR[]) AS tags,
-  a.contact,
-  coalesce(CAST(flds.fields AS VARCHAR), '{{}}') AS fields,
-  coalesce(a.created_ts, a.first_ts) AS created_at,
-  coalesce(a.updated_at, a.created_ts, a.first_ts) AS updated_at,
-  a.first_response_at,
-  CASE WHEN coalesce(a.status, 'new') = 'resolved' THEN st1.last_status_ts
-       WHEN a.status = 'closed' THEN coalesce(st2.last_resolved_ts, st2.first_closed_ts) END AS resolved_at,
-  CASE WHEN a.status = 'closed' THEN st1.last_status_ts END AS closed_at,
-  a.last_customer_at, a.last_agent_at,
-  a.messages_in::INTEGER AS messages_in, a.messages_out::INTEGER AS messages_out, a.notes::INTEGER AS notes,
-  coalesce(st1.reopened, 0)::INTEGER AS reopened,
-  coalesce(a.routed_seq, 0) AS routed_seq,
-  coalesce(a.intake_seq, 0) AS intake_seq,
-  coalesce(a.last_seq, 0) AS last_seq
+  list_sort(list_distinct(list_concat(
+      list_filter(coalesce(b.tags, []::VARCHAR[]), lambda x: NOT list_contains(coalesce(tags.touched, []::VARCHAR[]), x)),
+      coalesce(tags.present, []::VARCHAR[])))) AS tags,
+  CASE WHEN a.has_contact THEN a.contact ELSE b.contact END AS contact,
+  CASE WHEN flds.ticket IS NULL THEN coalesce(CAST(b.fields AS VARCHAR), '{{}}') ELSE
+    CAST(to_json(map_from_entries(list_sort(list_concat(
+      list_filter(map_entries(CAST(CAST(coalesce(b.fields, '{{}}') AS JSON) AS MAP(VARCHAR, JSON))),
+                  lambda kv: NOT list_contains(flds.touched, kv.key)),
+      coalesce(flds.kept, []))))) AS VARCHAR) END AS fields,
+  coalesce(a.created_ts, b.created_at, a.first_ts) AS created_at,
+  coalesce(a.updated_at, b.updated_at, a.created_ts, a.first_ts) AS updated_at,
+  coalesce(b.first_response_at, a.first_response_at) AS first_response_at,
+  CASE WHEN st1.ticket IS NULL THEN b.resolved_at
+       WHEN st_final.status = 'resolved' THEN st1.last_status_ts
+       WHEN st_final.status = 'closed'
+            THEN coalesce(st2.last_resolved_ts, CASE WHEN st1.last_open_seq IS NULL THEN b.resolved_at END,
+                          st2.first_closed_ts) END AS resolved_at,
+  CASE WHEN st1.ticket IS NULL THEN b.closed_at
+       WHEN st_final.status = 'closed' THEN st1.last_status_ts END AS closed_at,
+  coalesce(a.last_customer_at, b.last_customer_at) AS last_customer_at,
+  coalesce(a.last_agent_at, b.last_agent_at) AS last_agent_at,
+  (coalesce(b.messages_in, 0) + a.messages_in)::INTEGER AS messages_in,
+  (coalesce(b.messages_out, 0) + a.messages_out)::INTEGER AS messages_out,
+  (coalesce(b.notes, 0) + a.notes)::INTEGER AS notes,
+  (coalesce(b.reopened, 0) + coalesce(st1.reopened, 0))::INTEGER AS reopened,
+  coalesce(a.routed_seq, b.routed_seq, 0) AS routed_seq,
+  coalesce(a.intake_seq, b.intake_seq, 0) AS intake_seq,
+  coalesce(a.last_seq, b.last_seq, 0) AS last_seq
 FROM a
+LEFT JOIN b ON b.number = a.ticket
+LEFT JOIN (SELECT ticket, arg_max(new_status, seq) AS status FROM st GROUP BY ticket) st_final USING (ticket)
 LEFT JOIN st1 USING (ticket) LEFT JOIN st2 USING (ticket) LEFT JOIN tags USING (ticket) LEFT JOIN flds USING (ticket)
 """
 
 
-def ticket_select_sql(source: str) -> str:
+def ticket_select_sql(source: str, base: str | None = None) -> str:
     """The fold with the snapshot's column order and types, sorted by number."""
     cols = ", ".join(f'CAST("{c}" AS {"VARCHAR" if t == "JSON" else t}) AS "{c}"' for c, t in TICKET_COLUMNS.items())
-    return f"SELECT {cols} FROM ({fold_sql(source)}) ORDER BY number"
+    return f"SELECT {cols} FROM ({fold_sql(source, base)}) ORDER BY number"
