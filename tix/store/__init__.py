@@ -48,6 +48,7 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -207,6 +208,12 @@ class Store:
         return out
 
     # -- snapshot --------------------------------------------------------------------------
+    def _fold_contacts(self, state: State) -> None:
+        loads = orjson.loads
+        for raw, _seg, _off in self.log.read_raw():
+            if b'"type":"contact.' in raw:
+                state.apply(loads(raw))
+
     def maybe_refresh_snapshot(self) -> bool:
         """Fold the tail into the snapshot once it holds `snapshot_every` events.
 
@@ -249,15 +256,15 @@ class Store:
             con = duckdb.connect()
             con.execute("SET TimeZone = 'UTC'")
             source = events_source(str(self.log.dir / "*.jsonl"))
+            # Contacts fold in a Python thread (bytes prefilter: a few % of the lines) while
+            # DuckDB folds the tickets on its own threads.
             state = State()
-            rows = con.execute(f"SELECT seq, ts, type, contact, CAST(data AS VARCHAR) FROM {source} "
-                               "WHERE starts_with(type, 'contact.') ORDER BY seq").fetchall()
-            for seq, ts, kind, cid, data in rows:
-                state.apply({"seq": seq, "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "type": kind, "contact": cid,
-                             "data": orjson.loads(data) if data else {}})
-            files["contacts"] = rows_to_arrow(sorted(state.contacts.values(), key=lambda r: r["id"]), CONTACT_COLUMNS)
+            worker = threading.Thread(target=self._fold_contacts, args=(state,))
+            worker.start()
             con.execute(f"CREATE TEMP TABLE folded AS {ticket_select_sql(source)}")
             max_ticket = con.execute("SELECT coalesce(max(number), 0) FROM folded").fetchall()[0][0]
+            worker.join()
+            files["contacts"] = rows_to_arrow(sorted(state.contacts.values(), key=lambda r: r["id"]), CONTACT_COLUMNS)
             files["tickets"] = "SELECT * FROM folded ORDER BY number"
             meta = {"seq": last["seq"], "segment": pos.segment, "offset": pos.offset,
                     "max_ticket": max_ticket, "max_contact": state.max_contact}
