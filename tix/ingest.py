@@ -35,8 +35,8 @@ from tix.channels import base, mailparse
 from tix.channels.index import MailIndex
 from tix.store.log import fsync_dir, iso, utcnow
 
-EVENT_TEXT_LIMIT = 32_000  # characters of text per event (`text_truncated`); the raw file keeps all
-SNAPSHOT_BYTES = 48 * 1024 * 1024  # refresh the snapshot within a run after this much log
+EVENT_TEXT_LIMIT = 16_000  # characters of text per event (`text_truncated`); the raw file keeps all
+SNAPSHOT_BYTES = 12 * 1024 * 1024  # refresh the snapshot within a run after this much log
 
 
 @dataclass
@@ -107,54 +107,70 @@ def _whatsapp(store, now, report: FetchReport) -> None:
         report.errors.append(f"whatsapp: {exc}")
 
 
-def _parse_one(args):
-    raw, own = args
-    if not raw:
-        return None
-    try:
-        p = mailparse.parse(raw, own)
-    except mailparse.Unparseable as exc:
-        return exc
-    p.headers = None  # not picklable cheaply, and not needed after parsing
-    return p
-
-
 class Parser:
     """Parses a chunk of raw messages, on every core when the chunk is large.
 
     Parsing, not IMAP, bounds intake (DESIGN.md: about 1,900 msg/s per core for the
-    stdlib parser), so chunks of at least `MIN_POOL` messages go to a pool of `workers`
-    processes (`TIX_PARSE_WORKERS`, default: the number of CPUs, at most 4). The pool
-    is started with `spawn`, so its processes inherit no file descriptor (in particular
-    not the store lock) and exit when this process dies.
+    stdlib parser), so a chunk of at least `MIN_POOL` messages is split between this
+    process and `workers` parse workers (`tix.channels.parseworker`, one per extra CPU,
+    at most 3; `TIX_PARSE_WORKERS` overrides). Workers are plain child processes on
+    pipes: they inherit no file descriptor (not the store lock), re-run no `__main__`,
+    and exit when their stdin closes, i.e. when tix exits or is killed.
     """
 
     MIN_POOL = 64
 
     def __init__(self, own):
         self.own = own
-        self.pool = None
+        self.procs: list = []
         env = os.environ.get("TIX_PARSE_WORKERS")
-        self.workers = int(env) if env and env.isdigit() else min(os.cpu_count() or 1, 4)
+        self.workers = int(env) if env and env.isdigit() else min((os.cpu_count() or 1) - 1, 3)
 
     def parse_many(self, raws: list[bytes]) -> list:
-        if self.workers < 2 or len(raws) < self.MIN_POOL:
+        if self.workers < 1 or len(raws) < self.MIN_POOL:
             return [None] * len(raws)  # parsed one by one in `process`
-        if self.pool is None:
-            import multiprocessing
+        import pickle
 
-            self.pool = multiprocessing.get_context("spawn").Pool(self.workers)
-        args = [(r, self.own) for r in raws]
-        return self.pool.map(_parse_one, args, chunksize=max(1, len(raws) // (self.workers * 4)))
+        from tix.channels import parseworker
+
+        procs = self._start()
+        share = -(-len(raws) // (len(procs) + 1))
+        slices = [raws[i:i + share] for i in range(0, len(raws), share)]
+        for proc, part in zip(procs, slices[1:]):
+            parseworker.write_frame(proc.stdin, pickle.dumps((part, self.own), protocol=pickle.HIGHEST_PROTOCOL))
+        out = [parseworker.parse_one(r, self.own) for r in slices[0]]
+        for proc, _part in zip(procs, slices[1:]):
+            frame = parseworker.read_frame(proc.stdout)
+            if frame is None:
+                raise RuntimeError(f"parse worker {proc.pid} died (exit {proc.poll()})")
+            out += pickle.loads(frame)
+        return out
+
+    def _start(self) -> list:
+        import subprocess
+        import sys
+
+        while len(self.procs) < self.workers:
+            self.procs.append(subprocess.Popen([sys.executable, "-m", "tix.channels.parseworker"],
+                                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True))
+        return self.procs
 
     def close(self, failed: bool = False) -> None:
-        pool, self.pool = self.pool, None
-        if pool is not None:
+        procs, self.procs = self.procs, []
+        for proc in procs:
+            try:
+                proc.stdin.close()  # end of input: the worker exits
+            except OSError:
+                pass
             if failed:
-                pool.terminate()
-            else:
-                pool.close()
-            pool.join()  # joined, so no semaphore is left for the resource tracker to warn about
+                proc.kill()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except Exception:  # noqa: BLE001
+                proc.kill()
+            if proc.stdout:
+                proc.stdout.close()
 
 
 class Intake:
