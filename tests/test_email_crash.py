@@ -52,7 +52,7 @@ def _wait_for_progress(store, proc, timeout=20.0) -> None:
 
 
 def test_sigkill_during_fetch_loses_and_duplicates_nothing(store, imap_user):
-    add_config(store, "channels:\n" + imap_user.source_yaml(batch=25))
+    add_config(store, "channels:\n" + imap_user.source_yaml(batch=80))  # >= Parser.MIN_POOL: parse workers run too
     body = "Halo, saya sudah transfer untuk pesanan ini tapi status masih menunggu pembayaran.\n" * 40
     for i in range(N):
         imap_user.deliver(make_mail(subject=f"Pembayaran {i}", body=body, msgid=f"<crash{i}@pelanggan.example>",
@@ -70,7 +70,7 @@ def test_sigkill_during_fetch_loses_and_duplicates_nothing(store, imap_user):
             time.sleep(rng.uniform(0.1, 0.8))
         else:
             _wait_for_progress(store, proc)
-            time.sleep(rng.uniform(0.0, 0.2))
+            time.sleep(rng.uniform(0.0, 0.08))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
