@@ -129,3 +129,15 @@ def test_source_contract_items_have_keys(store, imap_user, security):
         src.close()
     assert item.key.startswith("imap:support:INBOX:") and item.key.endswith(":1")
     assert item.raw.replace(b"\r\n", b"\n") == raw.replace(b"\r\n", b"\n")
+
+
+def test_a_copy_of_our_own_reply_coming_back_is_not_a_customer_message(mail_store, tix):
+    user, smtp = mail_store.imap, mail_store.smtp
+    user.deliver(make_mail(msgid="<own1@pelanggan.example>"))
+    tix("fetch", check=0)
+    tix("reply", "1", "-m", "Baik, kami proses.", check=0)
+    user.deliver(smtp.messages[0]["data"])  # e.g. Bcc'd to the support mailbox
+    proc = tix("-v", "fetch", check=0)
+    assert "1 already stored" in proc.stdout
+    t = mail_store.ticket(1)
+    assert (t["messages_in"], t["messages_out"]) == (1, 1)

@@ -285,6 +285,10 @@ class Intake:
                 raise
             return self.quarantine(item, raw, str(exc), mailparse.content_key(raw))
         ckey = mailparse.content_key(raw, parsed.message_id)
+        if parsed.message_id in self.index.sent:  # our own reply (a Bcc or Sent copy): already stored
+            if item.key:
+                self.index.keys.add(item.key)
+            return "duplicates"
         if self.index.seen(ckey) or (not replay and ckey in self.index.qkeys):
             if item.key:  # skip it cheaply next time (the saved index is a cache of the log)
                 self.index.keys.add(item.key)

@@ -23,7 +23,7 @@ import orjson
 
 from tix.store.log import Position
 
-VERSION = 2
+VERSION = 3
 INTERESTING = (b'"type":"message.', b'"type":"outbox.', b'"kind":"bounce"')
 
 
@@ -31,6 +31,7 @@ class MailIndex:
     def __init__(self):
         self.keys: set[str] = set()  # stored messages (content and source keys)
         self.qkeys: set[str] = set()  # quarantined messages (skipped by fetch, not by replay)
+        self.sent: set[str] = set()  # Message-IDs of messages tix sent (a copy coming back is ours)
         self.mids: dict[str, int] = {}
         self.threads: dict[int, list[str]] = {}
         self.outbox: dict[str, dict] = {}
@@ -98,6 +99,7 @@ class MailIndex:
         elif kind == "message.sent":
             if ticket is not None and data.get("message_id"):
                 self.add_mid(data["message_id"], ticket)
+                self.sent.add(data["message_id"])
             if data.get("outbox") and data.get("state", "queued") == "queued":
                 self.outbox[data["outbox"]] = {"ticket": ticket, "channel": data.get("channel"), "data": data,
                                                "attempts": 0, "next_retry": None, "queued_at": ev["ts"]}
