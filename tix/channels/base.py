@@ -85,14 +85,19 @@ class Source:
         """Yield lists of at most `batch_size` RawItems; set `self.left` when capped."""
         raise NotImplementedError
 
-    def ack(self, items: list[RawItem]) -> None:
-        """Acknowledge at the source (only called after the items are fsynced in the store)."""
+    def ack(self, items) -> None:
+        """Acknowledge one item or a list at the source (only after they are fsynced in the store)."""
 
     def seen_key(self, key: str) -> bool:  # overridden by ingest to skip known items cheaply
         return False
 
     def close(self) -> None:
         pass
+
+
+def as_list(items) -> list[RawItem]:
+    """`ack` takes one item or a list of them."""
+    return [items] if isinstance(items, RawItem) else list(items)
 
 
 def open_source(store, spec: dict) -> Source:

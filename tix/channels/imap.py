@@ -16,7 +16,7 @@ import json
 import os
 import ssl
 
-from tix.channels.base import RawItem, Source
+from tix.channels.base import RawItem, Source, as_list
 from tix.config import read_secret
 from tix.errors import UsageError
 
@@ -114,6 +114,7 @@ class ImapSource(Source):
 
     # -- acknowledging ----------------------------------------------------------------------
     def ack(self, items: list[RawItem]) -> None:
+        items = as_list(items)
         if not items:
             return
         folder = items[0].meta["folder"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tix.channels.base import RawItem, Source
+from tix.channels.base import RawItem, Source, as_list
 from tix.errors import UsageError
 
 # The bundled sample maildir (English and Indonesian support mail) used by `tix demo`;
@@ -63,6 +63,7 @@ class MaildirSource(Source):
             yield chunk
 
     def ack(self, items):
+        items = as_list(items)
         after = self.after
         if after == "keep":
             return
