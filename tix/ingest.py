@@ -87,7 +87,8 @@ def fetch_all(store, now: datetime | None = None, limit: int | None = None, sour
             raise
         intake.parser.close()
         report.tickets_created = intake.created
-        intake.index.save(store)
+        intake.sync()
+        intake.index.save(store, upto=batch)
     if store.config.section("whatsapp") is not None and not sources:
         _whatsapp(store, now, report)
     return report
@@ -599,4 +600,4 @@ def replay_email(store, entry: dict, raw: bytes, now=None) -> None:
         item = base.RawItem(entry.get("source") or "quarantine", entry.get("key"), raw, {})
         intake.process(item, spec, replay=True)
         intake.sync()
-        intake.index.save(store)
+        intake.index.save(store, upto=batch)

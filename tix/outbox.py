@@ -188,7 +188,7 @@ def flush(store, now: datetime | None = None, force: bool = False) -> FlushRepor
             used.add(channel)
             _send_one(store, batch, index, oid, item, sender, now, rep, stopped)
             batch.flush()  # every outcome durable before the next send
-        index.save(store)
+        index.save(store, upto=batch)
     for channel in used:
         finish = getattr(importlib.import_module(SENDERS[channel].split(":")[0]), "finish", None)
         if finish is not None:

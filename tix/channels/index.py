@@ -72,7 +72,13 @@ class MailIndex:
         if last is not None:
             self.pos_seq = _seq_of(last)
 
-    def save(self, store) -> None:
+    def save(self, store, upto=None) -> None:
+        """Save the index. With `upto` (a flushed Batch whose events were all applied to
+        this index as they were made), it is saved as covering the log up to its end, so
+        the next load need not read this run's events again."""
+        if upto is not None and not upto.pending:
+            self.pos = store.log.end()
+            self.pos_seq = upto.seq
         path = _path(store)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
