@@ -120,6 +120,7 @@ class Parser:
     """
 
     MIN_POOL = 64
+    MAIN_SHARE = float(os.environ.get("TIX_PARSE_MAIN_SHARE") or 1.0)  # relative to one worker's 1.0
 
     def __init__(self, own):
         self.own = own
@@ -135,8 +136,10 @@ class Parser:
         from tix.channels import parseworker
 
         procs = self._start()
-        share = -(-len(raws) // (len(procs) + 1))
-        slices = [raws[i:i + share] for i in range(0, len(raws), share)]
+        # This process also writes files and events, so it parses a smaller share.
+        mine = int(len(raws) * self.MAIN_SHARE / (self.MAIN_SHARE + len(procs)))
+        share = -(-(len(raws) - mine) // len(procs))
+        slices = [raws[:mine]] + [raws[i:i + share] for i in range(mine, len(raws), share)]
         for proc, part in zip(procs, slices[1:]):
             parseworker.write_frame(proc.stdin, pickle.dumps((part, self.own), protocol=pickle.HIGHEST_PROTOCOL))
         out = [parseworker.parse_one(r, self.own) for r in slices[0]]
