@@ -48,7 +48,6 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -208,12 +207,6 @@ class Store:
         return out
 
     # -- snapshot --------------------------------------------------------------------------
-    def _fold_contacts(self, state: State) -> None:
-        loads = orjson.loads
-        for raw, _seg, _off in self.log.read_raw():
-            if b'"type":"contact.' in raw:
-                state.apply(loads(raw))
-
     def maybe_refresh_snapshot(self) -> bool:
         """Fold the tail into the snapshot once it holds `snapshot_every` events.
 
@@ -256,14 +249,19 @@ class Store:
             con = duckdb.connect()
             con.execute("SET TimeZone = 'UTC'")
             source = events_source(str(self.log.dir / "*.jsonl"))
-            # Contacts fold in a Python thread (bytes prefilter: a few % of the lines) while
-            # DuckDB folds the tickets on its own threads.
-            state = State()
-            worker = threading.Thread(target=self._fold_contacts, args=(state,))
-            worker.start()
-            con.execute(f"CREATE TEMP TABLE folded AS {ticket_select_sql(source)}")
+            # One scan of the JSON: the events land in a temp table (DuckDB spills to state/
+            # if memory runs short); tickets fold in SQL, contacts (a few %) in Python.
+            con.execute(f"SET temp_directory = '{self.path('state', 'duckdb-tmp')}'")
+            con.execute(f"CREATE TEMP TABLE ev AS SELECT * FROM {source}")
+            con.execute(f"CREATE TEMP TABLE folded AS {ticket_select_sql('ev')}")
             max_ticket = con.execute("SELECT coalesce(max(number), 0) FROM folded").fetchall()[0][0]
-            worker.join()
+            state = State()
+            rows = con.execute("SELECT seq, ts, type, contact, CAST(data AS VARCHAR) FROM ev "
+                               "WHERE starts_with(type, 'contact.') ORDER BY seq").fetchall()
+            con.execute("DROP TABLE ev")
+            for seq, ts, kind, cid, data in rows:
+                state.apply({"seq": seq, "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "type": kind,
+                             "contact": cid, "data": orjson.loads(data) if data else {}})
             files["contacts"] = rows_to_arrow(sorted(state.contacts.values(), key=lambda r: r["id"]), CONTACT_COLUMNS)
             files["tickets"] = "SELECT * FROM folded ORDER BY number"
             meta = {"seq": last["seq"], "segment": pos.segment, "offset": pos.offset,
