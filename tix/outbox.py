@@ -82,7 +82,8 @@ def queue(batch, ticket_row: dict, channel: str, body_text: str, *, actor: str |
     payload = compose(store, batch.reader, ticket_row, body_text, template)
     if subject:
         payload["subject"] = subject
-    to = [str(a).lower() for a in payload.get("to") or ([payload["to"]] if isinstance(payload.get("to"), str) else [])]
+    raw_to = payload.get("to") or []
+    to = [str(a).lower() for a in ([raw_to] if isinstance(raw_to, str) else raw_to)]
     now = utcnow()
     if auto and _machine_address(batch.store.config, to):
         # RFC 3834: never answer a machine automatically (it may answer back: a mail loop)

@@ -33,8 +33,22 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
   `message.received` / `message.sent` (one message; `auto: true` for auto-replies),
   `ticket.routed` (`upto`: the seq routed up to), `contact.created`, `contact.updated`
   (`set`, `add_emails`, `remove_emails`, `add_phones`, `remove_phones`),
-  `contact.merged` (`into`), `contact.erased`. Other types (e.g. `sla.step`,
-  `outbox.*`) are kept in the log and the `events` view but do not change ticket fields.
+  `contact.merged` (`into`), `contact.erased`. Other types are kept in the log and the
+  `events` view but change no ticket field (they do bump `updated_at`, except the
+  bookkeeping types `ticket.routed`, `outbox.sent`, `outbox.failed`, `message.status`).
+- Data of the message events, as written by the channels: `message.received` has
+  `message` (the idempotency key), `channel`, `message_id`, `from`, `from_name`, `to`,
+  `cc`, `subject`, `text` (new text), `text_full`, `html`, `raw` (path under `messages/`),
+  `attachments` (`name`, `type`, `size`, `sha256` or null when over the size limit),
+  `auto`/`auto_reason`, `language`, `inbox`, `date`, `source`, `source_key`, `reply_to`,
+  `calendar`, `text_truncated`; WhatsApp adds `wa_type`, `context`, `from_user_id`.
+  `message.sent` has `outbox`, `state`, `channel`, `message_id`, `from`, `to`, `cc`,
+  `subject`, `text`, `raw`, `auto`, `template`, `payload`. `message.quarantined` (no
+  ticket: `channel`, `source`, `source_key`, `message`, `quarantine`, `error`),
+  `message.unmatched` (a bounce of no known ticket), `message.media` (a WhatsApp download).
+  `ticket.note` kinds: `intake` (typed in by an agent), `bounce`, `linked`, `send_failed`.
+- Stage events: `rule.auto_reply`, `rule.failed` (rules), `sla.step`, `sla.breached`
+  (SLA), `notify.*` and `outbox.*` (the two durable outboxes).
 
 Segments are named after the UTC month of the first event written to them and are only
 ever appended to; a writer appends to the newest segment, or starts the segment of the
@@ -47,6 +61,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import shutil
 import time
 from contextlib import contextmanager
@@ -359,12 +374,20 @@ class Reader:
         self.tail_raw: list[bytes] = []
         self.fold_tickets = fold_tickets
         self.end = start or Position("", 0)
+        self.last_seq = (self.meta or {}).get("seq", 0)
         loads = orjson.loads
         for raw, seg, off in store.log.read_raw(start):
-            self.tail.append(loads(raw))
-            if not fold_tickets:
+            if fold_tickets:
+                self.tail.append(loads(raw))
+            else:  # a refresh: the tickets fold in SQL from the raw lines; decode only what Python folds
                 self.tail_raw.append(raw)
+                if _NEEDED_BY_REFRESH.search(raw):
+                    self.tail.append(loads(raw))
             self.end = Position(seg, off)
+        if self.tail_raw:
+            self.last_seq = loads(self.tail_raw[-1])["seq"]
+        elif self.tail:
+            self.last_seq = self.tail[-1]["seq"]
         self.state = self._fold_tail()
         tail_max = max((ev["ticket"] for ev in self.tail if ev["type"] == "ticket.created"), default=0)
         self.max_ticket = max(self.state.max_ticket, tail_max, (self.meta or {}).get("max_ticket", 0))
@@ -445,13 +468,13 @@ class Reader:
         Only the delta is rewritten: the old delta's rows the tail did not touch, plus the
         tail's rows. When the delta outgrows a quarter of the base, both become a new base.
         """
-        if not self.tail and self.meta:
+        if not self.tail and not self.tail_raw and self.meta:
             return self.meta
         import duckdb
 
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
-        meta = {"seq": self.tail[-1]["seq"] if self.tail else 0, "segment": self.end.segment,
+        meta = {"seq": self.last_seq, "segment": self.end.segment,
                 "offset": self.end.offset, "max_ticket": self.max_ticket, "max_contact": self.max_contact}
         files: dict = {}
         if self.fold_tickets:
@@ -505,6 +528,10 @@ class Reader:
             return {kind: merged, kind + "_delta": None}
         return {kind + "_delta": f"SELECT * FROM _delta_{kind} ORDER BY {key}"}
 
+
+# Events a snapshot refresh decodes in Python: contacts (folded in Python) and new tickets
+# (for the highest number); everything else only goes to DuckDB as raw lines.
+_NEEDED_BY_REFRESH = re.compile(rb'"type"\s*:\s*"(?:contact\.|ticket\.created")')
 
 # A delta smaller than this is never worth compacting into the base.
 COMPACT_MIN_ROWS = 50000
