@@ -208,3 +208,16 @@ def test_tix_reply_cli_sends_and_refuses_outside_window(wa_store, graph, tix):
     proc = tix("reply", "2", "-m", "hello")
     assert proc.returncode == 2 and "only an approved template may be sent" in proc.stderr
     assert len(graph.sent()) == 1
+
+
+def test_tix_reply_template_outside_window(wa_store, graph, tix):
+    spool(wa_store, text_payload("wamid.OLD2", "lama sekali", wa_id="15555550101", ts=T0))
+    fetch_spool(wa_store)
+    refused = tix("reply", "1", "-m", "hello")
+    assert refused.returncode == 2 and "only an approved template may be sent" in refused.stderr
+    proc = tix("reply", "1", "--template", "followup")
+    assert proc.returncode == 0, proc.stderr
+    sent = graph.sent()[-1]["json"]
+    assert sent["type"] == "template" and sent["template"]["name"] == "ticket_update"
+    both = tix("reply", "1", "--template", "followup", "--macro", "x")
+    assert both.returncode == 2 and "not both" in both.stderr

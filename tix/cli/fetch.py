@@ -66,10 +66,12 @@ def reply(
     file: Optional[str] = typer.Option(None, "--file", "-F", help="Read the reply text from this file."),
     macro: Optional[str] = typer.Option(None, "--macro", help="Render templates/NAME (Jinja2) with the ticket and contact."),
     no_send: bool = typer.Option(False, "--no-send", help="Only queue it; the next fetch or outbox flush sends it."),
+    template: Optional[str] = typer.Option(None, "--template", help="WhatsApp: send this approved template (whatsapp.templates in tix.yaml); the only way to write after the 24-hour window."),
 ) -> None:
     """Reply to the customer on the ticket's channel (queued in the outbox, then sent).
 
-    Text from -m, --file, stdin, --macro, or $EDITOR when run at a terminal.
+    Text from -m, --file, stdin, --macro, or $EDITOR when run at a terminal. On WhatsApp,
+    more than 24 hours after the customer's last message, use --template NAME.
 
     Example: tix reply 1042 -m "Dana sudah kami kembalikan, mohon cek 1-3 hari kerja."
     """
@@ -80,8 +82,13 @@ def reply(
     n = ticket_arg(number)
     with store.writing(actor=actor(), via="tix reply") as batch:
         row = get_ticket(batch, n)
-        text = _reply_text(store, batch, row, message, file, macro)
-        item = queue(batch, row, row.get("channel") or "email", text, template=macro)
+        if template is not None:
+            if macro is not None:
+                raise UsageError("give either --template (WhatsApp) or --macro, not both")
+            text = message if message not in (None, "-") else (sys.stdin.read() if message == "-" else "")
+        else:
+            text = _reply_text(store, batch, row, message, file, macro)
+        item = queue(batch, row, row.get("channel") or "email", text, template=template or macro)
     info(f"#{n}: queued {item['outbox']} to {', '.join(item['to'])}")
     if no_send:
         raise typer.Exit(EXIT_OK)
