@@ -68,8 +68,10 @@ def _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, 
     result = UpdateResult(matched=len(rows))
     for row in rows:
         start = len(batch.pending)
-        set_fields(batch, row, changes, why=why)
-        tag(batch, row, add, remove, why=why)
+        if changes:
+            set_fields(batch, row, changes, why=why)
+        if add or remove:
+            tag(batch, row, add, remove, why=why)
         if note:
             add_note(batch, row, note, why=why)
         made = batch.pending[start:]
