@@ -12,8 +12,9 @@
 -- section: setup
 -- kind: setup
 -- One scan of tickets: the open ones, and those resolved in the last eight weeks (for the trend).
+-- Subjects are left out (the widest column); the oldest-tickets section fetches its few.
 CREATE OR REPLACE TEMP TABLE backlog_t AS
-SELECT number, subject, team, assignee, priority, status, created_at, resolved_at,
+SELECT number, team, assignee, priority, status, created_at, resolved_at,
        status IN ('new', 'open', 'pending') AS is_open
 FROM tickets
 WHERE (status IN ('new', 'open', 'pending') OR resolved_at >= $now - INTERVAL 56 DAY)
@@ -91,8 +92,11 @@ ORDER BY week_end;
 -- section: oldest
 -- title: Oldest open tickets
 -- title.id: Tiket terbuka tertua
-SELECT number AS ticket, subject, coalesce(team, '–') AS team, assignee, priority, status, created_at,
-       round(days_between(created_at, $now), 1) AS age_days
-FROM backlog_t WHERE is_open
-ORDER BY created_at, number
-LIMIT $oldest;
+WITH oldest AS (
+    SELECT number, team, assignee, priority, status, created_at FROM backlog_t WHERE is_open
+    ORDER BY created_at, number LIMIT $oldest
+)
+SELECT o.number AS ticket, t.subject, coalesce(o.team, '–') AS team, o.assignee, o.priority, o.status,
+       o.created_at, round(days_between(o.created_at, $now), 1) AS age_days
+FROM oldest o JOIN tickets t ON t.number = o.number
+ORDER BY o.created_at, o.number;
