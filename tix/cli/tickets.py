@@ -34,7 +34,7 @@ def new(
     tags: Optional[List[str]] = typer.Option(None, "--tag", "-t", help="Tag (repeatable)."),
     message: Optional[str] = typer.Option(None, "--message", "-m", help="What the customer said (- for stdin)."),
 ) -> None:
-    """Log a ticket by hand, e.g. from a phone call. Prints the new ticket number.
+    """Log a ticket by hand (a phone call, a walk-in); prints the new ticket number.
 
     Example: tix new "Paket belum sampai" --phone 0812-3456-789 --name "Sari" -p high -m "Order INV-1001"
     """
