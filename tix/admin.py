@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from tix.errors import NotFound, UsageError
 from tix.model import fmt_number
-from tix.store import Batch, Store
+from tix.store import DryBatch, Store
 from tix.tickets import clean_tags, note as add_note, parse_assignments, select, set_fields, tag
 
 
@@ -16,15 +16,6 @@ class UpdateResult:
     events: int = 0
     preview: list[str] = field(default_factory=list)
     changes: list[dict] = field(default_factory=list)
-
-
-class _DryBatch(Batch):
-    """A batch that computes events and never writes them."""
-
-    def flush(self):
-        self.written += self.pending
-        self.pending = []
-        return None
 
 
 def bulk_update(store: Store, filter_text: str = "", *, numbers: list[int] | None = None,
@@ -46,7 +37,7 @@ def bulk_update(store: Store, filter_text: str = "", *, numbers: list[int] | Non
         raise UsageError("give a filter (e.g. status:open team:billing) or --ids -; "
                          "to change every ticket say so with the filter 'number>0'")
     if dry_run:
-        batch = _DryBatch(store, actor, "tix update")
+        batch = DryBatch(store, None, actor, "tix update --dry-run")
         return _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, True, True)
     with store.writing(actor=actor, via="tix update") as batch:
         return _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, confirmed, False)

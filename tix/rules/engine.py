@@ -29,7 +29,7 @@ from tix.rules.conditions import Context
 from tix.rules.loader import RuleSet, load_rules
 from tix.rules.site import Site
 from tix.rules.templates import Templates
-from tix.store import Store
+from tix.store import DryBatch, Store
 from tix.store.log import iso, utcnow
 
 INTAKE_TYPES = ("ticket.created", "message.received", "ticket.note")
@@ -61,34 +61,6 @@ class RouteResult:
 
 
 # -- batches ---------------------------------------------------------------------------------
-class DryBatch:
-    """Collects the events a run would write, writing nothing (`--dry-run`, explain, rules test)."""
-
-    def __init__(self, store: Store, reader, actor="system", via="tix route --dry-run"):
-        self.store, self.reader, self.actor, self.via = store, reader, actor, via
-        self.written: list[dict] = []
-        self.pending = self.written
-        last = store.log.last_event()
-        self.seq = last["seq"] if last else 0
-
-    def emit(self, type, ticket=None, contact=None, data=None, why=None, actor=None, ts=None) -> dict:
-        self.seq += 1
-        ev = {"seq": self.seq, "ts": ts or iso(utcnow()), "actor": actor or self.actor, "via": self.via,
-              "type": type}
-        if ticket is not None:
-            ev["ticket"] = ticket
-        if contact is not None:
-            ev["contact"] = contact
-        ev["data"] = data or {}
-        if why:
-            ev["why"] = why
-        self.written.append(ev)
-        return ev
-
-    def flush(self):
-        return None
-
-
 class AsRule:
     """A batch whose events are recorded with actor `rule:NAME` (and the run's time)."""
 

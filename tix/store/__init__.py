@@ -363,6 +363,21 @@ class Batch:
         return pos
 
 
+class DryBatch(Batch):
+    """A batch that computes its events and writes nothing (--dry-run, explain, rules test).
+
+    Its events stay in `pending`; `reader` may be given to plan against a view already read.
+    """
+
+    def __init__(self, store: Store, reader: "Reader | None" = None, actor: str = "system",
+                 via: str = "tix --dry-run"):
+        super().__init__(store, actor, via)
+        self._reader = reader
+
+    def flush(self) -> None:
+        return None
+
+
 class Reader:
     """Snapshot + tail, read once. Never takes the lock; never sees a torn line."""
 
