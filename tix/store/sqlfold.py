@@ -133,9 +133,9 @@ flds AS (
 )
 SELECT a.ticket AS number,
   {final_simple},
-  list_sort(list_distinct(list_concat(
-      list_filter(coalesce(b.tags, []::VARCHAR[]), lambda x: NOT list_contains(coalesce(tags.touched, []::VARCHAR[]), x)),
-      coalesce(tags.present, []::VARCHAR[])))) AS tags,
+  CASE WHEN tags.ticket IS NULL THEN coalesce(b.tags, []::VARCHAR[]) ELSE list_sort(list_distinct(list_concat(
+      list_filter(coalesce(b.tags, []::VARCHAR[]), lambda x: NOT list_contains(tags.touched, x)),
+      coalesce(tags.present, []::VARCHAR[])))) END AS tags,
   CASE WHEN a.has_contact THEN a.contact ELSE b.contact END AS contact,
   CASE WHEN flds.ticket IS NULL THEN coalesce(CAST(b.fields AS VARCHAR), '{{}}') ELSE
     CAST(to_json(map_from_entries(list_sort(list_concat(
