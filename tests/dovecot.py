@@ -10,7 +10,11 @@ sockets, state, log). /etc/dovecot and the system service are never read or touc
 Written after the known-good setup in ../shared/services/dovecot/ (see its README for
 the pitfalls): mail processes run as `nobody` (Dovecot refuses uid 0 for mail), the
 instance directory is 0755 and the passwd file 0640 group `dovecot` (the auth process
-reads it), login processes chroot into base_dir/login, plain IMAP on loopback only.
+reads it), login processes chroot into base_dir/login, IMAP on loopback only.
+
+With `tls=True` the server also speaks TLS, with a certificate from a throwaway CA
+(`tests/certs.py`, `dc.certs.ca` is the CA's PEM): STARTTLS on `dc.port` and implicit
+TLS (IMAPS) on `dc.tls_port`. Plain login stays allowed on loopback for the other tests.
 """
 from __future__ import annotations
 
@@ -42,7 +46,8 @@ def free_port() -> int:
 
 
 class Dovecot:
-    def __init__(self, port: int | None = None, directory: str | None = None, users: int = 300):
+    def __init__(self, port: int | None = None, directory: str | None = None, users: int = 300,
+                 tls: bool = False):
         if not os.access(DOVECOT, os.X_OK):
             raise DovecotMissing(f"{DOVECOT} is missing: apt-get install -y dovecot-imapd "
                                  "(listed in tests/apt-packages.txt)")
@@ -57,6 +62,9 @@ class Dovecot:
         # within the same second as the last read would be refused: create them up front.
         self.users: dict[str, str] = {f"user{i}": PASSWORD for i in range(1, users + 1)}
         self.pid: int | None = None
+        self.tls = tls
+        self.tls_port = free_port() if tls else 0
+        self.certs = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> "Dovecot":
@@ -66,6 +74,10 @@ class Dovecot:
         os.chown(d / "mail", self.uid, self.gid)
         os.chown(d / "home", self.uid, self.gid)
         os.chmod(d, 0o755)
+        if self.tls:
+            from tests.certs import TestCA
+
+            self.certs = TestCA(d / "tls")
         self._write_passwd()
         (d / "dovecot.conf").write_text(self._config(), encoding="utf-8")
         check = subprocess.run([DOVECONF, "-c", str(d / "dovecot.conf"), "-n"], capture_output=True, text=True)
@@ -75,7 +87,7 @@ class Dovecot:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             pid = self._master_pid()
-            if pid and _port_open(self.port):
+            if pid and _port_open(self.port) and (not self.tls or _port_open(self.tls_port)):
                 self.pid = pid
                 return self
             time.sleep(0.05)
@@ -167,7 +179,7 @@ state_dir = {d}/state
 instance_name = dovecot-tix-{self.port}
 log_path = {d}/dovecot.log
 info_log_path = {d}/dovecot.log
-ssl = no
+{self._ssl_config()}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 first_valid_uid = {self.uid}
@@ -200,10 +212,17 @@ service imap-login {{
     port = {self.port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.tls_port}
   }}
 }}
 """
+
+    def _ssl_config(self) -> str:
+        if not self.tls:
+            return "ssl = no"
+        c = self.certs
+        return f"ssl = yes\nssl_cert = <{c.cert}\nssl_key = <{c.key}\nssl_min_protocol = TLSv1.2"
 
 
 def _port_open(port: int) -> bool:

@@ -101,7 +101,7 @@ def test_wrong_password_is_a_failed_source_exit_1(store, imap_user, tix):
     imap_user.deliver(make_mail())
     proc = tix("fetch", env={"TIX_TEST_IMAP_PASSWORD": "wrong"})
     assert proc.returncode == 1
-    assert proc.stderr.startswith("Error: source support: LoginError:")
+    assert proc.stderr.startswith(f"Error: source support: IMAP 127.0.0.1:{imap_user.port}: login refused for user")
     assert "wrong" not in proc.stderr  # the secret never appears
     assert store.read().max_ticket == 0
 

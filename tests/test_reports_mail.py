@@ -39,7 +39,7 @@ def test_mail_failure_is_one_line_and_nonzero(report_store, tix):
     _outbound(report_store, 1)  # nothing listens on port 1
     proc = tix("report", "weekly", "--mail-to", "lead@example.co.id")
     assert proc.returncode == 1
-    assert proc.stderr.startswith("Error: cannot send by SMTP (127.0.0.1 port 1): ConnectionRefusedError")
+    assert proc.stderr.startswith("Error: cannot send by SMTP: SMTP 127.0.0.1:1 unreachable: Connection refused")
     assert len(proc.stderr.splitlines()) == 1
 
 

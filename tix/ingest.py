@@ -33,6 +33,7 @@ from pathlib import Path
 from tix import quarantine, tickets
 from tix.channels import base, mailparse
 from tix.channels.index import MailIndex
+from tix.errors import TixError
 from tix.store.log import fsync_dir, iso, utcnow
 
 EVENT_TEXT_LIMIT = 16_000  # characters of text per event (`text_truncated`); the raw file keeps all
@@ -215,7 +216,7 @@ class Intake:
         try:
             source = base.open_source(self.store, spec)
         except Exception as exc:  # noqa: BLE001
-            rep.errors.append(f"source {spec['name']}: {_msg(exc)}")
+            rep.errors.append(_source_error(spec, exc))
             return rep
         source.seen_key = lambda k: self.index.seen(k) or k in self.index.qkeys
         try:
@@ -229,7 +230,7 @@ class Intake:
             rep.left = source.left
         except Exception as exc:  # noqa: BLE001 - the source failed: say so, keep what is stored
             self.sync()
-            rep.errors.append(f"source {spec['name']}: {_msg(exc)}")
+            rep.errors.append(_source_error(spec, exc))
         finally:
             source.close()
         return rep
@@ -566,8 +567,15 @@ def _parse_ts(value) -> datetime | None:
         return None
 
 
+def _source_error(spec: dict, exc: Exception) -> str:
+    text, label = _msg(exc), f"source {spec['name']}:"
+    return text if text.startswith(label) else f"{label} {text}"
+
+
 def _msg(exc: Exception) -> str:
     text = " ".join(str(exc).split())
+    if isinstance(exc, TixError):  # already one line for a person
+        return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

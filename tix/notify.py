@@ -324,27 +324,18 @@ class _SmtpSender:
 
     def connect(self):
         import smtplib
-        import ssl
+
+        from tix.channels.smtp import DEFAULT_PORTS, connect, describe_error
 
         spec = self.settings()
         host, security = str(spec["host"]), str(spec.get("security") or "starttls").lower()
-        port = int(spec.get("port") or (465 if security == "ssl" else 587 if security == "starttls" else 25))
-        timeout = float(spec.get("timeout") or 15)
+        port = int(spec.get("port") or DEFAULT_PORTS.get(security, 587))
         try:
-            if security == "ssl":
-                conn = smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
-            else:
-                conn = smtplib.SMTP(host, port, timeout=timeout)
-                if security == "starttls":
-                    conn.starttls(context=ssl.create_default_context())
-            if spec.get("user"):
-                from tix.config import read_secret
-
-                conn.login(str(spec["user"]), read_secret(spec, "password") or "")
+            conn = connect(spec, timeout=float(spec.get("timeout") or 15))
         except smtplib.SMTPAuthenticationError as exc:
             raise SendTemporary(f"SMTP {host}:{port}: login refused ({exc.smtp_code})") from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise SendTemporary(f"SMTP {host}:{port} unreachable: {exc.__class__.__name__}: {exc}") from None
+            raise SendTemporary(describe_error(exc, spec)) from None
         except UsageError as exc:
             raise SendTemporary(f"SMTP {host}:{port}: {exc}") from None
         return conn

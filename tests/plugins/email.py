@@ -68,23 +68,44 @@ def imap_user(dovecot, monkeypatch):
 
 
 class SmtpServer:
-    def __init__(self):
+    """aiosmtpd on loopback. `tls="starttls"` offers (and requires) STARTTLS, `tls="ssl"`
+    is implicit TLS; `login=(user, password)` requires AUTH (only ever over TLS). Each
+    received message records whether its session was encrypted and who logged in."""
+
+    def __init__(self, tls: str | None = None, certs=None, login: tuple[str, str] | None = None):
         self.messages: list[dict] = []
         self.reply_code: str | None = None
         self.port = free_port()
         self.controller = None
+        self.tls, self.certs, self.login = tls, certs, login
 
     async def handle_DATA(self, server, session, envelope):
         if self.reply_code:
             return self.reply_code
         self.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
-                              "data": bytes(envelope.original_content or envelope.content)})
+                              "data": bytes(envelope.original_content or envelope.content),
+                              "tls": server.transport.get_extra_info("ssl_object") is not None,
+                              "login": session.auth_data})
         return "250 Message accepted for delivery"
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult
+
+        ok = self.login is not None and (auth_data.login.decode(), auth_data.password.decode()) == self.login
+        return AuthResult(success=ok, auth_data=auth_data.login.decode() if ok else None)
 
     def start(self):
         from aiosmtpd.controller import Controller
 
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        kw = {}
+        if self.tls == "starttls":
+            kw.update(tls_context=self.certs.context(), require_starttls=True)
+        elif self.tls == "ssl":
+            kw.update(ssl_context=self.certs.context())
+        if self.login:
+            # aiosmtpd only knows of STARTTLS; an implicit-TLS session is encrypted anyway
+            kw.update(authenticator=self._authenticate, auth_required=True, auth_require_tls=self.tls != "ssl")
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **kw)
         self.controller.start()
         return self
 
@@ -92,9 +113,13 @@ class SmtpServer:
         if self.controller is not None:
             self.controller.stop()
 
-    def outbound_yaml(self) -> str:
-        return ("outbound:\n  host: 127.0.0.1\n  port: %d\n  security: plain\n"
-                "  from: \"Toko Support <support@toko.example>\"\n  auto_reply_cap: 2\n" % self.port)
+    def outbound_yaml(self, **extra) -> str:
+        security = self.tls or "plain"
+        text = ("outbound:\n  host: 127.0.0.1\n  port: %d\n  security: %s\n"
+                "  from: \"Toko Support <support@toko.example>\"\n  auto_reply_cap: 2\n" % (self.port, security))
+        if self.login:
+            text += f"  user: {self.login[0]}\n  password_env: TIX_TEST_SMTP_PASSWORD\n"
+        return text + "".join(f"  {k}: {v}\n" for k, v in extra.items())
 
 
 @pytest.fixture

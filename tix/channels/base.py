@@ -30,7 +30,8 @@ _COMMON = {"name": str, "type": str, "address": str, "team": str, "after": str, 
            "attachment_limit": int, "auto_messages": str, "priority": str}
 SCHEMAS: dict[str, dict] = {
     "imap": {**_COMMON, "host": str, "port": int, "security": str, "user": str, "password_env": str,
-             "password_file": str, "folders": list, "move_to": str, "batch": int, "timeout": float},
+             "password_file": str, "folders": list, "move_to": str, "batch": int, "timeout": float,
+             "ca_file": str},
     "maildir": {**_COMMON, "path": str, "batch": int},
     "mbox": {**_COMMON, "path": str, "batch": int},
 }

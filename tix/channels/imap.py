@@ -18,9 +18,14 @@ import ssl
 
 from tix.channels.base import RawItem, Source, as_list
 from tix.config import read_secret
-from tix.errors import UsageError
+from tix import tls
+from tix.errors import TixError, UsageError
 
 SEEN = b"\\Seen"
+
+
+class SourceError(TixError):
+    """The server could not be reached, refused the login or failed TLS (one line)."""
 
 
 class ImapSource(Source):
@@ -36,19 +41,28 @@ class ImapSource(Source):
     # -- connection -------------------------------------------------------------------------
     def connect(self):
         from imapclient import IMAPClient
+        from imapclient.exceptions import LoginError
 
         spec = self.spec
         password = read_secret(spec, "password")
         if password is None:
             raise UsageError(f"source {self.name}: no password (set password_env or password_file)")
         security = spec.get("security") or "ssl"
+        host = str(spec["host"])
         port = int(spec.get("port") or (993 if security == "ssl" else 143))
-        context = ssl.create_default_context()
-        client = IMAPClient(str(spec["host"]), port=port, ssl=security == "ssl", ssl_context=context,
-                            timeout=float(spec.get("timeout") or 60))
-        if security == "starttls":
-            client.starttls(context)
-        client.login(str(spec["user"]), password)
+        context = tls.client_context(spec, f"source {self.name}") if security != "plain" else None
+        try:
+            client = IMAPClient(host, port=port, ssl=security == "ssl", ssl_context=context,
+                                timeout=float(spec.get("timeout") or 60))
+            if security == "starttls":
+                client.starttls(context)
+            client.login(str(spec["user"]), password)
+        except LoginError:
+            raise SourceError(f"IMAP {host}:{port}: login refused for user {spec['user']}") from None
+        except ssl.SSLError as exc:
+            raise SourceError(tls.describe(exc, host, port)) from None
+        except OSError as exc:
+            raise SourceError(f"cannot connect to IMAP {host}:{port}: {exc.strerror or exc}") from None
         self.client = client
         return client
 

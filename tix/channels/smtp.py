@@ -26,15 +26,15 @@ import re
 import secrets
 import smtplib
 import socket
-import ssl
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 
+from tix import tls
 from tix.errors import ChannelStopped, Problem, SendPermanent, SendTemporary, UsageError
 
 KEYS = {"host": str, "port": int, "security": str, "user": str, "password_env": str, "password_file": str,
-        "from": str, "auto_reply_cap": int, "timeout": (int, float), "x_loop": str}
+        "from": str, "auto_reply_cap": int, "timeout": (int, float), "x_loop": str, "ca_file": str}
 SECURITY = ("starttls", "ssl", "plain")
 
 
@@ -168,6 +168,8 @@ def send_item(store, item: dict) -> dict:
     except smtplib.SMTPAuthenticationError as exc:
         _drop()
         raise ChannelStopped(f"SMTP authentication failed ({exc.smtp_code})") from None
+    except UsageError as exc:  # configuration: a missing password variable or ca_file
+        raise ChannelStopped(str(exc)) from None
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [c for c, _ in exc.recipients.values()]
         if codes and all(c >= 500 for c in codes):
@@ -180,7 +182,7 @@ def send_item(store, item: dict) -> dict:
         raise SendTemporary(f"deferred by the SMTP server: {exc.smtp_code} {_text(exc.smtp_error)}") from None
     except (smtplib.SMTPException, OSError, socket.timeout) as exc:
         _drop()
-        raise SendTemporary(f"SMTP {out.get('host')}:{out.get('port')}: {type(exc).__name__}: {exc}") from None
+        raise SendTemporary(describe_error(exc, out)) from None
     if refused and len(refused) == len(rcpts):
         raise SendPermanent(f"recipients refused: {_refusals(refused)}")
     return {"provider_id": item.get("message_id"), "refused": sorted(refused) if refused else []}
@@ -195,24 +197,53 @@ def _connection(out: dict):
         except smtplib.SMTPException:
             pass
         _drop()
+    conn = connect(out)
+    _CONN["conn"] = conn
+    return conn
+
+
+DEFAULT_PORTS = {"ssl": 465, "starttls": 587, "plain": 25}
+
+
+def connect(out: dict, timeout: float | None = None) -> smtplib.SMTP:
+    """An SMTP connection by the `outbound:` settings: TLS verified (`tix.tls`), logged in.
+
+    The one way tix connects to its SMTP server (replies, SLA notifications, reports).
+    Raises smtplib/OSError exceptions for the caller to classify; a TLS failure is an
+    `ssl.SSLError` whose one-line description is `tix.tls.describe`.
+    """
     from tix.config import read_secret
 
-    security = out.get("security") or "starttls"
+    security = str(out.get("security") or "starttls").lower()
     host = str(out["host"])
-    port = int(out.get("port") or (465 if security == "ssl" else 587))
-    timeout = float(out.get("timeout") or 30)
-    context = ssl.create_default_context()
+    port = int(out.get("port") or DEFAULT_PORTS.get(security, 587))
+    timeout = float(timeout or out.get("timeout") or 30)
+    context = tls.client_context(out, "outbound") if security != "plain" else None
     if security == "ssl":
         conn = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
     else:
         conn = smtplib.SMTP(host, port, timeout=timeout)
+    try:
         if security == "starttls":
             conn.starttls(context=context)
-    if out.get("user"):
-        password = read_secret(out, "password")
-        conn.login(str(out["user"]), password or "")
-    _CONN["conn"] = conn
+        if out.get("user"):
+            conn.login(str(out["user"]), read_secret(out, "password") or "")
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def describe_error(exc: BaseException, out: dict) -> str:
+    """One line for a failed connection (TLS reason spelled out; never a secret)."""
+    security = str(out.get("security") or "starttls").lower()
+    host, port = out.get("host"), int(out.get("port") or DEFAULT_PORTS.get(security, 587))
+    known = tls.describe(exc, str(host), port)
+    if known:
+        return known
+    if isinstance(exc, OSError) and not isinstance(exc, smtplib.SMTPException):
+        return f"SMTP {host}:{port} unreachable: {exc.strerror or exc}"
+    return f"SMTP {host}:{port}: {type(exc).__name__}: {exc}"
 
 
 def _drop() -> None:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import smtplib
 import socket
-import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from tix.config import read_secret
+from tix.channels.smtp import DEFAULT_PORTS, connect, describe_error
 from tix.errors import SendPermanent, SendTemporary, UsageError
 
 SECURITY = ("starttls", "ssl", "plain")
@@ -29,9 +28,7 @@ def outbound_settings(config) -> dict:
     sender = spec.get("from")
     if not sender:
         raise UsageError(f"{config.path}: outbound.from is required to send reports")
-    port = int(spec.get("port") or (465 if security == "ssl" else 587 if security == "starttls" else 25))
-    return {"host": str(spec["host"]), "port": port, "security": security, "user": spec.get("user"),
-            "password": read_secret(spec, "password") if spec.get("user") else None, "from": str(sender)}
+    return {**spec, "security": security, "from": str(sender)}
 
 
 def build_message(sender: str, to: list[str], subject: str, text: str, html: str) -> EmailMessage:
@@ -51,28 +48,21 @@ def send(config, to: list[str], subject: str, text: str, html: str, timeout: flo
     """Send the report; return its Message-ID. SendTemporary/SendPermanent on failure."""
     s = outbound_settings(config)
     msg = build_message(s["from"], to, subject, text, html)
+    where = f"cannot send by SMTP ({s['host']} port {s.get('port') or DEFAULT_PORTS[s['security']]})"
     try:
-        if s["security"] == "ssl":
-            smtp = smtplib.SMTP_SSL(s["host"], s["port"], timeout=timeout, context=ssl.create_default_context())
-        else:
-            smtp = smtplib.SMTP(s["host"], s["port"], timeout=timeout)
-        with smtp:
-            if s["security"] == "starttls":
-                smtp.starttls(context=ssl.create_default_context())
-            if s["user"]:
-                smtp.login(str(s["user"]), s["password"] or "")
+        with connect(s, timeout=timeout) as smtp:
             refused = smtp.send_message(msg)
     except smtplib.SMTPAuthenticationError as exc:
-        raise SendPermanent(f"cannot send by SMTP ({s['host']} port {s['port']}): login refused ({exc.smtp_code})") from None
+        raise SendPermanent(f"{where}: login refused ({exc.smtp_code})") from None
     except smtplib.SMTPRecipientsRefused as exc:
-        raise SendPermanent(f"cannot send by SMTP ({s['host']} port {s['port']}): recipients refused: {', '.join(exc.recipients)}") from None
+        raise SendPermanent(f"{where}: recipients refused: {', '.join(exc.recipients)}") from None
     except smtplib.SMTPResponseException as exc:
         err = SendPermanent if 500 <= exc.smtp_code < 600 else SendTemporary
-        raise err(f"cannot send by SMTP ({s['host']} port {s['port']}): {exc.smtp_code} {_text(exc.smtp_error)}") from None
+        raise err(f"{where}: {exc.smtp_code} {_text(exc.smtp_error)}") from None
     except (smtplib.SMTPException, OSError, socket.timeout) as exc:
-        raise SendTemporary(f"cannot send by SMTP ({s['host']} port {s['port']}): {exc.__class__.__name__}: {exc}") from None
+        raise SendTemporary(f"cannot send by SMTP: {describe_error(exc, s)}") from None
     if refused:
-        raise SendPermanent(f"cannot send by SMTP ({s['host']} port {s['port']}): recipients refused: {', '.join(refused)}")
+        raise SendPermanent(f"{where}: recipients refused: {', '.join(refused)}")
     return msg["Message-ID"]
 
 
