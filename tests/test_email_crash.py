@@ -66,11 +66,13 @@ def test_sigkill_during_fetch_loses_and_duplicates_nothing(store, imap_user):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         # kill at a random moment: half the time during start-up/the first fetch, else just
         # after some chunk was fsynced (so that every kill lands mid-run, however fast it is)
+        # (a chunk of 80 takes well under 0.1 s: the window is short, or the 2,000
+        # messages would all be stored before 20 kills)
         if rng.random() < 0.5:
-            time.sleep(rng.uniform(0.1, 0.8))
+            time.sleep(rng.uniform(0.05, 0.5))
         else:
             _wait_for_progress(store, proc)
-            time.sleep(rng.uniform(0.0, 0.08))
+            time.sleep(rng.uniform(0.0, 0.02))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1

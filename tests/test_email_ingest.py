@@ -9,6 +9,7 @@ import pytest
 
 from tests.plugins.email import add_config, make_mail
 from tix import quarantine
+from tix.channels.base import read_raw
 from tix.ingest import fetch_all
 
 NOW = datetime(2026, 11, 20, 4, 0, tzinfo=timezone.utc)
@@ -47,7 +48,8 @@ def test_new_ticket_event_carries_the_message_contract(md_store):
     assert d["from_name"] == "Sari Wulandari" and d["cc"] == ["budi@pelanggan.example"]
     assert d["text"].startswith("Halo, pesanan saya INV-1001") and d["auto"] is False and d["auto_reason"] is None
     assert d["inbox"] == "support@toko.example" and d["channel"] == "email" and d["language"] is None
-    assert (md_store.root / d["raw"]).read_bytes() == (md_store.md / "cur" / "00001.test:2,S").read_bytes()
+    assert read_raw(md_store, d) == (md_store.md / "cur" / "00001.test:2,S").read_bytes()
+    assert d["raw"].endswith(".pack") and d["raw_span"][1] == len(read_raw(md_store, d))
     t = md_store.ticket(1)
     assert t["channel"] == "email" and t["team"] == "support" and t["inbox"] == "support@toko.example"
     assert t["messages_in"] == 1 and md_store.read().contact(t["contact"])["emails"] == ["sari@pelanggan.example"]

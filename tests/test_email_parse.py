@@ -13,6 +13,7 @@ import pytest
 
 from tests.plugins.email import add_config
 from tix import quarantine
+from tix.channels.base import read_raw
 from tix.channels import mailparse as mp
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "email"
@@ -60,7 +61,7 @@ def test_every_corpus_message_ingests_as_ticket_or_quarantine(store, tmp_path, t
     for key, ev in stored.items():
         name = key.split(":", 2)[2]
         original = next(p for i, p in enumerate(files) if f"{i:04d}.{p.parent.name}.{p.name}" == name)
-        assert (store.root / ev["data"]["raw"]).read_bytes() == original.read_bytes()
+        assert read_raw(store, ev["data"]) == original.read_bytes()
     again = tix("fetch")
     assert again.returncode == 0 and again.stderr == ""
 

@@ -101,6 +101,25 @@ def as_list(items) -> list[RawItem]:
     return [items] if isinstance(items, RawItem) else list(items)
 
 
+def read_raw(store, data: dict) -> bytes:
+    """The bytes of a stored message, exactly as received, from its event's data.
+
+    `raw` is a path under the store; with `raw_span: [offset, length]` the message is that
+    byte range of a pack file (email intake writes one pack per fetched batch).
+    """
+    path = store.root / data["raw"]
+    span = data.get("raw_span")
+    if not span:
+        return path.read_bytes()
+    offset, length = int(span[0]), int(span[1])
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        out = fh.read(length)
+    if len(out) != length:
+        raise OSError(f"{data['raw']}: {length} bytes at {offset} expected, {len(out)} found")
+    return out
+
+
 def open_source(store, spec: dict) -> Source:
     module, cls = TYPES[spec["type"]].split(":")
     return getattr(importlib.import_module(module), cls)(store, spec)

@@ -38,7 +38,8 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
   bookkeeping types `ticket.routed`, `outbox.sent`, `outbox.failed`, `message.status`).
 - Data of the message events, as written by the channels: `message.received` has
   `message` (the idempotency key), `channel`, `message_id`, `from`, `from_name`, `to`,
-  `cc`, `subject`, `text` (new text), `text_full`, `html`, `raw` (path under `messages/`),
+  `cc`, `subject`, `text` (new text), `text_full`, `html`, `raw` (path under `messages/`;
+  with `raw_span` [offset, length] a byte range of a pack file: `channels.base.read_raw`),
   `attachments` (`name`, `type`, `size`, `sha256` or null when over the size limit),
   `auto`/`auto_reason`, `language`, `inbox`, `date`, `source`, `source_key`, `reply_to`,
   `calendar`, `text_truncated`; WhatsApp adds `wa_type`, `context`, `from_user_id`.
@@ -386,23 +387,25 @@ class Reader:
         self.meta = store.snapshot.meta()
         start = store.snapshot.position(self.meta)
         self.tail: list[dict] = []
-        self.tail_raw: list[bytes] = []
+        self.tail_lines = 0  # lines in the tail (a refresh decodes only some of them)
         self.fold_tickets = fold_tickets
+        self.start = start
         self.end = start or Position("", 0)
         self.last_seq = (self.meta or {}).get("seq", 0)
         loads = orjson.loads
+        last = None
         for raw, seg, off in store.log.read_raw(start):
             if fold_tickets:
                 self.tail.append(loads(raw))
-            else:  # a refresh: the tickets fold in SQL from the raw lines; decode only what Python folds
-                self.tail_raw.append(raw)
-                if _NEEDED_BY_REFRESH.search(raw):
-                    self.tail.append(loads(raw))
+            elif _NEEDED_BY_REFRESH.search(raw):
+                # a refresh: tickets fold in SQL from the log itself (`_fold_tickets_sql`),
+                # so the tail is never held in memory; decode only what Python folds
+                self.tail.append(loads(raw))
+            last = raw
+            self.tail_lines += 1
             self.end = Position(seg, off)
-        if self.tail_raw:
-            self.last_seq = loads(self.tail_raw[-1])["seq"]
-        elif self.tail:
-            self.last_seq = self.tail[-1]["seq"]
+        if last is not None:
+            self.last_seq = loads(last)["seq"]
         self.state = self._fold_tail()
         tail_max = max((ev["ticket"] for ev in self.tail if ev["type"] == "ticket.created"), default=0)
         self.max_ticket = max(self.state.max_ticket, tail_max, (self.meta or {}).get("max_ticket", 0))
@@ -483,7 +486,7 @@ class Reader:
         Only the delta is rewritten: the old delta's rows the tail did not touch, plus the
         tail's rows. When the delta outgrows a quarter of the base, both become a new base.
         """
-        if not self.tail and not self.tail_raw and self.meta:
+        if not self.tail_lines and self.meta:
             return self.meta
         import duckdb
 
@@ -512,9 +515,12 @@ class Reader:
 
         fd, tmp = tempfile.mkstemp(prefix="tail-", suffix=".jsonl", dir=self.store.path("state"))
         try:
-            with os.fdopen(fd, "wb") as fh:
-                for raw in self.tail_raw:
-                    fh.write(raw + b"\n")
+            with os.fdopen(fd, "wb") as fh:  # the tail's ticket events, streamed from the log
+                for raw, _seg, _off in self.store.log.read_raw(self.start):
+                    if b'"ticket":' in raw:
+                        fh.write(_fold_line(raw))
+                    if (_seg, _off) == (self.end.segment, self.end.offset):
+                        break
             snap = self.snapshot_sql("tickets")
             base = f"({snap})" if snap else None
             con.execute(f"CREATE TEMP TABLE _new_tickets AS {ticket_select_sql(events_source(tmp), base)}")
@@ -547,6 +553,16 @@ class Reader:
 # Events a snapshot refresh decodes in Python: contacts (folded in Python) and new tickets
 # (for the highest number); everything else only goes to DuckDB as raw lines.
 _NEEDED_BY_REFRESH = re.compile(rb'"type"\s*:\s*"(?:contact\.|ticket\.created")')
+
+def _fold_line(raw: bytes) -> bytes:
+    """The line as the SQL fold needs it: a message's data (its text: most of the log's
+    bytes) is not read by the fold, so it is left out of what DuckDB parses."""
+    if b'"type":"message.received"' in raw[:400]:
+        cut = raw.find(b',"data":')  # top-level: a quote inside a JSON string is escaped
+        if cut > 0:
+            return raw[:cut] + b',"data":{}}\n'
+    return raw + b"\n"
+
 
 # A delta smaller than this is never worth compacting into the base.
 COMPACT_MIN_ROWS = 50000
