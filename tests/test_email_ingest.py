@@ -298,3 +298,31 @@ def test_auto_reply_to_machines_is_suppressed(md_store):
         res = queue(b, dict(b.reader.ticket(1)), "email", "Terima kasih", auto=True)
     assert res["state"] == "suppressed"
     assert events(md_store, "message.sent") == []
+
+
+def test_replies_to_older_tickets_thread_after_snapshot_refreshes_within_the_run(md_store, monkeypatch):
+    """A long run refreshes the snapshot as it goes (old generations are pruned): the run
+    must still find tickets from before it, and never quarantine their replies."""
+    import tix.ingest
+
+    drop(md_store, make_mail(subject="Lama", msgid="<old@pelanggan.example>"))
+    assert fetch_all(md_store, now=NOW).stored == 1
+    md_store.refresh_snapshot()  # the snapshot's base
+    drop(md_store, make_mail(subject="Kedua", msgid="<second@pelanggan.example>", frm="B <b@pelanggan.example>"))
+    assert fetch_all(md_store, now=NOW).stored == 1
+    md_store.refresh_snapshot()  # and a delta: the files the run's first reader reads
+    monkeypatch.setattr(tix.ingest, "SNAPSHOT_BYTES", 1)  # refresh after every batch
+    add_config(md_store, "")
+    spec = md_store.config.section("channels")[0]
+    spec["batch"] = 2
+    for i in range(6):
+        drop(md_store, make_mail(subject=f"Baru {i}", msgid=f"<new{i}@x>", frm=f"P{i} <p{i}@pelanggan.example>"))
+    drop(md_store, make_mail(subject="Re: Lama", msgid="<re@pelanggan.example>", in_reply_to="<old@pelanggan.example>"))
+    metas = []
+    real = md_store.refresh_snapshot
+    monkeypatch.setattr(md_store, "refresh_snapshot", lambda: metas.append(real()) or metas[-1])
+    rep = fetch_all(md_store, now=NOW)
+    assert len(metas) >= 3  # the reader of the run's start is two generations old by the reply
+    assert (rep.stored, rep.quarantined, rep.errors) == (7, 0, [])  # not one reply quarantined
+    (reply,) = [e for e in events(md_store, "message.received") if e["data"]["message_id"] == "<re@pelanggan.example>"]
+    assert reply["ticket"] == 1 and md_store.ticket(1)["messages_in"] == 2

@@ -123,34 +123,55 @@ class Parser:
     """
 
     MIN_POOL = 64
-    MAIN_SHARE = float(os.environ.get("TIX_PARSE_MAIN_SHARE") or 1.0)  # relative to one worker's 1.0
+    MAIN_SHARE = float(os.environ.get("TIX_PARSE_MAIN_SHARE") or 0.5)  # relative to one worker's 1.0
 
     def __init__(self, own):
         self.own = own
         self.procs: list = []
+        self.pending = 0  # jobs submitted and not yet collected
         env = os.environ.get("TIX_PARSE_WORKERS")
         self.workers = int(env) if env and env.isdigit() else min((os.cpu_count() or 1) - 1, 3)
 
     def parse_many(self, raws: list[bytes]) -> list:
+        return self.collect(self.submit(raws))
+
+    def submit(self, raws: list[bytes]):
+        """Hand the workers their share of a chunk now; `collect` later returns it parsed.
+
+        Called by the prefetch thread, so the workers parse chunk N+1 while this process
+        stores chunk N. Jobs must be collected in the order they were submitted.
+        """
         if self.workers < 1 or len(raws) < self.MIN_POOL:
-            return [None] * len(raws)  # parsed one by one in `process`
+            return (raws, [], len(raws))  # parsed one by one in `process`
+        self.pending += 1
         import pickle
 
         from tix.channels import parseworker
 
         procs = self._start()
-        # This process also writes files and events, so it parses a smaller share.
+        # This process also stores the messages, so it parses a smaller share.
         mine = int(len(raws) * self.MAIN_SHARE / (self.MAIN_SHARE + len(procs)))
         share = -(-(len(raws) - mine) // len(procs))
-        slices = [raws[:mine]] + [raws[i:i + share] for i in range(mine, len(raws), share)]
-        for proc, part in zip(procs, slices[1:]):
+        slices = [raws[i:i + share] for i in range(mine, len(raws), share)]
+        for proc, part in zip(procs, slices):
             parseworker.write_frame(proc.stdin, pickle.dumps((part, self.own), protocol=pickle.HIGHEST_PROTOCOL))
-        out = [parseworker.parse_one(r, self.own) for r in slices[0]]
-        for proc, _part in zip(procs, slices[1:]):
+        return (raws[:mine], procs[:len(slices)], None)
+
+    def collect(self, job) -> list:
+        import pickle
+
+        from tix.channels import parseworker
+
+        mine, procs, local = job
+        if local is not None:
+            return [None] * local
+        out = [parseworker.parse_one(r, self.own) for r in mine]
+        for proc in procs:
             frame = parseworker.read_frame(proc.stdout)
             if frame is None:
                 raise RuntimeError(f"parse worker {proc.pid} died (exit {proc.poll()})")
             out += pickle.loads(frame)
+        self.pending -= 1
         return out
 
     def _start(self) -> list:
@@ -163,7 +184,9 @@ class Parser:
         return self.procs
 
     def close(self, failed: bool = False) -> None:
+        """Stop the workers (killed when `failed`); new ones start on the next `submit`."""
         procs, self.procs = self.procs, []
+        self.pending = 0
         for proc in procs:
             try:
                 proc.stdin.close()  # end of input: the worker exits
@@ -178,6 +201,63 @@ class Parser:
                 proc.kill()
             if proc.stdout:
                 proc.stdout.close()
+
+
+class Prefetch:
+    """A source's `chunks()` run in a thread, up to `depth` chunks ahead of the store.
+
+    Each chunk is handed to `submit` (the parse workers) as soon as it is fetched, so
+    fetching (IMAP waits on the server and the socket), parsing (the workers) and storing
+    (this thread) overlap. Iterating yields `(chunk, job)` in source order; an error of
+    the source is raised here, in the caller's thread. The source's `ack` is called from
+    the caller's thread while the next chunks are fetched (sources allow that).
+    """
+
+    def __init__(self, chunks, submit, depth: int = 2):
+        import queue
+        import threading
+
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(chunks, submit), name="tix-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self, chunks, submit) -> None:
+        try:
+            for chunk in chunks:
+                job = submit([it.raw for it in chunk])
+                if not self._put(("chunk", chunk, job)):
+                    return
+            self._put(("end", None, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            self._put(("error", exc, None))
+
+    def _put(self, item) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self):
+        while True:
+            kind, value, job = self._queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value, job
+
+    def stop(self) -> None:
+        """Ask the thread to stop at its next chunk (a blocked read ends with the source)."""
+        self._stop.set()
+
+    def join(self) -> None:
+        self._thread.join(timeout=30)
 
 
 class Intake:
@@ -222,9 +302,10 @@ class Intake:
             rep.errors.append(_source_error(spec, exc))
             return rep
         source.seen_key = lambda k: self.index.seen(k) or k in self.index.qkeys
+        chunks = Prefetch(source.chunks(budget), self.parser.submit)
         try:
-            for chunk in source.chunks(budget):
-                parsed = self.parser.parse_many([it.raw for it in chunk])
+            for chunk, job in chunks:
+                parsed = self.parser.collect(job)
                 for item, pre in zip(chunk, parsed):
                     outcome = self.process(item, spec, pre=pre)
                     setattr(rep, outcome, getattr(rep, outcome) + 1)
@@ -235,7 +316,11 @@ class Intake:
             self.sync()
             rep.errors.append(_source_error(spec, exc))
         finally:
-            source.close()
+            chunks.stop()
+            source.close()  # also ends a fetch the thread may still be blocked in
+            chunks.join()
+            if self.parser.pending:  # chunks given to the workers and never collected
+                self.parser.close(failed=True)
         return rep
 
     def sync(self) -> None:
@@ -270,7 +355,10 @@ class Intake:
             try:
                 self.store.refresh_snapshot()
             except Exception:  # noqa: BLE001 - the snapshot is only a cache: intake goes on
-                pass
+                return
+            # The run's reader reads the snapshot of the run's start, whose files a second
+            # refresh prunes: read the new one (the run's own tickets are in `self.rows`).
+            self.batch._reader = None
 
     @property
     def ts(self) -> str | None:
@@ -294,7 +382,7 @@ class Intake:
             if replay:
                 raise
             return self.quarantine(item, raw, str(exc), mailparse.content_key(raw))
-        ckey = mailparse.content_key(raw, parsed.message_id)
+        ckey = parsed.key or mailparse.content_key(raw, parsed.message_id)
         if parsed.message_id in self.index.sent:  # our own reply (a Bcc or Sent copy): already stored
             if item.key:
                 self.index.keys.add(item.key)

@@ -8,6 +8,10 @@ after `tix.ingest` has fsynced a batch does `ack` flag, move or delete those mes
 and advance the cursor. A changed UIDVALIDITY resets the cursor: the folder is read
 again from the start and the content keys make every already-stored message a no-op.
 
+Two connections per run: one fetches (in `tix.ingest`'s prefetch thread, a batch or two
+ahead of the store), the other acknowledges what has been stored, so neither waits for
+the other. The cursor is shared between them under a lock.
+
 The source key of a message is `imap:<source>:<folder>:<uidvalidity>:<uid>`.
 """
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import ssl
+import threading
 
 from tix.channels.base import RawItem, Source, as_list
 from tix.config import read_secret
@@ -33,13 +38,21 @@ class ImapSource(Source):
 
     def __init__(self, store, spec):
         super().__init__(store, spec)
-        self.client = None
+        self.client = None  # fetches (in tix.ingest's prefetch thread)
         self.folder: str | None = None
+        self.acker = None  # flags, moves, deletes (in the storing thread): a second connection
+        self.ack_folder: str | None = None
         self.cursor_path = store.path("state", "imap", f"{self.name}.json")
         self.cursor = self._load_cursor()
+        self._cursor_lock = threading.Lock()
 
     # -- connection -------------------------------------------------------------------------
     def connect(self):
+        self.client = self._open()
+        return self.client
+
+    def _open(self):
+        """A new logged-in connection."""
         from imapclient import IMAPClient
         from imapclient.exceptions import LoginError
 
@@ -63,16 +76,20 @@ class ImapSource(Source):
             raise SourceError(tls.describe(exc, host, port)) from None
         except OSError as exc:
             raise SourceError(f"cannot connect to IMAP {host}:{port}: {exc.strerror or exc}") from None
-        self.client = client
         return client
 
     def close(self) -> None:
-        if self.client is not None:
-            try:
-                self.client.logout()
-            except Exception:  # noqa: BLE001 - closing a dead connection
-                pass
-            self.client = None
+        for attr in ("acker", "client"):
+            client = getattr(self, attr)
+            setattr(self, attr, None)
+            if client is not None:
+                try:
+                    client.logout()
+                except Exception:  # noqa: BLE001 - closing a dead connection
+                    try:
+                        client.shutdown()
+                    except Exception:  # noqa: BLE001
+                        pass
 
     # -- fetching ---------------------------------------------------------------------------
     def folders(self) -> list[str]:
@@ -96,12 +113,13 @@ class ImapSource(Source):
         info = client.select_folder(folder)
         self.folder = folder
         validity = int(info.get(b"UIDVALIDITY") or 0)
-        cur = self.cursor.get(folder) or {}
-        if cur.get("uidvalidity") != validity:
-            # New folder, or the server renumbered it: read it all again, safely (keys dedupe).
-            cur = {"uidvalidity": validity, "last_uid": 0}
-            self.cursor[folder] = cur
-        last = int(cur.get("last_uid") or 0)
+        with self._cursor_lock:
+            cur = self.cursor.get(folder) or {}
+            if cur.get("uidvalidity") != validity:
+                # New folder, or the server renumbered it: read it all again, safely (keys dedupe).
+                cur = {"uidvalidity": validity, "last_uid": 0}
+                self.cursor[folder] = cur
+            last = int(cur.get("last_uid") or 0)
         uids = client.search(["UID", f"{last + 1}:*"])
         return sorted(u for u in uids if u > last)  # `N:*` returns the last UID even when < N
 
@@ -133,15 +151,18 @@ class ImapSource(Source):
             return
         folder = items[0].meta["folder"]
         uids = [it.meta["uid"] for it in items if not it.meta.get("gone")]
-        client = self.client
-        if uids and client is not None:
-            if self.folder != folder:
-                client.select_folder(folder)
-                self.folder = folder
-            self._after(client, uids)
-        cur = self.cursor[folder]
-        cur["last_uid"] = max(cur.get("last_uid") or 0, max(it.meta["uid"] for it in items))
-        self._save_cursor()
+        if uids:
+            if self.acker is None:
+                self.acker = self._open()
+                self.ack_folder = None
+            if self.ack_folder != folder:
+                self.acker.select_folder(folder)
+                self.ack_folder = folder
+            self._after(self.acker, uids)
+        with self._cursor_lock:
+            cur = self.cursor[folder]
+            cur["last_uid"] = max(cur.get("last_uid") or 0, max(it.meta["uid"] for it in items))
+            self._save_cursor()
 
     def _after(self, client, uids: list[int]) -> None:
         after = self.after

@@ -83,6 +83,7 @@ class Parsed:
     bounce: dict | None = None  # {"message_ids": [...], "recipients": [...], "status": ...}
     headers: Message | None = None
     defects: list[str] = field(default_factory=list)
+    key: str | None = None  # `content_key`, when the parse worker computed it
 
 
 # -- headers ------------------------------------------------------------------------------

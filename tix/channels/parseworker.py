@@ -24,6 +24,9 @@ def parse_one(raw: bytes, own):
     except mailparse.Unparseable as exc:
         return exc
     p.headers = None  # the Message object is not needed after parsing
+    if p.html is not None:
+        p.html = ""  # intake only records that there was one (the raw message keeps it)
+    p.key = mailparse.content_key(raw, p.message_id)  # here, off the storing process
     return p
 
 
