@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_email.py                 # 20,000 messages
     .venv/bin/python bench/bench_email.py -n 5000 --runs 2
+    .venv/bin/python bench/bench_email.py --history 5000 --replies 0.3   # into a store with tickets
 
 Needs root and /usr/sbin/dovecot (Debian package dovecot-imapd), like the tests. Builds
 realistic support mail (5–50 KB, English and Indonesian, replies with quoted history,
@@ -13,6 +14,7 @@ Peer figure (issue 3): django-helpdesk 2.6.1 `get_email` ≈ 30 msg/s, 70 MB.
 from __future__ import annotations
 
 import argparse
+import email
 import os
 import random
 import resource
@@ -48,6 +50,45 @@ NAMES = ["Sari Wulandari", "Budi Hartono", "Dewi Lestari", "Agus Salim", "Rina K
          "Maria Garcia", "Putu Ayu", "Andi Pratama", "Siti Rahma"]
 
 
+def set_headers(raw: bytes, headers: dict[str, str]) -> bytes:
+    """`raw` with these headers replaced (or added)."""
+    head, _, body = raw.partition(b"\n\n")
+    names = {k.lower().encode() + b":" for k in headers}
+    lines, skip = [], False
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            if not skip:
+                lines.append(line)
+            continue
+        skip = line.split(b":", 1)[0].lower() + b":" in names
+        if not skip:
+            lines.append(line)
+    lines += [f"{k}: {v}".encode() for k, v in headers.items()]
+    return b"\n".join(lines) + b"\n\n" + body
+
+
+def history_message(k: int) -> bytes:
+    """Message k of the store's history, from a fixed customer of its own."""
+    return set_headers(make_message(k, random.Random(k)), {"Message-ID": f"<hist.{k}@pelanggan.example>"})
+
+
+def make_reply(i: int, rng: random.Random, k: int, number: int) -> bytes:
+    """The same customer answering history message k: threads by In-Reply-To, or, one
+    in four, only by the `[#N]` subject tag (as some mail clients do)."""
+    first = email.message_from_bytes(make_message(k, random.Random(k)))
+    headers = {"From": first["From"], "Message-ID": f"<reply.{i}.{rng.getrandbits(32):x}@pelanggan.example>"}
+    if rng.random() < 0.25:
+        headers["Subject"] = f"Re: {first['Subject']} [#{number}]"
+    else:
+        headers.update({"Subject": f"Re: {first['Subject']}", "In-Reply-To": f"<hist.{k}@pelanggan.example>"})
+    return set_headers(make_message(i, rng), headers)
+
+
+def make_subject(rng: random.Random, i: int) -> str:
+    return rng.choice(["Pesanan belum sampai", "Refund pesanan", "Pembayaran belum terverifikasi",
+                       "Wrong size received", "Double charge", "Ganti alamat"]) + f" INV-{100000 + i}"
+
+
 def make_message(i: int, rng: random.Random) -> bytes:
     name = rng.choice(NAMES)
     addr = f"{name.split()[0].lower()}.{i % 2000}@pelanggan.example"
@@ -63,8 +104,7 @@ def make_message(i: int, rng: random.Random) -> bytes:
     msg = EmailMessage()
     msg["From"] = f"{name} <{addr}>"
     msg["To"] = "support@toko.example"
-    msg["Subject"] = rng.choice(["Pesanan belum sampai", "Refund pesanan", "Pembayaran belum terverifikasi",
-                                 "Wrong size received", "Double charge", "Ganti alamat"]) + f" {inv}"
+    msg["Subject"] = make_subject(rng, i)
     msg["Date"] = format_datetime(datetime(2026, 11, 1, tzinfo=timezone.utc) + timedelta(minutes=i))
     msg["Message-ID"] = f"<bench.{i}.{rng.getrandbits(32):x}@pelanggan.example>"
     msg.set_content(body)
@@ -79,18 +119,69 @@ def make_message(i: int, rng: random.Random) -> bytes:
     return bytes(msg)
 
 
-def run(n: int, batch: int, seed: int) -> dict:
+def tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in KB (Linux /proc)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                total += next((int(line.split()[1]) for line in fh if line.startswith("VmRSS:")), 0)
+            with open(f"/proc/{p}/task/{p}/children") as fh:
+                todo += [int(c) for c in fh.read().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def timed_fetch(env: dict) -> tuple[float, int, int, subprocess.CompletedProcess]:
+    """Run `tix fetch`; return wall seconds, its own peak RSS (KB, wait4) and the peak of
+    the sum over its process tree (the parse workers included, sampled every 50 ms)."""
+    import threading
+
+    t1 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "tix", "-v", "fetch", "--no-send"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak_tree = [0]
+
+    def sample():
+        while proc.returncode is None:
+            peak_tree[0] = max(peak_tree[0], tree_rss_kb(proc.pid))
+            time.sleep(0.05)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    out, err = proc.stdout.read(), proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t1
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    th.join()
+    return wall, usage.ru_maxrss, peak_tree[0], subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def history_tickets(store: Path) -> dict[int, int]:
+    """History message k -> its ticket number (Dovecot numbers a maildir in its own order)."""
+    import orjson
+
+    out = {}
+    for seg in sorted((store / "events").glob("*.jsonl")):
+        with open(seg, "rb") as fh:
+            for line in fh:
+                if b'"message.received"' in line:
+                    ev = orjson.loads(line)
+                    mid = ev["data"].get("message_id") or ""
+                    if mid.startswith("<hist."):
+                        out[int(mid[6:].split("@")[0])] = ev["ticket"]
+    return out
+
+
+def run(n: int, batch: int, seed: int, history: int = 0, replies: float = 0.0) -> dict:
+    """A fresh store (first fed `history` messages, untimed), then a timed fetch of `n`
+    messages of which a share `replies` answer history messages."""
     rng = random.Random(seed)
     work = Path(tempfile.mkdtemp(prefix="tix-bench-email-"))
     dc = Dovecot(users=1).start()
     try:
-        t0 = time.perf_counter()
-        total = 0
-        for i in range(n):
-            raw = make_message(i, rng)
-            total += len(raw)
-            dc.deliver("user1", raw)
-        gen = time.perf_counter() - t0
         store = work / "store"
         env = dict(os.environ, TIX_STORE=str(store), TIX_BENCH_IMAP_PASSWORD="secret")
         subprocess.run([sys.executable, "-m", "tix", "init", str(store)], env=env, check=True,
@@ -99,16 +190,29 @@ def run(n: int, batch: int, seed: int) -> dict:
             fh.write(f"\nchannels:\n  - name: support\n    type: imap\n    host: 127.0.0.1\n    port: {dc.port}\n"
                      f"    security: plain\n    user: user1\n    password_env: TIX_BENCH_IMAP_PASSWORD\n"
                      f"    address: support@toko.example\n    batch: {batch}\n")
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        t1 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "tix", "-v", "fetch", "--no-send"], env=env,
-                              capture_output=True, text=True)
-        wall = time.perf_counter() - t1
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        if history:
+            for k in range(history):
+                dc.deliver("user1", history_message(k))
+            subprocess.run([sys.executable, "-m", "tix", "fetch", "--no-send"], env=env, check=True)
+            tickets = history_tickets(store)
+        t0 = time.perf_counter()
+        total = n_replies = 0
+        for i in range(n):
+            if history and rng.random() < replies:
+                k = rng.randrange(history)
+                raw = make_reply(i, rng, k, tickets[k])
+                n_replies += 1
+            else:
+                raw = make_message(i, rng)
+            total += len(raw)
+            dc.deliver("user1", raw)
+        gen = time.perf_counter() - t0
+        wall, peak, tree, proc = timed_fetch(env)
         if proc.returncode != 0:
             raise SystemExit(f"tix fetch failed ({proc.returncode}): {proc.stderr}")
-        return {"messages": n, "mbytes": total / 1e6, "generate_s": gen, "fetch_s": wall, "msg_per_s": n / wall,
-                "peak_rss_mb": max(peak, before) / 1024, "summary": proc.stdout.strip()}
+        return {"messages": n, "replies": n_replies, "mbytes": total / 1e6, "generate_s": gen, "fetch_s": wall,
+                "msg_per_s": n / wall, "peak_rss_mb": peak / 1024, "tree_rss_mb": tree / 1024,
+                "summary": proc.stdout.strip()}
     finally:
         dc.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -120,13 +224,18 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=200, help="UIDs per FETCH / messages per fsync")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--history", type=int, default=0,
+                    help="messages fetched into the store first, untimed (e.g. 5000)")
+    ap.add_argument("--replies", type=float, default=0.3,
+                    help="with --history: share of the timed messages answering history messages")
     args = ap.parse_args()
     print(f"tix email intake benchmark: {args.n} messages from a local Dovecot, batch {args.batch}, "
-          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+          f"history {args.history}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     for r in range(args.runs):
-        res = run(args.n, args.batch, args.seed + r)
-        print(f"run {r + 1}: {res['messages']} msgs ({res['mbytes']:.0f} MB) in {res['fetch_s']:.1f} s = "
-              f"{res['msg_per_s']:.0f} msg/s, peak RSS {res['peak_rss_mb']:.0f} MB  [{res['summary']}]")
+        res = run(args.n, args.batch, args.seed + r, args.history, args.replies)
+        print(f"run {r + 1}: {res['messages']} msgs ({res['replies']} replies to older tickets, {res['mbytes']:.0f} MB) "
+              f"in {res['fetch_s']:.1f} s = {res['msg_per_s']:.0f} msg/s, peak RSS {res['peak_rss_mb']:.0f} MB "
+              f"(whole process tree {res['tree_rss_mb']:.0f} MB)  [{res['summary']}]")
 
 
 if __name__ == "__main__":

@@ -326,3 +326,22 @@ def test_replies_to_older_tickets_thread_after_snapshot_refreshes_within_the_run
     assert (rep.stored, rep.quarantined, rep.errors) == (7, 0, [])  # not one reply quarantined
     (reply,) = [e for e in events(md_store, "message.received") if e["data"]["message_id"] == "<re@pelanggan.example>"]
     assert reply["ticket"] == 1 and md_store.ticket(1)["messages_in"] == 2
+
+
+def test_a_pooled_batch_threads_by_tag_and_headers_and_ignores_absurd_tags(md_store, monkeypatch):
+    """Batches of at least Parser.MIN_POOL messages are parsed by the workers and their
+    tickets read in one go: threading must be the same as one by one."""
+    monkeypatch.setenv("TIX_PARSE_WORKERS", "1")
+    drop(md_store, make_mail(subject="Refund", msgid="<p0@pelanggan.example>"))
+    fetch_all(md_store, now=NOW)
+    md_store.refresh_snapshot()  # ticket 1 is read from the snapshot
+    drop(md_store, make_mail(subject="Re: Refund [#1]", msgid="<p1@pelanggan.example>"))
+    drop(md_store, make_mail(subject="Re: Refund", msgid="<p2@pelanggan.example>", in_reply_to="<p0@pelanggan.example>"))
+    drop(md_store, make_mail(subject="Re: [#99999999999999999999999] Refund", msgid="<p3@pelanggan.example>"))
+    for i in range(70):
+        drop(md_store, make_mail(subject=f"Lain {i}", msgid=f"<q{i}@x>", frm=f"Q{i} <q{i}@pelanggan.example>"))
+    rep = fetch_all(md_store, now=NOW)
+    assert (rep.stored, rep.quarantined, rep.errors) == (73, 0, [])
+    by_mid = {e["data"]["message_id"]: e["ticket"] for e in events(md_store, "message.received")}
+    assert by_mid["<p1@pelanggan.example>"] == by_mid["<p2@pelanggan.example>"] == 1
+    assert by_mid["<p3@pelanggan.example>"] == 2  # a ticket of its own

@@ -306,6 +306,7 @@ class Intake:
         try:
             for chunk, job in chunks:
                 parsed = self.parser.collect(job)
+                self._preload(parsed)
                 for item, pre in zip(chunk, parsed):
                     outcome = self.process(item, spec, pre=pre)
                     setattr(rep, outcome, getattr(rep, outcome) + 1)
@@ -457,9 +458,12 @@ class Intake:
                 return number
         return None
 
+    def _tags(self, p) -> list[int]:
+        """Ticket numbers in the subject tags (an absurd one, e.g. 30 digits, is ignored)."""
+        return [int(m.group(1)) for m in self.tag_re.finditer(p.subject or "") if len(m.group(1)) <= 12]
+
     def _by_tag(self, p, cid: int) -> int | None:
-        for m in self.tag_re.finditer(p.subject or ""):
-            number = int(m.group(1))
+        for number in self._tags(p):
             row = self.row(number)
             if row is not None and row.get("contact") == cid:
                 return number
@@ -514,6 +518,23 @@ class Intake:
             self.batch.emit("ticket.note", ticket=number, data=data, ts=self.ts, actor=actor)
 
     # -- rows -----------------------------------------------------------------------------------
+    def _preload(self, parsed: list) -> None:
+        """Read the rows of every ticket this chunk's messages may thread to, at once
+        (one snapshot read per chunk instead of one per reply)."""
+        numbers = set()
+        for p in parsed:
+            if not isinstance(p, mailparse.Parsed):
+                continue
+            for mid in [*p.in_reply_to, *p.references]:
+                number = self.index.ticket_of(mid)
+                if number is not None:
+                    numbers.add(number)
+            numbers.update(self._tags(p))
+        numbers -= self.rows.keys()
+        if numbers:
+            for number, row in self.batch.reader.tickets(numbers).items():
+                self.rows[number] = dict(row)
+
     def row(self, number: int) -> dict | None:
         if number not in self.rows:
             r = self.batch.reader.ticket(number)

@@ -22,9 +22,12 @@ def _lit(values) -> str:
     return "(" + ", ".join("'" + v + "'" for v in values) + ")"
 
 
-def events_source(glob: str) -> str:
+def events_source(glob: str, longest: int | None = None) -> str:
+    """The events of JSONL files as a relation. `longest`, the longest line's length when
+    the caller knows it, sizes DuckDB's read buffers (by default 32 MB a thread)."""
     g = glob.replace("'", "''")
-    return (f"read_json('{g}', format='newline_delimited', ignore_errors=true, columns={{seq: 'BIGINT', "
+    size = f", maximum_object_size={max(1 << 20, 2 * int(longest))}" if longest is not None else ""
+    return (f"read_json('{g}', format='newline_delimited', ignore_errors=true{size}, columns={{seq: 'BIGINT', "
             f"ts: 'TIMESTAMP', type: 'VARCHAR', ticket: 'BIGINT', contact: 'BIGINT', data: 'JSON'}})")
 
 
