@@ -345,3 +345,31 @@ def test_a_pooled_batch_threads_by_tag_and_headers_and_ignores_absurd_tags(md_st
     by_mid = {e["data"]["message_id"]: e["ticket"] for e in events(md_store, "message.received")}
     assert by_mid["<p1@pelanggan.example>"] == by_mid["<p2@pelanggan.example>"] == 1
     assert by_mid["<p3@pelanggan.example>"] == 2  # a ticket of its own
+
+
+def test_fetch_draws_progress_on_a_terminal_only(md_store):
+    """On a terminal `tix fetch` shows `inbox: N of M`; in cron (no tty) it stays silent."""
+    import pty
+    import subprocess
+    import sys
+
+    for i in range(5):
+        drop(md_store, make_mail(subject=f"Progres {i}", msgid=f"<prog{i}@x>"))
+    master, slave = pty.openpty()
+    env = dict(os.environ, TIX_STORE=str(md_store.root))
+    proc = subprocess.run([sys.executable, "-m", "tix", "fetch", "--no-send"], env=env, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=slave, timeout=60)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.returncode == 0 and proc.stdout == b""
+    assert b"inbox: 5 of 5 (100%)" in seen
+    assert seen.endswith(b"\r\x1b[K")  # the line is cleared when done

@@ -64,13 +64,16 @@ class FetchReport:
         return not self.errors and not self.quarantined
 
 
-def fetch_all(store, now: datetime | None = None, limit: int | None = None, sources=None) -> FetchReport:
+def fetch_all(store, now: datetime | None = None, limit: int | None = None, sources=None,
+              progress=None) -> FetchReport:
     """Fetch every configured source (or those named in `sources`) into the store.
 
     Args:
         now: the time recorded on the events (default: the wall clock).
         limit: at most this many new messages in this run; the rest are counted in `left`.
         sources: names of `channels:` entries to fetch (default: all).
+        progress: called as progress(source name, messages done, total or None) after
+            every batch (the CLI draws a progress line with it on a terminal).
     Returns a FetchReport; a source that failed adds a line to `errors` (it never looks
     like an empty source). Raises StoreLocked when another writer holds the store.
     """
@@ -78,6 +81,7 @@ def fetch_all(store, now: datetime | None = None, limit: int | None = None, sour
     specs = base.sources(store.config, sources)
     with store.writing(actor="system", via="tix fetch") as batch:
         intake = Intake(store, batch, now)
+        intake.progress = progress
         budget = limit
         try:
             for spec in specs:
@@ -282,6 +286,7 @@ class Intake:
         self.parser = Parser(self.own)
         self._tail_mark = None
         self._pack: list | None = None  # [fd, path, size] of this chunk's raw pack
+        self.progress = None  # see fetch_all
 
     @property
     def contacts(self) -> tickets.ContactIndex:
@@ -303,6 +308,7 @@ class Intake:
             return rep
         source.seen_key = lambda k: self.index.seen(k) or k in self.index.qkeys
         chunks = Prefetch(source.chunks(budget), self.parser.submit)
+        done = 0
         try:
             for chunk, job in chunks:
                 parsed = self.parser.collect(job)
@@ -312,6 +318,9 @@ class Intake:
                     setattr(rep, outcome, getattr(rep, outcome) + 1)
                 self.sync()
                 source.ack(chunk)
+                done += len(chunk)
+                if self.progress is not None:
+                    self.progress(spec["name"], done, source.total)
             rep.left = source.left
         except Exception as exc:  # noqa: BLE001 - the source failed: say so, keep what is stored
             self.sync()

@@ -62,6 +62,7 @@ class Source:
         self.spec = spec
         self.name = str(spec["name"])
         self.left = 0
+        self.total: int | None = None  # messages this run will fetch, once known (for progress)
 
     @property
     def address(self) -> str | None:

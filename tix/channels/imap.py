@@ -99,6 +99,7 @@ class ImapSource(Source):
         client = self.client or self.connect()
         budget = limit
         self.left = 0
+        self.total = 0
         for folder in self.folders():
             uids = self._select(client, folder)
             if budget is not None:
@@ -106,6 +107,7 @@ class ImapSource(Source):
                 self.left += len(rest)
                 budget -= len(take)
                 uids = take
+            self.total += len(uids)
             for i in range(0, len(uids), self.batch_size):
                 yield self._fetch(client, folder, uids[i:i + self.batch_size])
 

@@ -52,6 +52,7 @@ class MaildirSource(Source):
         if limit is not None and len(todo) > limit:
             self.left = len(todo) - limit
             todo = todo[:limit]
+        self.total = len(todo)
         for i in range(0, len(todo), self.batch_size):
             chunk = []
             for path, key in todo[i:i + self.batch_size]:

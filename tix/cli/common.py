@@ -88,6 +88,35 @@ def is_tty(stream=None) -> bool:
         return False
 
 
+class Progress:
+    """One self-overwriting status line on stderr, only when stderr is a terminal (never in
+    cron or a pipe), drawn at most every 0.2 s: `support: 1,200 of 20,000 (6%)`."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.on = is_tty(self.stream)
+        self.shown = False
+        self._last = 0.0
+
+    def __call__(self, label: str, done: int, total: int | None = None) -> None:
+        import time
+
+        now = time.monotonic()
+        if not self.on or (now - self._last < 0.2 and (total is None or done < total)):
+            return
+        self._last = now
+        text = f"{label}: {done:,}" + (f" of {total:,} ({100 * done // max(total, 1)}%)" if total else "")
+        self.stream.write("\r\x1b[K" + text)
+        self.stream.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
+
+
 _NEGATED_TERM = re.compile(r"^-[A-Za-z_][\w.]*(:|>|<|=)")
 
 

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from tix.cli.common import FormatOpt, actor, check_format, error, info, is_tty, open_store, ticket_arg
+from tix.cli.common import FormatOpt, Progress, actor, check_format, error, info, is_tty, open_store, ticket_arg
 from tix.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 
 quarantine_app = typer.Typer(help="Inputs that could not be processed: list, show, replay after a fix.",
@@ -31,7 +31,7 @@ def fetch(
 ) -> None:
     """Fetch new mail (and the WhatsApp spool) into tickets, then send the outbox.
 
-    Silent on success. Exit 1 if a message was quarantined or a source failed, 75 if
+    Silent on success (on a terminal, a progress line while it works). Exit 1 if a message was quarantined or a source failed, 75 if
     another tix holds the store. Meant for cron, e.g. every 5 minutes:
 
     Example: */5 * * * * tix --store /srv/tix fetch
@@ -40,7 +40,11 @@ def fetch(
     from tix.outbox import flush
 
     store = open_store()
-    rep = fetch_all(store, limit=limit, sources=source or None)
+    progress = Progress()
+    try:
+        rep = fetch_all(store, limit=limit, sources=source or None, progress=progress)
+    finally:
+        progress.done()
     failed = bool(rep.errors or rep.quarantined)
     for line in rep.errors:
         error(line)

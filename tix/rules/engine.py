@@ -343,10 +343,11 @@ def route(store: Store, *, dry_run: bool = False, reroute: bool = False, numbers
     now = now or datetime.now(timezone.utc)
     result = RouteResult(dry_run=dry_run, record=record or dry_run)
     if dry_run:
-        reader = store.read()
+        reader = store.read(messages=True)
         _run(store, DryBatch(store, reader), reader, ruleset, result, reroute, numbers, now)
         return result
     with store.writing(actor="system", via="tix route") as batch:
+        batch.use_reader(store.read(messages=True))  # the new messages' text, from the tail
         rt = _run(store, batch, batch.reader, ruleset, result, reroute, numbers, now)
         batch.flush()
         rt.assigner.save()
@@ -360,7 +361,7 @@ def _run(store, batch, reader, ruleset, result, reroute, numbers, now) -> Runtim
     if not tickets:
         return rt
     cutoffs = {t["number"]: (0 if reroute else int(t["routed_seq"] or 0)) for t in tickets}
-    intake = _intake_events(store, con, tickets, cutoffs, reader.tail)
+    intake = _intake_events(store, con, tickets, cutoffs, reader.tail if reader.messages else None)
     contacts = _contacts(con, tickets) if ruleset.uses_contact else {}
     # An auto-reply is a routed, sent message: a ticket never routed or never answered has had none.
     rt.replies.fresh = {t["number"] for t in tickets if not t["routed_seq"] or not t["messages_out"]}

@@ -195,9 +195,10 @@ class Store:
         return events
 
     # -- reading ---------------------------------------------------------------------------
-    def read(self) -> "Reader":
-        """A consistent view: the snapshot plus the log tail folded on top of it."""
-        return Reader(self)
+    def read(self, messages: bool = False) -> "Reader":
+        """A consistent view: the snapshot plus the log tail folded on top of it (with
+        `messages`, the tail's message events keep their data: see `Reader`)."""
+        return Reader(self, messages=messages)
 
     def connect(self):
         """A DuckDB connection with read-only views `tickets`, `contacts`, `events`."""
@@ -309,6 +310,10 @@ class Batch:
             self._reader = self.store.read()
         return self._reader
 
+    def use_reader(self, reader: "Reader") -> None:
+        """Plan against this reader (e.g. one keeping message data) instead of the default."""
+        self._reader = reader
+
     def new_ticket_number(self) -> int:
         if self._max_ticket is None:
             self._max_ticket = self.reader.max_ticket
@@ -382,8 +387,12 @@ class DryBatch(Batch):
 class Reader:
     """Snapshot + tail, read once. Never takes the lock; never sees a torn line."""
 
-    def __init__(self, store: Store, fold_tickets: bool = True):
+    def __init__(self, store: Store, fold_tickets: bool = True, messages: bool = False):
+        """`messages`: keep the data of `message.received` events in `tail` (their text,
+        most of the log's bytes; the rules engine reads it). Without it those events are
+        decoded without their data: the fold never reads it."""
         self.store = store
+        self.messages = messages
         self.meta = store.snapshot.meta()
         start = store.snapshot.position(self.meta)
         self.tail: list[dict] = []
@@ -397,7 +406,7 @@ class Reader:
         last = None
         for raw, seg, off in store.log.read_raw(start):
             if fold_tickets:
-                self.tail.append(loads(raw))
+                self.tail.append(loads(raw if messages else _fold_line(raw)))
             elif _NEEDED_BY_REFRESH.search(raw):
                 # a refresh: tickets fold in SQL from the log itself (`_fold_tickets_sql`),
                 # so the tail is never held in memory; decode only what Python folds
