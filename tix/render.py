@@ -19,7 +19,8 @@ def local(dt: datetime | None, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return dt.astimezone(ZoneInfo(tz)).strftime(fmt)
 
 
-def _json_value(v, tz):
+def json_value(v, tz=None):
+    """A value for JSON and CSV: times as UTC ISO 8601 (`...Z`), dates ISO, the rest as is."""
     if isinstance(v, datetime):
         if v.tzinfo is None:
             v = v.replace(tzinfo=timezone.utc)
@@ -47,13 +48,13 @@ def render(rows: list[dict], fmt: str = "table", out=None, tz: str = "Asia/Jakar
     if fmt == "json":
         import orjson
 
-        data = [{c: _json_value(r.get(c), tz) for c in columns} for r in rows]
+        data = [{c: json_value(r.get(c), tz) for c in columns} for r in rows]
         out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
     elif fmt == "csv":
         w = csv.writer(out, lineterminator="\n")
         w.writerow(columns)
         for r in rows:
-            w.writerow([_json_value(r.get(c), tz) if not isinstance(r.get(c), (list, tuple))
+            w.writerow([json_value(r.get(c), tz) if not isinstance(r.get(c), (list, tuple))
                         else ",".join(map(str, r.get(c))) for c in columns])
     else:
         from tabulate import tabulate

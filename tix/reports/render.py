@@ -8,9 +8,10 @@ with Jinja2 from `templates/report_html.j2` (or `report_NAME.j2`), autoescaped.
 from __future__ import annotations
 
 import csv
-from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
+
+from tix.render import json_value
 
 FORMATS = ("table", "md", "csv", "json", "html")
 
@@ -35,15 +36,8 @@ def render(result, fmt: str, out, section: str | None = None, template_dirs: lis
 
 # -- for programs ---------------------------------------------------------------------------
 def _raw(v):
-    if isinstance(v, datetime):
-        if v.tzinfo is None:
-            v = v.replace(tzinfo=timezone.utc)
-        return v.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if isinstance(v, date):
-        return v.isoformat()
-    if isinstance(v, Decimal):
-        return float(v)
-    return v
+    """A value for csv/json: times in UTC ISO 8601 (as every tix listing), decimals as floats."""
+    return float(v) if isinstance(v, Decimal) else json_value(v, None)
 
 
 def _json(result, sections, out) -> None:

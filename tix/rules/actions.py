@@ -90,21 +90,13 @@ class TagAction(Action):
         return "tag " + " ".join(parts)
 
     def apply(self, rt, rule, ctx) -> str | None:
-        # Same event as tix.tickets.tag; the tags were validated when the rules loaded.
-        row = ctx.ticket
-        current = row.get("tags") or []
-        add = [t for t in self.add if t not in current]
-        remove = [t for t in self.remove if t in current]
-        if not add and not remove:
+        from tix.tickets import tag
+
+        ev = tag(rt.as_rule(rule), ctx.ticket, self.add, self.remove, why=rt.why(rule))
+        if ev is None:
             return None
-        data = {}
-        if add:
-            data["add"] = add
-        if remove:
-            data["remove"] = remove
-        rt.as_rule(rule).emit("ticket.tagged", ticket=row["number"], data=data, why=rt.why(rule))
-        row["tags"] = [t for t in current if t not in remove] + add
-        return "tag " + " ".join([f"+{t}" for t in add] + [f"-{t}" for t in remove])
+        data = ev["data"]
+        return "tag " + " ".join([f"+{t}" for t in data.get("add", [])] + [f"-{t}" for t in data.get("remove", [])])
 
 
 @dataclass
