@@ -28,40 +28,18 @@ import os
 import re
 import secrets
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from tix import quarantine, tickets
 from tix.channels import base, mailparse
+from tix.channels.base import FetchReport
 from tix.channels.index import MailIndex
 from tix.errors import TixError
 from tix.store.log import fsync_dir, iso, utcnow
 
 EVENT_TEXT_LIMIT = 16_000  # characters of text per event (`text_truncated`); the raw file keeps all
 SNAPSHOT_BYTES = 96 * 1024 * 1024  # refresh the snapshot within a run after this much log (bounds the tail a crash leaves)
-
-
-@dataclass
-class FetchReport:
-    stored: int = 0
-    duplicates: int = 0
-    quarantined: int = 0
-    left: int = 0
-    errors: list[str] = field(default_factory=list)
-    tickets_created: int = 0
-    sources: dict = field(default_factory=dict)  # name -> {"stored", "duplicates", …}
-
-    def merge(self, other, name: str | None = None) -> None:
-        for attr in ("stored", "duplicates", "quarantined", "left"):
-            setattr(self, attr, getattr(self, attr) + int(getattr(other, attr, 0) or 0))
-        self.errors += list(getattr(other, "errors", []) or [])
-        if name:
-            self.sources[name] = {a: getattr(other, a, 0) for a in ("stored", "duplicates", "quarantined", "left")}
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors and not self.quarantined
 
 
 def fetch_all(store, now: datetime | None = None, limit: int | None = None, sources=None,

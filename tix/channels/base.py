@@ -52,6 +52,30 @@ class RawItem:
     meta: dict = field(default_factory=dict)  # folder, uid, path… (what `ack` needs)
 
 
+@dataclass
+class FetchReport:
+    """What one fetch run did, per source and in all (`tix fetch` prints it)."""
+
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    left: int = 0
+    errors: list[str] = field(default_factory=list)
+    tickets_created: int = 0
+    sources: dict = field(default_factory=dict)  # name -> {"stored", "duplicates", …}
+
+    def merge(self, other, name: str | None = None) -> None:
+        for attr in ("stored", "duplicates", "quarantined", "left"):
+            setattr(self, attr, getattr(self, attr) + int(getattr(other, attr, 0) or 0))
+        self.errors += list(getattr(other, "errors", []) or [])
+        if name:
+            self.sources[name] = {a: getattr(other, a, 0) for a in ("stored", "duplicates", "quarantined", "left")}
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.quarantined
+
+
 class Source:
     """Base of every inbound source (see the module docstring for the protocol)."""
 

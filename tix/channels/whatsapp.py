@@ -52,6 +52,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from tix.channels import base
 from tix.errors import ConfigError, Problem, TixError
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
@@ -213,23 +214,15 @@ def load_settings(store) -> Settings | None:
 
 # -- the run report --------------------------------------------------------------------------
 @dataclass
-class FetchReport:
-    """What one `fetch_spool` run did; `errors` are one line each (file or wamid first)."""
+class FetchReport(base.FetchReport):
+    """What one `fetch_spool` run did: the email run's counts plus statuses and media;
+    `errors` and `warnings` are one line each (file or wamid first)."""
 
-    stored: int = 0
-    duplicates: int = 0
-    quarantined: int = 0
-    left: int = 0
     statuses: int = 0
     media_stored: int = 0
     media_pending: int = 0
-    errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     channel: str = "whatsapp"
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors and not self.quarantined
 
 
 # -- what is already in the store ------------------------------------------------------------
