@@ -13,7 +13,6 @@ from tix.store import Store
 pytest_plugins = [f"tests.plugins.{name}" for name in ("email", "rules", "sla", "reports", "whatsapp")]
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
 """The mail parser on odd mail, and the whole shared corpus through `tix fetch`.
 
-Corpus: ../shared/corpus/email/ (125 messages from the test suites of django-helpdesk,
+Corpus: tests/data/email/ (125 messages from the test suites of django-helpdesk,
 mail-parser, flanker and CPython; licences in each folder's LICENSE file).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from tix import quarantine
 from tix.channels.base import read_raw
 from tix.channels import mailparse as mp
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "email"
+CORPUS = Path(__file__).resolve().parent / "data" / "email"
 SKIP = {"README.md", "LICENSE", "NOTICE"}
 
 

@@ -18,6 +18,7 @@ def test_wheel_ships_examples_and_demo_data_and_runs_the_demo(tmp_path):
     for required in ("tix/examples/rules/", "tix/examples/templates/", "tix/examples/reports/weekly.sql",
                      "tix/data/tix.example.yaml", "tix/data/demo/maildir/"):
         assert any(n.startswith(required) for n in names), required
+    assert not [n for n in names if n.endswith(".whl") or "make_demo_maildir" in n or n.startswith("tests/")]
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check",
                     "--target", str(target), str(wheel)], check=True, capture_output=True, timeout=600)

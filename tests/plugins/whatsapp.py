@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "whatsapp"
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "whatsapp"
 APP_SECRET = "tix-test-app-secret"
 VERIFY_TOKEN = "tix-verify-token"
 TOKEN = "test-graph-token"

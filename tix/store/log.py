@@ -17,13 +17,51 @@ import orjson
 SEGMENT_SUFFIX = ".jsonl"
 
 
+NOW_ENV = "TIX_NOW"
+
+
 def utcnow() -> datetime:
+    """The one clock of tix: "now", in UTC.
+
+    Every piece of code that needs the current time asks here (or takes `now` from its
+    caller, who asked here). Tests set the clock with the `TIX_NOW` environment variable
+    (an ISO 8601 time; a time without a zone is UTC); the whole suite also runs under
+    faketime (`.ci/run`), so nothing may read the wall clock another way.
+    """
+    fixed = os.environ.get(NOW_ENV)
+    if fixed:
+        return parse_ts(fixed)
     return datetime.now(timezone.utc)
 
 
 def iso(dt: datetime) -> str:
     """The one time format of the store: UTC, microseconds, `Z` suffix."""
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(value: str | datetime) -> datetime:
+    """Parse a store timestamp (the inverse of `iso`) into an aware UTC datetime.
+
+    Accepts what `iso` writes (`2026-11-24T07:57:05.123456Z`), any ISO 8601 time with an
+    offset, and one without (taken as UTC). Raises ValueError on anything else.
+    """
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        dt = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def parse_ts_or_none(value) -> datetime | None:
+    """`parse_ts`, or None for an empty or malformed value (data from outside the store)."""
+    if value is None or value == "":
+        return None
+    try:
+        return parse_ts(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def segment_name(ts: str) -> str:

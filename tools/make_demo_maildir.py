@@ -1,7 +1,7 @@
 """Regenerate the bundled demo maildir (tix/data/demo/maildir/): realistic support mail
 for an Indonesian online shop, in Indonesian and English.
 
-    python tix/data/demo/make_maildir.py        # rewrites maildir/new/*
+    python tools/make_demo_maildir.py        # rewrites tix/data/demo/maildir/new/*
 
 The output is deterministic and committed; tix never runs this at run time. It holds:
 refunds / pengembalian dana, pembayaran (one with a PDF transfer receipt), pengiriman,
@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent / "maildir"
+HERE = Path(__file__).resolve().parent.parent / "tix" / "data" / "demo" / "maildir"
 T0 = datetime(2026, 11, 23, 1, 5, tzinfo=timezone.utc)
 SUPPORT = "Toko Contoh <support@toko.example>"
 
