@@ -78,7 +78,7 @@ def test_week_boundaries_in_site_time_zone(report_store):
 def test_week_boundaries_follow_the_configured_zone(report_store):
     cfg = report_store.path("tix.yaml")
     cfg.write_text(cfg.read_text().replace("timezone: Asia/Jakarta", "timezone: UTC"))
-    report_store._config = None
+    report_store.reload_config()
     r = run_report(report_store, "volume", params={"since": "2026-11-09", "until": "2026-11-23"}, now=NOW)
     assert {w["week"]: w["new_tickets"] for w in rows(r, "by_week")} == {"2026-W46": 2, "2026-W47": 6}
 
@@ -128,7 +128,7 @@ def _sla_connection(store):
 def _with_sla_policy(store):
     cfg = store.path("tix.yaml")
     cfg.write_text(cfg.read_text() + SLA_YAML)
-    store._config = None
+    store.reload_config()
 
 
 def test_business_hours_from_the_sla_view(report_store):

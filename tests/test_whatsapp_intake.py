@@ -307,7 +307,7 @@ def test_quarantine_replay_after_config_fix(wa_store):
     cfg.write_text(cfg.read_text().replace('      number: "15550001111"\n',
                                            '      number: "15550001111"\n    - phone_number_id: "999"\n'
                                            '      number: "15550009999"\n'))
-    wa_store._config = None
+    wa_store.reload_config()
     rep = quarantine.replay(wa_store)
     assert rep.replayed and not rep.errors
     assert received(wa_store)[0]["data"]["message"] == "wamid.LATER"

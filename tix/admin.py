@@ -86,30 +86,3 @@ def _describe(ev: dict) -> str:
         return " ".join([*(f"+{t}" for t in data.get("add", [])), *(f"-{t}" for t in data.get("remove", []))])
     return "note"
 
-
-ALLOWED_STATEMENTS = ("SELECT", "EXPLAIN")
-
-
-def run_sql(store: Store, query: str) -> list[dict]:
-    """Run one read-only query over the store's views; anything but a SELECT is refused."""
-    import duckdb
-
-    con = store.connect()
-    try:
-        statements = con.extract_statements(query)
-    except duckdb.Error as exc:
-        raise UsageError(f"SQL does not parse: {str(exc).splitlines()[0]}") from None
-    if len(statements) != 1:
-        raise UsageError("give exactly one SQL statement")
-    kind = statements[0].type.name
-    if kind not in ALLOWED_STATEMENTS:
-        raise UsageError(f"only read-only queries (SELECT) are allowed, not {kind}")
-    # Views read the store's files; a query may read nothing else and write nothing at all.
-    con.execute("SET allowed_directories = ?", [[str(store.root) + "/"]])
-    con.execute("SET enable_external_access = false")
-    try:
-        cur = con.execute(statements[0])
-    except duckdb.Error as exc:
-        raise UsageError(f"SQL error: {str(exc).splitlines()[0]}") from None
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r)) for r in cur.fetchall()]

@@ -346,7 +346,7 @@ class Intake:
                 return
             # The run's reader reads the snapshot of the run's start, whose files a second
             # refresh prunes: read the new one (the run's own tickets are in `self.rows`).
-            self.batch._reader = None
+            self.batch.use_reader(None)
 
     @property
     def ts(self) -> str | None:

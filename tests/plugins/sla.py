@@ -97,7 +97,7 @@ def sla_store(store):
     """The test store with SLA_YAML appended to its tix.yaml."""
     path = store.path("tix.yaml")
     path.write_text(path.read_text(encoding="utf-8") + SLA_YAML, encoding="utf-8")
-    store._config = None
+    store.reload_config()
     return store
 
 
@@ -153,7 +153,7 @@ def use_smtp(store, port: int) -> None:
     text += (f"\noutbound:\n  host: 127.0.0.1\n  port: {port}\n  security: plain\n"
              f"  from: \"Toko Support <tix@toko.example>\"\n")
     path.write_text(text, encoding="utf-8")
-    store._config = None
+    store.reload_config()
 
 
 class HookServer:

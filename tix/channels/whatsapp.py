@@ -739,7 +739,7 @@ def load_demo(store) -> int:
         cfg = store.path("tix.yaml")
         cfg.write_text(cfg.read_text(encoding="utf-8").rstrip("\n") + "\n\n" +
                        (src / "config.yaml").read_text(encoding="utf-8"), encoding="utf-8")
-        store._config = None
+        store.reload_config()
     spool = store.path(*SPOOL)
     spool.mkdir(parents=True, exist_ok=True)
     files = sorted(src.glob("*.json"))

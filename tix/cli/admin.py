@@ -64,7 +64,7 @@ def sql(
 
     Example: tix sql "SELECT team, count(*) FROM tickets WHERE status='open' GROUP BY team"
     """
-    from tix.admin import run_sql
+    from tix.store.views import run_sql
     from tix.render import render
 
     check_format(fmt)

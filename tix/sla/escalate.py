@@ -92,7 +92,7 @@ def load_settings(store) -> SlaSettings:
     """Validate the whole tix.yaml (like `tix config check`); raise ConfigError on any problem."""
     path = store.root / configmod.CONFIG_NAME
     cfg = configmod.load(path, validate_sections=True)
-    store._config = cfg
+    store.set_config(cfg)
     tz = cfg.setting("timezone")
     specs, problems = parse_calendars(cfg.raw.get("calendars"), str(path), tz, cfg.setting("locale"))
     sla, more = parse_sla(cfg.raw.get("sla"), str(path), specs, cfg.teams, cfg.agents)
@@ -133,7 +133,7 @@ def escalate(store, now: datetime | None = None, dry_run: bool = False, rebuild:
     lock = None if dry_run else store.lock()
     if lock is not None:
         lock.acquire()
-        if lock._depth == 1:  # as Store.writing does: cut a torn last line before appending
+        if lock.depth == 1:  # as Store.writing does: cut a torn last line before appending
             store.log.repair(store.path("quarantine"))
     try:
         st = SlaState.load(store, rebuild=rebuild)
