@@ -1,4 +1,8 @@
-"""Admin verbs: bulk updates from scripts and ad-hoc read-only SQL."""
+"""Bulk updates: one change applied to every ticket a filter (or a list of numbers) selects.
+
+`tix update` and admin scripts call `bulk_update`; everything is validated before anything
+is written, and `dry_run` describes the events without writing them.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,7 +10,8 @@ from dataclasses import dataclass, field
 from tix.errors import NotFound, UsageError
 from tix.model import fmt_number
 from tix.store import DryBatch, Store
-from tix.tickets import clean_tags, note as add_note, parse_assignments, select, set_fields, tag
+from tix.tickets.core import clean_tags, parse_assignments, select, set_fields, tag
+from tix.tickets.core import note as add_note
 
 
 @dataclass
