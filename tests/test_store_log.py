@@ -42,6 +42,23 @@ def test_seq_before_names_the_event_ending_at_a_position(store):
     assert seq_before(path, first.offset + len(b"not json\n")) is None
 
 
+def test_batch_rollback_to_a_savepoint_forgets_events_and_ids(store):
+    _make(store, 1)
+    with store.writing(actor="user:t", via="t") as batch:
+        assert create_ticket(batch, "kept") == 2
+        mark = batch.savepoint()
+        create_ticket(batch, "dropped")
+        batch.new_contact_id()
+        batch.rollback(mark)
+        assert create_ticket(batch, "kept too") == 3
+        assert batch.new_contact_id() == 1
+        batch.flush()
+        with pytest.raises(ValueError, match="flushed after the savepoint"):
+            batch.rollback(mark)
+    assert [(ev["seq"], ev["data"].get("subject")) for ev, _ in store.log.read() if ev["type"] == "ticket.created"] \
+        == [(1, "subject 0"), (2, "kept"), (3, "kept too")]
+
+
 def test_seq_is_contiguous_across_batches_and_segments(store):
     _make(store, 2)
     # a later segment (next month) continues the sequence

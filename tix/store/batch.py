@@ -7,6 +7,7 @@ events and writes nothing (--dry-run, explain, rules test).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import orjson
@@ -16,6 +17,17 @@ from tix.store.log import Position, iso, segment_name, utcnow
 if TYPE_CHECKING:
     from tix.store.reader import Reader
     from tix.store.store import Store
+
+
+@dataclass(frozen=True)
+class Savepoint:
+    """Where a batch stood (`Batch.savepoint`): its pending events, last seq, and the highest
+    ticket number / contact id it had handed out (None: none yet, the store's next are next)."""
+
+    pending: int
+    seq: int
+    max_ticket: int | None
+    max_contact: int | None
 
 
 class Batch:
@@ -90,6 +102,18 @@ class Batch:
         if self._ts is None or t - self._ts_at > 0.001:
             self._ts, self._ts_at = iso(utcnow()), t
         return self._ts
+
+    def savepoint(self) -> Savepoint:
+        """A mark to `rollback` to, e.g. before the events of one message that may fail."""
+        return Savepoint(len(self.pending), self.seq, self._max_ticket, self._max_contact)
+
+    def rollback(self, mark: Savepoint) -> None:
+        """Drop the events added since `mark`, and hand out its ticket numbers and contact ids
+        again. Events flushed since `mark` cannot be taken back: that raises ValueError."""
+        if len(self.pending) < mark.pending or self.seq - len(self.pending) != mark.seq - mark.pending:
+            raise ValueError("the batch was flushed after the savepoint; its events are written")
+        del self.pending[mark.pending:]
+        self.seq, self._max_ticket, self._max_contact = mark.seq, mark.max_ticket, mark.max_contact
 
     def add(self, ev: dict) -> dict:
         self.seq += 1
