@@ -185,7 +185,7 @@ class Headers:
 
     def __init__(self, msg: Message):
         h: dict[str, list] = {}
-        for name, value in msg._headers:  # noqa: SLF001 - the parsed header list
+        for name, value in msg._headers:  # the parsed header list
             h.setdefault(name.lower(), []).append(value)
         self._h = h
 
@@ -197,7 +197,8 @@ class Headers:
         return self._h.get(name.lower()) or []
 
 
-_SIMPLE_ADDR = re.compile(r'^\s*(?:"?([^"<>,;:@\\=]*?)"?\s*)?<([^<>@\s,;"]+@[^<>@\s,;"]+)>\s*$|^\s*([^<>@\s,;"()]+@[^<>@\s,;"()]+)\s*$')
+_SIMPLE_ADDR = re.compile(r'^\s*(?:"?([^"<>,;:@\\=]*?)"?\s*)?<([^<>@\s,;"]+@[^<>@\s,;"]+)>\s*$'
+                          r'|^\s*([^<>@\s,;"()]+@[^<>@\s,;"()]+)\s*$')
 
 
 def _date(value) -> str | None:
