@@ -153,7 +153,7 @@ def clean_msgid(value) -> str | None:
     return ids[0] if ids else None
 
 
-_MSGID = re.compile(r"<([^<>\s]+)>")
+_MSGID = re.compile(r"<([^<>\s\x00-\x1f\x7f]+)>")
 
 
 def msgid_list(value) -> list[str]:
@@ -164,7 +164,7 @@ def msgid_list(value) -> list[str]:
     found = [f"<{m}>" for m in _MSGID.findall(text)]
     if not found:
         bare = text.strip()
-        if bare and " " not in bare and "@" in bare:
+        if "@" in bare and _MSGID.fullmatch(f"<{bare}>"):
             found = [f"<{bare}>"]
     return found
 
