@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tix.channels.mailparse import addresses, parse
+from tix.channels.mailparse import Unparseable, addresses, parse
 
 LINE_SEPARATORS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
@@ -90,3 +90,47 @@ def test_an_encoded_crlf_in_a_display_name_injects_no_address():
 ])
 def test_ordinary_address_forms_still_parse(header, expected):
     assert addresses([header]) == expected
+
+
+@pytest.mark.parametrize(("raw", "name", "addr"), [
+    (b"Return-Path: <>\r\nFrom: MAILER-DAEMON\r\nSubject: Undelivered Mail\r\n\r\nbounced\r\n", "MAILER-DAEMON", None),
+    (b"From: Test test@example.com\r\nSubject: hi\r\n\r\nbody\r\n", "Test", "test@example.com"),
+    (b'From: "Millions Lottery Spain transfer"@example.com>\r\nSubject: win\r\n\r\nbody\r\n',
+     '"Millions Lottery Spain transfer"@example.com>', None),
+    (b'From: "x" <power quadrant system@example.com>\r\nSubject: q\r\n\r\nbody\r\n',
+     '"x" <power quadrant system@example.com>', None),
+    (b"---- Original email message ----\r\nFrom: Sari <sari@example.com>\r\nSubject: fwd\r\n\r\nbody\r\n",
+     "Sari", "sari@example.com"),
+    (b"From: nobody\r\nReply-To: Budi <budi@example.com>\r\nSubject: r\r\n\r\nbody\r\n", "nobody", "budi@example.com"),
+])
+def test_real_world_senders_make_a_ticket_not_a_quarantine_entry(raw, name, addr):
+    p = parse(raw)
+    assert (p.from_name, p.from_addr) == (name, addr)
+
+
+@pytest.mark.parametrize("raw", [b"just some text\r\nwith lines\r\n", b"Subject: no sender\r\n\r\nbody\r\n",
+                                 b"a\nb\nc\nd\ne\nf\nFrom: late@example.com\nSubject: x\n\nbody\n"])
+def test_what_is_not_mail_is_still_unparseable(raw):
+    with pytest.raises(Unparseable):
+        parse(raw)
+
+
+def test_odd_senders_become_tickets_through_fetch(store, tmp_path):
+    from tests.plugins.email import add_config
+    from tix.ingest import fetch_all
+
+    md = tmp_path / "maildir"
+    for sub in ("new", "cur", "tmp"):
+        (md / sub).mkdir(parents=True)
+    add_config(store, f"channels:\n  - name: inbox\n    type: maildir\n    path: {md}\n    after: seen\n")
+    odd = [b'From: "x" <power quadrant system@example.com>\r\nMessage-ID: <o1@x>\r\nSubject: q1\r\n\r\nbody\r\n',
+           b"---- Original email message ----\r\nFrom: Sari <sari@example.com>\r\nMessage-ID: <o2@x>\r\n"
+           b"Subject: q2\r\n\r\nbody\r\n",
+           b"From: Test test@example.com\r\nMessage-ID: <o3@x>\r\nSubject: q3\r\n\r\nbody\r\n"]
+    for i, raw in enumerate(odd):
+        (md / "new" / f"{i}.eml").write_bytes(raw)
+    rep = fetch_all(store)
+    assert (rep.stored, rep.quarantined, rep.errors) == (3, 0, [])
+    reader = store.read()
+    subjects = {reader.ticket(n)["subject"] for n in (1, 2, 3)}
+    assert subjects == {"q1", "q2", "q3"}

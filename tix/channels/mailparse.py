@@ -189,6 +189,25 @@ def addresses(values) -> list[tuple[str, str]]:
     return out
 
 
+def _sender_of(h) -> tuple[str, str | None]:
+    """(name, address) of the sender: From, then Sender, Reply-To, Return-Path.
+
+    With no address anywhere, the From text itself is kept as the name and the address is
+    None (a bounce from a bare `MAILER-DAEMON`, `From: "x" <a b@c>`): still a ticket.
+    Raises Unparseable only when there is no sender at all.
+    """
+    for name in ("From", "Sender", "Reply-To", "Return-Path"):
+        found = addresses(h.get_all(name))
+        if found:
+            if name != "From":
+                return decode_words(h.get("From")) or found[0][0], found[0][1]
+            return found[0]
+    raw_from = decode_words(h.get("From")) if h.get("From") is not None else ""
+    if raw_from:
+        return raw_from, None
+    raise Unparseable("no sender address (From header missing or unreadable)")
+
+
 def _sender(value) -> str:
     """The From address, lowercased; a bare word such as `MAILER-DAEMON` when there is none."""
     pairs = addresses([value]) if value else []
@@ -497,12 +516,26 @@ def parse(raw: bytes, own_addresses=()) -> Parsed:
         raise Unparseable(f"parser error: {type(exc).__name__}: {exc}") from None
 
 
-def _looks_like_mail(raw: bytes) -> bool:
-    head = raw[:2048].lstrip()
-    if head.startswith(b"From "):  # mbox separator line
-        head = head.split(b"\n", 1)[-1]
-    first = head.split(b"\n", 1)[0]
-    return re.match(rb"^[!-9;-~]+:", first) is not None
+_HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
+JUNK_LINES = 5  # lines before the first header that are skipped (`---- Original message ----`)
+
+
+def _start_of_mail(raw: bytes) -> int | None:
+    """Offset of the first header line, or None when this is not mail at all.
+
+    An mbox `From ` line and up to `JUNK_LINES` lines of junk before the header are
+    skipped (a forwarded export that starts `---- Original email message ----`), but only
+    when two header lines follow, so that a text file is not taken for mail.
+    """
+    lines = raw[:4096].split(b"\n", JUNK_LINES + 2)
+    offset = 0
+    for i, line in enumerate(lines[:JUNK_LINES + 1]):
+        if _HEADER_LINE.match(line) and not line.startswith(b"From "):
+            nxt = lines[i + 1] if i + 1 < len(lines) else b""
+            if i == 0 or _HEADER_LINE.match(nxt) or nxt[:1] in (b" ", b"\t"):
+                return offset
+        offset += len(line) + 1
+    return None
 
 
 def _parse(raw: bytes, own_addresses) -> Parsed:
@@ -510,19 +543,16 @@ def _parse(raw: bytes, own_addresses) -> Parsed:
         raise Unparseable("empty message")
     if raw[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
         raise Unparseable("not an RFC 5322 message: an Outlook .msg (CFB) file")
-    if not _looks_like_mail(raw):
-        raise Unparseable("not an RFC 5322 message: it does not start with a header")
     raw = raw.lstrip()
+    start = _start_of_mail(raw)
+    if start is None:
+        raise Unparseable("not an RFC 5322 message: it does not start with a header")
+    raw = raw[start:]
     msg, body = _head_only(raw)
     if msg is None:  # multipart or message/*: the full MIME parse
         msg = message_from_bytes(raw, policy=compat32)
     h = Headers(msg)
-    senders = addresses(h.get_all("From")) or addresses(h.get_all("Sender"))
-    if not senders:
-        senders = addresses(h.get_all("Return-Path"))
-    if not senders:
-        raise Unparseable("no sender address (From header missing or unreadable)")
-    from_name, from_addr = senders[0]
+    from_name, from_addr = _sender_of(h)
     text_parts, html_parts, attachments, calendar = [], [], [], []
     if body is not None:
         _single(msg, h, body, text_parts, html_parts, attachments, calendar)
