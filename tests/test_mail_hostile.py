@@ -134,3 +134,13 @@ def test_odd_senders_become_tickets_through_fetch(store, tmp_path):
     reader = store.read()
     subjects = {reader.ticket(n)["subject"] for n in (1, 2, 3)}
     assert subjects == {"q1", "q2", "q3"}
+
+
+def test_attachment_names_lose_bidi_controls_and_control_characters():
+    raw = (b"From: a@b.example\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+           b"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+           b"--b\r\nContent-Type: application/octet-stream\r\n"
+           b"Content-Disposition: attachment; filename=\"=?utf-8?q?invoice=E2=80=AEfdp.exe=1B[2J?=\"\r\n"
+           b"\r\nMZ\r\n--b--\r\n")
+    (att,) = parse(raw).attachments
+    assert att.name == "invoicefdp.exe [2J"

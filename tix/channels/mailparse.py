@@ -479,9 +479,13 @@ def _filename(part: Message) -> str | None:
                 name = name[2]
     if not name:
         return None
-    name = decode_words(name)
-    name = name.replace("/", "_").replace("\\", "_").replace("\x00", "").strip()
+    name = _BIDI.sub("", decode_words(name))  # U+202E would show `gpj.exe` as `exe.jpg`
+    name = name.replace("/", "_").replace("\\", "_").strip()
     return name[:200] or None
+
+
+# Bidirectional overrides, embeddings and isolates, and zero-width marks: never in a name
+_BIDI = re.compile("[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 _EXT = {"text/calendar": ".ics", "message/rfc822": ".eml", "text/html": ".html", "text/plain": ".txt",
