@@ -5,9 +5,46 @@ Renderers write to a file object; they never decide what to query.
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
+
+
+# What a terminal would act on instead of showing: C0 and C1 controls (ESC starts screen
+# clears, window titles, OSC 52 clipboard writes and OSC 8 hidden links; CR overwrites a
+# line), DEL, bidirectional overrides and isolates, zero-width marks, line separators.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069]")
+
+
+def _visible(m: re.Match) -> str:
+    c = ord(m.group(0))
+    if c < 0x20:
+        return chr(0x2400 + c)  # the control picture: ESC shows as U+241B
+    return "\u2421" if c == 0x7F else "\ufffd"
+
+
+def terminal_safe(text: str) -> str:
+    """Text as a terminal shows it harmlessly: controls become visible symbols (tab and newline stay)."""
+    return _UNSAFE.sub(_visible, text)
+
+
+class SafeStream:
+    """A text stream that makes everything written through it `terminal_safe`.
+
+    `tix` writes all its output (tables, `show`, listings, errors, JSON and CSV) through
+    these, so no byte a customer sent can act on an agent's terminal, whatever the command.
+    Code that must send its own control sequence (the progress line) writes to `.passthrough`.
+    """
+
+    def __init__(self, stream):
+        self.passthrough = stream
+
+    def write(self, text: str) -> int:
+        return self.passthrough.write(_UNSAFE.sub(_visible, text))
+
+    def __getattr__(self, name):
+        return getattr(self.passthrough, name)
 
 
 def local(dt: datetime | None, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
