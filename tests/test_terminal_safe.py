@@ -48,3 +48,24 @@ def test_the_tix_process_never_writes_a_control_sequence(store: Store, args):
         assert b"\xc2\x9b" not in stream and "\u202e".encode() not in stream
     if args[0] in ("show", "list") and "--history" not in args and "json" not in args:
         assert "Paket".encode() in proc.stdout
+
+
+@pytest.mark.parametrize(("cell", "out"), [
+    ("=cmd|' /C calc'!A0", "'=cmd|' /C calc'!A0"), ("@SUM(A1)", "'@SUM(A1)"), ("+cmd|x", "'+cmd|x"),
+    ("-2+3+cmd|x", "'-2+3+cmd|x"), ("\tx", "'\tx"), ("+62 812-3456-789", "+62 812-3456-789"), ("-1.5", "-1.5"),
+    ("Sari", "Sari"), (42, 42), (None, None),
+])
+def test_csv_cells_never_start_a_formula(cell, out):
+    from tix.render import csv_cell
+
+    assert csv_cell(cell) == out
+
+
+def test_listing_csv_neutralises_a_formula_subject(store: Store):
+    with store.writing(actor="user:test", via="test") as batch:
+        tickets.create_ticket(batch, "=HYPERLINK(\"http://evil.example\",\"klik\")")
+    env = dict(os.environ, TIX_STORE=str(store.root))
+    proc = subprocess.run([sys.executable, "-m", "tix", "list", "--format", "csv"], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "'=HYPERLINK(" in proc.stdout and ",=HYPERLINK" not in proc.stdout

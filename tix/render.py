@@ -47,6 +47,30 @@ class SafeStream:
         return getattr(self.passthrough, name)
 
 
+_FORMULA = re.compile(r"^(?:[=@\t\r]|[+-](?![\d\s().-]*$))")
+
+
+def csv_cell(value):
+    """A CSV cell a spreadsheet will not run: text starting like a formula gets a leading `'`.
+
+    `=`, `@`, tab and CR always; `+` and `-` unless the rest is a number or a phone number
+    (`+62 812-3456`), so scripts still read numbers and phones as they are.
+    """
+    if isinstance(value, str) and _FORMULA.match(value):
+        return "'" + value
+    return value
+
+
+class CsvWriter:
+    """The one CSV writer of tix (listings and reports): rows of cells made safe by `csv_cell`."""
+
+    def __init__(self, out):
+        self._w = csv.writer(out, lineterminator="\n")
+
+    def writerow(self, row) -> None:
+        self._w.writerow([csv_cell(v) for v in row])
+
+
 def local(dt: datetime | None, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """A stored (naive UTC) time shown in the site's time zone."""
     if dt is None:
@@ -88,7 +112,7 @@ def render(rows: list[dict], fmt: str = "table", out=None, tz: str = "Asia/Jakar
         data = [{c: json_value(r.get(c), tz) for c in columns} for r in rows]
         out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
     elif fmt == "csv":
-        w = csv.writer(out, lineterminator="\n")
+        w = CsvWriter(out)
         w.writerow(columns)
         for r in rows:
             w.writerow([json_value(r.get(c), tz) if not isinstance(r.get(c), (list, tuple))

@@ -7,11 +7,10 @@ with Jinja2 from `templates/report_html.j2` (or `report_NAME.j2`), autoescaped.
 """
 from __future__ import annotations
 
-import csv
 from decimal import Decimal
 from pathlib import Path
 
-from tix.render import json_value
+from tix.render import CsvWriter, json_value
 
 FORMATS = ("table", "md", "csv", "json", "html")
 
@@ -60,7 +59,7 @@ def _json(result, sections, out) -> None:
 
 def _csv(sections, out) -> None:
     """One section: plain CSV. Several: blocks separated by a blank line, each headed `# name`."""
-    w = csv.writer(out, lineterminator="\n")
+    w = CsvWriter(out)
     for i, s in enumerate(sections):
         if len(sections) > 1:
             if i:
