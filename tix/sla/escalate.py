@@ -29,10 +29,11 @@ import numpy as np
 from tix import config as configmod
 from tix.errors import ConfigError
 from tix.model import PRIORITIES, PRIORITY_RANK
-from tix.sla.calendar import Calendar, format_duration, parse_calendars
+from tix.durations import format_duration
+from tix.sla.calendar import Calendar, parse_calendars
 from tix.sla.clock import DONE
 from tix.sla.policy import SlaConfig, parse_sla, policy_case_sql
-from tix.store.log import iso
+from tix.store.log import iso, parse_ts, utcnow
 
 WINDOW = 86400.0  # WhatsApp's customer-service window after the customer's last message
 TARGET_LABEL = {"first_response": "first response", "next_response": "next response",
@@ -124,9 +125,7 @@ def escalate(store, now: datetime | None = None, dry_run: bool = False, rebuild:
     """
     from tix.sla.state import SlaState
 
-    now = now or datetime.now(timezone.utc)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+    now = parse_ts(now or utcnow())
     report = EscalateReport(now, dry_run=dry_run)
     clock = time.perf_counter()
     settings = load_settings(store)

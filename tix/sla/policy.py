@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tix.config import suggest
+from tix.durations import parse_duration
 from tix.errors import Problem
 from tix.model import CHANNELS, PRIORITIES, PRIORITY_RANK
 
@@ -106,8 +107,6 @@ def _share(value) -> float:
 
 def parse_sla(node, fname: str, calendars=(), teams=(), agents=()) -> tuple[SlaConfig, list[Problem]]:
     """The `sla:` section -> SlaConfig and every problem found, each with file:line."""
-    from tix.sla.calendar import parse_duration
-
     problems: list[Problem] = []
     out = SlaConfig()
     if node is None:
@@ -127,10 +126,10 @@ def parse_sla(node, fname: str, calendars=(), teams=(), agents=()) -> tuple[SlaC
             problems.append(Problem(fname, lines.get("warn_at"), f"sla: warn_at must be a share like 75% or 0.75, got {node['warn_at']!r}"))
     if "whatsapp_window_warning" in node:
         try:
-            out.window_warning = parse_duration(node["whatsapp_window_warning"])
-        except ValueError:
+            out.window_warning = _positive(node["whatsapp_window_warning"])
+        except ValueError as exc:
             problems.append(Problem(fname, lines.get("whatsapp_window_warning"),
-                                    f"sla: whatsapp_window_warning is not a duration: {node['whatsapp_window_warning']!r} (use e.g. 1h)"))
+                                    f"sla: whatsapp_window_warning is {exc}"))
     pols = node.get("policies") or []
     if not isinstance(pols, list):
         problems.append(Problem(fname, lines.get("policies", line), "sla: policies must be a list"))
@@ -150,8 +149,6 @@ def parse_sla(node, fname: str, calendars=(), teams=(), agents=()) -> tuple[SlaC
 
 
 def _policy(node, fname, pline, warn, calendars, teams, agents, problems) -> Policy | None:
-    from tix.sla.calendar import parse_duration
-
     if not isinstance(node, dict):
         problems.append(Problem(fname, pline, "sla: each policy must be a mapping with name, calendar, targets"))
         return None
@@ -190,9 +187,9 @@ def _policy(node, fname, pline, warn, calendars, teams, agents, problems) -> Pol
                                                f"targets: {', '.join(TARGETS)}"))
             continue
         try:
-            pol.targets[tname] = parse_duration(value)
-        except ValueError:
-            problems.append(Problem(fname, tl, f"{where}: target {tname} is not a duration: {value!r} (use e.g. 30m, 1h, 8h)"))
+            pol.targets[tname] = _positive(value)
+        except ValueError as exc:
+            problems.append(Problem(fname, tl, f"{where}: target {tname} is {exc}"))
     pol.when = _when(node.get("when") or {}, fname, lines.get("when", pline), where, teams, problems)
     steps = node.get("steps") or []
     if not isinstance(steps, list):
@@ -210,6 +207,14 @@ def _policy(node, fname, pline, warn, calendars, teams, agents, problems) -> Pol
         names.add(step.name)
         pol.steps.append(step)
     return pol
+
+
+def _positive(value) -> float:
+    """A duration of more than nothing, in seconds (tix.durations; ValueError otherwise)."""
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"not a duration of more than 0: {value!r}")
+    return seconds
 
 
 def _when(node, fname, line, where, teams, problems) -> dict:
