@@ -116,12 +116,10 @@ def validate_config(section, fname: str) -> list[Problem]:
     problems: list[Problem] = []
     if not isinstance(section, dict):
         return [Problem(fname, getattr(section, "line", None), "whatsapp must be a mapping")]
-    from tix.config import suggest
+    from tix.config import check_keys
 
     line = getattr(section, "line_of", lambda k: getattr(section, "line", None))
-    for key in section:
-        if key not in _KEYS:
-            problems.append(Problem(fname, line(key), f"whatsapp: unknown key {key!r}{suggest(key, _KEYS)}"))
+    problems += check_keys(section, _KEYS, fname, "whatsapp")
     numbers = section.get("numbers") or []
     if not isinstance(numbers, list):
         problems.append(Problem(fname, line("numbers"), "whatsapp.numbers must be a list"))
@@ -131,9 +129,7 @@ def validate_config(section, fname: str) -> list[Problem]:
         if not isinstance(num, dict) or not num.get("phone_number_id"):
             problems.append(Problem(fname, where, f"whatsapp.numbers[{i}] needs phone_number_id (and number)"))
             continue
-        for key in num:
-            if key not in _NUMBER_KEYS:
-                problems.append(Problem(fname, where, f"whatsapp.numbers[{i}]: unknown key {key!r}"))
+        problems += check_keys(num, _NUMBER_KEYS, fname, f"whatsapp.numbers[{i}]", line=where)
     for key in ("reopen_days", "window_hours", "max_body_bytes"):
         if key in section:
             try:

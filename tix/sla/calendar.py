@@ -37,11 +37,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
+from tix.config import check_keys
 from tix.errors import Problem
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 DEFAULT_HOLIDAYS = {"country": "ID"}
+CALENDAR_KEYS = ("timezone", "hours", "holidays", "dates", "description")
 
 
 # -- parsing -----------------------------------------------------------------------------------
@@ -147,10 +149,7 @@ def parse_calendar(name: str, node, fname: str, default_tz: str = "Asia/Jakarta"
         problems.append(Problem(fname, line, f"calendar {name!r} must be a mapping (timezone, hours, holidays, dates)"))
         return spec
     lines = getattr(node, "lines", {})
-    for key in node:
-        if key not in ("timezone", "hours", "holidays", "dates", "description"):
-            problems.append(Problem(fname, lines.get(key, line),
-                                    f"calendar {name!r}: unknown key {key!r} (use timezone, hours, holidays, dates)"))
+    problems += check_keys(node, CALENDAR_KEYS, fname, f"calendar {name!r}", listing="keys")
     tz = str(node.get("timezone") or default_tz)
     try:
         ZoneInfo(tz)

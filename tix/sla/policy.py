@@ -27,10 +27,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tix.config import suggest
+from tix.config import check_keys, suggest
 from tix.durations import parse_duration
 from tix.errors import Problem
 from tix.model import CHANNELS, PRIORITIES, PRIORITY_RANK
+from tix.yamlio import LineDict
 
 TARGETS = ("first_response", "next_response", "resolution")
 STEP_ON = ("warning", "breached", "whatsapp_window")
@@ -115,10 +116,7 @@ def parse_sla(node, fname: str, calendars=(), teams=(), agents=()) -> tuple[SlaC
     if not isinstance(node, dict):
         return out, [Problem(fname, line, "sla must be a mapping with `policies:`")]
     lines = getattr(node, "lines", {})
-    for key in node:
-        if key not in ("warn_at", "whatsapp_window_warning", "policies"):
-            problems.append(Problem(fname, lines.get(key, line), f"sla: unknown key {key!r}"
-                                    f"{suggest(key, ('warn_at', 'whatsapp_window_warning', 'policies'))}"))
+    problems += check_keys(node, ("warn_at", "whatsapp_window_warning", "policies"), fname, "sla")
     if "warn_at" in node:
         try:
             out.warn_at = _share(node["warn_at"])
@@ -158,9 +156,7 @@ def _policy(node, fname, pline, warn, calendars, teams, agents, problems) -> Pol
         problems.append(Problem(fname, pline, "sla: a policy needs a name"))
         name = f"policy{pline}"
     where = f"sla policy {name!r}"
-    for key in node:
-        if key not in POLICY_KEYS:
-            problems.append(Problem(fname, lines.get(key, pline), f"{where}: unknown key {key!r}{suggest(key, POLICY_KEYS)}"))
+    problems += check_keys(node, POLICY_KEYS, fname, where, line=pline)
     pol = Policy(name, line=pline, warn_at=warn)
     cal = node.get("calendar")
     if cal is not None:
@@ -276,11 +272,11 @@ def _step(node, j, fname, sl, where, teams, agents, problems) -> Step | None:
         return None
     lines = dict(getattr(node, "lines", {}))
     if True in node:  # YAML 1.1 reads a bare `on:` key as the boolean true
-        node = {("on" if k is True else k): v for k, v in node.items()}
-        lines["on"] = lines.get(True)
-    for key in node:
-        if key not in STEP_KEYS:
-            problems.append(Problem(fname, lines.get(key, sl), f"{where}: unknown step key {key!r}{suggest(key, STEP_KEYS)}"))
+        lines["on"] = lines.get(True, sl)
+        renamed = LineDict((("on" if k is True else k), v) for k, v in node.items())
+        renamed.line, renamed.lines = getattr(node, "line", sl), lines
+        node = renamed
+    problems += check_keys(node, STEP_KEYS, fname, where, line=sl, noun="step key")
     on = str(node.get("on") or "")
     if on not in STEP_ON:
         problems.append(Problem(fname, lines.get("on", sl), f"{where}: step `on` must be one of {', '.join(STEP_ON)}, got {on!r}"))
