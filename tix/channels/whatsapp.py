@@ -163,9 +163,10 @@ def _check_templates(section, fname, line) -> list[Problem]:
 def _check_params(spec: dict, key: str, fname: str, where) -> list[Problem]:
     """Each parameter must be a Jinja2 template that parses (rendered when a reply is composed)."""
     from jinja2 import TemplateSyntaxError
-    from jinja2.sandbox import SandboxedEnvironment
 
-    env = SandboxedEnvironment()
+    from tix.templates import environment
+
+    env = environment()
     problems = []
     for i, param in enumerate(spec.get("params") or []):
         text = next(iter(param.values()), "") if isinstance(param, dict) else param

@@ -210,7 +210,10 @@ class Runtime:
         ticket = dict(ctx.ticket)
         ticket["ref"] = f"#{ticket['number']}"
         contact = dict(ctx.contact or {})
-        return {"ticket": ticket, "message": ctx.msg, "contact": contact, "rule": rule.name,
+        # Templates are strict about undefined names: every message field is there, empty or not.
+        message = {"channel": ticket.get("channel"), "from": "", "from_name": None, "to": [], "cc": [],
+                   "subject": ticket.get("subject") or "", "text": "", "attachments": [], "inbox": None, **ctx.msg}
+        return {"ticket": ticket, "message": message, "contact": contact, "rule": rule.name,
                 "customer_name": ctx.msg.get("from_name") or contact.get("name") or "",
                 "arrived": ctx.local, "now": self.now.astimezone(self.site.tz),
                 "business_hours": self.site.in_business_hours(ctx.arrived),
