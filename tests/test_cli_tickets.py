@@ -44,7 +44,8 @@ def test_new_list_show_roundtrip(tix):
                "--team", "shipping", "-m", "Order INV-1001", check=0).stdout == "#1\n"
     tix("new", "Refund please", "--email", "Tom@Example.org", "--team", "billing", check=0)
     rows = json.loads(tix("list", "--format", "json", check=0).stdout)
-    assert [(r["number"], r["priority"], r["team"]) for r in rows] == [(2, "normal", "billing"), (1, "high", "shipping")]
+    assert [(r["number"], r["priority"], r["team"]) for r in rows] == [
+        (2, "normal", "billing"), (1, "high", "shipping")]
     out = tix("show", "#1", check=0).stdout
     assert "#1  Paket belum sampai" in out and "priority: high" in out
     assert "customer: Sari <+628123456789> (contact 1)" in out and "Order INV-1001" in out

@@ -23,9 +23,9 @@ WhatsApp outside the 24 h window). A composer module may provide `render(payload
 outbox_id, ticket=…, x_loop=…, now=…) -> bytes`; otherwise the payload is stored as JSON.
 
 Auto-replies (`auto=True`) to machine addresses (mailer-daemon, no-reply, our own) are
-suppressed (`{"state": "suppressed"}`, nothing written), and they are capped per recipient per 24 hours (`outbound.auto_reply_cap`,
-default 3) for every caller: over the cap, `queue` returns `{"state": "capped"}` and
-writes nothing.
+suppressed (`{"state": "suppressed"}`, nothing written), and they are capped per recipient per
+24 hours (`outbound.auto_reply_cap`, default 3) for every caller: over the cap, `queue` returns
+`{"state": "capped"}` and writes nothing.
 """
 from __future__ import annotations
 

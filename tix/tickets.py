@@ -13,7 +13,7 @@ from tix.config import Config, suggest
 from tix.errors import NotFound, UsageError
 from tix.model import CHANNELS, PRIORITIES, SETTABLE, STATUSES
 from tix.query import compile_filter, order_by
-from tix.store import Batch, Store
+from tix.store import Batch
 
 FIELD_NAMES_HELP = ", ".join(SETTABLE)
 
@@ -89,7 +89,8 @@ def parse_assignments(config: Config, pairs: list[str]) -> dict:
     out: dict = {}
     for pair in pairs:
         if "=" not in pair:
-            raise UsageError(f"bad --set {pair!r}: use FIELD=VALUE; fields: {', '.join((*SETTABLE, *config.custom_fields))}")
+            raise UsageError(f"bad --set {pair!r}: use FIELD=VALUE; "
+                             f"fields: {', '.join((*SETTABLE, *config.custom_fields))}")
         name, value = pair.split("=", 1)
         key = normalize_field(config, name)
         out[key] = coerce_value(config, key, value)
@@ -277,4 +278,4 @@ def select(reader, filter_text="", *, columns=LIST_COLUMNS, sort="-updated", lim
     con = con or reader.connect()
     cur = con.execute(sql, params)
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, r)) for r in cur.fetchall()]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

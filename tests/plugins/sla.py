@@ -68,8 +68,8 @@ class Timeline:
         with self.store.writing(actor=actor, via="test") as batch:
             return batch.emit(type_, ticket=ticket, data=data or {}, ts=at(when))
 
-    def create(self, when: datetime, priority: str = "normal", channel: str = "email", subject: str = "Paket belum sampai",
-               contact: int | None = None) -> int:
+    def create(self, when: datetime, priority: str = "normal", channel: str = "email",
+               subject: str = "Paket belum sampai", contact: int | None = None) -> int:
         with self.store.writing(actor="channel:" + channel, via="test") as batch:
             number = batch.new_ticket_number()
             data = {"subject": subject, "status": "new", "priority": priority, "channel": channel, "team": "support"}
@@ -165,7 +165,7 @@ class HookServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's naming
+            def do_POST(self):  # http.server's naming
                 length = int(self.headers.get("Content-Length") or 0)
                 outer.requests.append((self.path, json.loads(self.rfile.read(length) or b"null")))
                 self.send_response(outer.status)

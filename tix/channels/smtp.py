@@ -43,7 +43,8 @@ def validate(node, fname: str) -> list[Problem]:
     from tix.config import check_keys
 
     if not isinstance(node, dict):
-        return [Problem(fname, getattr(node, "line", None), "outbound must be a mapping (host, port, security, from, …)")]
+        return [Problem(fname, getattr(node, "line", None),
+                        "outbound must be a mapping (host, port, security, from, …)")]
     out = check_keys(node, KEYS, fname, "outbound", types=True)
 
     def at(key):
@@ -58,7 +59,8 @@ def validate(node, fname: str) -> list[Problem]:
         out.append(Problem(fname, at("from") or getattr(node, "line", None),
                            "outbound: from must be an address, e.g. \"Support <support@example.co.id>\""))
     if node.get("user") and not (node.get("password_env") or node.get("password_file")):
-        out.append(Problem(fname, at("user"), "outbound: with user, name the password by password_env or password_file"))
+        out.append(Problem(fname, at("user"),
+                           "outbound: with user, name the password by password_env or password_file"))
     return out
 
 
@@ -80,7 +82,6 @@ def reply_subject(subject: str, number: int, prefix: str = "#") -> str:
 
 def compose(store, reader, ticket_row: dict, text: str, template=None) -> dict:
     """The email payload of a reply on `ticket_row`: addresses, subject, thread headers."""
-    from tix.channels.index import MailIndex
 
     if not text or not str(text).strip():
         raise UsageError("a reply needs text (-m TEXT, --file, stdin, $EDITOR or --macro)")

@@ -435,7 +435,7 @@ class Intake:
         try:
             self._payload(payload, self._keep_raw(path, body))
             return True
-        except Exception as exc:  # a bug on one payload must not stop the batch: keep it, go on
+        except Exception as exc:  # noqa: BLE001 - a bug on one payload must not stop the batch: keep it, go on
             rolled_back = len(self.batch.pending) > mark
             del self.batch.pending[mark:]
             self.batch.seq = self.batch.pending[-1]["seq"] if self.batch.pending else self._last_seq()
@@ -637,7 +637,8 @@ class Intake:
         team = number.team or self.settings.team
         n = create_ticket(self.batch, subject, channel="whatsapp", contact=cid, inbox=number.number,
                           team=team, fields=fields, config=self.store.config,
-                          why=f"new WhatsApp conversation (previous ticket #{previous['number']})" if previous else None)
+                          why=(f"new WhatsApp conversation (previous ticket #{previous['number']})"
+                               if previous else None))
         if self.ts:
             self.batch.pending[-1]["ts"] = self.ts
         self.known.tickets[(cid, number.number)] = {"number": n, "status": "new", "resolved_at": None}
@@ -699,7 +700,8 @@ class Intake:
 
     def _value_errors(self, entry: dict, value: dict, pnid: str, raw: str) -> None:
         errors = value["errors"]
-        key = hashlib.sha256(orjson.dumps([entry.get("id"), pnid, errors], option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
+        key = hashlib.sha256(orjson.dumps([entry.get("id"), pnid, errors],
+                                          option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
         if key in self.known.errors_seen:
             self.report.duplicates += 1
             return

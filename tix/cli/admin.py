@@ -74,8 +74,8 @@ def sql(
 
 
 def update(
-    filter_terms: Optional[List[str]] = typer.Argument(None, metavar="[FILTER]...",
-                                                        help="Which tickets, e.g. status:open team:billing age>3d -tag:vip"),
+    filter_terms: Optional[List[str]] = typer.Argument(
+        None, metavar="[FILTER]...", help="Which tickets, e.g. status:open team:billing age>3d -tag:vip"),
     ids: Optional[str] = typer.Option(None, "--ids", help="Read ticket numbers from a file, or - for stdin."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="FIELD=VALUE to set (repeatable)."),
     add_tag: Optional[List[str]] = typer.Option(None, "--add-tag", help="Tag to add (repeatable)."),

@@ -73,7 +73,7 @@ def contact_rows(reader, search: str | None = None, limit: int | None = None) ->
         params.append(int(limit))
     cur = con.execute(sql, params)
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, r)) for r in cur.fetchall()]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def contact_view(reader, cid: int) -> dict:
@@ -85,7 +85,7 @@ def contact_view(reader, cid: int) -> dict:
     cur = con.execute("SELECT number, status, channel, inbox, subject, created_at, updated_at FROM tickets "
                       "WHERE contact IN (SELECT unnest(?::BIGINT[])) ORDER BY created_at", [ids])
     names = [d[0] for d in cur.description]
-    return {"contact": row, "merged": merged, "tickets": [dict(zip(names, r)) for r in cur.fetchall()]}
+    return {"contact": row, "merged": merged, "tickets": [dict(zip(names, r, strict=True)) for r in cur.fetchall()]}
 
 
 def contact_link(batch, cid: int, emails=(), phones=(), wa_user_ids=(), name: str | None = None) -> dict | None:
@@ -98,7 +98,8 @@ def contact_link(batch, cid: int, emails=(), phones=(), wa_user_ids=(), name: st
         raise UsageError(f"contact {cid} was merged into {row['merged_into']}; link to that one")
     index = ContactIndex.load(batch.reader)
     add_e = [e.strip().lower() for e in emails if e.strip().lower() not in (row.get("emails") or [])]
-    add_p = [normalize_phone(p) for p in phones if normalize_phone(p) and normalize_phone(p) not in (row.get("phones") or [])]
+    add_p = [normalize_phone(p) for p in phones
+             if normalize_phone(p) and normalize_phone(p) not in (row.get("phones") or [])]
     for e in add_e:
         if "@" not in e:
             raise UsageError(f"not an email address: {e!r}")
@@ -127,7 +128,8 @@ def _not_elsewhere(owner: int | None, cid: int, what: str) -> None:
     from tix.errors import UsageError
 
     if owner is not None and owner != cid:
-        raise UsageError(f"{what} belongs to contact {owner}; to make them one customer: tix contact merge {owner} {cid}")
+        raise UsageError(f"{what} belongs to contact {owner}; "
+                         f"to make them one customer: tix contact merge {owner} {cid}")
 
 
 def contact_merge(batch, src: int, dst: int, why: str | None = None) -> list[dict]:

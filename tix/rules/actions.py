@@ -254,7 +254,7 @@ class Builder:
             items = [items]
         out = []
         lines = getattr(items, "lines", [line] * len(items))
-        for item, iline in zip(items, lines):
+        for item, iline in zip(items, lines, strict=True):
             action = self.one(item, iline)
             if action is not None:
                 action.line = iline

@@ -219,7 +219,7 @@ def _compute(store, st, settings: SlaSettings, now: float, report: EscalateRepor
             report.clocks += int(c.has.sum())
             live = c.has & ~done
             vals, counts = np.unique(c.state[live].astype(str), return_counts=True)
-            report.states.update(dict(zip(vals.tolist(), counts.tolist())))
+            report.states.update(dict(zip(vals.tolist(), counts.tolist(), strict=True)))
     out = pa.Table.from_pydict(cols, schema=schema())
     if report is not None:
         report.open_tickets = int((~done).sum())
@@ -261,7 +261,7 @@ def _plan(ctx: dict, settings: SlaSettings, now: float, report: EscalateReport) 
         if not len(cand):
             continue
         keys = keys_col.take(cand).to_pylist()
-        for row, ks in zip(cand.tolist(), keys):
+        for row, ks in zip(cand.tolist(), keys, strict=True):
             pol = policies[ctx["pol"][row]]
             _plan_clock(report, int(numbers[row]), set(ks or ()), pol, target, int(c.cycle[row]), c.state[row],
                         bool(c.breached[row]), bool(ctx["done"][row]), float(c.due[row]), float(c.used[row]),
@@ -327,7 +327,7 @@ def _plan_window(ctx, settings, now, report) -> None:
     if not len(cand):
         return
     keys = table["keys"].take(cand).to_pylist()
-    for row, ks in zip(cand.tolist(), keys):
+    for row, ks in zip(cand.tolist(), keys, strict=True):
         pol = ctx["policies"][ctx["pol"][row]]
         ticket, cycle = int(ctx["numbers"][row]), int(close[row] - settings.window)
         for step in pol.steps:
@@ -344,7 +344,7 @@ def _ticket_rows(con, numbers: list[int]) -> dict[int, dict]:
         return {}
     cur = con.execute("SELECT * FROM tickets WHERE number IN (SELECT unnest(?::BIGINT[]))", [numbers])
     names = [d[0] for d in cur.description]
-    return {r[0]: dict(zip(names, r)) for r in cur.fetchall()}
+    return {r[0]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
 
 
 def _act(store, ctx, settings: SlaSettings, report: EscalateReport) -> list[dict]:

@@ -465,7 +465,7 @@ class Reader:
         cur = self._duck.execute(
             f"SELECT {select} FROM ({snap}) WHERE {key} IN (SELECT unnest(?::BIGINT[]))", [sorted(ids)])
         names = [d[0] for d in cur.description]
-        return {row[0]: dict(zip(names, row)) for row in cur.fetchall()}
+        return {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
 
     # -- single-ticket reads ------------------------------------------------------------------
     def tickets(self, numbers) -> dict[int, dict]:

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import orjson
 
-from tix.model import CONTACT_COLUMNS, TICKET_COLUMNS
 from tix.store.files import FILE_MODE, atomic_write, commit_temp, temp_name
 from tix.store.log import Position
 
