@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -11,6 +11,7 @@ from tix.errors import ConfigError, NotFound, UsageError
 from tix.reports.definition import ReportDef, Section, duckdb_problem, parse_file
 from tix.reports.labels import Labels
 from tix.reports.params import Resolved, resolve
+from tix.store.log import utcnow
 from tix.store.views import sandbox, statements
 
 
@@ -112,7 +113,7 @@ def run_report(store, name: str, params: dict[str, str] | None = None, week: str
     tz = cfg.setting("timezone")
     locale = locale or cfg.setting("locale")
     _check_zone(tz)
-    now = now or datetime.now(timezone.utc)
+    now = now or utcnow()
     resolved = resolve(report, params or {}, week, tz, now)
     con = con or store.connect()
     prepare(con, tz)

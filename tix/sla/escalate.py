@@ -29,10 +29,11 @@ import numpy as np
 from tix import config as configmod
 from tix.errors import ConfigError
 from tix.model import PRIORITIES, PRIORITY_RANK
-from tix.sla.calendar import Calendar, format_duration, parse_calendars
+from tix.durations import format_duration
+from tix.sla.calendar import Calendar, parse_calendars
 from tix.sla.clock import DONE
 from tix.sla.policy import SlaConfig, parse_sla, policy_case_sql
-from tix.store.log import iso
+from tix.store.log import iso, parse_ts, utcnow
 
 WINDOW = 86400.0  # WhatsApp's customer-service window after the customer's last message
 TARGET_LABEL = {"first_response": "first response", "next_response": "next response",
@@ -124,9 +125,7 @@ def escalate(store, now: datetime | None = None, dry_run: bool = False, rebuild:
     """
     from tix.sla.state import SlaState
 
-    now = now or datetime.now(timezone.utc)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+    now = parse_ts(now or utcnow())
     report = EscalateReport(now, dry_run=dry_run)
     clock = time.perf_counter()
     settings = load_settings(store)
@@ -420,15 +419,11 @@ class _Renderer:
     """SLA notification texts from `templates/sla_<state>.j2` (the store's copy first)."""
 
     def __init__(self, store, tz: str, agents: dict | None = None):
-        import jinja2
-
-        from tix.store import examples_dir
+        from tix.templates import environment
 
         self.tz = tz
         self.agents = agents or {}
-        dirs = [str(store.path("templates")), str(examples_dir() / "templates")]
-        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(dirs), autoescape=False,
-                                      keep_trailing_newline=True, undefined=jinja2.ChainableUndefined)
+        self.env = environment(store)
 
     def address(self, addr: str, row: dict) -> str | None:
         """`assignee` -> the ticket's agent's email (None when unassigned or without one)."""
@@ -438,9 +433,9 @@ class _Renderer:
         return agent.email if agent is not None and agent.email else None
 
     def render(self, p: Planned, row: dict) -> tuple[str, str]:
-        import jinja2
-
+        """(subject, body); a template that fails raises TemplateFailed (`templates/NAME:LINE: …`)."""
         from tix.render import local
+        from tix.templates import TemplateMissing, render
 
         name = "sla_whatsapp_window.j2" if p.target == "whatsapp_window" else f"sla_{p.state}.j2"
         fmt = "%Y-%m-%d %H:%M %Z"
@@ -452,8 +447,8 @@ class _Renderer:
                "window_closes": local(_dt(p.window_close), self.tz, fmt) if p.window_close else "",
                "window_in": format_duration(p.window_in), "timezone": self.tz}
         try:
-            text = self.env.get_template(name).render(**ctx)
-        except jinja2.TemplateNotFound:
+            text = render(self.env, name, ctx)
+        except TemplateMissing:
             text = (f"Subject: [#{p.ticket}] SLA {p.state}: {ctx['target_label']}\n\n"
                     f"Ticket #{p.ticket} ({row.get('subject')}): {ctx['target_label']} is {p.state} "
                     f"under policy {p.policy}; due {ctx['due']}.\n")
