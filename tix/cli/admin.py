@@ -75,7 +75,7 @@ def sql(
 
 def update(
     filter_terms: Optional[List[str]] = typer.Argument(
-        None, metavar="[FILTER]...", help="Which tickets, e.g. status:open team:billing age>3d -tag:vip"),
+        None, metavar="[FILTER]...", help="Which tickets, e.g. status:pending team:billing idle:14d+ -tag:vip"),
     ids: Optional[str] = typer.Option(None, "--ids", help="Read ticket numbers from a file, or - for stdin."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="FIELD=VALUE to set (repeatable)."),
     add_tag: Optional[List[str]] = typer.Option(None, "--add-tag", help="Tag to add (repeatable)."),
@@ -84,13 +84,19 @@ def update(
     why: Optional[str] = typer.Option(None, "--why", help="Reason, recorded with every change."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Show what would change; write nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Allow changing more tickets than bulk_confirm_over."),
-    fmt: str = typer.Option("table", "--format", "-f", help="Output: table (a count) or json."),
+    all_: bool = typer.Option(False, "--all", help="Let the filter select resolved and closed tickets too."),
+    fmt: str = typer.Option("table", "--format", "-f", help="Output: table (a sentence) or json."),
 ) -> None:
     """Bulk-change tickets chosen by a filter or by numbers on stdin; one event per change.
 
+    The filter is the one of `tix list` and selects what `tix list` shows for it: open
+    tickets (new, open, pending) unless it names a status or --all is given. Numbers from
+    --ids are taken whatever their status.
+
     Examples:
-      tix update status:pending idle>14d --set status=closed --why "no answer in 14 days"
-      tix list -f csv tag:spam | cut -d, -f1 | tail -n +2 | tix update --ids - --set status=closed
+      tix update status:pending idle:14d+ --set status=closed --why "no answer in 14 days" --dry-run
+      tix update team:billing priority:low --set priority=normal --yes --as ops-bot
+      tix list -f csv tag:spam | cut -d, -f1 | tail -n +2 | tix update --ids - --set status=closed --yes
     """
     from tix.tickets.bulk import bulk_update
 
@@ -100,7 +106,7 @@ def update(
     result = bulk_update(store, " ".join(filter_terms or []), numbers=numbers, set_pairs=set_ or [],
                          add_tags=add_tag or [], remove_tags=remove_tag or [], note=note, why=why,
                          dry_run=dry_run, confirmed=yes or is_tty(sys.stdin) and is_tty(sys.stdout),
-                         actor=actor())
+                         actor=actor(), all_statuses=all_)
     _print_update(result, fmt, dry_run)
 
 
@@ -118,7 +124,12 @@ def _print_update(result, fmt: str, dry_run: bool) -> None:
             typer.echo(line)
         typer.echo(f"would change {result.changed} of {result.matched} matching tickets (dry run, nothing written)")
     else:
-        typer.echo(f"{result.changed}")
+        typer.echo(f"changed {result.changed} of {result.matched} matching {_plural(result.matched, 'ticket')} "
+                   f"({result.events} {_plural(result.events, 'event')})")
+
+
+def _plural(n: int, word: str) -> str:
+    return word if n == 1 else word + "s"
 
 
 def config_check() -> None:

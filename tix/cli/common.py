@@ -119,14 +119,28 @@ class Progress:
 
 
 _NEGATED_TERM = re.compile(r"^-[A-Za-z_][\w.]*(:|>|<|=)")
+_NEGATED_WORD = re.compile(r"^-[a-z]{2,}$")
 
 
 def protect_negated_terms(argv: list[str]) -> list[str]:
     """`-tag:vip` is a negated filter term, not a cluster of short options: spell it `!tag:vip`.
 
     No tix option contains `:`, `<`, `>` or `=` after a single dash, so this is unambiguous.
+    So is `-idle` (what a shell leaves of `-idle>14d`): no short option is a filter field's
+    name, and Click would read `-age` as `-a ge`; as `!idle` the filter names the mistake.
     """
-    return ["!" + a[1:] if _NEGATED_TERM.match(a) else a for a in argv]
+    out = []
+    for a in argv:
+        if _NEGATED_TERM.match(a) or (_NEGATED_WORD.match(a) and a[1:] in _filter_fields()):
+            a = "!" + a[1:]
+        out.append(a)
+    return out
+
+
+def _filter_fields() -> tuple[str, ...]:
+    from tix.tickets.query import ALL_FIELDS
+
+    return ALL_FIELDS
 
 
 def run(app) -> int:
@@ -164,9 +178,13 @@ def run(app) -> int:
     return rc if isinstance(rc, int) else 0
 
 
+_LOCATION = re.compile(r"^\S+:\d+$")
+
+
 def _has_location(line: str) -> bool:
+    """`tix.yaml:7: …`, `templates/x.j2:3: …`, `rules/x.yaml: …` carry their place; `age:3d …` does not."""
     head = line.split(": ", 1)[0]
-    return ":" in head or head.endswith((".yaml", ".yml", ".sql"))
+    return bool(_LOCATION.match(head)) or head.endswith((".yaml", ".yml", ".sql", ".j2", ".eml", ".json"))
 
 
 def _click_exceptions():

@@ -34,9 +34,9 @@ def route(
     Refuses to run on invalid rules (exit 2, nothing written); exit 1 if a rule failed on
     a ticket (the others are still routed).
 
-    Example: tix fetch && tix route        (from cron)
-
-    Example: tix route --explain 1042
+    Examples:
+      tix fetch && tix route        # from cron
+      tix route --explain 1042
     """
     from tix import rules
     from tix.render import render

@@ -50,7 +50,7 @@ def new(
 
 def list_(
     filter_terms: Optional[List[str]] = typer.Argument(None, metavar="[FILTER]...",
-                                                        help="e.g. status:open team:billing age>3d -tag:vip refund"),
+                                                        help="e.g. status:open team:billing age:3d+ -tag:vip refund"),
     status: Optional[str] = typer.Option(None, "--status", help="Same as status:VALUE."),
     team: Optional[str] = typer.Option(None, "--team", help="Same as team:VALUE."),
     assignee: Optional[str] = typer.Option(None, "--assignee", "-a",
@@ -64,10 +64,17 @@ def list_(
     limit: Optional[int] = typer.Option(100, "--limit", "-n", help="At most this many (0 = no limit)."),
     fmt: str = FormatOpt,
 ) -> None:
-    """List tickets (open ones unless a status filter or --all is given).
+    """List tickets: open ones (new, open, pending) unless the filter names a status or --all.
+
+    Filter terms (no quotes needed): FIELD:VALUE, FIELD:a,b, -FIELD:VALUE (not), FIELD:none;
+    ranges FIELD:V+ (V or more), FIELD:-V (up to V), FIELD:A..B for age, idle, created,
+    updated, resolved, priority and number; other words search the subject.
 
     Examples:
-      tix list status:open team:billing age>3d -tag:vip
+      tix list status:open team:billing age:3d+ -tag:vip
+      tix list is:open assignee:none priority:high+
+      tix list channel:whatsapp,email idle:2h+ refund
+      tix list created:2026-11-01..2026-11-30 --all --format csv
       tix list --assignee none -p urgent --format json
     """
     from tix.render import render
