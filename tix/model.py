@@ -61,6 +61,16 @@ def fmt_number(number: int) -> str:
     return f"#{number}"
 
 
+def fmt_phone(phone) -> str:
+    """How tix prints a phone number, everywhere: international with a plus, `+6281234567890`.
+
+    Contacts store the digits (`6281234567890`, see tix.tickets.contacts.normalize_phone);
+    anything that is not only digits (a WhatsApp username) is printed as it is.
+    """
+    text = str(phone or "")
+    return "+" + text if text.isdigit() else text
+
+
 def parse_number(text: str) -> int:
     """`#1042`, `1042` -> 1042; ValueError otherwise."""
     t = str(text).strip().lstrip("#")

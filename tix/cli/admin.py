@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from tix.cli.common import FormatOpt, actor, check_format, info, is_tty, open_store, read_ids
+from tix.cli.common import FormatOpt, actor, check_format, info, is_tty, open_store, read_ids, state
 
 
 def register(app: typer.Typer) -> None:
@@ -24,12 +24,33 @@ def register(app: typer.Typer) -> None:
 def init(directory: Path = typer.Argument(..., help="Directory for the new store (created if missing).")) -> None:
     """Create a store: a commented tix.yaml and copies of the example rules, templates and reports.
 
-    Example: tix init /srv/helpdesk && export TIX_STORE=/srv/helpdesk
+    At a terminal (or with -v) it prints the next steps; in a script it is silent.
+
+    Example: tix init helpdesk && export TIX_STORE=$PWD/helpdesk
     """
     from tix.store import Store
 
     store = Store.init(directory)
-    info(f"created tix store at {store.root}")
+    if is_tty(sys.stdout) or state.verbose:
+        typer.echo(next_steps(Path(store.root).resolve()))
+
+
+def next_steps(root: Path) -> str:
+    """What to do after `tix init`, with the store's own path in every command."""
+    import shlex
+
+    q = shlex.quote(str(root))
+    return f"""Created a tix store in {root}. Next steps:
+
+  1. export TIX_STORE={q}
+     (or give --store DIR, or run tix anywhere below the store)
+  2. Edit {root / 'tix.yaml'}: teams, agents, the email channels:, outbound: mail,
+     whatsapp:, calendars: and sla: (each section is commented; secrets by *_env name only).
+  3. tix config check               every problem in tix.yaml, rules/, templates/, reports/
+  4. tix new "Paket belum sampai" --phone 0812-3456-789 --name Sari
+     tix list                       then: tix show 1 --history
+  5. From cron (see the README's Cron section): tix fetch, tix route, tix escalate, tix report weekly.
+  Try it on sample data first: tix demo --dir /tmp/tix-demo"""
 
 
 def demo(

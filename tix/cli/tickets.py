@@ -33,6 +33,7 @@ def new(
     category: Optional[str] = typer.Option(None, "--category", help="Category."),
     tags: Optional[List[str]] = typer.Option(None, "--tag", "-t", help="Tag (repeatable)."),
     message: Optional[str] = typer.Option(None, "--message", "-m", help="What the customer said (- for stdin)."),
+    why: Optional[str] = typer.Option(None, "--why", help="Reason, recorded in the audit trail."),
 ) -> None:
     """Log a ticket by hand (a phone call, a walk-in); prints the new ticket number.
 
@@ -44,7 +45,7 @@ def new(
     with store.writing(actor=actor(), via="tix new") as batch:
         number = new_ticket(batch, subject, name=name, email=email, phone=phone, assignee=assignee,
                             channel=channel, priority=priority, team=team, category=category, tags=tags or (),
-                            body=_body(message))
+                            body=_body(message), why=why)
     typer.echo(f"#{number}")
 
 
