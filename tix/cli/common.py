@@ -24,6 +24,24 @@ FORMATS = ("table", "json", "csv")
 FormatOpt = typer.Option("table", "--format", "-f", help="Output format: table, json or csv.")
 
 
+# Every option that takes a time (`--now`, `--at`) reads it the same way: tix.store.log.parse_local.
+TIME_HELP = ("in the site time zone unless it carries an offset: 2026-11-24T09:00, "
+             "2026-11-24 09:00, 2026-11-24 (midnight), 2026-11-24T02:00Z")
+
+
+def local_time(text: str | None, store, option: str):
+    """An option's time (`--now`, `--at`): site-local unless it has an offset -> aware UTC; None if not given."""
+    from tix.errors import UsageError
+    from tix.store.log import parse_local
+
+    if not text:
+        return None
+    try:
+        return parse_local(text, store.config.setting("timezone"))
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
 def open_store():
     from tix.store import Store
 

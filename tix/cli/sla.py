@@ -5,9 +5,9 @@ import sys
 
 import typer
 
-from tix.cli.common import FormatOpt, check_format, error, info, open_store, state, ticket_arg
+from tix.cli.common import TIME_HELP, FormatOpt, check_format, error, info, local_time, open_store, state, ticket_arg
 
-NOW_HELP = "Evaluate at this time: site-local like 2026-11-24T09:00, or with an offset (default: now)."
+NOW_HELP = f"Evaluate at this time (default: now), {TIME_HELP}."
 
 
 def register(app: typer.Typer) -> None:
@@ -21,16 +21,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _now(text: str | None, store):
-    """`--now`: a local time in the site's time zone, or with an offset (tix.store.log.parse_local)."""
-    from tix.errors import UsageError
-    from tix.store.log import parse_local
-
-    if not text:
-        return None
-    try:
-        return parse_local(text, store.config.setting("timezone"))
-    except ValueError as exc:
-        raise UsageError(f"--now: {exc}") from None
+    """`--now`: a local time in the site's time zone, or with an offset (tix.cli.common.local_time)."""
+    return local_time(text, store, "--now")
 
 
 def escalate(
