@@ -53,7 +53,8 @@ def escalate(
     if state.verbose:
         states = ", ".join(f"{k} {v}" for k, v in sorted(report.states.items()))
         info(f"{report.open_tickets} open tickets, {report.clocks} clocks ({states}); "
-             f"{len(report.planned)} actions, {report.events_written} events written"
+             f"{len(report.planned)} actions, {report.events_written} events written in {report.rounds} "
+             f"round{'s' if report.rounds != 1 else ''}"
              f"{' (cold start: folded the whole log)' if report.cold else ''} in {report.timings['total']:.2f} s")
     _report_notify(report.notify)
     if not report.ok:
