@@ -74,6 +74,24 @@ class Config:
     def setting(self, name: str):
         return self.settings[name]
 
+    def display_names(self) -> dict[str, dict[str, str]]:
+        """How people see teams and agents: {"team": {key: name}, "assignee"/"agent": {login: name}}."""
+        teams = {key: str(spec.get("name") or key) for key, spec in self.teams.items()}
+        agents = {login: agent.display or login for login, agent in self.agents.items()}
+        return {"team": teams, "assignee": agents, "agent": agents}
+
+    def template_names(self) -> dict:
+        """What every template may use to show values as people read them, in the site's locale:
+        `locale`, `label(field, value)` (tix.model.VALUE_LABELS), `team_name(key)`, `agent_name(login)`."""
+        from tix.model import value_label
+
+        locale = self.setting("locale")
+        names = self.display_names()
+        return {"locale": locale,
+                "label": lambda field, value: value_label(field, value, locale),
+                "team_name": lambda key: names["team"].get(key, key) if key else "-",
+                "agent_name": lambda login: names["agent"].get(login, login) if login else "-"}
+
     def section(self, name: str, default=None):
         value = self.raw.get(name)
         return default if value is None else value

@@ -218,6 +218,7 @@ class Runtime:
                 "arrived": ctx.local, "now": self.now.astimezone(self.site.tz),
                 "business_hours": self.site.in_business_hours(ctx.arrived),
                 **hours_context(self.site, ctx.local, self.config.setting("locale")),
+                **self.config.template_names(),
                 "settings": dict(self.config.settings)}
 
     def resolve_email(self, target: str, ctx) -> str | None:
