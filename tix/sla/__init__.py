@@ -6,7 +6,7 @@ arithmetic), SLA policies and their conditions and steps (`policy`), the clocks 
 ticket folded from its events (`clock`: first response, next response, resolution, paused
 while pending), their persisted incremental state (`state`, Parquet under `snapshot/sla/`),
 the escalation run (`escalate`), the explanation of one ticket's clocks (`explain`) and the
-`sla` DuckDB view (`views`). Notifications go through `tix.notify`'s durable outbox.
+`sla` DuckDB view (`views`). Notifications go through the outbox (`tix.outbox.notify`).
 
 It reads the `calendars:` and `sla:` sections of tix.yaml and the `ticket.created`,
 `ticket.updated` (status), `message.received`, `message.sent` (not `auto`) events; it writes

@@ -15,7 +15,7 @@ starts at a customer message whose previous message (customer or agent) was an a
 """
 from __future__ import annotations
 
-from tix.notify import seq_before
+from tix.outbox.index import seq_before
 from tix.store.log import Position
 
 _SQL = r"""

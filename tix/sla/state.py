@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 
 from tix.sla.clock import TRACK_TYPES, Track, fold_event
-from tix.notify import seq_before
+from tix.outbox.index import seq_before
 from tix.store.log import Position
 
 FORMAT = 1
