@@ -62,6 +62,8 @@ def escalate(
         info(f"{report.open_tickets} open tickets, {report.clocks} clocks ({states}); "
              f"{len(report.planned)} actions, {report.events_written} events written"
              f"{' (cold start: folded the whole log)' if report.cold else ''} in {report.timings['total']:.2f} s")
+    for line in report.errors:
+        error(line)
     _report_notify(report.notify)
     if not report.ok:
         raise typer.Exit(1)

@@ -6,7 +6,7 @@ older-format or stale file (the log was rewritten by an erasure) is rebuilt from
 
 An item (what `tix outbox list` shows and what the senders get, under `data`)::
 
-    {"id", "purpose", "channel", "ticket", "key", "queued_at", "status": "pending"|"dead",
+    {"id", "purpose", "channel", "ticket", "key", "queued_at", "seq", "status": "pending"|"dead",
      "attempts", "next_try", "error", "data": <the data of the event that queued it>}
 """
 from __future__ import annotations
@@ -102,13 +102,13 @@ class OutboxIndex:
         if kind == "message.sent":
             if d.get("outbox") and d.get("state", "queued") == "queued":
                 purpose = "auto_reply" if d.get("auto") else "reply"
-                self._add(d["outbox"], purpose, d.get("channel") or "email", ev.get("ticket"), None, ev["ts"], d)
+                self._add(d["outbox"], purpose, d.get("channel") or "email", ev.get("ticket"), None, ev, d)
         elif kind == "outbox.queued":
             oid = item_id(d)
             if d.get("key"):
                 self.keys[d["key"]] = oid
             self._add(oid, d.get("purpose") or "notification", d.get("kind") or "email", d.get("ticket"),
-                      d.get("key"), ev["ts"], d)
+                      d.get("key"), ev, d)
         elif kind == "outbox.sent":
             self.items.pop(item_id(d), None)
         elif kind == "outbox.failed":
@@ -121,14 +121,14 @@ class OutboxIndex:
                     it["status"] = "dead"
                     it["next_try"] = None
 
-    def _add(self, oid, purpose, channel, ticket, key, ts, data) -> None:
+    def _add(self, oid, purpose, channel, ticket, key, ev, data) -> None:
         self.items[oid] = {"id": oid, "purpose": purpose, "channel": channel, "ticket": ticket, "key": key,
-                           "queued_at": ts, "status": "pending", "attempts": 0, "next_try": None, "error": None,
-                           "data": data}
+                           "queued_at": ev["ts"], "seq": ev.get("seq", 0), "status": "pending", "attempts": 0,
+                           "next_try": None, "error": None, "data": data}
 
     def ordered(self) -> list[dict]:
-        """Every item, oldest first."""
-        return sorted(self.items.values(), key=lambda it: (it["queued_at"], it["id"]))
+        """Every item, in the order they were queued."""
+        return sorted(self.items.values(), key=lambda it: it["seq"])
 
     def save(self) -> None:
         atomic_write(self.path, orjson.dumps({"version": VERSION, "segment": self.pos.segment,

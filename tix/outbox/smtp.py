@@ -14,6 +14,7 @@ never holds a password (a refused login shows the server's code, not its text)::
     sending one message
         every recipient refused with 5xx                             SendPermanent  recipients refused: …
         a recipient deferred with 4xx                                SendTemporary  recipients deferred: …
+        an address not ASCII, the server without SMTPUTF8            SendPermanent  … does not offer SMTPUTF8 …
         MAIL FROM or DATA answered 5xx                               SendPermanent  rejected by the SMTP server: …
         … answered 4xx                                               SendTemporary  deferred by the SMTP server: …
         connection lost, network error                               SendTemporary  SMTP HOST:PORT: connection lost: …
@@ -102,7 +103,9 @@ class SmtpSender:
         envelope, rcpts, data, message_id = made
         conn = self._connection()
         try:
-            refused = conn.sendmail(envelope, rcpts, data)
+            refused = conn.sendmail(envelope, rcpts, data, mail_options=_utf8_options(conn, envelope, rcpts))
+        except TixError:
+            raise
         except (smtplib.SMTPException, OSError) as exc:
             if not isinstance(exc, smtplib.SMTPRecipientsRefused):  # after a refused RCPT the session is fine
                 self.close()
@@ -136,6 +139,17 @@ class SmtpSender:
             conn.quit()
         except (smtplib.SMTPException, OSError):
             conn.close()
+
+
+def _utf8_options(conn: smtplib.SMTP, envelope: str, rcpts: list[str]) -> list[str]:
+    """SMTPUTF8 for an address that is not ASCII (RFC 6531), when the server offers it."""
+    wide = [a for a in (envelope, *rcpts) if not a.isascii()]
+    if not wide:
+        return []
+    conn.ehlo_or_helo_if_needed()
+    if conn.has_extn("smtputf8"):
+        return ["SMTPUTF8"]
+    raise SendPermanent(f"the SMTP server does not offer SMTPUTF8, so it cannot send to or from {wide[0]}")
 
 
 def notification_message(item: dict, spec: dict) -> tuple[str, list[str], bytes, str]:

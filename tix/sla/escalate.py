@@ -73,11 +73,12 @@ class EscalateReport:
     planned: list[Planned] = field(default_factory=list)
     events_written: int = 0
     notify: object | None = None  # tix.outbox.FlushReport of the notifications sent at the end
+    errors: list[str] = field(default_factory=list)  # notifications that could not be made (queued as failed)
     timings: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return self.notify is None or self.notify.ok
+        return not self.errors and (self.notify is None or self.notify.ok)
 
 
 # -- settings -----------------------------------------------------------------------------------
@@ -369,7 +370,9 @@ def _act(store, ctx, settings: SlaSettings, report: EscalateReport) -> list[dict
                 row = rows.get(p.ticket)
                 if row is None:
                     continue
-                _do(batch, p, row, renderer, box)
+                error = _do(batch, p, row, renderer, box)
+                if error:
+                    report.errors.append(f"ticket #{p.ticket}, SLA step {p.key}: {error}")
         written += batch.written
         if box is not None:
             box.advance()  # this batch's keys, for the next policy's batch
@@ -378,7 +381,8 @@ def _act(store, ctx, settings: SlaSettings, report: EscalateReport) -> list[dict
     return written
 
 
-def _do(batch, p: Planned, row: dict, renderer, box=None) -> None:
+def _do(batch, p: Planned, row: dict, renderer, box=None) -> str | None:
+    """Take one planned step in `batch`; returns why its notifications could not be made, if so."""
     from tix import tickets
 
     if p.step is None:
@@ -386,7 +390,7 @@ def _do(batch, p: Planned, row: dict, renderer, box=None) -> None:
             "policy": p.policy, "target": p.target, "cycle": p.cycle, "key": p.key,
             "due_at": iso(datetime.fromtimestamp(p.due, timezone.utc)) if p.due else None,
             "business_seconds": round(p.target_s)})
-        return
+        return None
     step = p.step
     batch.emit("sla.step", ticket=p.ticket, data={"policy": p.policy, "target": p.target, "state": p.state,
                                                   "step": step.name, "key": p.key, "cycle": p.cycle,
@@ -406,10 +410,11 @@ def _do(batch, p: Planned, row: dict, renderer, box=None) -> None:
     if step.tags:
         tickets.tag(batch, row, add=step.tags, why=why)
     if step.email or step.webhook:
-        _notify(batch, p, row, renderer, box)
+        return _notify(batch, p, row, renderer, box)
+    return None
 
 
-def _notify(batch, p: Planned, row: dict, renderer, box) -> None:
+def _notify(batch, p: Planned, row: dict, renderer, box) -> str | None:
     from tix.outbox import notify
 
     step, error = p.step, None
@@ -428,6 +433,7 @@ def _notify(batch, p: Planned, row: dict, renderer, box) -> None:
                    "state": p.state, "step": step.name}
         notify(batch, "webhook", step.webhook, subject, body, payload=payload, key=f"{p.key}:webhook",
                ticket=p.ticket, index=box, error=error)
+    return error
 
 
 class _Renderer:
