@@ -121,7 +121,8 @@ def test_reply_with_a_macro(ostore, tix):
     (ostore.root / "templates" / "macros" / "thanks.txt").write_text(
         "Halo {{ contact.name }},\n\ntiket #{{ ticket.number }} ({{ ticket.subject }}) sudah kami terima.\n")
     tix("reply", "1", "--macro", "thanks", check=0)
-    body = email.message_from_bytes(ostore.smtp.messages[0]["data"]).get_payload(decode=True).decode().replace("\r\n", "\n")
+    body = (email.message_from_bytes(ostore.smtp.messages[0]["data"]).get_payload(decode=True).decode()
+            .replace("\r\n", "\n"))
     assert body == "Halo Sari,\n\ntiket #1 (Paket belum sampai) sudah kami terima.\n"
     assert tix("reply", "1", "--macro", "nope").returncode == 2
 

@@ -67,7 +67,8 @@ def _use_webhook(store, url: str, slack: bool) -> None:
     path = store.path("tix.yaml")
     text = path.read_text().replace(
         "- {name: breach, on: breached, tag: sla-breached, team: billing}",
-        f"- {{name: breach, on: breached, tag: sla-breached, notify: {{webhook: '{url}', slack: {str(slack).lower()}}}}}")
+        "- {name: breach, on: breached, tag: sla-breached, "
+        f"notify: {{webhook: '{url}', slack: {str(slack).lower()}}}}}")
     path.write_text(text)
 
 

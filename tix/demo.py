@@ -59,7 +59,7 @@ def _add_demo_channels(store: Store) -> None:
              f"    team: support\n"
              + DEMO_SLA)
     cfg.write_text(text, encoding="utf-8")
-    store._config = None
+    store.reload_config()
     load_demo(store)
 
 

@@ -95,7 +95,8 @@ class MailIndex:
             for k in (data.get("message"), data.get("source_key")):
                 if k:
                     self.qkeys.add(k)
-        elif kind in ("message.received", "message.unmatched") or (kind == "ticket.note" and data.get("kind") == "bounce"):
+        elif (kind in ("message.received", "message.unmatched")
+              or (kind == "ticket.note" and data.get("kind") == "bounce")):
             for k in (data.get("message"), data.get("source_key")):
                 if k:
                     self.keys.add(k)

@@ -42,7 +42,8 @@ def validate(node, fname: str) -> list[Problem]:
     from tix.config import suggest
 
     if not isinstance(node, dict):
-        return [Problem(fname, getattr(node, "line", None), "outbound must be a mapping (host, port, security, from, …)")]
+        return [Problem(fname, getattr(node, "line", None),
+                        "outbound must be a mapping (host, port, security, from, …)")]
     out = []
 
     def at(key):
@@ -62,7 +63,8 @@ def validate(node, fname: str) -> list[Problem]:
         out.append(Problem(fname, at("from") or getattr(node, "line", None),
                            "outbound: from must be an address, e.g. \"Support <support@example.co.id>\""))
     if node.get("user") and not (node.get("password_env") or node.get("password_file")):
-        out.append(Problem(fname, at("user"), "outbound: with user, name the password by password_env or password_file"))
+        out.append(Problem(fname, at("user"),
+                           "outbound: with user, name the password by password_env or password_file"))
     return out
 
 
@@ -116,10 +118,9 @@ def header_text(value) -> str:
 def _index(store):
     from tix.channels.index import MailIndex
 
-    idx = getattr(store, "_tix_mail_index", None)
+    idx = store.cache.get("mail_index")
     if idx is None:
-        idx = MailIndex.load(store)
-        store._tix_mail_index = idx
+        idx = store.cache["mail_index"] = MailIndex.load(store)
     else:
         idx.catch_up(store)
     return idx

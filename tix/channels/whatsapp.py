@@ -438,7 +438,7 @@ class Intake:
         try:
             self._payload(payload, self._keep_raw(path, body))
             return True
-        except Exception as exc:  # a bug on one payload must not stop the batch: keep it, go on
+        except Exception as exc:  # noqa: BLE001 - a bug on one payload must not stop the batch: keep it, go on
             rolled_back = len(self.batch.pending) > mark
             del self.batch.pending[mark:]
             self.batch.seq = self.batch.pending[-1]["seq"] if self.batch.pending else self._last_seq()
@@ -640,7 +640,8 @@ class Intake:
         team = number.team or self.settings.team
         n = create_ticket(self.batch, subject, channel="whatsapp", contact=cid, inbox=number.number,
                           team=team, fields=fields, config=self.store.config,
-                          why=f"new WhatsApp conversation (previous ticket #{previous['number']})" if previous else None)
+                          why=(f"new WhatsApp conversation (previous ticket #{previous['number']})"
+                               if previous else None))
         if self.ts:
             self.batch.pending[-1]["ts"] = self.ts
         self.known.tickets[(cid, number.number)] = {"number": n, "status": "new", "resolved_at": None}
@@ -702,7 +703,8 @@ class Intake:
 
     def _value_errors(self, entry: dict, value: dict, pnid: str, raw: str) -> None:
         errors = value["errors"]
-        key = hashlib.sha256(orjson.dumps([entry.get("id"), pnid, errors], option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
+        key = hashlib.sha256(orjson.dumps([entry.get("id"), pnid, errors],
+                                          option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
         if key in self.known.errors_seen:
             self.report.duplicates += 1
             return
@@ -739,7 +741,7 @@ def load_demo(store) -> int:
         cfg = store.path("tix.yaml")
         cfg.write_text(cfg.read_text(encoding="utf-8").rstrip("\n") + "\n\n" +
                        (src / "config.yaml").read_text(encoding="utf-8"), encoding="utf-8")
-        store._config = None
+        store.reload_config()
     spool = store.path(*SPOOL)
     spool.mkdir(parents=True, exist_ok=True)
     files = sorted(src.glob("*.json"))

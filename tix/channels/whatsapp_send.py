@@ -51,7 +51,8 @@ class TemplateRequired(SendPermanent):
 
 
 # -- compose ---------------------------------------------------------------------------------
-def compose(store, reader, ticket_row: dict, text: str, template: str | None = None, now: datetime | None = None) -> dict:
+def compose(store, reader, ticket_row: dict, text: str, template: str | None = None,
+            now: datetime | None = None) -> dict:
     """The outbox item for replying `text` (or the named template) on a WhatsApp ticket."""
     from tix.channels.whatsapp import load_settings
 

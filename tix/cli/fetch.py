@@ -31,8 +31,9 @@ def fetch(
 ) -> None:
     """Fetch new mail (and the WhatsApp spool) into tickets, then send the outbox.
 
-    Silent on success (on a terminal, a progress line while it works). Exit 1 if a message was quarantined or a source failed, 75 if
-    another tix holds the store. Meant for cron, e.g. every 5 minutes:
+    Silent on success (on a terminal, a progress line while it works). Exit 1 if a message was
+    quarantined or a source failed, 75 if another tix holds the store. Meant for cron, e.g. every
+    5 minutes:
 
     Example: */5 * * * * tix --store /srv/tix fetch
     """
@@ -68,9 +69,12 @@ def reply(
     number: str = typer.Argument(..., help="Ticket number (1042 or #1042)."),
     message: Optional[str] = typer.Option(None, "--message", "-m", help="Reply text (- for stdin)."),
     file: Optional[str] = typer.Option(None, "--file", "-F", help="Read the reply text from this file."),
-    macro: Optional[str] = typer.Option(None, "--macro", help="Render templates/NAME (Jinja2) with the ticket and contact."),
+    macro: Optional[str] = typer.Option(None, "--macro",
+                                        help="Render templates/NAME (Jinja2) with the ticket and contact."),
     no_send: bool = typer.Option(False, "--no-send", help="Only queue it; the next fetch or outbox flush sends it."),
-    template: Optional[str] = typer.Option(None, "--template", help="WhatsApp: send this approved template (whatsapp.templates in tix.yaml); the only way to write after the 24-hour window."),
+    template: Optional[str] = typer.Option(None, "--template",
+                                           help="WhatsApp: send this approved template (whatsapp.templates in "
+                                                "tix.yaml); the only way to write after the 24-hour window."),
 ) -> None:
     """Reply to the customer on the ticket's channel (queued in the outbox, then sent).
 
@@ -238,7 +242,9 @@ def outbox_list(fmt: str = FormatOpt) -> None:
 
 
 @outbox_app.command("flush")
-def outbox_flush(force: bool = typer.Option(False, "--force", help="Also retry items whose backoff has not run out.")) -> None:
+def outbox_flush(
+    force: bool = typer.Option(False, "--force", help="Also retry items whose backoff has not run out."),
+) -> None:
     """Send everything queued that is due. Exit 1 if any send failed (it stays queued).
 
     Example: tix outbox flush --force

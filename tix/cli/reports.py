@@ -40,7 +40,8 @@ def report(
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Write to this file instead of standard output."),
     param: List[str] = typer.Option([], "--param", "-p", help="A report parameter, NAME=VALUE (repeatable)."),
     week: Optional[str] = typer.Option(None, "--week", "-w", help="ISO week in the site time zone, e.g. 2026-W47."),
-    mail_to: List[str] = typer.Option([], "--mail-to", help="Send the HTML report with a text alternative to this address (repeatable)."),
+    mail_to: List[str] = typer.Option(
+        [], "--mail-to", help="Send the HTML report with a text alternative to this address (repeatable)."),
     section: Optional[str] = typer.Option(None, "--section", help="Only this section (table, md, csv, json)."),
     locale: Optional[str] = typer.Option(None, "--locale", help="id or en (default: the `locale` setting)."),
 ) -> None:

@@ -34,7 +34,8 @@ def _now(text: str | None):
 
 def escalate(
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Show what would be done; write and send nothing."),
-    now: str = typer.Option(None, "--now", help="Evaluate at this time (ISO 8601; default: now). For replays and tests."),
+    now: str = typer.Option(None, "--now",
+                            help="Evaluate at this time (ISO 8601; default: now). For replays and tests."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Ignore the saved SLA state and fold the whole log again."),
     fmt: str = FormatOpt,
 ) -> None:

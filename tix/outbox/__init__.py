@@ -49,8 +49,8 @@ rebuilt from the log when missing or stale.
 from __future__ import annotations
 
 from tix.outbox.enqueue import auto_reply_cap, notify, queue, queue_mail
-from tix.outbox.index import OutboxIndex, seq_before
+from tix.outbox.index import OutboxIndex
 from tix.outbox.sending import BACKOFF_MAX, MAX_ATTEMPTS, FlushReport, backoff, flush, items
 
 __all__ = ["BACKOFF_MAX", "MAX_ATTEMPTS", "FlushReport", "OutboxIndex", "auto_reply_cap", "backoff", "flush",
-           "items", "notify", "queue", "queue_mail", "seq_before"]
+           "items", "notify", "queue", "queue_mail"]

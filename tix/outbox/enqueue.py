@@ -15,7 +15,7 @@ Each function writes in the caller's batch (under the store lock); nothing is se
 - `queue_mail(batch, to, subject, raw, …)`: a ready-made email (report mail).
 
 Per-batch state (auto-replies and keys queued in this batch, not yet in the log; the index)
-lives in `batch.cache` under `CACHE`.
+lives in `batch.cache` under `CACHE`; what a `Batch.rollback` took back no longer counts.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ COMPOSERS = {"email": "tix.channels.smtp:compose", "whatsapp": "tix.channels.wha
 NOTIFY_KINDS = ("email", "webhook")
 EXT = {"email": "eml"}
 DEFAULT_AUTO_REPLY_CAP = 3
-CACHE = "tix.outbox"  # key of this module's per-batch state in `batch.cache`
+CACHE = "outbox"  # key of this module's per-batch state in `batch.cache`
 
 
 def _load(target: str):
@@ -43,9 +43,19 @@ def _load(target: str):
 
 
 def _cache(batch) -> dict:
-    """This module's state for one batch: `auto` (recipients of auto-replies queued in it),
-    `keys` (notification keys queued in it -> id), `index` (the outbox index, loaded once)."""
+    """This module's state for one batch: `auto` ([(event, recipients)] of the auto-replies
+    queued in it), `keys` (notification key -> its `outbox.queued` event), `index` (loaded once)."""
     return batch.cache.setdefault(CACHE, {"auto": [], "keys": {}, "index": None})
+
+
+def _kept(batch, ev: dict) -> bool:
+    """Whether an event emitted in `batch` is still in it (not taken back by `rollback`)."""
+    for events in (batch.pending, batch.written):
+        if events:
+            i = ev["seq"] - events[0]["seq"]
+            if 0 <= i < len(events) and events[i] is ev:
+                return True
+    return False
 
 
 def new_id(prefix: str, now: datetime) -> str:
@@ -92,9 +102,9 @@ def queue(batch, ticket_row: dict, channel: str, body_text: str, *, actor: str |
             "text": body_text, "raw": rel, "auto": bool(auto), "template": template, "payload": payload}
     if extra:
         data.update(extra)
-    batch.emit("message.sent", ticket=ticket_row["number"], data=data, actor=actor)
+    ev = batch.emit("message.sent", ticket=ticket_row["number"], data=data, actor=actor)
     if auto:
-        _cache(batch)["auto"].extend(to)
+        _cache(batch)["auto"].append((ev, to))
     return {**data, "ticket": ticket_row["number"]}
 
 
@@ -112,7 +122,7 @@ def _over_cap(batch, to: list[str], now: datetime) -> bool:
     cap = auto_reply_cap(batch.store.config)
     idx = _index(batch.store)
     since = iso(now - timedelta(days=1))
-    pending = _cache(batch)["auto"]
+    pending = [a for ev, addrs in _cache(batch)["auto"] if _kept(batch, ev) for a in addrs]
     return any(idx.auto_count(addr, since) + pending.count(addr) >= cap for addr in to)
 
 
@@ -165,7 +175,10 @@ def notify(batch, kind: str = "email", target: str = "", subject: str = "", body
     if not key:
         raise UsageError("a notification needs a key (what it is about), so that it is queued once")
     cache = _cache(batch)
-    known = cache["keys"].get(key) or _index(batch, index).keys.get(key)
+    mine = cache["keys"].get(key)
+    if mine is not None and _kept(batch, mine):
+        return mine["data"]["outbox"]
+    known = _index(batch, index).keys.get(key)
     if known:
         return known
     oid = notification_id(key)
@@ -173,11 +186,11 @@ def notify(batch, kind: str = "email", target: str = "", subject: str = "", body
             "subject": subject, "body": body, "payload": payload or {}}
     if ticket is not None:
         data["ticket"] = ticket
-    batch.emit("outbox.queued", data=data)
+    ev = batch.emit("outbox.queued", data=data)
     if error:
         batch.emit("outbox.failed", data={"outbox": oid, "channel": kind, "attempt": 0, "permanent": True,
                                           "error": " ".join(str(error).split())[:500]})
-    cache["keys"][key] = oid
+    cache["keys"][key] = ev
     return oid
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import orjson
 
 from tix.store.files import atomic_write
-from tix.store.log import Position
+from tix.store.log import Position, seq_before
 
 VERSION = 2  # 1 (no `version`): notifications only, before the one outbox
 CHUNK = 1 << 24  # 16 MiB
@@ -148,27 +148,6 @@ def _marked_lines(whole: bytes) -> list[tuple[int, int]]:
             found.add((start, end))
             i = whole.find(marker, end)
     return sorted(found)
-
-
-def seq_before(path, offset: int) -> int | None:
-    """The seq of the event line ending exactly at byte `offset` of a segment (None if none).
-
-    Saved log positions (`state/outbox.json`, `snapshot/sla-meta.json`) are checked with it:
-    if the log was rewritten (an erasure), the position no longer follows that seq.
-    """
-    if offset <= 0:
-        return None
-    with open(path, "rb") as fh:
-        back = min(offset, 1 << 20)
-        fh.seek(offset - back)
-        block = fh.read(back)
-    if not block.endswith(b"\n"):
-        return None
-    line = block[:-1].rsplit(b"\n", 1)[-1]
-    try:
-        return orjson.loads(line).get("seq")
-    except ValueError:
-        return None
 
 
 def _seq_of(raw: bytes, default: int) -> int:

@@ -52,7 +52,7 @@ def _json(result, sections, out) -> None:
         "params": {k: _raw(v) for k, v in result.params.values.items()},
         "sections": [{"name": s.name, "title": s.title, "kind": s.kind, "note": _note(result, s),
                       "columns": s.columns,
-                      "rows": [{c: _raw(v) for c, v in zip(s.columns, r)} for r in s.rows]}
+                      "rows": [{c: _raw(v) for c, v in zip(s.columns, r, strict=True)} for r in s.rows]}
                      for s in sections],
     }
     out.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
@@ -90,7 +90,7 @@ def column_label(result, s, column: str) -> str:
 def table_rows(result, s, limit: int | None = None) -> list[list[str]]:
     L = result.labels
     rows = s.rows[:limit] if limit else s.rows
-    return [[L.value(v, c) for c, v in zip(s.columns, r)] for r in rows]
+    return [[L.value(v, c) for c, v in zip(s.columns, r, strict=True)] for r in rows]
 
 
 def metric_rows(result, s) -> list[dict]:

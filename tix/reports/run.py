@@ -70,7 +70,7 @@ class SectionResult:
     labels: dict = field(default_factory=dict)
 
     def dicts(self) -> list[dict]:
-        return [dict(zip(self.columns, r)) for r in self.rows]
+        return [dict(zip(self.columns, r, strict=True)) for r in self.rows]
 
 
 @dataclass

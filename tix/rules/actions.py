@@ -254,7 +254,7 @@ class Builder:
             items = [items]
         out = []
         lines = getattr(items, "lines", [line] * len(items))
-        for item, iline in zip(items, lines):
+        for item, iline in zip(items, lines, strict=True):
             action = self.one(item, iline)
             if action is not None:
                 action.line = iline
@@ -325,7 +325,8 @@ class Builder:
         for key in value:
             if key not in allowed:
                 kline = value.line_of(key) if hasattr(value, "line_of") else line
-                self.problem(kline, f"unknown {what} option {key!r}{suggest(key, allowed)}; options: {', '.join(allowed)}")
+                self.problem(kline,
+                             f"unknown {what} option {key!r}{suggest(key, allowed)}; options: {', '.join(allowed)}")
                 ok = False
         return ok
 

@@ -372,7 +372,8 @@ def _run(store, batch, reader, ruleset, result, reroute, numbers, now) -> Runtim
     for ticket in tickets:
         number = ticket["number"]
         when, msg, seq, arrived = build_message(intake.get(number, []), ticket)
-        ctx = Context(msg, ticket, contacts.get(ticket.get("contact")), when, arrived, rt.site, ruleset.bank, ruleset.kwbank)
+        ctx = Context(msg, ticket, contacts.get(ticket.get("contact")), when, arrived, rt.site,
+                      ruleset.bank, ruleset.kwbank)
         ctx.seq = seq
         matched = apply_rules(rt, ruleset, ctx, result)
         batch.emit("ticket.routed", ticket=number, data={"upto": int(ticket["intake_seq"] or 0), "rules": matched},
@@ -397,7 +398,7 @@ def _pending(con, reroute: bool, numbers) -> list[dict]:
     sql = "SELECT * FROM tickets" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY number"
     cur = con.execute(sql, params)
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def _intake_events(store: Store, con, tickets: list[dict], cutoffs: dict[int, int], tail=None) -> dict[int, list]:
@@ -450,5 +451,5 @@ def _contacts(con, tickets: list[dict]) -> dict[int, dict]:
         return {}
     cur = con.execute("SELECT * FROM contacts WHERE id IN (SELECT unnest(?::BIGINT[]))", [ids])
     names = [d[0] for d in cur.description]
-    return {row[0]: dict(zip(names, row)) for row in cur.fetchall()}
+    return {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
 

@@ -4,7 +4,7 @@ Both evaluate the rules on one message with a dry batch (nothing is written) and
 for every rule in order, whether it matched, the condition tree with `+` (held) and `-`
 (failed) for each part, and the actions it would take::
 
-    Ticket #7: new ticket, email from rina@example.com, arrived Tue 2026-11-24 10:15 WIB (business hours); not routed yet
+    Ticket #7: new ticket, email from rina@example.id, arrived Tue 2026-11-24 10:15 WIB (business hours); not routed yet
     rules/20-classify.yaml:12 refund: MATCH
       + any
         + subject keywords ['refund', 'pengembalian dana']: found ['refund']
@@ -40,7 +40,8 @@ def explain_rules(rt: Runtime, ruleset, ctx: Context) -> list[str]:
             lines.append(f"{head}: not evaluated (rule {stopped_by!r} stopped)")
             continue
         if not rule.applies(ctx.when):
-            lines.append(f"{head}: skipped (when: {rule.when}; this is a {'new ticket' if ctx.when == 'new' else 'reply'})")
+            lines.append(f"{head}: skipped (when: {rule.when}; "
+                         f"this is a {'new ticket' if ctx.when == 'new' else 'reply'})")
             continue
         res = rule.condition.explain(ctx)
         lines.append(f"{head}: {'MATCH' if res.ok else 'no match'}")
@@ -48,7 +49,8 @@ def explain_rules(rt: Runtime, ruleset, ctx: Context) -> list[str]:
         if not res.ok:
             continue
         one = RouteResult(dry_run=True)
-        single = type(ruleset)(rules=[rule], uses_contact=ruleset.uses_contact, bank=ruleset.bank, kwbank=ruleset.kwbank)
+        single = type(ruleset)(rules=[rule], uses_contact=ruleset.uses_contact, bank=ruleset.bank,
+                               kwbank=ruleset.kwbank)
         apply_rules(rt, single, ctx, one)
         lines += [f"  -> {ln.text}" for ln in one.lines if ln.text != "stop"]
         lines += [f"  !! {err}" for err in one.errors]
@@ -139,7 +141,8 @@ def test_message(store: Store, path: str | Path, reply: bool = False, at: dateti
     if contact:
         ticket["contact"] = contact["id"]
     rt = _runtime(store, reader, None, fresh={0})
-    ctx = Context(msg, ticket, contact, "reply" if reply else "new", arrived or rt.now, rt.site, ruleset.bank, ruleset.kwbank)
+    ctx = Context(msg, ticket, contact, "reply" if reply else "new", arrived or rt.now, rt.site,
+                  ruleset.bank, ruleset.kwbank)
     return [_header(ctx, str(path)), *explain_rules(rt, ruleset, ctx)]
 
 
@@ -155,7 +158,7 @@ def _find_contact(reader, msg: dict) -> dict | None:
     else:
         cur = con.execute("SELECT * FROM contacts WHERE list_contains(phones, ?) LIMIT 1", [normalize_phone(sender)])
     row = cur.fetchone()
-    return dict(zip([d[0] for d in cur.description], row)) if row else None
+    return dict(zip([d[0] for d in cur.description], row, strict=True)) if row else None
 
 
 _AUTO_PRECEDENCE = ("bulk", "junk", "list", "auto_reply")
@@ -232,7 +235,10 @@ def _webhook(doc: dict, path: Path) -> tuple[dict, datetime | None]:
                          "(entry[0].changes[0].value.messages[0])") from None
     wa_type = m.get("type") or "text"
     part = m.get(wa_type) if isinstance(m.get(wa_type), dict) else {}
-    text = (part.get("body") or part.get("caption") or "") if wa_type != "text" else (m.get("text") or {}).get("body", "")
+    if wa_type != "text":
+        text = part.get("body") or part.get("caption") or ""
+    else:
+        text = (m.get("text") or {}).get("body", "")
     profile = ((value.get("contacts") or [{}])[0].get("profile") or {})
     attachments = [wa_type] if wa_type in ("image", "document", "audio", "video", "sticker") else []
     msg = {"channel": "whatsapp", "from": str(m.get("from") or ""), "from_name": profile.get("name"),

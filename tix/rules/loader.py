@@ -181,7 +181,7 @@ def _file_rules(doc, fname, config, templates, problems, ruleset) -> list[tuple]
         problems.append(Problem(fname, getattr(doc, "line", 1), "a rule file is a list of rules ('- name: …')"))
         return []
     out = []
-    for item, line in zip(doc, doc.lines):
+    for item, line in zip(doc, doc.lines, strict=True):
         out.append(_rule(item, line, fname, config, templates, problems, ruleset))
     return [r for r in out if r is not None]
 

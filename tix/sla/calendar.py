@@ -147,7 +147,7 @@ def _spans_checked(cal: str, value, fname, line, problems) -> list[tuple[int, in
 
 def _overlap(spans: list[tuple[int, int]]) -> tuple | None:
     s = sorted(spans)
-    for a, b in zip(s, s[1:]):
+    for a, b in zip(s, s[1:], strict=False):
         if b[0] < a[1]:
             return a, b
     return None
@@ -199,13 +199,15 @@ def parse_calendar(name: str, node, fname: str, default_tz: str = "Asia/Jakarta"
 
 def _parse_hours(spec, hours, fname, line, problems) -> None:
     if hours is None:
-        problems.append(Problem(fname, line, f"calendar {spec.name!r}: `hours` is required (e.g. mon-fri: [\"08:00-17:00\"], or 24/7)"))
+        problems.append(Problem(fname, line, f"calendar {spec.name!r}: `hours` is required "
+                                             f"(e.g. mon-fri: [\"08:00-17:00\"], or 24/7)"))
         return
     if isinstance(hours, str) and hours.replace(" ", "") in ("24/7", "always"):
         spec.week = [[(0, 86400)] for _ in range(7)]
         return
     if not isinstance(hours, dict):
-        problems.append(Problem(fname, line, f"calendar {spec.name!r}: hours must be 24/7 or a mapping of days to spans"))
+        problems.append(Problem(fname, line,
+                                f"calendar {spec.name!r}: hours must be 24/7 or a mapping of days to spans"))
         return
     week: list[list] = [[] for _ in range(7)]
     for key, value in hours.items():

@@ -95,7 +95,7 @@ def load_settings(store) -> SlaSettings:
     """Validate the whole tix.yaml (like `tix config check`); raise ConfigError on any problem."""
     path = store.root / configmod.CONFIG_NAME
     cfg = configmod.load(path, validate_sections=True)
-    store._config = cfg
+    store.set_config(cfg)
     tz = cfg.setting("timezone")
     specs, problems = parse_calendars(cfg.raw.get("calendars"), str(path), tz, cfg.setting("locale"))
     sla, more = parse_sla(cfg.raw.get("sla"), str(path), specs, cfg.teams, cfg.agents)
@@ -136,7 +136,7 @@ def escalate(store, now: datetime | None = None, dry_run: bool = False, rebuild:
     lock = None if dry_run else store.lock()
     if lock is not None:
         lock.acquire()
-        if lock._depth == 1:  # as Store.writing does: cut a torn last line before appending
+        if lock.depth == 1:  # as Store.writing does: cut a torn last line before appending
             store.log.repair(store.path("quarantine"))
     try:
         st = SlaState.load(store, rebuild=rebuild)
@@ -223,7 +223,7 @@ def _compute(store, st, settings: SlaSettings, now: float, report: EscalateRepor
             report.clocks += int(c.has.sum())
             live = c.has & ~done
             vals, counts = np.unique(c.state[live].astype(str), return_counts=True)
-            report.states.update(dict(zip(vals.tolist(), counts.tolist())))
+            report.states.update(dict(zip(vals.tolist(), counts.tolist(), strict=True)))
     out = pa.Table.from_pydict(cols, schema=schema())
     if report is not None:
         report.open_tickets = int((~done).sum())
@@ -265,7 +265,7 @@ def _plan(ctx: dict, settings: SlaSettings, now: float, report: EscalateReport) 
         if not len(cand):
             continue
         keys = keys_col.take(cand).to_pylist()
-        for row, ks in zip(cand.tolist(), keys):
+        for row, ks in zip(cand.tolist(), keys, strict=True):
             pol = policies[ctx["pol"][row]]
             _plan_clock(report, int(numbers[row]), set(ks or ()), pol, target, int(c.cycle[row]), c.state[row],
                         bool(c.breached[row]), bool(ctx["done"][row]), float(c.due[row]), float(c.used[row]),
@@ -331,7 +331,7 @@ def _plan_window(ctx, settings, now, report) -> None:
     if not len(cand):
         return
     keys = table["keys"].take(cand).to_pylist()
-    for row, ks in zip(cand.tolist(), keys):
+    for row, ks in zip(cand.tolist(), keys, strict=True):
         pol = ctx["policies"][ctx["pol"][row]]
         ticket, cycle = int(ctx["numbers"][row]), int(close[row] - settings.window)
         for step in pol.steps:
@@ -348,7 +348,7 @@ def _ticket_rows(con, numbers: list[int]) -> dict[int, dict]:
         return {}
     cur = con.execute("SELECT * FROM tickets WHERE number IN (SELECT unnest(?::BIGINT[]))", [numbers])
     names = [d[0] for d in cur.description]
-    return {r[0]: dict(zip(names, r)) for r in cur.fetchall()}
+    return {r[0]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
 
 
 def _act(store, ctx, settings: SlaSettings, report: EscalateReport) -> list[dict]:

@@ -184,7 +184,8 @@ def render_text(ex: Explanation) -> str:
             lines.append(f"  met       {t(c.met)}")
         lines.append(f"  used      {format_duration(c.used)} business time; left {format_duration(c.goal - c.used)}")
         for a, b, s in c.counted[:50]:
-            lines.append(f"  counted   {t(a)} - {datetime.fromtimestamp(b, tz).strftime('%H:%M')}  {format_duration(s)}")
+            lines.append(f"  counted   {t(a)} - {datetime.fromtimestamp(b, tz).strftime('%H:%M')}  "
+                         f"{format_duration(s)}")
         if len(c.counted) > 50:
             lines.append(f"  counted   … and {len(c.counted) - 50} more intervals")
         for a, b, s in c.paused:
@@ -205,8 +206,8 @@ def to_json(ex: Explanation) -> dict:
     def iso(x):
         return None if x is None else datetime.fromtimestamp(x, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    return {"ticket": ex.ticket, "status": ex.status, "policy": ex.policy, "whatsapp_window_closes": iso(ex.window_close),
-            "recorded": ex.recorded,
+    return {"ticket": ex.ticket, "status": ex.status, "policy": ex.policy,
+            "whatsapp_window_closes": iso(ex.window_close), "recorded": ex.recorded,
             "clocks": [{"target": c.target, "cycle": c.cycle, "state": c.state, "calendar": c.calendar,
                         "target_seconds": c.goal, "started_at": iso(c.start), "due_at": iso(c.due),
                         "met_at": iso(c.met), "business_seconds_used": round(c.used, 3),

@@ -124,13 +124,15 @@ def parse_sla(node, fname: str, calendars=(), teams=(), agents=()) -> tuple[SlaC
         try:
             out.warn_at = _share(node["warn_at"])
         except (TypeError, ValueError):
-            problems.append(Problem(fname, lines.get("warn_at"), f"sla: warn_at must be a share like 75% or 0.75, got {node['warn_at']!r}"))
+            problems.append(Problem(fname, lines.get("warn_at"),
+                                    f"sla: warn_at must be a share like 75% or 0.75, got {node['warn_at']!r}"))
     if "whatsapp_window_warning" in node:
         try:
             out.window_warning = parse_duration(node["whatsapp_window_warning"])
         except ValueError:
             problems.append(Problem(fname, lines.get("whatsapp_window_warning"),
-                                    f"sla: whatsapp_window_warning is not a duration: {node['whatsapp_window_warning']!r} (use e.g. 1h)"))
+                                    f"sla: whatsapp_window_warning is not a duration: "
+                                    f"{node['whatsapp_window_warning']!r} (use e.g. 1h)"))
     pols = node.get("policies") or []
     if not isinstance(pols, list):
         problems.append(Problem(fname, lines.get("policies", line), "sla: policies must be a list"))
@@ -163,7 +165,8 @@ def _policy(node, fname, pline, warn, calendars, teams, agents, problems) -> Pol
     where = f"sla policy {name!r}"
     for key in node:
         if key not in POLICY_KEYS:
-            problems.append(Problem(fname, lines.get(key, pline), f"{where}: unknown key {key!r}{suggest(key, POLICY_KEYS)}"))
+            problems.append(Problem(fname, lines.get(key, pline),
+                                    f"{where}: unknown key {key!r}{suggest(key, POLICY_KEYS)}"))
     pol = Policy(name, line=pline, warn_at=warn)
     cal = node.get("calendar")
     if cal is not None:
@@ -176,7 +179,8 @@ def _policy(node, fname, pline, warn, calendars, teams, agents, problems) -> Pol
         try:
             pol.warn_at = _share(node["warn_at"])
         except (TypeError, ValueError):
-            problems.append(Problem(fname, lines.get("warn_at", pline), f"{where}: warn_at must be a share like 75% or 0.75"))
+            problems.append(Problem(fname, lines.get("warn_at", pline),
+                                    f"{where}: warn_at must be a share like 75% or 0.75"))
     targets = node.get("targets") or {}
     tlines = getattr(targets, "lines", {})
     if not isinstance(targets, dict) or not targets:
@@ -192,7 +196,8 @@ def _policy(node, fname, pline, warn, calendars, teams, agents, problems) -> Pol
         try:
             pol.targets[tname] = parse_duration(value)
         except ValueError:
-            problems.append(Problem(fname, tl, f"{where}: target {tname} is not a duration: {value!r} (use e.g. 30m, 1h, 8h)"))
+            problems.append(Problem(fname, tl,
+                                    f"{where}: target {tname} is not a duration: {value!r} (use e.g. 30m, 1h, 8h)"))
     pol.when = _when(node.get("when") or {}, fname, lines.get("when", pline), where, teams, problems)
     steps = node.get("steps") or []
     if not isinstance(steps, list):
@@ -236,7 +241,8 @@ def _when(node, fname, line, where, teams, problems) -> dict:
         if k == "channel":
             bad = [v for v in values if v not in CHANNELS]
             if bad:
-                problems.append(Problem(fname, kl, f"{where}: unknown channel {bad[0]!r}; channels: {', '.join(CHANNELS)}"))
+                problems.append(Problem(fname, kl,
+                                        f"{where}: unknown channel {bad[0]!r}; channels: {', '.join(CHANNELS)}"))
         if k == "team" and teams:
             bad = [v for v in values if v is not None and v not in teams]
             if bad:
@@ -255,7 +261,8 @@ def _priorities(values: list) -> list[str]:
                 if base not in PRIORITY_RANK:
                     raise ValueError(f"unknown priority {base!r}; priorities: {', '.join(PRIORITIES)}")
                 r = PRIORITY_RANK[base]
-                keep = {">=": lambda x: x >= r, "<=": lambda x: x <= r, ">": lambda x: x > r, "<": lambda x: x < r}[op]
+                keep = {">=": lambda x, r=r: x >= r, "<=": lambda x, r=r: x <= r,
+                        ">": lambda x, r=r: x > r, "<": lambda x, r=r: x < r}[op]
                 out += [p for p in PRIORITIES if keep(PRIORITY_RANK[p])]
                 break
         else:
@@ -267,7 +274,8 @@ def _priorities(values: list) -> list[str]:
 
 def _step(node, j, fname, sl, where, teams, agents, problems) -> Step | None:
     if not isinstance(node, dict):
-        problems.append(Problem(fname, sl, f"{where}: each step must be a mapping with on: warning|breached|whatsapp_window"))
+        problems.append(Problem(fname, sl,
+                                f"{where}: each step must be a mapping with on: warning|breached|whatsapp_window"))
         return None
     lines = dict(getattr(node, "lines", {}))
     if True in node:  # YAML 1.1 reads a bare `on:` key as the boolean true
@@ -275,22 +283,26 @@ def _step(node, j, fname, sl, where, teams, agents, problems) -> Step | None:
         lines["on"] = lines.get(True)
     for key in node:
         if key not in STEP_KEYS:
-            problems.append(Problem(fname, lines.get(key, sl), f"{where}: unknown step key {key!r}{suggest(key, STEP_KEYS)}"))
+            problems.append(Problem(fname, lines.get(key, sl),
+                                    f"{where}: unknown step key {key!r}{suggest(key, STEP_KEYS)}"))
     on = str(node.get("on") or "")
     if on not in STEP_ON:
-        problems.append(Problem(fname, lines.get("on", sl), f"{where}: step `on` must be one of {', '.join(STEP_ON)}, got {on!r}"))
+        problems.append(Problem(fname, lines.get("on", sl),
+                                f"{where}: step `on` must be one of {', '.join(STEP_ON)}, got {on!r}"))
         return None
     step = Step(str(node.get("name") or f"{on}-{j + 1}"), on)
     if node.get("targets") is not None:
         ts = node["targets"] if isinstance(node["targets"], list) else [node["targets"]]
         bad = [t for t in ts if t not in TARGETS]
         if bad:
-            problems.append(Problem(fname, lines.get("targets", sl), f"{where}: step targets: unknown target {bad[0]!r}"))
+            problems.append(Problem(fname, lines.get("targets", sl),
+                                    f"{where}: step targets: unknown target {bad[0]!r}"))
         step.targets = tuple(str(t) for t in ts)
     notify = node.get("notify") or {}
     if notify:
         if not isinstance(notify, dict) or not (notify.get("email") or notify.get("webhook")):
-            problems.append(Problem(fname, lines.get("notify", sl), f"{where}: notify needs email: ADDRESS(ES) or webhook: URL"))
+            problems.append(Problem(fname, lines.get("notify", sl),
+                                    f"{where}: notify needs email: ADDRESS(ES) or webhook: URL"))
         else:
             emails = notify.get("email") or []
             step.email = [str(e) for e in (emails if isinstance(emails, list) else [emails])]
@@ -318,7 +330,8 @@ def _step(node, j, fname, sl, where, teams, agents, problems) -> Step | None:
     if node.get("assignee") is not None:
         a = str(node["assignee"])
         if agents and a not in agents:
-            problems.append(Problem(fname, lines.get("assignee", sl), f"{where}: unknown agent {a!r}{suggest(a, agents)}"))
+            problems.append(Problem(fname, lines.get("assignee", sl),
+                                    f"{where}: unknown agent {a!r}{suggest(a, agents)}"))
         step.assignee = a
     if node.get("tag") is not None:
         tags = node["tag"] if isinstance(node["tag"], list) else [node["tag"]]

@@ -24,8 +24,8 @@ from pathlib import Path
 import orjson
 
 from tix.sla.clock import TRACK_TYPES, Track, fold_event
-from tix.outbox.index import seq_before
-from tix.store.log import Position
+from tix.sla.coldfold import fold_log, track_schema
+from tix.store.log import Position, seq_before
 
 FORMAT = 1
 MAX_DONE_PARTS = 12
@@ -34,23 +34,15 @@ TRACK_FIELDS = [f.name for f in dc_fields(Track)]
 
 
 def schema():
+    """The stored rows: a track (tix.sla.coldfold.track_schema) and each target's columns."""
     import pyarrow as pa
 
     f64 = pa.float64()
-    cols = [("ticket", pa.int64()), ("created", f64), ("status", pa.string()), ("customer_wrote", pa.bool_()),
-            ("awaiting", pa.bool_()), ("paused_since", f64), ("pauses", pa.list_(f64)), ("fr_met", f64),
-            ("nr_cycle", pa.int64()), ("nr_start", f64), ("nr_met", f64), ("resolved", f64),
-            ("last_customer", f64), ("keys", pa.list_(pa.string())), ("policy", pa.string()), ("gen", pa.int64())]
+    cols = list(track_schema())
     for p in PREFIX.values():  # times as epoch seconds; the view turns them into TIMESTAMPs
         cols += [(f"{p}_cycle", pa.int64()), (f"{p}_started", f64), (f"{p}_due", f64), (f"{p}_met", f64),
                  (f"{p}_state", pa.string()), (f"{p}_breached", pa.bool_()), (f"{p}_bsec", f64), (f"{p}_csec", f64)]
     return pa.schema(cols)
-
-
-def track_schema():
-    import pyarrow as pa
-
-    return pa.schema([schema().field(name) for name in TRACK_FIELDS])
 
 
 def tracks_to_arrow(tracks) -> "object":
@@ -101,8 +93,6 @@ class SlaState:
             st.table = pq.read_table(st.dir / st.meta["live"], columns=TRACK_FIELDS)
             st.fold_tail()
         else:
-            from tix.sla.coldfold import fold_log
-
             st.meta, st.cold = None, True
             st.table, st.pos, st.seq = fold_log(store)  # the same as fold_all(), in SQL
             st.touched = set(st.table["ticket"].to_pylist())

@@ -77,6 +77,27 @@ class Position:
     offset: int
 
 
+def seq_before(path, offset: int) -> int | None:
+    """The seq of the event line ending exactly at byte `offset` of a segment (None if none).
+
+    Saved log positions (the outbox's, `snapshot/sla/sla-meta.json`) are checked with it:
+    if the log was rewritten (an erasure), the position no longer follows that seq.
+    """
+    if offset <= 0:
+        return None
+    with open(path, "rb") as fh:
+        back = min(offset, 1 << 20)
+        fh.seek(offset - back)
+        block = fh.read(back)
+    if not block.endswith(b"\n"):
+        return None
+    line = block[:-1].rsplit(b"\n", 1)[-1]
+    try:
+        return orjson.loads(line).get("seq")
+    except ValueError:
+        return None
+
+
 class EventLog:
     """Reads and appends events. Appending requires the caller to hold the store lock."""
 

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import orjson
 
-from tix.model import CONTACT_COLUMNS, TICKET_COLUMNS
 from tix.store.log import Position, fsync_dir, fsync_path as _fsync_file
 
 FORMAT = 1

@@ -105,7 +105,7 @@ def _like_escape(s: str) -> str:
 def _values(value: str) -> list[str]:
     vals = [v for v in value.split(",") if v != ""]
     if not vals:
-        raise UsageError(f"filter term needs a value, e.g. status:open")
+        raise UsageError("filter term needs a value, e.g. status:open")
     return vals
 
 
