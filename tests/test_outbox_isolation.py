@@ -122,3 +122,16 @@ def test_any_exception_fails_only_its_item(sla_store, smtp_sink, monkeypatch, ti
     listed = {it["id"]: it for it in json.loads(tix("outbox", "list", "-f", "json", check=0).stdout)}
     assert set(listed) == {bug, "nbroken", ok2}
     assert listed[bug]["error"] == failed[bug]["error"] and listed[bug]["next_try"]
+
+
+def test_a_template_that_does_not_compile_fails_its_notification_not_the_run(sla_store, timeline, smtp_sink):
+    use_smtp(sla_store, smtp_sink.port)
+    sla_store.path("templates", "sla_warning.j2").write_text("Subject: x\n{{ number | no_such_filter }}\n")
+    n = timeline.create(jkt(2026, 11, 23, 9, 0), priority="urgent")
+    report = escalate(sla_store, now=jkt(2026, 11, 23, 9, 50))
+    (line,) = report.errors
+    assert line.startswith(f"ticket #{n}, SLA step {n}:first_response:0:warn: cannot make the notification: "
+                           "templates/sla_warning.j2")
+    assert "no_such_filter" in line and smtp_sink.messages == []
+    assert [it["status"] for it in outbox.items(sla_store, dead=True)] == ["dead"]
+    assert [e["data"]["step"] for e in events(sla_store, "sla.step")] == ["warn"]  # the step itself was taken

@@ -165,7 +165,7 @@ def sources(config, names=None) -> list[dict]:
 
 def validate_channels(node, fname: str) -> list[Problem]:
     """Validate the `channels:` section: a list of sources. Returns every problem found."""
-    from tix.config import suggest
+    from tix.config import check_keys
 
     if not isinstance(node, list):
         return [Problem(fname, getattr(node, "line", None), "channels must be a list of sources (- name: …, type: …)")]
@@ -193,26 +193,12 @@ def validate_channels(node, fname: str) -> list[Problem]:
         elif name in names:
             problems.append(Problem(fname, at("name"), f"{label}: duplicate source name {name!r}"))
         names.add(str(name))
-        schema = SCHEMAS[kind]
-        for key, value in spec.items():
-            if key not in schema:
-                problems.append(Problem(fname, at(key), f"{label}: unknown key {key!r}{suggest(key, schema)}"))
-            elif value is not None and not _type_ok(value, schema[key]):
-                problems.append(Problem(fname, at(key),
-                                        f"{label}: {key} must be {schema[key].__name__}, got {value!r}"))
+        problems += check_keys(spec, SCHEMAS[kind], fname, label, line=line, types=True)
         for key in REQUIRED[kind]:
             if not spec.get(key):
                 problems.append(Problem(fname, line, f"{label}: {key} is required for type {kind}"))
         problems += _check_choices(spec, kind, label, at, fname)
     return problems
-
-
-def _type_ok(value, typ) -> bool:
-    if typ is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if typ is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, typ)
 
 
 def _check_choices(spec, kind, label, at, fname) -> list[Problem]:

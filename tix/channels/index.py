@@ -15,12 +15,12 @@ It answers, without scanning the log:
 """
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 
 import orjson
 
+from tix.store.files import atomic_write
 from tix.store.log import Position
 
 VERSION = 3
@@ -78,12 +78,8 @@ class MailIndex:
         if upto is not None and not upto.pending:
             self.pos = store.log.end()
             self.pos_seq = upto.seq
-        path = _path(store)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        with open(tmp, "wb") as fh:
-            pickle.dump({"version": VERSION, "idx": self}, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+        data = pickle.dumps({"version": VERSION, "idx": self}, protocol=pickle.HIGHEST_PROTOCOL)
+        atomic_write(_path(store), data, mode=0o600)  # a cache (DESIGN invariant 10)
 
     # -- folding -----------------------------------------------------------------------------
     def apply(self, ev: dict) -> None:

@@ -39,21 +39,16 @@ SECURITY = ("starttls", "ssl", "plain")
 
 def validate(node, fname: str) -> list[Problem]:
     """Validate the `outbound:` section; one Problem per mistake, with its line."""
-    from tix.config import suggest
+    from tix.config import check_keys
 
     if not isinstance(node, dict):
         return [Problem(fname, getattr(node, "line", None),
                         "outbound must be a mapping (host, port, security, from, …)")]
-    out = []
+    out = check_keys(node, KEYS, fname, "outbound", types=True)
 
     def at(key):
         return node.line_of(key) if hasattr(node, "line_of") else None
 
-    for key, value in node.items():
-        if key not in KEYS:
-            out.append(Problem(fname, at(key), f"outbound: unknown key {key!r}{suggest(key, KEYS)}"))
-        elif value is not None and (not isinstance(value, KEYS[key]) or isinstance(value, bool)):
-            out.append(Problem(fname, at(key), f"outbound: {key} has the wrong type: {value!r}"))
     if not node.get("host"):
         out.append(Problem(fname, getattr(node, "line", None), "outbound: host is required"))
     if node.get("security") is not None and node.get("security") not in SECURITY:

@@ -186,10 +186,11 @@ def _template_body(settings, key: str, row: dict, contact: dict | None, text: st
     if spec is None:
         names = ", ".join(sorted(settings.templates)) or "none"
         raise UsageError(f"unknown WhatsApp template {key!r}; configured in whatsapp.templates: {names}")
-    from jinja2 import StrictUndefined, TemplateError
-    from jinja2.sandbox import SandboxedEnvironment
+    from jinja2 import TemplateError
 
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    from tix.templates import environment
+
+    env = environment()
     values = {"ticket": row, "contact": contact or {}, "text": text or ""}
     params = []
     try:

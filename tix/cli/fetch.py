@@ -124,31 +124,12 @@ def _reply_text(store, batch, row, message, file, macro) -> str:
         except OSError as exc:
             raise UsageError(f"{file}: {exc.strerror}") from None
     if macro is not None:
-        return render_macro(store, batch.reader, row, macro)
+        from tix.templates import render_macro
+
+        return render_macro(store, batch.reader, row, macro, agent=actor().split(":", 1)[-1])
     if not is_tty(sys.stdin):
         return sys.stdin.read()
     return _editor()
-
-
-def render_macro(store, reader, row: dict, name: str) -> str:
-    """templates/NAME (or NAME.txt, NAME.j2, macros/NAME…) rendered with ticket, contact, agent."""
-    import jinja2
-
-    root = store.path("templates")
-    for cand in (name, f"{name}.txt", f"{name}.j2", f"{name}.txt.j2", f"macros/{name}", f"macros/{name}.txt",
-                 f"macros/{name}.j2", f"macros/{name}.txt.j2"):
-        if (root / cand).is_file():
-            break
-    else:
-        raise UsageError(f"no macro {name!r} in {root} (looked for {name}, {name}.txt, {name}.j2, macros/{name}…)")
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(root)), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True)
-    contact = reader.contact(row["contact"]) if row.get("contact") is not None else None
-    try:
-        return env.get_template(cand).render(ticket=row, contact=contact or {}, agent=actor().split(":", 1)[-1])
-    except jinja2.TemplateError as exc:
-        line = getattr(exc, "lineno", None)
-        raise UsageError(f"{root / cand}:{line or 1}: {exc}") from None
 
 
 def _editor() -> str:

@@ -96,22 +96,14 @@ def _write(out: str | None, write) -> None:
     if out is None:
         write(sys.stdout)
         return
-    import os
-    import tempfile
-    from pathlib import Path
+    import io
 
-    target = Path(out)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=str(target.parent.resolve()))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            write(f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
-        os.replace(tmp, target)  # a half-written report never replaces a good one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from tix.store.files import atomic_write
+
+    buf = io.StringIO(newline="")
+    write(buf)
+    # A half-written report never replaces a good one; a report is an ordinary file (0666 less the umask).
+    target = atomic_write(out, buf.getvalue(), mode=0o666)
     info(f"wrote {target}")
 
 

@@ -7,6 +7,8 @@ import typer
 
 from tix.cli.common import FormatOpt, check_format, error, info, open_store, state, ticket_arg
 
+NOW_HELP = "Evaluate at this time: site-local like 2026-11-24T09:00, or with an offset (default: now)."
+
 
 def register(app: typer.Typer) -> None:
     app.command("escalate")(escalate)
@@ -18,24 +20,22 @@ def register(app: typer.Typer) -> None:
     app.add_typer(notify_app, name="notify")
 
 
-def _now(text: str | None):
-    from datetime import datetime, timezone
-
+def _now(text: str | None, store):
+    """`--now`: a local time in the site's time zone, or with an offset (tix.store.log.parse_local)."""
     from tix.errors import UsageError
+    from tix.store.log import parse_local
 
     if not text:
         return None
     try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"--now: not an ISO time: {text!r} (e.g. 2026-11-24T09:00:00+07:00)") from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+        return parse_local(text, store.config.setting("timezone"))
+    except ValueError as exc:
+        raise UsageError(f"--now: {exc}") from None
 
 
 def escalate(
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Show what would be done; write and send nothing."),
-    now: str = typer.Option(None, "--now",
-                            help="Evaluate at this time (ISO 8601; default: now). For replays and tests."),
+    now: str = typer.Option(None, "--now", help=f"{NOW_HELP} For replays and tests."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Ignore the saved SLA state and fold the whole log again."),
     fmt: str = FormatOpt,
 ) -> None:
@@ -52,7 +52,7 @@ def escalate(
 
     check_format(fmt)
     store = open_store()
-    report = run(store, now=_now(now), dry_run=dry_run, rebuild=rebuild)
+    report = run(store, now=_now(now, store), dry_run=dry_run, rebuild=rebuild)
     tz = store.config.setting("timezone")
     if dry_run or state.verbose:
         rows = [_planned_row(p) for p in report.planned]
@@ -94,7 +94,7 @@ def _report_notify(rep) -> None:
 
 def sla(
     number: str = typer.Argument(..., help="Ticket number, e.g. 1042 or #1042."),
-    now: str = typer.Option(None, "--now", help="Evaluate at this time (ISO 8601; default: now)."),
+    now: str = typer.Option(None, "--now", help=NOW_HELP),
     fmt: str = typer.Option("text", "--format", "-f", help="Output format: text or json."),
 ) -> None:
     """Explain each SLA clock of a ticket: due time, business time used and left, counted and
@@ -106,7 +106,7 @@ def sla(
 
     check_format(fmt, ("text", "json"))
     store = open_store()
-    ex = explain(store, ticket_arg(number), now=_now(now))
+    ex = explain(store, ticket_arg(number), now=_now(now, store))
     if fmt == "json":
         import orjson
 
@@ -134,7 +134,7 @@ def notify_list(fmt: str = FormatOpt) -> None:
 
 
 def notify_flush(
-    now: str = typer.Option(None, "--now", help="Evaluate backoff at this time (ISO 8601; default: now)."),
+    now: str = typer.Option(None, "--now", help=NOW_HELP),
 ) -> None:
     """Send queued notifications that are due (`tix escalate` also does this; `tix outbox flush`
     sends them with everything else). Exit 1 if any failed.
@@ -144,7 +144,7 @@ def notify_flush(
     from tix.outbox import flush
 
     store = open_store()
-    rep = flush(store, _now(now), purposes=("notification",), via="tix notify flush")
+    rep = flush(store, _now(now, store), purposes=("notification",), via="tix notify flush")
     _report_notify(rep)
     if not rep.ok:
         raise typer.Exit(1)

@@ -46,7 +46,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tix.config import suggest
+from tix.config import check_keys, suggest
 from tix.errors import ConfigError, Problem
 
 PARAM_TYPES = ("text", "int", "float", "bool", "date", "timestamp")
@@ -179,7 +179,7 @@ def _parse_header(lines: list[str], report: ReportDef, fname: str, problems: lis
         key, lang, value = m.groups()
         where = i + 1
         if key not in HEADER_KEYS:
-            problems.append(Problem(fname, where, f"unknown header key {key!r}{suggest(key, HEADER_KEYS)}"))
+            problems += check_keys([key], HEADER_KEYS, fname, line=where, noun="header key")
         elif key == "title":
             report.titles[lang or "en"] = value
         elif key == "description":
@@ -265,7 +265,7 @@ def _directives(lines, start, end, section: Section, fname, problems) -> int | N
 def _directive(groups, line: int, section: Section, fname: str, problems: list[Problem]) -> None:
     key, lang, value = groups
     if key not in SECTION_KEYS:
-        problems.append(Problem(fname, line, f"unknown section key {key!r}{suggest(key, SECTION_KEYS)}"))
+        problems += check_keys([key], SECTION_KEYS, fname, line=line, noun="section key")
     elif key == "section":
         if not re.fullmatch(r"[A-Za-z_][\w-]*", value):
             problems.append(Problem(fname, line, f"section name must be a word, got {value!r}"))

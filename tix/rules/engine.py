@@ -30,7 +30,7 @@ from tix.rules.loader import RuleSet, load_rules
 from tix.rules.site import Site
 from tix.rules.templates import Templates
 from tix.store import DryBatch, Store
-from tix.store.log import iso, utcnow
+from tix.store.log import iso, parse_ts, utcnow
 
 INTAKE_TYPES = ("ticket.created", "message.received", "ticket.note")
 
@@ -210,7 +210,10 @@ class Runtime:
         ticket = dict(ctx.ticket)
         ticket["ref"] = f"#{ticket['number']}"
         contact = dict(ctx.contact or {})
-        return {"ticket": ticket, "message": ctx.msg, "contact": contact, "rule": rule.name,
+        # Templates are strict about undefined names: every message field is there, empty or not.
+        message = {"channel": ticket.get("channel"), "from": "", "from_name": None, "to": [], "cc": [],
+                   "subject": ticket.get("subject") or "", "text": "", "attachments": [], "inbox": None, **ctx.msg}
+        return {"ticket": ticket, "message": message, "contact": contact, "rule": rule.name,
                 "customer_name": ctx.msg.get("from_name") or contact.get("name") or "",
                 "arrived": ctx.local, "now": self.now.astimezone(self.site.tz),
                 "business_hours": self.site.in_business_hours(ctx.arrived),
@@ -312,11 +315,7 @@ def build_message(events: list[tuple], ticket: dict) -> tuple[str, dict, int, da
 
 
 def _aware(ts) -> datetime:
-    if ts is None:
-        return utcnow()
-    if isinstance(ts, str):
-        ts = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+    return utcnow() if ts is None else parse_ts(ts)
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -341,7 +340,7 @@ def route(store: Store, *, dry_run: bool = False, reroute: bool = False, numbers
         ConfigError when the rules are invalid (nothing written); StoreLocked.
     """
     ruleset = ruleset or load(store)
-    now = now or datetime.now(timezone.utc)
+    now = now or utcnow()
     result = RouteResult(dry_run=dry_run, record=record or dry_run)
     if dry_run:
         reader = store.read(messages=True)

@@ -20,7 +20,6 @@ import email.utils
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -29,6 +28,7 @@ from tix.rules.conditions import Context, Result
 from tix.rules.engine import INTAKE_TYPES, DryBatch, RouteResult, Runtime, apply_rules, build_message, load
 from tix.store import Store
 from tix.store.fold import empty_ticket
+from tix.store.log import parse_local, parse_ts_or_none, utcnow
 
 
 def explain_rules(rt: Runtime, ruleset, ctx: Context) -> list[str]:
@@ -116,7 +116,7 @@ def _as_it_was(events: list[dict], number: int, upto: int) -> dict | None:
 def _runtime(store, reader, now, fresh) -> Runtime:
     con = reader.connect()
     rt = Runtime(store, DryBatch(store, reader, via="tix route --explain"), True,
-                 now or datetime.now(timezone.utc), lambda: con)
+                 now or utcnow(), lambda: con)
     rt.replies.fresh = fresh
     return rt
 
@@ -253,22 +253,15 @@ def _when(value) -> datetime | None:
         return None
     if isinstance(value, (int, float)) or str(value).isdigit():
         return datetime.fromtimestamp(int(value), timezone.utc)
-    try:
-        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return parse_ts_or_none(value)
 
 
 def parse_at(text: str, tz: str) -> datetime:
-    """`--at "2026-11-24 20:00"` in the site time zone -> aware UTC datetime."""
+    """`--at "2026-11-24 20:00"` in the site time zone -> aware UTC datetime (see `parse_local`)."""
     try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"--at: not a date and time: {text!r} (use e.g. 2026-11-24T20:00)") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=ZoneInfo(tz))
-    return dt.astimezone(timezone.utc)
+        return parse_local(text, tz)
+    except ValueError as exc:
+        raise UsageError(f"--at: {exc}") from None
 
 
 test_message.__test__ = False  # a library function, not a pytest test

@@ -31,10 +31,11 @@ import numpy as np
 from tix import config as configmod
 from tix.errors import ConfigError
 from tix.model import PRIORITIES, PRIORITY_RANK
-from tix.sla.calendar import Calendar, format_duration, parse_calendars
+from tix.durations import format_duration
+from tix.sla.calendar import Calendar, parse_calendars
 from tix.sla.clock import DONE
 from tix.sla.policy import SlaConfig, parse_sla, policy_case_sql
-from tix.store.log import iso
+from tix.store.log import iso, parse_ts, utcnow
 
 WINDOW = 86400.0  # WhatsApp's customer-service window after the customer's last message
 TARGET_LABEL = {"first_response": "first response", "next_response": "next response",
@@ -127,9 +128,7 @@ def escalate(store, now: datetime | None = None, dry_run: bool = False, rebuild:
     """
     from tix.sla.state import SlaState
 
-    now = now or datetime.now(timezone.utc)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+    now = parse_ts(now or utcnow())
     report = EscalateReport(now, dry_run=dry_run)
     clock = time.perf_counter()
     settings = load_settings(store)
@@ -421,8 +420,11 @@ def _notify(batch, p: Planned, row: dict, renderer, box) -> str | None:
     try:
         subject, body = renderer.render(p, row)
     except Exception as exc:  # noqa: BLE001 - a site template that raises fails its notifications, not the run
+        from tix.errors import TixError
+
         subject, body = f"[#{p.ticket}] SLA {p.state}", ""
-        error = f"cannot make the notification: template {renderer.template_name(p)}: {type(exc).__name__}: {exc}"
+        why = exc if isinstance(exc, TixError) else f"template {renderer.template_name(p)}: {type(exc).__name__}: {exc}"
+        error = f"cannot make the notification: {why}"
     for addr in step.email:
         to = renderer.address(addr, row)
         if to:
@@ -440,15 +442,11 @@ class _Renderer:
     """SLA notification texts from `templates/sla_<state>.j2` (the store's copy first)."""
 
     def __init__(self, store, tz: str, agents: dict | None = None):
-        import jinja2
-
-        from tix.store import examples_dir
+        from tix.templates import environment
 
         self.tz = tz
         self.agents = agents or {}
-        dirs = [str(store.path("templates")), str(examples_dir() / "templates")]
-        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(dirs), autoescape=False,
-                                      keep_trailing_newline=True, undefined=jinja2.ChainableUndefined)
+        self.env = environment(store)
 
     def address(self, addr: str, row: dict) -> str | None:
         """`assignee` -> the ticket's agent's email (None when unassigned or without one)."""
@@ -462,9 +460,9 @@ class _Renderer:
         return "sla_whatsapp_window.j2" if p.target == "whatsapp_window" else f"sla_{p.state}.j2"
 
     def render(self, p: Planned, row: dict) -> tuple[str, str]:
-        import jinja2
-
+        """(subject, body); a template that fails raises TemplateFailed (`templates/NAME:LINE: …`)."""
         from tix.render import local
+        from tix.templates import TemplateMissing, render
 
         name = self.template_name(p)
         fmt = "%Y-%m-%d %H:%M %Z"
@@ -476,8 +474,8 @@ class _Renderer:
                "window_closes": local(_dt(p.window_close), self.tz, fmt) if p.window_close else "",
                "window_in": format_duration(p.window_in), "timezone": self.tz}
         try:
-            text = self.env.get_template(name).render(**ctx)
-        except jinja2.TemplateNotFound:
+            text = render(self.env, name, ctx)
+        except TemplateMissing:
             text = (f"Subject: [#{p.ticket}] SLA {p.state}: {ctx['target_label']}\n\n"
                     f"Ticket #{p.ticket} ({row.get('subject')}): {ctx['target_label']} is {p.state} "
                     f"under policy {p.policy}; due {ctx['due']}.\n")

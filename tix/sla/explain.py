@@ -12,9 +12,10 @@ from datetime import datetime, timezone
 import numpy as np
 
 from tix.errors import NotFound
-from tix.sla.calendar import format_duration
+from tix.durations import format_duration
 from tix.sla.clock import DONE, Track, clock_inputs, fold_event, used_and_due
 from tix.sla.policy import TARGETS, policy_case_sql
+from tix.store.log import utcnow
 
 
 @dataclass
@@ -84,7 +85,7 @@ def track_for(store, number: int) -> Track:
 def explain(store, number: int, now: datetime | None = None) -> Explanation:
     from tix.sla.escalate import load_settings
 
-    now_t = (now or datetime.now(timezone.utc)).timestamp()
+    now_t = (now or utcnow()).timestamp()
     settings = load_settings(store)
     tr = track_for(store, number)
     con = store.read().connect()

@@ -17,7 +17,6 @@ they add up to a quarter of the biggest, everything), so a cron run rarely rewri
 """
 from __future__ import annotations
 
-import os
 from dataclasses import fields as dc_fields
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import orjson
 
 from tix.sla.clock import TRACK_TYPES, Track, fold_event
 from tix.sla.coldfold import fold_log, track_schema
+from tix.store.files import FILE_MODE, atomic_write, commit_temp, temp_name
 from tix.store.log import Position, seq_before
 
 FORMAT = 1
@@ -226,9 +226,7 @@ class SlaState:
             done_parts = self._compact_parts(done_parts, seq, set(live["ticket"].to_pylist()))
         meta = {"format": FORMAT, "seq": seq, "segment": self.pos.segment if self.pos else "",
                 "offset": self.pos.offset if self.pos else 0, "live": live_name, "done": done_parts}
-        tmp = self.dir / "sla-meta.json.tmp"
-        tmp.write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
-        os.replace(tmp, self.dir / "sla-meta.json")
+        atomic_write(self.dir / "sla-meta.json", orjson.dumps(meta, option=orjson.OPT_INDENT_2))
         self._prune(keep={live_name, *done_parts, old_meta.get("live"), *old_meta.get("done", [])})
         self.meta = meta
         return meta
@@ -251,11 +249,11 @@ class SlaState:
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         con.execute("CREATE TEMP TABLE _live AS SELECT unnest(?::BIGINT[]) AS ticket", [sorted(live)])
-        tmp = self.dir / (name + ".tmp")
+        tmp = temp_name(self.dir / name)
         con.execute(f"COPY (SELECT * FROM read_parquet(?) WHERE ticket NOT IN (SELECT ticket FROM _live) "
                     f"QUALIFY row_number() OVER (PARTITION BY ticket ORDER BY gen DESC) = 1 ORDER BY ticket) "
                     f"TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)", [files])
-        os.replace(tmp, self.dir / name)
+        commit_temp(tmp, self.dir / name, mode=FILE_MODE, sync_dir=False)  # sla-meta.json's write syncs the dir
         return name
 
     def _prune(self, keep: set) -> None:
@@ -282,11 +280,6 @@ def _sql_path(path: Path) -> str:
 def _write(path: Path, table) -> None:
     import pyarrow.parquet as pq
 
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temp_name(path)
     pq.write_table(table, tmp, compression="zstd")
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    commit_temp(tmp, path, mode=FILE_MODE, sync_dir=False)  # sla-meta.json's write syncs the dir

@@ -14,7 +14,8 @@
   built-in reports use the counters on `tickets` instead.
 - the stages' own views, through `VIEW_HOOKS` (e.g. `sla`, owned by tix.sla.views).
 
-`run_sql(store, query)` runs one read-only statement over them (`tix sql`).
+`run_sql(store, query)` runs one read-only statement over them (`tix sql`); `sandbox` and
+`statements` lock down any connection that runs SQL from a file or a user (reports too).
 """
 from __future__ import annotations
 
@@ -123,6 +124,45 @@ WHERE type IN ('message.received', 'message.sent')
 
 
 ALLOWED_STATEMENTS = ("SELECT", "EXPLAIN")
+_TEMP_CREATE = ("CREATE TEMP ", "CREATE TEMPORARY ", "CREATE OR REPLACE TEMP ", "CREATE OR REPLACE TEMPORARY ")
+
+
+def sandbox(con, store: Store) -> None:
+    """Lock a DuckDB connection down before it runs SQL from a file or a user.
+
+    It may read the store's files and nothing else, write no file, and change no setting
+    afterwards (`lock_configuration`): `COPY … TO`, `ATTACH`, `read_csv('/etc/…')` and
+    `SET enable_external_access` all fail. DuckDB's temp directory (which it may use when
+    short of memory, and which stays readable) is moved into the store's `state/`, away from
+    the current directory. Used by `tix sql` and every report.
+    """
+    root = str(store.root) + "/"
+    con.execute("SET temp_directory = ?", [str(store.path("state", "duckdb-tmp"))])
+    con.execute("SET allowed_directories = ?", [[root]])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def statements(con, sql: str, allowed=ALLOWED_STATEMENTS, temp_create: bool = False) -> list:
+    """Parse `sql` into statements, refusing any kind not in `allowed` (UsageError).
+
+    With `temp_create`, `CREATE TEMP TABLE/VIEW/MACRO …` is allowed too (a report's setup
+    section); nothing else that writes.
+    """
+    import duckdb
+
+    try:
+        found = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise UsageError(f"SQL does not parse: {str(exc).splitlines()[0]}") from None
+    for st in found:
+        kind = st.type.name
+        text = " ".join(st.query.split()).upper()
+        if kind in allowed or (temp_create and kind == "CREATE" and text.startswith(_TEMP_CREATE)):
+            continue
+        what = "SELECT or CREATE TEMP" if temp_create else "SELECT"
+        raise UsageError(f"only read-only queries ({what}) are allowed, not {kind}")
+    return found
 
 
 def run_sql(store: Store, query: str) -> list[dict]:
@@ -130,20 +170,12 @@ def run_sql(store: Store, query: str) -> list[dict]:
     import duckdb
 
     con = store.connect()
-    try:
-        statements = con.extract_statements(query)
-    except duckdb.Error as exc:
-        raise UsageError(f"SQL does not parse: {str(exc).splitlines()[0]}") from None
-    if len(statements) != 1:
+    found = statements(con, query)
+    if len(found) != 1:
         raise UsageError("give exactly one SQL statement")
-    kind = statements[0].type.name
-    if kind not in ALLOWED_STATEMENTS:
-        raise UsageError(f"only read-only queries (SELECT) are allowed, not {kind}")
-    # Views read the store's files; a query may read nothing else and write nothing at all.
-    con.execute("SET allowed_directories = ?", [[str(store.root) + "/"]])
-    con.execute("SET enable_external_access = false")
+    sandbox(con, store)
     try:
-        cur = con.execute(statements[0])
+        cur = con.execute(found[0])
     except duckdb.Error as exc:
         raise UsageError(f"SQL error: {str(exc).splitlines()[0]}") from None
     names = [d[0] for d in cur.description]
