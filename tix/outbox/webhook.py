@@ -28,9 +28,23 @@ def webhook_url(target: str) -> str:
 
 
 def redact(url: str) -> str:
-    """Webhook URLs often carry their secret in the path: show only scheme and host."""
+    """Webhook URLs carry their secret in the path, query or `user:password@`: show only
+    scheme, host and port."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}/…"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}/…"
+
+
+def slack_text(text: str) -> str:
+    """Customer text made inert for Slack's mrkdwn: `<!channel>`, `<@U123>` and
+    `<https://evil|a friendly label>` would otherwise ping everyone or hide a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 class WebhookSender:
@@ -44,7 +58,7 @@ class WebhookSender:
         payload = dict(item.get("payload") or {})
         slack = payload.pop("slack", False)
         if slack:
-            body = {"text": f"{item.get('subject') or ''}\n{item.get('body') or ''}".strip()}
+            body = {"text": slack_text(f"{item.get('subject') or ''}\n{item.get('body') or ''}".strip())}
         else:
             body = {"id": item["id"], "key": item.get("key"), "subject": item.get("subject"),
                     "text": item.get("body"), **payload}
