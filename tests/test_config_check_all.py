@@ -51,7 +51,7 @@ def test_config_check_runs_every_check(store, tix, monkeypatch):
     cfg.write_text(text.replace("[support, billing]", "[support, finance]") + BROKEN)
     store.path("templates", "macro_broken.txt.j2").write_text("Halo {% if %}\n")
     warning = store.path("templates", "sla_warning.j2")
-    warning.write_text(warning.read_text().replace("{{ target_label }}", "{{ target_lable }}"))
+    warning.write_text(warning.read_text().replace("{{ policy }}", "{{ polcy }}"))
     assert tix("rules", "check").returncode == 2  # what config check used to miss
     proc = tix("config", "check")
     assert proc.returncode == 2
@@ -66,7 +66,7 @@ def test_config_check_runs_every_check(store, tix, monkeypatch):
         f"rules/20-kategori.yaml:{sets[1]}: unknown team 'billing'; teams: finance, shipping, support",
         f"rules/40-penugasan.yaml:{assign}: unknown team 'billing'; teams: finance, shipping, support",
         "templates/macro_broken.txt.j2:1: Expected an expression, got 'end of statement block'",
-        "templates/sla_warning.j2:1: 'target_lable' is undefined",
+        f"templates/sla_warning.j2:{_line(warning, '{{ polcy }}')}: 'polcy' is undefined",
         f"{cfg}:{_line(cfg, 'password_env: TIX_TEST_UNSET_SMTP')}: outbound: password_env: environment variable "
         "TIX_TEST_UNSET_SMTP is not set",
         f"{cfg}:{_line(cfg, 'ca_file: /nonexistent')}: outbound: ca_file: /nonexistent/ca.pem does not exist",
