@@ -39,6 +39,13 @@ def test_a_global_option_is_not_taken_from_an_option_value(tix, store):
     tix("new", "x", check=0)
     tix("note", "1", "-m", "-v", check=0)
     assert store.events_for(ticket=1)[-1]["data"]["body"] == "-v"
+    tix("note", "1", "-m", "-tag:vip", check=0)  # nor is it a negated filter term
+    assert store.events_for(ticket=1)[-1]["data"]["body"] == "-tag:vip"
+    tix("new", "y", check=0)
+    rows = json.loads(tix("list", "--sort", "-number", "-age:1d+", "-f", "json", check=0).stdout)
+    assert [r["number"] for r in rows] == [2, 1]  # `-number` sorts; `-age:1d+` negates a term
+    proc = tix("list", "-age")  # what a shell leaves of `-age>3d`: not `--assignee ge`
+    assert proc.returncode == 2 and "'age' alone is not a filter term" in proc.stderr
 
 
 def test_version(tix):

@@ -140,19 +140,41 @@ _NEGATED_TERM = re.compile(r"^-[A-Za-z_][\w.]*(:|>|<|=)")
 _NEGATED_WORD = re.compile(r"^-[a-z]{2,}$")
 
 
-def protect_negated_terms(argv: list[str]) -> list[str]:
+def protect_negated_terms(argv: list[str], command=None) -> list[str]:
     """`-tag:vip` is a negated filter term, not a cluster of short options: spell it `!tag:vip`.
 
     No tix option contains `:`, `<`, `>` or `=` after a single dash, so this is unambiguous.
     So is `-idle` (what a shell leaves of `-idle>14d`): no short option is a filter field's
     name, and Click would read `-age` as `-a ge`; as `!idle` the filter names the mistake.
+    A word that is the value of an option (`--sort -number`, `-m -tag:x`) is left alone:
+    `command` (the Click group) tells which options take a value.
     """
-    out = []
+    takes_value = _value_options(command, argv) if command is not None else set()
+    out: list[str] = []
     for a in argv:
+        if out and out[-1] in takes_value:
+            out.append(a)
+            continue
         if _NEGATED_TERM.match(a) or (_NEGATED_WORD.match(a) and a[1:] in _filter_fields()):
             a = "!" + a[1:]
         out.append(a)
     return out
+
+
+def _value_options(group, argv: list[str]) -> set[str]:
+    """The option names that take a value, of the group and of the (sub)commands named in argv."""
+    names: set[str] = set()
+    cmd = group
+    for token in [None, *argv]:
+        if token is not None:
+            sub = (getattr(cmd, "commands", None) or {}).get(token)
+            if sub is None:
+                continue
+            cmd = sub
+        for p in getattr(cmd, "params", ()):
+            if getattr(p, "param_type_name", "") == "option" and not (p.is_flag or getattr(p, "count", False)):
+                names.update(p.opts)
+    return names
 
 
 def _filter_fields() -> tuple[str, ...]:
@@ -171,7 +193,7 @@ def run(app) -> int:
 
     sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)
     try:
-        rc = app(args=protect_negated_terms(sys.argv[1:]), prog_name="tix", standalone_mode=False)
+        rc = app(args=protect_negated_terms(sys.argv[1:], app), prog_name="tix", standalone_mode=False)
     except TixError as exc:
         for line in str(exc).splitlines() or [exc.__class__.__name__]:
             typer.echo(line if _has_location(line) else f"Error: {line}", err=True)
