@@ -189,6 +189,9 @@ def send_item(store, item: dict) -> dict:
 
 
 def _connection(out: dict):
+    key = tuple(str(out.get(k)) for k in ("host", "port", "security", "user", "ca_file"))
+    if _CONN.get("key") != key:  # another store's server (a long-running process, the tests)
+        _drop()
     conn = _CONN.get("conn")
     if conn is not None:
         try:
@@ -198,7 +201,7 @@ def _connection(out: dict):
             pass
         _drop()
     conn = connect(out)
-    _CONN["conn"] = conn
+    _CONN.update(conn=conn, key=key)
     return conn
 
 
