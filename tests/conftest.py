@@ -28,10 +28,6 @@ pytest_plugins = [f"tests.plugins.{name}" for name in ("email", "rules", "sla", 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: a stress test or bench of several seconds (deselect with -m 'not slow')")
-
-
 @pytest.fixture(autouse=True)
 def env_setup(tmp_path, monkeypatch):
     """No test may touch a real store: TIX_STORE points into the test's temp dir."""
