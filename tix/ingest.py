@@ -39,7 +39,8 @@ from tix.errors import TixError
 from tix.store.log import fsync_dir, iso, utcnow
 
 EVENT_TEXT_LIMIT = 16_000  # characters of text per event (`text_truncated`); the raw file keeps all
-SNAPSHOT_BYTES = 96 * 1024 * 1024  # refresh the snapshot within a run after this much log (bounds the tail a crash leaves)
+# refresh the snapshot within a run after this much log (bounds the tail a crash leaves)
+SNAPSHOT_BYTES = 96 * 1024 * 1024
 
 
 def fetch_all(store, now: datetime | None = None, limit: int | None = None, sources=None,
@@ -87,7 +88,7 @@ def _whatsapp(store, now, report: FetchReport) -> None:
         return
     try:
         report.merge(fetch_spool(store, now=now), "whatsapp")
-    except Exception as exc:  # noqa: BLE001 - a failed channel is an error line, not a crash
+    except Exception as exc:  # a failed channel is an error line, not a crash
         if exc.__class__.__name__ == "StoreLocked":
             raise
         report.errors.append(f"whatsapp: {exc}")
@@ -135,7 +136,7 @@ class Parser:
         mine = int(len(raws) * self.MAIN_SHARE / (self.MAIN_SHARE + len(procs)))
         share = -(-(len(raws) - mine) // len(procs))
         slices = [raws[i:i + share] for i in range(mine, len(raws), share)]
-        for proc, part in zip(procs, slices):
+        for proc, part in zip(procs, slices, strict=False):
             parseworker.write_frame(proc.stdin, pickle.dumps((part, self.own), protocol=pickle.HIGHEST_PROTOCOL))
         return (raws[:mine], procs[:len(slices)], None)
 
@@ -291,7 +292,7 @@ class Intake:
             for chunk, job in chunks:
                 parsed = self.parser.collect(job)
                 self._preload(parsed)
-                for item, pre in zip(chunk, parsed):
+                for item, pre in zip(chunk, parsed, strict=True):
                     outcome = self.process(item, spec, pre=pre)
                     setattr(rep, outcome, getattr(rep, outcome) + 1)
                 self.sync()
@@ -346,7 +347,7 @@ class Intake:
                 return
             # The run's reader reads the snapshot of the run's start, whose files a second
             # refresh prunes: read the new one (the run's own tickets are in `self.rows`).
-            self.batch._reader = None
+            self.batch.use_reader(None)
 
     @property
     def ts(self) -> str | None:
@@ -382,7 +383,7 @@ class Intake:
         mark = self._savepoint()
         try:
             self._store(item, parsed, ckey, spec)
-        except Exception as exc:  # noqa: BLE001 - poison message: contain it, go on
+        except Exception as exc:  # poison message: contain it, go on
             self._rollback(mark)
             if replay:
                 raise
@@ -411,7 +412,8 @@ class Intake:
                 "from_name": p.from_name, "to": p.to, "cc": p.cc, "subject": p.subject,
                 "text": p.text[:EVENT_TEXT_LIMIT], "text_full": p.text_full[:EVENT_TEXT_LIMIT],
                 **({"text_truncated": True} if len(p.text_full) > EVENT_TEXT_LIMIT else {}),
-                "html": p.html is not None, "raw": rel, "raw_span": span, "attachments": atts, "auto": p.auto_reason is not None,
+                "html": p.html is not None, "raw": rel, "raw_span": span, "attachments": atts,
+                "auto": p.auto_reason is not None,
                 "auto_reason": p.auto_reason, "language": None, "inbox": inbox_of(spec, p),
                 "date": p.date, "source": item.source, "source_key": item.key}
         if p.calendar:

@@ -116,12 +116,10 @@ def validate_config(section, fname: str) -> list[Problem]:
     problems: list[Problem] = []
     if not isinstance(section, dict):
         return [Problem(fname, getattr(section, "line", None), "whatsapp must be a mapping")]
-    from tix.config import suggest
+    from tix.config import check_keys
 
     line = getattr(section, "line_of", lambda k: getattr(section, "line", None))
-    for key in section:
-        if key not in _KEYS:
-            problems.append(Problem(fname, line(key), f"whatsapp: unknown key {key!r}{suggest(key, _KEYS)}"))
+    problems += check_keys(section, _KEYS, fname, "whatsapp")
     numbers = section.get("numbers") or []
     if not isinstance(numbers, list):
         problems.append(Problem(fname, line("numbers"), "whatsapp.numbers must be a list"))
@@ -131,9 +129,7 @@ def validate_config(section, fname: str) -> list[Problem]:
         if not isinstance(num, dict) or not num.get("phone_number_id"):
             problems.append(Problem(fname, where, f"whatsapp.numbers[{i}] needs phone_number_id (and number)"))
             continue
-        for key in num:
-            if key not in _NUMBER_KEYS:
-                problems.append(Problem(fname, where, f"whatsapp.numbers[{i}]: unknown key {key!r}"))
+        problems += check_keys(num, _NUMBER_KEYS, fname, f"whatsapp.numbers[{i}]", line=where)
     for key in ("reopen_days", "window_hours", "max_body_bytes"):
         if key in section:
             try:
@@ -167,9 +163,10 @@ def _check_templates(section, fname, line) -> list[Problem]:
 def _check_params(spec: dict, key: str, fname: str, where) -> list[Problem]:
     """Each parameter must be a Jinja2 template that parses (rendered when a reply is composed)."""
     from jinja2 import TemplateSyntaxError
-    from jinja2.sandbox import SandboxedEnvironment
 
-    env = SandboxedEnvironment()
+    from tix.templates import environment
+
+    env = environment()
     problems = []
     for i, param in enumerate(spec.get("params") or []):
         text = next(iter(param.values()), "") if isinstance(param, dict) else param
@@ -438,7 +435,7 @@ class Intake:
         try:
             self._payload(payload, self._keep_raw(path, body))
             return True
-        except Exception as exc:  # a bug on one payload must not stop the batch: keep it, go on
+        except Exception as exc:  # noqa: BLE001 - a bug on one payload must not stop the batch: keep it, go on
             rolled_back = len(self.batch.pending) > mark
             del self.batch.pending[mark:]
             self.batch.seq = self.batch.pending[-1]["seq"] if self.batch.pending else self._last_seq()
@@ -640,7 +637,8 @@ class Intake:
         team = number.team or self.settings.team
         n = create_ticket(self.batch, subject, channel="whatsapp", contact=cid, inbox=number.number,
                           team=team, fields=fields, config=self.store.config,
-                          why=f"new WhatsApp conversation (previous ticket #{previous['number']})" if previous else None)
+                          why=(f"new WhatsApp conversation (previous ticket #{previous['number']})"
+                               if previous else None))
         if self.ts:
             self.batch.pending[-1]["ts"] = self.ts
         self.known.tickets[(cid, number.number)] = {"number": n, "status": "new", "resolved_at": None}
@@ -702,7 +700,8 @@ class Intake:
 
     def _value_errors(self, entry: dict, value: dict, pnid: str, raw: str) -> None:
         errors = value["errors"]
-        key = hashlib.sha256(orjson.dumps([entry.get("id"), pnid, errors], option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
+        key = hashlib.sha256(orjson.dumps([entry.get("id"), pnid, errors],
+                                          option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
         if key in self.known.errors_seen:
             self.report.duplicates += 1
             return
@@ -739,7 +738,7 @@ def load_demo(store) -> int:
         cfg = store.path("tix.yaml")
         cfg.write_text(cfg.read_text(encoding="utf-8").rstrip("\n") + "\n\n" +
                        (src / "config.yaml").read_text(encoding="utf-8"), encoding="utf-8")
-        store._config = None
+        store.reload_config()
     spool = store.path(*SPOOL)
     spool.mkdir(parents=True, exist_ok=True)
     files = sorted(src.glob("*.json"))
