@@ -106,11 +106,7 @@ class Dovecot:
             except ProcessLookupError:
                 pass
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
+            while time.monotonic() < deadline and _running(pid):
                 time.sleep(0.05)
             else:
                 os.kill(pid, signal.SIGKILL)
@@ -243,6 +239,22 @@ def _real_clock_env() -> dict:
     if preload:
         env["LD_PRELOAD"] = " ".join(preload)
     return env
+
+
+def _running(pid: int) -> bool:
+    """True while the process runs; a zombie (dead, not yet reaped by init: the master is
+    daemonized, so not our child) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel whether the pid exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 def _port_open(port: int) -> bool:
