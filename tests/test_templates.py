@@ -6,11 +6,9 @@ import io
 
 import pytest
 
-from tix import outbox
-
 from tests.plugins.reports import NOW, XSS
 from tests.plugins.sla import Timeline, jkt
-from tix import rules
+from tix import outbox, rules
 from tix.reports import render, run_report
 from tix.sla.escalate import escalate
 from tix.templates import TemplateFailed, environment, render_macro
