@@ -571,10 +571,7 @@ class Intake:
             name = f"{time.time_ns() // 1_000_000}-{os.getpid()}-{secrets.token_hex(4)}.pack"
             rel = f"messages/email/{day[:4]}/{day[5:7]}/{day[8:10]}/{name}"
             path = self.store.root / rel
-            if path.parent not in _MADE_DIRS:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                _MADE_DIRS.add(path.parent)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            fd = _open_in_dir(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             self._pack = [fd, rel, 0]
             self._files.append(path)
             self._dirs.add(path.parent)
@@ -610,7 +607,17 @@ class Intake:
         return info
 
 
-_MADE_DIRS: set = set()
+def _open_in_dir(path: Path, flags: int) -> int:
+    """os.open(path, flags, 0o640), making the parent directories if they are missing.
+
+    No process-wide memo of the directories made: a store's directories can go away under a
+    long-running process (a store removed and made again, several stores in one process).
+    """
+    try:
+        return os.open(path, flags, 0o640)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, flags, 0o640)
 
 
 def _durable_write(path: Path, data: bytes, dirs: set, later: list | None = None) -> None:
@@ -623,11 +630,8 @@ def _durable_write(path: Path, data: bytes, dirs: set, later: list | None = None
     temp file, fsynced and renamed.
     """
     parent = path.parent
-    if parent not in _MADE_DIRS:
-        parent.mkdir(parents=True, exist_ok=True)
-        _MADE_DIRS.add(parent)
     target = path if later is not None else parent / f".{path.name}.{os.getpid()}.tmp"
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    fd = _open_in_dir(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
         view = memoryview(data)
         while view:
