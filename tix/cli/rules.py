@@ -35,7 +35,7 @@ def route(
     a ticket (the others are still routed).
 
     Examples:
-      tix fetch && tix route        # from cron
+      tix fetch; tix route          # from cron (route even when a source failed)
       tix route --explain 1042
     """
     from tix import rules
