@@ -61,7 +61,7 @@ def new_store(path: Path):
 
 
 def bench_intake(n: int) -> None:
-    from tix.channels.whatsapp import fetch_spool
+    from tix.ingest import fetch_spool
     from tix.store import Store
 
     with tempfile.TemporaryDirectory() as tmp:

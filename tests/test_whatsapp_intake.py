@@ -14,7 +14,7 @@ import pytest
 
 from tests.plugins.whatsapp import (BUSINESS, FIXTURES, fixture_bytes, spool, status_payload,
                                     text_payload)
-from tix.channels.whatsapp import fetch_spool
+from tix.ingest import fetch_spool
 from tix.tickets import set_fields
 
 
@@ -297,7 +297,7 @@ def test_bad_payloads_quarantined_batch_goes_on(wa_store, tix):
 
 
 def test_quarantine_replay_after_config_fix(wa_store):
-    from tix import quarantine
+    from tix.ingest import replay_quarantined
 
     bad = text_payload("wamid.LATER", "x")
     bad["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "999"
@@ -308,7 +308,7 @@ def test_quarantine_replay_after_config_fix(wa_store):
                                            '      number: "15550001111"\n    - phone_number_id: "999"\n'
                                            '      number: "15550009999"\n'))
     wa_store._config = None
-    rep = quarantine.replay(wa_store)
+    rep = replay_quarantined(wa_store)
     assert rep.replayed and not rep.errors
     assert received(wa_store)[0]["data"]["message"] == "wamid.LATER"
 
@@ -380,7 +380,7 @@ def test_media_without_token_stays_pending_then_expires(wa_store, monkeypatch):
 CRASH_SCRIPT = """
 import sys
 from tix.store import Store
-from tix.channels.whatsapp import fetch_spool
+from tix.ingest import fetch_spool
 fetch_spool(Store(sys.argv[1]), media=False)
 """
 
@@ -424,7 +424,7 @@ def test_sigkill_during_intake_then_rerun_stores_each_message_once(wa_store, mom
 
 
 def test_demo_spool_ingests_offline(store, monkeypatch):
-    from tix.channels.whatsapp import load_demo
+    from tix.channels.whatsapp.spool import load_demo
 
     monkeypatch.delenv("TIX_WA_TOKEN", raising=False)
     assert 15 <= load_demo(store) <= 30
@@ -448,7 +448,7 @@ def test_unknown_team_is_a_config_error_and_nothing_is_consumed(wa_store, tix):
 
 
 def test_describe_never_gives_empty_text():
-    from tix.channels.whatsapp import describe
+    from tix.channels.whatsapp.payload import describe
 
     flow = {"type": "interactive", "interactive": {"type": "nfm_reply", "nfm_reply": {
         "response_json": "{\"a\": 1}", "body": "Sent", "name": "flow"}}}

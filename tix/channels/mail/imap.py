@@ -8,7 +8,7 @@ after `tix.ingest` has fsynced a batch does `ack` flag, move or delete those mes
 and advance the cursor. A changed UIDVALIDITY resets the cursor: the folder is read
 again from the start and the content keys make every already-stored message a no-op.
 
-Two connections per run: one fetches (in `tix.ingest`'s prefetch thread, a batch or two
+Two connections per run: one fetches (in the intake's prefetch thread, a batch or two
 ahead of the store), the other acknowledges what has been stored, so neither waits for
 the other. The cursor is shared between them under a lock.
 
@@ -17,14 +17,14 @@ The source key of a message is `imap:<source>:<folder>:<uidvalidity>:<uid>`.
 from __future__ import annotations
 
 import json
-import os
 import ssl
 import threading
 
+from tix import tls
 from tix.channels.base import RawItem, Source, as_list
 from tix.config import read_secret
-from tix import tls
 from tix.errors import TixError, UsageError
+from tix.store.files import atomic_write
 
 SEEN = b"\\Seen"
 
@@ -36,9 +36,9 @@ class SourceError(TixError):
 class ImapSource(Source):
     type = "imap"
 
-    def __init__(self, store, spec):
-        super().__init__(store, spec)
-        self.client = None  # fetches (in tix.ingest's prefetch thread)
+    def __init__(self, store, spec, known=None):
+        super().__init__(store, spec, known)
+        self.client = None  # fetches (in the intake's prefetch thread)
         self.folder: str | None = None
         self.acker = None  # flags, moves, deletes (in the storing thread): a second connection
         self.ack_folder: str | None = None
@@ -192,10 +192,7 @@ class ImapSource(Source):
             return {}  # a damaged cursor only costs a re-scan: the keys dedupe it
 
     def _save_cursor(self) -> None:
-        self.cursor_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.cursor_path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(self.cursor, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.cursor_path)
+        atomic_write(self.cursor_path, json.dumps(self.cursor, sort_keys=True))
 
 
 def _expunge(client, uids) -> None:

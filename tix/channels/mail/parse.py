@@ -33,6 +33,8 @@ from email.policy import compat32
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from html.parser import HTMLParser
 
+from tix.channels.base import Undecodable
+
 MAX_PARTS = 500  # a message with more MIME parts than this keeps the first ones only
 MAX_TEXT = 1_000_000  # characters of body text kept in an event (the raw file keeps all)
 FALLBACK_CHARSETS = ("utf-8", "cp1252", "latin-1")
@@ -40,7 +42,7 @@ _CHARSET_ALIASES = {"utf8": "utf-8", "unicode-1-1-utf-7": "utf-7", "x-unknown": 
                     "ks_c_5601-1987": "euc-kr", "gb2312": "gb18030", "gbk": "gb18030", "iso-8859-8-i": "iso-8859-8"}
 
 
-class Unparseable(Exception):
+class Unparseable(Undecodable):
     """This is not a mail message we can make a ticket from; the message says why."""
 
 
