@@ -4,12 +4,17 @@ half-created contact) and is threaded as if the failed one had never been seen."
 from __future__ import annotations
 
 import copy
+import hashlib
+from datetime import datetime, timezone
 
 import orjson
 import pytest
 
+from tests.plugins.email import add_config, make_mail
 from tests.plugins.whatsapp import envelope, spool, text_payload
-from tix.ingest import fetch_spool
+from tix.ingest import fetch_all, fetch_spool, replay_quarantined
+
+NOW = datetime(2026, 11, 20, 4, 0, tzinfo=timezone.utc)
 
 
 def events(store, kind=None):
@@ -54,3 +59,44 @@ def test_whatsapp_payload_failing_mid_intake_leaves_no_gap(wa_store, case):
     assert (rep.stored, rep.duplicates) == (1, 0)
     assert [e["ticket"] for e in events(wa_store, "ticket.created")] == [1, 2]
     assert [e["contact"] for e in events(wa_store, "contact.created")] == [1, 2]
+
+
+# -- email ---------------------------------------------------------------------------------------
+@pytest.fixture
+def md_store(store, tmp_path):
+    md = tmp_path / "maildir"
+    for sub in ("new", "cur", "tmp"):
+        (md / sub).mkdir(parents=True)
+    add_config(store, f"channels:\n  - name: inbox\n    type: maildir\n    path: {md}\n    after: seen\n"
+                      f"    address: support@toko.example\n")
+    store.md = md
+    return store
+
+
+def test_email_failing_mid_intake_leaves_no_gap_and_replays(md_store):
+    """The second message fails after its contact and ticket were made: writing its
+    attachment fails (here: a directory is in the blob's way)."""
+    doc = b"%PDF-1.4 bukti transfer " * 50
+    blob = md_store.path("blobs", "sha256", hashlib.sha256(doc).hexdigest()[:2], hashlib.sha256(doc).hexdigest())
+    blob.mkdir(parents=True)
+    mails = [make_mail(msgid="<m1@x>", frm="Sari <sari@pelanggan.example>"),
+             make_mail(msgid="<m2@x>", frm="Budi <budi@pelanggan.example>",
+                       attachments=[("bukti.pdf", "application/pdf", doc)]),
+             make_mail(msgid="<m3@x>", frm="Dewi <dewi@pelanggan.example>")]
+    for i, raw in enumerate(mails, 1):
+        (md_store.md / "new" / f"{i:05d}.test").write_bytes(raw)
+    rep = fetch_all(md_store, now=NOW)
+    assert (rep.stored, rep.quarantined, rep.tickets_created) == (2, 1, 2), rep.errors
+    assert "IsADirectoryError" in rep.errors[0] and rep.errors[0].startswith("inbox maildir:inbox:00002.test: ")
+    assert [e["ticket"] for e in events(md_store, "ticket.created")] == [1, 2]
+    assert [(e["contact"], e["data"]["emails"]) for e in events(md_store, "contact.created")] == [
+        (1, ["sari@pelanggan.example"]), (2, ["dewi@pelanggan.example"])]
+    assert [e["data"]["message_id"] for e in events(md_store, "message.received")] == ["<m1@x>", "<m3@x>"]
+    assert [e["ticket"] for e in events(md_store, "message.received")] == [1, 2]
+    # once the way is clear, the quarantined message is taken in with the next numbers
+    blob.rmdir()
+    replayed = replay_quarantined(md_store)
+    assert replayed.errors == [] and len(replayed.replayed) == 1
+    last = events(md_store, "message.received")[-1]
+    assert (last["data"]["message_id"], last["ticket"], md_store.ticket(3)["contact"]) == ("<m2@x>", 3, 3)
+    assert blob.read_bytes() == doc

@@ -24,10 +24,11 @@ import hashlib
 import os
 import secrets
 import time
+from datetime import datetime
 from pathlib import Path
 
 from tix.store.files import DIR_MODE, FILE_MODE, write_all
-from tix.store.log import fsync_path
+from tix.store.log import fsync_path, iso, utcnow
 
 
 def _syncfs():
@@ -57,9 +58,10 @@ class Files:
             self.made.add(parent)
         self.dirs.add(parent)
 
-    def write_raw(self, raw: bytes, day: str) -> tuple[str, list[int]]:
-        """Append a message to this chunk's pack (`day`: an ISO date); return (path, span)."""
+    def write_raw(self, raw: bytes, now: datetime | None = None) -> tuple[str, list[int]]:
+        """Append a message to this chunk's pack (dated `now`, default the clock); return (path, span)."""
         if self._pack is None:
+            day = iso(now or utcnow())
             name = f"{time.time_ns() // 1_000_000}-{os.getpid()}-{secrets.token_hex(4)}.pack"
             rel = f"messages/email/{day[:4]}/{day[5:7]}/{day[8:10]}/{name}"
             path = self.root / rel

@@ -25,7 +25,6 @@ from tix.channels.mail import inbox_of, own_addresses
 from tix.channels.mail import parse as mailparse
 from tix.ingest.intake import Identity, Inbound, NewTicket
 from tix.ingest.parsing import Parser, Prefetch
-from tix.store.log import iso
 
 EVENT_TEXT_LIMIT = 16_000  # characters of text per event (`text_truncated`); the raw file keeps all
 TAG_DIGITS = 12  # a longer `[#N]` (e.g. 30 digits) is not a ticket number
@@ -135,7 +134,7 @@ class MailStep:
     def _data(self, item: base.RawItem, p, ckey: str, spec: dict) -> dict:
         """The `message.received` data; writes the raw message and the attachments."""
         run = self.run
-        rel, span = run.files.write_raw(item.raw, run.ts or iso(run.clock()))
+        rel, span = run.files.write_raw(item.raw, run.now)
         data = {"message": ckey, "channel": "email", "message_id": p.message_id, "from": p.from_addr,
                 "from_name": p.from_name, "to": p.to, "cc": p.cc, "subject": p.subject,
                 "text": p.text[:EVENT_TEXT_LIMIT], "text_full": p.text_full[:EVENT_TEXT_LIMIT],
