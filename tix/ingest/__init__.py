@@ -31,7 +31,7 @@ from datetime import datetime
 from tix.channels import base
 from tix.channels.base import FetchReport, RawItem
 from tix.channels.mail import own_addresses
-from tix.errors import ConfigError, Problem, StoreLocked
+from tix.errors import ConfigError, Problem, StoreLocked, TixError
 from tix.ingest.intake import Intake
 from tix.store import quarantine
 
@@ -63,7 +63,7 @@ def fetch_all(store, now: datetime | None = None, limit: int | None = None, sour
         try:
             budget = limit
             for spec in specs:
-                sub = run.fetch_source(spec, budget)  # fetch -> decode -> intake -> store (fsync) -> ack
+                sub = fetch_source(run, spec, budget)
                 report.merge(sub, spec["name"])
                 if budget is not None:
                     budget -= sub.stored + sub.quarantined
@@ -74,6 +74,50 @@ def fetch_all(store, now: datetime | None = None, limit: int | None = None, sour
     if media and any(spec["type"] == "whatsapp" for spec in specs):
         _media(store, report, now)
     return report
+
+
+def fetch_source(run: Intake, spec: dict, budget: int | None) -> FetchReport:
+    """One source, chunk by chunk: fetch -> decode -> intake -> store (fsync) -> acknowledge."""
+    run.report = report = FetchReport()
+    cap = spec.get("limit")
+    if cap is not None:
+        budget = int(cap) if budget is None else min(budget, int(cap))
+    try:
+        source = base.open_source(run.store, spec, known=run.index.skip)
+    except StoreLocked:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a source that cannot open is an error line
+        report.errors.append(source_error(spec, exc))
+        return report
+    step = run.step(source.channel)
+    done = 0
+    try:
+        for chunk, decoded in step.decode(source, budget):  # fetch, decode
+            for item, value in decoded:
+                run.take(step, item, value, spec)  # de-duplicate, contacts, tickets, events
+            run.commit()  # files synced, events appended and fsynced
+            source.ack(chunk)  # only now: flag / move / delete / cursor / spool file
+            done += len(chunk)
+            if run.progress is not None:
+                run.progress(spec["name"], done, source.total)
+        report.left = source.left
+    except StoreLocked:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the source failed: say so, keep what is stored
+        run.commit()
+        report.errors.append(source_error(spec, exc))
+    finally:
+        step.finish(source)
+    return report
+
+
+def source_error(spec: dict, exc: Exception) -> str:
+    """One line naming the source (a TixError is already worded for a person)."""
+    text = " ".join(str(exc).split())
+    if not isinstance(exc, TixError):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    label = f"source {spec['name']}:"
+    return text if text.startswith(label) else f"{label} {text}"
 
 
 def _media(store, report: FetchReport, now) -> None:

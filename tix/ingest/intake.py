@@ -1,11 +1,10 @@
 """The intake stage every channel shares: one run's state and the rules that do not depend
 on the channel.
 
-`Intake` is one `tix fetch` run under the store's write lock. For each source it runs the
-pipeline (`fetch_source`): the source fetches a chunk, the channel's step decodes it,
-each item is taken in (`take`: de-duplicate, contacts, tickets, events), the chunk is
-made durable (`commit`: files synced, then the events appended and fsynced), and only
-then acknowledged at its source.
+`Intake` is one `tix fetch` run under the store's write lock (`tix.ingest.fetch_all`
+drives it): the channel's step decodes what a source fetched, `take` takes each item in
+(de-duplicate, contacts, tickets, events), `commit` makes the chunk durable (files
+synced, then the events appended and fsynced), and only then is it acknowledged.
 
 The shared rules, written once:
 
@@ -43,7 +42,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from tix import tickets
-from tix.channels import base
 from tix.channels.base import FetchReport, RawItem, Undecodable
 from tix.errors import TixError
 from tix.ingest.files import Files
@@ -119,37 +117,7 @@ class Intake:
     def clock(self) -> datetime:
         return self.now or utcnow()
 
-    # -- the pipeline ---------------------------------------------------------------------------
-    def fetch_source(self, spec: dict, budget: int | None) -> FetchReport:
-        """fetch -> decode -> take in -> commit (fsync) -> acknowledge, chunk by chunk."""
-        self.report = rep = FetchReport()
-        cap = spec.get("limit")
-        if cap is not None:
-            budget = int(cap) if budget is None else min(budget, int(cap))
-        try:
-            source = base.open_source(self.store, spec, known=self.index.skip)
-        except Exception as exc:  # noqa: BLE001 - a source that cannot open is an error line
-            rep.errors.append(source_error(spec, exc))
-            return rep
-        step = self.step(source.channel)
-        done = 0
-        try:
-            for chunk, decoded in step.decode(source, budget):
-                for item, dec in decoded:
-                    self.take(step, item, dec, source.spec)
-                self.commit()
-                source.ack(chunk)
-                done += len(chunk)
-                if self.progress is not None:
-                    self.progress(spec["name"], done, source.total)
-            rep.left = source.left
-        except Exception as exc:  # noqa: BLE001 - the source failed: say so, keep what is stored
-            self.commit()
-            rep.errors.append(source_error(spec, exc))
-        finally:
-            step.finish(source)
-        return rep
-
+    # -- the steps ----------------------------------------------------------------------------------
     def step(self, channel: str):
         """The channel's step (its decode and its part of taking an item in), made once per run."""
         if channel not in self._steps:
@@ -419,15 +387,3 @@ def _error_text(exc: Exception) -> str:
     if isinstance(exc, Undecodable):
         return str(exc)
     return f"internal error: {type(exc).__name__}: {exc}"
-
-
-def source_error(spec: dict, exc: Exception) -> str:
-    text, label = _msg(exc), f"source {spec['name']}:"
-    return text if text.startswith(label) else f"{label} {text}"
-
-
-def _msg(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
-    if isinstance(exc, TixError):  # already one line for a person
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
