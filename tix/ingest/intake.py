@@ -339,8 +339,16 @@ class Intake:
         since = parse_ts_or_none(row.get("resolved_at") or row.get("closed_at") or row.get("updated_at"))
         if since is None or (m.sent_at or self.clock()) - since <= timedelta(days=days):
             self._set_status(row, "open", f"the customer replied ({m.label}) within {days:g} days of the resolution")
+            self._in_conversation(m, number)
             return number
         return self._new_ticket(m, linked=number)
+
+    def _in_conversation(self, m: Inbound, number: int) -> None:
+        """`number` is now the conversation's open ticket (a reply may reopen an older one)."""
+        if m.conversation is not None:
+            if self._conversations is None:
+                self._conversations = self._load_conversations()
+            self.journal.set(self._conversations, (m.contact, m.conversation), number)
 
     def reopen_days(self, channel: str) -> float:
         """The reopen window: the channel section's `reopen_days`, else the `settings:` one."""
@@ -368,10 +376,7 @@ class Intake:
         self.journal.set(self.rows, number, {"number": number, "status": spec.status, "contact": m.contact,
                                              "subject": spec.subject, "resolved_at": None, "closed_at": None,
                                              "updated_at": self.ts, "tags": sorted(spec.tags)})
-        if m.conversation is not None:
-            if self._conversations is None:
-                self._conversations = self._load_conversations()
-            self.journal.set(self._conversations, (m.contact, m.conversation), number)
+        self._in_conversation(m, number)
         if linked is not None:
             days = self.reopen_days(m.channel)
             self.emit("ticket.note", ticket=number, data={

@@ -25,6 +25,7 @@ import html
 import quopri
 import re
 from dataclasses import dataclass, field
+from datetime import timezone
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from email.message import Message
@@ -34,6 +35,7 @@ from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from html.parser import HTMLParser
 
 from tix.channels.base import Undecodable
+from tix.store.log import iso
 
 MAX_PARTS = 500  # a message with more MIME parts than this keeps the first ones only
 MAX_TEXT = 1_000_000  # characters of body text kept in an event (the raw file keeps all)
@@ -211,12 +213,8 @@ def _date(value) -> str | None:
         return None
     if dt is None:
         return None
-    from datetime import timezone
-
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
     try:
-        return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return iso(dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc))
     except (OverflowError, ValueError):
         return None
 
