@@ -46,9 +46,10 @@ class Files:
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self.made: set[Path] = set()  # directories known to exist (a per-run cache)
-        self.files: list[Path] = []
-        self.dirs: set[Path] = set()
+        self._root = str(root)
+        self.made: set = set()  # directories known to exist (a per-run cache)
+        self.files: list = []
+        self.dirs: set = set()
         self._pack: list | None = None  # [fd, store-relative path, size] of this chunk's pack
 
     def _dir(self, path: Path) -> None:
@@ -86,11 +87,16 @@ class Files:
             self.write_in_place(path, data)
         return digest
 
-    def keep(self, rel: str, data: bytes, source: Path | None = None) -> str:
-        """A content-addressed file at `rel`: a hard link to `source` (already durable) when
-        possible, else written in place. Kept once: an existing file is left alone."""
-        target = self.root / rel
-        self._dir(target)
+    def keep(self, rel: str, data: bytes, source: str | None = None) -> str:
+        """A content-addressed file at `rel`: a hard link to `source` (a path, already
+        durable) when possible, else written in place. Kept once: an existing file is left
+        alone. (Paths as strings: this runs once per WhatsApp payload.)"""
+        target = os.path.join(self._root, rel)
+        parent = os.path.dirname(target)
+        if parent not in self.made:
+            os.makedirs(parent, mode=DIR_MODE, exist_ok=True)
+            self.made.add(parent)
+        self.dirs.add(parent)
         if source is not None:
             try:
                 os.link(source, target)
@@ -99,8 +105,8 @@ class Files:
                 return rel
             except OSError:
                 pass  # another file system, or links not allowed: write a copy
-        if not target.exists():
-            self.write_in_place(target, data)
+        if not os.path.exists(target):
+            self.write_in_place(Path(target), data)
         return rel
 
     def write_in_place(self, path: Path, data: bytes) -> None:
@@ -116,18 +122,18 @@ class Files:
     def sync(self) -> None:
         """Make every file written since the last sync, and its directory entry, durable.
 
-        Linux `syncfs` flushes the store's whole file system in one call (data and
-        metadata); elsewhere each file and directory is fsynced.
+        Files written: Linux `syncfs` flushes the store's whole file system in one call
+        (data and metadata; elsewhere each file and directory is fsynced). Only new
+        directory entries (hard links): their directories are fsynced.
         """
         if self._pack is not None:
             os.close(self._pack[0])
             self._pack = None
-        if self.files or self.dirs:
-            if not _syncfs_ok(self.root):
-                for path in self.files:
-                    fsync_path(path)
-                for d in self.dirs:
-                    fsync_path(d)
+        if not self.files or not _syncfs_ok(self.root):
+            for path in self.files:
+                fsync_path(path)
+            for d in self.dirs:  # only new entries (hard links) need just their directory
+                fsync_path(d)
         self.files.clear()
         self.dirs.clear()
 

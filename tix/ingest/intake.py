@@ -234,7 +234,9 @@ class Intake:
         identifiers and a missing name are added to it."""
         idx, j = self.contacts, self.journal
         email = who.email.strip().lower() if who.email and who.email.strip() else None
-        phone = tickets.normalize_phone(who.phone) if who.phone else None
+        phone = who.phone
+        if phone and not (phone.isdigit() and phone[0] != "0"):  # a wa_id is normal already
+            phone = tickets.normalize_phone(phone)
         cid = idx.find(email=email, phone=phone, user_id=who.user_id)
         if cid is None:
             fields = {k: v for k, v in {"wa_user_id": who.user_id, **who.fields}.items() if v}

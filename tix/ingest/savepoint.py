@@ -14,8 +14,11 @@ cleared.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 from tix.channels.base import COUNTS
+
+_counts = attrgetter(*COUNTS)
 
 _MISSING = object()
 _ADDED = object()
@@ -78,7 +81,7 @@ class Savepoint:
     @classmethod
     def take(cls, batch, journal: Journal, report) -> "Savepoint":
         return cls(len(batch.pending), batch.seq, batch._max_ticket, batch._max_contact, journal.mark(),
-                   tuple(getattr(report, c) for c in COUNTS), len(report.errors), len(report.warnings))
+                   _counts(report), len(report.errors), len(report.warnings))
 
     def rollback(self, batch, journal: Journal, report) -> None:
         del batch.pending[self.pending:]

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
-from pathlib import Path
 
 import orjson
 
@@ -63,6 +62,7 @@ class WhatsAppStep:
     def __init__(self, run):
         self.run = run
         self.settings: Settings | None = None
+        self.month = run.clock().strftime("%Y-%m")  # raw payloads are kept by the month of the run
         self._late_done = False
 
     # -- fetch and decode -----------------------------------------------------------------------
@@ -99,8 +99,7 @@ class WhatsAppStep:
     # -- one payload ----------------------------------------------------------------------------
     def take(self, item: base.RawItem, payload: Payload, spec: dict, replay: bool = False) -> None:
         run = self.run
-        month = run.clock().strftime("%Y-%m")
-        raw = f"messages/whatsapp/{month}/{hashlib.sha256(item.raw).hexdigest()[:32]}.json"
+        raw = f"messages/whatsapp/{self.month}/{hashlib.sha256(item.raw).hexdigest()[:32]}.json"
         for part in payload.parts():
             if isinstance(part, Skipped):
                 run.report.warnings.append(f"{raw}: skipped change field {part.field!r}")
@@ -112,8 +111,7 @@ class WhatsAppStep:
                 self._system(part, raw)
             else:
                 self._message(part, raw)
-        path = item.meta.get("path")
-        run.files.keep(raw, item.raw, source=Path(path) if path else None)
+        run.files.keep(raw, item.raw, source=item.meta.get("path"))
 
     def _message(self, m, raw: str) -> None:
         run = self.run

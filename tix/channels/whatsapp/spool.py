@@ -51,16 +51,18 @@ class SpoolSource(Source):
             self.left = len(names) - max(limit, 0)
             names = names[:max(limit, 0)]
         self.total = len(names)
+        d = str(self.dir)
         for i in range(0, len(names), self.batch_size):
             chunk = []
             for name in names[i:i + self.batch_size]:
-                path = self.dir / name
+                path = f"{d}/{name}"
                 try:
-                    body = path.read_bytes()
+                    with open(path, "rb") as fh:
+                        body = fh.read()
                 except FileNotFoundError:  # another fetch took it
                     continue
-                chunk.append(RawItem(self.name, f"spool:{name}", body,
-                                     {"path": str(path), "where": f"spool/whatsapp/{name}"}))
+                meta = {"path": path, "where": f"spool/whatsapp/{name}"}
+                chunk.append(RawItem(self.name, f"spool:{name}", body, meta))
             yield chunk
 
     def ack(self, items) -> None:
