@@ -17,7 +17,6 @@ import argparse
 import email
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -233,7 +232,8 @@ def main() -> None:
           f"history {args.history}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     for r in range(args.runs):
         res = run(args.n, args.batch, args.seed + r, args.history, args.replies)
-        print(f"run {r + 1}: {res['messages']} msgs ({res['replies']} replies to older tickets, {res['mbytes']:.0f} MB) "
+        print(f"run {r + 1}: {res['messages']} msgs "
+              f"({res['replies']} replies to older tickets, {res['mbytes']:.0f} MB) "
               f"in {res['fetch_s']:.1f} s = {res['msg_per_s']:.0f} msg/s, peak RSS {res['peak_rss_mb']:.0f} MB "
               f"(whole process tree {res['tree_rss_mb']:.0f} MB)  [{res['summary']}]")
 

@@ -48,7 +48,8 @@ KEYWORDS = [
 ]
 REGEXES = [
     r"\bINV-\d{5}\b", r"\bORD-\d{4,}\b", r"(?i)order\s*#?\d{3,}", r"\b08\d{8,11}\b", r"\b628\d{8,11}\b",
-    r"(?i)no\.?\s*resi\s*:?\s*[A-Z0-9]{8,}", r"\bRp\.?\s?\d{1,3}(\.\d{3})+", r"(?i)\b(tidak|belum)\s+(sampai|diterima)\b",
+    r"(?i)no\.?\s*resi\s*:?\s*[A-Z0-9]{8,}", r"\bRp\.?\s?\d{1,3}(\.\d{3})+",
+    r"(?i)\b(tidak|belum)\s+(sampai|diterima)\b",
     r"(?i)\bsudah\s+(transfer|bayar)\b", r"(?i)\bwhere\s+is\s+my\b", r"[A-Z]{2}\d{9}ID", r"(?i)\bcancel(led|lation)?\b",
     r"(?i)\bbatal(kan)?\b", r"(?i)kak\b.*\btolong\b", r"\d{2}/\d{2}/\d{4}",
 ]
@@ -148,7 +149,8 @@ def timed(label: str, fn):
     res = fn()
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     print(f"{label}: {res.routed} tickets, {res.events} events, {len(res.errors)} errors; "
-          f"wall {wall:.2f} s = {res.routed / wall:,.0f} tickets/s; cpu {cpu:.2f} s = {res.routed / cpu:,.0f} tickets/s")
+          f"wall {wall:.2f} s = {res.routed / wall:,.0f} tickets/s; "
+          f"cpu {cpu:.2f} s = {res.routed / cpu:,.0f} tickets/s")
     return res
 
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tix.sla.escalate import escalate  # noqa: E402
-from tix.store import Store  # noqa: E402
-from tix.store.log import iso  # noqa: E402
+from tix.sla.escalate import escalate
+from tix.store import Store
+from tix.store.log import iso
 
 END = datetime(2026, 11, 23, 17, 0, tzinfo=timezone.utc)  # generate.py's default end of the year
 

@@ -48,7 +48,8 @@ def main() -> None:
     rows.append(("tix list priority:urgent refund --all --limit 20 -f json", t, rss, "< 0.5 s"))
     for value in ("tokopedia", ""):
         t, rss, out = run(store, "update", "number:<=100000", "--set", f"marketplace={value}", "--yes")
-        rows.append((f"tix update number:<=100000 --set marketplace={value} --yes ({out.strip()} changed)", t, rss, "< 3 s"))
+        rows.append((f"tix update number:<=100000 --set marketplace={value} --yes ({out.strip()} changed)",
+                     t, rss, "< 3 s"))
     t, rss, out = run(store, "list", "status:open", "team:billing", "--limit", "50")
     rows.append(("tix list status:open team:billing (after update)", t, rss, "< 0.5 s"))
     t, rss, _ = run(store, "rebuild")

@@ -47,7 +47,8 @@ def payload(i: int) -> bytes:
             "metadata": {"display_phone_number": "6281100001111", "phone_number_id": "100000000000001"},
             "contacts": [{"profile": {"name": f"Pelanggan {i % 1000}"}, "wa_id": wa, "user_id": f"ID.{wa}"}],
             "messages": [{"from": wa, "id": f"wamid.BENCH{i:08d}=", "timestamp": str(1795400000 + i),
-                          "type": "text", "text": {"body": f"Halo kak, pesanan INV-{i} belum sampai, mohon dicek"}}]}}]}]},
+                          "type": "text",
+                          "text": {"body": f"Halo kak, pesanan INV-{i} belum sampai, mohon dicek"}}]}}]}]},
         separators=(",", ":")).encode()
 
 

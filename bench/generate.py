@@ -17,15 +17,15 @@ import heapq
 import random
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tix.store import Store  # noqa: E402
-from tix.store.log import segment_name  # noqa: E402
+from tix.store import Store
+from tix.store.log import segment_name
 
 CHANNELS = (("whatsapp", 55), ("email", 40), ("phone", 5))
 TEAMS = (("support", 50), ("billing", 25), ("shipping", 25))
@@ -67,7 +67,8 @@ def _creation_times(rng: random.Random, n: int, start: float, end: float) -> lis
     while len(out) < n:
         t = start + rng.random() * span
         local = datetime.fromtimestamp(t + 7 * 3600, timezone.utc)
-        w = (1.0 if local.weekday() < 5 else 0.45) * (1.0 if 8 <= local.hour < 18 else 0.35 if 6 <= local.hour < 22 else 0.08)
+        w = ((1.0 if local.weekday() < 5 else 0.45)
+             * (1.0 if 8 <= local.hour < 18 else 0.35 if 6 <= local.hour < 22 else 0.08))
         if rng.random() < w:
             out.append(t)
     out.sort()
@@ -99,7 +100,8 @@ def _ticket_events(rng: random.Random, number: int, t0: float, end: float, conta
     t = t0 + rng.uniform(30, 600)
     agent = rng.choice(AGENTS[team])
     evs.append((t, {"type": "ticket.updated", "ticket": number, "actor": "rule:assign-" + team, "via": "tix route",
-                    "data": {"set": {"assignee": agent, "status": "open"}, "old": {"assignee": None, "status": "new"}}}))
+                    "data": {"set": {"assignee": agent, "status": "open"},
+                             "old": {"assignee": None, "status": "new"}}}))
     # first response: log-normal minutes, urgent faster; a few tickets are left unanswered and open
     scale = {"urgent": 20, "high": 60, "normal": 180, "low": 480}[prio]
     stale = rng.random()
@@ -109,13 +111,15 @@ def _ticket_events(rng: random.Random, number: int, t0: float, end: float, conta
     status = "open"
     if stale < 0.095:  # answered, then waiting on the customer for good
         evs.append((t, {"type": "message.sent", "ticket": number, "actor": "user:" + agent, "via": "tix reply",
-                        "data": {"message": f"gen-{number}-out0", "channel": channel, "text": "Mohon kirim foto resi ya kak."}}))
+                        "data": {"message": f"gen-{number}-out0", "channel": channel,
+                                 "text": "Mohon kirim foto resi ya kak."}}))
         evs.append((t + 1, {"type": "ticket.updated", "ticket": number, "actor": "user:" + agent, "via": "tix set",
                             "data": {"set": {"status": "pending"}, "old": {"status": "open"}}}))
         return [(ts, ev) for ts, ev in evs if ts <= end]
     for k in range(1, rng.choice((1, 1, 2, 2, 3)) + 1):
         evs.append((t, {"type": "message.sent", "ticket": number, "actor": "user:" + agent, "via": "tix reply",
-                        "data": {"message": f"gen-{number}-out{k}", "channel": channel, "text": "Baik kak, kami cek dulu ya."}}))
+                        "data": {"message": f"gen-{number}-out{k}", "channel": channel,
+                                 "text": "Baik kak, kami cek dulu ya."}}))
         if rng.random() < 0.4:
             evs.append((t + 1, {"type": "ticket.updated", "ticket": number, "actor": "user:" + agent, "via": "tix set",
                                 "data": {"set": {"status": "pending"}, "old": {"status": status}}}))
@@ -125,7 +129,8 @@ def _ticket_events(rng: random.Random, number: int, t0: float, end: float, conta
                         "via": "tix fetch", "data": dict(msg, message=f"gen-{number}-{k}", text=rng.choice(TEXTS))}))
         if status == "pending":
             evs.append((t + 0.5, {"type": "ticket.updated", "ticket": number, "actor": "channel:" + channel,
-                                  "via": "tix fetch", "data": {"set": {"status": "open"}, "old": {"status": "pending"}}}))
+                                  "via": "tix fetch",
+                                  "data": {"set": {"status": "open"}, "old": {"status": "pending"}}}))
             status = "open"
         t += rng.lognormvariate(0, 1.0) * scale * 60
     if rng.random() < 0.3:

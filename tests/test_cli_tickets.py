@@ -44,7 +44,8 @@ def test_new_list_show_roundtrip(tix):
                "--team", "shipping", "-m", "Order INV-1001", check=0).stdout == "#1\n"
     tix("new", "Refund please", "--email", "Tom@Example.org", "--team", "billing", check=0)
     rows = json.loads(tix("list", "--format", "json", check=0).stdout)
-    assert [(r["number"], r["priority"], r["team"]) for r in rows] == [(2, "normal", "billing"), (1, "high", "shipping")]
+    assert [(r["number"], r["priority"], r["team"]) for r in rows] == [
+        (2, "normal", "billing"), (1, "high", "shipping")]
     out = tix("show", "#1", check=0).stdout
     assert "#1  Paket belum sampai" in out and "priority: high" in out
     assert "customer: Sari <+628123456789> (contact 1)" in out and "Order INV-1001" in out
@@ -204,3 +205,38 @@ def test_config_check_reports_every_problem_with_lines(tmp_path):
         f"{path}:3: setting 'lock_timeout' must be float, got 'soon'",
         f"{path}:6: agent 'ani' is in unknown team 'nope'",
     ]
+
+
+def test_ticket_and_contact_verbs_are_core_functions(store):
+    """What `tix new/assign/close/reopen` and `tix contact link/merge` do, called as the CLI calls it."""
+    from tix.errors import UsageError
+    from tix.tickets import (assign, close, contact_link, contact_merge, contact_view, get_ticket, new_ticket,
+                             parse_contact_id, reopen)
+
+    def new(*args, **kwargs) -> int:
+        with store.writing(actor="user:t", via="test") as b:
+            return new_ticket(b, *args, **kwargs)
+
+    first = new("Paket belum sampai", name="Sari", phone="0812-3456-789", priority="high")
+    second = new("Refund", email="Sari@Example.com", assignee="budi", team="billing")
+    third = new("Same phone", phone="+62 812 3456 789")
+    rows = {n: store.ticket(n) for n in (first, second, third)}
+    assert (rows[first]["status"], rows[second]["status"], rows[second]["assignee"]) == ("new", "open", "budi")
+    sari, other = rows[first]["contact"], rows[second]["contact"]
+    assert rows[third]["contact"] == sari and other != sari
+    with store.writing(actor="user:t", via="test") as b:
+        assert assign(b, get_ticket(b, first), "ani")["data"]["set"] == {"assignee": "ani", "status": "open"}
+        assert close(b, get_ticket(b, first), resolved=True)["data"]["set"] == {"status": "resolved"}
+        with pytest.raises(UsageError, match="is open, not resolved or closed"):
+            reopen(b, get_ticket(b, second))
+    with store.writing(actor="user:t", via="test") as b:
+        assert reopen(b, get_ticket(b, first))["data"]["set"] == {"status": "open"}
+        with pytest.raises(UsageError, match="belongs to contact"):
+            contact_link(b, sari, emails=["sari@example.com"])
+        assert contact_link(b, sari, emails=["sari@toko.example"])["data"] == {"add_emails": ["sari@toko.example"]}
+    with store.writing(actor="user:t", via="test") as b:
+        types = [e["type"] for e in contact_merge(b, other, parse_contact_id(f"c{sari}"))]
+    assert types == ["contact.updated", "contact.merged", "ticket.updated"]
+    view = contact_view(store.read(), sari)
+    assert view["merged"] == [other] and [t["number"] for t in view["tickets"]] == [first, second, third]
+    assert set(view["contact"]["emails"]) == {"sari@toko.example", "sari@example.com"}

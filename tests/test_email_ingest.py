@@ -107,7 +107,8 @@ def test_reply_reopens_within_window_else_new_linked_ticket(md_store):
     assert md_store.ticket(2)["status"] == "resolved"
     t3 = md_store.ticket(3)
     assert t3["status"] == "new" and t3["contact"] == md_store.ticket(2)["contact"]
-    links = [(e["ticket"], e["data"]["linked"]) for e in events(md_store, "ticket.note") if e["data"].get("kind") == "linked"]
+    links = [(e["ticket"], e["data"]["linked"]) for e in events(md_store, "ticket.note")
+             if e["data"].get("kind") == "linked"]
     assert sorted(links) == [(2, 3), (3, 2)]
 
 
@@ -266,8 +267,10 @@ def test_config_errors_name_file_and_line(store, tix):
     err = proc.stderr
     assert "tix.yaml:" in err and "unknown key 'hots' (did you mean 'host'?)" in err
     assert "after must be one of seen, move, delete, got 'archive'" in err
-    assert "host is required for type imap" in err and "type must be one of imap, maildir, mbox, got 'pop3'" in err
-    assert "outbound: security must be one of starttls, ssl, plain" in err and "outbound: from must be an address" in err
+    assert ("host is required for type imap" in err
+            and "type must be one of imap, maildir, mbox, got 'pop3'" in err)
+    assert ("outbound: security must be one of starttls, ssl, plain" in err
+            and "outbound: from must be an address" in err)
 
 
 def test_mbox_import_is_idempotent(store, tmp_path, tix):
@@ -280,7 +283,8 @@ def test_mbox_import_is_idempotent(store, tmp_path, tix):
     box.flush()
     box.close()
     add_config(store, f"channels:\n  - name: archive\n    type: mbox\n    path: {path}\n")
-    assert tix("fetch", "--limit", "3", check=0).stdout == "stopped at the batch cap: 1 message(s) left for the next run\n"
+    assert tix("fetch", "--limit", "3", check=0).stdout == (
+        "stopped at the batch cap: 1 message(s) left for the next run\n")
     tix("fetch", check=0)
     tix("fetch", check=0)
     subjects = [e["data"]["subject"] for e in events(store, "message.received")]
@@ -336,7 +340,8 @@ def test_a_pooled_batch_threads_by_tag_and_headers_and_ignores_absurd_tags(md_st
     fetch_all(md_store, now=NOW)
     md_store.refresh_snapshot()  # ticket 1 is read from the snapshot
     drop(md_store, make_mail(subject="Re: Refund [#1]", msgid="<p1@pelanggan.example>"))
-    drop(md_store, make_mail(subject="Re: Refund", msgid="<p2@pelanggan.example>", in_reply_to="<p0@pelanggan.example>"))
+    drop(md_store, make_mail(subject="Re: Refund", msgid="<p2@pelanggan.example>",
+                             in_reply_to="<p0@pelanggan.example>"))
     drop(md_store, make_mail(subject="Re: [#99999999999999999999999] Refund", msgid="<p3@pelanggan.example>"))
     for i in range(70):
         drop(md_store, make_mail(subject=f"Lain {i}", msgid=f"<q{i}@x>", frm=f"Q{i} <q{i}@pelanggan.example>"))

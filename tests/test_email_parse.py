@@ -137,7 +137,8 @@ def test_is_auto_submitted(headers, reason):
 
 def test_garbage_never_raises_anything_but_unparseable():
     for raw in (b"", b"\x00\x01\x02", b"From: \n\n", b"Content-Type: multipart/mixed; boundary=\n\n--\n",
-                b"From: a@b.c\nContent-Type: multipart/mixed; boundary=q\n\n" + b"--q\nContent-Type: multipart/mixed; boundary=q\n\n" * 3000):
+                b"From: a@b.c\nContent-Type: multipart/mixed; boundary=q\n\n"
+                + b"--q\nContent-Type: multipart/mixed; boundary=q\n\n" * 3000):
         try:
             mp.parse(raw)
         except mp.Unparseable as exc:

@@ -54,7 +54,7 @@ class WhatsApp:
         path = store.path("tix.yaml")
         path.write_text(path.read_text() + "\nwhatsapp:\n  numbers:\n    - phone_number_id: \"100000000000001\"\n"
                                            "      number: \"15550001111\"\n")
-        store._config = None
+        store.reload_config()
         _set_reopen_days(store)
         self.raw: dict[str, dict] = {}
 
@@ -70,7 +70,7 @@ def _set_reopen_days(store) -> None:
     text = path.read_text()
     assert "reopen_days: 14" in text
     path.write_text(text.replace("reopen_days: 14", f"reopen_days: {REOPEN_DAYS}", 1))
-    store._config = None
+    store.reload_config()
 
 
 @pytest.fixture(params=["email", "whatsapp"])

@@ -78,7 +78,7 @@ def test_week_boundaries_in_site_time_zone(report_store):
 def test_week_boundaries_follow_the_configured_zone(report_store):
     cfg = report_store.path("tix.yaml")
     cfg.write_text(cfg.read_text().replace("timezone: Asia/Jakarta", "timezone: UTC"))
-    report_store._config = None
+    report_store.reload_config()
     r = run_report(report_store, "volume", params={"since": "2026-11-09", "until": "2026-11-23"}, now=NOW)
     assert {w["week"]: w["new_tickets"] for w in rows(r, "by_week")} == {"2026-W46": 2, "2026-W47": 6}
 
@@ -113,13 +113,20 @@ def _sla_connection(store):
     con = store.connect()
     con.execute("""
         CREATE OR REPLACE TEMP VIEW sla AS SELECT * FROM (VALUES
-          (1, 'standard', 'first_response', TIMESTAMP '2026-11-16 02:00', TIMESTAMP '2026-11-16 06:00', TIMESTAMP '2026-11-16 03:00', 'met', false, 3600.0),
-          (2, 'standard', 'first_response', TIMESTAMP '2026-11-17 03:00', TIMESTAMP '2026-11-17 07:00', TIMESTAMP '2026-11-17 05:00', 'met', false, 7200.0),
-          (3, 'standard', 'first_response', TIMESTAMP '2026-11-18 04:00', TIMESTAMP '2026-11-18 08:00', TIMESTAMP '2026-11-18 08:00', 'met', false, 3000.0),
-          (4, 'standard', 'first_response', TIMESTAMP '2026-11-19 05:00', TIMESTAMP '2026-11-19 09:00', TIMESTAMP '2026-11-19 13:00', 'breached', true, 14400.0),
-          (1, 'standard', 'resolution', TIMESTAMP '2026-11-16 02:00', TIMESTAMP '2026-11-18 02:00', TIMESTAMP '2026-11-16 12:00', 'met', false, 18000.0),
-          (8, 'standard', 'first_response', TIMESTAMP '2026-11-21 03:00', TIMESTAMP '2026-11-21 07:00', NULL, 'breached', true, NULL),
-          (7, 'standard', 'first_response', TIMESTAMP '2026-11-23 01:00', TIMESTAMP '2026-11-23 05:00', NULL, 'ok', false, NULL)
+          (1, 'standard', 'first_response', TIMESTAMP '2026-11-16 02:00', TIMESTAMP '2026-11-16 06:00',
+           TIMESTAMP '2026-11-16 03:00', 'met', false, 3600.0),
+          (2, 'standard', 'first_response', TIMESTAMP '2026-11-17 03:00', TIMESTAMP '2026-11-17 07:00',
+           TIMESTAMP '2026-11-17 05:00', 'met', false, 7200.0),
+          (3, 'standard', 'first_response', TIMESTAMP '2026-11-18 04:00', TIMESTAMP '2026-11-18 08:00',
+           TIMESTAMP '2026-11-18 08:00', 'met', false, 3000.0),
+          (4, 'standard', 'first_response', TIMESTAMP '2026-11-19 05:00', TIMESTAMP '2026-11-19 09:00',
+           TIMESTAMP '2026-11-19 13:00', 'breached', true, 14400.0),
+          (1, 'standard', 'resolution', TIMESTAMP '2026-11-16 02:00', TIMESTAMP '2026-11-18 02:00',
+           TIMESTAMP '2026-11-16 12:00', 'met', false, 18000.0),
+          (8, 'standard', 'first_response', TIMESTAMP '2026-11-21 03:00', TIMESTAMP '2026-11-21 07:00',
+           NULL, 'breached', true, NULL),
+          (7, 'standard', 'first_response', TIMESTAMP '2026-11-23 01:00', TIMESTAMP '2026-11-23 05:00',
+           NULL, 'ok', false, NULL)
         ) AS v(ticket, policy, target, started_at, due_at, met_at, state, breached, business_seconds_to_meet)
     """)
     return con
@@ -128,7 +135,7 @@ def _sla_connection(store):
 def _with_sla_policy(store):
     cfg = store.path("tix.yaml")
     cfg.write_text(cfg.read_text() + SLA_YAML)
-    store._config = None
+    store.reload_config()
 
 
 def test_business_hours_from_the_sla_view(report_store):
@@ -175,9 +182,11 @@ def test_bad_parameters_are_usage_errors(report_store):
 
 def test_store_reports_override_and_extend_the_builtins(report_store):
     (report_store.path("reports") / "backlog.sql").write_text(
-        "-- title: Our backlog\n-- section: n\nSELECT count(*) AS open_tickets FROM tickets WHERE status <> 'resolved';\n")
+        "-- title: Our backlog\n-- section: n\n"
+        "SELECT count(*) AS open_tickets FROM tickets WHERE status <> 'resolved';\n")
     (report_store.path("reports") / "vip.sql").write_text(
-        "-- title: VIP\n-- param: min int = 2  at least\nSELECT number AS ticket FROM tickets WHERE number >= $min ORDER BY 1 LIMIT 2;\n")
+        "-- title: VIP\n-- param: min int = 2  at least\n"
+        "SELECT number AS ticket FROM tickets WHERE number >= $min ORDER BY 1 LIMIT 2;\n")
     names = {r["name"]: r for r in list_reports(report_store, "en")}
     assert names["backlog"]["title"] == "Our backlog" and names["vip"]["parameters"] == "min=2"
     assert names["weekly"]["source"] == "built-in" or names["weekly"]["source"].endswith("weekly.sql")
@@ -206,7 +215,8 @@ def test_report_problems_have_file_and_line(report_store):
         run_report(report_store, "broken")
     assert [str(p) for p in exc.value.problems] == [
         f"{path}:1: unknown header key 'titel' (did you mean 'title'?)",
-        f"{path}:2: param n: unknown type 'integer' (did you mean 'int'?); types: text, int, float, bool, date, timestamp",
+        f"{path}:2: param n: unknown type 'integer' (did you mean 'int'?); "
+        "types: text, int, float, bool, date, timestamp",
     ]
 
 

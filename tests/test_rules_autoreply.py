@@ -30,7 +30,8 @@ def test_auto_reply_is_queued_in_the_outbox_by_the_rule(rk, tix):
     assert f"nomor tiket #{n}" in ev["data"]["text"] and ev["data"]["text"].startswith("Halo Rina,")
     assert (rk.store.root / ev["data"]["raw"]).is_file()
     record = rk.events("rule.auto_reply", ticket=n)
-    assert [(e["actor"], e["data"]["to"], e["data"]["queued"]) for e in record] == [("rule:ack", "rina@example.com", True)]
+    assert [(e["actor"], e["data"]["to"], e["data"]["queued"]) for e in record] == [
+        ("rule:ack", "rina@example.com", True)]
     t = rk.ticket(n)
     assert t["first_response_at"] is None  # an auto-reply is not a response by a person
 

@@ -34,7 +34,8 @@ CASES = [
      - name: a
        then:
          - priority: hihg
-     """, "rules/10-bad.yaml:3: invalid priority 'hihg' (did you mean 'high'?); priority is one of: low, normal, high, urgent"),
+     """, "rules/10-bad.yaml:3: invalid priority 'hihg' (did you mean 'high'?); "
+          "priority is one of: low, normal, high, urgent"),
     ("""
      - name: a
        if: {body: {keywrds: [refund]}}
@@ -105,7 +106,8 @@ CASES = [
      - name: a
        iff: {channel: email}
        then: [stop]
-     """, "rules/10-bad.yaml:2: unknown rule key 'iff' (did you mean 'if'?); keys: name, description, when, if, then, stop, enabled"),
+     """, "rules/10-bad.yaml:2: unknown rule key 'iff' (did you mean 'if'?); "
+          "keys: name, description, when, if, then, stop, enabled"),
     ("""
      - name: a
        if: {hour: {between: [8]}}

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tix import yamlio
-from tix.sla.calendar import Calendar, parse_calendars, parse_duration
+from tix.durations import parse_duration
+from tix.sla.calendar import Calendar, parse_calendars
 from tix.sla.clock import used_and_due
 from tix.sla.explain import _minus
 

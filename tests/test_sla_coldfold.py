@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import tempfile
+from dataclasses import fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tix.sla.coldfold import fold_log
+from tix.sla.clock import Track
+from tix.sla.coldfold import fold_log, track_schema
 from tix.sla.state import SlaState, tracks_to_arrow
 from tix.store import Store
 from tix.store.log import iso
@@ -78,3 +82,17 @@ def test_empty_log():
         assert table.num_rows == 0 and seq == 0
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_track_columns_are_the_track_fields_in_order():
+    assert track_schema().names == [f.name for f in fields(Track)]
+
+
+def test_the_cold_fold_does_not_depend_on_the_sla_state(tmp_path):
+    """tix.sla.state uses the cold fold; the cold fold must not need the state (no import cycle)."""
+    Store.init(tmp_path / "s")
+    code = ("import sys; from tix.store import Store; from tix.sla.coldfold import fold_log; "
+            "fold_log(Store(sys.argv[1])); print(sorted(m for m in sys.modules if m.startswith('tix.sla.')))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s")], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "['tix.sla.coldfold']"

@@ -27,7 +27,7 @@ def test_example_calendars_and_policies_are_valid_and_used(store):
     assert "calendars:" in block and "policies:" in block and "whatsapp_window" in block
     path = store.path("tix.yaml")
     path.write_text(path.read_text(encoding="utf-8") + "\n" + block, encoding="utf-8")
-    store._config = None
+    store.reload_config()
     settings = load_settings(store)
     assert [p.name for p in settings.sla.policies] == ["urgent", "vip", "normal"]
     assert set(settings.calendars) == {"always", "office", None}

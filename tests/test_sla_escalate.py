@@ -15,7 +15,7 @@ def events(store, type_=None):
 def sla_rows(store, ticket):
     cur = store.connect().execute("SELECT * FROM sla WHERE ticket = ? ORDER BY target", [ticket])
     names = [d[0] for d in cur.description]
-    return {r[names.index("target")]: dict(zip(names, r)) for r in cur.fetchall()}
+    return {r[names.index("target")]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
 
 
 def test_first_response_pauses_while_pending_and_resumes_on_customer_reply(sla_store, timeline):
@@ -58,7 +58,8 @@ def test_breach_runs_steps_once_with_sla_actor(sla_store, timeline):
     from tix.sla.explain import explain, render_text
 
     text = render_text(explain(sla_store, n, now=jkt(2026, 11, 24, 14, 0)))
-    assert "recorded (never repeated):\n  breach of first response (cycle 0)\n  step breach of first response (cycle 0)" in text
+    assert ("recorded (never repeated):\n  breach of first response (cycle 0)\n"
+            "  step breach of first response (cycle 0)") in text
     assert len(events(sla_store)) - before == written  # a second run does nothing
     assert sla_store.ticket(n)["priority"] == "high"  # not raised twice
 
@@ -215,13 +216,14 @@ def test_config_errors_exit_2_with_file_and_line_and_nothing_written(sla_store, 
     size = sum(p.stat().st_size for p in sla_store.path("events").iterdir()) if sla_store.path("events").exists() else 0
     proc = tix("escalate")
     assert proc.returncode == 2, proc.stderr
-    cal_line = next(i for i, l in enumerate(lines, 1) if "calendar: ofice" in l)
-    tgt_line = next(i for i, l in enumerate(lines, 1) if "first_response: soon" in l)
+    cal_line = next(i for i, ln in enumerate(lines, 1) if "calendar: ofice" in ln)
+    tgt_line = next(i for i, ln in enumerate(lines, 1) if "first_response: soon" in ln)
     err = proc.stderr
     assert f"tix.yaml:{cal_line}: sla policy 'broken': unknown calendar 'ofice' (did you mean 'office'?)" in err
     assert f"tix.yaml:{tgt_line}: sla policy 'broken': target first_response is not a duration: 'soon'" in err
     assert f"tix.yaml:{tgt_line}: sla policy 'broken': unknown target 'resolve'" in err
-    after = sum(p.stat().st_size for p in sla_store.path("events").iterdir()) if sla_store.path("events").exists() else 0
+    after = (sum(p.stat().st_size for p in sla_store.path("events").iterdir())
+             if sla_store.path("events").exists() else 0)
     assert after == size
     check = tix("config", "check")
     assert check.returncode == 2 and "unknown calendar 'ofice'" in check.stderr

@@ -11,7 +11,7 @@ import pytest
 
 from tix.errors import StoreLocked
 from tix.store import Store, find_store
-from tix.store.log import EventLog
+from tix.store.log import EventLog, seq_before
 from tix.tickets import create_ticket
 
 
@@ -27,6 +27,36 @@ def test_events_have_the_documented_shape(store):
     assert set(ev) >= {"seq", "ts", "actor", "via", "type", "ticket", "data"}
     assert ev["seq"] == 1 and ev["type"] == "ticket.created" and ev["actor"] == "user:test"
     assert ev["ts"].endswith("Z") and len(ev["ts"]) == len("2026-11-24T07:57:05.123456Z")
+
+
+def test_seq_before_names_the_event_ending_at_a_position(store):
+    _make(store, 2)
+    first = store.log.end()
+    _make(store, 1)
+    path = store.log.dir / first.segment
+    assert seq_before(path, first.offset) == 2
+    assert seq_before(path, store.log.end().offset) == 3
+    assert seq_before(path, first.offset - 1) is None  # not at the end of a line
+    assert seq_before(path, 0) is None
+    path.write_bytes(path.read_bytes()[:first.offset] + b"not json\n")  # a rewritten log
+    assert seq_before(path, first.offset + len(b"not json\n")) is None
+
+
+def test_batch_rollback_to_a_savepoint_forgets_events_and_ids(store):
+    _make(store, 1)
+    with store.writing(actor="user:t", via="t") as batch:
+        assert create_ticket(batch, "kept") == 2
+        mark = batch.savepoint()
+        create_ticket(batch, "dropped")
+        batch.new_contact_id()
+        batch.rollback(mark)
+        assert create_ticket(batch, "kept too") == 3
+        assert batch.new_contact_id() == 1
+        batch.flush()
+        with pytest.raises(ValueError, match="flushed after the savepoint"):
+            batch.rollback(mark)
+    assert [(ev["seq"], ev["data"].get("subject")) for ev, _ in store.log.read() if ev["type"] == "ticket.created"] \
+        == [(1, "subject 0"), (2, "kept"), (3, "kept too")]
 
 
 def test_seq_is_contiguous_across_batches_and_segments(store):

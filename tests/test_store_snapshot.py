@@ -104,7 +104,7 @@ def test_snapshot_refreshes_itself_when_the_tail_grows(tmp_path):
 
 
 def test_delta_refresh_then_compaction(store, tmp_path, monkeypatch):
-    import tix.store as storemod
+    import tix.store.reader as storemod
 
     monkeypatch.setattr(storemod, "COMPACT_MIN_ROWS", 3)
     with store.writing(actor="user:a", via="t") as b:

@@ -28,7 +28,8 @@ def test_merge_moves_identifiers_and_tickets(wa_store, tix):
     assert reader.contact(wa_c)["merged_into"] == email_c
     assert [dict(reader.ticket(n))["contact"] for n in (1, 2)] == [email_c, email_c]
     merged = [orjson.loads(r) for r, _s, _o in wa_store.log.read_raw() if b"contact.merged" in r]
-    assert merged[0]["contact"] == wa_c and merged[0]["data"] == {"into": email_c} and merged[0]["why"] == "same customer"
+    assert (merged[0]["contact"] == wa_c and merged[0]["data"] == {"into": email_c}
+            and merged[0]["why"] == "same customer")
     # tix show follows the one customer
     show = tix("show", "2", check=0).stdout
     assert "sari@example.com" in show and "+6281234567890" in show

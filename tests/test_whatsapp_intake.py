@@ -35,7 +35,7 @@ def tickets(store):
     con = store.connect()
     cur = con.execute("SELECT * FROM tickets ORDER BY number")
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, r)) for r in cur.fetchall()]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def pywa_cases():
@@ -69,8 +69,9 @@ def test_every_from_docs_webhook_ingests(wa_store):
 def test_every_pywa_case_ingests(wa_store, case):
     body = dict(pywa_cases())[case]
     # pywa payloads name their own business number: point them at the configured one
-    text = json.dumps(body).replace("1122334455667", "100000000000001").replace("106540352242922", "100000000000001").replace(
-        "<BUSINESS_PHONE_NUMBER_ID>", "100000000000001")
+    text = (json.dumps(body).replace("1122334455667", "100000000000001")
+            .replace("106540352242922", "100000000000001")
+            .replace("<BUSINESS_PHONE_NUMBER_ID>", "100000000000001"))
     spool(wa_store, text.encode())
     rep = fetch_spool(wa_store, media=False)
     assert rep.errors == [] and rep.quarantined == 0, rep.errors
@@ -96,7 +97,8 @@ def test_types_text_and_placeholders(wa_store):
             "message:contacts": "[contact card] Chandler Bing", "callback_button:quick_reply": "title",
             "message:document": "caption", "deleted_message:revoke": "[message deleted"}
     for i, key in enumerate(want):
-        body = json.loads(json.dumps(cases[key]).replace("1122334455667", "100000000000001").replace("106540352242922", "100000000000001")
+        body = json.loads(json.dumps(cases[key]).replace("1122334455667", "100000000000001")
+                          .replace("106540352242922", "100000000000001")
                           .replace("<BUSINESS_PHONE_NUMBER_ID>", "100000000000001"))
         body["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = f"wamid.case{i}"
         spool(wa_store, body)
@@ -307,7 +309,7 @@ def test_quarantine_replay_after_config_fix(wa_store):
     cfg.write_text(cfg.read_text().replace('      number: "15550001111"\n',
                                            '      number: "15550001111"\n    - phone_number_id: "999"\n'
                                            '      number: "15550009999"\n'))
-    wa_store._config = None
+    wa_store.reload_config()
     rep = replay_quarantined(wa_store)
     assert rep.replayed and not rep.errors
     assert received(wa_store)[0]["data"]["message"] == "wamid.LATER"
@@ -454,7 +456,8 @@ def test_describe_never_gives_empty_text():
         "response_json": "{\"a\": 1}", "body": "Sent", "name": "flow"}}}
     assert describe(flow)["text"] == "Sent" and describe(flow)["reply"]["type"] == "nfm_reply"
     assert describe({"type": "text", "text": {"body": ""}})["text"] == "[empty text message]"
-    assert describe({"type": "image", "image": {"id": "1", "mime_type": "image/png"}})["attachments"][0]["name"] == "image.png"
+    assert describe({"type": "image",
+                     "image": {"id": "1", "mime_type": "image/png"}})["attachments"][0]["name"] == "image.png"
     assert describe({"id": "x"})["text"] == "[unknown message]"
 
 

@@ -131,7 +131,7 @@ def test_send_unreachable_is_temporary(wa_store, graph):
     item = compose(wa_store, reader, row, "x", now=AT)
     cfg = wa_store.path("tix.yaml")
     cfg.write_text(cfg.read_text().replace(graph.base_url, "http://127.0.0.1:9"))
-    wa_store._config = None
+    wa_store.reload_config()
     with pytest.raises(SendTemporary, match="unreachable"):
         send_item(wa_store, item)
 

@@ -63,7 +63,8 @@ def test_reserialised_body_fails_even_with_its_own_signature(receiver, wa_store)
     assert status == 200 and spooled(wa_store)[0].read_bytes() == reserialised
 
 
-@pytest.mark.parametrize("case", json.loads((FIXTURES / "from-docs/api/verification_get_cases.json").read_text())["cases"])
+@pytest.mark.parametrize(
+    "case", json.loads((FIXTURES / "from-docs/api/verification_get_cases.json").read_text())["cases"])
 def test_verification_handshake(receiver, case):
     status, body = request(receiver, "GET", "/?" + urlencode(case["query"]))
     assert status == case["expect_status"]

@@ -106,6 +106,53 @@ def suggest(word: str, choices) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def check_keys(node, allowed, fname: str, where: str = "", *, line: int | None = None, noun: str = "key",
+               listing: str | None = None, aliases=(), types: bool = False) -> list[Problem]:
+    """The one check of a config mapping's keys: a Problem for each key not in `allowed`.
+
+    Each reads `FILE:LINE: WHERE: unknown NOUN 'hots' (did you mean 'host'?)`, followed by
+    `; LISTING: a, b, c` when `listing` names the accepted keys.
+
+    Args:
+        node: a mapping from `tix.yamlio` (each key's own line is used), or any iterable of keys.
+        allowed: the accepted keys: a tuple or set, or a dict whose keys they are.
+        fname: the file named in the message.
+        where: the mapping (`outbound`, `channels[2] (support)`, `sla policy 'x'`); "" at the top level.
+        line: the line of a key when `node` does not know it (default: the mapping's own line).
+        noun: what a key is called: `key`, `setting`, `rule key`, `assign option`.
+        listing: when given, the accepted keys are listed under this name (`keys`, `options`).
+        aliases: keys accepted as well, but never suggested or listed (old spellings).
+        types: `allowed` maps each key to a type or a tuple of types; a non-null value of another
+            type is a problem too (`WHERE: port must be int, got 'x'`). A bool is no number;
+            an int is a float.
+
+    Returns:
+        The problems, in the order of the keys.
+    """
+    known = [str(k) for k in allowed]
+    prefix = f"{where}: " if where else ""
+    shown = f"; {listing}: {', '.join(known)}" if listing else ""
+    problems = []
+    for key in node:
+        at = node.line_of(key) if hasattr(node, "line_of") else (line or getattr(node, "line", None))
+        if key not in allowed and key not in aliases:
+            problems.append(Problem(fname, at, f"{prefix}unknown {noun} {key!r}{suggest(key, known)}{shown}"))
+        elif types and key in allowed and node[key] is not None and not _type_ok(node[key], allowed[key]):
+            want = allowed[key] if isinstance(allowed[key], tuple) else (allowed[key],)
+            want = " or ".join(t.__name__ for t in want)
+            problems.append(Problem(fname, at, f"{prefix}{key} must be {want}, got {node[key]!r}"))
+    return problems
+
+
+def _type_ok(value, want) -> bool:
+    for typ in want if isinstance(want, tuple) else (want,):
+        if typ in (int, float) and isinstance(value, bool):
+            continue
+        if isinstance(value, typ) or (typ is float and isinstance(value, int)):
+            return True
+    return False
+
+
 def load(path: Path, validate_sections: bool = False) -> Config:
     """Load and validate `tix.yaml`; raise ConfigError listing every problem."""
     path = Path(path)
@@ -114,10 +161,7 @@ def load(path: Path, validate_sections: bool = False) -> Config:
     problems: list[Problem] = []
     if not isinstance(raw, dict):
         raise ConfigError([Problem(fname, 1, "tix.yaml must be a mapping of sections")])
-    for key in raw:
-        if key not in KNOWN_SECTIONS:
-            problems.append(Problem(fname, raw.line_of(key),
-                                    f"unknown section {key!r}{suggest(key, KNOWN_SECTIONS)}"))
+    problems += check_keys(raw, KNOWN_SECTIONS, fname, noun="section")
     settings = _settings(raw.get("settings") or {}, fname, problems)
     teams = _teams(raw.get("teams") or {}, fname, problems)
     agents = _agents(raw.get("agents") or {}, teams, fname, problems)
@@ -150,10 +194,9 @@ def _settings(node, fname, problems) -> dict:
     if not isinstance(node, dict):
         problems.append(Problem(fname, _line(node), "settings must be a mapping"))
         return out
+    problems += check_keys(node, SETTINGS, fname, noun="setting")
     for key, value in node.items():
         if key not in SETTINGS:
-            problems.append(Problem(fname, _line(node, key),
-                                    f"unknown setting {key!r}{suggest(key, SETTINGS)}"))
             continue
         try:
             out[key] = SETTINGS[key][1](value)
@@ -189,10 +232,7 @@ def _agents(node, teams, fname, problems) -> dict[str, Agent]:
         if not isinstance(spec, dict):
             problems.append(Problem(fname, _line(node, login), f"agent {login!r} must be a mapping"))
             continue
-        for key in spec:
-            if key not in _AGENT_KEYS:
-                problems.append(Problem(fname, _line(spec, key),
-                                        f"unknown agent key {key!r}{suggest(key, _AGENT_KEYS)}"))
+        problems += check_keys(spec, _AGENT_KEYS, fname, noun="agent key")
         for team in spec.get("teams") or []:
             if team not in teams:
                 problems.append(Problem(fname, _line(spec, "teams"),

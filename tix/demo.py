@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from tix.store import Store
+from tix.store.log import utcnow
 
 
 @dataclass
@@ -29,7 +30,7 @@ def run_demo(directory: Path, fmt: str = "table", out=None, now: datetime | None
         shutil.rmtree(directory)
     store = Store.init(directory)
     _add_demo_channels(store)
-    now = now or datetime.now(timezone.utc)
+    now = now or utcnow()
     result = DemoResult(store)
     _stage_fetch(store, now, result)
     _stage_route(store, now, result)
@@ -59,7 +60,7 @@ def _add_demo_channels(store: Store) -> None:
              f"    team: support\n"
              + DEMO_SLA)
     cfg.write_text(text, encoding="utf-8")
-    store._config = None
+    store.reload_config()
     load_demo(store)
 
 

@@ -148,7 +148,7 @@ def messages() -> list[bytes]:
         out.append(bytes(m))
     n = len(out)
     # a reply thread: Sari answers her own first message (In-Reply-To), quoting it
-    first = f"<demo.000@gmail.example>"
+    first = "<demo.000@gmail.example>"
     out.append(bytes(_msg(CUSTOMERS["sari"], "Re: Pengembalian dana pesanan INV-2026-1101",
                           "Tambahan: nomor rekening saya BCA 1234567890 a.n. Sari Wulandari.\n\n"
                           "Pada Sen, 23 Nov 2026 08.05, Sari Wulandari <sari.wulandari@gmail.example> menulis:\n"
@@ -183,7 +183,8 @@ def messages() -> list[bytes]:
     out.append(bytes(cal))
     # an out-of-office auto-reply (RFC 3834): marked auto, never answered automatically
     out.append(bytes(_msg("Agus Prasetyo <agus.prasetyo@kantor.example>", "Otomatis: Permintaan faktur pajak",
-                          "Saya sedang cuti sampai 30 November 2026. Untuk hal mendesak hubungi finance@kantor.example.",
+                          "Saya sedang cuti sampai 30 November 2026. "
+                          "Untuk hal mendesak hubungi finance@kantor.example.",
                           n + 5, Auto_Submitted="auto-replied", X_Autoreply="yes",
                           In_Reply_To="<demo.999@toko.example>")))
     # a newsletter (List-Id, Precedence: bulk)

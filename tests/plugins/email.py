@@ -135,7 +135,7 @@ def add_config(store, text: str) -> None:
     """Append YAML sections to the store's tix.yaml (and drop the cached config)."""
     with open(store.root / "tix.yaml", "a", encoding="utf-8") as fh:
         fh.write("\n" + text)
-    store._config = None
+    store.reload_config()
 
 
 @pytest.fixture

@@ -92,7 +92,8 @@ class _Collect:
         self.event = threading.Event()
 
     async def handle_DATA(self, server, session, envelope):
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
+                              envelope.original_content or envelope.content))
         self.event.set()
         return "250 OK"
 

@@ -68,8 +68,8 @@ class Timeline:
         with self.store.writing(actor=actor, via="test") as batch:
             return batch.emit(type_, ticket=ticket, data=data or {}, ts=at(when))
 
-    def create(self, when: datetime, priority: str = "normal", channel: str = "email", subject: str = "Paket belum sampai",
-               contact: int | None = None) -> int:
+    def create(self, when: datetime, priority: str = "normal", channel: str = "email",
+               subject: str = "Paket belum sampai", contact: int | None = None) -> int:
         with self.store.writing(actor="channel:" + channel, via="test") as batch:
             number = batch.new_ticket_number()
             data = {"subject": subject, "status": "new", "priority": priority, "channel": channel, "team": "support"}
@@ -97,7 +97,7 @@ def sla_store(store):
     """The test store with SLA_YAML appended to its tix.yaml."""
     path = store.path("tix.yaml")
     path.write_text(path.read_text(encoding="utf-8") + SLA_YAML, encoding="utf-8")
-    store._config = None
+    store.reload_config()
     return store
 
 
@@ -153,7 +153,7 @@ def use_smtp(store, port: int) -> None:
     text += (f"\noutbound:\n  host: 127.0.0.1\n  port: {port}\n  security: plain\n"
              f"  from: \"Toko Support <tix@toko.example>\"\n")
     path.write_text(text, encoding="utf-8")
-    store._config = None
+    store.reload_config()
 
 
 class HookServer:
@@ -165,7 +165,7 @@ class HookServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's naming
+            def do_POST(self):  # http.server's naming
                 length = int(self.headers.get("Content-Length") or 0)
                 outer.requests.append((self.path, json.loads(self.rfile.read(length) or b"null")))
                 self.send_response(outer.status)

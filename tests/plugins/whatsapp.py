@@ -196,7 +196,7 @@ def wa_store(store, graph, wa_env):
     """The test store with a whatsapp: section pointing at the fake Graph API."""
     path = store.path("tix.yaml")
     path.write_text(path.read_text() + WA_CONFIG.replace("BASE_URL", graph.base_url))
-    store._config = None
+    store.reload_config()
     return store
 
 

@@ -193,14 +193,15 @@ def sources(config, names=None) -> list[dict]:
         known = {str(s.get("name")) for s in specs}
         missing = [n for n in names if n not in known]
         if missing:
-            raise UsageError(f"unknown source {missing[0]!r}; sources in tix.yaml: {', '.join(sorted(known)) or '(none)'}")
+            raise UsageError(f"unknown source {missing[0]!r}; "
+                             f"sources in tix.yaml: {', '.join(sorted(known)) or '(none)'}")
         specs = [s for s in specs if str(s.get("name")) in names]
     return specs
 
 
 def validate_channels(node, fname: str) -> list[Problem]:
     """Validate the `channels:` section: a list of sources. Returns every problem found."""
-    from tix.config import suggest
+    from tix.config import check_keys
 
     if not isinstance(node, list):
         return [Problem(fname, getattr(node, "line", None), "channels must be a list of sources (- name: …, type: …)")]
@@ -219,7 +220,8 @@ def validate_channels(node, fname: str) -> list[Problem]:
 
         kind = spec.get("type")
         if kind not in SCHEMAS:
-            problems.append(Problem(fname, at("type"), f"{label}: type must be one of {', '.join(SCHEMAS)}, got {kind!r}"))
+            problems.append(Problem(fname, at("type"),
+                                    f"{label}: type must be one of {', '.join(SCHEMAS)}, got {kind!r}"))
             continue
         name = spec.get("name")
         if not name or not isinstance(name, str):
@@ -227,12 +229,7 @@ def validate_channels(node, fname: str) -> list[Problem]:
         elif name in names:
             problems.append(Problem(fname, at("name"), f"{label}: duplicate source name {name!r}"))
         names.add(str(name))
-        schema = SCHEMAS[kind]
-        for key, value in spec.items():
-            if key not in schema:
-                problems.append(Problem(fname, at(key), f"{label}: unknown key {key!r}{suggest(key, schema)}"))
-            elif value is not None and not _type_ok(value, schema[key]):
-                problems.append(Problem(fname, at(key), f"{label}: {key} must be {schema[key].__name__}, got {value!r}"))
+        problems += check_keys(spec, SCHEMAS[kind], fname, label, line=line, types=True)
         for key in REQUIRED[kind]:
             if not spec.get(key):
                 problems.append(Problem(fname, line, f"{label}: {key} is required for type {kind}"))
@@ -240,30 +237,25 @@ def validate_channels(node, fname: str) -> list[Problem]:
     return problems
 
 
-def _type_ok(value, typ) -> bool:
-    if typ is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if typ is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, typ)
-
-
 def _check_choices(spec, kind, label, at, fname) -> list[Problem]:
     out = []
     after = spec.get("after")
     if after is not None and after not in AFTER[kind]:
-        out.append(Problem(fname, at("after"), f"{label}: after must be one of {', '.join(AFTER[kind])}, got {after!r}"))
+        out.append(Problem(fname, at("after"),
+                           f"{label}: after must be one of {', '.join(AFTER[kind])}, got {after!r}"))
     if after == "move" and not spec.get("move_to"):
         out.append(Problem(fname, at("after"), f"{label}: after: move needs move_to: FOLDER"))
     sec = spec.get("security")
     if sec is not None and sec not in SECURITY:
-        out.append(Problem(fname, at("security"), f"{label}: security must be one of {', '.join(SECURITY)}, got {sec!r}"))
+        out.append(Problem(fname, at("security"),
+                           f"{label}: security must be one of {', '.join(SECURITY)}, got {sec!r}"))
     am = spec.get("auto_messages")
     if am is not None and am not in AUTO_MESSAGES:
         out.append(Problem(fname, at("auto_messages"),
                            f"{label}: auto_messages must be one of {', '.join(AUTO_MESSAGES)}, got {am!r}"))
     if kind == "imap" and not (spec.get("password_env") or spec.get("password_file")):
-        out.append(Problem(fname, at("user"), f"{label}: name the password with password_env: VAR or password_file: PATH"))
+        out.append(Problem(fname, at("user"),
+                           f"{label}: name the password with password_env: VAR or password_file: PATH"))
     folders = spec.get("folders")
     if isinstance(folders, list) and not all(isinstance(f, str) and f for f in folders):
         out.append(Problem(fname, at("folders"), f"{label}: folders must be a list of folder names"))

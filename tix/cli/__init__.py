@@ -40,8 +40,11 @@ MODULES = ("admin", "tickets", "contacts", "fetch", "rules", "sla", "reports", "
 
 @app.callback()
 def _root(
-    store: str = typer.Option(None, "--store", "-s", help="Store directory (default: $TIX_STORE, then search upward for tix.yaml).", envvar=None),
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="Say what was done (silent on success otherwise)."),
+    store: str = typer.Option(None, "--store", "-s",
+                              help="Store directory (default: $TIX_STORE, then search upward for tix.yaml).",
+                              envvar=None),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True,
+                                help="Say what was done (silent on success otherwise)."),
     as_user: str = typer.Option(None, "--as", help="Record changes as this user (default: your login name)."),
 ) -> None:
     state.store_path = store

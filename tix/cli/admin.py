@@ -64,7 +64,7 @@ def sql(
 
     Example: tix sql "SELECT team, count(*) FROM tickets WHERE status='open' GROUP BY team"
     """
-    from tix.admin import run_sql
+    from tix.store.views import run_sql
     from tix.render import render
 
     check_format(fmt)
@@ -74,8 +74,8 @@ def sql(
 
 
 def update(
-    filter_terms: Optional[List[str]] = typer.Argument(None, metavar="[FILTER]...",
-                                                        help="Which tickets, e.g. status:open team:billing age>3d -tag:vip"),
+    filter_terms: Optional[List[str]] = typer.Argument(
+        None, metavar="[FILTER]...", help="Which tickets, e.g. status:open team:billing age>3d -tag:vip"),
     ids: Optional[str] = typer.Option(None, "--ids", help="Read ticket numbers from a file, or - for stdin."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="FIELD=VALUE to set (repeatable)."),
     add_tag: Optional[List[str]] = typer.Option(None, "--add-tag", help="Tag to add (repeatable)."),
@@ -92,7 +92,7 @@ def update(
       tix update status:pending idle>14d --set status=closed --why "no answer in 14 days"
       tix list -f csv tag:spam | cut -d, -f1 | tail -n +2 | tix update --ids - --set status=closed
     """
-    from tix.admin import bulk_update
+    from tix.tickets.bulk import bulk_update
 
     check_format(fmt, ("table", "json"))
     store = open_store()

@@ -94,6 +94,7 @@ class Progress:
 
     def __init__(self, stream=None):
         self.stream = stream or sys.stderr
+        self.stream = getattr(self.stream, "passthrough", self.stream)  # its own escape sequence
         self.on = is_tty(self.stream)
         self.shown = False
         self._last = 0.0
@@ -129,7 +130,14 @@ def protect_negated_terms(argv: list[str]) -> list[str]:
 
 
 def run(app) -> int:
-    """Run the Typer app; core errors become `Error: …` on stderr and their exit code."""
+    """Run the Typer app; core errors become `Error: …` on stderr and their exit code.
+
+    Standard output and error go through `tix.render.SafeStream`: nothing a customer wrote
+    reaches the terminal as a control sequence.
+    """
+    from tix.render import SafeStream
+
+    sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)
     try:
         rc = app(args=protect_negated_terms(sys.argv[1:]), prog_name="tix", standalone_mode=False)
     except TixError as exc:

@@ -31,8 +31,9 @@ def fetch(
 ) -> None:
     """Fetch new mail (and the WhatsApp spool) into tickets, then send the outbox.
 
-    Silent on success (on a terminal, a progress line while it works). Exit 1 if a message was quarantined or a source failed, 75 if
-    another tix holds the store. Meant for cron, e.g. every 5 minutes:
+    Silent on success (on a terminal, a progress line while it works). Exit 1 if a message was
+    quarantined or a source failed, 75 if another tix holds the store. Meant for cron, e.g. every
+    5 minutes:
 
     Example: */5 * * * * tix --store /srv/tix fetch
     """
@@ -55,11 +56,11 @@ def fetch(
     info(f"fetched: {rep.stored} stored ({rep.tickets_created} new tickets), {rep.duplicates} already stored, "
          f"{rep.quarantined} quarantined")
     if not no_send:
-        out = flush(store)
+        out = flush(store, via="tix fetch")
         for line in out.errors:
             error(line)
         if out.sent or out.failed:
-            info(f"outbox: {out.sent} sent, {out.failed} failed, {out.pending} waiting")
+            info(_flushed(out))
         failed = failed or bool(out.errors)
     raise typer.Exit(EXIT_PARTIAL if failed else EXIT_OK)
 
@@ -68,9 +69,12 @@ def reply(
     number: str = typer.Argument(..., help="Ticket number (1042 or #1042)."),
     message: Optional[str] = typer.Option(None, "--message", "-m", help="Reply text (- for stdin)."),
     file: Optional[str] = typer.Option(None, "--file", "-F", help="Read the reply text from this file."),
-    macro: Optional[str] = typer.Option(None, "--macro", help="Render templates/NAME (Jinja2) with the ticket and contact."),
+    macro: Optional[str] = typer.Option(None, "--macro",
+                                        help="Render templates/NAME (Jinja2) with the ticket and contact."),
     no_send: bool = typer.Option(False, "--no-send", help="Only queue it; the next fetch or outbox flush sends it."),
-    template: Optional[str] = typer.Option(None, "--template", help="WhatsApp: send this approved template (whatsapp.templates in tix.yaml); the only way to write after the 24-hour window."),
+    template: Optional[str] = typer.Option(None, "--template",
+                                           help="WhatsApp: send this approved template (whatsapp.templates in "
+                                                "tix.yaml); the only way to write after the 24-hour window."),
 ) -> None:
     """Reply to the customer on the ticket's channel (queued in the outbox, then sent).
 
@@ -96,13 +100,14 @@ def reply(
     info(f"#{n}: queued {item['outbox']} to {', '.join(item['to'])}")
     if no_send:
         raise typer.Exit(EXIT_OK)
-    out = flush(store)
+    out = flush(store, wait=float(store.config.setting("lock_timeout")), via="tix reply")
     for line in out.errors:
         error(line)
-    if out.errors:
+    if item["outbox"] not in {it["id"] for it in out.sent_items}:
         error(f"#{n}: the reply stays queued and is retried by the next tix fetch / tix outbox flush")
         raise typer.Exit(EXIT_PARTIAL)
     info(f"#{n}: sent")
+    raise typer.Exit(EXIT_PARTIAL if out.errors else EXIT_OK)
 
 
 def _reply_text(store, batch, row, message, file, macro) -> str:
@@ -119,31 +124,12 @@ def _reply_text(store, batch, row, message, file, macro) -> str:
         except OSError as exc:
             raise UsageError(f"{file}: {exc.strerror}") from None
     if macro is not None:
-        return render_macro(store, batch.reader, row, macro)
+        from tix.templates import render_macro
+
+        return render_macro(store, batch.reader, row, macro, agent=actor().split(":", 1)[-1])
     if not is_tty(sys.stdin):
         return sys.stdin.read()
     return _editor()
-
-
-def render_macro(store, reader, row: dict, name: str) -> str:
-    """templates/NAME (or NAME.txt, NAME.j2, macros/NAME…) rendered with ticket, contact, agent."""
-    import jinja2
-
-    root = store.path("templates")
-    for cand in (name, f"{name}.txt", f"{name}.j2", f"{name}.txt.j2", f"macros/{name}", f"macros/{name}.txt",
-                 f"macros/{name}.j2", f"macros/{name}.txt.j2"):
-        if (root / cand).is_file():
-            break
-    else:
-        raise UsageError(f"no macro {name!r} in {root} (looked for {name}, {name}.txt, {name}.j2, macros/{name}…)")
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(root)), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True)
-    contact = reader.contact(row["contact"]) if row.get("contact") is not None else None
-    try:
-        return env.get_template(cand).render(ticket=row, contact=contact or {}, agent=actor().split(":", 1)[-1])
-    except jinja2.TemplateError as exc:
-        line = getattr(exc, "lineno", None)
-        raise UsageError(f"{root / cand}:{line or 1}: {exc}") from None
 
 
 def _editor() -> str:
@@ -217,9 +203,14 @@ def quarantine_replay(ids: Optional[List[str]] = typer.Argument(None, help="Entr
 
 
 # -- outbox --------------------------------------------------------------------------------------
+OUTBOX_COLUMNS = ["id", "what", "ticket", "channel", "to", "subject", "status", "attempts", "next_try", "error",
+                  "queued_at"]
+
+
 @outbox_app.command("list")
 def outbox_list(fmt: str = FormatOpt) -> None:
-    """List queued (unsent) messages, with attempts and the next retry time.
+    """List everything not sent yet: replies, auto-replies, notifications and report mail, with
+    status (pending, or dead: given up), attempts, the next try and the last error.
 
     Example: tix outbox list
     """
@@ -228,13 +219,14 @@ def outbox_list(fmt: str = FormatOpt) -> None:
 
     check_format(fmt)
     store = open_store()
-    render(items(store), fmt, columns=["id", "ticket", "channel", "to", "subject", "queued_at", "attempts",
-                                        "next_retry", "error"])
+    render(items(store, dead=True), fmt, columns=OUTBOX_COLUMNS)
 
 
 @outbox_app.command("flush")
-def outbox_flush(force: bool = typer.Option(False, "--force", help="Also retry items whose backoff has not run out.")) -> None:
-    """Send every queued message now. Exit 1 if any send failed (it stays queued).
+def outbox_flush(
+    force: bool = typer.Option(False, "--force", help="Also retry items whose backoff has not run out."),
+) -> None:
+    """Send everything queued that is due. Exit 1 if any send failed (it stays queued).
 
     Example: tix outbox flush --force
     """
@@ -244,5 +236,11 @@ def outbox_flush(force: bool = typer.Option(False, "--force", help="Also retry i
     rep = flush(store, force=force)
     for line in rep.errors:
         error(line)
-    info(f"outbox: {rep.sent} sent, {rep.failed} failed, {rep.pending} waiting")
+    if rep.busy:
+        info("outbox: another tix is sending; left to it")
+    info(_flushed(rep))
     raise typer.Exit(EXIT_PARTIAL if rep.errors else EXIT_OK)
+
+
+def _flushed(rep) -> str:
+    return f"outbox: {rep.sent} sent, {rep.failed} failed, {rep.pending} waiting"

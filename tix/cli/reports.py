@@ -40,7 +40,8 @@ def report(
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Write to this file instead of standard output."),
     param: List[str] = typer.Option([], "--param", "-p", help="A report parameter, NAME=VALUE (repeatable)."),
     week: Optional[str] = typer.Option(None, "--week", "-w", help="ISO week in the site time zone, e.g. 2026-W47."),
-    mail_to: List[str] = typer.Option([], "--mail-to", help="Send the HTML report with a text alternative to this address (repeatable)."),
+    mail_to: List[str] = typer.Option(
+        [], "--mail-to", help="Send the HTML report with a text alternative to this address (repeatable)."),
     section: Optional[str] = typer.Option(None, "--section", help="Only this section (table, md, csv, json)."),
     locale: Optional[str] = typer.Option(None, "--locale", help="id or en (default: the `locale` setting)."),
 ) -> None:
@@ -95,22 +96,14 @@ def _write(out: str | None, write) -> None:
     if out is None:
         write(sys.stdout)
         return
-    import os
-    import tempfile
-    from pathlib import Path
+    import io
 
-    target = Path(out)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=str(target.parent.resolve()))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            write(f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
-        os.replace(tmp, target)  # a half-written report never replaces a good one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from tix.store.files import atomic_write
+
+    buf = io.StringIO(newline="")
+    write(buf)
+    # A half-written report never replaces a good one; a report is an ordinary file (0666 less the umask).
+    target = atomic_write(out, buf.getvalue(), mode=0o666)
     info(f"wrote {target}")
 
 
@@ -126,5 +119,5 @@ def _mail(store, result, to: list[str]) -> None:
     subject = result.title + (f" {result.params.week}" if result.params.week else "")
     if not result.params.week and period_text(result):
         subject = f"{result.title}: {period_text(result)}"
-    msg_id = mail.send(store.config, list(to), subject, text.getvalue(), html.getvalue())
+    msg_id = mail.send(store, list(to), subject, text.getvalue(), html.getvalue())
     info(f"sent {result.name} to {', '.join(to)} ({msg_id})")

@@ -91,9 +91,12 @@ def rules_check() -> None:
 
 
 def rules_test(
-    message: Path = typer.Argument(..., help="A message: an .eml file, or .json (WhatsApp webhook payload or message fields)."),
-    reply: bool = typer.Option(False, "--reply", help="Treat it as a customer reply on an existing ticket (when: reply)."),
-    at: Optional[str] = typer.Option(None, "--at", help="Pretend it arrived at this local time, e.g. 2026-11-24T20:00."),
+    message: Path = typer.Argument(
+        ..., help="A message: an .eml file, or .json (WhatsApp webhook payload or message fields)."),
+    reply: bool = typer.Option(False, "--reply",
+                               help="Treat it as a customer reply on an existing ticket (when: reply)."),
+    at: Optional[str] = typer.Option(None, "--at",
+                                     help="Pretend it arrived at this local time, e.g. 2026-11-24T20:00."),
 ) -> None:
     """Show what the rules would do to a message, without touching the store.
 

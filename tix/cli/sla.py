@@ -7,34 +7,35 @@ import typer
 
 from tix.cli.common import FormatOpt, check_format, error, info, open_store, state, ticket_arg
 
+NOW_HELP = "Evaluate at this time: site-local like 2026-11-24T09:00, or with an offset (default: now)."
+
 
 def register(app: typer.Typer) -> None:
     app.command("escalate")(escalate)
     app.command("sla")(sla)
-    notify_app = typer.Typer(help="The outbox of internal notifications (SLA emails and webhooks).",
+    notify_app = typer.Typer(help="Internal notifications (SLA and rule emails and webhooks) in the outbox.",
                              no_args_is_help=True)
     notify_app.command("list")(notify_list)
     notify_app.command("flush")(notify_flush)
     app.add_typer(notify_app, name="notify")
 
 
-def _now(text: str | None):
-    from datetime import datetime, timezone
-
+def _now(text: str | None, store):
+    """`--now`: a local time in the site's time zone, or with an offset (tix.store.log.parse_local)."""
     from tix.errors import UsageError
+    from tix.store.log import parse_local
 
     if not text:
         return None
     try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"--now: not an ISO time: {text!r} (e.g. 2026-11-24T09:00:00+07:00)") from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+        return parse_local(text, store.config.setting("timezone"))
+    except ValueError as exc:
+        raise UsageError(f"--now: {exc}") from None
 
 
 def escalate(
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Show what would be done; write and send nothing."),
-    now: str = typer.Option(None, "--now", help="Evaluate at this time (ISO 8601; default: now). For replays and tests."),
+    now: str = typer.Option(None, "--now", help=f"{NOW_HELP} For replays and tests."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Ignore the saved SLA state and fold the whole log again."),
     fmt: str = FormatOpt,
 ) -> None:
@@ -51,7 +52,7 @@ def escalate(
 
     check_format(fmt)
     store = open_store()
-    report = run(store, now=_now(now), dry_run=dry_run, rebuild=rebuild)
+    report = run(store, now=_now(now, store), dry_run=dry_run, rebuild=rebuild)
     tz = store.config.setting("timezone")
     if dry_run or state.verbose:
         rows = [_planned_row(p) for p in report.planned]
@@ -62,6 +63,8 @@ def escalate(
         info(f"{report.open_tickets} open tickets, {report.clocks} clocks ({states}); "
              f"{len(report.planned)} actions, {report.events_written} events written"
              f"{' (cold start: folded the whole log)' if report.cold else ''} in {report.timings['total']:.2f} s")
+    for line in report.errors:
+        error(line)
     _report_notify(report.notify)
     if not report.ok:
         raise typer.Exit(1)
@@ -76,30 +79,22 @@ def _planned_row(p) -> dict:
 
 
 def _report_notify(rep) -> None:
+    """Print a tix.outbox.FlushReport of notifications: each failure on stderr, counts with -v."""
     if rep is None:
         return
-    for it in rep.failed:
-        what = "gave up" if it.get("status") == "dead" else f"will retry after {it['next_try']}"
-        error(f"notification {it['id']} ({it['kind']} to {_target(it)}) failed, attempt {it['attempts']}: "
-              f"{it['error']}; {what}")
+    for line in rep.errors:
+        error(line)
     if rep.dead and state.verbose:
-        info(f"{len(rep.dead)} notifications failed permanently: see tix notify list")
+        info(f"{rep.dead} notifications failed permanently: see tix notify list")
     if rep.sent:
-        info(f"{len(rep.sent)} notifications sent")
+        info(f"{rep.sent} notifications sent")
     if rep.busy:
-        info("another tix is sending notifications; left to it")
-
-
-def _target(it: dict) -> str:
-    from tix.notify import _redact
-
-    t = it["target"]
-    return t if it["kind"] == "email" or t.startswith("env:") else _redact(t)
+        info("another tix is sending the outbox; left to it")
 
 
 def sla(
     number: str = typer.Argument(..., help="Ticket number, e.g. 1042 or #1042."),
-    now: str = typer.Option(None, "--now", help="Evaluate at this time (ISO 8601; default: now)."),
+    now: str = typer.Option(None, "--now", help=NOW_HELP),
     fmt: str = typer.Option("text", "--format", "-f", help="Output format: text or json."),
 ) -> None:
     """Explain each SLA clock of a ticket: due time, business time used and left, counted and
@@ -111,7 +106,7 @@ def sla(
 
     check_format(fmt, ("text", "json"))
     store = open_store()
-    ex = explain(store, ticket_arg(number), now=_now(now))
+    ex = explain(store, ticket_arg(number), now=_now(now, store))
     if fmt == "json":
         import orjson
 
@@ -125,30 +120,31 @@ def notify_list(fmt: str = FormatOpt) -> None:
 
     Example: tix notify list
     """
-    from tix.notify import pending
+    from tix.outbox import items
     from tix.render import render
 
     check_format(fmt)
     store = open_store()
-    rows = [{"id": it["id"], "kind": it["kind"], "target": _target(it), "subject": it["subject"],
+    rows = [{"id": it["id"], "kind": it["channel"], "target": it["to"], "subject": it["subject"],
              "status": it["status"], "attempts": it["attempts"], "next_try": it["next_try"],
-             "error": it["error"]} for it in pending(store)]
+             "error": it["error"]} for it in items(store, dead=True, purposes=("notification",))]
     if rows or fmt != "table":
         render(rows, fmt, tz=store.config.setting("timezone"),
                columns=["id", "kind", "target", "subject", "status", "attempts", "next_try", "error"])
 
 
 def notify_flush(
-    now: str = typer.Option(None, "--now", help="Evaluate backoff at this time (ISO 8601; default: now)."),
+    now: str = typer.Option(None, "--now", help=NOW_HELP),
 ) -> None:
-    """Send queued notifications that are due (`tix escalate` also does this). Exit 1 if any failed.
+    """Send queued notifications that are due (`tix escalate` also does this; `tix outbox flush`
+    sends them with everything else). Exit 1 if any failed.
 
     Example: tix notify flush -v
     """
-    from tix.notify import flush
+    from tix.outbox import flush
 
     store = open_store()
-    rep = flush(store, _now(now))
+    rep = flush(store, _now(now, store), purposes=("notification",), via="tix notify flush")
     _report_notify(rep)
     if not rep.ok:
         raise typer.Exit(1)

@@ -38,17 +38,13 @@ def new(
 
     Example: tix new "Paket belum sampai" --phone 0812-3456-789 --name "Sari" -p high -m "Order INV-1001"
     """
-    from tix.tickets import ContactIndex, create_ticket, find_or_create_contact
+    from tix.tickets.core import new_ticket
 
     store = open_store()
     with store.writing(actor=actor(), via="tix new") as batch:
-        contact = None
-        if email or phone or name:
-            contact = find_or_create_contact(batch, ContactIndex.load(batch.reader), name=name, email=email,
-                                             phone=phone)
-        number = create_ticket(batch, subject, channel=channel, contact=contact, priority=priority, team=team,
-                               assignee=assignee, category=category, tags=tags or (), body=_body(message),
-                               status="open" if assignee else "new")
+        number = new_ticket(batch, subject, name=name, email=email, phone=phone, assignee=assignee,
+                            channel=channel, priority=priority, team=team, category=category, tags=tags or (),
+                            body=_body(message))
     typer.echo(f"#{number}")
 
 
@@ -57,12 +53,14 @@ def list_(
                                                         help="e.g. status:open team:billing age>3d -tag:vip refund"),
     status: Optional[str] = typer.Option(None, "--status", help="Same as status:VALUE."),
     team: Optional[str] = typer.Option(None, "--team", help="Same as team:VALUE."),
-    assignee: Optional[str] = typer.Option(None, "--assignee", "-a", help="Same as assignee:VALUE (none = unassigned)."),
+    assignee: Optional[str] = typer.Option(None, "--assignee", "-a",
+                                           help="Same as assignee:VALUE (none = unassigned)."),
     priority: Optional[str] = typer.Option(None, "--priority", "-p", help="Same as priority:VALUE."),
     tag_: Optional[str] = typer.Option(None, "--tag", "-t", help="Same as tag:VALUE."),
     channel: Optional[str] = typer.Option(None, "--channel", help="Same as channel:VALUE."),
     all_: bool = typer.Option(False, "--all", help="Include resolved and closed tickets."),
-    sort: str = typer.Option("-updated", "--sort", help="number, created, updated, priority, status, team, assignee; - for descending."),
+    sort: str = typer.Option("-updated", "--sort",
+                             help="number, created, updated, priority, status, team, assignee; - for descending."),
     limit: Optional[int] = typer.Option(100, "--limit", "-n", help="At most this many (0 = no limit)."),
     fmt: str = FormatOpt,
 ) -> None:
@@ -73,7 +71,7 @@ def list_(
       tix list --assignee none -p urgent --format json
     """
     from tix.render import render
-    from tix.tickets import LIST_COLUMNS, select
+    from tix.tickets.core import LIST_COLUMNS, select
 
     check_format(fmt)
     terms = list(filter_terms or [])
@@ -113,7 +111,7 @@ def show(
 
     Example: tix show 1042 --history
     """
-    from tix.show import show_ticket
+    from tix.tickets.show import show_ticket
 
     check_format(fmt, ("text", "json"))
     store = open_store()
@@ -121,13 +119,13 @@ def show(
 
 
 def _one(number: str, via: str, why: Optional[str], change) -> None:
-    from tix.tickets import get_ticket
+    from tix.tickets.core import get_ticket
 
     store = open_store()
     n = ticket_arg(number)
     with store.writing(actor=actor(), via=via) as batch:
         row = get_ticket(batch, n)
-        ev = change(batch, row, store.config)
+        ev = change(batch, row)
     info(f"#{n}: {'changed' if ev else 'unchanged'}")
 
 
@@ -142,10 +140,10 @@ def note(
 
     Example: tix note 1042 -m "Called the courier; parcel is in Surabaya"
     """
-    from tix.tickets import note as add_note
+    from tix.tickets.core import note as add_note
 
     text = _body(message) if message is not None else sys.stdin.read()
-    _one(number, "tix note", None, lambda b, row, cfg: add_note(b, row, text))
+    _one(number, "tix note", None, lambda b, row: add_note(b, row, text))
 
 
 def assign(
@@ -158,17 +156,9 @@ def assign(
 
     Example: tix assign 1042 budi --team billing
     """
-    from tix.tickets import coerce_value, set_fields
+    from tix.tickets.core import assign as assign_core
 
-    def change(batch, row, cfg):
-        changes = {"assignee": coerce_value(cfg, "assignee", agent or "none")}
-        if team:
-            changes["team"] = coerce_value(cfg, "team", team)
-        if changes["assignee"] and row.get("status") == "new":
-            changes["status"] = "open"
-        return set_fields(batch, row, changes, why=why)
-
-    _one(number, "tix assign", why, change)
+    _one(number, "tix assign", why, lambda b, row: assign_core(b, row, agent, team, why=why))
 
 
 def set_(
@@ -180,12 +170,10 @@ def set_(
 
     Example: tix set 1042 priority=urgent category=refund
     """
-    from tix.tickets import parse_assignments, set_fields
+    from tix.tickets.core import parse_assignments, set_fields
 
-    def change(batch, row, cfg):
-        return set_fields(batch, row, parse_assignments(cfg, assignments), why=why)
-
-    _one(number, "tix set", why, change)
+    _one(number, "tix set", why,
+         lambda b, row: set_fields(b, row, parse_assignments(b.store.config, assignments), why=why))
 
 
 def tag(
@@ -197,11 +185,11 @@ def tag(
 
     Example: tix tag 1042 vip -- -spam
     """
-    from tix.tickets import tag as tag_core
+    from tix.tickets.core import tag as tag_core
 
     add = [t.lstrip("+") for t in tags if not t.startswith("-")]
     remove = [t[1:] for t in tags if t.startswith("-")]
-    _one(number, "tix tag", why, lambda b, row, cfg: tag_core(b, row, add, remove, why=why))
+    _one(number, "tix tag", why, lambda b, row: tag_core(b, row, add, remove, why=why))
 
 
 def close(
@@ -213,10 +201,9 @@ def close(
 
     Example: tix close 1042 --why "refund sent"
     """
-    from tix.tickets import set_fields
+    from tix.tickets.core import close as close_core
 
-    status = "resolved" if resolved else "closed"
-    _one(number, "tix close", why, lambda b, row, cfg: set_fields(b, row, {"status": status}, why=why))
+    _one(number, "tix close", why, lambda b, row: close_core(b, row, resolved, why=why))
 
 
 def reopen(
@@ -227,12 +214,6 @@ def reopen(
 
     Example: tix reopen 1042 --why "customer says the parcel never came"
     """
-    from tix.errors import UsageError
-    from tix.tickets import set_fields
+    from tix.tickets.core import reopen as reopen_core
 
-    def change(batch, row, cfg):
-        if row["status"] not in ("resolved", "closed"):
-            raise UsageError(f"#{row['number']} is {row['status']}, not resolved or closed")
-        return set_fields(batch, row, {"status": "open"}, why=why)
-
-    _one(number, "tix reopen", why, change)
+    _one(number, "tix reopen", why, lambda b, row: reopen_core(b, row, why=why))

@@ -156,13 +156,3 @@ def replay(store, entry: dict, raw: bytes, now=None) -> None:
 def replay_quarantined(store, ids: list[str] | None = None, now=None) -> quarantine.ReplayReport:
     """`tix quarantine replay`: retry entries (all when `ids` is empty) through `replay`."""
     return quarantine.replay(store, ids, replay, now=now)
-
-
-def _durable_write(path, data: bytes, dirs: set) -> None:
-    """Compatibility for tix.outbox (owned by the outbox branch), which still imports this:
-    the one atomic write, the directory left to the caller's fsync. Delete once it calls
-    `tix.store.files.atomic_write`."""
-    from tix.store.files import atomic_write
-
-    atomic_write(path, data, sync_dir=False)
-    dirs.add(path.parent)

@@ -1,6 +1,6 @@
 """The message index: what the log says about messages, kept as a rebuildable cache.
 
-The event log is the truth. This index is derived from it (`message.*`, `outbox.*`,
+The event log is the truth. This index is derived from it (`message.*`, `outbox.sent`,
 `whatsapp.*` events and bounce notes) and saved to `state/message-index.json` (0600)
 with the log position it covers. Loading it reads the saved copy and then folds every
 event after that position, so an index that was not saved (a crash, a kill) is caught up
@@ -15,7 +15,7 @@ It answers, without scanning the log:
 - `ticket_of(id)`: the ticket a Message-ID or wamid (received or sent) belongs to;
 - `thread(ticket)`: the last Message-IDs of a ticket (for In-Reply-To / References);
 - `status_of(wamid)`: the furthest delivery status of a WhatsApp message tix sent;
-- `pending()`: outbox items still to send; `auto_count(addr, since)`: the auto-reply cap.
+- `auto_count(addr, since)`: the auto-reply cap. (What is still to send: `tix.outbox`.)
 
 The intake changes it while it takes an item in through a `Journal`, so a failed item's
 entries are undone (`tix.ingest.savepoint`).
@@ -30,7 +30,7 @@ from tix.store.log import Position
 VERSION = 4
 NAME = "message-index.json"
 OLD_NAMES = ("mail-index.pickle",)  # earlier caches, removed when this one is saved
-INTERESTING = (b'"type":"message.', b'"type":"outbox.', b'"type":"whatsapp.', b'"kind":"bounce"')
+INTERESTING = (b'"type":"message.', b'"type":"outbox.sent"', b'"type":"whatsapp.', b'"kind":"bounce"')
 STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 100}
 THREAD = 20  # Message-IDs kept per ticket
 
@@ -42,7 +42,6 @@ class MessageIndex:
         self.sent: set[str] = set()  # Message-IDs of messages tix sent (a copy coming back is ours)
         self.mids: dict[str, int] = {}  # Message-ID or wamid -> ticket
         self.threads: dict[int, list[str]] = {}
-        self.outbox: dict[str, dict] = {}
         self.auto_sent: dict[str, list[str]] = {}
         self.statuses: dict[str, list] = {}  # wamid -> [rank, rank recorded with its ticket, status data]
         self.seq = 0
@@ -99,7 +98,7 @@ class MessageIndex:
     def _to_json(self) -> dict:
         return {"version": VERSION, "segment": self.pos.segment, "offset": self.pos.offset,
                 "pos_seq": self.pos_seq, "seq": self.seq, "keys": list(self.keys), "qkeys": list(self.qkeys),
-                "sent": list(self.sent), "mids": self.mids, "threads": self.threads, "outbox": self.outbox,
+                "sent": list(self.sent), "mids": self.mids, "threads": self.threads,
                 "auto_sent": self.auto_sent, "statuses": self.statuses}
 
     @classmethod
@@ -108,7 +107,7 @@ class MessageIndex:
         idx.keys, idx.qkeys, idx.sent = set(d["keys"]), set(d["qkeys"]), set(d["sent"])
         idx.mids = d["mids"]
         idx.threads = {int(k): v for k, v in d["threads"].items()}
-        idx.outbox, idx.auto_sent, idx.statuses = d["outbox"], d["auto_sent"], d["statuses"]
+        idx.auto_sent, idx.statuses = d["auto_sent"], d["statuses"]
         idx.seq, idx.pos_seq = d["seq"], d["pos_seq"]
         idx.pos = Position(d["segment"], d["offset"])
         return idx
@@ -134,11 +133,8 @@ class MessageIndex:
         elif kind == "message.status":
             self.note_status(data.get("message"), data.get("status"), ticket, data)
         elif kind == "outbox.sent":
-            self.outbox.pop(data.get("outbox"), None)
             if ticket is not None and data.get("message"):  # a WhatsApp message's wamid
                 self.mids[data["message"]] = ticket
-        elif kind == "outbox.failed":
-            self._failed(data)
 
     def _received(self, data: dict, ticket) -> None:
         for k in (data.get("message"), data.get("source_key")):
@@ -157,23 +153,9 @@ class MessageIndex:
             self.sent.add(data["message_id"])
         if ticket is not None and data.get("channel") == "whatsapp" and data.get("message"):
             self.mids[data["message"]] = ticket
-        if data.get("outbox") and data.get("state", "queued") == "queued":
-            self.outbox[data["outbox"]] = {"ticket": ticket, "channel": data.get("channel"), "data": data,
-                                           "attempts": 0, "next_retry": None, "queued_at": ev["ts"]}
         if data.get("auto"):
             for addr in data.get("to") or ():
                 self.note_auto(str(addr).lower(), ev["ts"])
-
-    def _failed(self, data: dict) -> None:
-        item = self.outbox.get(data.get("outbox"))
-        if item is None:
-            return
-        if data.get("permanent"):
-            self.outbox.pop(data.get("outbox"), None)
-        else:
-            item["attempts"] = data.get("attempt", item["attempts"] + 1)
-            item["next_retry"] = data.get("next_retry")
-            item["error"] = data.get("error")
 
     # -- changes (undoable through a Journal while the intake takes an item in) ------------------
     def remember(self, key: str | None, journal=None) -> None:
@@ -228,9 +210,6 @@ class MessageIndex:
         """(rank, rank recorded on its ticket, data of that status); zeros when none."""
         rank, on_ticket, data = self.statuses.get(wamid) or (0, 0, None)
         return rank, on_ticket, data
-
-    def pending(self) -> list[tuple[str, dict]]:
-        return sorted(self.outbox.items(), key=lambda kv: kv[1]["queued_at"])
 
     def auto_count(self, addr: str, since_iso: str) -> int:
         return sum(1 for ts in self.auto_sent.get(addr.lower(), ()) if ts >= since_iso)

@@ -147,7 +147,7 @@ class Intake:
             if isinstance(decoded, Exception):
                 raise decoded
             step.take(item, decoded, spec, replay)
-        except Exception as exc:  # noqa: BLE001 - a poison item: contain it, go on
+        except Exception as exc:  # a poison item: contain it, go on (with `replay`, raise)
             mark.rollback(self.batch, self.journal, self.report)
             if replay:
                 raise
@@ -219,7 +219,7 @@ class Intake:
                 return
             # The run's reader reads the snapshot of the run's start, whose files a second
             # refresh prunes: read the new one (the run's own tickets are in `self.rows`).
-            self.batch._reader = None
+            self.batch.use_reader(None)
 
     # -- contacts -------------------------------------------------------------------------------
     @property

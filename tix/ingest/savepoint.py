@@ -65,27 +65,21 @@ class Journal:
 
 @dataclass
 class Savepoint:
-    """The state of a batch, the journal and a report before one item."""
+    """Where a batch (`Batch.savepoint`: its events, last seq, ticket and contact counters),
+    the journal and a report stood before one item."""
 
-    pending: int
-    seq: int
-    max_ticket: int | None
-    max_contact: int | None
+    batch: object
     journal: int
     counts: tuple
     errors: int
     warnings: int
 
-    # Batch's counters are read and put back here, in one place (Batch has no savepoint
-    # of its own yet; when tix.store grows one, these two functions call it instead).
     @classmethod
     def take(cls, batch, journal: Journal, report) -> "Savepoint":
-        return cls(len(batch.pending), batch.seq, batch._max_ticket, batch._max_contact, journal.mark(),
-                   _counts(report), len(report.errors), len(report.warnings))
+        return cls(batch.savepoint(), journal.mark(), _counts(report), len(report.errors), len(report.warnings))
 
     def rollback(self, batch, journal: Journal, report) -> None:
-        del batch.pending[self.pending:]
-        batch.seq, batch._max_ticket, batch._max_contact = self.seq, self.max_ticket, self.max_contact
+        batch.rollback(self.batch)
         journal.undo(self.journal)
         for name, value in zip(COUNTS, self.counts, strict=True):
             setattr(report, name, value)

@@ -19,8 +19,9 @@ A report file looks like this::
 Header lines are `-- key: value` comments before the first `-- section:` (keys are
 lowercase; other comments are free text). Keys: `title`, `description` (each with an
 optional `.id`/`.en` translation), `param` (`NAME TYPE = DEFAULT  help`; types text, int,
-float, bool, date, timestamp; a default with spaces, or an empty one, is quoted: `''`), `label` (`column = English | Indonesian`). A file without
-any `-- section:` line is one section named `main`.
+float, bool, date, timestamp; a default with spaces, or an empty one, is quoted: `''`), `label`
+(`column = English | Indonesian`). A file without any `-- section:` line is one section named
+`main`.
 
 Section lines: `section` (name), `title`, `kind` (`table`; `metrics` for headline
 numbers with columns metric, value, previous and optionally good = 'up'/'down', shown with
@@ -45,7 +46,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tix.config import suggest
+from tix.config import check_keys, suggest
 from tix.errors import ConfigError, Problem
 
 PARAM_TYPES = ("text", "int", "float", "bool", "date", "timestamp")
@@ -178,7 +179,7 @@ def _parse_header(lines: list[str], report: ReportDef, fname: str, problems: lis
         key, lang, value = m.groups()
         where = i + 1
         if key not in HEADER_KEYS:
-            problems.append(Problem(fname, where, f"unknown header key {key!r}{suggest(key, HEADER_KEYS)}"))
+            problems += check_keys([key], HEADER_KEYS, fname, line=where, noun="header key")
         elif key == "title":
             report.titles[lang or "en"] = value
         elif key == "description":
@@ -264,7 +265,7 @@ def _directives(lines, start, end, section: Section, fname, problems) -> int | N
 def _directive(groups, line: int, section: Section, fname: str, problems: list[Problem]) -> None:
     key, lang, value = groups
     if key not in SECTION_KEYS:
-        problems.append(Problem(fname, line, f"unknown section key {key!r}{suggest(key, SECTION_KEYS)}"))
+        problems += check_keys([key], SECTION_KEYS, fname, line=line, noun="section key")
     elif key == "section":
         if not re.fullmatch(r"[A-Za-z_][\w-]*", value):
             problems.append(Problem(fname, line, f"section name must be a word, got {value!r}"))
@@ -291,7 +292,8 @@ def _directive(groups, line: int, section: Section, fname: str, problems: list[P
 def _parse_chart(value: str, line: int, fname: str, problems: list[Problem]) -> Chart | None:
     kind, *opts = value.split()
     if kind not in CHARTS:
-        problems.append(Problem(fname, line, f"unknown chart {kind!r}{suggest(kind, CHARTS)}; charts: {', '.join(CHARTS)}"))
+        problems.append(Problem(fname, line,
+                                f"unknown chart {kind!r}{suggest(kind, CHARTS)}; charts: {', '.join(CHARTS)}"))
         return None
     spec = {}
     for opt in opts:
@@ -318,7 +320,8 @@ def _check_sql(section: Section, fname: str, problems: list[Problem]) -> None:
         return
     if len(statements) != 1:
         problems.append(Problem(fname, section.line,
-                                f"section {section.name!r} must hold exactly one SQL statement, found {len(statements)}"))
+                                f"section {section.name!r} must hold exactly one SQL statement, "
+                                f"found {len(statements)}"))
     stripped = _SQL_NOISE.sub(" ", section.sql)
     section.params = sorted(set(_SQL_PARAM.findall(stripped)))
 

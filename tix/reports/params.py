@@ -17,6 +17,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from tix.errors import UsageError
+from tix.store.log import parse_local, utcnow
 
 
 class ParamError(ValueError):
@@ -94,10 +95,9 @@ def parse_when(text: str, ptype: str, tz: ZoneInfo, now: datetime) -> datetime:
     try:
         if ptype == "date":
             return _local_midnight(date.fromisoformat(t), tz)
-        parsed = datetime.fromisoformat(t.replace("Z", "+00:00"))
+        return parse_local(t, tz).astimezone(tz)
     except ValueError:
         raise ParamError(f"not a {ptype}: {text!r} (use YYYY-MM-DD, today, monday-7d, now-6h …)") from None
-    return parsed.astimezone(tz) if parsed.tzinfo else parsed.replace(tzinfo=tz)
 
 
 def to_utc_naive(dt: datetime) -> datetime:
@@ -129,14 +129,14 @@ def convert(value: str, ptype: str, tz: ZoneInfo, now: datetime):
 
 def convert_default(param) -> None:
     """Check a declared default (at load time)."""
-    convert(param.default, param.type, ZoneInfo("UTC"), datetime.now(timezone.utc))
+    convert(param.default, param.type, ZoneInfo("UTC"), utcnow())
 
 
 def resolve(report, given: dict[str, str], week: str | None, tz_name: str,
             now: datetime | None = None) -> Resolved:
     """Bound values for every parameter of `report`; UsageError names the bad one."""
     tz = ZoneInfo(tz_name)
-    now = now or datetime.now(timezone.utc)
+    now = now or utcnow()
     given = dict(given)
     unknown = [k for k in given if k not in report.params and k != "week"]
     if unknown:

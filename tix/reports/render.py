@@ -7,11 +7,10 @@ with Jinja2 from `templates/report_html.j2` (or `report_NAME.j2`), autoescaped.
 """
 from __future__ import annotations
 
-import csv
 from decimal import Decimal
 from pathlib import Path
 
-from tix.render import json_value
+from tix.render import CsvWriter, json_value
 
 FORMATS = ("table", "md", "csv", "json", "html")
 
@@ -52,7 +51,7 @@ def _json(result, sections, out) -> None:
         "params": {k: _raw(v) for k, v in result.params.values.items()},
         "sections": [{"name": s.name, "title": s.title, "kind": s.kind, "note": _note(result, s),
                       "columns": s.columns,
-                      "rows": [{c: _raw(v) for c, v in zip(s.columns, r)} for r in s.rows]}
+                      "rows": [{c: _raw(v) for c, v in zip(s.columns, r, strict=True)} for r in s.rows]}
                      for s in sections],
     }
     out.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
@@ -60,7 +59,7 @@ def _json(result, sections, out) -> None:
 
 def _csv(sections, out) -> None:
     """One section: plain CSV. Several: blocks separated by a blank line, each headed `# name`."""
-    w = csv.writer(out, lineterminator="\n")
+    w = CsvWriter(out)
     for i, s in enumerate(sections):
         if len(sections) > 1:
             if i:
@@ -90,7 +89,7 @@ def column_label(result, s, column: str) -> str:
 def table_rows(result, s, limit: int | None = None) -> list[list[str]]:
     L = result.labels
     rows = s.rows[:limit] if limit else s.rows
-    return [[L.value(v, c) for c, v in zip(s.columns, r)] for r in rows]
+    return [[L.value(v, c) for c, v in zip(s.columns, r, strict=True)] for r in rows]
 
 
 def metric_rows(result, s) -> list[dict]:
@@ -162,27 +161,14 @@ def period_text(result) -> str:
 
 
 # -- HTML -----------------------------------------------------------------------------------
-def template_env(template_dirs: list[Path] | None):
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
-    from tix.store import examples_dir
-
-    dirs = [str(d) for d in (template_dirs or []) if d.is_dir()]
-    dirs.append(str(examples_dir() / "templates"))
-    env = Environment(loader=FileSystemLoader(dirs), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
-    return env
-
-
 def html(result, template_dirs: list[Path] | None = None) -> str:
     """The report as one self-contained HTML document."""
     from markupsafe import Markup
 
     from tix.reports import charts
+    from tix.templates import environment, render as render_template
 
-    env = template_env(template_dirs)
-    names = [f"report_{result.name}.j2", "report_html.j2"]
-    template = env.select_template(names)
+    env = environment(template_dirs, autoescape=True)
     sections = []
     for i, s in enumerate(result.sections):
         svg = None
@@ -196,9 +182,9 @@ def html(result, template_dirs: list[Path] | None = None) -> str:
             "metrics": metric_rows(result, s) if s.kind == "metrics" else [],
         })
     L = result.labels
-    return template.render(report=result, sections=sections, L=L, period=period_text(result),
-                           generated=L.datetime(result.generated_at),
-                           params=_shown_params(result))
+    return render_template(env, [f"report_{result.name}.j2", "report_html.j2"],
+                           {"report": result, "sections": sections, "L": L, "period": period_text(result),
+                            "generated": L.datetime(result.generated_at), "params": _shown_params(result)})
 
 
 def _shown_params(result) -> list[tuple[str, str]]:

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from tix.config import suggest
+from tix.config import Problem, suggest
 from tix.errors import ConfigError, NotFound, UsageError
 from tix.reports.definition import ReportDef, Section, duckdb_problem, parse_file
 from tix.reports.labels import Labels
 from tix.reports.params import Resolved, resolve
+from tix.store.log import utcnow
+from tix.store.views import sandbox, statements
 
 
 def builtin_dir() -> Path:
@@ -70,7 +72,7 @@ class SectionResult:
     labels: dict = field(default_factory=dict)
 
     def dicts(self) -> list[dict]:
-        return [dict(zip(self.columns, r)) for r in self.rows]
+        return [dict(zip(self.columns, r, strict=True)) for r in self.rows]
 
 
 @dataclass
@@ -111,11 +113,12 @@ def run_report(store, name: str, params: dict[str, str] | None = None, week: str
     tz = cfg.setting("timezone")
     locale = locale or cfg.setting("locale")
     _check_zone(tz)
-    now = now or datetime.now(timezone.utc)
+    now = now or utcnow()
     resolved = resolve(report, params or {}, week, tz, now)
     con = con or store.connect()
     prepare(con, tz)
     views = _views(con)
+    sandbox(con, store)  # a report file reads the store and writes nothing (no COPY … TO)
     if not _sla_configured(cfg):
         views.discard("sla")  # the view exists but says nothing: say that no policy is configured
     sections = [_run_section(con, report, s, resolved, views, locale) for s in report.sections]
@@ -187,6 +190,10 @@ def _run_section(con, report: ReportDef, section: Section, resolved: Resolved, v
         result.note = "no_sla" if missing == ["sla"] else "missing_view:" + missing[0]
         return result
     bound = {p: resolved.values[p] for p in section.params}
+    try:
+        statements(con, section.sql, temp_create=True)
+    except UsageError as exc:
+        raise ConfigError([Problem(str(report.path), section.line, str(exc))]) from None
     try:
         cur = con.execute(section.sql, bound)
         result.columns = [d[0] for d in cur.description]

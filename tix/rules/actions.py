@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from tix.config import Config, suggest
+from tix.config import Config, check_keys, suggest
 from tix.errors import Problem, UsageError
 from tix.rules.assign import STRATEGIES
 
@@ -254,7 +254,7 @@ class Builder:
             items = [items]
         out = []
         lines = getattr(items, "lines", [line] * len(items))
-        for item, iline in zip(items, lines):
+        for item, iline in zip(items, lines, strict=True):
             action = self.one(item, iline)
             if action is not None:
                 action.line = iline
@@ -321,13 +321,9 @@ class Builder:
         return self._tag(value, line, remove=True)
 
     def _keys(self, value: dict, allowed, what, line) -> bool:
-        ok = True
-        for key in value:
-            if key not in allowed:
-                kline = value.line_of(key) if hasattr(value, "line_of") else line
-                self.problem(kline, f"unknown {what} option {key!r}{suggest(key, allowed)}; options: {', '.join(allowed)}")
-                ok = False
-        return ok
+        found = check_keys(value, allowed, self.fname, line=line, noun=f"{what} option", listing="options")
+        self.problems += found
+        return not found
 
     def _assign(self, value, line):
         if isinstance(value, str):

@@ -13,13 +13,13 @@
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import orjson
 
 from tix.config import Config
 from tix.model import OPEN_STATUSES
+from tix.store.files import atomic_write
 
 STRATEGIES = ("round_robin", "least_loaded", "skill")
 STATE_FILE = "rules_round_robin.json"
@@ -63,12 +63,7 @@ class Assigner:
         """Write the round-robin positions atomically (caller holds the store lock)."""
         if not self.dirty:
             return
-        tmp = self.state_path.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(orjson.dumps(self.rr, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.state_path)
+        atomic_write(self.state_path, orjson.dumps(self.rr, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
         self.dirty = False
 
     # -- choosing --------------------------------------------------------------------------

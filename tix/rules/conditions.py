@@ -544,7 +544,7 @@ class Compiler:
             return []
         out = []
         lines = getattr(items, "lines", [line] * len(items))
-        for item, iline in zip(items, lines):
+        for item, iline in zip(items, lines, strict=True):
             c = self.compile(item, iline)
             if c is not None:
                 out.append(c)

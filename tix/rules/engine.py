@@ -30,7 +30,7 @@ from tix.rules.loader import RuleSet, load_rules
 from tix.rules.site import Site
 from tix.rules.templates import Templates
 from tix.store import DryBatch, Store
-from tix.store.log import iso, utcnow
+from tix.store.log import iso, parse_ts, utcnow
 
 INTAKE_TYPES = ("ticket.created", "message.received", "ticket.note")
 
@@ -210,7 +210,10 @@ class Runtime:
         ticket = dict(ctx.ticket)
         ticket["ref"] = f"#{ticket['number']}"
         contact = dict(ctx.contact or {})
-        return {"ticket": ticket, "message": ctx.msg, "contact": contact, "rule": rule.name,
+        # Templates are strict about undefined names: every message field is there, empty or not.
+        message = {"channel": ticket.get("channel"), "from": "", "from_name": None, "to": [], "cc": [],
+                   "subject": ticket.get("subject") or "", "text": "", "attachments": [], "inbox": None, **ctx.msg}
+        return {"ticket": ticket, "message": message, "contact": contact, "rule": rule.name,
                 "customer_name": ctx.msg.get("from_name") or contact.get("name") or "",
                 "arrived": ctx.local, "now": self.now.astimezone(self.site.tz),
                 "business_hours": self.site.in_business_hours(ctx.arrived),
@@ -246,11 +249,12 @@ class Runtime:
 
     def notify(self, rule, ctx, how, target, subject, body, key) -> bool:
         try:
-            from tix import notify  # type: ignore[attr-defined]
+            from tix.outbox import notify
         except ImportError:
             notify = None
         if notify is not None and not self.dry_run:
-            notify.queue(self.as_rule(rule), kind=how, target=target, subject=subject, body=body, key=key)
+            notify(self.as_rule(rule), kind=how, target=target, subject=subject, body=body, key=key,
+                   ticket=ctx.ticket["number"])
         if notify is None:
             self.as_rule(rule).emit("rule.notify", ticket=ctx.ticket["number"],
                                     data={"kind": how, "target": target, "subject": subject, "key": key},
@@ -311,11 +315,7 @@ def build_message(events: list[tuple], ticket: dict) -> tuple[str, dict, int, da
 
 
 def _aware(ts) -> datetime:
-    if ts is None:
-        return utcnow()
-    if isinstance(ts, str):
-        ts = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+    return utcnow() if ts is None else parse_ts(ts)
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -340,7 +340,7 @@ def route(store: Store, *, dry_run: bool = False, reroute: bool = False, numbers
         ConfigError when the rules are invalid (nothing written); StoreLocked.
     """
     ruleset = ruleset or load(store)
-    now = now or datetime.now(timezone.utc)
+    now = now or utcnow()
     result = RouteResult(dry_run=dry_run, record=record or dry_run)
     if dry_run:
         reader = store.read(messages=True)
@@ -371,7 +371,8 @@ def _run(store, batch, reader, ruleset, result, reroute, numbers, now) -> Runtim
     for ticket in tickets:
         number = ticket["number"]
         when, msg, seq, arrived = build_message(intake.get(number, []), ticket)
-        ctx = Context(msg, ticket, contacts.get(ticket.get("contact")), when, arrived, rt.site, ruleset.bank, ruleset.kwbank)
+        ctx = Context(msg, ticket, contacts.get(ticket.get("contact")), when, arrived, rt.site,
+                      ruleset.bank, ruleset.kwbank)
         ctx.seq = seq
         matched = apply_rules(rt, ruleset, ctx, result)
         batch.emit("ticket.routed", ticket=number, data={"upto": int(ticket["intake_seq"] or 0), "rules": matched},
@@ -396,7 +397,7 @@ def _pending(con, reroute: bool, numbers) -> list[dict]:
     sql = "SELECT * FROM tickets" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY number"
     cur = con.execute(sql, params)
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def _intake_events(store: Store, con, tickets: list[dict], cutoffs: dict[int, int], tail=None) -> dict[int, list]:
@@ -449,5 +450,5 @@ def _contacts(con, tickets: list[dict]) -> dict[int, dict]:
         return {}
     cur = con.execute("SELECT * FROM contacts WHERE id IN (SELECT unnest(?::BIGINT[]))", [ids])
     names = [d[0] for d in cur.description]
-    return {row[0]: dict(zip(names, row)) for row in cur.fetchall()}
+    return {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
 

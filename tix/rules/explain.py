@@ -4,7 +4,7 @@ Both evaluate the rules on one message with a dry batch (nothing is written) and
 for every rule in order, whether it matched, the condition tree with `+` (held) and `-`
 (failed) for each part, and the actions it would take::
 
-    Ticket #7: new ticket, email from rina@example.com, arrived Tue 2026-11-24 10:15 WIB (business hours); not routed yet
+    Ticket #7: new ticket, email from rina@example.id, arrived Tue 2026-11-24 10:15 WIB (business hours); not routed yet
     rules/20-classify.yaml:12 refund: MATCH
       + any
         + subject keywords ['refund', 'pengembalian dana']: found ['refund']
@@ -14,13 +14,8 @@ for every rule in order, whether it matched, the condition tree with `+` (held) 
 """
 from __future__ import annotations
 
-import email
-import email.policy
-import email.utils
-import re
 from datetime import datetime, timezone
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -29,6 +24,7 @@ from tix.rules.conditions import Context, Result
 from tix.rules.engine import INTAKE_TYPES, DryBatch, RouteResult, Runtime, apply_rules, build_message, load
 from tix.store import Store
 from tix.store.fold import empty_ticket
+from tix.store.log import parse_local, parse_ts_or_none, utcnow
 
 
 def explain_rules(rt: Runtime, ruleset, ctx: Context) -> list[str]:
@@ -40,7 +36,8 @@ def explain_rules(rt: Runtime, ruleset, ctx: Context) -> list[str]:
             lines.append(f"{head}: not evaluated (rule {stopped_by!r} stopped)")
             continue
         if not rule.applies(ctx.when):
-            lines.append(f"{head}: skipped (when: {rule.when}; this is a {'new ticket' if ctx.when == 'new' else 'reply'})")
+            lines.append(f"{head}: skipped (when: {rule.when}; "
+                         f"this is a {'new ticket' if ctx.when == 'new' else 'reply'})")
             continue
         res = rule.condition.explain(ctx)
         lines.append(f"{head}: {'MATCH' if res.ok else 'no match'}")
@@ -48,7 +45,8 @@ def explain_rules(rt: Runtime, ruleset, ctx: Context) -> list[str]:
         if not res.ok:
             continue
         one = RouteResult(dry_run=True)
-        single = type(ruleset)(rules=[rule], uses_contact=ruleset.uses_contact, bank=ruleset.bank, kwbank=ruleset.kwbank)
+        single = type(ruleset)(rules=[rule], uses_contact=ruleset.uses_contact, bank=ruleset.bank,
+                               kwbank=ruleset.kwbank)
         apply_rules(rt, single, ctx, one)
         lines += [f"  -> {ln.text}" for ln in one.lines if ln.text != "stop"]
         lines += [f"  !! {err}" for err in one.errors]
@@ -114,7 +112,7 @@ def _as_it_was(events: list[dict], number: int, upto: int) -> dict | None:
 def _runtime(store, reader, now, fresh) -> Runtime:
     con = reader.connect()
     rt = Runtime(store, DryBatch(store, reader, via="tix route --explain"), True,
-                 now or datetime.now(timezone.utc), lambda: con)
+                 now or utcnow(), lambda: con)
     rt.replies.fresh = fresh
     return rt
 
@@ -139,7 +137,8 @@ def test_message(store: Store, path: str | Path, reply: bool = False, at: dateti
     if contact:
         ticket["contact"] = contact["id"]
     rt = _runtime(store, reader, None, fresh={0})
-    ctx = Context(msg, ticket, contact, "reply" if reply else "new", arrived or rt.now, rt.site, ruleset.bank, ruleset.kwbank)
+    ctx = Context(msg, ticket, contact, "reply" if reply else "new", arrived or rt.now, rt.site,
+                  ruleset.bank, ruleset.kwbank)
     return [_header(ctx, str(path)), *explain_rules(rt, ruleset, ctx)]
 
 
@@ -155,56 +154,24 @@ def _find_contact(reader, msg: dict) -> dict | None:
     else:
         cur = con.execute("SELECT * FROM contacts WHERE list_contains(phones, ?) LIMIT 1", [normalize_phone(sender)])
     row = cur.fetchone()
-    return dict(zip([d[0] for d in cur.description], row)) if row else None
-
-
-_AUTO_PRECEDENCE = ("bulk", "junk", "list", "auto_reply")
+    return dict(zip([d[0] for d in cur.description], row, strict=True)) if row else None
 
 
 def parse_eml(raw: bytes) -> tuple[dict, datetime | None]:
-    """The message fields rules see, from an RFC 5322 message (as the email intake records them)."""
-    m = email.message_from_bytes(raw, policy=email.policy.default)
-    name, addr = email.utils.parseaddr(str(m.get("From", "")))
-    to = [a.lower() for _, a in email.utils.getaddresses([str(v) for v in m.get_all("To", [])]) if a]
-    cc = [a.lower() for _, a in email.utils.getaddresses([str(v) for v in m.get_all("Cc", [])]) if a]
-    body = m.get_body(preferencelist=("plain", "html"))
-    text = body.get_content() if body is not None else ""
-    if body is not None and body.get_content_subtype() == "html":
-        text = re.sub(r"<[^>]+>", " ", text)
-    attachments = [part.get_filename() or "attachment" for part in m.iter_attachments()]
-    auto, reason = _auto(m, addr)
-    msg = {"channel": "email", "from": addr.lower(), "from_name": name, "to": to, "cc": cc,
-           "subject": str(m.get("Subject", "")), "text": text, "attachments": attachments,
-           "auto": auto, "auto_reason": reason, "language": None,
-           "inbox": (str(m.get("Delivered-To", "")).strip().lower() or (to[0] if to else None))}
-    arrived = None
-    if m.get("Date"):
-        try:
-            arrived = email.utils.parsedate_to_datetime(str(m["Date"]))
-        except (TypeError, ValueError):
-            arrived = None
-        if arrived is not None and arrived.tzinfo is None:
-            arrived = arrived.replace(tzinfo=timezone.utc)
-    return msg, arrived
+    """The message fields rules see, from an RFC 5322 message, parsed as email intake parses it
+    (the one parser, tix.channels.mail.parse: same addresses, same auto-reply detection)."""
+    from tix.channels.mail.parse import Unparseable, parse
 
-
-def _auto(m, sender: str) -> tuple[bool, str | None]:
-    """RFC 3834 and common bulk-mail markers."""
-    auto_submitted = str(m.get("Auto-Submitted", "")).strip().lower()
-    if auto_submitted and auto_submitted != "no":
-        return True, f"Auto-Submitted: {auto_submitted}"
-    precedence = str(m.get("Precedence", "")).strip().lower()
-    if precedence in _AUTO_PRECEDENCE:
-        return True, f"Precedence: {precedence}"
-    for header in ("List-Id", "List-Unsubscribe", "X-Loop", "X-Autoreply", "X-Autorespond"):
-        if m.get(header) is not None:
-            return True, header
-    if str(m.get("X-Auto-Response-Suppress", "")).strip():
-        return True, "X-Auto-Response-Suppress"
-    local = sender.split("@", 1)[0].lower()
-    if local in ("mailer-daemon", "postmaster"):
-        return True, f"sender {local}"
-    return False, None
+    try:
+        p = parse(raw)
+    except Unparseable as exc:
+        raise UsageError(f"not a mail message: {exc}") from None
+    delivered = p.headers.get("Delivered-To") if p.headers is not None else None
+    msg = {"channel": "email", "from": p.from_addr, "from_name": p.from_name, "to": p.to, "cc": p.cc,
+           "subject": p.subject, "text": p.text_full or p.text, "attachments": [a.name for a in p.attachments],
+           "auto": p.auto_reason is not None, "auto_reason": p.auto_reason, "language": None,
+           "inbox": (str(delivered).strip().lower() if delivered else None) or (p.to[0] if p.to else None)}
+    return msg, parse_ts_or_none(p.date)
 
 
 def parse_json(raw: bytes, path: Path) -> tuple[dict, datetime | None]:
@@ -232,7 +199,10 @@ def _webhook(doc: dict, path: Path) -> tuple[dict, datetime | None]:
                          "(entry[0].changes[0].value.messages[0])") from None
     wa_type = m.get("type") or "text"
     part = m.get(wa_type) if isinstance(m.get(wa_type), dict) else {}
-    text = (part.get("body") or part.get("caption") or "") if wa_type != "text" else (m.get("text") or {}).get("body", "")
+    if wa_type != "text":
+        text = part.get("body") or part.get("caption") or ""
+    else:
+        text = (m.get("text") or {}).get("body", "")
     profile = ((value.get("contacts") or [{}])[0].get("profile") or {})
     attachments = [wa_type] if wa_type in ("image", "document", "audio", "video", "sticker") else []
     msg = {"channel": "whatsapp", "from": str(m.get("from") or ""), "from_name": profile.get("name"),
@@ -247,22 +217,15 @@ def _when(value) -> datetime | None:
         return None
     if isinstance(value, (int, float)) or str(value).isdigit():
         return datetime.fromtimestamp(int(value), timezone.utc)
-    try:
-        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return parse_ts_or_none(value)
 
 
 def parse_at(text: str, tz: str) -> datetime:
-    """`--at "2026-11-24 20:00"` in the site time zone -> aware UTC datetime."""
+    """`--at "2026-11-24 20:00"` in the site time zone -> aware UTC datetime (see `parse_local`)."""
     try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"--at: not a date and time: {text!r} (use e.g. 2026-11-24T20:00)") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=ZoneInfo(tz))
-    return dt.astimezone(timezone.utc)
+        return parse_local(text, tz)
+    except ValueError as exc:
+        raise UsageError(f"--at: {exc}") from None
 
 
 test_message.__test__ = False  # a library function, not a pytest test

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tix import yamlio
-from tix.config import Config, suggest
+from tix.config import Config, check_keys, suggest
 from tix.errors import ConfigError, Problem
 from tix.rules.actions import Action, Builder, StopAction
 from tix.rules.conditions import Compiler
@@ -181,7 +181,7 @@ def _file_rules(doc, fname, config, templates, problems, ruleset) -> list[tuple]
         problems.append(Problem(fname, getattr(doc, "line", 1), "a rule file is a list of rules ('- name: …')"))
         return []
     out = []
-    for item, line in zip(doc, doc.lines):
+    for item, line in zip(doc, doc.lines, strict=True):
         out.append(_rule(item, line, fname, config, templates, problems, ruleset))
     return [r for r in out if r is not None]
 
@@ -192,13 +192,11 @@ def _rule(item, line, fname, config, templates, problems, ruleset) -> tuple | No
         return None
     before = len(problems)
     spec = {}
+    problems += check_keys(item, RULE_KEYS, fname, noun="rule key", listing="keys", aliases=ALIASES)
     for key in item:
         canon = ALIASES.get(key, key)
-        if canon not in RULE_KEYS:
-            problems.append(Problem(fname, item.line_of(key),
-                                    f"unknown rule key {key!r}{suggest(key, RULE_KEYS)}; keys: {', '.join(RULE_KEYS)}"))
-            continue
-        spec[canon] = (item[key], item.line_of(key))
+        if canon in RULE_KEYS:
+            spec[canon] = (item[key], item.line_of(key))
     name = spec.get("name", (None, line))[0]
     if not isinstance(name, (str, int)) or isinstance(name, bool) or not str(name).strip():
         problems.append(Problem(fname, line, "a rule needs a name ('name: refund')"))

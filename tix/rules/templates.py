@@ -1,52 +1,35 @@
-"""Jinja2 templates of auto-replies and notifications, from the store's `templates/`.
+"""Templates of auto-replies and notifications for the rules: the store's `templates/`, then the
+package's examples, through the one sandboxed environment (`tix.templates`).
 
-Loaded lazily (rules without templates never import Jinja2), compiled once per run.
-Customer text in a template's context is escaped only in `.html` templates; plain-text
-replies (`.txt.j2`) are sent as text.
+Compiled once per process. Customer text in a template's context is escaped only in `.html`
+templates; plain-text replies (`.txt.j2`) are sent as text. A template that fails to render
+(a misspelt variable, a sandbox violation) raises `TemplateFailed` with `templates/NAME:LINE`,
+which fails that rule on that ticket only.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from tix import templates
 from tix.config import suggest
 
 
 class Templates:
     def __init__(self, directory: Path):
         self.directory = Path(directory)
-        self._env = None
-        self._strings: dict = {}
-
-    @property
-    def env(self):
-        if self._env is None:
-            import jinja2
-
-            self._env = jinja2.Environment(
-                loader=jinja2.FileSystemLoader(str(self.directory)),
-                autoescape=jinja2.select_autoescape(["html", "htm", "html.j2"], default_for_string=False),
-                keep_trailing_newline=True,
-                undefined=jinja2.ChainableUndefined,
-            )
-        return self._env
+        self.env = templates.environment(self.directory)
 
     def names(self) -> list[str]:
-        if not self.directory.is_dir():
-            return []
-        return sorted(str(p.relative_to(self.directory)) for p in self.directory.rglob("*") if p.is_file())
+        return sorted(self.env.list_templates())
 
     def check(self, name: str) -> str | None:
         """Why template `name` cannot be used (None if it exists and compiles)."""
-        import jinja2
-
-        path = self.directory / name
-        if not path.is_file():
-            return f"template {name!r} not found in templates/{suggest(name, self.names())}"
-        try:
-            self.env.get_template(name)
-        except jinja2.TemplateSyntaxError as exc:
-            return f"template {name!r} does not compile: templates/{name}:{exc.lineno}: {exc.message}"
-        return None
+        problem = templates.compile_error(self.env, name)
+        if problem is None:
+            return None
+        if problem.startswith("template "):  # not found
+            return f"{problem}{suggest(name, self.names())}"
+        return f"template {name!r} does not compile: {problem}"
 
     def check_string(self, text: str) -> str | None:
         import jinja2
@@ -58,10 +41,7 @@ class Templates:
         return None
 
     def render(self, name: str, context: dict) -> str:
-        return self.env.get_template(name).render(**context)
+        return templates.render(self.env, name, context)
 
     def render_string(self, text: str, context: dict) -> str:
-        tmpl = self._strings.get(text)
-        if tmpl is None:
-            tmpl = self._strings[text] = self.env.from_string(text)
-        return tmpl.render(**context)
+        return templates.render_string(self.env, text, context)

@@ -37,45 +37,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
+from tix.config import check_keys
 from tix.errors import Problem
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DEFAULT_HOLIDAYS = {"country": "ID"}
+CALENDAR_KEYS = ("timezone", "hours", "holidays", "dates", "description")
 
 
 # -- parsing -----------------------------------------------------------------------------------
-def parse_duration(text) -> float:
-    """`1h`, `30m`, `1h30m`, `8h`, `2d` (48 hours of business time) -> seconds; ValueError otherwise."""
-    s = str(text).strip().lower().replace(" ", "")
-    if not s or isinstance(text, bool):
-        raise ValueError(text)
-    pos, total = 0, 0.0
-    for m in _DURATION_PART.finditer(s):
-        if m.start() != pos:
-            raise ValueError(text)
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(s) or total <= 0:
-        raise ValueError(text)
-    return total
-
-
-def format_duration(seconds: float) -> str:
-    """3720 -> `1h02m`; negative values get a minus sign."""
-    sign = "-" if seconds < 0 else ""
-    s = int(round(abs(seconds)))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    if h:
-        return f"{sign}{h}h{m:02d}m"
-    if m:
-        return f"{sign}{m}m{sec:02d}s" if sec else f"{sign}{m}m"
-    return f"{sign}{sec}s"
-
-
 def parse_span(text: str) -> tuple[int, int]:
     """`08:00-12:00` -> (28800, 43200) seconds of the day; `24:00` allowed as an end."""
     m = _SPAN.match(str(text))
@@ -147,7 +118,7 @@ def _spans_checked(cal: str, value, fname, line, problems) -> list[tuple[int, in
 
 def _overlap(spans: list[tuple[int, int]]) -> tuple | None:
     s = sorted(spans)
-    for a, b in zip(s, s[1:]):
+    for a, b in zip(s, s[1:], strict=False):
         if b[0] < a[1]:
             return a, b
     return None
@@ -178,10 +149,7 @@ def parse_calendar(name: str, node, fname: str, default_tz: str = "Asia/Jakarta"
         problems.append(Problem(fname, line, f"calendar {name!r} must be a mapping (timezone, hours, holidays, dates)"))
         return spec
     lines = getattr(node, "lines", {})
-    for key in node:
-        if key not in ("timezone", "hours", "holidays", "dates", "description"):
-            problems.append(Problem(fname, lines.get(key, line),
-                                    f"calendar {name!r}: unknown key {key!r} (use timezone, hours, holidays, dates)"))
+    problems += check_keys(node, CALENDAR_KEYS, fname, f"calendar {name!r}", listing="keys")
     tz = str(node.get("timezone") or default_tz)
     try:
         ZoneInfo(tz)
@@ -199,13 +167,15 @@ def parse_calendar(name: str, node, fname: str, default_tz: str = "Asia/Jakarta"
 
 def _parse_hours(spec, hours, fname, line, problems) -> None:
     if hours is None:
-        problems.append(Problem(fname, line, f"calendar {spec.name!r}: `hours` is required (e.g. mon-fri: [\"08:00-17:00\"], or 24/7)"))
+        problems.append(Problem(fname, line, f"calendar {spec.name!r}: `hours` is required "
+                                             f"(e.g. mon-fri: [\"08:00-17:00\"], or 24/7)"))
         return
     if isinstance(hours, str) and hours.replace(" ", "") in ("24/7", "always"):
         spec.week = [[(0, 86400)] for _ in range(7)]
         return
     if not isinstance(hours, dict):
-        problems.append(Problem(fname, line, f"calendar {spec.name!r}: hours must be 24/7 or a mapping of days to spans"))
+        problems.append(Problem(fname, line,
+                                f"calendar {spec.name!r}: hours must be 24/7 or a mapping of days to spans"))
         return
     week: list[list] = [[] for _ in range(7)]
     for key, value in hours.items():

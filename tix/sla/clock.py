@@ -29,18 +29,14 @@ time used reached the target), `paused`, `warning` (used >= warn_at x target), `
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import numpy as np
+
+from tix.store.log import epoch
 
 
 RUNNING = ("new", "open")
 DONE = ("resolved", "closed")
-
-
-def epoch(ts: str) -> float:
-    """Store time `2026-11-24T07:57:05.123456Z` -> epoch seconds (fast path for our own format)."""
-    return datetime.fromisoformat(ts).timestamp()
 
 
 @dataclass

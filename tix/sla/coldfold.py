@@ -15,8 +15,7 @@ starts at a customer message whose previous message (customer or agent) was an a
 """
 from __future__ import annotations
 
-from tix.notify import seq_before
-from tix.store.log import Position
+from tix.store.log import Position, seq_before
 
 _SQL = r"""
 WITH raw AS (
@@ -142,8 +141,6 @@ def fold_log(store) -> tuple[object, Position, int]:
     """(tracks as an Arrow table, log position folded up to, seq there) for the whole log."""
     import duckdb
 
-    from tix.sla.state import track_schema
-
     end = store.log.end()
     files = [str(store.log.dir / s) for s in store.log.segments()]
     if not files or not end.segment:
@@ -154,3 +151,18 @@ def fold_log(store) -> tuple[object, Position, int]:
     con.execute("SET enable_progress_bar = false")
     table = con.sql(_SQL, params={"files": files, "upto": upto}).to_arrow_table()
     return table.cast(track_schema()), end, upto
+
+
+
+def track_schema():
+    """The Arrow schema of a track table: one row per ticket, the fields of tix.sla.clock.Track
+    in their order, times as epoch seconds. `fold_log` returns such a table; tix.sla.state
+    stores it and adds each target's columns beside it."""
+    import pyarrow as pa
+
+    f64 = pa.float64()
+    return pa.schema([
+        ("ticket", pa.int64()), ("created", f64), ("status", pa.string()), ("customer_wrote", pa.bool_()),
+        ("awaiting", pa.bool_()), ("paused_since", f64), ("pauses", pa.list_(f64)), ("fr_met", f64),
+        ("nr_cycle", pa.int64()), ("nr_start", f64), ("nr_met", f64), ("resolved", f64),
+        ("last_customer", f64), ("keys", pa.list_(pa.string())), ("policy", pa.string()), ("gen", pa.int64())])

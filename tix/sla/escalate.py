@@ -10,9 +10,11 @@ The run, in order (the store lock is held from 2 to 6, never while sending):
    each configured step whose clock is in the step's state (`warning`, `breached`) or whose
    WhatsApp window is about to close, unless its key (ticket:target:cycle:step) was recorded.
 6. Act (unless dry run): per policy one batch with actor `sla:POLICY`: the `sla.step` event,
-   field changes (`tix.tickets.set_fields` / `tag`), notifications queued in the outbox.
+   field changes (`tix.tickets.set_fields` / `tag`), notifications queued in the outbox
+   (`tix.outbox.notify`; one whose template raises is queued as failed, with the reason).
    Then save the tracks and the `sla` rows (Parquet) with the log position they reflect.
-7. Flush the outbox (send email / webhooks; failures are kept and retried next run).
+7. Flush the outbox's notifications (email / webhooks; each recorded as it is sent;
+   failures are kept and retried next run).
 
 A policy change in tix.yaml applies from the next run on (policies are matched every run);
 breaches already recorded stay recorded (`sla.breached` events, and `breached` in the view).
@@ -29,10 +31,11 @@ import numpy as np
 from tix import config as configmod
 from tix.errors import ConfigError
 from tix.model import PRIORITIES, PRIORITY_RANK
-from tix.sla.calendar import Calendar, format_duration, parse_calendars
+from tix.durations import format_duration
+from tix.sla.calendar import Calendar, parse_calendars
 from tix.sla.clock import DONE
 from tix.sla.policy import SlaConfig, parse_sla, policy_case_sql
-from tix.store.log import iso
+from tix.store.log import iso, parse_ts, utcnow
 
 WINDOW = 86400.0  # WhatsApp's customer-service window after the customer's last message
 TARGET_LABEL = {"first_response": "first response", "next_response": "next response",
@@ -70,12 +73,13 @@ class EscalateReport:
     states: Counter = field(default_factory=Counter)
     planned: list[Planned] = field(default_factory=list)
     events_written: int = 0
-    notify: object | None = None  # tix.notify.FlushReport
+    notify: object | None = None  # tix.outbox.FlushReport of the notifications sent at the end
+    errors: list[str] = field(default_factory=list)  # notifications that could not be made (queued as failed)
     timings: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return self.notify is None or self.notify.ok
+        return not self.errors and (self.notify is None or self.notify.ok)
 
 
 # -- settings -----------------------------------------------------------------------------------
@@ -92,7 +96,7 @@ def load_settings(store) -> SlaSettings:
     """Validate the whole tix.yaml (like `tix config check`); raise ConfigError on any problem."""
     path = store.root / configmod.CONFIG_NAME
     cfg = configmod.load(path, validate_sections=True)
-    store._config = cfg
+    store.set_config(cfg)
     tz = cfg.setting("timezone")
     specs, problems = parse_calendars(cfg.raw.get("calendars"), str(path), tz, cfg.setting("locale"))
     sla, more = parse_sla(cfg.raw.get("sla"), str(path), specs, cfg.teams, cfg.agents)
@@ -124,16 +128,14 @@ def escalate(store, now: datetime | None = None, dry_run: bool = False, rebuild:
     """
     from tix.sla.state import SlaState
 
-    now = now or datetime.now(timezone.utc)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+    now = parse_ts(now or utcnow())
     report = EscalateReport(now, dry_run=dry_run)
     clock = time.perf_counter()
     settings = load_settings(store)
     lock = None if dry_run else store.lock()
     if lock is not None:
         lock.acquire()
-        if lock._depth == 1:  # as Store.writing does: cut a torn last line before appending
+        if lock.depth == 1:  # as Store.writing does: cut a torn last line before appending
             store.log.repair(store.path("quarantine"))
     try:
         st = SlaState.load(store, rebuild=rebuild)
@@ -154,9 +156,9 @@ def escalate(store, now: datetime | None = None, dry_run: bool = False, rebuild:
         if lock is not None:
             lock.release()
     if flush_outbox and not dry_run:
-        from tix import notify
+        from tix import outbox
 
-        report.notify = notify.flush(store, now)
+        report.notify = outbox.flush(store, now, purposes=("notification",), via="tix escalate")
     report.timings["total"] = time.perf_counter() - clock
     return report
 
@@ -220,7 +222,7 @@ def _compute(store, st, settings: SlaSettings, now: float, report: EscalateRepor
             report.clocks += int(c.has.sum())
             live = c.has & ~done
             vals, counts = np.unique(c.state[live].astype(str), return_counts=True)
-            report.states.update(dict(zip(vals.tolist(), counts.tolist())))
+            report.states.update(dict(zip(vals.tolist(), counts.tolist(), strict=True)))
     out = pa.Table.from_pydict(cols, schema=schema())
     if report is not None:
         report.open_tickets = int((~done).sum())
@@ -262,7 +264,7 @@ def _plan(ctx: dict, settings: SlaSettings, now: float, report: EscalateReport) 
         if not len(cand):
             continue
         keys = keys_col.take(cand).to_pylist()
-        for row, ks in zip(cand.tolist(), keys):
+        for row, ks in zip(cand.tolist(), keys, strict=True):
             pol = policies[ctx["pol"][row]]
             _plan_clock(report, int(numbers[row]), set(ks or ()), pol, target, int(c.cycle[row]), c.state[row],
                         bool(c.breached[row]), bool(ctx["done"][row]), float(c.due[row]), float(c.used[row]),
@@ -328,7 +330,7 @@ def _plan_window(ctx, settings, now, report) -> None:
     if not len(cand):
         return
     keys = table["keys"].take(cand).to_pylist()
-    for row, ks in zip(cand.tolist(), keys):
+    for row, ks in zip(cand.tolist(), keys, strict=True):
         pol = ctx["policies"][ctx["pol"][row]]
         ticket, cycle = int(ctx["numbers"][row]), int(close[row] - settings.window)
         for step in pol.steps:
@@ -345,7 +347,7 @@ def _ticket_rows(con, numbers: list[int]) -> dict[int, dict]:
         return {}
     cur = con.execute("SELECT * FROM tickets WHERE number IN (SELECT unnest(?::BIGINT[]))", [numbers])
     names = [d[0] for d in cur.description]
-    return {r[0]: dict(zip(names, r)) for r in cur.fetchall()}
+    return {r[0]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
 
 
 def _act(store, ctx, settings: SlaSettings, report: EscalateReport) -> list[dict]:
@@ -357,35 +359,37 @@ def _act(store, ctx, settings: SlaSettings, report: EscalateReport) -> list[dict
     for p in report.planned:
         by_policy.setdefault(p.policy, []).append(p)
     renderer = _Renderer(store, settings.tz, settings.agents)
-    from tix.notify import Outbox
+    from tix.outbox import OutboxIndex
 
     notifying = any(p.step is not None and (p.step.email or p.step.webhook) for p in report.planned)
-    box = Outbox.load(store) if notifying else None  # one index for all batches, saved below
+    box = OutboxIndex.load(store) if notifying else None  # one index for all batches, saved below
     for policy, items in by_policy.items():
         with store.writing(actor=f"sla:{policy}", via="tix escalate") as batch:
-            if box is not None:
-                batch._tix_outbox = box
             for p in items:
                 row = rows.get(p.ticket)
                 if row is None:
                     continue
-                _do(batch, p, row, renderer)
+                error = _do(batch, p, row, renderer, box)
+                if error:
+                    report.errors.append(f"ticket #{p.ticket}, SLA step {p.key}: {error}")
         written += batch.written
+        if box is not None:
+            box.advance()  # this batch's keys, for the next policy's batch
     if box is not None:
-        box.advance()
         box.save()
     return written
 
 
-def _do(batch, p: Planned, row: dict, renderer) -> None:
-    from tix import notify, tickets
+def _do(batch, p: Planned, row: dict, renderer, box=None) -> str | None:
+    """Take one planned step in `batch`; returns why its notifications could not be made, if so."""
+    from tix import tickets
 
     if p.step is None:
         batch.emit("sla.breached", ticket=p.ticket, data={
             "policy": p.policy, "target": p.target, "cycle": p.cycle, "key": p.key,
             "due_at": iso(datetime.fromtimestamp(p.due, timezone.utc)) if p.due else None,
             "business_seconds": round(p.target_s)})
-        return
+        return None
     step = p.step
     batch.emit("sla.step", ticket=p.ticket, data={"policy": p.policy, "target": p.target, "state": p.state,
                                                   "step": step.name, "key": p.key, "cycle": p.cycle,
@@ -405,30 +409,44 @@ def _do(batch, p: Planned, row: dict, renderer) -> None:
     if step.tags:
         tickets.tag(batch, row, add=step.tags, why=why)
     if step.email or step.webhook:
+        return _notify(batch, p, row, renderer, box)
+    return None
+
+
+def _notify(batch, p: Planned, row: dict, renderer, box) -> str | None:
+    from tix.outbox import notify
+
+    step, error = p.step, None
+    try:
         subject, body = renderer.render(p, row)
-        for addr in step.email:
-            to = renderer.address(addr, row)
-            if to:
-                notify.queue(batch, "email", to, subject, body, key=f"{p.key}:email:{addr}")
-        if step.webhook:
-            payload = {"slack": step.slack, "ticket": p.ticket, "policy": p.policy, "target": p.target,
-                       "state": p.state, "step": step.name}
-            notify.queue(batch, "webhook", step.webhook, subject, body, payload=payload, key=f"{p.key}:webhook")
+    except Exception as exc:  # noqa: BLE001 - a site template that raises fails its notifications, not the run
+        from tix.errors import TixError
+
+        subject, body = f"[#{p.ticket}] SLA {p.state}", ""
+        why = exc if isinstance(exc, TixError) else f"template {renderer.template_name(p)}: {type(exc).__name__}: {exc}"
+        error = f"cannot make the notification: {why}"
+    for addr in step.email:
+        to = renderer.address(addr, row)
+        if to:
+            notify(batch, "email", to, subject, body, key=f"{p.key}:email:{addr}", ticket=p.ticket, index=box,
+                   error=error)
+    if step.webhook:
+        payload = {"slack": step.slack, "ticket": p.ticket, "policy": p.policy, "target": p.target,
+                   "state": p.state, "step": step.name}
+        notify(batch, "webhook", step.webhook, subject, body, payload=payload, key=f"{p.key}:webhook",
+               ticket=p.ticket, index=box, error=error)
+    return error
 
 
 class _Renderer:
     """SLA notification texts from `templates/sla_<state>.j2` (the store's copy first)."""
 
     def __init__(self, store, tz: str, agents: dict | None = None):
-        import jinja2
-
-        from tix.store import examples_dir
+        from tix.templates import environment
 
         self.tz = tz
         self.agents = agents or {}
-        dirs = [str(store.path("templates")), str(examples_dir() / "templates")]
-        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(dirs), autoescape=False,
-                                      keep_trailing_newline=True, undefined=jinja2.ChainableUndefined)
+        self.env = environment(store)
 
     def address(self, addr: str, row: dict) -> str | None:
         """`assignee` -> the ticket's agent's email (None when unassigned or without one)."""
@@ -437,12 +455,16 @@ class _Renderer:
         agent = self.agents.get(row.get("assignee") or "")
         return agent.email if agent is not None and agent.email else None
 
+    @staticmethod
+    def template_name(p: Planned) -> str:
+        return "sla_whatsapp_window.j2" if p.target == "whatsapp_window" else f"sla_{p.state}.j2"
+
     def render(self, p: Planned, row: dict) -> tuple[str, str]:
-        import jinja2
-
+        """(subject, body); a template that fails raises TemplateFailed (`templates/NAME:LINE: …`)."""
         from tix.render import local
+        from tix.templates import TemplateMissing, render
 
-        name = "sla_whatsapp_window.j2" if p.target == "whatsapp_window" else f"sla_{p.state}.j2"
+        name = self.template_name(p)
         fmt = "%Y-%m-%d %H:%M %Z"
         ctx = {"ticket": row, "number": p.ticket, "policy": p.policy, "target": p.target,
                "target_label": TARGET_LABEL[p.target], "state": p.state, "step": p.step.name,
@@ -452,8 +474,8 @@ class _Renderer:
                "window_closes": local(_dt(p.window_close), self.tz, fmt) if p.window_close else "",
                "window_in": format_duration(p.window_in), "timezone": self.tz}
         try:
-            text = self.env.get_template(name).render(**ctx)
-        except jinja2.TemplateNotFound:
+            text = render(self.env, name, ctx)
+        except TemplateMissing:
             text = (f"Subject: [#{p.ticket}] SLA {p.state}: {ctx['target_label']}\n\n"
                     f"Ticket #{p.ticket} ({row.get('subject')}): {ctx['target_label']} is {p.state} "
                     f"under policy {p.policy}; due {ctx['due']}.\n")

@@ -12,9 +12,10 @@ from datetime import datetime, timezone
 import numpy as np
 
 from tix.errors import NotFound
-from tix.sla.calendar import format_duration
+from tix.durations import format_duration
 from tix.sla.clock import DONE, Track, clock_inputs, fold_event, used_and_due
 from tix.sla.policy import TARGETS, policy_case_sql
+from tix.store.log import utcnow
 
 
 @dataclass
@@ -84,7 +85,7 @@ def track_for(store, number: int) -> Track:
 def explain(store, number: int, now: datetime | None = None) -> Explanation:
     from tix.sla.escalate import load_settings
 
-    now_t = (now or datetime.now(timezone.utc)).timestamp()
+    now_t = (now or utcnow()).timestamp()
     settings = load_settings(store)
     tr = track_for(store, number)
     con = store.read().connect()
@@ -184,7 +185,8 @@ def render_text(ex: Explanation) -> str:
             lines.append(f"  met       {t(c.met)}")
         lines.append(f"  used      {format_duration(c.used)} business time; left {format_duration(c.goal - c.used)}")
         for a, b, s in c.counted[:50]:
-            lines.append(f"  counted   {t(a)} - {datetime.fromtimestamp(b, tz).strftime('%H:%M')}  {format_duration(s)}")
+            lines.append(f"  counted   {t(a)} - {datetime.fromtimestamp(b, tz).strftime('%H:%M')}  "
+                         f"{format_duration(s)}")
         if len(c.counted) > 50:
             lines.append(f"  counted   … and {len(c.counted) - 50} more intervals")
         for a, b, s in c.paused:
@@ -205,8 +207,8 @@ def to_json(ex: Explanation) -> dict:
     def iso(x):
         return None if x is None else datetime.fromtimestamp(x, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    return {"ticket": ex.ticket, "status": ex.status, "policy": ex.policy, "whatsapp_window_closes": iso(ex.window_close),
-            "recorded": ex.recorded,
+    return {"ticket": ex.ticket, "status": ex.status, "policy": ex.policy,
+            "whatsapp_window_closes": iso(ex.window_close), "recorded": ex.recorded,
             "clocks": [{"target": c.target, "cycle": c.cycle, "state": c.state, "calendar": c.calendar,
                         "target_seconds": c.goal, "started_at": iso(c.start), "due_at": iso(c.due),
                         "met_at": iso(c.met), "business_seconds_used": round(c.used, 3),

@@ -27,9 +27,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tix.config import suggest
+from tix.config import check_keys, suggest
+from tix.durations import parse_duration
 from tix.errors import Problem
 from tix.model import CHANNELS, PRIORITIES, PRIORITY_RANK
+from tix.yamlio import LineDict
 
 TARGETS = ("first_response", "next_response", "resolution")
 STEP_ON = ("warning", "breached", "whatsapp_window")
@@ -106,8 +108,6 @@ def _share(value) -> float:
 
 def parse_sla(node, fname: str, calendars=(), teams=(), agents=()) -> tuple[SlaConfig, list[Problem]]:
     """The `sla:` section -> SlaConfig and every problem found, each with file:line."""
-    from tix.sla.calendar import parse_duration
-
     problems: list[Problem] = []
     out = SlaConfig()
     if node is None:
@@ -116,21 +116,19 @@ def parse_sla(node, fname: str, calendars=(), teams=(), agents=()) -> tuple[SlaC
     if not isinstance(node, dict):
         return out, [Problem(fname, line, "sla must be a mapping with `policies:`")]
     lines = getattr(node, "lines", {})
-    for key in node:
-        if key not in ("warn_at", "whatsapp_window_warning", "policies"):
-            problems.append(Problem(fname, lines.get(key, line), f"sla: unknown key {key!r}"
-                                    f"{suggest(key, ('warn_at', 'whatsapp_window_warning', 'policies'))}"))
+    problems += check_keys(node, ("warn_at", "whatsapp_window_warning", "policies"), fname, "sla")
     if "warn_at" in node:
         try:
             out.warn_at = _share(node["warn_at"])
         except (TypeError, ValueError):
-            problems.append(Problem(fname, lines.get("warn_at"), f"sla: warn_at must be a share like 75% or 0.75, got {node['warn_at']!r}"))
+            problems.append(Problem(fname, lines.get("warn_at"),
+                                    f"sla: warn_at must be a share like 75% or 0.75, got {node['warn_at']!r}"))
     if "whatsapp_window_warning" in node:
         try:
-            out.window_warning = parse_duration(node["whatsapp_window_warning"])
-        except ValueError:
+            out.window_warning = _positive(node["whatsapp_window_warning"])
+        except ValueError as exc:
             problems.append(Problem(fname, lines.get("whatsapp_window_warning"),
-                                    f"sla: whatsapp_window_warning is not a duration: {node['whatsapp_window_warning']!r} (use e.g. 1h)"))
+                                    f"sla: whatsapp_window_warning is {exc}"))
     pols = node.get("policies") or []
     if not isinstance(pols, list):
         problems.append(Problem(fname, lines.get("policies", line), "sla: policies must be a list"))
@@ -150,8 +148,6 @@ def parse_sla(node, fname: str, calendars=(), teams=(), agents=()) -> tuple[SlaC
 
 
 def _policy(node, fname, pline, warn, calendars, teams, agents, problems) -> Policy | None:
-    from tix.sla.calendar import parse_duration
-
     if not isinstance(node, dict):
         problems.append(Problem(fname, pline, "sla: each policy must be a mapping with name, calendar, targets"))
         return None
@@ -161,9 +157,7 @@ def _policy(node, fname, pline, warn, calendars, teams, agents, problems) -> Pol
         problems.append(Problem(fname, pline, "sla: a policy needs a name"))
         name = f"policy{pline}"
     where = f"sla policy {name!r}"
-    for key in node:
-        if key not in POLICY_KEYS:
-            problems.append(Problem(fname, lines.get(key, pline), f"{where}: unknown key {key!r}{suggest(key, POLICY_KEYS)}"))
+    problems += check_keys(node, POLICY_KEYS, fname, where, line=pline)
     pol = Policy(name, line=pline, warn_at=warn)
     cal = node.get("calendar")
     if cal is not None:
@@ -176,7 +170,8 @@ def _policy(node, fname, pline, warn, calendars, teams, agents, problems) -> Pol
         try:
             pol.warn_at = _share(node["warn_at"])
         except (TypeError, ValueError):
-            problems.append(Problem(fname, lines.get("warn_at", pline), f"{where}: warn_at must be a share like 75% or 0.75"))
+            problems.append(Problem(fname, lines.get("warn_at", pline),
+                                    f"{where}: warn_at must be a share like 75% or 0.75"))
     targets = node.get("targets") or {}
     tlines = getattr(targets, "lines", {})
     if not isinstance(targets, dict) or not targets:
@@ -190,9 +185,9 @@ def _policy(node, fname, pline, warn, calendars, teams, agents, problems) -> Pol
                                                f"targets: {', '.join(TARGETS)}"))
             continue
         try:
-            pol.targets[tname] = parse_duration(value)
-        except ValueError:
-            problems.append(Problem(fname, tl, f"{where}: target {tname} is not a duration: {value!r} (use e.g. 30m, 1h, 8h)"))
+            pol.targets[tname] = _positive(value)
+        except ValueError as exc:
+            problems.append(Problem(fname, tl, f"{where}: target {tname} is {exc}"))
     pol.when = _when(node.get("when") or {}, fname, lines.get("when", pline), where, teams, problems)
     steps = node.get("steps") or []
     if not isinstance(steps, list):
@@ -210,6 +205,14 @@ def _policy(node, fname, pline, warn, calendars, teams, agents, problems) -> Pol
         names.add(step.name)
         pol.steps.append(step)
     return pol
+
+
+def _positive(value) -> float:
+    """A duration of more than nothing, in seconds (tix.durations; ValueError otherwise)."""
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"not a duration of more than 0: {value!r}")
+    return seconds
 
 
 def _when(node, fname, line, where, teams, problems) -> dict:
@@ -236,7 +239,8 @@ def _when(node, fname, line, where, teams, problems) -> dict:
         if k == "channel":
             bad = [v for v in values if v not in CHANNELS]
             if bad:
-                problems.append(Problem(fname, kl, f"{where}: unknown channel {bad[0]!r}; channels: {', '.join(CHANNELS)}"))
+                problems.append(Problem(fname, kl,
+                                        f"{where}: unknown channel {bad[0]!r}; channels: {', '.join(CHANNELS)}"))
         if k == "team" and teams:
             bad = [v for v in values if v is not None and v not in teams]
             if bad:
@@ -255,7 +259,8 @@ def _priorities(values: list) -> list[str]:
                 if base not in PRIORITY_RANK:
                     raise ValueError(f"unknown priority {base!r}; priorities: {', '.join(PRIORITIES)}")
                 r = PRIORITY_RANK[base]
-                keep = {">=": lambda x: x >= r, "<=": lambda x: x <= r, ">": lambda x: x > r, "<": lambda x: x < r}[op]
+                keep = {">=": lambda x, r=r: x >= r, "<=": lambda x, r=r: x <= r,
+                        ">": lambda x, r=r: x > r, "<": lambda x, r=r: x < r}[op]
                 out += [p for p in PRIORITIES if keep(PRIORITY_RANK[p])]
                 break
         else:
@@ -267,30 +272,34 @@ def _priorities(values: list) -> list[str]:
 
 def _step(node, j, fname, sl, where, teams, agents, problems) -> Step | None:
     if not isinstance(node, dict):
-        problems.append(Problem(fname, sl, f"{where}: each step must be a mapping with on: warning|breached|whatsapp_window"))
+        problems.append(Problem(fname, sl,
+                                f"{where}: each step must be a mapping with on: warning|breached|whatsapp_window"))
         return None
     lines = dict(getattr(node, "lines", {}))
     if True in node:  # YAML 1.1 reads a bare `on:` key as the boolean true
-        node = {("on" if k is True else k): v for k, v in node.items()}
-        lines["on"] = lines.get(True)
-    for key in node:
-        if key not in STEP_KEYS:
-            problems.append(Problem(fname, lines.get(key, sl), f"{where}: unknown step key {key!r}{suggest(key, STEP_KEYS)}"))
+        lines["on"] = lines.get(True, sl)
+        renamed = LineDict((("on" if k is True else k), v) for k, v in node.items())
+        renamed.line, renamed.lines = getattr(node, "line", sl), lines
+        node = renamed
+    problems += check_keys(node, STEP_KEYS, fname, where, line=sl, noun="step key")
     on = str(node.get("on") or "")
     if on not in STEP_ON:
-        problems.append(Problem(fname, lines.get("on", sl), f"{where}: step `on` must be one of {', '.join(STEP_ON)}, got {on!r}"))
+        problems.append(Problem(fname, lines.get("on", sl),
+                                f"{where}: step `on` must be one of {', '.join(STEP_ON)}, got {on!r}"))
         return None
     step = Step(str(node.get("name") or f"{on}-{j + 1}"), on)
     if node.get("targets") is not None:
         ts = node["targets"] if isinstance(node["targets"], list) else [node["targets"]]
         bad = [t for t in ts if t not in TARGETS]
         if bad:
-            problems.append(Problem(fname, lines.get("targets", sl), f"{where}: step targets: unknown target {bad[0]!r}"))
+            problems.append(Problem(fname, lines.get("targets", sl),
+                                    f"{where}: step targets: unknown target {bad[0]!r}"))
         step.targets = tuple(str(t) for t in ts)
     notify = node.get("notify") or {}
     if notify:
         if not isinstance(notify, dict) or not (notify.get("email") or notify.get("webhook")):
-            problems.append(Problem(fname, lines.get("notify", sl), f"{where}: notify needs email: ADDRESS(ES) or webhook: URL"))
+            problems.append(Problem(fname, lines.get("notify", sl),
+                                    f"{where}: notify needs email: ADDRESS(ES) or webhook: URL"))
         else:
             emails = notify.get("email") or []
             step.email = [str(e) for e in (emails if isinstance(emails, list) else [emails])]
@@ -318,7 +327,8 @@ def _step(node, j, fname, sl, where, teams, agents, problems) -> Step | None:
     if node.get("assignee") is not None:
         a = str(node["assignee"])
         if agents and a not in agents:
-            problems.append(Problem(fname, lines.get("assignee", sl), f"{where}: unknown agent {a!r}{suggest(a, agents)}"))
+            problems.append(Problem(fname, lines.get("assignee", sl),
+                                    f"{where}: unknown agent {a!r}{suggest(a, agents)}"))
         step.assignee = a
     if node.get("tag") is not None:
         tags = node["tag"] if isinstance(node["tag"], list) else [node["tag"]]

@@ -17,15 +17,15 @@ they add up to a quarter of the biggest, everything), so a cron run rarely rewri
 """
 from __future__ import annotations
 
-import os
 from dataclasses import fields as dc_fields
 from pathlib import Path
 
 import orjson
 
 from tix.sla.clock import TRACK_TYPES, Track, fold_event
-from tix.notify import seq_before
-from tix.store.log import Position
+from tix.sla.coldfold import fold_log, track_schema
+from tix.store.files import FILE_MODE, atomic_write, commit_temp, temp_name
+from tix.store.log import Position, seq_before
 
 FORMAT = 1
 MAX_DONE_PARTS = 12
@@ -34,23 +34,15 @@ TRACK_FIELDS = [f.name for f in dc_fields(Track)]
 
 
 def schema():
+    """The stored rows: a track (tix.sla.coldfold.track_schema) and each target's columns."""
     import pyarrow as pa
 
     f64 = pa.float64()
-    cols = [("ticket", pa.int64()), ("created", f64), ("status", pa.string()), ("customer_wrote", pa.bool_()),
-            ("awaiting", pa.bool_()), ("paused_since", f64), ("pauses", pa.list_(f64)), ("fr_met", f64),
-            ("nr_cycle", pa.int64()), ("nr_start", f64), ("nr_met", f64), ("resolved", f64),
-            ("last_customer", f64), ("keys", pa.list_(pa.string())), ("policy", pa.string()), ("gen", pa.int64())]
+    cols = list(track_schema())
     for p in PREFIX.values():  # times as epoch seconds; the view turns them into TIMESTAMPs
         cols += [(f"{p}_cycle", pa.int64()), (f"{p}_started", f64), (f"{p}_due", f64), (f"{p}_met", f64),
                  (f"{p}_state", pa.string()), (f"{p}_breached", pa.bool_()), (f"{p}_bsec", f64), (f"{p}_csec", f64)]
     return pa.schema(cols)
-
-
-def track_schema():
-    import pyarrow as pa
-
-    return pa.schema([schema().field(name) for name in TRACK_FIELDS])
 
 
 def tracks_to_arrow(tracks) -> "object":
@@ -101,8 +93,6 @@ class SlaState:
             st.table = pq.read_table(st.dir / st.meta["live"], columns=TRACK_FIELDS)
             st.fold_tail()
         else:
-            from tix.sla.coldfold import fold_log
-
             st.meta, st.cold = None, True
             st.table, st.pos, st.seq = fold_log(store)  # the same as fold_all(), in SQL
             st.touched = set(st.table["ticket"].to_pylist())
@@ -236,9 +226,7 @@ class SlaState:
             done_parts = self._compact_parts(done_parts, seq, set(live["ticket"].to_pylist()))
         meta = {"format": FORMAT, "seq": seq, "segment": self.pos.segment if self.pos else "",
                 "offset": self.pos.offset if self.pos else 0, "live": live_name, "done": done_parts}
-        tmp = self.dir / "sla-meta.json.tmp"
-        tmp.write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
-        os.replace(tmp, self.dir / "sla-meta.json")
+        atomic_write(self.dir / "sla-meta.json", orjson.dumps(meta, option=orjson.OPT_INDENT_2))
         self._prune(keep={live_name, *done_parts, old_meta.get("live"), *old_meta.get("done", [])})
         self.meta = meta
         return meta
@@ -261,11 +249,11 @@ class SlaState:
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         con.execute("CREATE TEMP TABLE _live AS SELECT unnest(?::BIGINT[]) AS ticket", [sorted(live)])
-        tmp = self.dir / (name + ".tmp")
+        tmp = temp_name(self.dir / name)
         con.execute(f"COPY (SELECT * FROM read_parquet(?) WHERE ticket NOT IN (SELECT ticket FROM _live) "
                     f"QUALIFY row_number() OVER (PARTITION BY ticket ORDER BY gen DESC) = 1 ORDER BY ticket) "
                     f"TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)", [files])
-        os.replace(tmp, self.dir / name)
+        commit_temp(tmp, self.dir / name, mode=FILE_MODE, sync_dir=False)  # sla-meta.json's write syncs the dir
         return name
 
     def _prune(self, keep: set) -> None:
@@ -292,11 +280,6 @@ def _sql_path(path: Path) -> str:
 def _write(path: Path, table) -> None:
     import pyarrow.parquet as pq
 
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temp_name(path)
     pq.write_table(table, tmp, compression="zstd")
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    commit_temp(tmp, path, mode=FILE_MODE, sync_dir=False)  # sla-meta.json's write syncs the dir

@@ -53,13 +53,29 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, mode: int = FILE_MO
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
     try:
         write_all(fd, data)
-        os.fsync(fd)
     except BaseException:
         os.close(fd)
         _unlink(tmp)
         raise
     os.close(fd)
+    return commit_temp(tmp, path, sync_dir=sync_dir)
+
+
+def commit_temp(tmp: str | os.PathLike, path: str | os.PathLike, mode: int | None = None,
+                sync_dir: bool = True) -> Path:
+    """Finish an atomic write whose data another writer put in `tmp`; returns the path.
+
+    For files a library writes itself (Parquet by pyarrow or DuckDB `COPY`): write to
+    `temp_name(path)`, then call this. It fsyncs the temp file, sets `mode` (when given;
+    a library creates files by the umask), renames it over `path` and fsyncs the
+    directory (unless `sync_dir` is False). On failure the temp file is removed.
+    `atomic_write` ends here too: this is the one place a whole file replaces another.
+    """
+    tmp, path = Path(tmp), Path(path)
     try:
+        if mode is not None:
+            os.chmod(tmp, mode)
+        fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:
         _unlink(tmp)

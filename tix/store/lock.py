@@ -61,6 +61,12 @@ class WriteLock:
     def held(self) -> bool:
         return self._fd is not None
 
+    @property
+    def depth(self) -> int:
+        """How many `acquire`s are holding the lock now (0: not held). 1 is the outermost
+        hold, where a writer repairs a torn last line and, when done, refreshes the snapshot."""
+        return self._depth
+
     def __enter__(self):
         self.acquire()
         return self

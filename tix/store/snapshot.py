@@ -19,13 +19,12 @@ previous generation are kept until the next refresh, for readers still holding i
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import orjson
 
-from tix.model import CONTACT_COLUMNS, TICKET_COLUMNS
-from tix.store.log import Position, fsync_dir, fsync_path as _fsync_file
+from tix.store.files import FILE_MODE, atomic_write, commit_temp, temp_name
+from tix.store.log import Position
 
 FORMAT = 1
 # Many row groups let DuckDB scan on every core and skip groups by min/max (tickets are
@@ -100,17 +99,12 @@ class Snapshot:
                 new_meta[kind] = None
                 continue
             name = f"{kind}-{meta['seq']}.parquet"
-            tmp = self.dir / (name + ".tmp")
+            tmp = temp_name(self.dir / name)
             _write_parquet(source, tmp, con)
-            _fsync_file(tmp)
-            os.replace(tmp, self.dir / name)
+            commit_temp(tmp, self.dir / name, mode=FILE_MODE, sync_dir=False)
             new_meta[kind] = name
         new_meta.update(meta, format=FORMAT)
-        tmp = self.dir / "meta.json.tmp"
-        tmp.write_bytes(orjson.dumps(new_meta, option=orjson.OPT_INDENT_2))
-        _fsync_file(tmp)
-        os.replace(tmp, self.dir / "meta.json")
-        fsync_dir(self.dir)
+        atomic_write(self.dir / "meta.json", orjson.dumps(new_meta, option=orjson.OPT_INDENT_2))
         self._prune(keep={*_names(new_meta), *_names(old)})
         return new_meta
 

@@ -64,7 +64,8 @@ WITH e AS MATERIALIZED (
   SELECT seq, ts, type, ticket,
     CASE type WHEN 'ticket.created' THEN json_extract(data, [{created_paths}])
               WHEN 'ticket.updated' THEN json_extract(data, [{updated_paths}]) END AS v,
-    CASE WHEN type = 'message.sent' THEN coalesce(TRY_CAST(json_extract_string(data, '$.auto') AS BOOLEAN), false) END AS auto,
+    CASE WHEN type = 'message.sent'
+         THEN coalesce(TRY_CAST(json_extract_string(data, '$.auto') AS BOOLEAN), false) END AS auto,
     CASE WHEN type = 'ticket.routed' THEN TRY_CAST(json_extract_string(data, '$.upto') AS BIGINT) END AS upto,
     CASE type WHEN 'ticket.created' THEN json_extract_string(data, '$.tags[*]')
               WHEN 'ticket.tagged' THEN json_extract_string(data, '$.add[*]') END AS tag_add,
@@ -81,7 +82,8 @@ b AS MATERIALIZED (SELECT * FROM {base} WHERE number IN (SELECT DISTINCT ticket 
 a AS (
   SELECT ticket,
     {simple},
-    arg_max_null(TRY_CAST(json_extract_string(v[{ci}], '$') AS BIGINT), seq) FILTER (WHERE v[{ci}] IS NOT NULL) AS contact,
+    arg_max_null(TRY_CAST(json_extract_string(v[{ci}], '$') AS BIGINT), seq)
+      FILTER (WHERE v[{ci}] IS NOT NULL) AS contact,
     bool_or(v[{ci}] IS NOT NULL) AS has_contact,
     arg_max(ts, seq) FILTER (WHERE type = 'ticket.created') AS created_ts,
     min(ts) AS first_ts,
@@ -105,7 +107,8 @@ st AS (
 ),
 st1 AS (
   SELECT ticket,
-    count(*) FILTER (WHERE type = 'ticket.updated' AND new_status IN {opened} AND prev IN ('resolved', 'closed')) AS reopened,
+    count(*) FILTER (WHERE type = 'ticket.updated' AND new_status IN {opened}
+                     AND prev IN ('resolved', 'closed')) AS reopened,
     max(seq) FILTER (WHERE new_status IN {opened}) AS last_open_seq,
     arg_max(ts, seq) AS last_status_ts
   FROM st GROUP BY ticket

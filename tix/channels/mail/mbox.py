@@ -38,7 +38,8 @@ class MboxSource(Source):
                     continue
                 if limit is not None and taken >= limit:
                     self.left = sum(1 for k2 in keys[n:]
-                                    if not self.seen_key(f"mbox:{self.name}:{hashlib.sha256(box.get_bytes(k2)).hexdigest()[:40]}"))
+                                    if not self.seen_key(
+                                        f"mbox:{self.name}:{hashlib.sha256(box.get_bytes(k2)).hexdigest()[:40]}"))
                     break
                 chunk.append(RawItem(self.name, key, raw, {"index": n}))
                 taken += 1

@@ -31,7 +31,7 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
-from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 
 from tix.channels.base import Undecodable
@@ -119,12 +119,23 @@ def decode_words(value) -> str:
     return _unfold("".join(out))
 
 
+# Every line separator `str.splitlines()` knows, and the other control characters: none may
+# survive into a header value, a subject shown on a terminal, or an outgoing header (a
+# `\x0b` or U+2028 in a subject once made every later notification flush raise).
+_HEADER_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+
+
 def _unfold(text: str) -> str:
-    text = text.replace("\r", "").replace("\n", "")
+    text = text.replace("\r\n", "").replace("\r", "").replace("\n", "")
     # 8-bit header bytes come back from compat32 as surrogate escapes: recover them
     if any("\udc80" <= c <= "\udcff" for c in text):
         text = decode_bytes(text.encode("utf-8", "surrogateescape"), None)
-    return text.strip()
+    return clean_header(text)
+
+
+def clean_header(text: str) -> str:
+    """A header value as one line: control characters and line separators become spaces."""
+    return _HEADER_CONTROLS.sub(" ", text).strip()
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
@@ -146,7 +157,7 @@ def clean_msgid(value) -> str | None:
     return ids[0] if ids else None
 
 
-_MSGID = re.compile(r"<([^<>\s]+)>")
+_MSGID = re.compile(r"<([^<>\s\x00-\x1f\x7f]+)>")
 
 
 def msgid_list(value) -> list[str]:
@@ -157,29 +168,122 @@ def msgid_list(value) -> list[str]:
     found = [f"<{m}>" for m in _MSGID.findall(text)]
     if not found:
         bare = text.strip()
-        if bare and " " not in bare and "@" in bare:
+        if "@" in bare and _MSGID.fullmatch(f"<{bare}>"):
             found = [f"<{bare}>"]
     return found
 
 
 def addresses(values) -> list[tuple[str, str]]:
-    """(name, lowercased address) pairs of address headers; never raises."""
-    texts = [decode_words(v) if "=?" in str(v) else _unfold(str(v)) for v in values if v is not None]
-    if len(texts) == 1:  # fast path: one plain address, the common case
-        m = _SIMPLE_ADDR.match(texts[0])
-        if m:
-            addr = (m.group(2) or m.group(3)).lower()
-            return [((m.group(1) or "").strip(), addr)]
-    try:
-        pairs = getaddresses(texts)
-    except Exception:  # noqa: BLE001
-        pairs = [parseaddr(t) for t in texts]
+    """(name, lowercased address) pairs of address headers; never raises.
+
+    Addresses are taken from the raw header and only display names are decoded
+    afterwards, so an encoded word cannot pose as an address (`=?utf-8?q?boss@shop?=
+    <attacker@evil.example>` is from the attacker) or smuggle a header. Linear in the
+    header's length: no backtracking pattern runs over customer text.
+    """
     out = []
-    for name, addr in pairs:
-        addr = addr.strip().lower()
-        if "@" in addr and " " not in addr:
-            out.append((name.strip(), addr))
+    for value in values:
+        if value is None:
+            continue
+        raw = str(value) if not isinstance(value, str) else value
+        for token in _split_list(_unfold_raw(raw)):
+            pair = _one_address(token)
+            if pair is not None:
+                out.append(pair)
     return out
+
+
+def _sender_of(h) -> tuple[str, str | None]:
+    """(name, address) of the sender: From, then Sender, Reply-To, Return-Path.
+
+    With no address anywhere, the From text itself is kept as the name and the address is
+    None (a bounce from a bare `MAILER-DAEMON`, `From: "x" <a b@c>`): still a ticket.
+    Raises Unparseable only when there is no sender at all.
+    """
+    for name in ("From", "Sender", "Reply-To", "Return-Path"):
+        found = addresses(h.get_all(name))
+        if found:
+            if name != "From":
+                return decode_words(h.get("From")) or found[0][0], found[0][1]
+            return found[0]
+    raw_from = decode_words(h.get("From")) if h.get("From") is not None else ""
+    if raw_from:
+        return raw_from, None
+    raise Unparseable("no sender address (From header missing or unreadable)")
+
+
+def _sender(value) -> str:
+    """The From address, lowercased; a bare word such as `MAILER-DAEMON` when there is none."""
+    pairs = addresses([value]) if value else []
+    if pairs:
+        return pairs[0][1]
+    return _unfold_raw(str(value or "")).strip().strip("<>").strip().lower()
+
+
+def _unfold_raw(text: str) -> str:
+    """Unfold a raw header value without decoding encoded words."""
+    text = text.replace("\r\n", "").replace("\r", "").replace("\n", "")
+    if any("\udc80" <= c <= "\udcff" for c in text):
+        text = decode_bytes(text.encode("utf-8", "surrogateescape"), None)
+    return _HEADER_CONTROLS.sub(" ", text)
+
+
+def _split_list(text: str) -> list[str]:
+    """Split an address list at commas outside quotes, angle brackets and comments."""
+    parts, start, quoted, angle, depth, i, n = [], 0, False, False, 0, 0, len(text)
+    while i < n:
+        c = text[i]
+        if quoted:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                quoted = False
+        elif c == '"':
+            quoted = True
+        elif c == "(":
+            depth += 1
+        elif c == ")" and depth:
+            depth -= 1
+        elif depth:
+            pass
+        elif c == "<":
+            angle = True
+        elif c == ">":
+            angle = False
+        elif c in ",;" and not angle:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+_ADDR = re.compile(r"[^\s<>()\[\],;:\\\"@]+(?:\.[^\s<>()\[\],;:\\\"@]+)*@[A-Za-z0-9\[\]_.:-]+")
+
+
+def _one_address(token: str) -> tuple[str, str] | None:
+    """`Name <a@b>`, `"Name" <a@b>`, `a@b (Name)`, `a@b`, a group's `name: a@b` -> (name, addr)."""
+    lt = token.rfind("<")
+    if lt >= 0 and token.rstrip().endswith(">"):
+        addr = token[lt + 1:token.rstrip().rfind(">")].strip()
+        name = token[:lt].strip()
+    else:
+        addr, name = token, ""
+        if token.endswith(")") and "(" in token:  # `a@b (Name)`
+            cut = token.find("(")
+            addr, name = token[:cut].strip(), token[cut + 1:-1].strip()
+        elif " " in token:  # `Name a@b`, as some mailers write it
+            name, _, addr = token.rpartition(" ")
+    if ":" in name and not name.startswith('"') and "=?" not in name:  # a group: `Team: Name <a@b>`
+        name = name.split(":", 1)[1].strip()
+    if ":" in addr:  # a group prefix or a source route: `team:a@b`, `@relay:a@b`
+        addr = addr.rpartition(":")[2].strip()
+    if not _ADDR.fullmatch(addr):
+        return None
+    if len(name) >= 2 and name[0] == '"' and name[-1] == '"':
+        name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    name = decode_words(name) if "=?" in name else clean_header(name)
+    return name, addr.lower()
 
 
 class Headers:
@@ -189,7 +293,7 @@ class Headers:
 
     def __init__(self, msg: Message):
         h: dict[str, list] = {}
-        for name, value in msg._headers:  # noqa: SLF001 - the parsed header list
+        for name, value in msg._headers:  # the parsed header list
             h.setdefault(name.lower(), []).append(value)
         self._h = h
 
@@ -201,7 +305,6 @@ class Headers:
         return self._h.get(name.lower()) or []
 
 
-_SIMPLE_ADDR = re.compile(r'^\s*(?:"?([^"<>,;:@\\=]*?)"?\s*)?<([^<>@\s,;"]+@[^<>@\s,;"]+)>\s*$|^\s*([^<>@\s,;"()]+@[^<>@\s,;"()]+)\s*$')
 
 
 def _date(value) -> str | None:
@@ -253,7 +356,7 @@ def is_auto_submitted(headers, own_addresses=()) -> str | None:
     ctype = (get("Content-Type") or "").lower()
     if "multipart/report" in ctype and "delivery-status" in ctype:
         return "delivery-report"
-    sender = parseaddr(decode_words(get("From") or ""))[1].lower()
+    sender = _sender(get("From"))
     if sender.startswith(("mailer-daemon@", "postmaster@")) or sender == "mailer-daemon":
         return "mailer-daemon"
     if _NOREPLY.match(sender):
@@ -376,9 +479,13 @@ def _filename(part: Message) -> str | None:
                 name = name[2]
     if not name:
         return None
-    name = decode_words(name)
-    name = name.replace("/", "_").replace("\\", "_").replace("\x00", "").strip()
+    name = _BIDI.sub("", decode_words(name))  # U+202E would show `gpj.exe` as `exe.jpg`
+    name = name.replace("/", "_").replace("\\", "_").strip()
     return name[:200] or None
+
+
+# Bidirectional overrides, embeddings and isolates, and zero-width marks: never in a name
+_BIDI = re.compile("[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 _EXT = {"text/calendar": ".ics", "message/rfc822": ".eml", "text/html": ".html", "text/plain": ".txt",
@@ -413,12 +520,26 @@ def parse(raw: bytes, own_addresses=()) -> Parsed:
         raise Unparseable(f"parser error: {type(exc).__name__}: {exc}") from None
 
 
-def _looks_like_mail(raw: bytes) -> bool:
-    head = raw[:2048].lstrip()
-    if head.startswith(b"From "):  # mbox separator line
-        head = head.split(b"\n", 1)[-1]
-    first = head.split(b"\n", 1)[0]
-    return re.match(rb"^[!-9;-~]+:", first) is not None
+_HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
+JUNK_LINES = 5  # lines before the first header that are skipped (`---- Original message ----`)
+
+
+def _start_of_mail(raw: bytes) -> int | None:
+    """Offset of the first header line, or None when this is not mail at all.
+
+    An mbox `From ` line and up to `JUNK_LINES` lines of junk before the header are
+    skipped (a forwarded export that starts `---- Original email message ----`), but only
+    when two header lines follow, so that a text file is not taken for mail.
+    """
+    lines = raw[:4096].split(b"\n", JUNK_LINES + 2)
+    offset = 0
+    for i, line in enumerate(lines[:JUNK_LINES + 1]):
+        if _HEADER_LINE.match(line) and not line.startswith(b"From "):
+            nxt = lines[i + 1] if i + 1 < len(lines) else b""
+            if i == 0 or _HEADER_LINE.match(nxt) or nxt[:1] in (b" ", b"\t"):
+                return offset
+        offset += len(line) + 1
+    return None
 
 
 def _parse(raw: bytes, own_addresses) -> Parsed:
@@ -426,19 +547,16 @@ def _parse(raw: bytes, own_addresses) -> Parsed:
         raise Unparseable("empty message")
     if raw[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
         raise Unparseable("not an RFC 5322 message: an Outlook .msg (CFB) file")
-    if not _looks_like_mail(raw):
-        raise Unparseable("not an RFC 5322 message: it does not start with a header")
     raw = raw.lstrip()
+    start = _start_of_mail(raw)
+    if start is None:
+        raise Unparseable("not an RFC 5322 message: it does not start with a header")
+    raw = raw[start:]
     msg, body = _head_only(raw)
     if msg is None:  # multipart or message/*: the full MIME parse
         msg = message_from_bytes(raw, policy=compat32)
     h = Headers(msg)
-    senders = addresses(h.get_all("From")) or addresses(h.get_all("Sender"))
-    if not senders:
-        senders = addresses(h.get_all("Return-Path"))
-    if not senders:
-        raise Unparseable("no sender address (From header missing or unreadable)")
-    from_name, from_addr = senders[0]
+    from_name, from_addr = _sender_of(h)
     text_parts, html_parts, attachments, calendar = [], [], [], []
     if body is not None:
         _single(msg, h, body, text_parts, html_parts, attachments, calendar)
@@ -600,7 +718,7 @@ _DSN_STATUS = re.compile(r"^Status\s*:\s*([245]\.\d+\.\d+)", re.I | re.M)
 def bounce_info(msg: Message, h: Headers | None = None) -> dict | None:
     """Message-IDs and recipients of a delivery-status report (RFC 3464) or a classic bounce."""
     h = h or Headers(msg)
-    sender = parseaddr(decode_words(h.get("From") or ""))[1].lower()
+    sender = _sender(h.get("From"))
     daemon = sender.split("@")[0] in ("mailer-daemon", "postmaster") or sender == "mailer-daemon"
     if not daemon and "report" not in str(h.get("Content-Type") or "").lower():
         return None

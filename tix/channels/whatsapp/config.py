@@ -59,12 +59,10 @@ def validate_config(section, fname: str) -> list[Problem]:
     problems: list[Problem] = []
     if not isinstance(section, dict):
         return [Problem(fname, getattr(section, "line", None), "whatsapp must be a mapping")]
-    from tix.config import suggest
+    from tix.config import check_keys
 
     line = getattr(section, "line_of", lambda k: getattr(section, "line", None))
-    for key in section:
-        if key not in _KEYS:
-            problems.append(Problem(fname, line(key), f"whatsapp: unknown key {key!r}{suggest(key, _KEYS)}"))
+    problems += check_keys(section, _KEYS, fname, "whatsapp")
     numbers = section.get("numbers") or []
     if not isinstance(numbers, list):
         problems.append(Problem(fname, line("numbers"), "whatsapp.numbers must be a list"))
@@ -74,9 +72,7 @@ def validate_config(section, fname: str) -> list[Problem]:
         if not isinstance(num, dict) or not num.get("phone_number_id"):
             problems.append(Problem(fname, where, f"whatsapp.numbers[{i}] needs phone_number_id (and number)"))
             continue
-        for key in num:
-            if key not in _NUMBER_KEYS:
-                problems.append(Problem(fname, where, f"whatsapp.numbers[{i}]: unknown key {key!r}"))
+        problems += check_keys(num, _NUMBER_KEYS, fname, f"whatsapp.numbers[{i}]", line=where)
     for key in ("reopen_days", "window_hours", "max_body_bytes"):
         if key in section:
             try:
@@ -110,9 +106,10 @@ def _check_templates(section, fname, line) -> list[Problem]:
 def _check_params(spec: dict, key: str, fname: str, where) -> list[Problem]:
     """Each parameter must be a Jinja2 template that parses (rendered when a reply is composed)."""
     from jinja2 import TemplateSyntaxError
-    from jinja2.sandbox import SandboxedEnvironment
 
-    env = SandboxedEnvironment()
+    from tix.templates import environment
+
+    env = environment()
     problems = []
     for i, param in enumerate(spec.get("params") or []):
         text = next(iter(param.values()), "") if isinstance(param, dict) else param

@@ -94,7 +94,7 @@ def load_demo(store) -> int:
         cfg = store.path("tix.yaml")
         cfg.write_text(cfg.read_text(encoding="utf-8").rstrip("\n") + "\n\n" +
                        (src / "config.yaml").read_text(encoding="utf-8"), encoding="utf-8")
-        store._config = None
+        store.reload_config()
     spool = store.path(*SPOOL)
     files = sorted(src.glob("*.json"))
     for i, f in enumerate(files):

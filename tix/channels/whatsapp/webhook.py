@@ -219,7 +219,7 @@ class QuietHandler(WSGIRequestHandler):
     verbose = False
     wbufsize = 1 << 16  # one send per answer instead of one per status line, header and body
 
-    def log_message(self, format, *args):  # noqa: A002 - the stdlib's name
+    def log_message(self, format, *args):  # the stdlib's name
         if self.verbose:
             sys.stderr.write(f"{self.address_string()} {format % args}\n")
 

@@ -1,4 +1,8 @@
-"""Admin verbs: bulk updates from scripts and ad-hoc read-only SQL."""
+"""Bulk updates: one change applied to every ticket a filter (or a list of numbers) selects.
+
+`tix update` and admin scripts call `bulk_update`; everything is validated before anything
+is written, and `dry_run` describes the events without writing them.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,7 +10,8 @@ from dataclasses import dataclass, field
 from tix.errors import NotFound, UsageError
 from tix.model import fmt_number
 from tix.store import DryBatch, Store
-from tix.tickets import clean_tags, note as add_note, parse_assignments, select, set_fields, tag
+from tix.tickets.core import clean_tags, parse_assignments, select, set_fields, tag
+from tix.tickets.core import note as add_note
 
 
 @dataclass
@@ -86,30 +91,3 @@ def _describe(ev: dict) -> str:
         return " ".join([*(f"+{t}" for t in data.get("add", [])), *(f"-{t}" for t in data.get("remove", []))])
     return "note"
 
-
-ALLOWED_STATEMENTS = ("SELECT", "EXPLAIN")
-
-
-def run_sql(store: Store, query: str) -> list[dict]:
-    """Run one read-only query over the store's views; anything but a SELECT is refused."""
-    import duckdb
-
-    con = store.connect()
-    try:
-        statements = con.extract_statements(query)
-    except duckdb.Error as exc:
-        raise UsageError(f"SQL does not parse: {str(exc).splitlines()[0]}") from None
-    if len(statements) != 1:
-        raise UsageError("give exactly one SQL statement")
-    kind = statements[0].type.name
-    if kind not in ALLOWED_STATEMENTS:
-        raise UsageError(f"only read-only queries (SELECT) are allowed, not {kind}")
-    # Views read the store's files; a query may read nothing else and write nothing at all.
-    con.execute("SET allowed_directories = ?", [[str(store.root) + "/"]])
-    con.execute("SET enable_external_access = false")
-    try:
-        cur = con.execute(statements[0])
-    except duckdb.Error as exc:
-        raise UsageError(f"SQL error: {str(exc).splitlines()[0]}") from None
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r)) for r in cur.fetchall()]

@@ -1,13 +1,13 @@
 """`tix show`: one ticket, its customer, the conversation, and (optionally) the audit trail."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import orjson
 
 from tix.errors import NotFound
 from tix.store import Store
+from tix.store.log import parse_ts
 
 CONVERSATION = ("ticket.created", "message.received", "message.sent", "ticket.note")
 
@@ -110,8 +110,4 @@ def _summary(ev: dict) -> str:
 def _local(value, tz) -> str:
     if value is None:
         return "-"
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    return parse_ts(value).astimezone(tz).strftime("%Y-%m-%d %H:%M")

@@ -1,4 +1,4 @@
-"""Tickets and contacts: the verbs agents and admins use, as plain functions.
+"""Tickets: the verbs agents and admins use on one ticket, as plain functions.
 
 Every function here takes a `Batch` (events being written under the store lock) or a
 `Store`, validates its input against tix.yaml and the model, and emits one event per
@@ -6,14 +6,14 @@ change. The CLI only parses options and renders; tests call these directly.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date
 
 from tix.config import Config, suggest
 from tix.errors import NotFound, UsageError
 from tix.model import CHANNELS, PRIORITIES, SETTABLE, STATUSES
-from tix.query import compile_filter, order_by
-from tix.store import Batch, Store
+from tix.store import Batch
+from tix.tickets.contacts import ContactIndex, find_or_create_contact
+from tix.tickets.query import compile_filter, order_by
 
 FIELD_NAMES_HELP = ", ".join(SETTABLE)
 
@@ -89,7 +89,8 @@ def parse_assignments(config: Config, pairs: list[str]) -> dict:
     out: dict = {}
     for pair in pairs:
         if "=" not in pair:
-            raise UsageError(f"bad --set {pair!r}: use FIELD=VALUE; fields: {', '.join((*SETTABLE, *config.custom_fields))}")
+            raise UsageError(f"bad --set {pair!r}: use FIELD=VALUE; "
+                             f"fields: {', '.join((*SETTABLE, *config.custom_fields))}")
         name, value = pair.split("=", 1)
         key = normalize_field(config, name)
         out[key] = coerce_value(config, key, value)
@@ -105,86 +106,6 @@ def clean_tags(tags) -> list[str]:
         if t not in out:
             out.append(t)
     return out
-
-
-# -- contacts --------------------------------------------------------------------------------
-@dataclass
-class ContactIndex:
-    """Email address / phone number / WhatsApp user id -> contact id (following merges),
-    plus each contact's name, built once per run from the state."""
-
-    by_email: dict[str, int] = field(default_factory=dict)
-    by_phone: dict[str, int] = field(default_factory=dict)
-    by_user: dict[str, int] = field(default_factory=dict)  # fields.wa_user_id
-    names: dict[int, str | None] = field(default_factory=dict)
-    merged: dict[int, int] = field(default_factory=dict)  # merged contact -> the one it went into
-
-    @classmethod
-    def load(cls, reader) -> "ContactIndex":
-        idx = cls()
-        con = reader.connect()
-        rows = con.execute("SELECT id, name, emails, phones, merged_into, json_extract_string(fields, '$.wa_user_id') "
-                           "FROM contacts ORDER BY id").fetchall()
-        for cid, name, emails, phones, merged, user in rows:
-            target = merged or cid
-            for e in emails or ():
-                idx.by_email[e.lower()] = target
-            for p in phones or ():
-                idx.by_phone[normalize_phone(p)] = target
-            if user:
-                idx.by_user[user] = target
-            if merged:
-                idx.merged[cid] = merged
-            idx.names[cid] = name
-        return idx
-
-    def find(self, email: str | None = None, phone: str | None = None, user_id: str | None = None) -> int | None:
-        cid = None
-        if user_id and user_id in self.by_user:
-            cid = self.by_user[user_id]
-        elif email and email.lower() in self.by_email:
-            cid = self.by_email[email.lower()]
-        elif phone and normalize_phone(phone) in self.by_phone:
-            cid = self.by_phone[normalize_phone(phone)]
-        return None if cid is None else self.target(cid)
-
-    def target(self, cid: int) -> int:
-        """The contact `cid` was merged into, through any chain of merges."""
-        seen = set()
-        while cid in self.merged and cid not in seen:
-            seen.add(cid)
-            cid = self.merged[cid]
-        return cid
-
-
-def normalize_phone(phone: str) -> str:
-    """Digits only, leading 0 (Indonesian national format) turned into 62: 0812… -> 62812…."""
-    digits = "".join(c for c in str(phone) if c.isdigit())
-    if digits.startswith("0"):
-        digits = "62" + digits[1:]
-    return digits
-
-
-def create_contact(batch: Batch, name: str | None = None, emails=(), phones=(), fields=None,
-                   index: ContactIndex | None = None) -> int:
-    cid = batch.new_contact_id()
-    emails = [e.strip().lower() for e in emails if e and e.strip()]
-    phones = [normalize_phone(p) for p in phones if p]
-    batch.emit("contact.created", contact=cid,
-               data={"name": name, "emails": emails, "phones": phones, "fields": dict(fields or {})})
-    if index is not None:
-        for e in emails:
-            index.by_email[e] = cid
-        for p in phones:
-            index.by_phone[p] = cid
-    return cid
-
-
-def find_or_create_contact(batch: Batch, index: ContactIndex, name=None, email=None, phone=None) -> int:
-    cid = index.find(email=email, phone=phone)
-    if cid is not None:
-        return cid
-    return create_contact(batch, name, [email] if email else [], [phone] if phone else [], index=index)
 
 
 # -- tickets ---------------------------------------------------------------------------------
@@ -218,6 +139,47 @@ def create_ticket(batch: Batch, subject: str, *, channel: str = "phone", contact
     if body:
         batch.emit("ticket.note", ticket=number, data={"body": body, "kind": "intake"})
     return number
+
+
+def new_ticket(batch: Batch, subject: str, *, name: str | None = None, email: str | None = None,
+               phone: str | None = None, assignee: str | None = None, **details) -> int:
+    """`tix new`: a ticket logged by hand (a phone call, a walk-in); returns its number.
+
+    The customer's contact is found by `email`/`phone` or created (also from `name` alone);
+    an assigned ticket starts `open`. Other keywords as for `create_ticket`.
+    """
+    contact = None
+    if email or phone or name:
+        contact = find_or_create_contact(batch, ContactIndex.load(batch.reader), name=name, email=email, phone=phone)
+    return create_ticket(batch, subject, contact=contact, assignee=assignee,
+                         status="open" if assignee else "new", **details)
+
+
+def assign(batch: Batch, row: dict, agent: str | None, team: str | None = None,
+           why: str | None = None) -> dict | None:
+    """`tix assign`: give the ticket to `agent` (None or "none": unassign), and to `team` if given.
+
+    A new ticket that gets an assignee becomes `open`. Returns the event, None if nothing changed.
+    """
+    config = batch.store.config
+    changes = {"assignee": coerce_value(config, "assignee", agent or "none")}
+    if team:
+        changes["team"] = coerce_value(config, "team", team)
+    if changes["assignee"] and row.get("status") == "new":
+        changes["status"] = "open"
+    return set_fields(batch, row, changes, why=why)
+
+
+def close(batch: Batch, row: dict, resolved: bool = False, why: str | None = None) -> dict | None:
+    """`tix close`: status `closed` (or `resolved`, which a customer's reply reopens)."""
+    return set_fields(batch, row, {"status": "resolved" if resolved else "closed"}, why=why)
+
+
+def reopen(batch: Batch, row: dict, why: str | None = None) -> dict | None:
+    """`tix reopen`: a resolved or closed ticket becomes `open`; any other status is a UsageError."""
+    if row["status"] not in ("resolved", "closed"):
+        raise UsageError(f"#{row['number']} is {row['status']}, not resolved or closed")
+    return set_fields(batch, row, {"status": "open"}, why=why)
 
 
 def set_fields(batch: Batch, row: dict, changes: dict, why: str | None = None) -> dict | None:
@@ -298,4 +260,4 @@ def select(reader, filter_text="", *, columns=LIST_COLUMNS, sort="-updated", lim
     con = con or reader.connect()
     cur = con.execute(sql, params)
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, r)) for r in cur.fetchall()]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

@@ -9,8 +9,9 @@ Designed for humans to type::
 Terms are ANDed. `-` (or `!`) before a term negates it. In a shell, quote terms with `>` or `<`
 (`'age>3d'`) or write them with a colon (`age:>3d`). `field:a,b` means any of the values.
 `field:none` means empty. Comparisons: `age` and `idle` (time since created / updated,
-durations like 30m, 4h, 3d, 2w), `created` / `updated` / `resolved` (dates such as
-2026-11-01 or durations meaning "ago"), `priority` (by rank), `number`. Bare words and
+durations like 30m, 4h, 1h30m, 3d, 2w: tix.durations), `created` / `updated` / `resolved`
+(site-local dates or times such as 2026-11-01 or 2026-11-01T09:00, or durations meaning
+"ago"), `priority` (by rank), `number`. Bare words and
 "quoted phrases" search the subject (case-insensitive). A custom field declared in
 tix.yaml filters like a built-in one.
 
@@ -24,8 +25,10 @@ import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from tix import durations
 from tix.errors import UsageError
 from tix.model import OPEN_STATUSES, PRIORITIES, STATUSES
+from tix.store.log import parse_local, utcnow
 
 EQ_FIELDS = ("status", "team", "assignee", "priority", "category", "channel", "inbox", "contact", "number")
 SPECIAL = ("tag", "is", "text")
@@ -35,8 +38,6 @@ ALL_FIELDS = EQ_FIELDS + SPECIAL + tuple(TIME_FIELDS)
 IS_VALUES = ("open", "closed", "unassigned", "assigned", "new", "pending", "resolved")
 
 _TERM = re.compile(r"^(?P<neg>[-!])?(?P<field>[A-Za-z_][\w.]*)(?P<op>:|>=|<=|>|<|=)(?P<value>.*)$")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 @dataclass
@@ -47,16 +48,17 @@ class Filter:
 
 
 def parse_duration(text: str) -> timedelta:
-    m = _DURATION.match(text.strip())
-    if not m:
-        raise UsageError(f"not a duration: {text!r} (use e.g. 30m, 4h, 3d, 2w)")
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    """A filter's duration (the grammar of tix.durations); UsageError when it is not one."""
+    try:
+        return timedelta(seconds=durations.parse_duration(text))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def compile_filter(text: str | list[str], custom_fields=(), now: datetime | None = None,
                    tz: str = "Asia/Jakarta") -> Filter:
     """Parse a filter; raise UsageError naming the bad term and the accepted values."""
-    now = now or datetime.now(timezone.utc)
+    now = now or utcnow()
     tokens = _tokens(text)
     clauses: list[str] = []
     params: list = []
@@ -105,7 +107,7 @@ def _like_escape(s: str) -> str:
 def _values(value: str) -> list[str]:
     vals = [v for v in value.split(",") if v != ""]
     if not vals:
-        raise UsageError(f"filter term needs a value, e.g. status:open")
+        raise UsageError("filter term needs a value, e.g. status:open")
     return vals
 
 
@@ -198,16 +200,13 @@ def _time_term(name: str, op: str, value: str, now: datetime, tz: str) -> tuple[
         # age>3d: created before now-3d
         flipped = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "=": "="}[op]
         return f"{column} {flipped} ?", [_naive(cutoff)]
-    if _DURATION.match(value):
-        return f"{column} {op} ?", [_naive(now - parse_duration(value))]
     try:
-        when = datetime.fromisoformat(value)
+        when = now - timedelta(seconds=durations.parse_duration(value))
     except ValueError:
-        raise UsageError(f"{name} needs a date (2026-11-01) or a duration (3d), got {value!r}") from None
-    if when.tzinfo is None:
-        from zoneinfo import ZoneInfo
-
-        when = when.replace(tzinfo=ZoneInfo(tz))
+        try:
+            when = parse_local(value, tz)
+        except ValueError:
+            raise UsageError(f"{name} needs a date (2026-11-01) or a duration (3d), got {value!r}") from None
     return f"{column} {op} ?", [_naive(when)]
 
 

@@ -1,0 +1,87 @@
+"""One sandboxed Jinja2 environment (tix.templates) for every template: a template that reaches for
+Python internals fails with one line naming its file and line, and runs nothing."""
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from tests.plugins.reports import NOW, XSS
+from tests.plugins.sla import Timeline, jkt
+from tix import rules
+from tix.reports import render, run_report
+from tix.sla.escalate import escalate
+from tix.templates import TemplateFailed, environment, render_macro
+
+ESCAPES = {
+    "mro": ("{{ ''.__class__.__mro__ }}", "access to attribute '__class__' of 'str' object is unsafe."),
+    "globals": ("{{ cycler.__init__.__globals__ }}", "access to attribute '__init__' of 'type' object is unsafe."),
+}
+
+
+@pytest.fixture(params=sorted(ESCAPES))
+def escape(request):
+    return ESCAPES[request.param]
+
+
+def test_auto_reply_template(rk, escape):
+    rk.template("evil.txt.j2", "Halo,\n" + escape[0] + "\n")
+    rk.rules("""
+        - name: ack
+          then:
+            - auto_reply: evil.txt.j2
+        """)
+    n = rk.message(subject="Pesanan saya")
+    result = rules.route(rk.store)
+    assert result.errors == [f"rules/50-test.yaml:1: rule 'ack' failed on ticket #{n}: "
+                             f"TemplateFailed: templates/evil.txt.j2:2: {escape[1]}"]
+    assert rk.events("message.sent") == [] and rk.events("rule.auto_reply") == []
+
+
+def test_macro(store, escape):
+    store.path("templates", "macros").mkdir()
+    store.path("templates", "macros", "evil.txt").write_text("Halo {{ ticket.subject }}\n\n" + escape[0] + "\n")
+    from tix.tickets import create_ticket
+
+    with store.writing(actor="user:ani") as batch:
+        n = create_ticket(batch, "Paket belum sampai")
+    reader = store.read()
+    with pytest.raises(TemplateFailed) as info:
+        render_macro(store, reader, reader.ticket(n), "evil", agent="ani")
+    assert str(info.value) == f"templates/macros/evil.txt:3: {escape[1]}"
+
+
+def test_notification(sla_store, escape):
+    sla_store.path("templates", "sla_warning.j2").write_text("Subject: SLA\n\n" + escape[0] + "\n")
+    Timeline(sla_store).create(jkt(2026, 11, 23, 9, 0), priority="urgent")
+    with pytest.raises(TemplateFailed) as info:
+        escalate(sla_store, now=jkt(2026, 11, 23, 9, 50), flush_outbox=False)
+    assert str(info.value) == f"templates/sla_warning.j2:3: {escape[1]}"
+    assert [e for e, _ in sla_store.log.read() if e["type"] in ("outbox.queued", "sla.step")] == []
+
+
+def test_report(report_store, escape):
+    report_store.path("templates", "report_weekly.j2").write_text("<p>{{ report.title }}</p>\n" + escape[0])
+    result = run_report(report_store, "weekly", week="2026-W47", now=NOW)
+    with pytest.raises(TemplateFailed) as info:
+        render(result, "html", io.StringIO(), template_dirs=[report_store.path("templates")])
+    assert str(info.value) == f"templates/report_weekly.j2:2: {escape[1]}"
+
+
+def test_html_escapes_customer_data_and_text_does_not(report_store, tmp_path):
+    result = run_report(report_store, "weekly", week="2026-W47", now=NOW)
+    out = io.StringIO()
+    render(result, "html", out, template_dirs=[report_store.path("templates")])
+    assert XSS not in out.getvalue() and "&lt;script&gt;alert(1)&lt;/script&gt;" in out.getvalue()
+    (tmp_path / "t.txt.j2").write_text("{{ x }}\n")
+    (tmp_path / "t.html").write_text("{{ x }}\n")
+    env = environment(tmp_path)
+    assert env.get_template("t.txt.j2").render(x=XSS) == XSS + "\n"  # a text mail is not HTML
+    assert XSS not in env.get_template("t.html").render(x=XSS)  # an HTML notification is escaped
+
+
+def test_one_environment_per_directory_list(tmp_path):
+    assert environment(tmp_path) is environment(str(tmp_path))
+    assert environment(tmp_path) is not environment(tmp_path, autoescape=True)
+    assert environment(tmp_path).filters["duration"](5400) == "1h30m"
+    assert environment().get_template("sla_warning.j2")  # the package's examples come last

@@ -1,0 +1,150 @@
+"""`Batch`: the events one command writes under the store lock (see `Store.writing`).
+
+A batch hands out ticket numbers and contact ids, stamps each event with its seq, time,
+actor and `via`, and appends and fsyncs them on `flush()`. `DryBatch` computes the same
+events and writes nothing (--dry-run, explain, rules test).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import orjson
+
+from tix.store.log import Position, iso, segment_name, utcnow
+
+if TYPE_CHECKING:
+    from tix.store.reader import Reader
+    from tix.store.store import Store
+
+
+@dataclass(frozen=True)
+class Savepoint:
+    """Where a batch stood (`Batch.savepoint`): its pending events, last seq, and the highest
+    ticket number / contact id it had handed out (None: none yet, the store's next are next)."""
+
+    pending: int
+    seq: int
+    max_ticket: int | None
+    max_contact: int | None
+
+
+class Batch:
+    """Events being written by one command under the lock (see `Store.writing`)."""
+
+    def __init__(self, store: Store, actor: str, via: str):
+        self.store = store
+        self.actor = actor
+        self.via = via
+        self.pending: list[dict] = []
+        self.written: list[dict] = []
+        last = store.log.last_event()
+        self.seq = last["seq"] if last else 0
+        self._reader: Reader | None = None
+        self._max_ticket: int | None = None
+        self._max_contact: int | None = None
+        self._ts: str | None = None
+        self._ts_at = 0.0
+        self.cache: dict[str, object] = {}
+        """Per-run state a stage keeps beside this batch's events, by key: `outbox` (tix.outbox:
+        its index, loaded once, and the auto-replies and notification keys queued in this batch,
+        not yet in the log). A key belongs to the module named beside it, which alone reads and
+        writes it; nothing in it is written to the store."""
+
+    @property
+    def reader(self) -> "Reader":
+        """The state as it was when the batch started (taken under the lock)."""
+        if self._reader is None:
+            self._reader = self.store.read()
+        return self._reader
+
+    def use_reader(self, reader: "Reader | None") -> None:
+        """Plan against this reader (e.g. one keeping message data) instead of the default.
+
+        None drops the current one: the store is read again when `reader` is next used (and
+        then includes what this batch flushed), e.g. after a snapshot refresh pruned the files
+        the old reader read.
+        """
+        self._reader = reader
+
+    def new_ticket_number(self) -> int:
+        if self._max_ticket is None:
+            self._max_ticket = self.reader.max_ticket
+        self._max_ticket += 1
+        return self._max_ticket
+
+    def new_contact_id(self) -> int:
+        if self._max_contact is None:
+            self._max_contact = self.reader.max_contact
+        self._max_contact += 1
+        return self._max_contact
+
+    def emit(self, type: str, ticket: int | None = None, contact: int | None = None,
+             data: dict | None = None, why: str | None = None, actor: str | None = None,
+             ts: str | None = None) -> dict:
+        ev: dict = {"seq": 0, "ts": ts or self._now(), "actor": actor or self.actor, "via": self.via,
+                    "type": type}
+        if ticket is not None:
+            ev["ticket"] = ticket
+        if contact is not None:
+            ev["contact"] = contact
+        ev["data"] = data or {}
+        if why:
+            ev["why"] = why
+        return self.add(ev)
+
+    def _now(self) -> str:
+        """The event time; formatting it is a third of the cost of a bulk update, so reuse it
+        while the clock has not moved by a millisecond."""
+        t = time.monotonic()
+        if self._ts is None or t - self._ts_at > 0.001:
+            self._ts, self._ts_at = iso(utcnow()), t
+        return self._ts
+
+    def savepoint(self) -> Savepoint:
+        """A mark to `rollback` to, e.g. before the events of one message that may fail."""
+        return Savepoint(len(self.pending), self.seq, self._max_ticket, self._max_contact)
+
+    def rollback(self, mark: Savepoint) -> None:
+        """Drop the events added since `mark`, and hand out its ticket numbers and contact ids
+        again. Events flushed since `mark` cannot be taken back: that raises ValueError."""
+        if len(self.pending) < mark.pending or self.seq - len(self.pending) != mark.seq - mark.pending:
+            raise ValueError("the batch was flushed after the savepoint; its events are written")
+        del self.pending[mark.pending:]
+        self.seq, self._max_ticket, self._max_contact = mark.seq, mark.max_ticket, mark.max_contact
+
+    def add(self, ev: dict) -> dict:
+        self.seq += 1
+        ev["seq"] = self.seq
+        self.pending.append(ev)
+        return ev
+
+    def flush(self) -> Position | None:
+        """Append pending events and fsync; after this they survive any crash."""
+        if not self.pending:
+            return None
+        segs = self.store.log.segments()
+        newest = segs[-1] if segs else ""
+        segment = max(newest, segment_name(self.pending[0]["ts"]))
+        dumps = orjson.dumps
+        lines = [dumps(ev) + b"\n" for ev in self.pending]
+        pos = self.store.log.append(lines, segment)
+        self.written += self.pending
+        self.pending = []
+        return pos
+
+
+class DryBatch(Batch):
+    """A batch that computes its events and writes nothing (--dry-run, explain, rules test).
+
+    Its events stay in `pending`; `reader` may be given to plan against a view already read.
+    """
+
+    def __init__(self, store: Store, reader: "Reader | None" = None, actor: str = "system",
+                 via: str = "tix --dry-run"):
+        super().__init__(store, actor, via)
+        self.use_reader(reader)
+
+    def flush(self) -> None:
+        return None

@@ -1,0 +1,228 @@
+"""`Reader`: the store's current state, read once: the Parquet snapshot plus the log tail.
+
+The tail (events after the snapshot's position) is folded in Python (tix.store.fold) on top
+of the snapshot rows it touches; `connect()` puts the merged rows behind DuckDB views
+(tix.store.views). `write_snapshot()` folds the tail into a new snapshot generation.
+"""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import orjson
+
+from tix.model import CONTACT_COLUMNS, TICKET_COLUMNS
+from tix.store.fold import State
+from tix.store.log import Position
+from tix.store.snapshot import rows_to_arrow
+
+if TYPE_CHECKING:
+    from tix.store.store import Store
+
+
+
+class Reader:
+    """Snapshot + tail, read once. Never takes the lock; never sees a torn line."""
+
+    def __init__(self, store: Store, fold_tickets: bool = True, messages: bool = False):
+        """`messages`: keep the data of `message.received` events in `tail` (their text,
+        most of the log's bytes; the rules engine reads it). Without it those events are
+        decoded without their data: the fold never reads it."""
+        self.store = store
+        self.messages = messages
+        self.meta = store.snapshot.meta()
+        start = store.snapshot.position(self.meta)
+        self.tail: list[dict] = []
+        self.tail_lines = 0  # lines in the tail (a refresh decodes only some of them)
+        self._duck = None  # DuckDB connection of `_base_rows`
+        self.fold_tickets = fold_tickets
+        self.start = start
+        self.end = start or Position("", 0)
+        self.last_seq = (self.meta or {}).get("seq", 0)
+        loads = orjson.loads
+        last = None
+        for raw, seg, off in store.log.read_raw(start):
+            if fold_tickets:
+                self.tail.append(loads(raw if messages else _fold_line(raw)))
+            elif _NEEDED_BY_REFRESH.search(raw):
+                # a refresh: tickets fold in SQL from the log itself (`_fold_tickets_sql`),
+                # so the tail is never held in memory; decode only what Python folds
+                self.tail.append(loads(raw))
+            last = raw
+            self.tail_lines += 1
+            self.end = Position(seg, off)
+        if last is not None:
+            self.last_seq = loads(last)["seq"]
+        self.state = self._fold_tail()
+        tail_max = max((ev["ticket"] for ev in self.tail if ev["type"] == "ticket.created"), default=0)
+        self.max_ticket = max(self.state.max_ticket, tail_max, (self.meta or {}).get("max_ticket", 0))
+        self.max_contact = max(self.state.max_contact, (self.meta or {}).get("max_contact", 0))
+
+    def _file(self, kind: str) -> str | None:
+        path = self.store.snapshot.path(self.meta, kind)
+        return str(path).replace("'", "''") if path else None
+
+    def snapshot_sql(self, kind: str) -> str | None:
+        """SELECT over the snapshot's rows of `tickets` or `contacts` (base and delta merged)."""
+        base, delta = self._file(kind), self._file(kind + "_delta")
+        if base is None:
+            return None
+        if delta is None:
+            return f"SELECT * FROM read_parquet('{base}')"
+        key = "number" if kind == "tickets" else "id"
+        return (f"SELECT * FROM read_parquet('{base}') WHERE {key} NOT IN "
+                f"(SELECT {key} FROM read_parquet('{delta}')) UNION ALL SELECT * FROM read_parquet('{delta}')")
+
+    def _fold_tail(self) -> State:
+        if not self.tail:
+            return State()
+        cids = {ev["contact"] for ev in self.tail if "contact" in ev and ev["type"].startswith("contact.")}
+        if not self.fold_tickets:  # a snapshot refresh folds the tickets in SQL
+            state = State({}, self._base_rows("contacts", cids))
+            state.apply_all(ev for ev in self.tail if ev["type"].startswith("contact."))
+            return state
+        numbers = {ev["ticket"] for ev in self.tail if "ticket" in ev}
+        state = State(self._base_rows("tickets", numbers), self._base_rows("contacts", cids))
+        state.apply_all(self.tail)
+        return state
+
+    def _base_rows(self, kind: str, ids: set[int]) -> dict[int, dict]:
+        """Snapshot rows of these tickets/contacts as fold rows (times as the store's ISO strings)."""
+        snap = self.snapshot_sql(kind)
+        if not ids or snap is None:
+            return {}
+        import duckdb
+
+        columns = TICKET_COLUMNS if kind == "tickets" else CONTACT_COLUMNS
+        key = "number" if kind == "tickets" else "id"
+        select = ", ".join(f"strftime(\"{c}\", '%Y-%m-%dT%H:%M:%S.%fZ') AS \"{c}\"" if t == "TIMESTAMP"
+                           else f'"{c}"' for c, t in columns.items())
+        if self._duck is None:  # one connection per reader: opening one costs ~15 ms
+            self._duck = duckdb.connect()
+        cur = self._duck.execute(
+            f"SELECT {select} FROM ({snap}) WHERE {key} IN (SELECT unnest(?::BIGINT[]))", [sorted(ids)])
+        names = [d[0] for d in cur.description]
+        return {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
+
+    # -- single-ticket reads ------------------------------------------------------------------
+    def tickets(self, numbers) -> dict[int, dict]:
+        """The rows of these tickets (those that exist), in one read of the snapshot."""
+        numbers = set(numbers)
+        out = {n: self.state.tickets[n] for n in numbers if n in self.state.tickets}
+        out.update(self._base_rows("tickets", numbers - out.keys()))
+        return out
+
+    def ticket(self, number: int) -> dict | None:
+        if number in self.state.tickets:
+            return self.state.tickets[number]
+        return self._base_rows("tickets", {number}).get(number)
+
+    def contact(self, cid: int) -> dict | None:
+        if cid in self.state.contacts:
+            return self.state.contacts[cid]
+        return self._base_rows("contacts", {cid}).get(cid)
+
+    # -- DuckDB -------------------------------------------------------------------------------
+    def connect(self, con=None):
+        """Register the store's views (`tickets`, `contacts`, `events`, `messages`, the stages' own:
+        see tix.store.views) on a DuckDB connection, a new one unless given."""
+        import duckdb
+
+        from tix.store import views
+
+        con = con or duckdb.connect()
+        views.register(con, self)
+        return con
+
+    def write_snapshot(self) -> dict:
+        """Fold the tail into the snapshot (caller holds the lock); return the new meta.
+
+        Only the delta is rewritten: the old delta's rows the tail did not touch, plus the
+        tail's rows. When the delta outgrows a quarter of the base, both become a new base.
+        """
+        if not self.tail_lines and self.meta:
+            return self.meta
+        import duckdb
+
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        if self.tail_lines < 100_000:  # a second thread saves little here and holds ~30 MB more
+            con.execute("SET threads = 1")
+        meta = {"seq": self.last_seq, "segment": self.end.segment,
+                "offset": self.end.offset, "max_ticket": self.max_ticket, "max_contact": self.max_contact}
+        files: dict = {}
+        if self.fold_tickets:
+            con.register("_new_tickets", rows_to_arrow(
+                sorted(self.state.tickets.values(), key=lambda r: r["number"]), TICKET_COLUMNS))
+        else:
+            self._fold_tickets_sql(con)
+        files.update(self._refresh(con, "tickets", "number", TICKET_COLUMNS))
+        con.register("_new_contacts", rows_to_arrow(
+            sorted(self.state.contacts.values(), key=lambda r: r["id"]), CONTACT_COLUMNS))
+        files.update(self._refresh(con, "contacts", "id", CONTACT_COLUMNS))
+        return self.store.snapshot.write(files, meta, con=con)
+
+    def _fold_tickets_sql(self, con) -> None:
+        """`_new_tickets` = the tail's tickets folded by DuckDB on top of their snapshot rows."""
+        import os
+        import tempfile
+
+        from tix.store.sqlfold import events_source, ticket_select_sql
+
+        fd, tmp = tempfile.mkstemp(prefix="tail-", suffix=".jsonl", dir=self.store.path("state"))
+        try:
+            longest = 0
+            with os.fdopen(fd, "wb") as fh:  # the tail's ticket events, streamed from the log
+                for raw, _seg, _off in self.store.log.read_raw(self.start):
+                    if b'"ticket":' in raw:
+                        line = _fold_line(raw)
+                        longest = max(longest, len(line))
+                        fh.write(line)
+                    if (_seg, _off) == (self.end.segment, self.end.offset):
+                        break
+            snap = self.snapshot_sql("tickets")
+            base = f"({snap})" if snap else None
+            source = events_source(tmp, longest=longest)
+            con.execute(f"CREATE TEMP TABLE _new_tickets AS {ticket_select_sql(source, base)}")
+        finally:
+            os.unlink(tmp)
+
+    def _refresh(self, con, kind: str, key: str, columns: dict) -> dict:
+        """Files for a new generation of `kind`, given its changed rows in `_new_{kind}`."""
+        base, delta = self._file(kind), self._file(kind + "_delta")
+        if base is not None and not con.execute(f"SELECT count(*) FROM _new_{kind}").fetchall()[0][0]:
+            return {}
+        cols = ", ".join(f'"{c}"' for c in columns)
+        if base is None:
+            return {kind: f"SELECT {cols} FROM _new_{kind} ORDER BY {key}", kind + "_delta": None}
+        new_delta = f"SELECT {cols} FROM _new_{kind}"
+        if delta is not None:
+            new_delta = (f"SELECT {cols} FROM read_parquet('{delta}') WHERE {key} NOT IN "
+                         f"(SELECT {key} FROM _new_{kind}) UNION ALL {new_delta}")
+        con.execute(f"CREATE TEMP TABLE _delta_{kind} AS {new_delta}")
+        # fetchall, not fetchone: an open result keeps the connection busy for the next register
+        n_delta = con.execute(f"SELECT count(*) FROM _delta_{kind}").fetchall()[0][0]
+        n_base = con.execute(f"SELECT count(*) FROM read_parquet('{base}')").fetchall()[0][0]
+        if n_delta > max(COMPACT_MIN_ROWS, n_base // 4):
+            merged = (f"SELECT {cols} FROM read_parquet('{base}') WHERE {key} NOT IN "
+                      f"(SELECT {key} FROM _delta_{kind}) UNION ALL SELECT {cols} FROM _delta_{kind} ORDER BY {key}")
+            return {kind: merged, kind + "_delta": None}
+        return {kind + "_delta": f"SELECT * FROM _delta_{kind} ORDER BY {key}"}
+
+
+# Events a snapshot refresh decodes in Python: contacts (folded in Python) and new tickets
+# (for the highest number); everything else only goes to DuckDB as raw lines.
+_NEEDED_BY_REFRESH = re.compile(rb'"type"\s*:\s*"(?:contact\.|ticket\.created")')
+
+def _fold_line(raw: bytes) -> bytes:
+    """The line as the SQL fold needs it: a message's data (its text: most of the log's
+    bytes) is not read by the fold, so it is left out of what DuckDB parses."""
+    if b'"type":"message.received"' in raw[:400]:
+        cut = raw.find(b',"data":')  # top-level: a quote inside a JSON string is escaped
+        if cut > 0:
+            return raw[:cut] + b',"data":{}}\n'
+    return raw + b"\n"
+
+
+# A delta smaller than this is never worth compacting into the base.
+COMPACT_MIN_ROWS = 50000

@@ -1,0 +1,154 @@
+"""The one Jinja2 environment of tix: every template renders in a sandbox.
+
+Auto-replies, macros, rule and SLA notifications, WhatsApp template parameters and HTML
+reports are all Jinja2, written by the site's admins and fed with customer data. They all
+come from `environment()`:
+
+* a `jinja2.sandbox.SandboxedEnvironment`: a template cannot reach Python internals
+  (`{{ ''.__class__.__mro__ }}`, `{{ cycler.__init__.__globals__ }}` raise SecurityError);
+* `StrictUndefined`: a misspelt variable is an error, never an empty string in a customer's mail;
+* the loader looks in the site's `templates/` first, then in the package's examples
+  (`tix init` copies those; a site overrides one by keeping its own copy);
+* text templates (auto-replies, macros, notifications, WhatsApp) are not escaped, except a
+  template named `*.html`/`*.htm`/`*.html.j2`; HTML reports (`autoescape=True`) escape
+  everything and trim block lines;
+* the filters in `FILTERS` (e.g. `{{ seconds | duration }}` -> `1h30m`) everywhere;
+* one environment per process per directory list and flavour (compiled templates are reused).
+
+Rendering goes through `render` / `render_string`, which turn any template error into one
+line, `templates/NAME:LINE: message` (`TemplateFailed`, a UsageError), so that a broken or
+hostile template fails the one item that uses it with a clear message.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from tix.durations import format_duration
+from tix.errors import UsageError
+
+HTML_SUFFIXES = ("html", "htm", "html.j2")
+FILTERS = {"duration": format_duration}
+MACRO_NAMES = ("{}", "{}.txt", "{}.j2", "{}.txt.j2", "macros/{}", "macros/{}.txt", "macros/{}.j2", "macros/{}.txt.j2")
+
+
+class TemplateFailed(UsageError):
+    """A template that does not compile or render; the message is one line with its location."""
+
+
+class TemplateMissing(TemplateFailed):
+    """No template of that name in the site's templates/ nor in the package's examples."""
+
+
+def template_dirs(where=None) -> tuple[str, ...]:
+    """The loader's directories: the site's (a Store, a directory or a list of them), then the examples."""
+    from tix.store import examples_dir
+
+    if where is None:
+        dirs = []
+    elif hasattr(where, "path"):
+        dirs = [where.path("templates")]
+    elif isinstance(where, (str, os.PathLike)):
+        dirs = [where]
+    else:
+        dirs = list(where)
+    dirs.append(examples_dir() / "templates")
+    return tuple(str(Path(d)) for d in dirs)
+
+
+def environment(where=None, autoescape: bool = False):
+    """The sandboxed environment for `where` (a Store, a templates directory, a list of them, or
+    None for the examples only); `autoescape=True` for HTML. Shared: do not change it."""
+    return _environment(template_dirs(where), bool(autoescape))
+
+
+@functools.lru_cache(maxsize=64)
+def _environment(dirs: tuple[str, ...], html: bool):
+    from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(list(dirs)),
+        undefined=StrictUndefined,
+        autoescape=True if html else select_autoescape(HTML_SUFFIXES, default_for_string=False, default=False),
+        keep_trailing_newline=not html,  # a text template's last newline is part of the text
+        trim_blocks=html,
+        lstrip_blocks=html,
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+def render(env, name: str | list[str], context: dict) -> str:
+    """Render the template `name` (or the first of several names that exists) with `context`.
+
+    Raises TemplateMissing when there is none, TemplateFailed on any other template error.
+    """
+    import jinja2
+
+    names = [name] if isinstance(name, str) else list(name)
+    try:
+        template = env.select_template(names)
+    except jinja2.TemplatesNotFound:
+        raise TemplateMissing(f"template {names[0]!r} not found in templates/") from None
+    except jinja2.TemplateError as exc:
+        raise TemplateFailed(_one_line(exc, names[0])) from None
+    try:
+        return template.render(**context)
+    except jinja2.TemplateError as exc:
+        raise TemplateFailed(_one_line(exc, template.name, template.filename)) from None
+
+
+def render_string(env, text: str, context: dict, where: str = "template text") -> str:
+    """Render template source `text` (a subject line, a WhatsApp parameter); errors name `where`."""
+    import jinja2
+
+    try:
+        return _compiled(env, text).render(**context)
+    except jinja2.TemplateError as exc:
+        raise TemplateFailed(_one_line(exc, None, "<template>", where)) from None
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(env, text: str):
+    return env.from_string(text)  # a subject or parameter is rendered for every ticket: compile it once
+
+
+def compile_error(env, name: str) -> str | None:
+    """Why template `name` cannot be loaded (`templates/NAME:LINE: message`), or None."""
+    import jinja2
+
+    try:
+        env.get_template(name)
+    except jinja2.TemplateNotFound:
+        return f"template {name!r} not found in templates/"
+    except jinja2.TemplateError as exc:
+        return _one_line(exc, name)
+    return None
+
+
+def render_macro(store, reader, row: dict, name: str, agent: str) -> str:
+    """A reply macro: templates/NAME (or NAME.txt, NAME.j2, macros/NAME…) rendered with the
+    ticket, its contact and the agent's name. UsageError when there is none or it fails."""
+    names = [n.format(name) for n in MACRO_NAMES]
+    contact = reader.contact(row["contact"]) if row.get("contact") is not None else None
+    try:
+        return render(environment(store), names, {"ticket": row, "contact": contact or {}, "agent": agent})
+    except TemplateMissing:
+        raise UsageError(f"no macro {name!r} in {store.path('templates')} "
+                         f"(looked for {name}, {name}.txt, {name}.j2, macros/{name}…)") from None
+
+
+def _one_line(exc, name: str | None, filename: str | None = None, where: str | None = None) -> str:
+    """`templates/NAME:LINE: message` for a template error (the line from the traceback
+    Jinja2 rewrites to template lines when the error itself does not carry one)."""
+    line = getattr(exc, "lineno", None)
+    tb = exc.__traceback__ if line is None and filename else None
+    while tb is not None:  # the innermost frame in the template
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    message = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).strip().splitlines()[0]
+    at = where or f"templates/{getattr(exc, 'name', None) or name}"
+    return f"{at}:{line}: {message}" if line else f"{at}: {message}"
