@@ -181,22 +181,21 @@ def test_sql_views_and_read_only(tix):
     assert proc.returncode == 2 and "disabled by configuration" in proc.stderr
 
 
-def test_init_copies_examples_and_writes_commented_config(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "tix", "init", str(tmp_path / "new")], capture_output=True, text=True)
+def test_init_copies_examples_and_writes_commented_config(tmp_path, tix):
+    proc = tix("init", str(tmp_path / "new"))
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
     text = (tmp_path / "new" / "tix.yaml").read_text()
     assert text.startswith("# tix.yaml") and "password_env" in text
-    again = subprocess.run([sys.executable, "-m", "tix", "init", str(tmp_path / "new")], capture_output=True, text=True)
+    again = tix("init", str(tmp_path / "new"))
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
-def test_config_check_reports_every_problem_with_lines(tmp_path):
+def test_config_check_reports_every_problem_with_lines(tmp_path, tix):
     from tix.store import Store
 
     Store.init(tmp_path / "s", config_text="settings:\n  timezon: UTC\n  lock_timeout: soon\nagents:\n"
                                            "  ani:\n    teams: [nope]\nteemz: {}\n")
-    proc = subprocess.run([sys.executable, "-m", "tix", "--store", str(tmp_path / "s"), "config", "check"],
-                          capture_output=True, text=True)
+    proc = tix("--store", str(tmp_path / "s"), "config", "check")
     path = tmp_path / "s" / "tix.yaml"
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [

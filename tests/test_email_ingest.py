@@ -241,10 +241,10 @@ def test_cap_reports_messages_left(md_store, tix):
     assert md_store.read().max_ticket == 5
 
 
-def test_locked_store_exits_75(md_store, tix):
+def test_locked_store_exits_75(md_store, tix_proc):
     drop(md_store, make_mail())
     with md_store.writing():
-        proc = tix("fetch", env={"TIX_LOCK_TIMEOUT": "0.3"})
+        proc = tix_proc("fetch", env={"TIX_LOCK_TIMEOUT": "0.3"})
     assert proc.returncode == 75 and "locked" in proc.stderr
     assert md_store.read().max_ticket == 0
 

@@ -9,6 +9,7 @@ import sys
 import time
 
 import orjson
+import pytest
 
 from tests.test_store_snapshot import rebuilt_state, state_of
 from tix.store import Store
@@ -53,6 +54,7 @@ def test_two_bulk_updates_at_once_both_succeed_and_every_event_is_logged(store):
     assert con.execute("SELECT count(*) FROM tickets WHERE list_contains(tags, 'checked')").fetchone()[0] == 200
 
 
+@pytest.mark.slow
 def test_sigkill_during_large_bulk_update_leaves_a_whole_consistent_store(store, tmp_path):
     _seed(store, 30000)
     store.refresh_snapshot()

@@ -397,6 +397,7 @@ def _kill_when(proc, condition, timeout=60):
     proc.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("moment", ["log_written", "spool_acked"])
 def test_sigkill_during_intake_then_rerun_stores_each_message_once(wa_store, moment):
     n = 3000

@@ -199,7 +199,9 @@ def test_health_check_and_stale_tmp_cleanup(receiver, wa_store):
     old, fresh = temp_name(d / "old.json"), temp_name(d / "fresh.json")  # as the receiver names them
     old.write_bytes(b"{")
     fresh.write_bytes(b"{")
-    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    now = time.time()  # this process's clock for both: under faketime the kernel's file times are not faked
+    os.utime(old, (now - 7200, now - 7200))
+    os.utime(fresh, (now, now))
     rep = fetch_spool(wa_store)
     assert rep.errors == [] and rep.quarantined == 0
     assert not old.exists() and fresh.exists()  # a fresh one may be a write in progress

@@ -111,7 +111,7 @@ def _stage_route(store: Store, now, result: DemoResult) -> None:
 
 
 def _stage_escalate(store: Store, now, result: DemoResult) -> None:
-    from tix.sla import escalate
+    from tix.sla.escalate import escalate
 
     report = escalate(store, now=now)
     states = ", ".join(f"{n} {s}" for s, n in sorted(report.states.items())) or "no clocks"

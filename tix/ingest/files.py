@@ -47,17 +47,20 @@ class Files:
     def __init__(self, root: Path):
         self.root = Path(root)
         self._root = str(root)
-        self.made: set = set()  # directories known to exist (a per-run cache)
-        self.files: list = []
-        self.dirs: set = set()
+        self.files: list = []  # written since the last sync
+        self.dirs: set = set()  # directories with entries made since the last sync
         self._pack: list | None = None  # [fd, store-relative path, size] of this chunk's pack
 
-    def _dir(self, path: Path) -> None:
-        parent = path.parent
-        if parent not in self.made:
-            parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-            self.made.add(parent)
+    def _open(self, path: str, flags: int) -> int:
+        """os.open, making the parent directories when they are missing (tried first, not
+        remembered: a store's directories may go away under a long-running process)."""
+        parent = os.path.dirname(path)
         self.dirs.add(parent)
+        try:
+            return os.open(path, flags | os.O_NOFOLLOW, FILE_MODE)
+        except FileNotFoundError:
+            os.makedirs(parent, mode=DIR_MODE, exist_ok=True)
+            return os.open(path, flags | os.O_NOFOLLOW, FILE_MODE)
 
     def write_raw(self, raw: bytes, now: datetime | None = None) -> tuple[str, list[int]]:
         """Append a message to this chunk's pack (dated `now`, default the clock); return (path, span)."""
@@ -65,9 +68,8 @@ class Files:
             day = iso(now or utcnow())
             name = f"{time.time_ns() // 1_000_000}-{os.getpid()}-{secrets.token_hex(4)}.pack"
             rel = f"messages/email/{day[:4]}/{day[5:7]}/{day[8:10]}/{name}"
-            path = self.root / rel
-            self._dir(path)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+            path = os.path.join(self._root, rel)
+            fd = self._open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             self._pack = [fd, rel, 0]
             self.files.append(path)
         fd, rel, offset = self._pack
@@ -78,9 +80,9 @@ class Files:
     def write_blob(self, data: bytes, digest: str | None = None) -> str:
         """Store an attachment once; returns its hex sha256."""
         digest = digest or hashlib.sha256(data).hexdigest()
-        path = self.root / "blobs" / "sha256" / digest[:2] / digest
+        path = f"{self._root}/blobs/sha256/{digest[:2]}/{digest}"
         try:
-            whole = path.stat().st_size == len(data)  # a crash may have left a part of it
+            whole = os.stat(path).st_size == len(data)  # a crash may have left a part of it
         except FileNotFoundError:
             whole = False
         if not whole:
@@ -93,26 +95,28 @@ class Files:
         alone. (Paths as strings: this runs once per WhatsApp payload.)"""
         target = os.path.join(self._root, rel)
         parent = os.path.dirname(target)
-        if parent not in self.made:
-            os.makedirs(parent, mode=DIR_MODE, exist_ok=True)
-            self.made.add(parent)
         self.dirs.add(parent)
         if source is not None:
             try:
-                os.link(source, target)
+                try:
+                    os.link(source, target)
+                except FileNotFoundError:
+                    if not os.path.exists(source):
+                        raise
+                    os.makedirs(parent, mode=DIR_MODE, exist_ok=True)
+                    os.link(source, target)
                 return rel
             except FileExistsError:
                 return rel
             except OSError:
-                pass  # another file system, or links not allowed: write a copy
+                pass  # another file system, links not allowed, the source gone: write a copy
         if not os.path.exists(target):
-            self.write_in_place(Path(target), data)
+            self.write_in_place(target, data)
         return rel
 
-    def write_in_place(self, path: Path, data: bytes) -> None:
+    def write_in_place(self, path: str, data: bytes) -> None:
         """Write a content-addressed file in place, to be made durable by `sync`."""
-        self._dir(path)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
+        fd = self._open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
             write_all(fd, data)
         finally:
