@@ -45,8 +45,8 @@ def run_demo(directory: Path, fmt: str = "table", out=None, now: datetime | None
 
 
 def _add_demo_channels(store: Store) -> None:
-    from tix.channels.maildir import DEMO_SOURCE
-    from tix.channels.whatsapp import load_demo
+    from tix.channels.mail.maildir import DEMO_SOURCE
+    from tix.channels.whatsapp.spool import load_demo
 
     cfg = store.path("tix.yaml")
     text = cfg.read_text(encoding="utf-8").rstrip("\n")

@@ -200,8 +200,8 @@ def _find_contact(reader, msg: dict) -> dict | None:
 
 def parse_eml(raw: bytes) -> tuple[dict, datetime | None]:
     """The message fields rules see, from an RFC 5322 message, parsed as email intake parses it
-    (the one parser, tix.channels.mailparse: same addresses, same auto-reply detection)."""
-    from tix.channels.mailparse import Unparseable, parse
+    (the one parser, tix.channels.mail.parse: same addresses, same auto-reply detection)."""
+    from tix.channels.mail.parse import Unparseable, parse
 
     try:
         p = parse(raw)
