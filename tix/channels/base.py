@@ -119,6 +119,7 @@ class Source:
         self.left = 0
         self.total: int | None = None  # messages this run will fetch, once known (for progress)
         self._known = known
+        self.refused: list[str] = []  # entries not read (e.g. a symbolic link): one line each, an error
 
     @property
     def address(self) -> str | None:

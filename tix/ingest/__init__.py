@@ -101,6 +101,7 @@ def fetch_source(run: Intake, spec: dict, budget: int | None) -> FetchReport:
             if run.progress is not None:
                 run.progress(spec["name"], done, source.total)
         report.left = source.left
+        report.errors += source.refused
     except StoreLocked:
         raise
     except Exception as exc:  # noqa: BLE001 - the source failed: say so, keep what is stored

@@ -17,7 +17,7 @@ from pathlib import Path
 from tix.channels.base import RawItem, Source, as_list
 from tix.channels.whatsapp.config import load_settings
 from tix.errors import ConfigError, Problem
-from tix.store.files import atomic_write, clean_temp
+from tix.store.files import NotRegular, atomic_write, clean_temp, read_regular
 from tix.store.log import fsync_path
 
 SPOOL = ("spool", "whatsapp")
@@ -57,9 +57,11 @@ class SpoolSource(Source):
             for name in names[i:i + self.batch_size]:
                 path = f"{d}/{name}"
                 try:
-                    with open(path, "rb") as fh:
-                        body = fh.read()
+                    body = read_regular(path)
                 except FileNotFoundError:  # another fetch took it
+                    continue
+                except NotRegular as exc:
+                    self.refused.append(f"source {self.name}: {exc} (tix follows no link out of the spool)")
                     continue
                 meta = {"path": path, "where": f"spool/whatsapp/{name}"}
                 chunk.append(RawItem(self.name, f"spool:{name}", body, meta))
