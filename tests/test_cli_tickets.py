@@ -159,9 +159,10 @@ def test_update_dry_run_ids_stdin_confirmation_and_json(tix, store):
     done = tix("--as", "ops-bot", "update", "team:billing", "--set", "priority=high", "--yes", "-f", "json", check=0)
     assert json.loads(done.stdout) | {"changes": None} == {"matched": 58, "changed": 58, "events": 58,
                                                            "dry_run": False, "changes": None}
-    assert tix("update", "team:billing", "--set", "priority=high", "--yes", check=0).stdout == "0\n"  # idempotent
+    assert tix("update", "team:billing", "--set", "priority=high", "--yes", check=0).stdout == \
+        "changed 0 of 58 matching tickets (0 events)\n"  # idempotent; a sentence, not a bare number (issue 15)
     via_stdin = tix("update", "--ids", "-", "--add-tag", "checked", "--why", "audit", input="#1\n3, 5\n", check=0)
-    assert via_stdin.stdout == "3\n"
+    assert via_stdin.stdout == "changed 3 of 3 matching tickets (3 events)\n"
     events = store.events_for(ticket=5)
     assert events[-1]["type"] == "ticket.tagged" and events[-1]["why"] == "audit"
     assert any(e["actor"] == "user:ops-bot" for e in store.events_for(ticket=2))

@@ -50,6 +50,8 @@ def _add_demo_channels(store: Store) -> None:
 
     cfg = store.path("tix.yaml")
     text = cfg.read_text(encoding="utf-8").rstrip("\n")
+    # the calendar of rules' business_hours (after-hours auto-replies), among the two declared below
+    text = text.replace("settings:\n", "settings:\n  business_calendar: office    # added by `tix demo`\n", 1)
     text += ("\n\n# Added by `tix demo`: the bundled sample mailbox, read without changing it.\n"
              "channels:\n"
              f"  - name: {DEMO_SOURCE['name']}\n"
