@@ -98,7 +98,7 @@ EXAMPLES = sorted(set(readme_examples()) | set(help_examples()))
 def test_the_examples_are_found():
     assert len(EXAMPLES) > 40
     for needle in ("tix list status:open team:billing age:3d+ -tag:vip", "tix update status:pending idle:14d+",
-                   "tix fetch && tix route", "tix report weekly --week 2026-W47"):
+                   "tix fetch; tix route", "tix report weekly --week 2026-W47"):
         assert any(e.startswith(needle) for e in EXAMPLES), needle
 
 
