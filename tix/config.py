@@ -45,7 +45,7 @@ KNOWN_SECTIONS = (
 # Each function takes (section_value, config_path) and returns a list of Problem.
 SECTION_VALIDATORS: dict[str, str] = {
     "channels": "tix.channels.base:validate_channels",
-    "outbound": "tix.channels.smtp:validate",
+    "outbound": "tix.channels.mail.smtp:validate",
     "whatsapp": "tix.channels.whatsapp:validate_config",
     "calendars": "tix.sla.calendar:validate_section",
     "sla": "tix.sla.policy:validate_section",

@@ -38,7 +38,8 @@ WHATSAPP = {"name": "whatsapp", "type": "whatsapp"}  # the spool source, when ti
 _COMMON = {"name": str, "type": str, "address": str, "team": str, "after": str, "limit": int,
            "attachment_limit": int, "auto_messages": str, "priority": str}
 SCHEMAS: dict[str, dict] = {
-    "imap": {**_COMMON, "host": str, "port": int, "security": str, "user": str, "password_env": str,
+    "imap": {**_COMMON, "host": str, "port": int, "security": str, "allow_plaintext": bool, "user": str,
+             "password_env": str,
              "password_file": str, "folders": list, "move_to": str, "batch": int, "timeout": float,
              "ca_file": str},
     "maildir": {**_COMMON, "path": str, "batch": int},
@@ -249,6 +250,12 @@ def _check_choices(spec, kind, label, at, fname) -> list[Problem]:
     if sec is not None and sec not in SECURITY:
         out.append(Problem(fname, at("security"),
                            f"{label}: security must be one of {', '.join(SECURITY)}, got {sec!r}"))
+    if kind == "imap":
+        from tix import tls
+
+        refused = tls.plaintext_refused(spec, label)
+        if refused:
+            out.append(Problem(fname, at("security"), refused))
     am = spec.get("auto_messages")
     if am is not None and am not in AUTO_MESSAGES:
         out.append(Problem(fname, at("auto_messages"),

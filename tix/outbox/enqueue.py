@@ -30,7 +30,7 @@ from tix.errors import UsageError
 from tix.store.files import atomic_write
 from tix.store.log import iso, utcnow
 
-COMPOSERS = {"email": "tix.channels.smtp:compose", "whatsapp": "tix.channels.whatsapp_send:compose"}
+COMPOSERS = {"email": "tix.channels.mail.smtp:compose", "whatsapp": "tix.channels.whatsapp.send:compose"}
 NOTIFY_KINDS = ("email", "webhook")
 EXT = {"email": "eml"}
 DEFAULT_AUTO_REPLY_CAP = 3
@@ -117,7 +117,7 @@ def _machine_address(config, to: list[str]) -> bool:
 
 
 def _over_cap(batch, to: list[str], now: datetime) -> bool:
-    from tix.channels.smtp import _index
+    from tix.channels.mail.smtp import _index
 
     cap = auto_reply_cap(batch.store.config)
     idx = _index(batch.store)

@@ -31,7 +31,7 @@ from tix.outbox.index import CUSTOMER, OutboxIndex
 from tix.store.log import iso, utcnow
 
 SENDERS = {"email": "tix.outbox.smtp:SmtpSender", "webhook": "tix.outbox.webhook:WebhookSender",
-           "whatsapp": "tix.channels.whatsapp_send:Sender"}
+           "whatsapp": "tix.channels.whatsapp.send:Sender"}
 BACKOFF_FIRST = 60  # seconds after the first failed attempt; doubled per attempt
 BACKOFF_MAX = 3600  # never more than an hour between attempts
 MAX_ATTEMPTS = 30  # 6 attempts in the first hour, then hourly: given up after about a day

@@ -1,7 +1,7 @@
 """The one SMTP sender: replies, notifications and report mail all leave tix here, and every
 SMTP failure is turned into an outbox error here (`connect_error`, `send_error`).
 
-The connection comes from `tix.channels.smtp.connect` (the `outbound:` settings, TLS
+The connection comes from `tix.channels.mail.smtp.connect` (the `outbound:` settings, TLS
 verified, logged in); one connection serves a whole flush. Errors, each one line that
 never holds a password (a refused login shows the server's code, not its text)::
 
@@ -27,7 +27,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
 
 from tix import tls
-from tix.channels.smtp import DEFAULT_PORTS, connect, header_text, settings
+from tix.channels.mail.smtp import DEFAULT_PORTS, connect, header_text, settings
 from tix.errors import ChannelStopped, SendPermanent, SendTemporary, TixError, UsageError
 from tix.outbox.index import CUSTOMER
 from tix.store.log import utcnow

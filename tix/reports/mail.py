@@ -12,7 +12,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
-from tix.channels.smtp import header_text
+from tix.channels.mail.smtp import header_text
 from tix.errors import SendPermanent, SendTemporary, UsageError
 from tix.store.log import utcnow
 

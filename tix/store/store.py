@@ -93,7 +93,7 @@ class Store:
         self._config: configmod.Config | None = None
         self._lock: WriteLock | None = None
         self.cache: dict[str, object] = {}
-        """Indexes kept for the life of this Store object, by key: `mail_index` (tix.channels.smtp:
+        """Indexes kept for the life of this Store object, by key: `mail_index` (tix.channels.mail.smtp:
         the Message-ID index of sent mail, caught up before each use). Never written to disk;
         a key belongs to the module named beside it, which alone reads and writes it."""
 

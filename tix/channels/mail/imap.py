@@ -68,6 +68,7 @@ class ImapSource(Source):
         security = spec.get("security") or "ssl"
         host = str(spec["host"])
         port = int(spec.get("port") or (993 if security == "ssl" else 143))
+        tls.check_plaintext(spec, f"source {self.name}")
         context = tls.client_context(spec, f"source {self.name}") if security != "plain" else None
         try:
             client = IMAPClient(host, port=port, ssl=security == "ssl", ssl_context=context,

@@ -1,5 +1,5 @@
 """The WhatsApp channel (Cloud API): receive, fetch and decode; send lives in
-`tix.channels.whatsapp_send`.
+`tix.channels.whatsapp.send`.
 
 - `config`: the `whatsapp:` section of tix.yaml (schema, validation, `Settings`).
 - `webhook`: the receiver (`tix webhook serve`, WSGI `tix.channels.whatsapp.webhook:application`):

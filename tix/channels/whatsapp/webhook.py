@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import itertools
 import os
+import re
 import socketserver
 import sys
 import threading
@@ -205,28 +206,66 @@ def application(environ, start_response):
 
 
 # -- the built-in server ---------------------------------------------------------------------
+MAX_CONNECTIONS = 64  # connections served at once; more are closed at once, not queued in threads
+CLIENT_TIMEOUT = 10.0  # seconds a client may take to send each part of its request
+
+
 class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
-    """wsgiref with a thread per connection: a slow client never holds up the others."""
+    """wsgiref with a thread per connection, at most `MAX_CONNECTIONS` at once.
+
+    A slow client never holds up the others, and many slow clients (partial headers, a
+    trickled body) cannot take every thread or file descriptor: each socket has a timeout
+    (`CLIENT_TIMEOUT`) and a connection over the limit is closed at once.
+    """
 
     daemon_threads = True
     request_queue_size = 1024  # Meta delivers in bursts; the default backlog of 5 drops SYNs
     allow_reuse_address = True
+    max_connections = MAX_CONNECTIONS
+
+    def server_activate(self):
+        super().server_activate()
+        self.slots = threading.BoundedSemaphore(self.max_connections)
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)  # over the limit: shed it, Meta retries
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
 
 class QuietHandler(WSGIRequestHandler):
-    """One access-log line per request only with -v; never the body or headers."""
+    """One access-log line per request only with -v; never the body, headers or query string
+    (the verification handshake carries the verify token in it)."""
 
     verbose = False
+    timeout = CLIENT_TIMEOUT
     wbufsize = 1 << 16  # one send per answer instead of one per status line, header and body
 
     def log_message(self, format, *args):  # the stdlib's name
         if self.verbose:
-            sys.stderr.write(f"{self.address_string()} {format % args}\n")
+            line = _QUERY.sub("?…", format % args)
+            sys.stderr.write(f"{self.address_string()} {line}\n")
 
 
-def make_server_for(app, host: str = "127.0.0.1", port: int = 8080, verbose: bool = False):
-    handler = type("Handler", (QuietHandler,), {"verbose": verbose})
-    return make_server(host, port, app, server_class=ThreadingWSGIServer, handler_class=handler)
+_QUERY = re.compile(r"\?[^\s\"]*")
+
+
+def make_server_for(app, host: str = "127.0.0.1", port: int = 8080, verbose: bool = False,
+                    timeout: float = CLIENT_TIMEOUT, max_connections: int = MAX_CONNECTIONS):
+    handler = type("Handler", (QuietHandler,), {"verbose": verbose, "timeout": timeout})
+    server_class = type("Server", (ThreadingWSGIServer,), {"max_connections": max_connections})
+    return make_server(host, port, app, server_class=server_class, handler_class=handler)
 
 
 def serve(store, host: str = "127.0.0.1", port: int = 8080, verbose: bool = False, ready=None) -> None:

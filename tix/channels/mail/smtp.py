@@ -33,7 +33,8 @@ from tix.errors import Problem, UsageError
 from tix.store.log import utcnow
 
 KEYS = {"host": str, "port": int, "security": str, "user": str, "password_env": str, "password_file": str,
-        "from": str, "auto_reply_cap": int, "timeout": (int, float), "x_loop": str, "ca_file": str}
+        "from": str, "auto_reply_cap": int, "timeout": (int, float), "x_loop": str, "ca_file": str,
+        "allow_plaintext": bool}
 SECURITY = ("starttls", "ssl", "plain")
 
 
@@ -53,6 +54,9 @@ def validate(node, fname: str) -> list[Problem]:
         out.append(Problem(fname, getattr(node, "line", None), "outbound: host is required"))
     if node.get("security") is not None and node.get("security") not in SECURITY:
         out.append(Problem(fname, at("security"), f"outbound: security must be one of {', '.join(SECURITY)}"))
+    refused = tls.plaintext_refused(node, "outbound")
+    if refused:
+        out.append(Problem(fname, at("security"), refused))
     frm = node.get("from")
     if not frm or "@" not in parseaddr(str(frm))[1]:
         out.append(Problem(fname, at("from") or getattr(node, "line", None),
@@ -166,6 +170,7 @@ def connect(out: dict, timeout: float | None = None) -> smtplib.SMTP:
     host = str(out["host"])
     port = int(out.get("port") or DEFAULT_PORTS.get(security, 587))
     timeout = float(timeout or out.get("timeout") or 30)
+    tls.check_plaintext(out, "outbound")
     context = tls.client_context(out, "outbound") if security != "plain" else None
     if security == "ssl":
         conn = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
