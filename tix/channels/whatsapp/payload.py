@@ -109,7 +109,12 @@ class Payload:
                 if change.get("field", "messages") != "messages":
                     yield Skipped(str(change.get("field")))
                     continue
-                yield from self._change(entry, value)
+                try:
+                    yield from self._change(entry, value)
+                except (AttributeError, TypeError, KeyError, ValueError) as exc:
+                    # a value of the wrong JSON type somewhere Meta's format has an object or
+                    # a list: the payload is malformed, whatever the field (found by fuzzing)
+                    raise PayloadError(f"malformed messages change: {type(exc).__name__}: {exc}") from None
 
     def _change(self, entry: dict, value: dict):
         meta = value.get("metadata") or {}
