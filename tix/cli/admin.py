@@ -165,7 +165,9 @@ def config_check() -> None:
     Example: tix config check && echo ok
     """
     from tix import config as configmod
+    from tix.cli.common import state
+    from tix.store import find_store
 
-    store_root = open_store().root
+    store_root = find_store(state.store_path)  # not open_store: it stops at the first section's problems
     configmod.load(store_root / configmod.CONFIG_NAME, validate_sections=True)
     info("configuration ok")

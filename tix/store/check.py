@@ -18,7 +18,7 @@ import orjson
 
 from tix.errors import Problem
 from tix.store.files import commit_temp, temp_name, write_all
-from tix.store.log import COMMIT_MARK, SEGMENT_SUFFIX, _why, seq_before, unmark
+from tix.store.log import COMMIT_MARK, FORMAT_FILE, SEGMENT_SUFFIX, _why, seq_before, unmark
 
 if TYPE_CHECKING:
     from tix.store.store import Store
@@ -203,10 +203,10 @@ def check_store(store: Store) -> CheckReport:
     from tix.store.snapshot import KINDS, parquet_problem
 
     report = CheckReport()
-    fmt_path = store.log.dir / "format.json"
-    if fmt_path.exists() and store.log.log_format() is None:
-        report.problems.append(Problem(f"{store.log.dir.name}/format.json", None, "unreadable"))
-        report.advice.append("restore events/format.json from a backup (a writer rewrites a missing one)")
+    if store.log.format_path.exists() and store.log.log_format() is None:
+        report.problems.append(Problem(FORMAT_FILE, None, "unreadable"))
+        report.advice.append(f"restore {FORMAT_FILE} from a backup, or delete it: the next writer writes a new "
+                             "one (then a batch a crash cut short before it is kept, as in older stores)")
     scan = scan_log(store)
     report.problems += scan.problems
     report.events, report.last_seq = scan.events, scan.last_seq

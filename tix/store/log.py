@@ -142,7 +142,7 @@ def seq_before(path, offset: int) -> int | None:
 # orjson writes the keys in insertion order and escapes every quote inside a string, so a
 # line ends with these bytes only when `commit` is its last top-level key.
 COMMIT_MARK = b',"commit":true}\n'
-FORMAT_FILE = "format.json"
+FORMAT_FILE = "state/log-format.json"  # under the store's root, beside events/
 LOG_FORMAT = 2
 _BLOCK = 1 << 16
 
@@ -161,22 +161,23 @@ class EventLog:
     mark, and every read stops there (see the contract in tix.store).
     """
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, format_path: Path | None = None):
         self.dir = Path(directory)
+        self.format_path = Path(format_path) if format_path else self.dir.parent / FORMAT_FILE
         self._format: dict | None = None
 
     # -- format ----------------------------------------------------------------------------
     def log_format(self) -> dict | None:
-        """`events/format.json`, or None for a log written before commit marks existed (in
-        which every whole line is committed). Kept once read: it never changes."""
+        """`state/log-format.json`, or None for a log written before commit marks existed
+        (in which every whole line is committed). Kept once read: it never changes."""
         if self._format is None:
             try:
-                fmt = orjson.loads((self.dir / FORMAT_FILE).read_bytes())
+                fmt = orjson.loads(self.format_path.read_bytes())
                 Position(str(fmt["marked_since"]["segment"]), int(fmt["marked_since"]["offset"]))
             except FileNotFoundError:
                 return None
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                report_damage(f"{self.dir.name}/{FORMAT_FILE}", None,
+                report_damage(FORMAT_FILE, None,
                               f"unreadable ({_why(exc)}); taken as missing: run tix check")
                 return None
             self._format = fmt
@@ -194,7 +195,7 @@ class EventLog:
         from tix.store.files import atomic_write
 
         data = {"format": LOG_FORMAT, "marked_since": {"segment": since.segment, "offset": since.offset}}
-        atomic_write(self.dir / FORMAT_FILE, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        atomic_write(self.format_path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
         self._format = data
 
     # -- reading ---------------------------------------------------------------------------
@@ -372,7 +373,7 @@ class EventLog:
     def repair(self, quarantine: Path) -> int:
         """Cut everything after the last committed batch: a torn line, and the whole lines of
         a batch a crash cut short. Their bytes go to `quarantine/` (up to KEEP_TORN bytes).
-        A log without `format.json` gets one: from here on its batches carry commit marks.
+        A log without `state/log-format.json` gets one: from here on its batches carry marks.
 
         Returns the number of bytes removed (0 when the log was whole).
         """
@@ -393,7 +394,7 @@ class EventLog:
             else:
                 self.truncate(Position(name, keep))
             removed += size - keep
-        if self.log_format() is None and self.dir.is_dir():
+        if self.log_format() is None and self.dir.is_dir() and not self.format_path.exists():
             self.write_format(self.end())
         return removed
 

@@ -232,6 +232,19 @@ class Snapshot:
 _LEASES: dict[str, tuple] = {}
 
 
+def release_leases(under: str | os.PathLike | None = None) -> int:
+    """Give up this process's leases (all, or those of files under `under`); returns how many.
+
+    For a long-running process done with the readers it made (a test harness, a server):
+    the files of old generations can then be pruned by the next writer.
+    """
+    prefix = str(Path(under).resolve()) + os.sep if under is not None else ""
+    gone = [key for key in _LEASES if key.startswith(prefix) or str(Path(key).resolve()).startswith(prefix)]
+    for key in gone:
+        _LEASES.pop(key)[0].close()
+    return len(gone)
+
+
 def _check_meta(meta) -> None:
     if not isinstance(meta, dict) or not isinstance(meta["seq"], int) or not isinstance(meta["offset"], int) \
             or not isinstance(meta["segment"], str):

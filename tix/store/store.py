@@ -72,7 +72,7 @@ class Store:
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self.log = EventLog(self.root / "events")
+        self.log = EventLog(self.root / "events", self.root / "state" / "log-format.json")
         self.snapshot = Snapshot(self.root / "snapshot")
         self._config: configmod.Config | None = None
         self._lock: WriteLock | None = None
@@ -86,7 +86,11 @@ class Store:
     # -- opening ---------------------------------------------------------------------------
     @classmethod
     def open(cls, path: str | os.PathLike | None = None) -> "Store":
-        return cls(find_store(path))
+        """Find the store (`find_store`) and load its tix.yaml: a broken one (empty, not
+        YAML, invalid) stops every command here with its file:line (ConfigError, exit 2)."""
+        store = cls(find_store(path))
+        store.config  # noqa: B018 - loaded now, so that every command checks it
+        return store
 
     @classmethod
     def init(cls, path: str | os.PathLike, config_text: str | None = None) -> "Store":
