@@ -71,6 +71,8 @@ def scan_log(store: Store) -> LogScan:
                     scan.open_lines += 1
                     continue
                 try:
+                    if line[:1] != b"{" or line[-2:] != b"}\n" or b"\0" in line:
+                        raise ValueError("not a JSON object")  # as readers see it (EventLog.read_raw)
                     ev = loads(unmark(line[:-1]))
                     seq = _check_event(ev)
                 except (ValueError, KeyError, TypeError) as exc:
