@@ -232,8 +232,10 @@ def _diff(a: dict, b: dict) -> str:
     return f"{sum(extra.values())} extra event(s) {list(extra)[:2]}, {sum(missing.values())} missing"
 
 
-def run_command(workdir: Path, command: str, tickets: int, kills: int, seed: int) -> Outcomes:
-    """Build the store for `command`, run the reference, then `kills` kill-and-rerun trials."""
+def run_command(workdir: Path, command: str, tickets: int, kills: int, seed: int,
+                window: tuple[float, float] = (0.15, 1.0)) -> Outcomes:
+    """Build the store for `command`, run the reference, then `kills` kill-and-rerun trials,
+    each killed at a random moment in `window` (shares of the reference run's time)."""
     rng = random.Random(seed)
     base = workdir / f"{command}-base"
     build_base(base, tickets, seed)
@@ -252,7 +254,7 @@ def run_command(workdir: Path, command: str, tickets: int, kills: int, seed: int
     out = Outcomes(command, took)
     work = workdir / f"{command}-work"
     for _ in range(kills):
-        trial(base, work, command, rng.uniform(0.15, 1.0) * took, ref, before, out)
+        trial(base, work, command, rng.uniform(*window) * took, ref, before, out)
     shutil.rmtree(work, ignore_errors=True)
     shutil.rmtree(base, ignore_errors=True)
     return out

@@ -12,6 +12,7 @@ Permissions follow DESIGN invariant 10: files 0640 by default, secrets and cache
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import re
 import shutil
@@ -200,22 +201,42 @@ def clean_stale(root: str | os.PathLike, unknown_age: float = 3600.0, live_age: 
     root = Path(root)
     now = time.time()
     removed = 0
-    for sub, pattern, pid_re in STALE_TEMPS:
+    for sub, patterns in _stale_patterns().items():
         for directory in root.glob(sub) if "*" in sub else (root / sub,):
-            if not directory.is_dir():
+            try:
+                entries = list(os.scandir(directory))
+            except (FileNotFoundError, NotADirectoryError):
                 continue
-            for tmp in directory.glob(pattern):
-                m = re.search(pid_re, tmp.name) if pid_re else None
-                pid = int(m.group(1)) if m else None
-                try:
-                    age = now - tmp.lstat().st_mtime
-                    if (pid is not None and pid != os.getpid() and not _alive(pid)) \
-                            or age > (unknown_age if pid is None else live_age):
-                        tmp.unlink()
-                        removed += 1
-                except (FileNotFoundError, IsADirectoryError, PermissionError):
-                    continue
+            for entry in entries:
+                for name_re, pid_re in patterns:
+                    if not name_re.match(entry.name):
+                        continue
+                    m = pid_re.search(entry.name) if pid_re else None
+                    pid = int(m.group(1)) if m else None
+                    try:
+                        if not entry.is_file(follow_symlinks=False):
+                            break
+                        age = now - entry.stat(follow_symlinks=False).st_mtime
+                        if (pid is not None and pid != os.getpid() and not _alive(pid)) \
+                                or age > (unknown_age if pid is None else live_age):
+                            os.unlink(entry.path)
+                            removed += 1
+                    except (FileNotFoundError, PermissionError):
+                        pass
+                    break
     return removed
+
+
+@functools.lru_cache(maxsize=1)
+def _stale_patterns() -> dict[str, list]:
+    """STALE_TEMPS compiled, by directory."""
+    import fnmatch
+
+    by_dir: dict[str, list] = {}
+    for sub, pattern, pid_re in STALE_TEMPS:
+        by_dir.setdefault(sub, []).append((re.compile(fnmatch.translate(pattern)),
+                                           re.compile(pid_re) if pid_re else None))
+    return by_dir
 
 
 def _alive(pid: int) -> bool:
