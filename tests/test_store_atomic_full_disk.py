@@ -151,3 +151,17 @@ def test_every_write_path_of_a_command_on_a_full_disk(tmp_path, small_disk, comm
         assert proc.returncode == 0, (leave, proc.stderr)
         assert fingerprint(store) == reference, leave
     assert len(outcomes) >= 2, outcomes  # at least one level failed and one got through
+
+
+def test_an_io_error_is_one_line_naming_the_store_and_the_file(store):
+    import errno
+
+    from tix.errors import StoreWriteError
+    from tix.store.files import write_error
+
+    err = write_error(OSError(errno.EIO, "Input/output error"), store.root / "events" / "2026-11.jsonl", 100)
+    assert isinstance(err, StoreWriteError) and err.exit_code == 1
+    assert str(err) == (f"store {store.root}: Input/output error writing events/2026-11.jsonl (check the disk: "
+                        "dmesg); nothing of it was written: run the command again")
+    other = PermissionError(errno.EACCES, "Permission denied")
+    assert write_error(other, store.root / "x") is other  # not the disk: raised as it is

@@ -189,3 +189,24 @@ def test_a_writer_removes_the_temp_files_killed_writers_left_and_keeps_live_ones
     finally:
         live.kill()
         live.wait()
+
+
+def test_check_tells_a_batch_being_written_from_one_a_crash_left(store, tix):
+    _seed(store, 1)
+    with store.writing(actor="user:test", via="tix update") as batch:
+        for i in range(4):
+            create_ticket(batch, f"part {i}")
+        batch.flush(commit=False)
+        proc = tix("-v", "check")  # a bulk update still writing its parts: not damage
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith(f"{SEG}: 3 line(s) of a batch not committed yet: a writer (pid {os.getpid()})")
+        with open(store.root / SEG, "rb") as fh:
+            cut = fh.read()
+    (store.root / SEG).write_bytes(cut)  # as a crash would have left it
+    proc = tix("check")
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"{SEG}: 3 line(s) of a batch never committed (a crash): the next writing command cuts them off",
+        "to do: run any writing command (e.g. `tix rebuild`) to cut off what a crash left"]
+    assert tix("rebuild").returncode == 0
+    assert tix("check").returncode == 0

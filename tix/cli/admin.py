@@ -89,6 +89,8 @@ def check() -> None:
         typer.echo(str(problem), err=True)
     for advice in report.advice:
         typer.echo(f"to do: {advice}", err=True)
+    for note in report.notes:
+        info(note)
     if not report.ok:
         raise typer.Exit(1)
     info(f"store ok: {report.events} events (last seq {report.last_seq})")

@@ -45,6 +45,7 @@ class LogScan:
     problems: list[Problem] = field(default_factory=list)
     gaps: int = 0  # seq jumps not explained by damaged lines
     open_lines: int = 0  # whole lines after the last commit (a crash): the next writer cuts them
+    notes: list[str] = field(default_factory=list)  # worth saying, not a problem
 
 
 def scan_log(store: Store) -> LogScan:
@@ -96,10 +97,36 @@ def scan_log(store: Store) -> LogScan:
                 scan.events += 1
                 scan.last_seq = seq
     if scan.open_lines:
-        scan.problems.append(Problem(f"{log.dir.name}/{end.segment or log.segments()[-1]}", None,
-                                     f"{scan.open_lines} line(s) of a batch never committed (a crash): "
-                                     "the next writing command cuts them off"))
+        where = f"{log.dir.name}/{end.segment or log.segments()[-1]}"
+        writer = _writer_pid(store)
+        if writer is not None:  # a bulk update writing its parts: not damage
+            scan.notes.append(f"{where}: {scan.open_lines} line(s) of a batch not committed yet: "
+                              f"a writer (pid {writer or '?'}) holds the lock")
+        else:
+            scan.problems.append(Problem(where, None, f"{scan.open_lines} line(s) of a batch never committed "
+                                                      "(a crash): the next writing command cuts them off"))
     return scan
+
+
+def _writer_pid(store: Store) -> int | None:
+    """The pid in `state/lock` when a writer holds the lock now (0 if unknown), else None."""
+    import fcntl
+    import os
+
+    try:
+        fd = os.open(store.path("state", "lock"), os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            return int(text) if text.isdigit() else 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 def _check_event(ev) -> int:
@@ -191,6 +218,7 @@ def _last_ts(block: bytes) -> str | None:
 class CheckReport:
     problems: list[Problem] = field(default_factory=list)
     advice: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     events: int = 0
     last_seq: int = 0
 
@@ -211,6 +239,7 @@ def check_store(store: Store) -> CheckReport:
                              "one (then a batch a crash cut short before it is kept, as in older stores)")
     scan = scan_log(store)
     report.problems += scan.problems
+    report.notes += scan.notes
     report.events, report.last_seq = scan.events, scan.last_seq
     if scan.damaged:
         report.advice.append(f"{len(scan.damaged)} damaged line(s): restore them from a backup if you can; "
