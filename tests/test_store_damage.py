@@ -210,3 +210,27 @@ def test_check_tells_a_batch_being_written_from_one_a_crash_left(store, tix):
         "to do: run any writing command (e.g. `tix rebuild`) to cut off what a crash left"]
     assert tix("rebuild").returncode == 0
     assert tix("check").returncode == 0
+
+
+COMMANDS = (("list",), ("show", "1"), ("fetch",), ("escalate",), ("route",), ("note", "1", "-m", "x"),
+            ("rebuild",), ("check",), ("config", "check"), ("sql", "SELECT 1"), ("report", "list"),
+            ("update", "number>0", "--add-tag", "x", "--yes"), ("new", "hello"))
+
+
+@pytest.mark.parametrize("text,line,what", [
+    ("", 1, "the file is empty"),
+    ("# tix.yaml\n\n# (the rest was lost)\n", 1, "the file is empty"),
+    ("settings:\n  timezone: [Asia/Jakarta\nteams:\n  support: {}\n", 3, "YAML syntax error"),
+    ("settings:\n  timezone: Asia/Jak", 2, "setting 'timezone': unknown time zone 'Asia/Jak'"),
+], ids=["empty", "comments-only", "unparsable", "truncated"])
+def test_a_broken_tix_yaml_stops_every_command_with_file_and_line(store, tix, text, line, what):
+    """Issue 18, why 9: an empty or truncated tix.yaml passed config check, and fetch and
+    escalate exited 0 doing nothing."""
+    _seed(store, 1)
+    config = store.root / "tix.yaml"
+    config.write_text(text, encoding="utf-8")
+    for args in COMMANDS if line == 1 and not text else COMMANDS[:4]:
+        proc = tix(*args)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert proc.stderr.startswith(f"{config}:{line}: {what}"), (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
