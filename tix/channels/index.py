@@ -1,7 +1,7 @@
 """The mail index: what the log says about messages, kept as a rebuildable cache.
 
 The event log is the truth. This index is derived from it (message.received,
-message.unmatched, message.quarantined, message.sent, outbox.sent, outbox.failed) and
+message.unmatched, message.quarantined, message.sent) and
 saved to `state/mail-index.pickle` with the log position it covers. Loading it reads
 the saved copy and then folds every event after that position, so an index that was
 not saved (a crash, a kill) is caught up from the log: it can never miss a message
@@ -11,7 +11,7 @@ It answers, without scanning the log:
 - `seen(key)`: has this idempotency key (content key or source key) been stored?
 - `ticket_of(message_id)`: which ticket a Message-ID we received or sent belongs to;
 - `thread(ticket)`: the last Message-IDs of a ticket (for In-Reply-To / References);
-- `pending()`: outbox items still to send; `auto_count(addr, since)`: the auto-reply cap.
+- `auto_count(addr, since)`: the auto-reply cap. (What is still to send: `tix.outbox`.)
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from tix.store.files import atomic_write
 from tix.store.log import Position
 
 VERSION = 3
-INTERESTING = (b'"type":"message.', b'"type":"outbox.', b'"kind":"bounce"')
+INTERESTING = (b'"type":"message.', b'"kind":"bounce"')
 
 
 class MailIndex:
@@ -34,7 +34,6 @@ class MailIndex:
         self.sent: set[str] = set()  # Message-IDs of messages tix sent (a copy coming back is ours)
         self.mids: dict[str, int] = {}
         self.threads: dict[int, list[str]] = {}
-        self.outbox: dict[str, dict] = {}
         self.auto_sent: dict[str, list[str]] = {}
         self.seq = 0
         self.pos = Position("", 0)
@@ -103,23 +102,9 @@ class MailIndex:
             if ticket is not None and data.get("message_id"):
                 self.add_mid(data["message_id"], ticket)
                 self.sent.add(data["message_id"])
-            if data.get("outbox") and data.get("state", "queued") == "queued":
-                self.outbox[data["outbox"]] = {"ticket": ticket, "channel": data.get("channel"), "data": data,
-                                               "attempts": 0, "next_retry": None, "queued_at": ev["ts"]}
             if data.get("auto"):
                 for addr in data.get("to") or ():
                     self.note_auto(str(addr).lower(), ev["ts"])
-        elif kind == "outbox.sent":
-            self.outbox.pop(data.get("outbox"), None)
-        elif kind == "outbox.failed":
-            item = self.outbox.get(data.get("outbox"))
-            if item is not None:
-                if data.get("permanent"):
-                    self.outbox.pop(data.get("outbox"), None)
-                else:
-                    item["attempts"] = data.get("attempt", item["attempts"] + 1)
-                    item["next_retry"] = data.get("next_retry")
-                    item["error"] = data.get("error")
 
     def add_mid(self, mid: str, ticket: int) -> None:
         self.mids.setdefault(mid, ticket)
@@ -144,9 +129,6 @@ class MailIndex:
 
     def thread(self, ticket: int) -> list[str]:
         return list(self.threads.get(ticket, ()))
-
-    def pending(self) -> list[tuple[str, dict]]:
-        return sorted(self.outbox.items(), key=lambda kv: kv[1]["queued_at"])
 
     def auto_count(self, addr: str, since_iso: str) -> int:
         return sum(1 for ts in self.auto_sent.get(addr.lower(), ()) if ts >= since_iso)

@@ -13,7 +13,7 @@ NOW_HELP = "Evaluate at this time: site-local like 2026-11-24T09:00, or with an 
 def register(app: typer.Typer) -> None:
     app.command("escalate")(escalate)
     app.command("sla")(sla)
-    notify_app = typer.Typer(help="The outbox of internal notifications (SLA emails and webhooks).",
+    notify_app = typer.Typer(help="Internal notifications (SLA and rule emails and webhooks) in the outbox.",
                              no_args_is_help=True)
     notify_app.command("list")(notify_list)
     notify_app.command("flush")(notify_flush)
@@ -63,6 +63,8 @@ def escalate(
         info(f"{report.open_tickets} open tickets, {report.clocks} clocks ({states}); "
              f"{len(report.planned)} actions, {report.events_written} events written"
              f"{' (cold start: folded the whole log)' if report.cold else ''} in {report.timings['total']:.2f} s")
+    for line in report.errors:
+        error(line)
     _report_notify(report.notify)
     if not report.ok:
         raise typer.Exit(1)
@@ -77,25 +79,17 @@ def _planned_row(p) -> dict:
 
 
 def _report_notify(rep) -> None:
+    """Print a tix.outbox.FlushReport of notifications: each failure on stderr, counts with -v."""
     if rep is None:
         return
-    for it in rep.failed:
-        what = "gave up" if it.get("status") == "dead" else f"will retry after {it['next_try']}"
-        error(f"notification {it['id']} ({it['kind']} to {_target(it)}) failed, attempt {it['attempts']}: "
-              f"{it['error']}; {what}")
+    for line in rep.errors:
+        error(line)
     if rep.dead and state.verbose:
-        info(f"{len(rep.dead)} notifications failed permanently: see tix notify list")
+        info(f"{rep.dead} notifications failed permanently: see tix notify list")
     if rep.sent:
-        info(f"{len(rep.sent)} notifications sent")
+        info(f"{rep.sent} notifications sent")
     if rep.busy:
-        info("another tix is sending notifications; left to it")
-
-
-def _target(it: dict) -> str:
-    from tix.notify import _redact
-
-    t = it["target"]
-    return t if it["kind"] == "email" or t.startswith("env:") else _redact(t)
+        info("another tix is sending the outbox; left to it")
 
 
 def sla(
@@ -126,14 +120,14 @@ def notify_list(fmt: str = FormatOpt) -> None:
 
     Example: tix notify list
     """
-    from tix.notify import pending
+    from tix.outbox import items
     from tix.render import render
 
     check_format(fmt)
     store = open_store()
-    rows = [{"id": it["id"], "kind": it["kind"], "target": _target(it), "subject": it["subject"],
+    rows = [{"id": it["id"], "kind": it["channel"], "target": it["to"], "subject": it["subject"],
              "status": it["status"], "attempts": it["attempts"], "next_try": it["next_try"],
-             "error": it["error"]} for it in pending(store)]
+             "error": it["error"]} for it in items(store, dead=True, purposes=("notification",))]
     if rows or fmt != "table":
         render(rows, fmt, tz=store.config.setting("timezone"),
                columns=["id", "kind", "target", "subject", "status", "attempts", "next_try", "error"])
@@ -142,14 +136,15 @@ def notify_list(fmt: str = FormatOpt) -> None:
 def notify_flush(
     now: str = typer.Option(None, "--now", help=NOW_HELP),
 ) -> None:
-    """Send queued notifications that are due (`tix escalate` also does this). Exit 1 if any failed.
+    """Send queued notifications that are due (`tix escalate` also does this; `tix outbox flush`
+    sends them with everything else). Exit 1 if any failed.
 
     Example: tix notify flush -v
     """
-    from tix.notify import flush
+    from tix.outbox import flush
 
     store = open_store()
-    rep = flush(store, _now(now, store))
+    rep = flush(store, _now(now, store), purposes=("notification",), via="tix notify flush")
     _report_notify(rep)
     if not rep.ok:
         raise typer.Exit(1)

@@ -249,11 +249,12 @@ class Runtime:
 
     def notify(self, rule, ctx, how, target, subject, body, key) -> bool:
         try:
-            from tix import notify  # type: ignore[attr-defined]
+            from tix.outbox import notify
         except ImportError:
             notify = None
         if notify is not None and not self.dry_run:
-            notify.queue(self.as_rule(rule), kind=how, target=target, subject=subject, body=body, key=key)
+            notify(self.as_rule(rule), kind=how, target=target, subject=subject, body=body, key=key,
+                   ticket=ctx.ticket["number"])
         if notify is None:
             self.as_rule(rule).emit("rule.notify", ticket=ctx.ticket["number"],
                                     data={"kind": how, "target": target, "subject": subject, "key": key},

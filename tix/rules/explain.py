@@ -14,10 +14,6 @@ for every rule in order, whether it matched, the condition tree with `+` (held) 
 """
 from __future__ import annotations
 
-import email
-import email.policy
-import email.utils
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -161,53 +157,21 @@ def _find_contact(reader, msg: dict) -> dict | None:
     return dict(zip([d[0] for d in cur.description], row, strict=True)) if row else None
 
 
-_AUTO_PRECEDENCE = ("bulk", "junk", "list", "auto_reply")
-
-
 def parse_eml(raw: bytes) -> tuple[dict, datetime | None]:
-    """The message fields rules see, from an RFC 5322 message (as the email intake records them)."""
-    m = email.message_from_bytes(raw, policy=email.policy.default)
-    name, addr = email.utils.parseaddr(str(m.get("From", "")))
-    to = [a.lower() for _, a in email.utils.getaddresses([str(v) for v in m.get_all("To", [])]) if a]
-    cc = [a.lower() for _, a in email.utils.getaddresses([str(v) for v in m.get_all("Cc", [])]) if a]
-    body = m.get_body(preferencelist=("plain", "html"))
-    text = body.get_content() if body is not None else ""
-    if body is not None and body.get_content_subtype() == "html":
-        text = re.sub(r"<[^>]+>", " ", text)
-    attachments = [part.get_filename() or "attachment" for part in m.iter_attachments()]
-    auto, reason = _auto(m, addr)
-    msg = {"channel": "email", "from": addr.lower(), "from_name": name, "to": to, "cc": cc,
-           "subject": str(m.get("Subject", "")), "text": text, "attachments": attachments,
-           "auto": auto, "auto_reason": reason, "language": None,
-           "inbox": (str(m.get("Delivered-To", "")).strip().lower() or (to[0] if to else None))}
-    arrived = None
-    if m.get("Date"):
-        try:
-            arrived = email.utils.parsedate_to_datetime(str(m["Date"]))
-        except (TypeError, ValueError):
-            arrived = None
-        if arrived is not None and arrived.tzinfo is None:
-            arrived = arrived.replace(tzinfo=timezone.utc)
-    return msg, arrived
+    """The message fields rules see, from an RFC 5322 message, parsed as email intake parses it
+    (the one parser, tix.channels.mailparse: same addresses, same auto-reply detection)."""
+    from tix.channels.mailparse import Unparseable, parse
 
-
-def _auto(m, sender: str) -> tuple[bool, str | None]:
-    """RFC 3834 and common bulk-mail markers."""
-    auto_submitted = str(m.get("Auto-Submitted", "")).strip().lower()
-    if auto_submitted and auto_submitted != "no":
-        return True, f"Auto-Submitted: {auto_submitted}"
-    precedence = str(m.get("Precedence", "")).strip().lower()
-    if precedence in _AUTO_PRECEDENCE:
-        return True, f"Precedence: {precedence}"
-    for header in ("List-Id", "List-Unsubscribe", "X-Loop", "X-Autoreply", "X-Autorespond"):
-        if m.get(header) is not None:
-            return True, header
-    if str(m.get("X-Auto-Response-Suppress", "")).strip():
-        return True, "X-Auto-Response-Suppress"
-    local = sender.split("@", 1)[0].lower()
-    if local in ("mailer-daemon", "postmaster"):
-        return True, f"sender {local}"
-    return False, None
+    try:
+        p = parse(raw)
+    except Unparseable as exc:
+        raise UsageError(f"not a mail message: {exc}") from None
+    delivered = p.headers.get("Delivered-To") if p.headers is not None else None
+    msg = {"channel": "email", "from": p.from_addr, "from_name": p.from_name, "to": p.to, "cc": p.cc,
+           "subject": p.subject, "text": p.text_full or p.text, "attachments": [a.name for a in p.attachments],
+           "auto": p.auto_reason is not None, "auto_reason": p.auto_reason, "language": None,
+           "inbox": (str(delivered).strip().lower() if delivered else None) or (p.to[0] if p.to else None)}
+    return msg, parse_ts_or_none(p.date)
 
 
 def parse_json(raw: bytes, path: Path) -> tuple[dict, datetime | None]:

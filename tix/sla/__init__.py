@@ -7,8 +7,8 @@ ticket folded from its events (`clock`: first response, next response, resolutio
 while pending), their persisted incremental state (`state`, Parquet under `snapshot/sla/`;
 its cold start folds the whole log in SQL: `coldfold`, which `state` uses and which needs
 nothing of `state`), the escalation run (`escalate`), the explanation of one ticket's
-clocks (`explain`) and the `sla` DuckDB view (`views`). Notifications go through
-`tix.notify`'s durable outbox.
+clocks (`explain`) and the `sla` DuckDB view (`views`). Notifications go through the
+outbox (`tix.outbox.notify`).
 
 It reads the `calendars:` and `sla:` sections of tix.yaml and the `ticket.created`,
 `ticket.updated` (status), `message.received`, `message.sent` (not `auto`) events; it writes

@@ -10,9 +10,11 @@ The run, in order (the store lock is held from 2 to 6, never while sending):
    each configured step whose clock is in the step's state (`warning`, `breached`) or whose
    WhatsApp window is about to close, unless its key (ticket:target:cycle:step) was recorded.
 6. Act (unless dry run): per policy one batch with actor `sla:POLICY`: the `sla.step` event,
-   field changes (`tix.tickets.set_fields` / `tag`), notifications queued in the outbox.
+   field changes (`tix.tickets.set_fields` / `tag`), notifications queued in the outbox
+   (`tix.outbox.notify`; one whose template raises is queued as failed, with the reason).
    Then save the tracks and the `sla` rows (Parquet) with the log position they reflect.
-7. Flush the outbox (send email / webhooks; failures are kept and retried next run).
+7. Flush the outbox's notifications (email / webhooks; each recorded as it is sent;
+   failures are kept and retried next run).
 
 A policy change in tix.yaml applies from the next run on (policies are matched every run);
 breaches already recorded stay recorded (`sla.breached` events, and `breached` in the view).
@@ -71,12 +73,13 @@ class EscalateReport:
     states: Counter = field(default_factory=Counter)
     planned: list[Planned] = field(default_factory=list)
     events_written: int = 0
-    notify: object | None = None  # tix.notify.FlushReport
+    notify: object | None = None  # tix.outbox.FlushReport of the notifications sent at the end
+    errors: list[str] = field(default_factory=list)  # notifications that could not be made (queued as failed)
     timings: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return self.notify is None or self.notify.ok
+        return not self.errors and (self.notify is None or self.notify.ok)
 
 
 # -- settings -----------------------------------------------------------------------------------
@@ -153,9 +156,9 @@ def escalate(store, now: datetime | None = None, dry_run: bool = False, rebuild:
         if lock is not None:
             lock.release()
     if flush_outbox and not dry_run:
-        from tix import notify
+        from tix import outbox
 
-        report.notify = notify.flush(store, now)
+        report.notify = outbox.flush(store, now, purposes=("notification",), via="tix escalate")
     report.timings["total"] = time.perf_counter() - clock
     return report
 
@@ -356,35 +359,37 @@ def _act(store, ctx, settings: SlaSettings, report: EscalateReport) -> list[dict
     for p in report.planned:
         by_policy.setdefault(p.policy, []).append(p)
     renderer = _Renderer(store, settings.tz, settings.agents)
-    from tix.notify import Outbox
+    from tix.outbox import OutboxIndex
 
     notifying = any(p.step is not None and (p.step.email or p.step.webhook) for p in report.planned)
-    box = Outbox.load(store) if notifying else None  # one index for all batches, saved below
+    box = OutboxIndex.load(store) if notifying else None  # one index for all batches, saved below
     for policy, items in by_policy.items():
         with store.writing(actor=f"sla:{policy}", via="tix escalate") as batch:
-            if box is not None:
-                batch._tix_outbox = box
             for p in items:
                 row = rows.get(p.ticket)
                 if row is None:
                     continue
-                _do(batch, p, row, renderer)
+                error = _do(batch, p, row, renderer, box)
+                if error:
+                    report.errors.append(f"ticket #{p.ticket}, SLA step {p.key}: {error}")
         written += batch.written
+        if box is not None:
+            box.advance()  # this batch's keys, for the next policy's batch
     if box is not None:
-        box.advance()
         box.save()
     return written
 
 
-def _do(batch, p: Planned, row: dict, renderer) -> None:
-    from tix import notify, tickets
+def _do(batch, p: Planned, row: dict, renderer, box=None) -> str | None:
+    """Take one planned step in `batch`; returns why its notifications could not be made, if so."""
+    from tix import tickets
 
     if p.step is None:
         batch.emit("sla.breached", ticket=p.ticket, data={
             "policy": p.policy, "target": p.target, "cycle": p.cycle, "key": p.key,
             "due_at": iso(datetime.fromtimestamp(p.due, timezone.utc)) if p.due else None,
             "business_seconds": round(p.target_s)})
-        return
+        return None
     step = p.step
     batch.emit("sla.step", ticket=p.ticket, data={"policy": p.policy, "target": p.target, "state": p.state,
                                                   "step": step.name, "key": p.key, "cycle": p.cycle,
@@ -404,15 +409,33 @@ def _do(batch, p: Planned, row: dict, renderer) -> None:
     if step.tags:
         tickets.tag(batch, row, add=step.tags, why=why)
     if step.email or step.webhook:
+        return _notify(batch, p, row, renderer, box)
+    return None
+
+
+def _notify(batch, p: Planned, row: dict, renderer, box) -> str | None:
+    from tix.outbox import notify
+
+    step, error = p.step, None
+    try:
         subject, body = renderer.render(p, row)
-        for addr in step.email:
-            to = renderer.address(addr, row)
-            if to:
-                notify.queue(batch, "email", to, subject, body, key=f"{p.key}:email:{addr}")
-        if step.webhook:
-            payload = {"slack": step.slack, "ticket": p.ticket, "policy": p.policy, "target": p.target,
-                       "state": p.state, "step": step.name}
-            notify.queue(batch, "webhook", step.webhook, subject, body, payload=payload, key=f"{p.key}:webhook")
+    except Exception as exc:  # noqa: BLE001 - a site template that raises fails its notifications, not the run
+        from tix.errors import TixError
+
+        subject, body = f"[#{p.ticket}] SLA {p.state}", ""
+        why = exc if isinstance(exc, TixError) else f"template {renderer.template_name(p)}: {type(exc).__name__}: {exc}"
+        error = f"cannot make the notification: {why}"
+    for addr in step.email:
+        to = renderer.address(addr, row)
+        if to:
+            notify(batch, "email", to, subject, body, key=f"{p.key}:email:{addr}", ticket=p.ticket, index=box,
+                   error=error)
+    if step.webhook:
+        payload = {"slack": step.slack, "ticket": p.ticket, "policy": p.policy, "target": p.target,
+                   "state": p.state, "step": step.name}
+        notify(batch, "webhook", step.webhook, subject, body, payload=payload, key=f"{p.key}:webhook",
+               ticket=p.ticket, index=box, error=error)
+    return error
 
 
 class _Renderer:
@@ -432,12 +455,16 @@ class _Renderer:
         agent = self.agents.get(row.get("assignee") or "")
         return agent.email if agent is not None and agent.email else None
 
+    @staticmethod
+    def template_name(p: Planned) -> str:
+        return "sla_whatsapp_window.j2" if p.target == "whatsapp_window" else f"sla_{p.state}.j2"
+
     def render(self, p: Planned, row: dict) -> tuple[str, str]:
         """(subject, body); a template that fails raises TemplateFailed (`templates/NAME:LINE: …`)."""
         from tix.render import local
         from tix.templates import TemplateMissing, render
 
-        name = "sla_whatsapp_window.j2" if p.target == "whatsapp_window" else f"sla_{p.state}.j2"
+        name = self.template_name(p)
         fmt = "%Y-%m-%d %H:%M %Z"
         ctx = {"ticket": row, "number": p.ticket, "policy": p.policy, "target": p.target,
                "target_label": TARGET_LABEL[p.target], "state": p.state, "step": p.step.name,
