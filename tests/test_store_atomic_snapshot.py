@@ -73,3 +73,17 @@ def test_a_reader_that_finds_its_generation_just_pruned_reads_the_new_one(store)
     reader = Store(store.root).read()
     assert reader.meta["seq"] == 4 and reader.max_ticket == 4
     release_leases(store.root)
+
+
+def test_a_process_reading_many_stores_holds_a_bounded_number_of_leases(tmp_path, monkeypatch):
+    from tix.store import snapshot
+
+    monkeypatch.setattr(snapshot, "MAX_LEASES", 4)
+    for i in range(4):  # 2 files a store: more than the bound
+        other = Store.init(tmp_path / f"s{i}")
+        with other.writing(actor="user:t", via="t") as b:
+            create_ticket(b, "one")
+        other.refresh_snapshot()
+        assert Store(other.root).read().max_ticket == 1
+    assert len(snapshot._LEASES) <= snapshot.MAX_LEASES
+    release_leases(tmp_path)

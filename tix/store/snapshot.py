@@ -153,7 +153,9 @@ class Snapshot:
                 return why if why == GONE else f"{name}: {why}"
             if held is not None:
                 held[0].close()
+            _LEASES.pop(str(path), None)
             _LEASES[str(path)] = (fh, (st.st_dev, st.st_ino))
+            _bound_leases()
         return None
 
     def write(self, files: dict, meta: dict, con=None) -> dict:
@@ -227,9 +229,22 @@ class Snapshot:
                 p.unlink(missing_ok=True)
 
 
-# Leases this process holds: path -> (open file, (device, inode)). Closed when pruned by this
-# process itself, or at exit.
+# Leases this process holds: path -> (open file, (device, inode)), oldest first. Closed when
+# pruned by this process itself, at exit, or when more than MAX_LEASES are held (a process
+# that reads many stores or generations, e.g. a test suite): files gone first, then the oldest.
 _LEASES: dict[str, tuple] = {}
+MAX_LEASES = 64
+
+
+def _bound_leases() -> None:
+    if len(_LEASES) <= MAX_LEASES:
+        return
+    for key, (fh, _ident) in list(_LEASES.items()):
+        if os.fstat(fh.fileno()).st_nlink == 0:
+            _LEASES.pop(key)
+            fh.close()
+    while len(_LEASES) > MAX_LEASES:
+        _LEASES.pop(next(iter(_LEASES)))[0].close()
 
 
 def release_leases(under: str | os.PathLike | None = None) -> int:
