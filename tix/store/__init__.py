@@ -4,7 +4,8 @@ This package owns every byte under a store directory: finding and creating it
 (`store`), the event log and its times (`log`), the one atomic file write (`files`), the
 write lock (`lock`), writing events (`batch`), folding them into current state (`fold` in
 Python, `sqlfold` in DuckDB), the Parquet snapshot (`snapshot`), reading state back
-(`reader`) and the DuckDB views every report and query reads (`views`).
+(`reader`), the DuckDB views every report and query reads (`views`), and verifying the
+whole store (`check`: `tix check`, and `tix rebuild` naming damaged lines).
 
 This docstring is a contract. Other tools (DuckDB, Spark, a backup script, a future
 tix) read these files; changing anything below needs a new `format` and a migration.
