@@ -11,8 +11,9 @@ reference ticket for ticket (every column but the seq bookkeeping) and event for
 (each (type, ticket, via, data) as many times as in the reference: nothing doubled). It
 prints, per command, how many kills landed while the process was running and what the
 readers saw right after each: the state before, the reference's (all committed), or one
-in between (a command that commits in steps: each step is whole). The suite runs the same
-harness with a few kills per command (tests/test_store_atomic_kill.py).
+in between (a command that commits in steps: each step is whole), and how many temp files
+the kills left (`temps`: all gone after the next run, or the trial fails). The suite runs
+the same harness with a few kills per command (tests/test_store_atomic_kill.py).
 
 TIX_NOW is fixed, so a rerun writes the same times as the reference.
 """
@@ -183,6 +184,7 @@ class Outcomes:
     finished: int = 0  # it had already finished
     seen: Counter = field(default_factory=Counter)  # before / all / step(s) committed
     rerun_ok: int = 0
+    temp_left: int = 0  # temp files the kills left (the next writer removes them)
     failures: list[str] = field(default_factory=list)
 
 
@@ -197,13 +199,14 @@ def trial(base: Path, work: Path, command: str, delay: float, ref: dict, before:
     else:
         out.finished += 1
     proc.communicate()
+    out.temp_left += len(leftovers(work))
     seen = fingerprint(work)
-    if seen == before:
+    if command in ("rebuild", "refresh") and seen == ref == before:
+        out.seen["same state (a cache)"] += 1
+    elif seen == before:
         out.seen["state before"] += 1
     elif seen == ref:
         out.seen["all committed"] += 1
-    elif seen["tickets"] == ref["tickets"] and command in ("rebuild", "refresh"):
-        out.seen["all committed"] += 1  # a cache: the state is the same either way
     else:
         out.seen["committed steps"] += 1
         if command in ("update", "route"):  # one batch each: nothing in between may show
@@ -271,13 +274,14 @@ def main() -> None:
     workdir = Path(args.dir)
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"{args.tickets} tickets, {args.kills} trials per command, python {sys.version.split()[0]}")
-    print(f"{'command':<10} {'ref s':>6} {'killed':>6} {'done':>5}  {'readers saw right after the kill':<52} rerun ok")
+    print(f"{'command':<10} {'ref s':>6} {'killed':>6} {'done':>5}  {'readers saw right after the kill':<52} "
+          f"{'temps':>5} rerun ok")
     failures = []
     for command in args.commands.split(","):
         out = run_command(workdir, command, args.tickets, args.kills, args.seed)
         seen = ", ".join(f"{k}: {v}" for k, v in sorted(out.seen.items()))
         print(f"{command:<10} {out.reference_s:>6.2f} {out.kills:>6} {out.finished:>5}  {seen:<52} "
-              f"{out.rerun_ok}/{out.kills + out.finished}", flush=True)
+              f"{out.temp_left:>5} {out.rerun_ok}/{out.kills + out.finished}", flush=True)
         failures += out.failures
     for f in failures:
         print("FAIL", f)

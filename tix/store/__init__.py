@@ -83,8 +83,9 @@ reader sees any of it. A crash at any point leaves the log's last committed batc
 most some whole lines without a mark and a torn line without a newline: the next writer,
 as soon as it holds the lock, cuts all of that off (`EventLog.repair`; up to 1 MB of the
 bytes is kept in `quarantine/torn-SEGMENT-TIME-FROM-TO.bin`). A command that commits more
-than once (intake commits each chunk before acknowledging it at the source; the outbox
-each outcome before the next send) says so, and a rerun goes on from its last commit.
+than once (intake commits each chunk before acknowledging it at the source, escalate the
+steps of each SLA policy, the outbox each outcome before the next send) says so, and a
+rerun goes on from its last commit without doing anything twice.
 `state/log-format.json` (`{"format": 2, "marked_since": {"segment": S, "offset": O}}`)
 says from where lines carry marks: the lines before that position were written before
 commit marks existed and each whole line of them is committed. A log without that file (an
