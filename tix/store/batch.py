@@ -51,6 +51,7 @@ class Batch:
         self._ts_at = 0.0
         self._open_from: Position | None = None  # where the parts of an uncommitted batch start
         self._segment: str | None = None  # the segment those parts went to
+        self._parts = False  # parts written since the last commit
         self.cache: dict[str, object] = {}
         """Per-run state a stage keeps beside this batch's events, by key: `outbox` (tix.outbox:
         its index, loaded once, and the auto-replies and notification keys queued in this batch,
@@ -160,6 +161,9 @@ class Batch:
         if commit:
             data = data[:-2] + COMMIT_MARK  # `}\n` of the last line -> `,"commit":true}\n`
         try:
+            if commit and self._parts:  # the parts reach the disk before the mark that commits them
+                log.append(b"", self._segment, sync=True)
+            self._parts = not commit
             return log.append(data, self._segment, sync=commit)
         except BaseException:
             if commit:  # the parts written before are taken back with this one
@@ -170,6 +174,7 @@ class Batch:
         """Take back the parts written by `flush(commit=False)` since the last commit (lock held)."""
         start, segment = self._open_from, self._segment
         self._open_from = self._segment = None
+        self._parts = False
         if start is None or segment is None:
             return
         log = self.store.log

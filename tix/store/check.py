@@ -9,6 +9,7 @@ after keeping its bytes in `quarantine/`.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from tix.errors import Problem
-from tix.store.files import commit_temp, temp_name, write_all
+from tix.store.files import atomic_write, commit_temp, temp_name, write_all
 from tix.store.log import COMMIT_MARK, FORMAT_FILE, SEGMENT_SUFFIX, _why, seq_before, unmark
 
 if TYPE_CHECKING:
@@ -111,7 +112,6 @@ def scan_log(store: Store) -> LogScan:
 def _writer_pid(store: Store) -> int | None:
     """The pid in `state/lock` when a writer holds the lock now (0 if unknown), else None."""
     import fcntl
-    import os
 
     try:
         fd = os.open(store.path("state", "lock"), os.O_RDONLY)
@@ -156,8 +156,6 @@ def quarantine_damaged(store: Store, damaged: list[Damaged]) -> list[Path]:
     for d in damaged:
         path = qdir / f"damaged-{d.segment.removesuffix(SEGMENT_SUFFIX)}-L{d.line}-{d.start}.bin"
         if not path.exists():
-            from tix.store.files import atomic_write
-
             atomic_write(path, d.raw)
         out.append(path)
     return out
@@ -196,8 +194,6 @@ def _rewrite_segment(store: Store, name: str, lines: list[Damaged]) -> None:
         pos = d.end
     parts.append(data[pos:])
     tmp = temp_name(path)
-    import os
-
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     try:
         write_all(fd, b"".join(parts))
