@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tix.channels.mailparse import Unparseable, addresses, parse
+from tix.channels.mail.parse import Unparseable, addresses, parse
 
 LINE_SEPARATORS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 

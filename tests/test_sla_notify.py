@@ -7,11 +7,19 @@ from tix.outbox import index as outbox_index
 from tix.sla.escalate import escalate
 
 
+def english(store) -> None:
+    """These tests read the English notification texts: the site's locale is `en` (issue 15: they follow it)."""
+    path = store.path("tix.yaml")
+    path.write_text(path.read_text().replace("  locale: id ", "  locale: en ", 1))
+    store.reload_config()
+
+
 def events(store, type_):
     return [ev for ev, _p in store.log.read() if ev["type"] == type_]
 
 
 def test_warning_email_is_sent_by_smtp_once(sla_store, timeline, smtp_sink):
+    english(sla_store)
     use_smtp(sla_store, smtp_sink.port)
     n = timeline.create(jkt(2026, 11, 23, 9, 0), priority="urgent", subject="Pembayaran gagal <INV-7>")
     report = escalate(sla_store, now=jkt(2026, 11, 23, 9, 50))  # 50 of 60 minutes: warning
@@ -34,6 +42,7 @@ def test_warning_email_is_sent_by_smtp_once(sla_store, timeline, smtp_sink):
 
 
 def test_unreachable_smtp_exits_1_keeps_it_and_a_later_run_sends_it(sla_store, timeline, tix):
+    english(sla_store)
     port = free_port()
     use_smtp(sla_store, port)  # nothing listens there yet
     n = timeline.create(jkt(2026, 11, 23, 9, 0), priority="urgent")
@@ -73,6 +82,7 @@ def _use_webhook(store, url: str, slack: bool) -> None:
 
 
 def test_breach_webhook_slack_body(sla_store, timeline, hook_server):
+    english(sla_store)
     _use_webhook(sla_store, hook_server.url, slack=True)
     n = timeline.create(jkt(2026, 11, 23, 9, 0), priority="urgent")
     timeline.reply(n, jkt(2026, 11, 23, 9, 10))
@@ -86,6 +96,7 @@ def test_breach_webhook_slack_body(sla_store, timeline, hook_server):
 
 
 def test_webhook_json_retried_after_5xx_and_dead_after_4xx(sla_store, timeline, hook_server):
+    english(sla_store)
     _use_webhook(sla_store, hook_server.url, slack=False)
     n = timeline.create(jkt(2026, 11, 23, 9, 0), priority="urgent")
     timeline.reply(n, jkt(2026, 11, 23, 9, 10))

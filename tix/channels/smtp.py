@@ -111,7 +111,7 @@ def header_text(value) -> str:
 
 
 def _index(store):
-    from tix.channels.index import MailIndex
+    from tix.ingest.index import MessageIndex as MailIndex
 
     idx = store.cache.get("mail_index")
     if idx is None:

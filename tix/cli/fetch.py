@@ -154,7 +154,7 @@ def quarantine_list(fmt: str = FormatOpt) -> None:
 
     Example: tix quarantine list --format json
     """
-    from tix import quarantine
+    from tix.store import quarantine
     from tix.render import render
 
     check_format(fmt)
@@ -173,7 +173,7 @@ def quarantine_show(qid: str = typer.Argument(..., help="Entry id (or a unique p
     """
     import json
 
-    from tix import quarantine
+    from tix.store import quarantine
 
     store = open_store()
     entry = quarantine.get(store, qid)
@@ -190,12 +190,12 @@ def quarantine_replay(ids: Optional[List[str]] = typer.Argument(None, help="Entr
 
     Example: tix quarantine replay --all
     """
-    from tix import quarantine
+    from tix.ingest import replay_quarantined
 
     if not ids and not all_:
         raise UsageError("name the entries to replay, or --all")
     store = open_store()
-    rep = quarantine.replay(store, ids or None)
+    rep = replay_quarantined(store, ids or None)
     for line in rep.errors:
         error(line)
     info(f"replayed {len(rep.replayed)}, still failing {len(rep.failed)}")

@@ -5,9 +5,9 @@ import sys
 
 import typer
 
-from tix.cli.common import FormatOpt, check_format, error, info, open_store, state, ticket_arg
+from tix.cli.common import TIME_HELP, FormatOpt, check_format, error, info, local_time, open_store, state, ticket_arg
 
-NOW_HELP = "Evaluate at this time: site-local like 2026-11-24T09:00, or with an offset (default: now)."
+NOW_HELP = f"Evaluate at this time (default: now), {TIME_HELP}."
 
 
 def register(app: typer.Typer) -> None:
@@ -21,16 +21,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _now(text: str | None, store):
-    """`--now`: a local time in the site's time zone, or with an offset (tix.store.log.parse_local)."""
-    from tix.errors import UsageError
-    from tix.store.log import parse_local
-
-    if not text:
-        return None
-    try:
-        return parse_local(text, store.config.setting("timezone"))
-    except ValueError as exc:
-        raise UsageError(f"--now: {exc}") from None
+    """`--now`: a local time in the site's time zone, or with an offset (tix.cli.common.local_time)."""
+    return local_time(text, store, "--now")
 
 
 def escalate(
@@ -61,7 +53,8 @@ def escalate(
     if state.verbose:
         states = ", ".join(f"{k} {v}" for k, v in sorted(report.states.items()))
         info(f"{report.open_tickets} open tickets, {report.clocks} clocks ({states}); "
-             f"{len(report.planned)} actions, {report.events_written} events written"
+             f"{len(report.planned)} actions, {report.events_written} events written in {report.rounds} "
+             f"round{'s' if report.rounds != 1 else ''}"
              f"{' (cold start: folded the whole log)' if report.cold else ''} in {report.timings['total']:.2f} s")
     for line in report.errors:
         error(line)

@@ -109,7 +109,7 @@ def queue(batch, ticket_row: dict, channel: str, body_text: str, *, actor: str |
 
 
 def _machine_address(config, to: list[str]) -> bool:
-    from tix.channels.mailparse import is_auto_submitted
+    from tix.channels.mail.parse import is_auto_submitted
     from tix.ingest import own_addresses
 
     own = own_addresses(config)

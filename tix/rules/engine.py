@@ -27,7 +27,7 @@ from tix.model import OPEN_STATUSES
 from tix.rules.assign import Assigner
 from tix.rules.conditions import Context
 from tix.rules.loader import RuleSet, load_rules
-from tix.rules.site import Site
+from tix.rules.site import Site, hours_context
 from tix.rules.templates import Templates
 from tix.store import DryBatch, Store
 from tix.store.log import iso, parse_ts, utcnow
@@ -217,6 +217,8 @@ class Runtime:
                 "customer_name": ctx.msg.get("from_name") or contact.get("name") or "",
                 "arrived": ctx.local, "now": self.now.astimezone(self.site.tz),
                 "business_hours": self.site.in_business_hours(ctx.arrived),
+                **hours_context(self.site, ctx.local, self.config.setting("locale")),
+                **self.config.template_names(),
                 "settings": dict(self.config.settings)}
 
     def resolve_email(self, target: str, ctx) -> str | None:

@@ -40,6 +40,8 @@ def explain_rules(rt: Runtime, ruleset, ctx: Context) -> list[str]:
                          f"this is a {'new ticket' if ctx.when == 'new' else 'reply'})")
             continue
         res = rule.condition.explain(ctx)
+        if isinstance(rt.assigner, _Replay):
+            rt.assigner.rule = rule.name
         lines.append(f"{head}: {'MATCH' if res.ok else 'no match'}")
         lines += _tree(res, 1)
         if not res.ok:
@@ -85,20 +87,59 @@ def explain(store: Store, number: int, now: datetime | None = None) -> list[str]
     events = store.events_for(ticket=number)
     routed_seq = int(ticket.get("routed_seq") or 0)
     intake_seq = int(ticket.get("intake_seq") or 0)
+    recorded: dict[str, str] = {}
     if intake_seq > routed_seq:
         cutoff, state = routed_seq, "not routed yet"
     else:
         uptos = [int(e["data"].get("upto", e["seq"])) for e in events if e["type"] == "ticket.routed"]
         cutoff, state = (uptos[-2] if len(uptos) >= 2 else 0), "routed (showing its last routing)"
         ticket = _as_it_was(events, number, intake_seq) or ticket
+        recorded = _assigned_by_rules(events, intake_seq)
     intake = [(e["seq"], e["ts"], e["type"], e.get("data") or {}) for e in events
               if e["type"] in INTAKE_TYPES and cutoff < e["seq"] <= intake_seq]
     when, msg, seq, arrived = build_message(intake, ticket)
     contact = reader.contact(ticket["contact"]) if ticket.get("contact") is not None else None
     rt = _runtime(store, reader, now, fresh=set())
+    if recorded:
+        rt.assigner = _Replay(rt.assigner, recorded)
     ctx = Context(msg, ticket, contact, when, arrived, rt.site, ruleset.bank, ruleset.kwbank)
     ctx.seq = seq
     return [f"{_header(ctx, f'Ticket #{number}')}; {state}", *explain_rules(rt, ruleset, ctx)]
+
+
+def _assigned_by_rules(events: list[dict], intake_seq: int) -> dict[str, str]:
+    """rule name -> the agent it assigned in the ticket's last routing (from the recorded events).
+
+    Round robin and least loaded depend on state that has moved on since (issue 15: the
+    explanation named the agent the next ticket would get); what was done is in the log.
+    """
+    routed = [e["seq"] for e in events if e["type"] == "ticket.routed"]
+    if not routed:
+        return {}
+    lo = max([intake_seq, *(s for s in routed if s < routed[-1])])
+    out = {}
+    for e in events:
+        by_rule = str(e.get("actor", "")).startswith("rule:")
+        if lo < e["seq"] <= routed[-1] and e["type"] == "ticket.updated" and by_rule:
+            agent = (e.get("data") or {}).get("set", {}).get("assignee")
+            if agent:
+                out[e["actor"][5:]] = agent
+    return out
+
+
+class _Replay:
+    """The Assigner of an explanation: a rule picks the agent it recorded, others as usual."""
+
+    def __init__(self, assigner, recorded: dict[str, str]):
+        self._assigner, self._recorded, self.rule = assigner, recorded, None
+
+    def pick(self, *args, **kwargs):
+        if self.rule in self._recorded:
+            return self._recorded[self.rule]
+        return self._assigner.pick(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._assigner, name)
 
 
 def _as_it_was(events: list[dict], number: int, upto: int) -> dict | None:
@@ -159,8 +200,8 @@ def _find_contact(reader, msg: dict) -> dict | None:
 
 def parse_eml(raw: bytes) -> tuple[dict, datetime | None]:
     """The message fields rules see, from an RFC 5322 message, parsed as email intake parses it
-    (the one parser, tix.channels.mailparse: same addresses, same auto-reply detection)."""
-    from tix.channels.mailparse import Unparseable, parse
+    (the one parser, tix.channels.mail.parse: same addresses, same auto-reply detection)."""
+    from tix.channels.mail.parse import Unparseable, parse
 
     try:
         p = parse(raw)

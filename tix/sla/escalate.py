@@ -13,6 +13,11 @@ The run, in order (the store lock is held from 2 to 6, never while sending):
    field changes (`tix.tickets.set_fields` / `tag`), notifications queued in the outbox
    (`tix.outbox.notify`; one whose template raises is queued as failed, with the reason).
    Then save the tracks and the `sla` rows (Parquet) with the log position they reflect.
+   Repeat 2-6 until a round plans nothing: a step that sets priority, team or assignee can
+   move its ticket to another policy whose clocks are due at the same moment, and one run
+   takes those steps too, so a second run at the same time changes nothing (issue 15). At
+   most `max_rounds` rounds; a run that does not settle by then stops with DidNotSettle,
+   naming the tickets and the policies they kept moving between. A dry run plans one round.
 7. Flush the outbox's notifications (email / webhooks; each recorded as it is sent;
    failures are kept and retried next run).
 
@@ -29,7 +34,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from tix import config as configmod
-from tix.errors import ConfigError
+from tix.errors import ConfigError, TixError
 from tix.model import PRIORITIES, PRIORITY_RANK
 from tix.durations import format_duration
 from tix.sla.calendar import Calendar, parse_calendars
@@ -73,6 +78,7 @@ class EscalateReport:
     states: Counter = field(default_factory=Counter)
     planned: list[Planned] = field(default_factory=list)
     events_written: int = 0
+    rounds: int = 0  # compute-plan-act rounds until nothing more was due (see _settle)
     notify: object | None = None  # tix.outbox.FlushReport of the notifications sent at the end
     errors: list[str] = field(default_factory=list)  # notifications that could not be made (queued as failed)
     timings: dict = field(default_factory=dict)
@@ -124,10 +130,9 @@ def escalate(store, now: datetime | None = None, dry_run: bool = False, rebuild:
         flush_outbox: send queued notifications at the end (as `tix notify flush` does).
 
     Returns an EscalateReport; `report.ok` is False when a notification failed to send.
-    Raises ConfigError (exit 2, nothing done) on any problem in calendars/sla.
+    Raises ConfigError (exit 2, nothing done) on any problem in calendars/sla, and
+    DidNotSettle (exit 1) when rounds of steps keep changing tickets past `max_rounds`.
     """
-    from tix.sla.state import SlaState
-
     now = parse_ts(now or utcnow())
     report = EscalateReport(now, dry_run=dry_run)
     clock = time.perf_counter()
@@ -138,20 +143,7 @@ def escalate(store, now: datetime | None = None, dry_run: bool = False, rebuild:
         if lock.depth == 1:  # as Store.writing does: cut a torn last line before appending
             store.log.repair(store.path("quarantine"))
     try:
-        st = SlaState.load(store, rebuild=rebuild)
-        report.cold = st.cold
-        report.timings["load"] = time.perf_counter() - clock
-        ctx = _compute(store, st, settings, now.timestamp(), report)
-        report.timings["compute"] = time.perf_counter() - clock
-        _plan(ctx, settings, now.timestamp(), report)
-        if not dry_run:
-            written = _act(store, ctx, settings, report)
-            report.events_written = len(written)
-            table = st.fold_written(ctx["table"], written)  # the keys of steps just recorded
-            st.save(table, ctx["done"], ctx["write_done"])
-            if written:
-                store.maybe_refresh_snapshot()
-        report.timings["act"] = time.perf_counter() - clock
+        _settle(store, settings, now, report, rebuild, clock)
     finally:
         if lock is not None:
             lock.release()
@@ -161,6 +153,89 @@ def escalate(store, now: datetime | None = None, dry_run: bool = False, rebuild:
         report.notify = outbox.flush(store, now, purposes=("notification",), via="tix escalate")
     report.timings["total"] = time.perf_counter() - clock
     return report
+
+
+def max_rounds(policies) -> int:
+    """How many rounds a run may take before it is called a loop.
+
+    A round takes the steps due; a step that sets priority, team or assignee can move its
+    ticket to another policy, whose clocks may be due as well: the next round takes those.
+    Each step runs once per ticket, target and cycle, so a ticket's policy changes at most
+    once per policy it has not yet been through: one round per policy, and one to find
+    nothing more to do, is enough for any configuration; more means something is wrong.
+    """
+    return len(policies) + 2
+
+
+class DidNotSettle(TixError):
+    """The steps kept changing tickets round after round (exit 1: what was done is recorded)."""
+
+
+def _settle(store, settings: SlaSettings, now: datetime, report: EscalateReport, rebuild: bool, clock) -> None:
+    """Rounds of compute, plan, act, until a round plans nothing (issue 15: one run settles).
+
+    The events of a round are folded into the SLA state before the next round computes, so
+    a ticket whose priority a step raised is matched to its new policy at the same `now`.
+    A dry run plans the first round only: it writes nothing for a second round to see.
+    """
+    from tix.sla.state import SlaState
+
+    t = now.timestamp()
+    moves: dict[int, list[str]] = {}
+    limit = max_rounds(settings.sla.policies)
+    for n in range(1, limit + 1):
+        st = SlaState.load(store, rebuild=rebuild and n == 1)
+        report.cold = report.cold or st.cold
+        rnd = EscalateReport(now, dry_run=report.dry_run)  # this round's plan, stats and events
+        ctx = _compute(store, st, settings, t, rnd)
+        _plan(ctx, settings, t, rnd)
+        _absorb(report, rnd, n, clock)
+        if report.dry_run:
+            return
+        written = _act(store, ctx, settings, rnd)
+        _absorb_acted(report, rnd, written)
+        st.save(st.fold_written(ctx["table"], written), ctx["done"], ctx["write_done"])
+        if written:
+            store.maybe_refresh_snapshot()
+        _note_moves(moves, ctx, written)
+        if not written:
+            return
+    _note_moves(moves, _compute(store, SlaState.load(store), settings, t, None), [{"ticket": n} for n in moves])
+    raise DidNotSettle(f"tix escalate did not settle after {limit} rounds: its steps keep moving tickets between "
+                       f"SLA policies ({_shown_moves(moves)}); check the steps that set priority, team or assignee")
+
+
+def _absorb(report: EscalateReport, rnd: EscalateReport, n: int, clock) -> None:
+    """The run's report: every round's plan; the last round's picture of the clocks."""
+    report.rounds = n
+    report.planned += rnd.planned
+    report.open_tickets, report.clocks, report.states = rnd.open_tickets, rnd.clocks, rnd.states
+    report.timings.setdefault("load", time.perf_counter() - clock)
+    report.timings["compute"] = time.perf_counter() - clock
+
+
+def _absorb_acted(report: EscalateReport, rnd: EscalateReport, written: list[dict]) -> None:
+    report.events_written += len(written)
+    for name, value in vars(rnd).items():  # e.g. notifications that could not be made
+        if isinstance(value, list) and name != "planned":
+            getattr(report, name).extend(value)
+    report.timings["act"] = rnd.timings.get("act", 0.0)
+
+
+def _note_moves(moves: dict[int, list[str]], ctx: dict, written: list[dict]) -> None:
+    """Each ticket's policy in this round, for the error of a run that does not settle."""
+    names = [p.name for p in ctx["policies"]]
+    index = {int(num): i for i, num in enumerate(ctx["numbers"].tolist())}
+    for ticket in sorted({ev["ticket"] for ev in written if ev.get("ticket") is not None}):
+        i = index.get(ticket)
+        pol = names[ctx["pol"][i]] if i is not None and ctx["pol"][i] >= 0 else "-"
+        if not moves.get(ticket) or moves[ticket][-1] != pol:
+            moves.setdefault(ticket, []).append(pol)
+
+
+def _shown_moves(moves: dict[int, list[str]]) -> str:
+    longest = sorted(moves.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:3]
+    return "; ".join(f"#{t}: {' -> '.join(path)}" for t, path in longest) or "no ticket named"
 
 
 def _policy_rows(con, sla: SlaConfig, numbers: list[int] | None):

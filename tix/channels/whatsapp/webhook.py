@@ -2,7 +2,7 @@
 
 Meta expects a median answer of 250 ms or less and delivers concurrently, so the request
 path does no business logic (no JSON parsing, no store lock): `tix fetch` does that later
-from the spool (tix.channels.whatsapp).
+from the spool (`tix.channels.whatsapp.spool`, then `tix.ingest`).
 
 - GET without a query: 200 `ok` (a health check).
 - GET: the verification handshake. `hub.mode=subscribe` and `hub.verify_token` equal to the
@@ -10,9 +10,10 @@ from the spool (tix.channels.whatsapp).
   wrong token or mode -> 403; missing parameters -> 400.
 - POST: `X-Hub-Signature-256: sha256=<hex>` must be the HMAC-SHA256 of the raw body with
   the app secret (constant-time compare), else 401. Bodies over `max_body_bytes` -> 413;
-  no Content-Length -> 411. A valid body is written to `spool/whatsapp/.tmp-…`, fsynced,
-  renamed to `<time_ns>-<pid>-<n>.json` and the directory fsynced; only then the answer is
-  200. If the spool cannot be written the answer is 500, so Meta delivers again later.
+  no Content-Length -> 411. A valid body is written to `spool/whatsapp/<time_ns>-<pid>-<n>.json`
+  with `tix.store.files.atomic_write` (temp file, fsync, rename) and the directory
+  fsynced (one fsync for concurrent requests: `GroupSync`); only then the answer is 200.
+  If the spool cannot be written the answer is 500, so Meta delivers again later.
 - Anything else: 405.
 
 `make_app(store)` returns the WSGI application (run it behind any WSGI server); the module
@@ -34,6 +35,7 @@ from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from tix.errors import UsageError
+from tix.store.files import atomic_write
 
 _TEXT = [("Content-Type", "text/plain; charset=utf-8")]
 
@@ -108,19 +110,9 @@ class Receiver:
         return hmac.compare_digest(header[7:].strip().lower().encode(), expected.encode())
 
     def spool_write(self, body: bytes) -> Path:
-        """Write durably: temp file, fsync, atomic rename, fsync the directory."""
+        """Write durably: `atomic_write`, then fsync the directory (shared with concurrent requests)."""
         name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._counter):08d}.json"
-        tmp = self.spool / f".tmp-{name}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(body)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        final = self.spool / name
-        os.rename(tmp, final)
+        final = atomic_write(self.spool / name, body, mode=0o600, sync_dir=False)
         self._dir_sync.sync()  # the rename is durable once the directory is fsynced
         self.accepted += 1
         return final
@@ -183,7 +175,7 @@ def _answer(start_response, status: str, body: bytes, headers=()):
 
 def make_app(store) -> Receiver:
     """The receiver for a store, configured from its `whatsapp:` section."""
-    from tix.channels.whatsapp import load_settings
+    from tix.channels.whatsapp.config import load_settings
 
     settings = load_settings(store)
     if settings is None:

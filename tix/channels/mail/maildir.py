@@ -15,7 +15,7 @@ from tix.errors import UsageError
 
 # The bundled sample maildir (English and Indonesian support mail) used by `tix demo`;
 # read with `after: keep`, so the package's files are never changed.
-DEMO_MAILDIR = Path(__file__).resolve().parent.parent / "data" / "demo" / "maildir"
+DEMO_MAILDIR = Path(__file__).resolve().parents[2] / "data" / "demo" / "maildir"
 DEMO_SOURCE = {"name": "demo", "type": "maildir", "path": str(DEMO_MAILDIR), "after": "keep",
                "address": "support@toko.example"}
 
