@@ -478,6 +478,11 @@ def _why(exc: BaseException) -> str:
 _REPORTED: set = set()
 
 
+def forget_reports() -> None:
+    """Let `report_damage` say again what it said (a new command in the same process)."""
+    _REPORTED.clear()
+
+
 def report_damage(where: str, line, message: str, key=None) -> None:
     """Say once per process, in one line on stderr, that a part of the store is damaged and
     was skipped: `events/2026-11.jsonl:123456: damaged line skipped (…); run tix check`.
