@@ -79,10 +79,10 @@ whole batch is fsynced with it. A batch is committed once its mark is on disk, a
 then: readers see the log up to the last commit mark (`EventLog.end`), never a part of a
 batch. A command too large to hold in memory (a bulk update of a million tickets) writes
 its batch in parts without marks, fsynced before the last part, which carries the mark;
-until then no reader sees any of it. A crash at any point leaves the log's last committed batch, then at
-most some whole lines without a mark and a torn line without a newline: the next writer,
-as soon as it holds the lock, cuts all of that off (`EventLog.repair`; up to 1 MB of the
-bytes is kept in `quarantine/torn-SEGMENT-TIME-FROM-TO.bin`). A command that commits more
+until then no reader sees any of it. A crash at any point leaves the log's last committed
+batch, then at most some whole lines without a mark and a torn line without a newline:
+the next writer, as soon as it holds the lock, cuts all of that off (`EventLog.repair`;
+up to 1 MB of the bytes is kept in `quarantine/torn-SEGMENT-TIME-FROM-TO.bin`). A command that commits more
 than once (intake commits each chunk before acknowledging it at the source, escalate the
 steps of each SLA policy, the outbox each outcome before the next send) says so, and a
 rerun goes on from its last commit without doing anything twice.
