@@ -40,11 +40,10 @@ FROM resolutions r JOIN cur c ON c.number = r.ticket
 WHERE r.ts >= $since AND r.ts < $until AND NOT r.excluded AND r.answered AND r.agent IS NOT NULL
   AND ($team = '' OR r.team = $team)
 UNION ALL
-SELECT 'reopened', o.ticket, o.ts, NULL, CASE WHEN $by = 'assignee' THEN c.assignee ELSE r.agent END
-FROM reopens o ASOF JOIN resolutions r ON r.ticket = o.ticket AND r.seq < o.seq
-     JOIN cur c ON c.number = o.ticket
-WHERE o.ts >= $since AND o.ts < $until AND NOT o.excluded AND r.agent IS NOT NULL
-  AND ($team = '' OR r.team = $team);
+SELECT 'reopened', o.ticket, o.ts, NULL, CASE WHEN $by = 'assignee' THEN c.assignee ELSE o.resolved_by_agent END
+FROM reopens o JOIN cur c ON c.number = o.ticket
+WHERE o.ts >= $since AND o.ts < $until AND NOT o.excluded AND o.resolved_by_agent IS NOT NULL
+  AND ($team = '' OR o.resolved_team = $team);
 
 -- section: agents
 -- title: Per agent

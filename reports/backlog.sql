@@ -24,12 +24,15 @@ WHERE status IN ('new', 'open', 'pending') AND NOT excluded(tags)
 
 -- section: setup_history
 -- kind: setup
--- Each change that makes a ticket count, or stop counting, as open for a team: +1/-1.
+-- The backlog at a moment T = the open tickets now, minus the changes since T that made a
+-- ticket count as open (for the team), plus those that made one stop counting: so only the
+-- last weeks of the history are read.
 CREATE OR REPLACE TEMP TABLE backlog_d AS
-SELECT ts, (CASE WHEN is_open AND ($team = '' OR team = $team) THEN 1 ELSE 0 END)
-         - (CASE WHEN was_open AND ($team = '' OR prev_team = $team) THEN 1 ELSE 0 END) AS delta
+SELECT ts, (CASE WHEN was_open AND ($team = '' OR prev_team = $team) THEN 1 ELSE 0 END)
+         - (CASE WHEN is_open AND ($team = '' OR team = $team) THEN 1 ELSE 0 END) AS delta
 FROM backlog_changes
-WHERE ticket NOT IN (SELECT ticket FROM excluded_tickets)
+WHERE ts >= utc_ts(date_trunc('week', local_ts($now)) - INTERVAL 42 DAY)
+  AND ticket NOT IN (SELECT ticket FROM excluded_tickets)
   AND ($channel = '' OR ticket IN (SELECT number FROM tickets WHERE channel = $channel));
 
 -- section: summary
@@ -38,7 +41,8 @@ WHERE ticket NOT IN (SELECT ticket FROM excluded_tickets)
 -- kind: metrics
 SELECT * FROM (VALUES
     ('open_tickets', (SELECT count(*) FROM backlog_t),
-     (SELECT coalesce(sum(delta), 0) FROM backlog_d WHERE ts < $now - INTERVAL 7 DAY), 'down'),
+     (SELECT count(*) FROM backlog_t) + (SELECT coalesce(sum(delta), 0) FROM backlog_d
+                                         WHERE ts >= $now - INTERVAL 7 DAY), 'down'),
     ('unassigned', (SELECT count(*) FROM backlog_t WHERE assignee IS NULL), NULL, 'down'),
     ('waiting_7d', (SELECT count(*) FROM backlog_t WHERE created_at < $now - INTERVAL 7 DAY), NULL, 'down')
 ) AS m(metric, value, previous, good);
@@ -90,16 +94,12 @@ WITH weeks AS (
     SELECT utc_ts(date_trunc('week', local_ts($now)) - INTERVAL (7 * i) DAY) AS week_end
     FROM range(0, 7) AS r(i)
     UNION ALL SELECT $now
-), base AS (
-    SELECT coalesce(sum(delta), 0) AS n FROM backlog_d WHERE ts < (SELECT min(week_end) FROM weeks)
-), recent AS (
-    SELECT w.week_end, coalesce(sum(d.delta), 0) AS n
-    FROM weeks w LEFT JOIN backlog_d d ON d.ts >= (SELECT min(week_end) FROM weeks) AND d.ts < w.week_end
-    GROUP BY w.week_end
 )
-SELECT iso_week(week_end - INTERVAL 1 SECOND) AS week, ((SELECT n FROM base) + n)::BIGINT AS backlog
-FROM recent
-ORDER BY week_end;
+SELECT iso_week(w.week_end - INTERVAL 1 SECOND) AS week,
+       ((SELECT count(*) FROM backlog_t) + coalesce(sum(d.delta), 0))::BIGINT AS backlog
+FROM weeks w LEFT JOIN backlog_d d ON d.ts >= w.week_end
+GROUP BY w.week_end
+ORDER BY w.week_end;
 
 -- section: oldest
 -- title: Oldest open tickets

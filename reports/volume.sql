@@ -24,8 +24,9 @@ WITH t AS (
     FROM tickets
     WHERE created_at >= $prev_since AND created_at < $until AND ($channel = '' OR channel = $channel)
 ), first_team AS (
+    -- the row that gave a ticket its first team is one where it had none before
     SELECT ticket, arg_min(team, seq) AS team FROM history
-    WHERE ts >= $prev_since AND team IS NOT NULL AND kind IN ('created', 'updated')
+    WHERE ts >= $prev_since AND team IS NOT NULL AND prev_team IS NULL AND kind IN ('created', 'updated')
       AND ticket IN (SELECT number FROM t)
     GROUP BY ticket
 )

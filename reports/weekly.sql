@@ -28,8 +28,9 @@ WITH t AS (
     SELECT number, created_at, channel, category, excluded(tags) AS is_excluded
     FROM tickets WHERE created_at >= $prev_since AND created_at < $until
 ), first_team AS (
+    -- the row that gave a ticket its first team is one where it had none before
     SELECT ticket, arg_min(team, seq) AS team FROM history
-    WHERE ts >= $prev_since AND team IS NOT NULL AND kind IN ('created', 'updated')
+    WHERE ts >= $prev_since AND team IS NOT NULL AND prev_team IS NULL AND kind IN ('created', 'updated')
       AND ticket IN (SELECT number FROM t)
     GROUP BY ticket
 ), ch AS (SELECT number, channel, category FROM tickets)
@@ -52,35 +53,46 @@ FROM replies r
 WHERE r.ts >= $since AND r.ts < $until AND NOT r.auto AND NOT r.failed AND r.agent IS NOT NULL
   AND ($team = '' OR r.team = $team) AND r.ticket NOT IN (SELECT ticket FROM excluded_tickets)
 UNION ALL
-SELECT 'reopened', o.ticket, o.ts, NULL, r.team, NULL, NULL, r.agent
-FROM reopens o ASOF JOIN resolutions r ON r.ticket = o.ticket AND r.seq < o.seq
-WHERE o.ts >= $prev_since AND o.ts < $until AND NOT o.excluded AND ($team = '' OR r.team = $team);
+SELECT 'reopened', o.ticket, o.ts, NULL, o.resolved_team, NULL, NULL, o.resolved_by_agent
+FROM reopens o
+WHERE o.ts >= $prev_since AND o.ts < $until AND NOT o.excluded AND ($team = '' OR o.resolved_team = $team);
 
 -- section: setup_backlog
 -- kind: setup
--- Each change that makes a ticket count as open for a team (+1), or stop counting (-1); the
--- backlog of a team at a moment is the sum of its changes before it.
+-- The backlog of a team at a moment T = its open tickets now, minus every change since T that
+-- made a ticket count as open for it, plus every one that made a ticket stop counting: only
+-- the changes of the last weeks are read, whatever the size of the history.
 CREATE OR REPLACE TEMP TABLE wk_d AS
-SELECT ts, team, delta FROM (
-    SELECT ticket, ts, team, 1 AS delta FROM backlog_changes WHERE is_open
-    UNION ALL
-    SELECT ticket, ts, prev_team, -1 FROM backlog_changes WHERE was_open
-)
-WHERE ($team = '' OR team = $team) AND ticket NOT IN (SELECT ticket FROM excluded_tickets);
+SELECT ts, team, prev_team, is_open, was_open FROM backlog_changes
+WHERE ts >= utc_ts(local_ts($since) - INTERVAL 42 DAY) AND ticket NOT IN (SELECT ticket FROM excluded_tickets);
+
+-- section: setup_open
+-- kind: setup
+CREATE OR REPLACE TEMP TABLE wk_open AS
+SELECT team, count(*) AS n FROM tickets
+WHERE status IN ('new', 'open', 'pending') AND number NOT IN (SELECT ticket FROM excluded_tickets)
+GROUP BY team;
 
 -- section: headline
 -- title: This week at a glance
 -- title.id: Sekilas minggu ini
 -- kind: metrics
 WITH f AS (SELECT *, ts >= $since AS cur FROM wk_f),
-ends AS (SELECT least($until, $now) AS cur_end, least($since, $now) AS prev_end)
+ends AS (SELECT least($until, $now) AS cur_end, least($since, $now) AS prev_end),
+backlog_at AS (
+    SELECT e.t_end, (SELECT coalesce(sum(n), 0) FROM wk_open WHERE $team = '' OR team = $team)
+                 - coalesce(sum(CASE WHEN d.is_open AND ($team = '' OR d.team = $team) THEN 1 ELSE 0 END), 0)
+                 + coalesce(sum(CASE WHEN d.was_open AND ($team = '' OR d.prev_team = $team) THEN 1 ELSE 0 END), 0) AS n
+    FROM (SELECT cur_end AS t_end FROM ends UNION SELECT prev_end FROM ends) e LEFT JOIN wk_d d ON d.ts >= e.t_end
+    GROUP BY e.t_end
+)
 SELECT * FROM (VALUES
     ('new_tickets', (SELECT count(*) FROM f WHERE what = 'new' AND cur),
                     (SELECT count(*) FROM f WHERE what = 'new' AND NOT cur), NULL),
     ('resolved_tickets', (SELECT count(*) FROM f WHERE what = 'resolved' AND cur),
                          (SELECT count(*) FROM f WHERE what = 'resolved' AND NOT cur), 'up'),
-    ('backlog', (SELECT coalesce(sum(delta), 0) FROM wk_d WHERE ts < (SELECT cur_end FROM ends)),
-                (SELECT coalesce(sum(delta), 0) FROM wk_d WHERE ts < (SELECT prev_end FROM ends)), 'down'),
+    ('backlog', (SELECT n FROM backlog_at WHERE t_end = (SELECT cur_end FROM ends)),
+                (SELECT n FROM backlog_at WHERE t_end = (SELECT prev_end FROM ends)), 'down'),
     ('first_response_median_hours', (SELECT median(hours) FROM f WHERE what = 'first' AND cur),
                                     (SELECT median(hours) FROM f WHERE what = 'first' AND NOT cur), 'down'),
     ('first_response_p90_hours', (SELECT quantile_cont(hours, 0.9) FROM f WHERE what = 'first' AND cur),
@@ -122,26 +134,40 @@ SELECT * FROM (VALUES
 -- chart: line x=week y=new_tickets,resolved_tickets,backlog
 WITH weeks AS (
     SELECT utc_ts(local_ts($since) - INTERVAL (7 * i) DAY) AS ws,
-           utc_ts(local_ts($since) - INTERVAL (7 * i - 7) DAY) AS we
+           utc_ts(local_ts($since) - INTERVAL (7 * i - 7) DAY) AS we,
+           date_trunc('week', local_ts($since) - INTERVAL (7 * i) DAY) AS wk
     FROM range(0, 8) AS r(i)
-), lo AS (SELECT min(ws) AS t0 FROM weeks),
-new_t AS (
-    SELECT t.created_at FROM tickets t
-    WHERE t.created_at >= (SELECT t0 FROM lo) AND t.created_at < $until AND NOT excluded(t.tags)
-      AND ($team = '' OR t.number IN (
-          SELECT ticket FROM history
-          WHERE ts >= (SELECT t0 FROM lo) AND team IS NOT NULL AND kind IN ('created', 'updated')
-          GROUP BY ticket HAVING arg_min(team, seq) = $team))
-), res_t AS (
-    SELECT ts FROM resolutions
-    WHERE ts >= (SELECT t0 FROM lo) AND ts < $until AND answered AND NOT excluded AND ($team = '' OR team = $team)
-), base AS (SELECT coalesce(sum(delta), 0) AS n FROM wk_d WHERE ts < (SELECT t0 FROM lo))
-SELECT iso_week(w.ws) AS week,
-       (SELECT count(*) FROM new_t WHERE created_at >= w.ws AND created_at < w.we) AS new_tickets,
-       (SELECT count(*) FROM res_t WHERE ts >= w.ws AND ts < w.we) AS resolved_tickets,
-       ((SELECT n FROM base) + (SELECT coalesce(sum(delta), 0) FROM wk_d
-                                WHERE ts >= (SELECT t0 FROM lo) AND ts < least(w.we, $now)))::BIGINT AS backlog
-FROM weeks w ORDER BY w.ws;
+), new_all AS (
+    SELECT number, created_at FROM tickets
+    WHERE created_at >= utc_ts(local_ts($since) - INTERVAL 49 DAY) AND created_at < $until
+      AND number NOT IN (SELECT ticket FROM excluded_tickets)
+), new_t AS (  -- by the team a ticket was first given (read only for a team's report)
+    SELECT created_at FROM new_all WHERE $team = ''
+    UNION ALL
+    SELECT n.created_at FROM new_all n JOIN (
+        SELECT ticket, arg_min(team, seq) AS team FROM history
+        WHERE $team <> '' AND ts >= utc_ts(local_ts($since) - INTERVAL 49 DAY) AND team IS NOT NULL
+          AND prev_team IS NULL AND kind IN ('created', 'updated')
+        GROUP BY ticket) f ON f.ticket = n.number
+    WHERE $team <> '' AND f.team = $team
+), new_c AS (
+    SELECT date_trunc('week', local_ts(created_at)) AS wk, count(*) AS n FROM new_t GROUP BY 1
+), res_c AS (
+    SELECT date_trunc('week', local_ts(ts)) AS wk, count(*) AS n FROM resolutions
+    WHERE ts >= utc_ts(local_ts($since) - INTERVAL 49 DAY) AND ts < $until AND answered AND NOT excluded
+      AND ($team = '' OR team = $team)
+    GROUP BY 1
+), backlog AS (
+    SELECT w.ws, (SELECT coalesce(sum(n), 0) FROM wk_open WHERE $team = '' OR team = $team)
+                 - coalesce(sum(CASE WHEN d.is_open AND ($team = '' OR d.team = $team) THEN 1 ELSE 0 END), 0)
+                 + coalesce(sum(CASE WHEN d.was_open AND ($team = '' OR d.prev_team = $team) THEN 1 ELSE 0 END), 0) AS n
+    FROM weeks w LEFT JOIN wk_d d ON d.ts >= least(w.we, $now)
+    GROUP BY w.ws
+)
+SELECT iso_week(w.ws) AS week, coalesce(new_c.n, 0) AS new_tickets, coalesce(res_c.n, 0) AS resolved_tickets,
+       b.n::BIGINT AS backlog
+FROM weeks w LEFT JOIN new_c USING (wk) LEFT JOIN res_c USING (wk) JOIN backlog b USING (ws)
+ORDER BY w.ws;
 
 -- section: sla_by_team
 -- title: SLA compliance by team
@@ -161,8 +187,12 @@ GROUP BY ALL ORDER BY compliance, team;
 -- title.id: Tim
 WITH f AS (SELECT * FROM wk_f WHERE ts >= $since),
 backlog AS (
-    SELECT coalesce(team, '–') AS team, sum(delta) AS backlog
-    FROM wk_d WHERE ts < least($until, $now) GROUP BY ALL HAVING sum(delta) <> 0
+    SELECT coalesce(team, '–') AS team, sum(n) AS backlog FROM (
+        SELECT team, n FROM wk_open
+        UNION ALL SELECT team, -1 FROM wk_d WHERE is_open AND ts >= least($until, $now)
+        UNION ALL SELECT prev_team, 1 FROM wk_d WHERE was_open AND ts >= least($until, $now)
+    ) WHERE $team = '' OR team = $team
+    GROUP BY ALL HAVING sum(n) <> 0
 ), facts AS (
     SELECT coalesce(team, '–') AS team,
            count(*) FILTER (WHERE what = 'new') AS new_tickets,
@@ -256,18 +286,26 @@ ORDER BY overdue_hours DESC, s.ticket;
 -- title.id: Terbuka terlama di akhir minggu
 -- limit: 10
 WITH at_end AS (
-    -- a ticket's state at the end of the week: the one before its first change after it, or its state now
+    -- a ticket's state at the end of the week: the one before its first change after it
     SELECT ticket, arg_min(prev_status, seq) AS status, arg_min(prev_team, seq) AS team,
            arg_min(prev_assignee, seq) AS assignee
     FROM history WHERE kind IN ('created', 'updated') AND ts >= least($until, $now) GROUP BY ticket
+), unchanged AS (  -- or, without a change since, its state now
+    SELECT number AS ticket, status, team, assignee, created_at FROM tickets
+    WHERE status IN ('new', 'open', 'pending') AND created_at < least($until, $now)
+      AND number NOT IN (SELECT ticket FROM at_end)
+), open_then AS (
+    SELECT ticket, status, team, assignee, created_at FROM unchanged
+    UNION ALL
+    SELECT e.ticket, e.status, e.team, e.assignee, t.created_at
+    FROM at_end e JOIN tickets t ON t.number = e.ticket
+    WHERE e.status IN ('new', 'open', 'pending') AND t.created_at < least($until, $now)
+), oldest AS (
+    SELECT * FROM open_then
+    WHERE ($team = '' OR team = $team) AND ticket NOT IN (SELECT ticket FROM excluded_tickets)
+    ORDER BY created_at, ticket LIMIT 10
 )
-SELECT t.number AS ticket, t.subject, coalesce(coalesce(e.team, t.team), '–') AS team,
-       CASE WHEN e.ticket IS NULL THEN t.assignee ELSE e.assignee END AS assignee, t.priority,
-       coalesce(e.status, t.status) AS status, t.created_at,
-       round(days_between(t.created_at, least($until, $now)), 1) AS age_days
-FROM tickets t LEFT JOIN at_end e ON e.ticket = t.number
-WHERE t.created_at < least($until, $now) AND coalesce(e.status, t.status) IN ('new', 'open', 'pending')
-  AND NOT excluded(t.tags)
-  AND ($team = '' OR (CASE WHEN e.ticket IS NULL THEN t.team ELSE e.team END) = $team)
-ORDER BY t.created_at, t.number
-LIMIT 10;
+SELECT o.ticket, t.subject, coalesce(o.team, '–') AS team, o.assignee, t.priority, o.status, o.created_at,
+       round(days_between(o.created_at, least($until, $now)), 1) AS age_days
+FROM oldest o JOIN tickets t ON t.number = o.ticket
+ORDER BY o.created_at, o.ticket;

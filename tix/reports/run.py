@@ -23,13 +23,37 @@ def builtin_dir() -> Path:
 
 
 def report_files(store) -> dict[str, tuple[Path, bool]]:
-    """name -> (path, is_builtin). The store's own `reports/` overrides and extends the built-ins."""
+    """name -> (path, is_builtin). The store's own `reports/` overrides and extends the built-ins.
+
+    `tix init` copies the built-in reports into the store's `reports/` as examples. A copy
+    nobody edited (its bytes are those of a built-in report as it was in some release, see
+    `builtin-copies.txt`) does not override: the current built-in runs, so an upgrade's
+    corrections reach every store. An edited copy is the site's own report.
+    """
     found: dict[str, tuple[Path, bool]] = {}
     for directory, builtin in ((builtin_dir(), True), (store.path("reports"), False)):
         if directory.is_dir():
             for path in sorted(directory.glob("*.sql")):
+                if not builtin and path.stem in found and _unedited_copy(path):
+                    continue
                 found[path.stem] = (path, builtin)
     return found
+
+
+def _unedited_copy(path: Path) -> bool:
+    import hashlib
+
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return False
+    return digest in builtin_copies()
+
+
+def builtin_copies() -> frozenset[str]:
+    """sha256 of every released version of the built-in report files."""
+    text = (Path(__file__).with_name("builtin-copies.txt")).read_text(encoding="utf-8")
+    return frozenset(line.split()[0] for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
 def load_report(store, name: str) -> ReportDef:

@@ -14,14 +14,15 @@ as a cache, so a report reads a few Parquet columns instead of folding the log.
     out       message.sent (a reply or an auto-reply)        auto, outbox, reply_no
     failed    outbox.failed with `permanent` (given up)      outbox
 
-Every row: seq, ts (naive UTC), ticket, kind, actor (`user:NAME`, `rule:NAME`, …), and the
-ticket's state right after the event: `status`, `team`, `assignee`, and right before it:
-`prev_status`, `prev_team`, `prev_assignee` (NULL before creation); `episode` (how many times
-the ticket was reopened so far: 0 until the first reopen) and `episode_start` (when the
-current episode began: creation, or the latest reopen); `replies` (non-automatic replies
-queued so far) and, on a non-automatic `out` row, `reply_no` (its ordinal, from 1).
-A reopen is a move from resolved/closed to new/open/pending; a resolution a move from
-new/open/pending (or nothing, at creation) to resolved/closed.
+Every row: seq, ts (naive UTC), ticket, kind, event (`resolution`, `reopen` or NULL), actor
+(`user:NAME`, `rule:NAME`, …), and the ticket's state right after the event: `status`,
+`team`, `assignee`; right before it: `prev_status`, `prev_team`, `prev_assignee` (NULL before
+creation); `is_open`/`was_open` (status new/open/pending after/before it); `episode` (how
+many times it was reopened so far), `episode_start` (when the
+current episode began: creation, or the latest reopen), `resolved_by` (the actor of its
+latest resolution), `replies` (non-automatic replies queued so far) and, on a non-automatic
+`out` row, `reply_no` (its ordinal, from 1). A resolution is a move from new/open/pending (or
+nothing, at creation) to resolved/closed; a reopen a move from resolved/closed to new/open/pending.
 
 Derived views: `replies` (one row per `message.sent`: agent, auto, failed: its outbox item
 was given up, first: the ticket's first reply actually sent by a person), `ticket_periods`
@@ -53,15 +54,16 @@ from tix.store.log import Position, seq_before
 FORMAT = 1
 MAX_PARTS = 16
 WRITE_AT = 20000  # a reader writes the events it folded as a part from this many rows on
-ROW_GROUP = 65536
+ROW_GROUP = 32768
 DONE = ("resolved", "closed")
 
 COLUMNS = {
-    "seq": "BIGINT", "ts": "TIMESTAMP", "ticket": "BIGINT", "kind": "VARCHAR", "actor": "VARCHAR",
+    "seq": "BIGINT", "ts": "TIMESTAMP", "ticket": "BIGINT", "kind": "VARCHAR", "event": "VARCHAR", "actor": "VARCHAR",
     "status": "VARCHAR", "team": "VARCHAR", "assignee": "VARCHAR",
     "prev_status": "VARCHAR", "prev_team": "VARCHAR", "prev_assignee": "VARCHAR",
-    "episode": "INTEGER", "episode_start": "TIMESTAMP", "replies": "INTEGER", "reply_no": "INTEGER",
-    "auto": "BOOLEAN", "outbox": "VARCHAR",
+    "is_open": "BOOLEAN", "was_open": "BOOLEAN",
+    "episode": "INTEGER", "episode_start": "TIMESTAMP", "resolved_by": "VARCHAR", "replies": "INTEGER",
+    "reply_no": "INTEGER", "auto": "BOOLEAN", "outbox": "VARCHAR",
 }
 
 # What the fold below reads of an event, already taken out of its JSON.
@@ -134,13 +136,13 @@ def fold_sql(extracted: str, prior: str | None) -> str:
     opened, done = _lit(OPEN_STATUSES), _lit(DONE)
     pr = prior or ("(SELECT NULL::BIGINT AS ticket, NULL::VARCHAR AS status, NULL::VARCHAR AS team, "
                    "NULL::VARCHAR AS assignee, NULL::INTEGER AS episode, NULL::TIMESTAMP AS episode_start, "
-                   "NULL::INTEGER AS replies WHERE false)")
+                   "NULL::VARCHAR AS resolved_by, NULL::INTEGER AS replies WHERE false)")
     cols = ", ".join(COLUMNS)
     return f"""
 WITH j AS (
   SELECT x.*, p.ticket IS NOT NULL AS has_prior, p.status AS p_status, coalesce(p.team, '') AS p_team,
          coalesce(p.assignee, '') AS p_assignee, coalesce(p.episode, 0) AS p_episode,
-         p.episode_start AS p_episode_start, coalesce(p.replies, 0) AS p_replies
+         p.episode_start AS p_episode_start, p.resolved_by AS p_resolved_by, coalesce(p.replies, 0) AS p_replies
   FROM ({extracted}) x LEFT JOIN {pr} p USING (ticket)
 ),
 s1 AS (
@@ -158,7 +160,7 @@ s1 AS (
          wp AS (PARTITION BY ticket ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 ),
 s2 AS (
-  SELECT seq, ts, ticket, kind, actor, auto, outbox, p_episode, p_episode_start,
+  SELECT seq, ts, ticket, kind, actor, auto, outbox, p_episode, p_episode_start, p_resolved_by,
     coalesce(st_c, p_status) AS st,
     coalesce(st_p, p_status) AS prev_st,
     coalesce(tm_c, p_team) AS tm,
@@ -169,26 +171,31 @@ s2 AS (
   FROM s1
 ),
 s3 AS (
-  SELECT *, kind = 'updated' AND st IN {opened} AND prev_st IN {done} AS is_reopen FROM s2
+  SELECT *, kind = 'updated' AND st IN {opened} AND prev_st IN {done} AS is_reopen,
+         kind IN ('created', 'updated') AND st IN {done} AND (prev_st IS NULL OR prev_st IN {opened}) AS is_resolution
+  FROM s2
 ),
 s4 AS (
   SELECT *,
     (p_episode + count(*) FILTER (WHERE is_reopen) OVER w)::INTEGER AS episode,
     coalesce(last_value(CASE WHEN kind = 'created' OR is_reopen THEN ts END IGNORE NULLS) OVER w,
-             p_episode_start) AS episode_start
+             p_episode_start) AS episode_start,
+    coalesce(last_value(CASE WHEN is_resolution THEN actor END IGNORE NULLS) OVER w, p_resolved_by) AS resolved_by
   FROM s3
   WINDOW w AS (PARTITION BY ticket ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 )
 SELECT {cols} FROM (
-  SELECT seq, ts, ticket, kind, actor,
-         coalesce(st, 'new') AS status, nullif(tm, '') AS team, nullif(asg, '') AS assignee,
+  SELECT seq, ts, ticket, kind,
+         CASE WHEN is_resolution THEN 'resolution' WHEN is_reopen THEN 'reopen' END AS event,
+         actor, coalesce(st, 'new') AS status, nullif(tm, '') AS team, nullif(asg, '') AS assignee,
          prev_st AS prev_status, nullif(prev_tm, '') AS prev_team, nullif(prev_asg, '') AS prev_assignee,
-         episode, episode_start, replies,
+         coalesce(st, 'new') IN {opened} AS is_open, coalesce(prev_st IN {opened}, false) AS was_open,
+         episode, episode_start, resolved_by, replies,
          CASE WHEN kind = 'out' AND NOT auto THEN replies END AS reply_no,
          auto, outbox
   FROM s4
 )
-ORDER BY seq
+ORDER BY kind, seq
 """
 
 
@@ -199,7 +206,8 @@ def prior_sql(parts: list[str], tickets_relation: str) -> str:
         return None
     return (f"(SELECT ticket, arg_max(status, seq) AS status, arg_max(team, seq) AS team, "
             f"arg_max(assignee, seq) AS assignee, arg_max(episode, seq) AS episode, "
-            f"arg_max(episode_start, seq) AS episode_start, arg_max(replies, seq) AS replies "
+            f"arg_max(episode_start, seq) AS episode_start, arg_max(resolved_by, seq) AS resolved_by, "
+            f"arg_max(replies, seq) AS replies "
             f"FROM read_parquet({_listing(parts)}) "
             f"WHERE ticket IN (SELECT DISTINCT ticket FROM {tickets_relation}) GROUP BY ticket)")
 
@@ -402,6 +410,7 @@ def _duck(store):
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     con.execute("SET temp_directory = ?", [str(store.path("state", "duckdb-tmp"))])
     return con
 
@@ -444,64 +453,75 @@ def register(con, store, upto: Position | None = None, excluded=None) -> None:
                     f"{fold_sql('SELECT * FROM _history_x', prior_sql(parts, '_history_x'))}")
         con.unregister("_history_x")
         stored += " UNION ALL SELECT * FROM _history_tail"
+    con.execute("SET enable_object_cache = true")  # parse the parts' Parquet metadata once, not per query
     tags = exclude_tags(store.config) if excluded is None else list(excluded)
     con.execute("SET VARIABLE tix_exclude_tags = $tags::VARCHAR[]", {"tags": tags})
     con.execute(f"CREATE OR REPLACE TEMP VIEW history AS {stored}")
+    failures = con.execute("SELECT count(*) FROM history WHERE kind = 'failed'").fetchall()[0][0]
     for sql in VIEWS_SQL:
+        if not failures and "_lost_by_ticket AS" in sql:  # nothing was given up: skip reading every reply
+            sql = ("CREATE OR REPLACE TEMP TABLE _lost_by_ticket AS SELECT NULL::BIGINT AS ticket, "
+                   "NULL::INTEGER[] AS nos, NULL::VARCHAR[] AS outboxes WHERE false")
         con.execute(sql)
 
 
 _OPEN, _DONE = _lit(OPEN_STATUSES), _lit(DONE)
 
 VIEWS_SQL = (
-    # tickets that are not a customer's request (spam, automatic mail): kept out of report figures
-    """CREATE OR REPLACE TEMP VIEW excluded_tickets AS
-    SELECT number AS ticket FROM tickets WHERE list_has_any(tags, getvariable('tix_exclude_tags'))""",
+    # tickets that are not a customer's request (spam, automatic mail): kept out of report figures;
+    # a table, read once (most queries use it, and few tickets have tags)
+    """CREATE OR REPLACE TEMP TABLE excluded_tickets AS
+    SELECT DISTINCT number AS ticket FROM (SELECT number, unnest(tags) AS tag FROM tickets)
+    WHERE list_contains(getvariable('tix_exclude_tags'), tag)""",
+    # replies whose outbox item was given up: a handful, so the views below join them by
+    # equality only (a correlated subquery would make DuckDB read the whole history)
+    """CREATE OR REPLACE TEMP VIEW lost_replies AS
+    SELECT h.ticket, h.outbox, h.reply_no, h.auto
+    FROM history h SEMI JOIN (SELECT ticket, outbox FROM history WHERE kind = 'failed') g
+         ON g.ticket = h.ticket AND g.outbox = h.outbox
+    WHERE h.kind = 'out'""",
+    """CREATE OR REPLACE TEMP TABLE _lost_by_ticket AS
+    SELECT ticket, list(reply_no) FILTER (WHERE NOT auto) AS nos, list(outbox) AS outboxes
+    FROM lost_replies GROUP BY ticket""",
     """CREATE OR REPLACE TEMP VIEW replies AS
-    WITH gone AS (SELECT DISTINCT ticket, outbox FROM history WHERE kind = 'failed'),
-    r AS (
-      SELECT h.*, CASE WHEN h.actor LIKE 'user:%' THEN substr(h.actor, 6) END AS agent,
-             g.outbox IS NOT NULL AS failed
-      FROM history h LEFT JOIN gone g ON g.ticket = h.ticket AND g.outbox = h.outbox
-      WHERE h.kind = 'out'
-    ),
-    lost AS (SELECT ticket, reply_no FROM r WHERE failed AND NOT auto)
     SELECT seq, ts, ticket, actor, agent, auto, outbox, failed, reply_no, team, assignee, status,
-           NOT auto AND NOT failed
-             AND reply_no - 1 = (SELECT count(*) FROM lost l WHERE l.ticket = r.ticket AND l.reply_no < r.reply_no)
-             AS first
-    FROM r""",
+           NOT auto AND NOT failed AND reply_no - 1 = lost_before AS first
+    FROM (
+      SELECT h.seq, h.ts, h.ticket, h.actor, CASE WHEN h.actor LIKE 'user:%' THEN substr(h.actor, 6) END AS agent,
+             h.auto, h.outbox, coalesce(list_contains(l.outboxes, h.outbox), false) AS failed,
+             h.reply_no, h.team, h.assignee, h.status,
+             coalesce(len(list_filter(l.nos, lambda n: n < h.reply_no)), 0) AS lost_before
+      FROM history h LEFT JOIN _lost_by_ticket l ON l.ticket = h.ticket
+      WHERE h.kind = 'out'
+    )""",
     """CREATE OR REPLACE TEMP VIEW ticket_periods AS
     SELECT ticket, ts AS since, lead(ts) OVER (PARTITION BY ticket ORDER BY seq) AS until, status, team, assignee,
            episode, actor AS set_by
     FROM history WHERE kind IN ('created', 'updated')""",
-    f"""CREATE OR REPLACE TEMP VIEW resolutions AS
-    WITH lost AS (SELECT ticket, reply_no FROM replies WHERE failed AND NOT auto)
+    """CREATE OR REPLACE TEMP VIEW resolutions AS
     SELECT h.ticket, h.seq, h.ts, h.actor, CASE WHEN h.actor LIKE 'user:%' THEN substr(h.actor, 6) END AS agent,
            h.status, h.team, h.assignee, h.episode, h.episode_start,
            date_diff('second', h.episode_start, h.ts) / 3600.0 AS hours,
-           h.replies > (SELECT count(*) FROM lost l WHERE l.ticket = h.ticket AND l.reply_no <= h.replies)
-             AS answered,
-           h.ticket IN (SELECT ticket FROM excluded_tickets) AS excluded
-    FROM history h
-    WHERE h.kind IN ('created', 'updated') AND h.status IN {_DONE}
-      AND (h.prev_status IS NULL OR h.prev_status IN {_OPEN})""",
-    f"""CREATE OR REPLACE TEMP VIEW reopens AS
+           h.replies - coalesce(len(list_filter(l.nos, lambda n: n <= h.replies)), 0) > 0 AS answered,
+           x.ticket IS NOT NULL AS excluded
+    FROM history h LEFT JOIN _lost_by_ticket l ON l.ticket = h.ticket
+         LEFT JOIN excluded_tickets x ON x.ticket = h.ticket
+    WHERE h.event = 'resolution'""",
+    """CREATE OR REPLACE TEMP VIEW reopens AS
     SELECT h.ticket, h.seq, h.ts, h.actor, h.status, h.team, h.assignee, h.episode,
-           h.ticket IN (SELECT ticket FROM excluded_tickets) AS excluded
-    FROM history h
-    WHERE h.kind = 'updated' AND h.status IN {_OPEN} AND h.prev_status IN {_DONE}""",
+           h.prev_team AS resolved_team, h.resolved_by,
+           CASE WHEN h.resolved_by LIKE 'user:%' THEN substr(h.resolved_by, 6) END AS resolved_by_agent,
+           x.ticket IS NOT NULL AS excluded
+    FROM history h LEFT JOIN excluded_tickets x ON x.ticket = h.ticket
+    WHERE h.event = 'reopen'""",
     """CREATE OR REPLACE TEMP VIEW first_responses AS
     SELECT r.ticket, r.seq, r.ts, r.actor, r.agent, r.team, r.assignee, t.created_at,
            date_diff('second', t.created_at, r.ts) / 3600.0 AS hours,
-           r.ticket IN (SELECT ticket FROM excluded_tickets) AS excluded
-    FROM replies r JOIN tickets t ON t.number = r.ticket
+           x.ticket IS NOT NULL AS excluded
+    FROM replies r JOIN tickets t ON t.number = r.ticket LEFT JOIN excluded_tickets x ON x.ticket = r.ticket
     WHERE r.first""",
-    f"""CREATE OR REPLACE TEMP VIEW backlog_changes AS
-    SELECT ticket, seq, ts, team, prev_team, status IN {_OPEN} AS is_open,
-           coalesce(prev_status IN {_OPEN}, false) AS was_open
+    """CREATE OR REPLACE TEMP VIEW backlog_changes AS
+    SELECT ticket, seq, ts, team, prev_team, is_open, was_open
     FROM history
-    WHERE kind IN ('created', 'updated')
-      AND ((status IN {_OPEN}) <> coalesce(prev_status IN {_OPEN}, false)
-           OR (status IN {_OPEN} AND team IS DISTINCT FROM prev_team))""",
+    WHERE kind IN ('created', 'updated') AND (is_open <> was_open OR (is_open AND team IS DISTINCT FROM prev_team))""",
 )
