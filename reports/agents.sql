@@ -13,7 +13,8 @@
 --                  not anybody's replies.
 -- first_responses  tickets whose first reply actually sent was this agent's, in the period.
 -- resolved         resolutions (new/open/pending -> resolved/closed) the agent made in the
---                  period, of tickets that had a reply sent by then.
+--                  period, of tickets that had a reply sent by then (closing one that never had
+--                  a reply counts as handled, not as resolved).
 -- reopened         reopens in the period of a ticket whose last resolution was this agent's;
 --                  reopen_rate = reopened / resolved (both counted in the period, so a past
 --                  period's figures never change).
@@ -35,9 +36,10 @@ FROM first_responses f JOIN cur c ON c.number = f.ticket
 WHERE f.ts >= $since AND f.ts < $until AND NOT f.excluded AND f.agent IS NOT NULL
   AND ($team = '' OR f.team = $team)
 UNION ALL
-SELECT 'resolved', r.ticket, r.ts, r.hours, CASE WHEN $by = 'assignee' THEN c.assignee ELSE r.agent END
+SELECT CASE WHEN r.answered THEN 'resolved' ELSE 'closed_unanswered' END, r.ticket, r.ts, r.hours,
+       CASE WHEN $by = 'assignee' THEN c.assignee ELSE r.agent END
 FROM resolutions r JOIN cur c ON c.number = r.ticket
-WHERE r.ts >= $since AND r.ts < $until AND NOT r.excluded AND r.answered AND r.agent IS NOT NULL
+WHERE r.ts >= $since AND r.ts < $until AND NOT r.excluded AND r.agent IS NOT NULL
   AND ($team = '' OR r.team = $team)
 UNION ALL
 SELECT 'reopened', o.ticket, o.ts, NULL, CASE WHEN $by = 'assignee' THEN c.assignee ELSE o.resolved_by_agent END
@@ -51,7 +53,7 @@ WHERE o.ts >= $since AND o.ts < $until AND NOT o.excluded AND o.resolved_by_agen
 -- chart: hbar x=agent y=handled
 WITH handled AS (
     SELECT coalesce(agent, '–') AS agent,
-           count(DISTINCT ticket) FILTER (WHERE what IN ('reply', 'first', 'resolved')) AS handled,
+           count(DISTINCT ticket) FILTER (WHERE what IN ('reply', 'first', 'resolved', 'closed_unanswered')) AS handled,
            count(*) FILTER (WHERE what = 'resolved') AS resolved,
            count(*) FILTER (WHERE what = 'reply') AS replies,
            count(*) FILTER (WHERE what = 'first') AS first_responses,

@@ -15,7 +15,9 @@
 --                 happened; its time runs from the start of that episode (creation, or the
 --                 reopen before it), so a reopened ticket counts each resolution on its own.
 --                 Closing a ticket that never had a reply sent is not a resolution here.
--- business hours  the SLA clock: the policy's calendar, pauses while pending (see `sla`).
+-- business hours  the SLA clocks met in the period (see sla.sql): the policy's calendar,
+--                 paused while pending, and for a resolution counted from creation (the time
+--                 while resolved is a pause). Team: the ticket's team when the clock was met.
 -- Tickets tagged with one of `reports: exclude_tags` (spam, automatic mail) are left out.
 -- Percentiles interpolate linearly between ranks (quantile_cont).
 
@@ -109,10 +111,11 @@ GROUP BY ord, bucket ORDER BY ord;
 -- title.id: Dalam jam kerja (kalender SLA)
 -- requires: sla
 WITH s AS (
-    SELECT t.team, s.target, s.business_seconds_to_meet / 3600.0 AS h
+    SELECT s.team, s.target, s.business_seconds_to_meet / 3600.0 AS h
     FROM sla AS s JOIN tickets AS t ON t.number = s.ticket
     WHERE s.met_at >= $since AND s.met_at < $until AND s.target IN ('first_response', 'resolution')
-      AND ($team = '' OR t.team = $team) AND ($channel = '' OR t.channel = $channel)
+      AND ($team = '' OR s.team = $team) AND ($channel = '' OR t.channel = $channel)
+      AND s.ticket NOT IN (SELECT ticket FROM excluded_tickets)
 )
 SELECT coalesce(team, '–') AS team,
        count(*) FILTER (WHERE target = 'first_response') AS responded,

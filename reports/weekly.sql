@@ -109,23 +109,29 @@ SELECT * FROM (VALUES
                          (SELECT count(*) FROM f WHERE what = 'excluded' AND NOT cur), NULL)
 ) AS m(metric, value, previous, good);
 
+-- section: setup_sla
+-- kind: setup
+-- requires: sla
+-- The SLA clocks counted this week and the week before (see sla.sql: met on time in the week,
+-- or breached with the due time in the week).
+CREATE OR REPLACE TEMP TABLE wk_sla AS
+SELECT s.*, coalesce(CASE WHEN s.breached THEN s.due_at END, s.met_at) >= $since AS cur,
+       hours_between(s.due_at, least(coalesce(s.met_at, s.stopped_at, $now), $now, $until)) AS overdue_hours
+FROM sla AS s
+WHERE ((NOT s.breached AND s.met_at >= $prev_since AND s.met_at < $until)
+       OR (s.breached AND s.due_at >= $prev_since AND s.due_at < $until))
+  AND ($team = '' OR s.team = $team) AND s.ticket NOT IN (SELECT ticket FROM excluded_tickets);
+
 -- section: sla_headline
 -- title: SLA this week
 -- title.id: SLA minggu ini
 -- kind: metrics
 -- requires: sla
-WITH s AS (
-    SELECT s.*, coalesce(s.met_at, s.due_at) >= $since AS cur
-    FROM sla AS s JOIN tickets AS t ON t.number = s.ticket
-    WHERE ((s.met_at >= $prev_since AND s.met_at < $until)
-           OR (s.met_at IS NULL AND s.breached AND s.due_at >= $prev_since AND s.due_at < $until))
-      AND ($team = '' OR t.team = $team) AND s.ticket NOT IN (SELECT ticket FROM excluded_tickets)
-)
 SELECT * FROM (VALUES
-    ('sla_compliance', (SELECT count(*) FILTER (WHERE NOT breached) / nullif(count(*), 0) FROM s WHERE cur),
-                       (SELECT count(*) FILTER (WHERE NOT breached) / nullif(count(*), 0) FROM s WHERE NOT cur), 'up'),
-    ('breached', (SELECT count(*) FILTER (WHERE breached) FROM s WHERE cur),
-                 (SELECT count(*) FILTER (WHERE breached) FROM s WHERE NOT cur), 'down')
+    ('sla_compliance', (SELECT count(*) FILTER (WHERE NOT breached) / nullif(count(*), 0) FROM wk_sla WHERE cur),
+                       (SELECT count(*) FILTER (WHERE NOT breached) / nullif(count(*), 0) FROM wk_sla WHERE NOT cur), 'up'),
+    ('breached', (SELECT count(*) FILTER (WHERE breached) FROM wk_sla WHERE cur),
+                 (SELECT count(*) FILTER (WHERE breached) FROM wk_sla WHERE NOT cur), 'down')
 ) AS m(metric, value, previous, good);
 
 -- section: trend
@@ -174,12 +180,10 @@ ORDER BY w.ws;
 -- title.id: Kepatuhan SLA per tim
 -- requires: sla
 -- chart: hbar x=team y=compliance
-SELECT coalesce(t.team, '–') AS team, count(*) AS measured,
-       count(*) FILTER (WHERE s.breached) AS breached,
-       count(*) FILTER (WHERE NOT s.breached) / count(*) AS compliance
-FROM sla AS s JOIN tickets AS t ON t.number = s.ticket
-WHERE ((s.met_at >= $since AND s.met_at < $until) OR (s.met_at IS NULL AND s.breached AND s.due_at >= $since AND s.due_at < $until))
-  AND ($team = '' OR t.team = $team) AND s.ticket NOT IN (SELECT ticket FROM excluded_tickets)
+SELECT coalesce(team, '–') AS team, count(*) AS measured,
+       count(*) FILTER (WHERE breached) AS breached,
+       count(*) FILTER (WHERE NOT breached) / count(*) AS compliance
+FROM wk_sla WHERE cur
 GROUP BY ALL ORDER BY compliance, team;
 
 -- section: by_team
@@ -199,7 +203,7 @@ backlog AS (
            count(*) FILTER (WHERE what = 'resolved') AS resolved_tickets,
            median(hours) FILTER (WHERE what = 'first') AS first_response_median_hours,
            median(hours) FILTER (WHERE what = 'resolved') AS resolution_median_hours
-    FROM f GROUP BY ALL
+    FROM f WHERE what IN ('new', 'resolved', 'first') GROUP BY ALL
 )
 SELECT team, coalesce(new_tickets, 0) AS new_tickets, coalesce(resolved_tickets, 0) AS resolved_tickets,
        coalesce(backlog, 0) AS backlog, first_response_median_hours, resolution_median_hours
@@ -259,13 +263,13 @@ FROM t GROUP BY ALL ORDER BY tickets DESC, category;
 -- title.id: Agen
 WITH f AS (SELECT * FROM wk_f WHERE ts >= $since AND agent IS NOT NULL)
 SELECT agent,
-       count(DISTINCT ticket) FILTER (WHERE what IN ('reply', 'first', 'resolved')) AS handled,
+       count(DISTINCT ticket) FILTER (WHERE what IN ('reply', 'first', 'resolved', 'closed_unanswered')) AS handled,
        count(*) FILTER (WHERE what = 'resolved') AS resolved,
        count(*) FILTER (WHERE what = 'reply') AS replies,
        median(hours) FILTER (WHERE what = 'first') AS first_response_median_hours,
        median(hours) FILTER (WHERE what = 'resolved') AS resolution_median_hours,
        count(*) FILTER (WHERE what = 'reopened') / nullif(count(*) FILTER (WHERE what = 'resolved'), 0) AS reopen_rate
-FROM f WHERE what IN ('reply', 'first', 'resolved', 'reopened')
+FROM f WHERE what IN ('reply', 'first', 'resolved', 'closed_unanswered', 'reopened')
 GROUP BY ALL HAVING handled > 0 ORDER BY handled DESC, agent;
 
 -- section: breaches
@@ -273,13 +277,11 @@ GROUP BY ALL HAVING handled > 0 ORDER BY handled DESC, agent;
 -- title.id: Pelanggaran SLA minggu ini
 -- requires: sla
 -- limit: 10
-SELECT s.ticket, t.subject, coalesce(t.team, '–') AS team, t.assignee, s.policy, s.target, s.due_at,
-       round(hours_between(s.due_at, coalesce(s.met_at, s.stopped_at, least($now, $until))), 1) AS overdue_hours
-FROM sla AS s JOIN tickets AS t ON t.number = s.ticket
-WHERE s.breached
-  AND ((s.met_at >= $since AND s.met_at < $until) OR (s.met_at IS NULL AND s.breached AND s.due_at >= $since AND s.due_at < $until))
-  AND ($team = '' OR t.team = $team) AND s.ticket NOT IN (SELECT ticket FROM excluded_tickets)
-ORDER BY overdue_hours DESC, s.ticket;
+SELECT s.ticket, t.subject, coalesce(s.team, '–') AS team, t.assignee, s.policy, s.target, s.due_at,
+       round(s.overdue_hours, 1) AS overdue_hours
+FROM wk_sla AS s JOIN tickets AS t ON t.number = s.ticket
+WHERE s.breached AND s.cur
+ORDER BY overdue_hours DESC, s.ticket, s.target;
 
 -- section: oldest
 -- title: Open longest at the end of the week

@@ -24,7 +24,9 @@ Rules (tix.sla.clock's, plus what a report counts):
 
 Columns of the `sla` view it makes: the store view's (ticket, policy, target, cycle,
 started_at, due_at, met_at, state, breached, business_seconds_used,
-business_seconds_to_meet, calendar_seconds_to_meet, status) plus `stopped_at`.
+business_seconds_to_meet, calendar_seconds_to_meet, status) plus `stopped_at` (when an unmet
+clock stopped: the ticket was resolved or closed) and `team` (the ticket's team when the
+clock fell due, if it breached, else when it was met or stopped, else now).
 """
 from __future__ import annotations
 
@@ -210,11 +212,24 @@ def register(con, store, now: float, since) -> None:
     times = ("started_at", "due_at", "met_at", "stopped_at")
     cols = ", ".join(f"make_timestamp(CAST(round({c} * 1000000) AS BIGINT)) AS {c}" if c in times else c
                      for c in COLUMNS)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _sla_report AS SELECT {cols} FROM _sla_report_rows")
+    # the team that had the ticket when the clock fell due (breached) or was met or stopped
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _sla_report AS
+        SELECT r.*, h.team FROM (SELECT {cols} FROM _sla_report_rows) r
+        ASOF LEFT JOIN (SELECT ticket, ts, team FROM history
+                        WHERE kind IN ('created', 'updated') AND ticket IN (SELECT ticket FROM _sla_rel)) h
+          ON h.ticket = r.ticket
+         AND h.ts <= coalesce(CASE WHEN r.breached THEN r.due_at END, r.met_at, r.stopped_at, $now)""",
+                {"now": _naive(now)})
     con.unregister("_sla_report_rows")
     con.execute("CREATE OR REPLACE TEMP VIEW sla AS SELECT * FROM _sla_report")
     for name in ("_sla_ev", "_sla_rel"):
         con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _naive(epoch: float):
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(epoch, timezone.utc).replace(tzinfo=None)
 
 
 def _f(values) -> np.ndarray:
