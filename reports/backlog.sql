@@ -93,7 +93,7 @@ ORDER BY list_position(['new', 'open', 'pending'], status);
 WITH weeks AS (
     SELECT utc_ts(date_trunc('week', local_ts($now)) - INTERVAL (7 * i) DAY) AS week_end
     FROM range(0, 7) AS r(i)
-    UNION ALL SELECT $now
+    UNION ALL SELECT $now + INTERVAL 1 MICROSECOND  -- now, with what happened at this very moment
 )
 SELECT iso_week(w.week_end - INTERVAL 1 SECOND) AS week,
        ((SELECT count(*) FROM backlog_t) + coalesce(sum(d.delta), 0))::BIGINT AS backlog

@@ -15,7 +15,8 @@
 -- first response   the first agent reply actually sent, in the week (no auto-replies, no given-up
 --                  sends); time from creation. Every first-response figure takes this same set.
 -- backlog          open (new/open/pending) at the end of the week, from the status history, with
---                  its team at that moment; for the current week, at the time of the report.
+--                  its team at that moment; for the current week, now (with what happened at
+--                  this very moment).
 -- reopen_rate      reopens in the week / resolutions in the week.
 -- agents           credited to who replied or resolved (see agents.sql).
 -- A past week's figures never change after the fact: everything is read from the history.
@@ -78,7 +79,8 @@ GROUP BY team;
 -- title.id: Sekilas minggu ini
 -- kind: metrics
 WITH f AS (SELECT *, ts >= $since AS cur FROM wk_f),
-ends AS (SELECT least($until, $now) AS cur_end, least($since, $now) AS prev_end),
+ends AS (SELECT least($until, $now + INTERVAL 1 MICROSECOND) AS cur_end,
+                 least($since, $now + INTERVAL 1 MICROSECOND) AS prev_end),
 backlog_at AS (
     SELECT e.t_end, (SELECT coalesce(sum(n), 0) FROM wk_open WHERE $team = '' OR team = $team)
                  - coalesce(sum(CASE WHEN d.is_open AND ($team = '' OR d.team = $team) THEN 1 ELSE 0 END), 0)
@@ -167,7 +169,7 @@ WITH weeks AS (
     SELECT w.ws, (SELECT coalesce(sum(n), 0) FROM wk_open WHERE $team = '' OR team = $team)
                  - coalesce(sum(CASE WHEN d.is_open AND ($team = '' OR d.team = $team) THEN 1 ELSE 0 END), 0)
                  + coalesce(sum(CASE WHEN d.was_open AND ($team = '' OR d.prev_team = $team) THEN 1 ELSE 0 END), 0) AS n
-    FROM weeks w LEFT JOIN wk_d d ON d.ts >= least(w.we, $now)
+    FROM weeks w LEFT JOIN wk_d d ON d.ts >= least(w.we, $now + INTERVAL 1 MICROSECOND)
     GROUP BY w.ws
 )
 SELECT iso_week(w.ws) AS week, coalesce(new_c.n, 0) AS new_tickets, coalesce(res_c.n, 0) AS resolved_tickets,
@@ -193,8 +195,8 @@ WITH f AS (SELECT * FROM wk_f WHERE ts >= $since),
 backlog AS (
     SELECT coalesce(team, '–') AS team, sum(n) AS backlog FROM (
         SELECT team, n FROM wk_open
-        UNION ALL SELECT team, -1 FROM wk_d WHERE is_open AND ts >= least($until, $now)
-        UNION ALL SELECT prev_team, 1 FROM wk_d WHERE was_open AND ts >= least($until, $now)
+        UNION ALL SELECT team, -1 FROM wk_d WHERE is_open AND ts >= least($until, $now + INTERVAL 1 MICROSECOND)
+        UNION ALL SELECT prev_team, 1 FROM wk_d WHERE was_open AND ts >= least($until, $now + INTERVAL 1 MICROSECOND)
     ) WHERE $team = '' OR team = $team
     GROUP BY ALL HAVING sum(n) <> 0
 ), facts AS (
@@ -291,17 +293,18 @@ WITH at_end AS (
     -- a ticket's state at the end of the week: the one before its first change after it
     SELECT ticket, arg_min(prev_status, seq) AS status, arg_min(prev_team, seq) AS team,
            arg_min(prev_assignee, seq) AS assignee
-    FROM history WHERE kind IN ('created', 'updated') AND ts >= least($until, $now) GROUP BY ticket
+    FROM history WHERE kind IN ('created', 'updated') AND ts >= least($until, $now + INTERVAL 1 MICROSECOND)
+    GROUP BY ticket
 ), unchanged AS (  -- or, without a change since, its state now
     SELECT number AS ticket, status, team, assignee, created_at FROM tickets
-    WHERE status IN ('new', 'open', 'pending') AND created_at < least($until, $now)
+    WHERE status IN ('new', 'open', 'pending') AND created_at < least($until, $now + INTERVAL 1 MICROSECOND)
       AND number NOT IN (SELECT ticket FROM at_end)
 ), open_then AS (
     SELECT ticket, status, team, assignee, created_at FROM unchanged
     UNION ALL
     SELECT e.ticket, e.status, e.team, e.assignee, t.created_at
     FROM at_end e JOIN tickets t ON t.number = e.ticket
-    WHERE e.status IN ('new', 'open', 'pending') AND t.created_at < least($until, $now)
+    WHERE e.status IN ('new', 'open', 'pending') AND t.created_at < least($until, $now + INTERVAL 1 MICROSECOND)
 ), oldest AS (
     SELECT * FROM open_then
     WHERE ($team = '' OR team = $team) AND ticket NOT IN (SELECT ticket FROM excluded_tickets)
