@@ -291,8 +291,8 @@ ORDER BY overdue_hours DESC, s.ticket, s.target;
 -- limit: 10
 WITH at_end AS (
     -- a ticket's state at the end of the week: the one before its first change after it
-    SELECT ticket, arg_min(prev_status, seq) AS status, arg_min(prev_team, seq) AS team,
-           arg_min(prev_assignee, seq) AS assignee
+    SELECT ticket, arg_min_null(prev_status, seq) AS status, arg_min_null(prev_team, seq) AS team,
+           arg_min_null(prev_assignee, seq) AS assignee
     FROM history WHERE kind IN ('created', 'updated') AND ts >= least($until, $now + INTERVAL 1 MICROSECOND)
     GROUP BY ticket
 ), unchanged AS (  -- or, without a change since, its state now

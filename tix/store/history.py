@@ -204,10 +204,11 @@ def prior_sql(parts: list[str], tickets_relation: str) -> str:
     a `ticket` column)."""
     if not parts:
         return None
-    return (f"(SELECT ticket, arg_max(status, seq) AS status, arg_max(team, seq) AS team, "
-            f"arg_max(assignee, seq) AS assignee, arg_max(episode, seq) AS episode, "
-            f"arg_max(episode_start, seq) AS episode_start, arg_max(resolved_by, seq) AS resolved_by, "
-            f"arg_max(replies, seq) AS replies "
+    # arg_max_null: the last row's value even when it is NULL (an unassigned team)
+    return (f"(SELECT ticket, arg_max_null(status, seq) AS status, arg_max_null(team, seq) AS team, "
+            f"arg_max_null(assignee, seq) AS assignee, arg_max_null(episode, seq) AS episode, "
+            f"arg_max_null(episode_start, seq) AS episode_start, arg_max_null(resolved_by, seq) AS resolved_by, "
+            f"arg_max_null(replies, seq) AS replies "
             f"FROM read_parquet({_listing(parts)}) "
             f"WHERE ticket IN (SELECT DISTINCT ticket FROM {tickets_relation}) GROUP BY ticket)")
 
@@ -424,12 +425,35 @@ def catch_up(store) -> None:
 DEFAULT_EXCLUDE_TAGS = ("spam", "auto", "otomatis")
 
 
+REPORTS_KEYS = ("exclude_tags",)
+
+
 def exclude_tags(config) -> list[str]:
-    """Tags that keep a ticket out of report figures (`reports: exclude_tags:`), lowercased."""
-    section = config.section("reports") if hasattr(config, "section") else None
-    tags = (section or {}).get("exclude_tags", list(DEFAULT_EXCLUDE_TAGS)) if isinstance(section, dict) \
+    """Tags that keep a ticket out of report figures (`reports: exclude_tags:` in tix.yaml,
+    default spam, auto, otomatis), lowercased. Such tickets are counted on their own line."""
+    section = config.section("reports") or {}
+    tags = section.get("exclude_tags", list(DEFAULT_EXCLUDE_TAGS)) if isinstance(section, dict) \
         else list(DEFAULT_EXCLUDE_TAGS)
+    if isinstance(tags, str):
+        tags = [tags]
     return sorted({str(t).strip().lower() for t in (tags or []) if str(t).strip()})
+
+
+def validate_section(node, path) -> list:
+    """`reports:` of tix.yaml (tix.config.SECTION_VALIDATORS): `exclude_tags`, a list of tags."""
+    from tix.config import check_keys
+    from tix.errors import Problem
+
+    fname = str(path)
+    if not isinstance(node, dict):
+        return [Problem(fname, getattr(node, "line", None), "reports must be a mapping (exclude_tags: [...])")]
+    problems = check_keys(node, REPORTS_KEYS, fname, "reports", listing="keys")
+    tags = node.get("exclude_tags")
+    if tags is not None and not (isinstance(tags, (list, str)) and all(isinstance(t, str) for t in
+                                                                         ([tags] if isinstance(tags, str) else tags))):
+        line = node.line_of("exclude_tags") if hasattr(node, "line_of") else None
+        problems.append(Problem(fname, line, "reports: exclude_tags must be a list of tags"))
+    return problems
 
 
 def register(con, store, upto: Position | None = None, excluded=None) -> None:

@@ -23,6 +23,7 @@ from tix.store.fold import State
 from tix.store.lock import WriteLock
 from tix.store.log import EventLog
 from tix.store.reader import Reader
+from tix.store import history
 from tix.store.snapshot import Snapshot, rows_to_arrow
 
 CONFIG_NAME = configmod.CONFIG_NAME
@@ -201,6 +202,7 @@ class Store:
             count += 1
             if count >= every:
                 Reader(self, fold_tickets=False).write_snapshot()
+                history.catch_up(self)  # the reports' history cache follows (when there is one)
                 return True
         return False
 
