@@ -31,7 +31,8 @@ was given up, first: the ticket's first reply actually sent by a person), `ticke
 The cache lives in `snapshot/history/` (a directory of its own: the ticket snapshot prunes
 other Parquet files beside it)::
 
-    meta.json                   {"format": 1, "seq": N, "segment": …, "offset": …, "parts": [...]}
+    meta.json                   {"format": 1, "columns": [...], "seq": N, "segment": …, "offset": …,
+                                 "parts": [...]}
     history-A-B.parquet         the rows of events A..B, sorted by seq
 
 Parts are only ever added (the rows of an event never change; a later event only adds rows),
@@ -295,8 +296,9 @@ class History:
         return meta if self._valid(meta) else None
 
     def _valid(self, m: dict) -> bool:
-        if m.get("format") != FORMAT or any(not (self.dir / p).exists() for p in m.get("parts", [])):
-            return False
+        if m.get("format") != FORMAT or m.get("columns") != list(COLUMNS) \
+                or any(not (self.dir / p).exists() for p in m.get("parts", [])):
+            return False  # another tix wrote it: rebuilt
         if not m.get("segment"):
             return m.get("seq", 0) == 0
         path = self.store.log.dir / m["segment"]
@@ -354,7 +356,8 @@ class History:
                 parts.append(name)
             con.execute("DROP TABLE IF EXISTS _hx")
             parts = self._merge(con, parts, upto)
-        meta = {"format": FORMAT, "seq": upto or 0, "segment": end.segment, "offset": end.offset, "parts": parts}
+        meta = {"format": FORMAT, "columns": list(COLUMNS), "seq": upto or 0, "segment": end.segment,
+                "offset": end.offset, "parts": parts}
         return self._commit(meta, None)
 
     def _merge(self, con, parts: list[str], seq: int) -> list[str]:
@@ -388,7 +391,8 @@ class History:
             self._copy(con, fold_sql("SELECT * FROM _hx", prior_sql(self.parts(old), "_hx")), name)
             parts.append(name)
             parts = self._merge(con, parts, seq)
-        meta = {"format": FORMAT, "seq": seq, "segment": pos.segment, "offset": pos.offset, "parts": parts}
+        meta = {"format": FORMAT, "columns": list(COLUMNS), "seq": seq, "segment": pos.segment,
+                "offset": pos.offset, "parts": parts}
         return self._commit(meta, old)
 
     def _copy(self, con, select: str, name: str) -> None:
