@@ -18,7 +18,8 @@
 -- compliance = met on time / counted. A near miss was met on time, in the last 25% of its window.
 -- overdue    from the due time to when the clock was met or stopped (the ticket was resolved
 --            or closed without meeting it), or to now, or to the end of the period: the first.
--- team       the ticket's team when the clock fell due (breached) or was met.
+--            A breach's met/stopped time after the period is not shown (the past stays as it was).
+-- team       the ticket's team (and assignee) when the clock fell due (breached) or was met.
 -- Tickets tagged with one of `reports: exclude_tags` (spam, automatic mail) are left out.
 
 -- section: setup
@@ -60,8 +61,10 @@ GROUP BY ALL ORDER BY compliance, team;
 -- title.id: Pelanggaran
 -- requires: sla
 -- limit: 25
-SELECT s.ticket, t.subject, coalesce(s.team, '–') AS team, t.assignee, s.policy, s.target, s.cycle, s.due_at,
-       s.met_at, s.stopped_at, round(s.overdue_hours, 1) AS overdue_hours
+SELECT s.ticket, t.subject, coalesce(s.team, '–') AS team, s.assignee, s.policy, s.target, s.cycle, s.due_at,
+       CASE WHEN s.met_at < $until THEN s.met_at END AS met_at,
+       CASE WHEN s.stopped_at < $until THEN s.stopped_at END AS stopped_at,
+       round(s.overdue_hours, 1) AS overdue_hours
 FROM sla_p AS s JOIN tickets AS t ON t.number = s.ticket
 WHERE s.breached
 ORDER BY overdue_hours DESC, s.ticket, s.target, s.cycle;
@@ -71,7 +74,7 @@ ORDER BY overdue_hours DESC, s.ticket, s.target, s.cycle;
 -- title.id: Nyaris dilanggar
 -- requires: sla
 -- limit: 25
-SELECT s.ticket, t.subject, coalesce(s.team, '–') AS team, t.assignee, s.policy, s.target, s.due_at, s.met_at
+SELECT s.ticket, t.subject, coalesce(s.team, '–') AS team, s.assignee, s.policy, s.target, s.due_at, s.met_at
 FROM sla_p AS s JOIN tickets AS t ON t.number = s.ticket
 WHERE s.near_miss
 ORDER BY s.due_at - s.met_at, s.ticket;

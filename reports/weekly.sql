@@ -23,30 +23,32 @@
 
 -- section: setup
 -- kind: setup
--- The facts of this week and the week before, in one small table.
+-- The facts of the report in one small table: new tickets and resolutions of the eight weeks
+-- of the trend, the rest of this week and the week before.
 CREATE OR REPLACE TEMP TABLE wk_f AS
 WITH t AS (
     SELECT number, created_at, channel, category, excluded(tags) AS is_excluded
-    FROM tickets WHERE created_at >= $prev_since AND created_at < $until
+    FROM tickets WHERE created_at >= utc_ts(local_ts($since) - INTERVAL 49 DAY) AND created_at < $until
 ), first_team AS (
     -- the row that gave a ticket its first team is one where it had none before
     SELECT ticket, arg_min(team, seq) AS team FROM history
-    WHERE ts >= $prev_since AND team IS NOT NULL AND prev_team IS NULL AND kind IN ('created', 'updated')
-      AND ticket IN (SELECT number FROM t)
+    WHERE ts >= utc_ts(local_ts($since) - INTERVAL 49 DAY) AND team IS NOT NULL AND prev_team IS NULL
+      AND kind IN ('created', 'updated') AND ticket IN (SELECT number FROM t)
     GROUP BY ticket
-), ch AS (SELECT number, channel, category FROM tickets)
+)
 SELECT CASE WHEN t.is_excluded THEN 'excluded' ELSE 'new' END AS what, t.number AS ticket, t.created_at AS ts,
        NULL::DOUBLE AS hours, f.team, t.channel, t.category, NULL::VARCHAR AS agent
 FROM t LEFT JOIN first_team f ON f.ticket = t.number
 WHERE $team = '' OR f.team = $team
 UNION ALL
 SELECT CASE WHEN r.answered THEN 'resolved' ELSE 'closed_unanswered' END, r.ticket, r.ts, r.hours, r.team,
-       ch.channel, ch.category, r.agent
-FROM resolutions r JOIN ch ON ch.number = r.ticket
-WHERE r.ts >= $prev_since AND r.ts < $until AND NOT r.excluded AND ($team = '' OR r.team = $team)
+       NULL, NULL, r.agent
+FROM resolutions r
+WHERE r.ts >= utc_ts(local_ts($since) - INTERVAL 49 DAY) AND r.ts < $until AND NOT r.excluded
+  AND ($team = '' OR r.team = $team)
 UNION ALL
-SELECT 'first', f.ticket, f.ts, f.hours, f.team, ch.channel, ch.category, f.agent
-FROM first_responses f JOIN ch ON ch.number = f.ticket
+SELECT 'first', f.ticket, f.ts, f.hours, f.team, t.channel, NULL, f.agent
+FROM first_responses f JOIN tickets t ON t.number = f.ticket
 WHERE f.ts >= $prev_since AND f.ts < $until AND NOT f.excluded AND ($team = '' OR f.team = $team)
 UNION ALL
 SELECT 'reply', r.ticket, r.ts, NULL, r.team, NULL, NULL, r.agent
@@ -78,7 +80,7 @@ GROUP BY team;
 -- title: This week at a glance
 -- title.id: Sekilas minggu ini
 -- kind: metrics
-WITH f AS (SELECT *, ts >= $since AS cur FROM wk_f),
+WITH f AS (SELECT *, ts >= $since AS cur FROM wk_f WHERE ts >= $prev_since),
 ends AS (SELECT least($until, $now + INTERVAL 1 MICROSECOND) AS cur_end,
                  least($since, $now + INTERVAL 1 MICROSECOND) AS prev_end),
 backlog_at AS (
@@ -145,26 +147,10 @@ WITH weeks AS (
            utc_ts(local_ts($since) - INTERVAL (7 * i - 7) DAY) AS we,
            date_trunc('week', local_ts($since) - INTERVAL (7 * i) DAY) AS wk
     FROM range(0, 8) AS r(i)
-), new_all AS (
-    SELECT number, created_at FROM tickets
-    WHERE created_at >= utc_ts(local_ts($since) - INTERVAL 49 DAY) AND created_at < $until
-      AND number NOT IN (SELECT ticket FROM excluded_tickets)
-), new_t AS (  -- by the team a ticket was first given (read only for a team's report)
-    SELECT created_at FROM new_all WHERE $team = ''
-    UNION ALL
-    SELECT n.created_at FROM new_all n JOIN (
-        SELECT ticket, arg_min(team, seq) AS team FROM history
-        WHERE $team <> '' AND ts >= utc_ts(local_ts($since) - INTERVAL 49 DAY) AND team IS NOT NULL
-          AND prev_team IS NULL AND kind IN ('created', 'updated')
-        GROUP BY ticket) f ON f.ticket = n.number
-    WHERE $team <> '' AND f.team = $team
 ), new_c AS (
-    SELECT date_trunc('week', local_ts(created_at)) AS wk, count(*) AS n FROM new_t GROUP BY 1
+    SELECT date_trunc('week', local_ts(ts)) AS wk, count(*) AS n FROM wk_f WHERE what = 'new' GROUP BY 1
 ), res_c AS (
-    SELECT date_trunc('week', local_ts(ts)) AS wk, count(*) AS n FROM resolutions
-    WHERE ts >= utc_ts(local_ts($since) - INTERVAL 49 DAY) AND ts < $until AND answered AND NOT excluded
-      AND ($team = '' OR team = $team)
-    GROUP BY 1
+    SELECT date_trunc('week', local_ts(ts)) AS wk, count(*) AS n FROM wk_f WHERE what = 'resolved' GROUP BY 1
 ), backlog AS (
     SELECT w.ws, (SELECT coalesce(sum(n), 0) FROM wk_open WHERE $team = '' OR team = $team)
                  - coalesce(sum(CASE WHEN d.is_open AND ($team = '' OR d.team = $team) THEN 1 ELSE 0 END), 0)
@@ -236,7 +222,7 @@ SELECT coalesce(channel, '–') AS channel,
        count(*) FILTER (WHERE what = 'new' AND ts < $since) AS previous,
        count(*) FILTER (WHERE what = 'first' AND ts >= $since) AS responded,
        median(hours) FILTER (WHERE what = 'first' AND ts >= $since) AS first_response_median_hours
-FROM wk_f WHERE what IN ('new', 'first')
+FROM wk_f WHERE what IN ('new', 'first') AND ts >= $prev_since
 GROUP BY ALL ORDER BY new_tickets DESC, channel;
 
 -- section: heatmap
@@ -254,7 +240,7 @@ GROUP BY ALL ORDER BY weekday, hour;
 -- title.id: Kategori teratas
 -- limit: 10
 WITH t AS (
-    SELECT coalesce(category, '–') AS category, ts >= $since AS cur FROM wk_f WHERE what = 'new'
+    SELECT coalesce(category, '–') AS category, ts >= $since AS cur FROM wk_f WHERE what = 'new' AND ts >= $prev_since
 )
 SELECT category, count(*) FILTER (WHERE cur) AS tickets, count(*) FILTER (WHERE NOT cur) AS previous,
        (count(*) FILTER (WHERE cur) - count(*) FILTER (WHERE NOT cur)) / nullif(count(*) FILTER (WHERE NOT cur), 0) AS change_pct
@@ -279,7 +265,7 @@ GROUP BY ALL HAVING handled > 0 ORDER BY handled DESC, agent;
 -- title.id: Pelanggaran SLA minggu ini
 -- requires: sla
 -- limit: 10
-SELECT s.ticket, t.subject, coalesce(s.team, '–') AS team, t.assignee, s.policy, s.target, s.due_at,
+SELECT s.ticket, t.subject, coalesce(s.team, '–') AS team, s.assignee, s.policy, s.target, s.due_at,
        round(s.overdue_hours, 1) AS overdue_hours
 FROM wk_sla AS s JOIN tickets AS t ON t.number = s.ticket
 WHERE s.breached AND s.cur

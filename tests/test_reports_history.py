@@ -249,8 +249,10 @@ def _snapshot(store, now):
         buf = io.StringIO()
         render(r, "json", buf)
         for s in json.loads(buf.getvalue())["sections"]:
-            out[(name, str(params), s["name"])] = [{k: v for k, v in row.items() if k not in NOW_COLUMNS}
-                                                  for row in s["rows"]]
+            kept = [{k: v for k, v in row.items() if k not in NOW_COLUMNS} for row in s["rows"]]
+            # a line there only for its "now" columns (an agent with open tickets and nothing done)
+            out[(name, str(params), s["name"])] = [r for r in kept if any(v not in (0, None) for k, v in r.items()
+                                                                          if k != "agent")]
     trend = rows(run_report(store, "backlog", now=now), "trend")
     out["backlog-trend"] = [t for t in trend if t["week"] <= "2026-W47"]
     return out

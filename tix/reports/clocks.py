@@ -25,7 +25,7 @@ Rules (tix.sla.clock's, plus what a report counts):
 Columns of the `sla` view it makes: the store view's (ticket, policy, target, cycle,
 started_at, due_at, met_at, state, breached, business_seconds_used,
 business_seconds_to_meet, calendar_seconds_to_meet, status) plus `stopped_at` (when an unmet
-clock stopped: the ticket was resolved or closed) and `team` (the ticket's team when the
+clock stopped: the ticket was resolved or closed), `team` and `assignee` (the ticket's when the
 clock fell due, if it breached, else when it was met or stopped, else now).
 """
 from __future__ import annotations
@@ -212,10 +212,10 @@ def register(con, store, now: float, since) -> None:
     times = ("started_at", "due_at", "met_at", "stopped_at")
     cols = ", ".join(f"make_timestamp(CAST(round({c} * 1000000) AS BIGINT)) AS {c}" if c in times else c
                      for c in COLUMNS)
-    # the team that had the ticket when the clock fell due (breached) or was met or stopped
+    # who had the ticket when the clock fell due (breached) or was met or stopped
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _sla_report AS
-        SELECT r.*, h.team FROM (SELECT {cols} FROM _sla_report_rows) r
-        ASOF LEFT JOIN (SELECT ticket, ts, team FROM history
+        SELECT r.*, h.team, h.assignee FROM (SELECT {cols} FROM _sla_report_rows) r
+        ASOF LEFT JOIN (SELECT ticket, ts, team, assignee FROM history
                         WHERE kind IN ('created', 'updated') AND ticket IN (SELECT ticket FROM _sla_rel)) h
           ON h.ticket = r.ticket
          AND h.ts <= coalesce(CASE WHEN r.breached THEN r.due_at END, r.met_at, r.stopped_at, $now)""",
