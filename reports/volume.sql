@@ -26,8 +26,8 @@ WITH t AS (
 ), first_team AS (
     -- the row that gave a ticket its first team is one where it had none before
     SELECT ticket, arg_min(team, seq) AS team FROM history
-    WHERE ts >= $prev_since AND team IS NOT NULL AND prev_team IS NULL AND kind IN ('created', 'updated')
-      AND ticket IN (SELECT number FROM t)
+    WHERE ts >= $prev_since AND team IS NOT NULL AND prev_team IS NULL
+      AND (kind = 'created' OR event IN ('team', 'resolution', 'reopen')) AND ticket IN (SELECT number FROM t)
     GROUP BY ticket
 )
 SELECT t.*, f.team FROM t LEFT JOIN first_team f ON f.ticket = t.number

@@ -30,10 +30,12 @@ WITH t AS (
     SELECT number, created_at, channel, category, excluded(tags) AS is_excluded
     FROM tickets WHERE created_at >= utc_ts(local_ts($since) - INTERVAL 49 DAY) AND created_at < $until
 ), first_team AS (
-    -- the row that gave a ticket its first team is one where it had none before
+    -- the row that gave a ticket its first team is one where it had none before (needed for
+    -- the two weeks; for the eight of the trend only in a team's report)
     SELECT ticket, arg_min(team, seq) AS team FROM history
-    WHERE ts >= utc_ts(local_ts($since) - INTERVAL 49 DAY) AND team IS NOT NULL AND prev_team IS NULL
-      AND kind IN ('created', 'updated') AND ticket IN (SELECT number FROM t)
+    WHERE ts >= CASE WHEN $team = '' THEN $prev_since ELSE utc_ts(local_ts($since) - INTERVAL 49 DAY) END
+      AND team IS NOT NULL AND prev_team IS NULL
+      AND (kind = 'created' OR event IN ('team', 'resolution', 'reopen')) AND ticket IN (SELECT number FROM t)
     GROUP BY ticket
 )
 SELECT CASE WHEN t.is_excluded THEN 'excluded' ELSE 'new' END AS what, t.number AS ticket, t.created_at AS ts,
@@ -269,7 +271,7 @@ SELECT s.ticket, t.subject, coalesce(s.team, '–') AS team, s.assignee, s.polic
        round(s.overdue_hours, 1) AS overdue_hours
 FROM wk_sla AS s JOIN tickets AS t ON t.number = s.ticket
 WHERE s.breached AND s.cur
-ORDER BY overdue_hours DESC, s.ticket, s.target;
+ORDER BY overdue_hours DESC, s.ticket, s.target, s.cycle;
 
 -- section: oldest
 -- title: Open longest at the end of the week

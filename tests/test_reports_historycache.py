@@ -114,6 +114,11 @@ def reference(store: Store) -> list[dict]:
             event, s["resolved_by"] = "resolution", ev["actor"]
         if k == "updated" and s["status"] in OPEN and prev in DONE:
             event, s["episode"] = "reopen", s["episode"] + 1
+        if k == "updated" and event is None:
+            for key in ("team", "status", "assignee"):  # what it changed, in this order
+                if s[key] != before[key]:
+                    event = key
+                    break
         if k == "created" or event == "reopen":
             s["episode_start"] = ts
         auto = bool(d.get("auto")) if k in ("in", "out") else False
