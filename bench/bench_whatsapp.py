@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_whatsapp.py [--payloads 10000] [--requests 3000] [--clients 16]
 
 1. Intake: N text-message payloads (from 1,000 customers) in spool/whatsapp/ of a fresh
-   store, then one `fetch_spool` run (target: 10,000 in under 5 s).
+   store, then one `tix.ingest.fetch_spool` run (target: 10,000 in under 5 s).
 2. Receiver: `tix webhook serve` in its own process on loopback; client processes POST signed
    payloads, one connection per request as Meta does (target: at least 500 requests/s). Every
    accepted request is checked to be in the spool.
@@ -62,7 +62,7 @@ def new_store(path: Path):
 
 
 def bench_intake(n: int) -> None:
-    from tix.channels.whatsapp import fetch_spool
+    from tix.ingest import fetch_spool
     from tix.store import Store
 
     with tempfile.TemporaryDirectory() as tmp:

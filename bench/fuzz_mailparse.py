@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tix.channels.mailparse import Unparseable, parse  # noqa: E402 - after the path is set
+from tix.channels.mail.parse import Unparseable, parse  # noqa: E402 - after the path is set
 
 CORPUS = REPO / "tests" / "data" / "email"
 TOKENS = [b"\r\n ", b"\r\n\t", b" " * 900, b"=?utf-8?q?", b"?=", b"=0D=0A", b"\x0b", b"\xe2\x80\xa8", b"\x1b]0;x\x07",

@@ -159,9 +159,10 @@ def test_update_dry_run_ids_stdin_confirmation_and_json(tix, store):
     done = tix("--as", "ops-bot", "update", "team:billing", "--set", "priority=high", "--yes", "-f", "json", check=0)
     assert json.loads(done.stdout) | {"changes": None} == {"matched": 58, "changed": 58, "events": 58,
                                                            "dry_run": False, "changes": None}
-    assert tix("update", "team:billing", "--set", "priority=high", "--yes", check=0).stdout == "0\n"  # idempotent
+    assert tix("update", "team:billing", "--set", "priority=high", "--yes", check=0).stdout == \
+        "changed 0 of 58 matching tickets (0 events)\n"  # idempotent; a sentence, not a bare number (issue 15)
     via_stdin = tix("update", "--ids", "-", "--add-tag", "checked", "--why", "audit", input="#1\n3, 5\n", check=0)
-    assert via_stdin.stdout == "3\n"
+    assert via_stdin.stdout == "changed 3 of 3 matching tickets (3 events)\n"
     events = store.events_for(ticket=5)
     assert events[-1]["type"] == "ticket.tagged" and events[-1]["why"] == "audit"
     assert any(e["actor"] == "user:ops-bot" for e in store.events_for(ticket=2))
@@ -181,22 +182,21 @@ def test_sql_views_and_read_only(tix):
     assert proc.returncode == 2 and "disabled by configuration" in proc.stderr
 
 
-def test_init_copies_examples_and_writes_commented_config(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "tix", "init", str(tmp_path / "new")], capture_output=True, text=True)
+def test_init_copies_examples_and_writes_commented_config(tmp_path, tix):
+    proc = tix("init", str(tmp_path / "new"))
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
     text = (tmp_path / "new" / "tix.yaml").read_text()
     assert text.startswith("# tix.yaml") and "password_env" in text
-    again = subprocess.run([sys.executable, "-m", "tix", "init", str(tmp_path / "new")], capture_output=True, text=True)
+    again = tix("init", str(tmp_path / "new"))
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
-def test_config_check_reports_every_problem_with_lines(tmp_path):
+def test_config_check_reports_every_problem_with_lines(tmp_path, tix):
     from tix.store import Store
 
     Store.init(tmp_path / "s", config_text="settings:\n  timezon: UTC\n  lock_timeout: soon\nagents:\n"
                                            "  ani:\n    teams: [nope]\nteemz: {}\n")
-    proc = subprocess.run([sys.executable, "-m", "tix", "--store", str(tmp_path / "s"), "config", "check"],
-                          capture_output=True, text=True)
+    proc = tix("--store", str(tmp_path / "s"), "config", "check")
     path = tmp_path / "s" / "tix.yaml"
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [

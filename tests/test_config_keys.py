@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tix import yamlio
-from tix.channels.smtp import validate as validate_outbound
+from tix.channels.mail.smtp import validate as validate_outbound
 from tix.channels.whatsapp import validate_config as validate_whatsapp
 from tix.config import check_keys
 from tix.errors import ConfigError, Problem

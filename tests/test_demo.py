@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 
-def test_demo_runs_the_whole_cycle(tmp_path):
-    env = dict(os.environ)
-    env.pop("TIX_STORE", None)
-    proc = subprocess.run([sys.executable, "-m", "tix", "demo", "--dir", str(tmp_path / "demo")],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+def test_demo_runs_the_whole_cycle(tmp_path, tix, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    no_store = {"TIX_STORE": None}
+    proc = tix("demo", "--dir", str(tmp_path / "demo"), env=no_store)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("fetch:") and "quarantined" in lines[0]
@@ -19,17 +15,15 @@ def test_demo_runs_the_whole_cycle(tmp_path):
     html = (tmp_path / "demo" / "weekly.html").read_text()
     assert html.lstrip().lower().startswith("<!doctype html") and "<svg" in html
     store = ["--store", str(tmp_path / "demo")]
-    rows = json.loads(subprocess.run([sys.executable, "-m", "tix", *store, "sql",
-                                      "SELECT channel, count(*) AS n, count(assignee) AS assigned FROM tickets "
-                                      "WHERE status <> 'closed' GROUP BY channel ORDER BY channel", "-f", "json"],
-                                     capture_output=True, text=True, env=env, check=True).stdout)
+    rows = json.loads(tix(*store, "sql",
+                          "SELECT channel, count(*) AS n, count(assignee) AS assigned FROM tickets "
+                          "WHERE status <> 'closed' GROUP BY channel ORDER BY channel", "-f", "json",
+                          env=no_store, check=0).stdout)
     by_channel = {r["channel"]: r for r in rows}
     assert by_channel["email"]["n"] >= 20 and by_channel["whatsapp"]["n"] >= 5
     assert all(r["assigned"] == r["n"] for r in rows)  # the example rules assigned every open ticket
-    clocks = subprocess.run([sys.executable, "-m", "tix", *store, "sql", "SELECT count(*) AS n FROM sla", "-f", "csv"],
-                            capture_output=True, text=True, env=env, check=True).stdout.split()
+    clocks = tix(*store, "sql", "SELECT count(*) AS n FROM sla", "-f", "csv", env=no_store, check=0).stdout.split()
     assert int(clocks[-1]) > 0
     # the demo is repeatable: running it again replaces the demo store
-    again = subprocess.run([sys.executable, "-m", "tix", "demo", "--dir", str(tmp_path / "demo")],
-                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    again = tix("demo", "--dir", str(tmp_path / "demo"), env=no_store)
     assert again.returncode == 0 and again.stdout.splitlines()[0] == lines[0]

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.plugins.email import add_config, make_mail
 
 N = 2000
@@ -51,6 +53,7 @@ def _wait_for_progress(store, proc, timeout=20.0) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_sigkill_during_fetch_loses_and_duplicates_nothing(store, imap_user):
     add_config(store, "channels:\n" + imap_user.source_yaml(batch=80))  # >= Parser.MIN_POOL: parse workers run too
     body = "Halo, saya sudah transfer untuk pesanan ini tapi status masih menunggu pembayaran.\n" * 40

@@ -4,8 +4,8 @@ from __future__ import annotations
 import hashlib
 
 from tests.plugins.email import add_config
-from tix import quarantine
-from tix.channels.maildir import DEMO_MAILDIR
+from tix.store import quarantine
+from tix.channels.mail.maildir import DEMO_MAILDIR
 
 
 def snapshot_dir():

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from tests.plugins.email import add_config, make_mail
-from tix import quarantine
+from tix.store import quarantine
 from tix.channels.base import read_raw
 from tix.ingest import fetch_all
 
@@ -60,7 +60,7 @@ def test_refetch_is_a_noop_and_keys_survive_a_lost_index(md_store):
     fetch_all(md_store, now=NOW)
     # the message reappears (a crash before the ack, or another folder holding a copy)
     drop(md_store, make_mail(msgid="<a1@x>", headers={"Delivered-To": "other@toko.example"}))
-    os.unlink(md_store.root / "state" / "mail-index.pickle")  # the cache is rebuilt from the log
+    os.unlink(md_store.root / "state" / "message-index.json")  # the cache is rebuilt from the log
     rep = fetch_all(md_store, now=NOW)
     assert (rep.stored, rep.duplicates) == (0, 1)
     assert len(events(md_store, "message.received")) == 1
@@ -241,10 +241,10 @@ def test_cap_reports_messages_left(md_store, tix):
     assert md_store.read().max_ticket == 5
 
 
-def test_locked_store_exits_75(md_store, tix):
+def test_locked_store_exits_75(md_store, tix_proc):
     drop(md_store, make_mail())
     with md_store.writing():
-        proc = tix("fetch", env={"TIX_LOCK_TIMEOUT": "0.3"})
+        proc = tix_proc("fetch", env={"TIX_LOCK_TIMEOUT": "0.3"})
     assert proc.returncode == 75 and "locked" in proc.stderr
     assert md_store.read().max_ticket == 0
 

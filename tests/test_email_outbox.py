@@ -58,11 +58,11 @@ def test_temporary_failure_stays_queued_with_backoff_then_succeeds(ostore, tix):
     assert (rep.sent, rep.failed, rep.pending) == (0, 1, 1) and "451" in rep.errors[0]
     (f,) = log(ostore, "outbox.failed")
     assert f["data"]["attempt"] == 1 and f["data"]["permanent"] is False
-    assert f["data"]["next_retry"] == iso(now + timedelta(seconds=60)) and f["ticket"] == 1
+    assert f["data"]["next_try"] == iso(now + timedelta(seconds=60)) and f["ticket"] == 1
     # before the retry time nothing is tried; after it, attempt 2 waits twice as long
     assert outbox.flush(ostore, now=now + timedelta(seconds=30)).pending == 1
     outbox.flush(ostore, now=now + timedelta(seconds=61))
-    assert log(ostore, "outbox.failed")[-1]["data"]["next_retry"] == iso(now + timedelta(seconds=61 + 120))
+    assert log(ostore, "outbox.failed")[-1]["data"]["next_try"] == iso(now + timedelta(seconds=61 + 120))
     listing = tix("outbox", "list", "--format", "json", check=0)
     assert item["outbox"] in listing.stdout and '"attempts": 2' in listing.stdout
     ostore.smtp.reply_code = None

@@ -12,9 +12,9 @@ import orjson
 import pytest
 
 from tests.plugins.email import add_config
-from tix import quarantine
+from tix.store import quarantine
 from tix.channels.base import read_raw
-from tix.channels import mailparse as mp
+from tix.channels.mail import parse as mp
 
 CORPUS = Path(__file__).resolve().parent / "data" / "email"
 SKIP = {"README.md", "LICENSE", "NOTICE"}

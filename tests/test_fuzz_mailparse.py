@@ -11,7 +11,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tix.channels.mailparse import Parsed, Unparseable, addresses, parse
+from tix.channels.mail.parse import Parsed, Unparseable, addresses, parse
 
 FORBIDDEN = {chr(c) for c in range(32) if c != 9} | {"\x7f", "\x85", "\u2028", "\u2029"}
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

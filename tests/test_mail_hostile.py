@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tix.channels.mailparse import Unparseable, addresses, parse
+from tix.channels.mail.parse import Unparseable, addresses, parse
 
 LINE_SEPARATORS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
@@ -144,3 +144,13 @@ def test_attachment_names_lose_bidi_controls_and_control_characters():
            b"\r\nMZ\r\n--b--\r\n")
     (att,) = parse(raw).attachments
     assert att.name == "invoicefdp.exe [2J"
+
+
+def test_rules_test_parses_with_the_intake_parser_and_survives_an_encoded_crlf(store, tmp_path):
+    from tix.rules.explain import parse_eml
+
+    raw = (b"From: =?utf-8?q?Sari=0D=0ABcc:_evil@x.example?= <sari@example.com>\r\nTo: support@toko.example\r\n"
+           b"Subject: refund\r\nMessage-ID: <a@b>\r\n\r\nminta refund\r\n")
+    msg, _ = parse_eml(raw)  # raised "address parts cannot contain CR or LF" with its own parser
+    assert msg["from"] == "sari@example.com" and msg["to"] == ["support@toko.example"]
+    assert "\n" not in msg["from_name"] and "evil" not in msg["from"]

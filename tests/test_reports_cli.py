@@ -31,7 +31,8 @@ def test_weekly_table_md_csv_json(report_store, tix):
     proc = tix("report", "volume", "--week", "2026-W47", "--format", "csv", "--section", "by_channel", check=0)
     assert list(csv.reader(io.StringIO(proc.stdout)))[1] == ["email", "4", "0.5714285714285714"]
     proc = tix("report", "backlog", "--format", "md", "--param", "team=billing", check=0)
-    assert "| billing |" in proc.stdout and "| support" not in proc.stdout
+    # teams by their configured names (issue 15): billing is "Tagihan dan pembayaran", support "Layanan pelanggan"
+    assert "| Tagihan dan pembayaran |" in proc.stdout and "| Layanan pelanggan" not in proc.stdout
 
 
 def test_out_writes_a_file_silently(report_store, tix, tmp_path):

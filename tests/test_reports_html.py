@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
 from PIL import Image
 
 from tests.plugins.reports import NOW, XSS, screenshot
@@ -40,6 +41,7 @@ def test_a_store_template_overrides_the_builtin(report_store):
     assert _html(report_store, locale="en") == "<p>Weekly report: 7 &lt;b&gt;</p>"
 
 
+@pytest.mark.slow
 def test_chromium_screenshot_is_not_blank(report_store, tmp_path):
     page = tmp_path / "weekly.html"
     page.write_text(_html(report_store), encoding="utf-8")

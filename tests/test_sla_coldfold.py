@@ -9,6 +9,7 @@ from dataclasses import fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -57,6 +58,7 @@ def _normal(rows):
     return rows
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(stories=st.lists(ticket_story, min_size=1, max_size=4))
 def test_sql_fold_equals_event_by_event_fold(stories):

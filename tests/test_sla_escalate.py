@@ -148,6 +148,8 @@ def test_policy_change_applies_from_then_on_and_past_breaches_stay(sla_store, ti
 
 
 def test_whatsapp_window_warning_before_it_closes(sla_store, timeline):
+    path = sla_store.path("tix.yaml")  # the English text below needs locale en (issue 15: texts follow it)
+    path.write_text(path.read_text().replace("  locale: id ", "  locale: en ", 1))
     n = timeline.create(jkt(2026, 11, 27, 18, 0), channel="whatsapp")  # Friday after hours
     # first response due Mon 12:00 (Sat 09-13, Mon 08-12); the window closes Sat 18:00
     early = escalate(sla_store, now=jkt(2026, 11, 28, 16, 0), dry_run=True)

@@ -2,8 +2,16 @@
 from __future__ import annotations
 
 from tests.plugins.sla import SmtpSink, free_port, jkt, use_smtp
-from tix import notify
+from tix import outbox
+from tix.outbox import index as outbox_index
 from tix.sla.escalate import escalate
+
+
+def english(store) -> None:
+    """These tests read the English notification texts: the site's locale is `en` (issue 15: they follow it)."""
+    path = store.path("tix.yaml")
+    path.write_text(path.read_text().replace("  locale: id ", "  locale: en ", 1))
+    store.reload_config()
 
 
 def events(store, type_):
@@ -11,10 +19,11 @@ def events(store, type_):
 
 
 def test_warning_email_is_sent_by_smtp_once(sla_store, timeline, smtp_sink):
+    english(sla_store)
     use_smtp(sla_store, smtp_sink.port)
     n = timeline.create(jkt(2026, 11, 23, 9, 0), priority="urgent", subject="Pembayaran gagal <INV-7>")
     report = escalate(sla_store, now=jkt(2026, 11, 23, 9, 50))  # 50 of 60 minutes: warning
-    assert report.ok and len(report.notify.sent) == 1
+    assert report.ok and report.notify.sent == 1
     assert len(smtp_sink.messages) == 1
     rcpt, msg = smtp_sink.messages[0]
     assert rcpt == ["lead@example.co.id"]
@@ -25,14 +34,15 @@ def test_warning_email_is_sent_by_smtp_once(sla_store, timeline, smtp_sink):
     body = msg.get_payload()
     assert "Pembayaran gagal <INV-7>" in body and "Used so far: 50m; left: 10m" in body
     queued, sent = events(sla_store, "outbox.queued"), events(sla_store, "outbox.sent")
-    assert len(queued) == 1 and [s["data"]["id"] for s in sent] == [queued[0]["data"]["id"]]
+    assert len(queued) == 1 and [s["data"]["outbox"] for s in sent] == [queued[0]["data"]["outbox"]]
     assert queued[0]["seq"] < sent[0]["seq"]  # written before sending, marked after
     escalate(sla_store, now=jkt(2026, 11, 23, 9, 55))
     assert len(smtp_sink.messages) == 1  # the step is not repeated
-    assert notify.pending(sla_store) == []
+    assert outbox.items(sla_store, dead=True) == []
 
 
 def test_unreachable_smtp_exits_1_keeps_it_and_a_later_run_sends_it(sla_store, timeline, tix):
+    english(sla_store)
     port = free_port()
     use_smtp(sla_store, port)  # nothing listens there yet
     n = timeline.create(jkt(2026, 11, 23, 9, 0), priority="urgent")
@@ -59,7 +69,7 @@ def test_unreachable_smtp_exits_1_keeps_it_and_a_later_run_sends_it(sla_store, t
 
 
 def test_backoff_doubles_up_to_an_hour():
-    assert [notify.backoff(a) for a in (1, 2, 3, 4, 7, 8, 20)] == [60, 120, 240, 480, 3600, 3600, 3600]
+    assert [outbox.backoff(a) for a in (1, 2, 3, 4, 7, 8, 20)] == [60, 120, 240, 480, 3600, 3600, 3600]
 
 
 def _use_webhook(store, url: str, slack: bool) -> None:
@@ -72,6 +82,7 @@ def _use_webhook(store, url: str, slack: bool) -> None:
 
 
 def test_breach_webhook_slack_body(sla_store, timeline, hook_server):
+    english(sla_store)
     _use_webhook(sla_store, hook_server.url, slack=True)
     n = timeline.create(jkt(2026, 11, 23, 9, 0), priority="urgent")
     timeline.reply(n, jkt(2026, 11, 23, 9, 10))
@@ -85,15 +96,16 @@ def test_breach_webhook_slack_body(sla_store, timeline, hook_server):
 
 
 def test_webhook_json_retried_after_5xx_and_dead_after_4xx(sla_store, timeline, hook_server):
+    english(sla_store)
     _use_webhook(sla_store, hook_server.url, slack=False)
     n = timeline.create(jkt(2026, 11, 23, 9, 0), priority="urgent")
     timeline.reply(n, jkt(2026, 11, 23, 9, 10))
     hook_server.status = 503
     first = escalate(sla_store, now=jkt(2026, 11, 23, 17, 30))
-    assert not first.ok and "answered 503" in first.notify.failed[0]["error"]
+    assert not first.ok and "answered 503" in first.notify.failed_items[0]["error"]
     hook_server.status = 200
-    later = notify.flush(sla_store, jkt(2026, 11, 23, 17, 32))
-    assert later.ok and len(later.sent) == 1
+    later = outbox.flush(sla_store, jkt(2026, 11, 23, 17, 32))
+    assert later.ok and later.sent == 1
     _path, body = hook_server.requests[-1]
     assert body["ticket"] == n and body["policy"] == "urgent" and body["target"] == "resolution"
     assert body["state"] == "breached" and body["subject"].startswith(f"[#{n}] SLA breached")
@@ -102,27 +114,27 @@ def test_webhook_json_retried_after_5xx_and_dead_after_4xx(sla_store, timeline, 
     timeline.reply(m, jkt(2026, 11, 23, 9, 10))
     hook_server.status = 404
     bad = escalate(sla_store, now=jkt(2026, 11, 23, 17, 40))
-    assert not bad.ok and bad.notify.failed[0]["status"] == "dead"
-    dead = [it for it in notify.pending(sla_store) if it["status"] == "dead"]
+    assert not bad.ok and bad.notify.failed_items[0]["status"] == "dead"
+    dead = [it for it in outbox.items(sla_store, dead=True) if it["status"] == "dead"]
     assert len(dead) == 1 and "answered 404" in dead[0]["error"]
     requests_before = len(hook_server.requests)
-    again = notify.flush(sla_store, jkt(2026, 11, 24, 9, 0))
-    assert again.ok and len(again.dead) == 1 and len(hook_server.requests) == requests_before
+    again = outbox.flush(sla_store, jkt(2026, 11, 24, 9, 0))
+    assert again.ok and again.dead == 1 and len(hook_server.requests) == requests_before
 
 
 def test_a_key_is_queued_at_most_once(sla_store):
     with sla_store.writing() as batch:
-        a = notify.queue(batch, "email", "x@example.id", "s", "b", key="k1")
-        b = notify.queue(batch, "email", "x@example.id", "s", "b", key="k1")
+        a = outbox.notify(batch, "email", "x@example.id", "s", "b", key="k1")
+        b = outbox.notify(batch, "email", "x@example.id", "s", "b", key="k1")
     with sla_store.writing() as batch:
-        c = notify.queue(batch, "email", "x@example.id", "s", "b", key="k1")
+        c = outbox.notify(batch, "email", "x@example.id", "s", "b", key="k1")
     assert a == b == c
     assert len(events(sla_store, "outbox.queued")) == 1
-    notify.Outbox.load(sla_store).save()
-    assert "k1" in notify.Outbox.load(sla_store).keys
+    outbox.OutboxIndex.load(sla_store).save()
+    assert "k1" in outbox.OutboxIndex.load(sla_store).keys
     sla_store.path("state", "outbox.json").unlink()  # the index is a cache: rebuilt from the log
     with sla_store.writing() as batch:
-        assert notify.queue(batch, "email", "x@example.id", "s", "b", key="k1") == a
+        assert outbox.notify(batch, "email", "x@example.id", "s", "b", key="k1") == a
     assert len(events(sla_store, "outbox.queued")) == 1
 
 
@@ -138,13 +150,13 @@ def test_webhook_url_from_environment_is_never_logged(sla_store, timeline, hook_
 
 
 def test_index_rebuild_reads_in_chunks_across_line_boundaries(sla_store, monkeypatch):
-    monkeypatch.setattr(notify, "CHUNK", 97)  # lines straddle every chunk boundary
+    monkeypatch.setattr(outbox_index, "CHUNK", 97)  # lines straddle every chunk boundary
     ids = []
     for i in range(6):
         with sla_store.writing() as batch:
             batch.emit("ticket.note", ticket=1, data={"body": "x" * (i * 37)})
-            ids.append(notify.queue(batch, "email", "x@example.id", f"s{i}", "b", key=f"chunk-{i}"))
-    box = notify.Outbox(sla_store)
+            ids.append(outbox.notify(batch, "email", "x@example.id", f"s{i}", "b", key=f"chunk-{i}"))
+    box = outbox.OutboxIndex(sla_store)
     box.advance()
     assert sorted(box.items) == sorted(ids)
     assert box.pos == sla_store.log.end()

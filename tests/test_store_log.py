@@ -1,7 +1,6 @@
 """The event log: whole events only, fsynced appends, torn-line repair, seq, segments, lock."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -97,16 +96,15 @@ def test_store_discovery_order(tmp_path, monkeypatch):
     assert find_store(str(b.root)) == b.root.resolve()
 
 
-def test_no_store_says_how_to_create_one(tmp_path):
-    env = dict(os.environ, TIX_STORE="")
-    proc = subprocess.run([sys.executable, "-m", "tix", "list"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True)
+def test_no_store_says_how_to_create_one(tmp_path, tix, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    proc = tix("list", env={"TIX_STORE": ""})
     assert proc.returncode == 2
     assert proc.stderr == ("Error: no tix store found here or above; create one with: tix init DIR "
                            "(or point --store / TIX_STORE at one)\n")
 
 
-def test_second_writer_gives_up_with_exit_75(store, tix):
+def test_second_writer_gives_up_with_exit_75(store, tix_proc):
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from tix.store import Store; s = Store(sys.argv[1]); "
         "l = s.lock(); l.acquire(); print('locked', flush=True); time.sleep(30)"), str(store.root)],
@@ -114,7 +112,7 @@ def test_second_writer_gives_up_with_exit_75(store, tix):
     try:
         assert holder.stdout.readline().strip() == "locked"
         t = time.monotonic()
-        proc = tix("new", "hello", env={"TIX_LOCK_TIMEOUT": "0.5"})
+        proc = tix_proc("new", "hello", env={"TIX_LOCK_TIMEOUT": "0.5"})
         assert proc.returncode == 75
         assert "store is locked by another tix process" in proc.stderr and "state/lock" in proc.stderr
         assert time.monotonic() - t < 10
@@ -122,7 +120,7 @@ def test_second_writer_gives_up_with_exit_75(store, tix):
     finally:
         holder.kill()
         holder.wait()
-    assert tix("new", "hello").returncode == 0
+    assert tix_proc("new", "hello").returncode == 0
 
 
 def test_lock_is_released_and_reentrant(store):

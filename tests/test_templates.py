@@ -8,7 +8,7 @@ import pytest
 
 from tests.plugins.reports import NOW, XSS
 from tests.plugins.sla import Timeline, jkt
-from tix import rules
+from tix import outbox, rules
 from tix.reports import render, run_report
 from tix.sla.escalate import escalate
 from tix.templates import TemplateFailed, environment, render_macro
@@ -52,12 +52,15 @@ def test_macro(store, escape):
 
 
 def test_notification(sla_store, escape):
+    # A notification whose template is refused fails alone (issue 11's failure isolation):
+    # it is listed, given up, with the sandbox's one-line reason; nothing of it is sent.
     sla_store.path("templates", "sla_warning.j2").write_text("Subject: SLA\n\n" + escape[0] + "\n")
     Timeline(sla_store).create(jkt(2026, 11, 23, 9, 0), priority="urgent")
-    with pytest.raises(TemplateFailed) as info:
-        escalate(sla_store, now=jkt(2026, 11, 23, 9, 50), flush_outbox=False)
-    assert str(info.value) == f"templates/sla_warning.j2:3: {escape[1]}"
-    assert [e for e, _ in sla_store.log.read() if e["type"] in ("outbox.queued", "sla.step")] == []
+    report = escalate(sla_store, now=jkt(2026, 11, 23, 9, 50), flush_outbox=False)
+    (line,) = report.errors
+    assert line.endswith(f"templates/sla_warning.j2:3: {escape[1]}")
+    (item,) = outbox.items(sla_store, dead=True)
+    assert item["status"] == "dead" and item["error"].endswith(f"templates/sla_warning.j2:3: {escape[1]}")
 
 
 def test_report(report_store, escape):

@@ -6,7 +6,7 @@ import json
 import orjson
 
 from tests.plugins.whatsapp import spool, text_payload
-from tix.channels.whatsapp import fetch_spool
+from tix.ingest import fetch_spool
 
 
 def setup_two(wa_store, tix):

@@ -14,7 +14,7 @@ import pytest
 
 from tests.plugins.whatsapp import (BUSINESS, FIXTURES, fixture_bytes, spool, status_payload,
                                     text_payload)
-from tix.channels.whatsapp import fetch_spool
+from tix.ingest import fetch_spool
 from tix.tickets import set_fields
 
 
@@ -299,7 +299,7 @@ def test_bad_payloads_quarantined_batch_goes_on(wa_store, tix):
 
 
 def test_quarantine_replay_after_config_fix(wa_store):
-    from tix import quarantine
+    from tix.ingest import replay_quarantined
 
     bad = text_payload("wamid.LATER", "x")
     bad["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "999"
@@ -310,7 +310,7 @@ def test_quarantine_replay_after_config_fix(wa_store):
                                            '      number: "15550001111"\n    - phone_number_id: "999"\n'
                                            '      number: "15550009999"\n'))
     wa_store.reload_config()
-    rep = quarantine.replay(wa_store)
+    rep = replay_quarantined(wa_store)
     assert rep.replayed and not rep.errors
     assert received(wa_store)[0]["data"]["message"] == "wamid.LATER"
 
@@ -382,7 +382,7 @@ def test_media_without_token_stays_pending_then_expires(wa_store, monkeypatch):
 CRASH_SCRIPT = """
 import sys
 from tix.store import Store
-from tix.channels.whatsapp import fetch_spool
+from tix.ingest import fetch_spool
 fetch_spool(Store(sys.argv[1]), media=False)
 """
 
@@ -397,6 +397,7 @@ def _kill_when(proc, condition, timeout=60):
     proc.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("moment", ["log_written", "spool_acked"])
 def test_sigkill_during_intake_then_rerun_stores_each_message_once(wa_store, moment):
     n = 3000
@@ -426,7 +427,7 @@ def test_sigkill_during_intake_then_rerun_stores_each_message_once(wa_store, mom
 
 
 def test_demo_spool_ingests_offline(store, monkeypatch):
-    from tix.channels.whatsapp import load_demo
+    from tix.channels.whatsapp.spool import load_demo
 
     monkeypatch.delenv("TIX_WA_TOKEN", raising=False)
     assert 15 <= load_demo(store) <= 30
@@ -450,7 +451,7 @@ def test_unknown_team_is_a_config_error_and_nothing_is_consumed(wa_store, tix):
 
 
 def test_describe_never_gives_empty_text():
-    from tix.channels.whatsapp import describe
+    from tix.channels.whatsapp.payload import describe
 
     flow = {"type": "interactive", "interactive": {"type": "nfm_reply", "nfm_reply": {
         "response_json": "{\"a\": 1}", "body": "Sent", "name": "flow"}}}
@@ -468,3 +469,41 @@ def test_late_redelivery_is_applied_in_message_order(wa_store):
     fetch_spool(wa_store)
     assert [e["data"]["message"] for e in received(wa_store)] == ["wamid.O1", "wamid.O2"]
     assert tickets(wa_store)[0]["subject"] == "first: my order INV-9 is missing"
+
+
+def test_a_reply_threads_by_context_to_the_message_it_answers(wa_store):
+    """One open ticket per conversation; otherwise a reply (`context`) goes to the ticket of
+    the message it answers, under the same reopen rule as email's In-Reply-To."""
+    from tix.store.log import iso
+
+    t0 = datetime(2026, 11, 2, 3, 0, tzinfo=timezone.utc)
+
+    def close(number, at):
+        with wa_store.writing() as batch:
+            batch.emit("ticket.updated", ticket=number, data={"set": {"status": "closed"}, "old": {}}, ts=iso(at))
+
+    spool(wa_store, text_payload("wamid.X1", "pesanan INV-1", ts=int(t0.timestamp())))
+    fetch_spool(wa_store, now=t0)
+    close(1, t0 + timedelta(hours=1))
+    later = t0 + timedelta(days=20)
+    spool(wa_store, text_payload("wamid.X2", "pesanan INV-2", ts=int(later.timestamp())))
+    fetch_spool(wa_store, now=later)  # more than reopen_days: a new ticket
+    spool(wa_store, text_payload("wamid.X3", "dan yang ini?", ts=int(later.timestamp()) + 60))
+    fetch_spool(wa_store, now=later)  # #2 is open: it gets the message, whatever it answers
+    close(2, later + timedelta(hours=1))
+    spool(wa_store, text_payload("wamid.X4", "soal INV-2 lagi", ts=int(later.timestamp()) + 86400,
+                                 context="wamid.X2"))
+    spool(wa_store, text_payload("wamid.X5", "soal INV-1 lagi", ts=int(later.timestamp()) + 86460,
+                                 context="wamid.X1"))
+    fetch_spool(wa_store, now=later + timedelta(days=1))
+    by_id = {e["data"]["message"]: e["ticket"] for e in received(wa_store)}
+    assert [by_id[f"wamid.X{i}"] for i in range(1, 6)] == [1, 2, 2, 2, 2]
+    assert [t["status"] for t in tickets(wa_store)] == ["closed", "open"]
+    # #2 is open again, so a reply to #1's message joins it too; once #2 is closed, it goes
+    # to the ticket of the message it answers: #1, closed long ago, so a new ticket linked to #1
+    close(2, later + timedelta(days=1, hours=1))
+    spool(wa_store, text_payload("wamid.X6", "INV-1 belum beres", ts=int(later.timestamp()) + 2 * 86400,
+                                 context="wamid.X1"))
+    fetch_spool(wa_store, now=later + timedelta(days=2))
+    t = tickets(wa_store)
+    assert len(t) == 3 and received(wa_store)[-1]["ticket"] == 3 and json.loads(t[2]["fields"])["linked"] == 1

@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from tests.plugins.whatsapp import FIXTURES, PNID, TOKEN, spool, status_payload, text_payload
-from tix.channels.whatsapp import fetch_spool
-from tix.channels.whatsapp_send import TemplateRequired, compose, send_item
+from tix.ingest import fetch_spool
+from tix.channels.whatsapp.send import TemplateRequired, compose, send_item
 from tix.errors import ChannelStopped, SendPermanent, SendTemporary, UsageError
 
 T0 = 1760000100

@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from tests.plugins.whatsapp import APP_SECRET, FIXTURES, sign, text_payload
+from tix.store.files import TEMP_GLOB, temp_name
 
 SIG = FIXTURES / "from-docs" / "signature"
 
@@ -97,7 +98,7 @@ def test_spool_write_failure_answers_500(tmp_path):
     import io
     import shutil
 
-    from tix.channels.whatsapp_webhook import Receiver
+    from tix.channels.whatsapp.webhook import Receiver
 
     spool_dir = tmp_path / "spool"
     app = Receiver(spool_dir, APP_SECRET, None, 1 << 20)
@@ -112,7 +113,7 @@ def test_spool_write_failure_answers_500(tmp_path):
 
 
 def test_200_concurrent_signed_posts_all_spooled_and_ingested(receiver, wa_store):
-    from tix.channels.whatsapp import fetch_spool
+    from tix.ingest import fetch_spool
 
     bodies = [json.dumps(text_payload(f"wamid.L{i}", f"pesan {i}", wa_id=str(6281300000000 + i))).encode()
               for i in range(200)]
@@ -126,7 +127,7 @@ def test_200_concurrent_signed_posts_all_spooled_and_ingested(receiver, wa_store
     assert statuses == [200] * 200
     files = spooled(wa_store)
     assert len(files) == 200 and sorted(f.read_bytes() for f in files) == sorted(bodies)
-    assert not list(wa_store.path("spool", "whatsapp").glob(".tmp-*"))
+    assert not list(wa_store.path("spool", "whatsapp").glob(TEMP_GLOB))
     rep = fetch_spool(wa_store)
     assert rep.stored == 200 and rep.errors == []
 
@@ -141,7 +142,7 @@ def test_wsgi_application_from_tix_store(wa_store, monkeypatch):
     """The module-level WSGI app works without a server (as gunicorn would call it)."""
     import io
 
-    from tix.channels import whatsapp_webhook
+    from tix.channels.whatsapp import webhook as whatsapp_webhook
 
     monkeypatch.setattr(whatsapp_webhook, "_app", None)
     monkeypatch.setenv("TIX_STORE", str(wa_store.root))
@@ -191,14 +192,16 @@ def test_tix_webhook_serve_without_secret_is_a_config_error(wa_store, tix, monke
 
 
 def test_health_check_and_stale_tmp_cleanup(receiver, wa_store):
-    from tix.channels.whatsapp import fetch_spool
+    from tix.ingest import fetch_spool
 
     assert request(receiver, "GET", "/") == (200, b"ok\n")
     d = wa_store.path("spool", "whatsapp")
-    old, fresh = d / ".tmp-old.json", d / ".tmp-fresh.json"
+    old, fresh = temp_name(d / "old.json"), temp_name(d / "fresh.json")  # as the receiver names them
     old.write_bytes(b"{")
     fresh.write_bytes(b"{")
-    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    now = time.time()  # this process's clock for both: under faketime the kernel's file times are not faked
+    os.utime(old, (now - 7200, now - 7200))
+    os.utime(fresh, (now, now))
     rep = fetch_spool(wa_store)
     assert rep.errors == [] and rep.quarantined == 0
     assert not old.exists() and fresh.exists()  # a fresh one may be a write in progress

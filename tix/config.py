@@ -33,6 +33,7 @@ SETTINGS: dict[str, tuple[Any, type, str]] = {
     "snapshot_every": (20000, int, "refresh the Parquet snapshot when the log tail has this many events"),
     "bulk_confirm_over": (50, int, "`tix update` without --yes refuses more tickets than this off a terminal"),
     "reopen_days": (14, int, "a customer reply within this many days reopens a resolved ticket"),
+    "business_calendar": ("", str, "the calendar (calendars:) of business hours for rules and auto-replies"),
 }
 
 KNOWN_SECTIONS = (
@@ -44,7 +45,7 @@ KNOWN_SECTIONS = (
 # Each function takes (section_value, config_path) and returns a list of Problem.
 SECTION_VALIDATORS: dict[str, str] = {
     "channels": "tix.channels.base:validate_channels",
-    "outbound": "tix.channels.smtp:validate",
+    "outbound": "tix.channels.mail.smtp:validate",
     "whatsapp": "tix.channels.whatsapp:validate_config",
     "calendars": "tix.sla.calendar:validate_section",
     "sla": "tix.sla.policy:validate_section",
@@ -73,6 +74,24 @@ class Config:
 
     def setting(self, name: str):
         return self.settings[name]
+
+    def display_names(self) -> dict[str, dict[str, str]]:
+        """How people see teams and agents: {"team": {key: name}, "assignee"/"agent": {login: name}}."""
+        teams = {key: str(spec.get("name") or key) for key, spec in self.teams.items()}
+        agents = {login: agent.display or login for login, agent in self.agents.items()}
+        return {"team": teams, "assignee": agents, "agent": agents}
+
+    def template_names(self) -> dict:
+        """What every template may use to show values as people read them, in the site's locale:
+        `locale`, `label(field, value)` (tix.model.VALUE_LABELS), `team_name(key)`, `agent_name(login)`."""
+        from tix.model import value_label
+
+        locale = self.setting("locale")
+        names = self.display_names()
+        return {"locale": locale,
+                "label": lambda field, value: value_label(field, value, locale),
+                "team_name": lambda key: names["team"].get(key, key) if key else "-",
+                "agent_name": lambda login: names["agent"].get(login, login) if login else "-"}
 
     def section(self, name: str, default=None):
         value = self.raw.get(name)
@@ -285,3 +304,221 @@ def read_secret(spec: dict, what: str) -> str | None:
             raise UsageError(f"{what}: secret file {p} must not be readable by others (chmod 600)")
         return p.read_text(encoding="utf-8").strip()
     return None
+
+
+# -- `tix config check`: every check there is ----------------------------------------------------
+# Run in this order once tix.yaml itself is valid (they check other files against it); each is
+# "module:function", takes the Store and returns a list of Problem.
+STORE_CHECKS: tuple[tuple[str, str], ...] = (
+    ("calendars and SLA policies", "tix.config:_check_sla"),
+    ("business calendar", "tix.config:_check_business_calendar"),
+    ("rules", "tix.config:_check_rules"),
+    ("templates", "tix.config:_check_templates"),
+    ("reports", "tix.config:_check_reports"),
+    ("environment variables and files", "tix.config:check_secrets"),
+)
+
+
+def check_store(store) -> list[Problem]:
+    """Every problem `tix config check` finds, each once, as `file:line: message`.
+
+    First tix.yaml (every section); when it has problems, those alone (the other checks read
+    the store's files against it: an unknown team in rules/ may only mean a broken teams:).
+    Then, each on its own (one that raises is a problem too, the others still run): calendars
+    and SLA policies with their references to teams and agents, the business calendar of the
+    rules, every rule file, every template (compiled; those whose context tix knows rendered
+    with a sample), every report file, and every environment variable and file the
+    configuration names (`*_env`, `*_file`, `ca_file`, maildir/mbox paths, `env:VAR` webhooks).
+    """
+    try:
+        cfg = load(store.root / CONFIG_NAME, validate_sections=True)
+    except ConfigError as exc:
+        return list(exc.problems)
+    store.set_config(cfg)
+    problems: list[Problem] = []
+    for what, target in STORE_CHECKS:
+        module, func = target.split(":")
+        try:
+            problems += getattr(importlib.import_module(module), func)(store)
+        except ConfigError as exc:
+            problems += exc.problems
+        except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others' problems
+            problems.append(Problem(str(store.root), None, f"{what}: the check itself failed: "
+                                                           f"{type(exc).__name__}: {exc}"))
+    seen: set[str] = set()
+    return [p for p in problems if not (str(p) in seen or seen.add(str(p)))]
+
+
+def _check_sla(store) -> list[Problem]:
+    """Policies against the calendars, teams and agents they name (as `tix escalate` loads them)."""
+    from tix.sla.calendar import parse_calendars
+    from tix.sla.policy import parse_sla
+
+    cfg, fname = store.config, str(store.root / CONFIG_NAME)
+    specs, problems = parse_calendars(cfg.raw.get("calendars"), fname, cfg.setting("timezone"), cfg.setting("locale"))
+    _sla, more = parse_sla(cfg.raw.get("sla"), fname, specs, cfg.teams, cfg.agents)
+    return problems + more
+
+
+def _check_business_calendar(store) -> list[Problem]:
+    from tix.rules.site import check
+
+    return check(store.config)
+
+
+def _check_rules(store) -> list[Problem]:
+    """`tix rules check`, then (when the rules are valid) every rule template rendered with samples."""
+    from tix import rules
+    from tix.rules.preflight import template_problems
+
+    _count, problems = rules.check(store)
+    return problems or template_problems(store)
+
+
+def _check_templates(store) -> list[Problem]:
+    """Every template (the store's and the examples it falls back on) compiles; SLA notifications render."""
+    from tix import templates
+
+    env = templates.environment(store)
+    problems = []
+    for name in sorted(env.list_templates()):
+        error = templates.compile_error(env, name)
+        if error:
+            problems.append(Problem(*_where(error), error.split(": ", 1)[-1]))
+    return problems + _sla_template_problems(store)
+
+
+def _where(located: str) -> tuple[str, int | None]:
+    """`templates/x.j2:3: message` -> ("templates/x.j2", 3)."""
+    head = located.split(": ", 1)[0]
+    name, _, line = head.rpartition(":")
+    return (name, int(line)) if line.isdigit() else (head, None)
+
+
+def _sla_template_problems(store) -> list[Problem]:
+    """The SLA notification templates rendered as `tix escalate` renders them, with a sample ticket."""
+    from types import SimpleNamespace
+
+    from tix.sla.escalate import Planned, _Renderer
+    from tix.store.fold import empty_ticket
+    from tix.store.log import utcnow
+    from tix.templates import TemplateFailed
+
+    cfg = store.config
+    row = empty_ticket(1042)
+    row.update(subject="Pesanan INV-1001 belum sampai", status="open", priority="high",
+               team=next(iter(cfg.teams), None), assignee=next(iter(cfg.agents), None), channel="whatsapp")
+    now = utcnow().timestamp()
+    step = SimpleNamespace(name="sample", email=[], webhook=None, describe=lambda: "notify")
+    renderer = _Renderer(store, cfg.setting("timezone"), cfg.agents)
+    problems = []
+    for target, state in (("first_response", "warning"), ("resolution", "breached"), ("whatsapp_window", "warning")):
+        p = Planned(1042, "sample", target, 0, state, f"1042:{target}:0:sample", step, due=now + 3600, used=2700,
+                    target_s=3600, window_close=now + 1800, window_in=1800)
+        try:
+            renderer.render(p, row)
+        except TemplateFailed as exc:
+            problems.append(Problem(*_where(str(exc)), str(exc).split(": ", 1)[-1]))
+    return problems
+
+
+def _check_reports(store) -> list[Problem]:
+    """Every report file of the store parses (header, parameters, sections, charts)."""
+    from tix.reports.definition import parse_file
+
+    problems = []
+    for path in sorted(store.path("reports").glob("*.sql")):
+        try:
+            parse_file(path)
+        except ConfigError as exc:
+            problems += exc.problems
+    return problems
+
+
+SECRET_SECTIONS = ("channels", "outbound", "whatsapp")
+
+
+def check_secrets(store) -> list[Problem]:
+    """Environment variables and files the configuration names: each must be there now.
+
+    `*_env` names a variable that must be set and not empty; `*_file` a secret file that must
+    exist and be readable by its owner only; `ca_file` a file that must exist; a maildir or
+    mbox source's `path` must exist; `env:VAR` as an SLA or rule webhook needs VAR. Run it as
+    the user and with the environment cron uses: a variable missing here is missing there too.
+    """
+    cfg, fname = store.config, str(store.root / CONFIG_NAME)
+    problems: list[Problem] = []
+    channels = cfg.raw.get("channels") or []
+    for i, spec in enumerate(channels if isinstance(channels, list) else []):
+        if isinstance(spec, dict):
+            where = f"channels[{i}] ({spec.get('name') or '?'})"
+            problems += _secrets_of(spec, where, fname)
+            if spec.get("type") in ("maildir", "mbox") and spec.get("path"):
+                problems += _exists(spec, "path", where, fname)
+    for section in ("outbound", "whatsapp"):
+        node = cfg.raw.get(section)
+        if isinstance(node, dict):
+            problems += _secrets_of(node, section, fname)
+    problems += _env_refs(cfg.raw.get("sla"), "sla", fname)
+    return problems + _rule_env_refs(store)
+
+
+def _secrets_of(node: dict, where: str, fname: str) -> list[Problem]:
+    problems = []
+    for key, value in node.items():
+        key = str(key)
+        if not value or not isinstance(value, str):
+            continue
+        line = node.line_of(key) if hasattr(node, "line_of") else None
+        if key.endswith("_env") and not os.environ.get(value):
+            problems.append(Problem(fname, line, f"{where}: {key}: environment variable {value} is not set"))
+        elif key == "ca_file":
+            problems += _exists(node, key, where, fname)
+        elif key.endswith("_file"):
+            p = Path(os.path.expanduser(value))
+            if not p.is_file():
+                problems.append(Problem(fname, line, f"{where}: {key}: {p} does not exist"))
+            elif p.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                problems.append(Problem(fname, line, f"{where}: {key}: {p} must not be readable by others (chmod 600)"))
+    return problems
+
+
+def _exists(node: dict, key: str, where: str, fname: str) -> list[Problem]:
+    p = Path(os.path.expanduser(str(node[key])))
+    if p.exists():
+        return []
+    line = node.line_of(key) if hasattr(node, "line_of") else None
+    return [Problem(fname, line, f"{where}: {key}: {p} does not exist")]
+
+
+def _env_refs(node, where: str, fname: str, line: int | None = None) -> list[Problem]:
+    """`env:VAR` values anywhere below `node` whose variable is not set."""
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _env_refs(v, where, fname, node.line_of(k)
+                                                               if hasattr(node, "line_of") else line)]
+    if isinstance(node, list):
+        lines = getattr(node, "lines", [line] * len(node))
+        return [p for v, ln in zip(node, lines, strict=False) for p in _env_refs(v, where, fname, ln)]
+    if isinstance(node, str) and node.startswith("env:") and not os.environ.get(node[4:]):
+        return [Problem(fname, line, f"{where}: {node}: environment variable {node[4:]} is not set")]
+    return []
+
+
+def _rule_env_refs(store) -> list[Problem]:
+    """Rule notifications to `webhook: env:VAR` (the rules themselves are checked by _check_rules)."""
+    from tix.rules.engine import load as load_rules
+
+    try:
+        ruleset = load_rules(store)
+    except ConfigError:
+        return []
+    problems = []
+    for rule in ruleset.rules:
+        for action in rule.actions:
+            target = str(getattr(action, "target", "") or "")
+            webhook = getattr(action, "how", None) == "webhook"
+            if webhook and target.startswith("env:") and not os.environ.get(target[4:]):
+                problems.append(Problem(rule.file, getattr(action, "line", 0) or rule.line,
+                                        f"rule {rule.name!r}: webhook {target}: environment variable "
+                                        f"{target[4:]} is not set"))
+    return problems

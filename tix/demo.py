@@ -47,11 +47,13 @@ def run_demo(directory: Path, fmt: str = "table", out=None, now: datetime | None
 
 
 def _add_demo_channels(store: Store) -> None:
-    from tix.channels.maildir import DEMO_SOURCE
-    from tix.channels.whatsapp import load_demo
+    from tix.channels.mail.maildir import DEMO_SOURCE
+    from tix.channels.whatsapp.spool import load_demo
 
     cfg = store.path("tix.yaml")
     text = cfg.read_text(encoding="utf-8").rstrip("\n")
+    # the calendar of rules' business_hours (after-hours auto-replies), among the two declared below
+    text = text.replace("settings:\n", "settings:\n  business_calendar: office    # added by `tix demo`\n", 1)
     text += ("\n\n# Added by `tix demo`: the bundled sample mailbox, read without changing it.\n"
              "channels:\n"
              f"  - name: {DEMO_SOURCE['name']}\n"
@@ -113,7 +115,7 @@ def _stage_route(store: Store, now, result: DemoResult) -> None:
 
 
 def _stage_escalate(store: Store, now, result: DemoResult) -> None:
-    from tix.sla.escalate import escalate  # not `from tix.sla`: importing the submodule replaces that name
+    from tix.sla.escalate import escalate
 
     report = escalate(store, now=now)
     states = ", ".join(f"{n} {s}" for s, n in sorted(report.states.items())) or "no clocks"

@@ -29,7 +29,24 @@ from tix.durations import format_duration
 from tix.errors import UsageError
 
 HTML_SUFFIXES = ("html", "htm", "html.j2")
-FILTERS = {"duration": format_duration}
+
+
+def local_datetime(value, locale: str = "id", pattern: str = "EEE dd-MM-yyyy HH:mm") -> str:
+    """`{{ arrived | datetime(locale) }}` -> `Sel 01-12-2026 21.05 WIB` (id) / `Tue 01-12-2026 21:05 WIB` (en).
+
+    An aware datetime is shown in its own zone, with the zone's abbreviation; Indonesian
+    writes the time with a dot. Day names come from Babel, never from the C locale.
+    """
+    from babel.dates import format_datetime
+
+    loc = "id" if locale == "id" else "en"
+    if loc == "id":
+        pattern = pattern.replace("HH:mm", "HH.mm")
+    zone = value.strftime("%Z") if getattr(value, "tzinfo", None) else ""
+    return (format_datetime(value, pattern, tzinfo=value.tzinfo, locale=loc) + f" {zone}").strip()
+
+
+FILTERS = {"duration": format_duration, "datetime": local_datetime}
 MACRO_NAMES = ("{}", "{}.txt", "{}.j2", "{}.txt.j2", "macros/{}", "macros/{}.txt", "macros/{}.j2", "macros/{}.txt.j2")
 
 
@@ -59,8 +76,17 @@ def template_dirs(where=None) -> tuple[str, ...]:
 
 def environment(where=None, autoescape: bool = False):
     """The sandboxed environment for `where` (a Store, a templates directory, a list of them, or
-    None for the examples only); `autoescape=True` for HTML. Shared: do not change it."""
-    return _environment(template_dirs(where), bool(autoescape))
+    None for the examples only); `autoescape=True` for HTML. Shared: do not change it.
+
+    For a Store, its templates also get the site's `locale`, `label(field, value)`,
+    `team_name(key)` and `agent_name(login)` (tix.config.Config.template_names): the SLA
+    notifications speak the site's language and name teams and agents as tix.yaml does.
+    """
+    env = _environment(template_dirs(where), bool(autoescape))
+    config = getattr(where, "config", None) if hasattr(where, "path") else None
+    if config is not None:
+        env.globals.update(config.template_names())
+    return env
 
 
 @functools.lru_cache(maxsize=64)

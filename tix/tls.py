@@ -19,6 +19,7 @@ is one line naming the server and the reason (`describe`), never a traceback.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import ssl
 
@@ -48,3 +49,31 @@ def describe(exc: BaseException, host: str, port: int) -> str | None:
     if isinstance(exc, ssl.SSLError):
         return f"TLS with {host}:{port} failed: {exc.reason or exc}"
     return None
+
+
+def plaintext_refused(spec: dict, label: str) -> str | None:
+    """Why `security: plain` is refused for this server, or None when it is allowed.
+
+    Plain sends the password in clear, so it is only for a relay on this machine (a
+    loopback host) unless the section says `allow_plaintext: true` (a private network the
+    admin vouches for). Used by `tix config check` and again before connecting.
+    """
+    if str(spec.get("security") or "").lower() != "plain" or spec.get("allow_plaintext") is True:
+        return None
+    host = str(spec.get("host") or "").strip("[]")
+    if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return (f"{label}: security: plain would send the password in clear to {host or 'the server'}; "
+            "use ssl or starttls (plain is for a loopback relay; allow_plaintext: true overrides)")
+
+
+def check_plaintext(spec: dict, label: str) -> None:
+    """Raise UsageError (exit 2, nothing sent) when `plaintext_refused` says so."""
+    reason = plaintext_refused(spec, label)
+    if reason:
+        raise UsageError(reason)

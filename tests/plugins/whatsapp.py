@@ -203,7 +203,7 @@ def wa_store(store, graph, wa_env):
 @pytest.fixture
 def receiver(wa_store):
     """The webhook receiver on a free loopback port, in this process: yields its URL."""
-    from tix.channels.whatsapp_webhook import make_app, make_server_for
+    from tix.channels.whatsapp.webhook import make_app, make_server_for
 
     server = make_server_for(make_app(wa_store), "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)

@@ -1,15 +1,22 @@
-"""The one small interface every inbound channel implements.
+"""The one small interface every inbound channel implements, and the shapes it shares.
 
-A channel only *fetches*: it yields raw items, each with its idempotency key, and
-acknowledges them at the source when told to. It never decides what an item means;
-`tix.ingest` does (de-duplicate, thread, store, fsync) and only then calls `ack`.
+A channel only *fetches and decodes*: a `Source` yields raw items, each with its
+idempotency key, and acknowledges them at the source when told to. It never decides what
+an item means; `tix.ingest` does (de-duplicate, contacts, thread, store, fsync) and only
+then calls `ack`.
 
-    source = open_source(store, spec)          # spec: one entry of `channels:` in tix.yaml
+    source = open_source(store, spec, known)   # spec: one entry of `sources()`
     for chunk in source.chunks(limit):         # lists of RawItem, in source order
-        ...store them, fsync...
-        source.ack(chunk)                      # flag / move / delete / advance the cursor
-    source.left                                # messages not fetched because of the cap
+        ...decode, intake, store, fsync...
+        source.ack(chunk)                      # flag / move / delete / advance the cursor / unlink
+    source.left                                # items not fetched because of the cap
     source.close()
+
+`known(key)` (from the intake's index) tells a source which keys are already stored, so
+it can skip fetching their bodies. Sources: `imap`, `maildir`, `mbox` (`tix.channels.mail`)
+and the WhatsApp webhook spool (`tix.channels.whatsapp.spool`, named `whatsapp`, present
+when tix.yaml has a `whatsapp:` section). An item the channel cannot decode raises
+`Undecodable` (its message is the quarantine reason).
 
 Config schema (`channels:` in tix.yaml, a list): every source has `name` and `type`
 (imap, maildir, mbox); the type adds its own keys (see `SCHEMAS`). Errors are one line
@@ -20,16 +27,19 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
-from tix.errors import Problem, UsageError
+from tix.errors import Problem, TixError, UsageError
 
-TYPES = {"imap": "tix.channels.imap:ImapSource",
-         "maildir": "tix.channels.maildir:MaildirSource",
-         "mbox": "tix.channels.mbox:MboxSource"}
+TYPES = {"imap": "tix.channels.mail.imap:ImapSource",
+         "maildir": "tix.channels.mail.maildir:MaildirSource",
+         "mbox": "tix.channels.mail.mbox:MboxSource",
+         "whatsapp": "tix.channels.whatsapp.spool:SpoolSource"}
+WHATSAPP = {"name": "whatsapp", "type": "whatsapp"}  # the spool source, when tix.yaml has `whatsapp:`
 
 _COMMON = {"name": str, "type": str, "address": str, "team": str, "after": str, "limit": int,
            "attachment_limit": int, "auto_messages": str, "priority": str}
 SCHEMAS: dict[str, dict] = {
-    "imap": {**_COMMON, "host": str, "port": int, "security": str, "user": str, "password_env": str,
+    "imap": {**_COMMON, "host": str, "port": int, "security": str, "allow_plaintext": bool, "user": str,
+             "password_env": str,
              "password_file": str, "folders": list, "move_to": str, "batch": int, "timeout": float,
              "ca_file": str},
     "maildir": {**_COMMON, "path": str, "batch": int},
@@ -42,19 +52,34 @@ AUTO_MESSAGES = ("ticket", "closed")
 DEFAULT_ATTACHMENT_LIMIT = 25 * 1024 * 1024
 
 
+class Undecodable(TixError):
+    """An item its channel cannot decode (not mail, not a webhook payload…): the message
+    says why, and the item goes to quarantine with it."""
+
+
 @dataclass
 class RawItem:
-    """One message as fetched: bytes exactly as received plus where it came from."""
+    """One item as fetched: bytes exactly as received plus where it came from."""
 
-    source: str  # the source's name in tix.yaml
+    source: str  # the source's name (`channels:` in tix.yaml, or `whatsapp`)
     key: str  # source idempotency key, e.g. `imap:support:INBOX:1700000000:42`
     raw: bytes
     meta: dict = field(default_factory=dict)  # folder, uid, path… (what `ack` needs)
 
+    @property
+    def where(self) -> str:
+        """Where the item came from, for an error line (`spool/whatsapp/NAME`, or source and key)."""
+        return self.meta.get("where") or f"{self.source} {self.key}"
+
+
+COUNTS = ("stored", "duplicates", "quarantined", "left", "tickets_created", "statuses", "media_stored",
+          "media_pending")
+
 
 @dataclass
 class FetchReport:
-    """What one fetch run did, per source and in all (`tix fetch` prints it)."""
+    """What one fetch run did, per source and in all (`tix fetch` prints it); `errors` and
+    `warnings` are one line each (where first)."""
 
     stored: int = 0
     duplicates: int = 0
@@ -63,13 +88,18 @@ class FetchReport:
     errors: list[str] = field(default_factory=list)
     tickets_created: int = 0
     sources: dict = field(default_factory=dict)  # name -> {"stored", "duplicates", …}
+    statuses: int = 0  # WhatsApp delivery statuses recorded
+    media_stored: int = 0  # WhatsApp media downloaded into blobs/
+    media_pending: int = 0  # … still to download (retried by the next run)
+    warnings: list[str] = field(default_factory=list)
 
-    def merge(self, other, name: str | None = None) -> None:
-        for attr in ("stored", "duplicates", "quarantined", "left"):
-            setattr(self, attr, getattr(self, attr) + int(getattr(other, attr, 0) or 0))
-        self.errors += list(getattr(other, "errors", []) or [])
+    def merge(self, other: "FetchReport", name: str | None = None) -> None:
+        for attr in COUNTS:
+            setattr(self, attr, getattr(self, attr) + getattr(other, attr))
+        self.errors += other.errors
+        self.warnings += other.warnings
         if name:
-            self.sources[name] = {a: getattr(other, a, 0) for a in ("stored", "duplicates", "quarantined", "left")}
+            self.sources[name] = {a: getattr(other, a) for a in ("stored", "duplicates", "quarantined", "left")}
 
     @property
     def ok(self) -> bool:
@@ -80,13 +110,16 @@ class Source:
     """Base of every inbound source (see the module docstring for the protocol)."""
 
     type = ""
+    channel = "email"  # what its items are: decoded and taken in by `tix.ingest`'s step of that name
 
-    def __init__(self, store, spec: dict):
+    def __init__(self, store, spec: dict, known=None):
         self.store = store
         self.spec = spec
         self.name = str(spec["name"])
         self.left = 0
         self.total: int | None = None  # messages this run will fetch, once known (for progress)
+        self._known = known
+        self.refused: list[str] = []  # entries not read (e.g. a symbolic link): one line each, an error
 
     @property
     def address(self) -> str | None:
@@ -114,8 +147,9 @@ class Source:
     def ack(self, items) -> None:
         """Acknowledge one item or a list at the source (only after they are fsynced in the store)."""
 
-    def seen_key(self, key: str) -> bool:  # overridden by ingest to skip known items cheaply
-        return False
+    def seen_key(self, key: str) -> bool:
+        """Is this key already stored? (`known` from the intake: skip fetching its body)."""
+        return self._known is not None and self._known(key)
 
     def close(self) -> None:
         pass
@@ -145,14 +179,18 @@ def read_raw(store, data: dict) -> bytes:
     return out
 
 
-def open_source(store, spec: dict) -> Source:
+def open_source(store, spec: dict, known=None) -> Source:
+    """The source of one spec (see `sources`); `known(key)` says which keys are stored."""
     module, cls = TYPES[spec["type"]].split(":")
-    return getattr(importlib.import_module(module), cls)(store, spec)
+    return getattr(importlib.import_module(module), cls)(store, spec, known)
 
 
 def sources(config, names=None) -> list[dict]:
-    """The `channels:` entries, optionally only those named; unknown names are a UsageError."""
+    """The `channels:` entries, then the WhatsApp spool (`whatsapp`) when tix.yaml has a
+    `whatsapp:` section; optionally only those named (unknown names are a UsageError)."""
     specs = list(config.section("channels", []) or [])
+    if config.section("whatsapp") is not None:
+        specs.append(dict(WHATSAPP))
     if names:
         known = {str(s.get("name")) for s in specs}
         missing = [n for n in names if n not in known]
@@ -213,6 +251,12 @@ def _check_choices(spec, kind, label, at, fname) -> list[Problem]:
     if sec is not None and sec not in SECURITY:
         out.append(Problem(fname, at("security"),
                            f"{label}: security must be one of {', '.join(SECURITY)}, got {sec!r}"))
+    if kind == "imap":
+        from tix import tls
+
+        refused = tls.plaintext_refused(spec, label)
+        if refused:
+            out.append(Problem(fname, at("security"), refused))
     am = spec.get("auto_messages")
     if am is not None and am not in AUTO_MESSAGES:
         out.append(Problem(fname, at("auto_messages"),

@@ -7,17 +7,23 @@ import heavy libraries (duckdb, pyarrow, jinja2) only inside the command body so
 
 Exit codes: 0 done; 1 finished but some items failed or were quarantined (or a ticket was
 not found); 2 usage or configuration error, nothing written; 75 store still locked.
+
+The global options (`--store`, `-v`, `--as`) are accepted before the command and after it
+(`tix update … --as ops-bot`, `tix fetch -v`): `command()` adds them to every subcommand.
 """
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 
 import typer
 
 from tix.cli.common import state
 
-EPILOG = ("\b\nExit codes:\n"
+EPILOG = ("Global options (--store, -v, --as) may also follow the command: tix fetch -v, "
+          "tix update status:pending --set status=open --as ops-bot\n\n"
+          "\b\nExit codes:\n"
           "  0   done\n"
           "  1   finished, but some items failed or were quarantined; or not found\n"
           "  2   usage or configuration error: nothing was written\n"
@@ -38,6 +44,14 @@ app = typer.Typer(
 MODULES = ("admin", "tickets", "contacts", "fetch", "rules", "sla", "reports", "whatsapp")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from tix import __version__
+
+        typer.echo(f"tix {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     store: str = typer.Option(None, "--store", "-s",
@@ -46,6 +60,8 @@ def _root(
     verbose: int = typer.Option(0, "--verbose", "-v", count=True,
                                 help="Say what was done (silent on success otherwise)."),
     as_user: str = typer.Option(None, "--as", help="Record changes as this user (default: your login name)."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                 help="Print the version of tix and exit."),
 ) -> None:
     state.store_path = store
     state.verbose = verbose
@@ -56,8 +72,86 @@ for _name in MODULES:
     importlib.import_module(f"tix.cli.{_name}").register(app)
 
 
+# -- global options after the command -------------------------------------------------------------
+def _set_store(ctx, param, value):
+    if value is not None:
+        state.store_path = value
+
+
+def _add_verbose(ctx, param, value):
+    state.verbose += value or 0
+
+
+def _set_as(ctx, param, value):
+    if value is not None:
+        state.as_user = value
+
+
+GLOBAL_OPTIONS = (
+    (["--store", "-s"], {"callback": _set_store, "metavar": "DIR"}),
+    (["--verbose", "-v"], {"callback": _add_verbose, "count": True, "default": 0}),
+    (["--as"], {"callback": _set_as, "metavar": "NAME"}),
+)
+
+
+def command():
+    """The Click command of `tix`: the Typer app, with the global options on every subcommand too.
+
+    They are hidden in a subcommand's help (the root help lists them) and set the same state
+    as the root's options; a value after the command wins over one before it.
+    """
+    import typer.core
+    import typer.main
+
+    group = typer.main.get_command(app)
+    stack = list(getattr(group, "commands", {}).values())
+    while stack:
+        cmd = stack.pop()
+        stack += list(getattr(cmd, "commands", {}).values())
+        cmd.help, cmd.epilog = examples_last(cmd.help), examples_last(cmd.epilog)
+        taken = {d for p in cmd.params for d in getattr(p, "opts", ())}
+        for decls, extra in GLOBAL_OPTIONS:
+            if not taken.intersection(decls):
+                cmd.params.append(typer.core.TyperOption(param_decls=list(decls), expose_value=False,
+                                                         hidden=True, **extra))
+    return group
+
+
+_EXAMPLE = re.compile(r"^\s*Examples?:\s*(.*)$")
+
+
+def examples_last(text: str | None) -> str | None:
+    """Help text with its examples gathered at the end, one command per line, never re-wrapped.
+
+    A docstring says `Example: tix …` (one line each) or `Examples:` followed by indented
+    commands; Click would join and wrap them into one paragraph. Here they become one
+    `Example(s):` block marked `\\b` (Click's "keep these lines as they are").
+    """
+    if not text:
+        return text
+    keep, examples, listing = [], [], False
+    for line in text.splitlines():
+        m = _EXAMPLE.match(line)
+        if m:
+            listing = not m.group(1)
+            examples += [m.group(1).strip()] if m.group(1) else []
+        elif listing and (line.strip() in ("", "\b") or line[:1].isspace()):
+            if line.strip() not in ("", "\b"):
+                examples.append(line.strip())
+        else:
+            if listing:
+                keep.append("")
+            listing = False
+            keep.append(line)
+    if not examples:
+        return text
+    body = "\n".join(keep).rstrip()
+    head = "Examples:" if len(examples) > 1 else "Example:"
+    return f"{body}\n\n{head}\n\n\b\n" + "\n".join(f"  {e}" for e in examples)
+
+
 def main() -> None:
     """Console entry point: run the app, turning core exceptions into one-line errors."""
     from tix.cli.common import run
 
-    sys.exit(run(app))
+    sys.exit(run(command()))

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from tix.cli.common import FormatOpt, actor, check_format, info, is_tty, open_store, read_ids
+from tix.cli.common import FormatOpt, actor, check_format, info, is_tty, open_store, read_ids, state
 
 
 def register(app: typer.Typer) -> None:
@@ -24,12 +24,33 @@ def register(app: typer.Typer) -> None:
 def init(directory: Path = typer.Argument(..., help="Directory for the new store (created if missing).")) -> None:
     """Create a store: a commented tix.yaml and copies of the example rules, templates and reports.
 
-    Example: tix init /srv/helpdesk && export TIX_STORE=/srv/helpdesk
+    At a terminal (or with -v) it prints the next steps; in a script it is silent.
+
+    Example: tix init helpdesk && export TIX_STORE=$PWD/helpdesk
     """
     from tix.store import Store
 
     store = Store.init(directory)
-    info(f"created tix store at {store.root}")
+    if is_tty(sys.stdout) or state.verbose:
+        typer.echo(next_steps(Path(store.root).resolve()))
+
+
+def next_steps(root: Path) -> str:
+    """What to do after `tix init`, with the store's own path in every command."""
+    import shlex
+
+    q = shlex.quote(str(root))
+    return f"""Created a tix store in {root}. Next steps:
+
+  1. export TIX_STORE={q}
+     (or give --store DIR, or run tix anywhere below the store)
+  2. Edit {root / 'tix.yaml'}: teams, agents, the email channels:, outbound: mail,
+     whatsapp:, calendars: and sla: (each section is commented; secrets by *_env name only).
+  3. tix config check               every problem in tix.yaml, rules/, templates/, reports/
+  4. tix new "Paket belum sampai" --phone 0812-3456-789 --name Sari
+     tix list                       then: tix show 1 --history
+  5. From cron (see the README's Cron section): tix fetch, tix route, tix escalate, tix report weekly.
+  Try it on sample data first: tix demo --dir /tmp/tix-demo"""
 
 
 def demo(
@@ -75,7 +96,7 @@ def sql(
 
 def update(
     filter_terms: Optional[List[str]] = typer.Argument(
-        None, metavar="[FILTER]...", help="Which tickets, e.g. status:open team:billing age>3d -tag:vip"),
+        None, metavar="[FILTER]...", help="Which tickets, e.g. status:pending team:billing idle:14d+ -tag:vip"),
     ids: Optional[str] = typer.Option(None, "--ids", help="Read ticket numbers from a file, or - for stdin."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="FIELD=VALUE to set (repeatable)."),
     add_tag: Optional[List[str]] = typer.Option(None, "--add-tag", help="Tag to add (repeatable)."),
@@ -84,13 +105,19 @@ def update(
     why: Optional[str] = typer.Option(None, "--why", help="Reason, recorded with every change."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Show what would change; write nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Allow changing more tickets than bulk_confirm_over."),
-    fmt: str = typer.Option("table", "--format", "-f", help="Output: table (a count) or json."),
+    all_: bool = typer.Option(False, "--all", help="Let the filter select resolved and closed tickets too."),
+    fmt: str = typer.Option("table", "--format", "-f", help="Output: table (a sentence) or json."),
 ) -> None:
     """Bulk-change tickets chosen by a filter or by numbers on stdin; one event per change.
 
+    The filter is the one of `tix list` and selects what `tix list` shows for it: open
+    tickets (new, open, pending) unless it names a status or --all is given. Numbers from
+    --ids are taken whatever their status.
+
     Examples:
-      tix update status:pending idle>14d --set status=closed --why "no answer in 14 days"
-      tix list -f csv tag:spam | cut -d, -f1 | tail -n +2 | tix update --ids - --set status=closed
+      tix update status:pending idle:14d+ --set status=closed --why "no answer in 14 days" --dry-run
+      tix update team:billing priority:low --set priority=normal --yes --as ops-bot
+      tix list -f csv tag:spam | cut -d, -f1 | tail -n +2 | tix update --ids - --set status=closed --yes
     """
     from tix.tickets.bulk import bulk_update
 
@@ -100,7 +127,7 @@ def update(
     result = bulk_update(store, " ".join(filter_terms or []), numbers=numbers, set_pairs=set_ or [],
                          add_tags=add_tag or [], remove_tags=remove_tag or [], note=note, why=why,
                          dry_run=dry_run, confirmed=yes or is_tty(sys.stdin) and is_tty(sys.stdout),
-                         actor=actor())
+                         actor=actor(), all_statuses=all_)
     _print_update(result, fmt, dry_run)
 
 
@@ -118,16 +145,32 @@ def _print_update(result, fmt: str, dry_run: bool) -> None:
             typer.echo(line)
         typer.echo(f"would change {result.changed} of {result.matched} matching tickets (dry run, nothing written)")
     else:
-        typer.echo(f"{result.changed}")
+        typer.echo(f"changed {result.changed} of {result.matched} matching {_plural(result.matched, 'ticket')} "
+                   f"({result.events} {_plural(result.events, 'event')})")
+
+
+def _plural(n: int, word: str) -> str:
+    return word if n == 1 else word + "s"
 
 
 def config_check() -> None:
-    """Check tix.yaml (every section) and report every problem as file:line: message.
+    """Check everything a run will need, and print every problem as file:line: message (exit 2).
+
+    tix.yaml (every section), then: calendars and SLA policies, the business calendar of the
+    rules, every rule file, every template (compiled; auto-replies, notifications and SLA mails
+    rendered with a sample), every report file, and each environment variable and file the
+    configuration names (passwords, tokens, CA files, maildir/mbox paths, env:VAR webhooks).
+    Run it as the user cron runs tix as, with the same environment. Silent when all is well
+    (-v: says so).
 
     Example: tix config check && echo ok
     """
     from tix import config as configmod
 
-    store_root = open_store().root
-    configmod.load(store_root / configmod.CONFIG_NAME, validate_sections=True)
+    store = open_store()
+    problems = configmod.check_store(store)
+    for p in problems:
+        typer.echo(str(p), err=True)
+    if problems:
+        raise typer.Exit(2)
     info("configuration ok")

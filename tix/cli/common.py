@@ -24,6 +24,24 @@ FORMATS = ("table", "json", "csv")
 FormatOpt = typer.Option("table", "--format", "-f", help="Output format: table, json or csv.")
 
 
+# Every option that takes a time (`--now`, `--at`) reads it the same way: tix.store.log.parse_local.
+TIME_HELP = ("in the site time zone unless it carries an offset: 2026-11-24T09:00, "
+             "2026-11-24 09:00, 2026-11-24 (midnight), 2026-11-24T02:00Z")
+
+
+def local_time(text: str | None, store, option: str):
+    """An option's time (`--now`, `--at`): site-local unless it has an offset -> aware UTC; None if not given."""
+    from tix.errors import UsageError
+    from tix.store.log import parse_local
+
+    if not text:
+        return None
+    try:
+        return parse_local(text, store.config.setting("timezone"))
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
 def open_store():
     from tix.store import Store
 
@@ -119,14 +137,50 @@ class Progress:
 
 
 _NEGATED_TERM = re.compile(r"^-[A-Za-z_][\w.]*(:|>|<|=)")
+_NEGATED_WORD = re.compile(r"^-[a-z]{2,}$")
 
 
-def protect_negated_terms(argv: list[str]) -> list[str]:
+def protect_negated_terms(argv: list[str], command=None) -> list[str]:
     """`-tag:vip` is a negated filter term, not a cluster of short options: spell it `!tag:vip`.
 
     No tix option contains `:`, `<`, `>` or `=` after a single dash, so this is unambiguous.
+    So is `-idle` (what a shell leaves of `-idle>14d`): no short option is a filter field's
+    name, and Click would read `-age` as `-a ge`; as `!idle` the filter names the mistake.
+    A word that is the value of an option (`--sort -number`, `-m -tag:x`) is left alone:
+    `command` (the Click group) tells which options take a value.
     """
-    return ["!" + a[1:] if _NEGATED_TERM.match(a) else a for a in argv]
+    takes_value = _value_options(command, argv) if command is not None else set()
+    out: list[str] = []
+    for a in argv:
+        if out and out[-1] in takes_value:
+            out.append(a)
+            continue
+        if _NEGATED_TERM.match(a) or (_NEGATED_WORD.match(a) and a[1:] in _filter_fields()):
+            a = "!" + a[1:]
+        out.append(a)
+    return out
+
+
+def _value_options(group, argv: list[str]) -> set[str]:
+    """The option names that take a value, of the group and of the (sub)commands named in argv."""
+    names: set[str] = set()
+    cmd = group
+    for token in [None, *argv]:
+        if token is not None:
+            sub = (getattr(cmd, "commands", None) or {}).get(token)
+            if sub is None:
+                continue
+            cmd = sub
+        for p in getattr(cmd, "params", ()):
+            if getattr(p, "param_type_name", "") == "option" and not (p.is_flag or getattr(p, "count", False)):
+                names.update(p.opts)
+    return names
+
+
+def _filter_fields() -> tuple[str, ...]:
+    from tix.tickets.query import ALL_FIELDS
+
+    return ALL_FIELDS
 
 
 def run(app) -> int:
@@ -139,7 +193,7 @@ def run(app) -> int:
 
     sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)
     try:
-        rc = app(args=protect_negated_terms(sys.argv[1:]), prog_name="tix", standalone_mode=False)
+        rc = app(args=protect_negated_terms(sys.argv[1:], app), prog_name="tix", standalone_mode=False)
     except TixError as exc:
         for line in str(exc).splitlines() or [exc.__class__.__name__]:
             typer.echo(line if _has_location(line) else f"Error: {line}", err=True)
@@ -164,9 +218,13 @@ def run(app) -> int:
     return rc if isinstance(rc, int) else 0
 
 
+_LOCATION = re.compile(r"^\S+:\d+$")
+
+
 def _has_location(line: str) -> bool:
+    """`tix.yaml:7: …`, `templates/x.j2:3: …`, `rules/x.yaml: …` carry their place; `age:3d …` does not."""
     head = line.split(": ", 1)[0]
-    return ":" in head or head.endswith((".yaml", ".yml", ".sql"))
+    return bool(_LOCATION.match(head)) or head.endswith((".yaml", ".yml", ".sql", ".j2", ".eml", ".json"))
 
 
 def _click_exceptions():

@@ -22,6 +22,17 @@ def register(app) -> None:
     app.add_typer(group, name="contact")
 
 
+def _phones_shown(row: dict) -> dict:
+    """Phone numbers as tix prints them for people (`+62…`, tix.model.fmt_phone): tables, text, CSV.
+
+    JSON carries the stored digits, as `tix sql` and the event log do.
+    """
+    from tix.model import fmt_phone
+
+    row["phones"] = [fmt_phone(p) for p in row.get("phones") or []]
+    return row
+
+
 # -- commands --------------------------------------------------------------------------------
 def contact_list(
     search: Optional[str] = typer.Argument(None, help="Part of a name, email address or phone number."),
@@ -38,6 +49,7 @@ def contact_list(
     check_format(fmt)
     store = open_store()
     rows = contact_rows(store.read(), search, limit)
+    rows = rows if fmt == "json" else [_phones_shown(r) for r in rows]
     render(rows, fmt, tz=store.config.setting("timezone"),
            columns=["id", "name", "emails", "phones", "wa_user_id", "tickets"])
 
@@ -61,11 +73,11 @@ def contact_show(
     if fmt == "json":
         sys.stdout.write(orjson.dumps(view, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
         return
-    c = view["contact"]
+    c = _phones_shown(dict(view["contact"]))
     out = sys.stdout
     out.write(f"contact {c['id']}: {c.get('name') or '(no name)'}\n")
     out.write(f"  emails: {', '.join(c.get('emails') or []) or '-'}\n")
-    out.write(f"  phones: {', '.join('+' + p for p in c.get('phones') or []) or '-'}\n")
+    out.write(f"  phones: {', '.join(c.get('phones') or []) or '-'}\n")
     for key, value in contact_fields(c).items():
         out.write(f"  {key}: {value}\n")
     if view["merged"]:

@@ -56,11 +56,11 @@ def fetch(
     info(f"fetched: {rep.stored} stored ({rep.tickets_created} new tickets), {rep.duplicates} already stored, "
          f"{rep.quarantined} quarantined")
     if not no_send:
-        out = flush(store)
+        out = flush(store, via="tix fetch")
         for line in out.errors:
             error(line)
         if out.sent or out.failed:
-            info(f"outbox: {out.sent} sent, {out.failed} failed, {out.pending} waiting")
+            info(_flushed(out))
         failed = failed or bool(out.errors)
     raise typer.Exit(EXIT_PARTIAL if failed else EXIT_OK)
 
@@ -100,13 +100,14 @@ def reply(
     info(f"#{n}: queued {item['outbox']} to {', '.join(item['to'])}")
     if no_send:
         raise typer.Exit(EXIT_OK)
-    out = flush(store)
+    out = flush(store, wait=float(store.config.setting("lock_timeout")), via="tix reply")
     for line in out.errors:
         error(line)
-    if out.errors:
+    if item["outbox"] not in {it["id"] for it in out.sent_items}:
         error(f"#{n}: the reply stays queued and is retried by the next tix fetch / tix outbox flush")
         raise typer.Exit(EXIT_PARTIAL)
     info(f"#{n}: sent")
+    raise typer.Exit(EXIT_PARTIAL if out.errors else EXIT_OK)
 
 
 def _reply_text(store, batch, row, message, file, macro) -> str:
@@ -153,7 +154,7 @@ def quarantine_list(fmt: str = FormatOpt) -> None:
 
     Example: tix quarantine list --format json
     """
-    from tix import quarantine
+    from tix.store import quarantine
     from tix.render import render
 
     check_format(fmt)
@@ -172,7 +173,7 @@ def quarantine_show(qid: str = typer.Argument(..., help="Entry id (or a unique p
     """
     import json
 
-    from tix import quarantine
+    from tix.store import quarantine
 
     store = open_store()
     entry = quarantine.get(store, qid)
@@ -189,12 +190,12 @@ def quarantine_replay(ids: Optional[List[str]] = typer.Argument(None, help="Entr
 
     Example: tix quarantine replay --all
     """
-    from tix import quarantine
+    from tix.ingest import replay_quarantined
 
     if not ids and not all_:
         raise UsageError("name the entries to replay, or --all")
     store = open_store()
-    rep = quarantine.replay(store, ids or None)
+    rep = replay_quarantined(store, ids or None)
     for line in rep.errors:
         error(line)
     info(f"replayed {len(rep.replayed)}, still failing {len(rep.failed)}")
@@ -202,9 +203,14 @@ def quarantine_replay(ids: Optional[List[str]] = typer.Argument(None, help="Entr
 
 
 # -- outbox --------------------------------------------------------------------------------------
+OUTBOX_COLUMNS = ["id", "what", "ticket", "channel", "to", "subject", "status", "attempts", "next_try", "error",
+                  "queued_at"]
+
+
 @outbox_app.command("list")
 def outbox_list(fmt: str = FormatOpt) -> None:
-    """List queued (unsent) messages, with attempts and the next retry time.
+    """List everything not sent yet: replies, auto-replies, notifications and report mail, with
+    status (pending, or dead: given up), attempts, the next try and the last error.
 
     Example: tix outbox list
     """
@@ -213,15 +219,14 @@ def outbox_list(fmt: str = FormatOpt) -> None:
 
     check_format(fmt)
     store = open_store()
-    render(items(store), fmt, columns=["id", "ticket", "channel", "to", "subject", "queued_at", "attempts",
-                                        "next_retry", "error"])
+    render(items(store, dead=True), fmt, columns=OUTBOX_COLUMNS)
 
 
 @outbox_app.command("flush")
 def outbox_flush(
     force: bool = typer.Option(False, "--force", help="Also retry items whose backoff has not run out."),
 ) -> None:
-    """Send every queued message now. Exit 1 if any send failed (it stays queued).
+    """Send everything queued that is due. Exit 1 if any send failed (it stays queued).
 
     Example: tix outbox flush --force
     """
@@ -231,5 +236,11 @@ def outbox_flush(
     rep = flush(store, force=force)
     for line in rep.errors:
         error(line)
-    info(f"outbox: {rep.sent} sent, {rep.failed} failed, {rep.pending} waiting")
+    if rep.busy:
+        info("outbox: another tix is sending; left to it")
+    info(_flushed(rep))
     raise typer.Exit(EXIT_PARTIAL if rep.errors else EXIT_OK)
+
+
+def _flushed(rep) -> str:
+    return f"outbox: {rep.sent} sent, {rep.failed} failed, {rep.pending} waiting"

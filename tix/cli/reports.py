@@ -119,5 +119,5 @@ def _mail(store, result, to: list[str]) -> None:
     subject = result.title + (f" {result.params.week}" if result.params.week else "")
     if not result.params.week and period_text(result):
         subject = f"{result.title}: {period_text(result)}"
-    msg_id = mail.send(store.config, list(to), subject, text.getvalue(), html.getvalue())
+    msg_id = mail.send(store, list(to), subject, text.getvalue(), html.getvalue())
     info(f"sent {result.name} to {', '.join(to)} ({msg_id})")

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from tix.cli.common import FormatOpt, check_format, info, open_store, state, ticket_arg
+from tix.cli.common import TIME_HELP, FormatOpt, check_format, info, local_time, open_store, state, ticket_arg
 
 
 def register(app: typer.Typer) -> None:
@@ -34,9 +34,9 @@ def route(
     Refuses to run on invalid rules (exit 2, nothing written); exit 1 if a rule failed on
     a ticket (the others are still routed).
 
-    Example: tix fetch && tix route        (from cron)
-
-    Example: tix route --explain 1042
+    Examples:
+      tix fetch; tix route          # from cron (route even when a source failed)
+      tix route --explain 1042
     """
     from tix import rules
     from tix.render import render
@@ -95,8 +95,7 @@ def rules_test(
         ..., help="A message: an .eml file, or .json (WhatsApp webhook payload or message fields)."),
     reply: bool = typer.Option(False, "--reply",
                                help="Treat it as a customer reply on an existing ticket (when: reply)."),
-    at: Optional[str] = typer.Option(None, "--at",
-                                     help="Pretend it arrived at this local time, e.g. 2026-11-24T20:00."),
+    at: Optional[str] = typer.Option(None, "--at", help=f"Pretend it arrived at this time, {TIME_HELP}."),
 ) -> None:
     """Show what the rules would do to a message, without touching the store.
 
@@ -107,6 +106,6 @@ def rules_test(
     from tix import rules
 
     store = open_store()
-    when = rules.parse_at(at, store.config.setting("timezone")) if at else None
+    when = local_time(at, store, "--at")
     for line in rules.test_message(store, message, reply=reply, at=when):
         sys.stdout.write(line + "\n")

@@ -5,15 +5,15 @@ import sys
 
 import typer
 
-from tix.cli.common import FormatOpt, check_format, error, info, open_store, state, ticket_arg
+from tix.cli.common import TIME_HELP, FormatOpt, check_format, error, info, local_time, open_store, state, ticket_arg
 
-NOW_HELP = "Evaluate at this time: site-local like 2026-11-24T09:00, or with an offset (default: now)."
+NOW_HELP = f"Evaluate at this time (default: now), {TIME_HELP}."
 
 
 def register(app: typer.Typer) -> None:
     app.command("escalate")(escalate)
     app.command("sla")(sla)
-    notify_app = typer.Typer(help="The outbox of internal notifications (SLA emails and webhooks).",
+    notify_app = typer.Typer(help="Internal notifications (SLA and rule emails and webhooks) in the outbox.",
                              no_args_is_help=True)
     notify_app.command("list")(notify_list)
     notify_app.command("flush")(notify_flush)
@@ -21,16 +21,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _now(text: str | None, store):
-    """`--now`: a local time in the site's time zone, or with an offset (tix.store.log.parse_local)."""
-    from tix.errors import UsageError
-    from tix.store.log import parse_local
-
-    if not text:
-        return None
-    try:
-        return parse_local(text, store.config.setting("timezone"))
-    except ValueError as exc:
-        raise UsageError(f"--now: {exc}") from None
+    """`--now`: a local time in the site's time zone, or with an offset (tix.cli.common.local_time)."""
+    return local_time(text, store, "--now")
 
 
 def escalate(
@@ -61,8 +53,11 @@ def escalate(
     if state.verbose:
         states = ", ".join(f"{k} {v}" for k, v in sorted(report.states.items()))
         info(f"{report.open_tickets} open tickets, {report.clocks} clocks ({states}); "
-             f"{len(report.planned)} actions, {report.events_written} events written"
+             f"{len(report.planned)} actions, {report.events_written} events written in {report.rounds} "
+             f"round{'s' if report.rounds != 1 else ''}"
              f"{' (cold start: folded the whole log)' if report.cold else ''} in {report.timings['total']:.2f} s")
+    for line in report.errors:
+        error(line)
     _report_notify(report.notify)
     if not report.ok:
         raise typer.Exit(1)
@@ -77,25 +72,17 @@ def _planned_row(p) -> dict:
 
 
 def _report_notify(rep) -> None:
+    """Print a tix.outbox.FlushReport of notifications: each failure on stderr, counts with -v."""
     if rep is None:
         return
-    for it in rep.failed:
-        what = "gave up" if it.get("status") == "dead" else f"will retry after {it['next_try']}"
-        error(f"notification {it['id']} ({it['kind']} to {_target(it)}) failed, attempt {it['attempts']}: "
-              f"{it['error']}; {what}")
+    for line in rep.errors:
+        error(line)
     if rep.dead and state.verbose:
-        info(f"{len(rep.dead)} notifications failed permanently: see tix notify list")
+        info(f"{rep.dead} notifications failed permanently: see tix notify list")
     if rep.sent:
-        info(f"{len(rep.sent)} notifications sent")
+        info(f"{rep.sent} notifications sent")
     if rep.busy:
-        info("another tix is sending notifications; left to it")
-
-
-def _target(it: dict) -> str:
-    from tix.notify import _redact
-
-    t = it["target"]
-    return t if it["kind"] == "email" or t.startswith("env:") else _redact(t)
+        info("another tix is sending the outbox; left to it")
 
 
 def sla(
@@ -126,14 +113,14 @@ def notify_list(fmt: str = FormatOpt) -> None:
 
     Example: tix notify list
     """
-    from tix.notify import pending
+    from tix.outbox import items
     from tix.render import render
 
     check_format(fmt)
     store = open_store()
-    rows = [{"id": it["id"], "kind": it["kind"], "target": _target(it), "subject": it["subject"],
+    rows = [{"id": it["id"], "kind": it["channel"], "target": it["to"], "subject": it["subject"],
              "status": it["status"], "attempts": it["attempts"], "next_try": it["next_try"],
-             "error": it["error"]} for it in pending(store)]
+             "error": it["error"]} for it in items(store, dead=True, purposes=("notification",))]
     if rows or fmt != "table":
         render(rows, fmt, tz=store.config.setting("timezone"),
                columns=["id", "kind", "target", "subject", "status", "attempts", "next_try", "error"])
@@ -142,14 +129,15 @@ def notify_list(fmt: str = FormatOpt) -> None:
 def notify_flush(
     now: str = typer.Option(None, "--now", help=NOW_HELP),
 ) -> None:
-    """Send queued notifications that are due (`tix escalate` also does this). Exit 1 if any failed.
+    """Send queued notifications that are due (`tix escalate` also does this; `tix outbox flush`
+    sends them with everything else). Exit 1 if any failed.
 
     Example: tix notify flush -v
     """
-    from tix.notify import flush
+    from tix.outbox import flush
 
     store = open_store()
-    rep = flush(store, _now(now, store))
+    rep = flush(store, _now(now, store), purposes=("notification",), via="tix notify flush")
     _report_notify(rep)
     if not rep.ok:
         raise typer.Exit(1)

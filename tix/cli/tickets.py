@@ -33,6 +33,7 @@ def new(
     category: Optional[str] = typer.Option(None, "--category", help="Category."),
     tags: Optional[List[str]] = typer.Option(None, "--tag", "-t", help="Tag (repeatable)."),
     message: Optional[str] = typer.Option(None, "--message", "-m", help="What the customer said (- for stdin)."),
+    why: Optional[str] = typer.Option(None, "--why", help="Reason, recorded in the audit trail."),
 ) -> None:
     """Log a ticket by hand (a phone call, a walk-in); prints the new ticket number.
 
@@ -44,13 +45,13 @@ def new(
     with store.writing(actor=actor(), via="tix new") as batch:
         number = new_ticket(batch, subject, name=name, email=email, phone=phone, assignee=assignee,
                             channel=channel, priority=priority, team=team, category=category, tags=tags or (),
-                            body=_body(message))
+                            body=_body(message), why=why)
     typer.echo(f"#{number}")
 
 
 def list_(
     filter_terms: Optional[List[str]] = typer.Argument(None, metavar="[FILTER]...",
-                                                        help="e.g. status:open team:billing age>3d -tag:vip refund"),
+                                                        help="e.g. status:open team:billing age:3d+ -tag:vip refund"),
     status: Optional[str] = typer.Option(None, "--status", help="Same as status:VALUE."),
     team: Optional[str] = typer.Option(None, "--team", help="Same as team:VALUE."),
     assignee: Optional[str] = typer.Option(None, "--assignee", "-a",
@@ -64,10 +65,17 @@ def list_(
     limit: Optional[int] = typer.Option(100, "--limit", "-n", help="At most this many (0 = no limit)."),
     fmt: str = FormatOpt,
 ) -> None:
-    """List tickets (open ones unless a status filter or --all is given).
+    """List tickets: open ones (new, open, pending) unless the filter names a status or --all.
+
+    Filter terms (no quotes needed): FIELD:VALUE, FIELD:a,b, -FIELD:VALUE (not), FIELD:none;
+    ranges FIELD:V+ (V or more), FIELD:-V (up to V), FIELD:A..B for age, idle, created,
+    updated, resolved, priority and number; other words search the subject.
 
     Examples:
-      tix list status:open team:billing age>3d -tag:vip
+      tix list status:open team:billing age:3d+ -tag:vip
+      tix list is:open assignee:none priority:high+
+      tix list channel:whatsapp,email idle:2h+ refund
+      tix list created:2026-11-01..2026-11-30 --all --format csv
       tix list --assignee none -p urgent --format json
     """
     from tix.render import render

@@ -1,4 +1,4 @@
-"""`tix webhook serve`: the always-on WhatsApp webhook receiver (see tix.channels.whatsapp_webhook)."""
+"""`tix webhook serve`: the always-on WhatsApp webhook receiver (see tix.channels.whatsapp.webhook)."""
 from __future__ import annotations
 
 import typer
@@ -28,7 +28,7 @@ def webhook_serve(
     """
     import sys
 
-    from tix.channels.whatsapp_webhook import serve
+    from tix.channels.whatsapp.webhook import serve
 
     store = open_store()
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
+from tix.model import VALUE_LABELS, value_label
+
 LOCALES = ("id", "en")
 
 # column or word -> (English, Indonesian)
@@ -120,11 +122,13 @@ DURATION_SUFFIXES = ("_hours", "_days", "_hours_business")
 class Labels:
     """Labels and formatting for one locale and time zone."""
 
-    def __init__(self, locale: str = "id", tz: str = "Asia/Jakarta", extra: dict | None = None):
+    def __init__(self, locale: str = "id", tz: str = "Asia/Jakarta", extra: dict | None = None,
+                 names: dict | None = None):
         self.locale = locale if locale in LOCALES else "en"
         self.tz = ZoneInfo(tz)
         self.tz_name = tz
         self.extra = extra or {}
+        self.names = names or {}  # column -> {key: display name}: teams and agents (tix.config.Config.display_names)
         self._i = 0 if self.locale == "en" else 1
 
     def __call__(self, key: str, **fmt) -> str:
@@ -150,6 +154,10 @@ class Labels:
 
         if value is None:
             return "–"
+        if isinstance(value, str) and column in self.names:
+            return self.names[column].get(value, value)
+        if isinstance(value, str) and column in VALUE_LABELS:
+            return value_label(column, value, self.locale)
         if isinstance(value, bool):
             return "✓" if value else "✗"
         if isinstance(value, datetime):

@@ -1,18 +1,20 @@
-"""Sending a report by email: HTML with a plain-text alternative, over the `outbound:` SMTP server.
+"""Sending a report by email: HTML with a plain-text alternative, through the outbox.
 
 The `outbound:` section of tix.yaml (shared with the email channel) gives `host`, `port`,
 `security` (`starttls`, `ssl` or `plain`), `user`, `password_env` or `password_file`, and
-`from`. The password is read with `tix.config.read_secret` and never shown.
+`from`. The mail is queued in the outbox (`purpose: report`) and that item is sent at once,
+by the outbox's one SMTP sender, so the command still says whether it went out; one that
+could not be sent stays queued and goes with a later `tix fetch` / `tix outbox flush`.
 """
 from __future__ import annotations
 
-import smtplib
-import socket
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
 
-from tix.channels.smtp import DEFAULT_PORTS, connect, describe_error
+from tix.channels.mail.smtp import header_text
 from tix.errors import SendPermanent, SendTemporary, UsageError
+from tix.store.log import utcnow
 
 SECURITY = ("starttls", "ssl", "plain")
 
@@ -35,8 +37,8 @@ def build_message(sender: str, to: list[str], subject: str, text: str, html: str
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = ", ".join(to)
-    msg["Subject"] = subject
-    msg["Date"] = formatdate(localtime=False)
+    msg["Subject"] = header_text(subject)
+    msg["Date"] = format_datetime(utcnow())
     msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].strip(">") or None)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to a report
     msg.set_content(text)
@@ -44,27 +46,28 @@ def build_message(sender: str, to: list[str], subject: str, text: str, html: str
     return msg
 
 
-def send(config, to: list[str], subject: str, text: str, html: str, timeout: float = 30.0) -> str:
-    """Send the report; return its Message-ID. SendTemporary/SendPermanent on failure."""
-    s = outbound_settings(config)
+def send(store, to: list[str], subject: str, text: str, html: str) -> str:
+    """Queue the report mail and send it now; return its Message-ID.
+
+    Raises UsageError (nothing queued) without usable `outbound:` settings, and
+    SendTemporary / SendPermanent ("cannot send by SMTP: …", one line) when it was not sent.
+    """
+    from tix import outbox
+
+    s = outbound_settings(store.config)
     msg = build_message(s["from"], to, subject, text, html)
-    where = f"cannot send by SMTP ({s['host']} port {s.get('port') or DEFAULT_PORTS[s['security']]})"
-    try:
-        with connect(s, timeout=timeout) as smtp:
-            refused = smtp.send_message(msg)
-    except smtplib.SMTPAuthenticationError as exc:
-        raise SendPermanent(f"{where}: login refused ({exc.smtp_code})") from None
-    except smtplib.SMTPRecipientsRefused as exc:
-        raise SendPermanent(f"{where}: recipients refused: {', '.join(exc.recipients)}") from None
-    except smtplib.SMTPResponseException as exc:
-        err = SendPermanent if 500 <= exc.smtp_code < 600 else SendTemporary
-        raise err(f"{where}: {exc.smtp_code} {_text(exc.smtp_error)}") from None
-    except (smtplib.SMTPException, OSError, socket.timeout) as exc:
-        raise SendTemporary(f"cannot send by SMTP: {describe_error(exc, s)}") from None
-    if refused:
-        raise SendPermanent(f"{where}: recipients refused: {', '.join(refused)}")
-    return msg["Message-ID"]
-
-
-def _text(value) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    with store.writing(actor="system", via="tix report --mail-to") as batch:
+        oid = outbox.queue_mail(batch, list(to), msg["Subject"], msg.as_bytes(policy=SMTP), msg["Message-ID"])
+    rep = outbox.flush(store, only={oid}, wait=float(store.config.setting("lock_timeout")),
+                       via="tix report --mail-to")
+    if rep.sent:
+        return msg["Message-ID"]
+    if rep.busy:
+        raise SendTemporary("cannot send by SMTP now: another tix is sending the outbox; "
+                            f"the report mail {oid} is queued and goes with the next tix fetch / tix outbox flush")
+    item = (rep.failed_items or rep.waiting_items or [{}])[0]
+    error = item.get("error") or "; ".join(rep.errors) or "not sent"
+    if item.get("status") == "dead":
+        raise SendPermanent(f"cannot send by SMTP: {error}")
+    raise SendTemporary(f"cannot send by SMTP: {error} (the report mail {oid} stays queued and is "
+                        "retried by the next tix fetch / tix outbox flush)")

@@ -163,7 +163,7 @@ def run_report(store, name: str, params: dict[str, str] | None = None, week: str
         views.discard("sla")  # the view exists but says nothing: say that no policy is configured
     sections = [_run_section(con, report, s, resolved, views, locale) for s in report.sections]
     sections = [s for s in sections if s.kind != "setup"]
-    labels = Labels(locale, tz, report.labels)
+    labels = Labels(locale, tz, report.labels, names=cfg.display_names())
     return ReportResult(report.name, report.title(locale), report.description(locale), locale, tz,
                         resolved, sections, now, report.path, labels)
 

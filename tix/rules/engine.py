@@ -27,7 +27,7 @@ from tix.model import OPEN_STATUSES
 from tix.rules.assign import Assigner
 from tix.rules.conditions import Context
 from tix.rules.loader import RuleSet, load_rules
-from tix.rules.site import Site
+from tix.rules.site import Site, hours_context
 from tix.rules.templates import Templates
 from tix.store import DryBatch, Store
 from tix.store.log import iso, parse_ts, utcnow
@@ -217,6 +217,8 @@ class Runtime:
                 "customer_name": ctx.msg.get("from_name") or contact.get("name") or "",
                 "arrived": ctx.local, "now": self.now.astimezone(self.site.tz),
                 "business_hours": self.site.in_business_hours(ctx.arrived),
+                **hours_context(self.site, ctx.local, self.config.setting("locale")),
+                **self.config.template_names(),
                 "settings": dict(self.config.settings)}
 
     def resolve_email(self, target: str, ctx) -> str | None:
@@ -249,11 +251,12 @@ class Runtime:
 
     def notify(self, rule, ctx, how, target, subject, body, key) -> bool:
         try:
-            from tix import notify  # type: ignore[attr-defined]
+            from tix.outbox import notify
         except ImportError:
             notify = None
         if notify is not None and not self.dry_run:
-            notify.queue(self.as_rule(rule), kind=how, target=target, subject=subject, body=body, key=key)
+            notify(self.as_rule(rule), kind=how, target=target, subject=subject, body=body, key=key,
+                   ticket=ctx.ticket["number"])
         if notify is None:
             self.as_rule(rule).emit("rule.notify", ticket=ctx.ticket["number"],
                                     data={"kind": how, "target": target, "subject": subject, "key": key},

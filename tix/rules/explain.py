@@ -14,10 +14,6 @@ for every rule in order, whether it matched, the condition tree with `+` (held) 
 """
 from __future__ import annotations
 
-import email
-import email.policy
-import email.utils
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,6 +40,8 @@ def explain_rules(rt: Runtime, ruleset, ctx: Context) -> list[str]:
                          f"this is a {'new ticket' if ctx.when == 'new' else 'reply'})")
             continue
         res = rule.condition.explain(ctx)
+        if isinstance(rt.assigner, _Replay):
+            rt.assigner.rule = rule.name
         lines.append(f"{head}: {'MATCH' if res.ok else 'no match'}")
         lines += _tree(res, 1)
         if not res.ok:
@@ -89,20 +87,59 @@ def explain(store: Store, number: int, now: datetime | None = None) -> list[str]
     events = store.events_for(ticket=number)
     routed_seq = int(ticket.get("routed_seq") or 0)
     intake_seq = int(ticket.get("intake_seq") or 0)
+    recorded: dict[str, str] = {}
     if intake_seq > routed_seq:
         cutoff, state = routed_seq, "not routed yet"
     else:
         uptos = [int(e["data"].get("upto", e["seq"])) for e in events if e["type"] == "ticket.routed"]
         cutoff, state = (uptos[-2] if len(uptos) >= 2 else 0), "routed (showing its last routing)"
         ticket = _as_it_was(events, number, intake_seq) or ticket
+        recorded = _assigned_by_rules(events, intake_seq)
     intake = [(e["seq"], e["ts"], e["type"], e.get("data") or {}) for e in events
               if e["type"] in INTAKE_TYPES and cutoff < e["seq"] <= intake_seq]
     when, msg, seq, arrived = build_message(intake, ticket)
     contact = reader.contact(ticket["contact"]) if ticket.get("contact") is not None else None
     rt = _runtime(store, reader, now, fresh=set())
+    if recorded:
+        rt.assigner = _Replay(rt.assigner, recorded)
     ctx = Context(msg, ticket, contact, when, arrived, rt.site, ruleset.bank, ruleset.kwbank)
     ctx.seq = seq
     return [f"{_header(ctx, f'Ticket #{number}')}; {state}", *explain_rules(rt, ruleset, ctx)]
+
+
+def _assigned_by_rules(events: list[dict], intake_seq: int) -> dict[str, str]:
+    """rule name -> the agent it assigned in the ticket's last routing (from the recorded events).
+
+    Round robin and least loaded depend on state that has moved on since (issue 15: the
+    explanation named the agent the next ticket would get); what was done is in the log.
+    """
+    routed = [e["seq"] for e in events if e["type"] == "ticket.routed"]
+    if not routed:
+        return {}
+    lo = max([intake_seq, *(s for s in routed if s < routed[-1])])
+    out = {}
+    for e in events:
+        by_rule = str(e.get("actor", "")).startswith("rule:")
+        if lo < e["seq"] <= routed[-1] and e["type"] == "ticket.updated" and by_rule:
+            agent = (e.get("data") or {}).get("set", {}).get("assignee")
+            if agent:
+                out[e["actor"][5:]] = agent
+    return out
+
+
+class _Replay:
+    """The Assigner of an explanation: a rule picks the agent it recorded, others as usual."""
+
+    def __init__(self, assigner, recorded: dict[str, str]):
+        self._assigner, self._recorded, self.rule = assigner, recorded, None
+
+    def pick(self, *args, **kwargs):
+        if self.rule in self._recorded:
+            return self._recorded[self.rule]
+        return self._assigner.pick(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._assigner, name)
 
 
 def _as_it_was(events: list[dict], number: int, upto: int) -> dict | None:
@@ -161,53 +198,21 @@ def _find_contact(reader, msg: dict) -> dict | None:
     return dict(zip([d[0] for d in cur.description], row, strict=True)) if row else None
 
 
-_AUTO_PRECEDENCE = ("bulk", "junk", "list", "auto_reply")
-
-
 def parse_eml(raw: bytes) -> tuple[dict, datetime | None]:
-    """The message fields rules see, from an RFC 5322 message (as the email intake records them)."""
-    m = email.message_from_bytes(raw, policy=email.policy.default)
-    name, addr = email.utils.parseaddr(str(m.get("From", "")))
-    to = [a.lower() for _, a in email.utils.getaddresses([str(v) for v in m.get_all("To", [])]) if a]
-    cc = [a.lower() for _, a in email.utils.getaddresses([str(v) for v in m.get_all("Cc", [])]) if a]
-    body = m.get_body(preferencelist=("plain", "html"))
-    text = body.get_content() if body is not None else ""
-    if body is not None and body.get_content_subtype() == "html":
-        text = re.sub(r"<[^>]+>", " ", text)
-    attachments = [part.get_filename() or "attachment" for part in m.iter_attachments()]
-    auto, reason = _auto(m, addr)
-    msg = {"channel": "email", "from": addr.lower(), "from_name": name, "to": to, "cc": cc,
-           "subject": str(m.get("Subject", "")), "text": text, "attachments": attachments,
-           "auto": auto, "auto_reason": reason, "language": None,
-           "inbox": (str(m.get("Delivered-To", "")).strip().lower() or (to[0] if to else None))}
-    arrived = None
-    if m.get("Date"):
-        try:
-            arrived = email.utils.parsedate_to_datetime(str(m["Date"]))
-        except (TypeError, ValueError):
-            arrived = None
-        if arrived is not None and arrived.tzinfo is None:
-            arrived = arrived.replace(tzinfo=timezone.utc)
-    return msg, arrived
+    """The message fields rules see, from an RFC 5322 message, parsed as email intake parses it
+    (the one parser, tix.channels.mail.parse: same addresses, same auto-reply detection)."""
+    from tix.channels.mail.parse import Unparseable, parse
 
-
-def _auto(m, sender: str) -> tuple[bool, str | None]:
-    """RFC 3834 and common bulk-mail markers."""
-    auto_submitted = str(m.get("Auto-Submitted", "")).strip().lower()
-    if auto_submitted and auto_submitted != "no":
-        return True, f"Auto-Submitted: {auto_submitted}"
-    precedence = str(m.get("Precedence", "")).strip().lower()
-    if precedence in _AUTO_PRECEDENCE:
-        return True, f"Precedence: {precedence}"
-    for header in ("List-Id", "List-Unsubscribe", "X-Loop", "X-Autoreply", "X-Autorespond"):
-        if m.get(header) is not None:
-            return True, header
-    if str(m.get("X-Auto-Response-Suppress", "")).strip():
-        return True, "X-Auto-Response-Suppress"
-    local = sender.split("@", 1)[0].lower()
-    if local in ("mailer-daemon", "postmaster"):
-        return True, f"sender {local}"
-    return False, None
+    try:
+        p = parse(raw)
+    except Unparseable as exc:
+        raise UsageError(f"not a mail message: {exc}") from None
+    delivered = p.headers.get("Delivered-To") if p.headers is not None else None
+    msg = {"channel": "email", "from": p.from_addr, "from_name": p.from_name, "to": p.to, "cc": p.cc,
+           "subject": p.subject, "text": p.text_full or p.text, "attachments": [a.name for a in p.attachments],
+           "auto": p.auto_reason is not None, "auto_reason": p.auto_reason, "language": None,
+           "inbox": (str(delivered).strip().lower() if delivered else None) or (p.to[0] if p.to else None)}
+    return msg, parse_ts_or_none(p.date)
 
 
 def parse_json(raw: bytes, path: Path) -> tuple[dict, datetime | None]:

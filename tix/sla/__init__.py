@@ -7,8 +7,8 @@ ticket folded from its events (`clock`: first response, next response, resolutio
 while pending), their persisted incremental state (`state`, Parquet under `snapshot/sla/`;
 its cold start folds the whole log in SQL: `coldfold`, which `state` uses and which needs
 nothing of `state`), the escalation run (`escalate`), the explanation of one ticket's
-clocks (`explain`) and the `sla` DuckDB view (`views`). Notifications go through
-`tix.notify`'s durable outbox.
+clocks (`explain`) and the `sla` DuckDB view (`views`). Notifications go through the
+outbox (`tix.outbox.notify`).
 
 It reads the `calendars:` and `sla:` sections of tix.yaml and the `ticket.created`,
 `ticket.updated` (status), `message.received`, `message.sent` (not `auto`) events; it writes
@@ -16,9 +16,6 @@ It reads the `calendars:` and `sla:` sections of tix.yaml and the `ticket.create
 """
 from __future__ import annotations
 
-
-def escalate(store, now=None, dry_run: bool = False, **kw):
-    """See tix.sla.escalate.escalate."""
-    from tix.sla.escalate import escalate as run
-
-    return run(store, now=now, dry_run=dry_run, **kw)
+# No function here may share a submodule's name: importing the submodule rebinds the package's
+# attribute to the module (a lazy `escalate()` wrapper here became the module `tix.sla.escalate`
+# after its first call, so a second run in the same process failed). Call tix.sla.escalate.escalate.

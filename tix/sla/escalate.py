@@ -10,9 +10,16 @@ The run, in order (the store lock is held from 2 to 6, never while sending):
    each configured step whose clock is in the step's state (`warning`, `breached`) or whose
    WhatsApp window is about to close, unless its key (ticket:target:cycle:step) was recorded.
 6. Act (unless dry run): per policy one batch with actor `sla:POLICY`: the `sla.step` event,
-   field changes (`tix.tickets.set_fields` / `tag`), notifications queued in the outbox.
+   field changes (`tix.tickets.set_fields` / `tag`), notifications queued in the outbox
+   (`tix.outbox.notify`; one whose template raises is queued as failed, with the reason).
    Then save the tracks and the `sla` rows (Parquet) with the log position they reflect.
-7. Flush the outbox (send email / webhooks; failures are kept and retried next run).
+   Repeat 2-6 until a round plans nothing: a step that sets priority, team or assignee can
+   move its ticket to another policy whose clocks are due at the same moment, and one run
+   takes those steps too, so a second run at the same time changes nothing (issue 15). At
+   most `max_rounds` rounds; a run that does not settle by then stops with DidNotSettle,
+   naming the tickets and the policies they kept moving between. A dry run plans one round.
+7. Flush the outbox's notifications (email / webhooks; each recorded as it is sent;
+   failures are kept and retried next run).
 
 A policy change in tix.yaml applies from the next run on (policies are matched every run);
 breaches already recorded stay recorded (`sla.breached` events, and `breached` in the view).
@@ -27,7 +34,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from tix import config as configmod
-from tix.errors import ConfigError
+from tix.errors import ConfigError, TixError
 from tix.model import PRIORITIES, PRIORITY_RANK
 from tix.durations import format_duration
 from tix.sla.calendar import Calendar, parse_calendars
@@ -71,12 +78,14 @@ class EscalateReport:
     states: Counter = field(default_factory=Counter)
     planned: list[Planned] = field(default_factory=list)
     events_written: int = 0
-    notify: object | None = None  # tix.notify.FlushReport
+    rounds: int = 0  # compute-plan-act rounds until nothing more was due (see _settle)
+    notify: object | None = None  # tix.outbox.FlushReport of the notifications sent at the end
+    errors: list[str] = field(default_factory=list)  # notifications that could not be made (queued as failed)
     timings: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return self.notify is None or self.notify.ok
+        return not self.errors and (self.notify is None or self.notify.ok)
 
 
 # -- settings -----------------------------------------------------------------------------------
@@ -121,10 +130,9 @@ def escalate(store, now: datetime | None = None, dry_run: bool = False, rebuild:
         flush_outbox: send queued notifications at the end (as `tix notify flush` does).
 
     Returns an EscalateReport; `report.ok` is False when a notification failed to send.
-    Raises ConfigError (exit 2, nothing done) on any problem in calendars/sla.
+    Raises ConfigError (exit 2, nothing done) on any problem in calendars/sla, and
+    DidNotSettle (exit 1) when rounds of steps keep changing tickets past `max_rounds`.
     """
-    from tix.sla.state import SlaState
-
     now = parse_ts(now or utcnow())
     report = EscalateReport(now, dry_run=dry_run)
     clock = time.perf_counter()
@@ -135,29 +143,99 @@ def escalate(store, now: datetime | None = None, dry_run: bool = False, rebuild:
         if lock.depth == 1:  # as Store.writing does: cut a torn last line before appending
             store.log.repair(store.path("quarantine"))
     try:
-        st = SlaState.load(store, rebuild=rebuild)
-        report.cold = st.cold
-        report.timings["load"] = time.perf_counter() - clock
-        ctx = _compute(store, st, settings, now.timestamp(), report)
-        report.timings["compute"] = time.perf_counter() - clock
-        _plan(ctx, settings, now.timestamp(), report)
-        if not dry_run:
-            written = _act(store, ctx, settings, report)
-            report.events_written = len(written)
-            table = st.fold_written(ctx["table"], written)  # the keys of steps just recorded
-            st.save(table, ctx["done"], ctx["write_done"])
-            if written:
-                store.maybe_refresh_snapshot()
-        report.timings["act"] = time.perf_counter() - clock
+        _settle(store, settings, now, report, rebuild, clock)
     finally:
         if lock is not None:
             lock.release()
     if flush_outbox and not dry_run:
-        from tix import notify
+        from tix import outbox
 
-        report.notify = notify.flush(store, now)
+        report.notify = outbox.flush(store, now, purposes=("notification",), via="tix escalate")
     report.timings["total"] = time.perf_counter() - clock
     return report
+
+
+def max_rounds(policies) -> int:
+    """How many rounds a run may take before it is called a loop.
+
+    A round takes the steps due; a step that sets priority, team or assignee can move its
+    ticket to another policy, whose clocks may be due as well: the next round takes those.
+    Each step runs once per ticket, target and cycle, so a ticket's policy changes at most
+    once per policy it has not yet been through: one round per policy, and one to find
+    nothing more to do, is enough for any configuration; more means something is wrong.
+    """
+    return len(policies) + 2
+
+
+class DidNotSettle(TixError):
+    """The steps kept changing tickets round after round (exit 1: what was done is recorded)."""
+
+
+def _settle(store, settings: SlaSettings, now: datetime, report: EscalateReport, rebuild: bool, clock) -> None:
+    """Rounds of compute, plan, act, until a round plans nothing (issue 15: one run settles).
+
+    The events of a round are folded into the SLA state before the next round computes, so
+    a ticket whose priority a step raised is matched to its new policy at the same `now`.
+    A dry run plans the first round only: it writes nothing for a second round to see.
+    """
+    from tix.sla.state import SlaState
+
+    t = now.timestamp()
+    moves: dict[int, list[str]] = {}
+    limit = max_rounds(settings.sla.policies)
+    for n in range(1, limit + 1):
+        st = SlaState.load(store, rebuild=rebuild and n == 1)
+        report.cold = report.cold or st.cold
+        rnd = EscalateReport(now, dry_run=report.dry_run)  # this round's plan, stats and events
+        ctx = _compute(store, st, settings, t, rnd)
+        _plan(ctx, settings, t, rnd)
+        _absorb(report, rnd, n, clock)
+        if report.dry_run:
+            return
+        written = _act(store, ctx, settings, rnd)
+        _absorb_acted(report, rnd, written)
+        st.save(st.fold_written(ctx["table"], written), ctx["done"], ctx["write_done"])
+        if written:
+            store.maybe_refresh_snapshot()
+        _note_moves(moves, ctx, written)
+        if not written:
+            return
+    _note_moves(moves, _compute(store, SlaState.load(store), settings, t, None), [{"ticket": n} for n in moves])
+    raise DidNotSettle(f"tix escalate did not settle after {limit} rounds: its steps keep moving tickets between "
+                       f"SLA policies ({_shown_moves(moves)}); check the steps that set priority, team or assignee")
+
+
+def _absorb(report: EscalateReport, rnd: EscalateReport, n: int, clock) -> None:
+    """The run's report: every round's plan; the last round's picture of the clocks."""
+    report.rounds = n
+    report.planned += rnd.planned
+    report.open_tickets, report.clocks, report.states = rnd.open_tickets, rnd.clocks, rnd.states
+    report.timings.setdefault("load", time.perf_counter() - clock)
+    report.timings["compute"] = time.perf_counter() - clock
+
+
+def _absorb_acted(report: EscalateReport, rnd: EscalateReport, written: list[dict]) -> None:
+    report.events_written += len(written)
+    for name, value in vars(rnd).items():  # e.g. notifications that could not be made
+        if isinstance(value, list) and name != "planned":
+            getattr(report, name).extend(value)
+    report.timings["act"] = rnd.timings.get("act", 0.0)
+
+
+def _note_moves(moves: dict[int, list[str]], ctx: dict, written: list[dict]) -> None:
+    """Each ticket's policy in this round, for the error of a run that does not settle."""
+    names = [p.name for p in ctx["policies"]]
+    index = {int(num): i for i, num in enumerate(ctx["numbers"].tolist())}
+    for ticket in sorted({ev["ticket"] for ev in written if ev.get("ticket") is not None}):
+        i = index.get(ticket)
+        pol = names[ctx["pol"][i]] if i is not None and ctx["pol"][i] >= 0 else "-"
+        if not moves.get(ticket) or moves[ticket][-1] != pol:
+            moves.setdefault(ticket, []).append(pol)
+
+
+def _shown_moves(moves: dict[int, list[str]]) -> str:
+    longest = sorted(moves.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:3]
+    return "; ".join(f"#{t}: {' -> '.join(path)}" for t, path in longest) or "no ticket named"
 
 
 def _policy_rows(con, sla: SlaConfig, numbers: list[int] | None):
@@ -356,35 +434,37 @@ def _act(store, ctx, settings: SlaSettings, report: EscalateReport) -> list[dict
     for p in report.planned:
         by_policy.setdefault(p.policy, []).append(p)
     renderer = _Renderer(store, settings.tz, settings.agents)
-    from tix.notify import Outbox
+    from tix.outbox import OutboxIndex
 
     notifying = any(p.step is not None and (p.step.email or p.step.webhook) for p in report.planned)
-    box = Outbox.load(store) if notifying else None  # one index for all batches, saved below
+    box = OutboxIndex.load(store) if notifying else None  # one index for all batches, saved below
     for policy, items in by_policy.items():
         with store.writing(actor=f"sla:{policy}", via="tix escalate") as batch:
-            if box is not None:
-                batch._tix_outbox = box
             for p in items:
                 row = rows.get(p.ticket)
                 if row is None:
                     continue
-                _do(batch, p, row, renderer)
+                error = _do(batch, p, row, renderer, box)
+                if error:
+                    report.errors.append(f"ticket #{p.ticket}, SLA step {p.key}: {error}")
         written += batch.written
+        if box is not None:
+            box.advance()  # this batch's keys, for the next policy's batch
     if box is not None:
-        box.advance()
         box.save()
     return written
 
 
-def _do(batch, p: Planned, row: dict, renderer) -> None:
-    from tix import notify, tickets
+def _do(batch, p: Planned, row: dict, renderer, box=None) -> str | None:
+    """Take one planned step in `batch`; returns why its notifications could not be made, if so."""
+    from tix import tickets
 
     if p.step is None:
         batch.emit("sla.breached", ticket=p.ticket, data={
             "policy": p.policy, "target": p.target, "cycle": p.cycle, "key": p.key,
             "due_at": iso(datetime.fromtimestamp(p.due, timezone.utc)) if p.due else None,
             "business_seconds": round(p.target_s)})
-        return
+        return None
     step = p.step
     batch.emit("sla.step", ticket=p.ticket, data={"policy": p.policy, "target": p.target, "state": p.state,
                                                   "step": step.name, "key": p.key, "cycle": p.cycle,
@@ -404,15 +484,33 @@ def _do(batch, p: Planned, row: dict, renderer) -> None:
     if step.tags:
         tickets.tag(batch, row, add=step.tags, why=why)
     if step.email or step.webhook:
+        return _notify(batch, p, row, renderer, box)
+    return None
+
+
+def _notify(batch, p: Planned, row: dict, renderer, box) -> str | None:
+    from tix.outbox import notify
+
+    step, error = p.step, None
+    try:
         subject, body = renderer.render(p, row)
-        for addr in step.email:
-            to = renderer.address(addr, row)
-            if to:
-                notify.queue(batch, "email", to, subject, body, key=f"{p.key}:email:{addr}")
-        if step.webhook:
-            payload = {"slack": step.slack, "ticket": p.ticket, "policy": p.policy, "target": p.target,
-                       "state": p.state, "step": step.name}
-            notify.queue(batch, "webhook", step.webhook, subject, body, payload=payload, key=f"{p.key}:webhook")
+    except Exception as exc:  # noqa: BLE001 - a site template that raises fails its notifications, not the run
+        from tix.errors import TixError
+
+        subject, body = f"[#{p.ticket}] SLA {p.state}", ""
+        why = exc if isinstance(exc, TixError) else f"template {renderer.template_name(p)}: {type(exc).__name__}: {exc}"
+        error = f"cannot make the notification: {why}"
+    for addr in step.email:
+        to = renderer.address(addr, row)
+        if to:
+            notify(batch, "email", to, subject, body, key=f"{p.key}:email:{addr}", ticket=p.ticket, index=box,
+                   error=error)
+    if step.webhook:
+        payload = {"slack": step.slack, "ticket": p.ticket, "policy": p.policy, "target": p.target,
+                   "state": p.state, "step": step.name}
+        notify(batch, "webhook", step.webhook, subject, body, payload=payload, key=f"{p.key}:webhook",
+               ticket=p.ticket, index=box, error=error)
+    return error
 
 
 class _Renderer:
@@ -432,12 +530,16 @@ class _Renderer:
         agent = self.agents.get(row.get("assignee") or "")
         return agent.email if agent is not None and agent.email else None
 
+    @staticmethod
+    def template_name(p: Planned) -> str:
+        return "sla_whatsapp_window.j2" if p.target == "whatsapp_window" else f"sla_{p.state}.j2"
+
     def render(self, p: Planned, row: dict) -> tuple[str, str]:
         """(subject, body); a template that fails raises TemplateFailed (`templates/NAME:LINE: …`)."""
         from tix.render import local
         from tix.templates import TemplateMissing, render
 
-        name = "sla_whatsapp_window.j2" if p.target == "whatsapp_window" else f"sla_{p.state}.j2"
+        name = self.template_name(p)
         fmt = "%Y-%m-%d %H:%M %Z"
         ctx = {"ticket": row, "number": p.ticket, "policy": p.policy, "target": p.target,
                "target_label": TARGET_LABEL[p.target], "state": p.state, "step": p.step.name,

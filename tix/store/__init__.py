@@ -50,12 +50,19 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
   `auto`/`auto_reason`, `language`, `inbox`, `date`, `source`, `source_key`, `reply_to`,
   `calendar`, `text_truncated`; WhatsApp adds `wa_type`, `context`, `from_user_id`.
   `message.sent` has `outbox`, `state`, `channel`, `message_id`, `from`, `to`, `cc`,
-  `subject`, `text`, `raw`, `auto`, `template`, `payload`. `message.quarantined` (no
+  `subject`, `text`, `raw`, `auto`, `template`, `payload` (`state: queued`: written to
+  the outbox, counted as sent from then on). `message.quarantined` (no
   ticket: `channel`, `source`, `source_key`, `message`, `quarantine`, `error`),
   `message.unmatched` (a bounce of no known ticket), `message.media` (a WhatsApp download).
   `ticket.note` kinds: `intake` (typed in by an agent), `bounce`, `linked`, `send_failed`.
 - Stage events: `rule.auto_reply`, `rule.failed` (rules), `sla.step`, `sla.breached`
-  (SLA), `notify.*` and `outbox.*` (the two durable outboxes).
+  (SLA). The outbox (everything tix sends; the full vocabulary is in `tix.outbox`):
+  `outbox.queued` (a notification or report mail; no ticket: `outbox`, `purpose`, `kind`
+  (the channel), `key`, `target`, `subject`, `body`, `payload`, `ticket`, `raw`),
+  `outbox.sent` (`outbox`, `channel`, `attempt`, and what the channel answered),
+  `outbox.failed` (`outbox`, `channel`, `attempt`, `error`, `permanent`, `next_try`);
+  the last two name the ticket of a customer message. Older stores wrote `id` for
+  `outbox` and `next_retry` for `next_try`; readers accept both.
 
 Segments are named after the UTC month of the first event written to them and are only
 ever appended to; a writer appends to the newest segment, or starts the segment of the

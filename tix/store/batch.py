@@ -47,11 +47,10 @@ class Batch:
         self._ts: str | None = None
         self._ts_at = 0.0
         self.cache: dict[str, object] = {}
-        """Per-run state a stage keeps beside this batch's events, by key: `outbox` (tix.notify:
-        the outbox index, loaded once and shared by the batches of one run), `auto_pending`
-        (tix.outbox: recipients of auto-replies queued in this batch, not yet in the log). A key
-        belongs to the module named beside it, which alone reads and writes it; nothing in it
-        is written to the store."""
+        """Per-run state a stage keeps beside this batch's events, by key: `outbox` (tix.outbox:
+        its index, loaded once, and the auto-replies and notification keys queued in this batch,
+        not yet in the log). A key belongs to the module named beside it, which alone reads and
+        writes it; nothing in it is written to the store."""
 
     @property
     def reader(self) -> "Reader":

@@ -11,7 +11,9 @@ Permissions follow DESIGN invariant 10: files 0640 by default, secrets and cache
 """
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -83,6 +85,35 @@ def commit_temp(tmp: str | os.PathLike, path: str | os.PathLike, mode: int | Non
     if sync_dir:
         fsync_path(path.parent)
     return path
+
+
+class NotRegular(OSError):
+    """A path that is a symbolic link or not a regular file: tix does not read it."""
+
+
+def read_regular(path: str | os.PathLike) -> bytes:
+    """The bytes of a regular file, never following a symbolic link (DESIGN invariant 10).
+
+    A link in a maildir or the spool could otherwise make `tix fetch` copy any file the
+    cron user can read (`/etc/shadow`, another store) into the store. Raises NotRegular.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotRegular(f"{path}: a symbolic link, not read") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegular(f"{path}: not a regular file, not read")
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
 
 
 def clean_temp(directory: str | os.PathLike, older_than: float = 3600.0) -> int:

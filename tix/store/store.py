@@ -39,6 +39,22 @@ def examples_dir() -> Path:
     return Path(__file__).resolve().parent.parent.parent
 
 
+STORE_UMASK = 0o027  # directories 0750, files 0640: the store's group reads, others nothing
+STORE_DIR_MODE = 0o2750
+
+
+def restrict_umask() -> None:
+    """Make this process create store files 0640 and directories 0750 (DESIGN invariant 10).
+
+    The file modes are decided here, once, for every writer: the umask is tightened to
+    at least 027 (a stricter one is kept), so that files created with default modes by any
+    library (pyarrow, DuckDB, shutil) are not world-readable. Secrets and caches are written
+    0600 explicitly (tix.store.files.atomic_write(mode=0o600)).
+    """
+    current = os.umask(STORE_UMASK)
+    os.umask(current | STORE_UMASK)
+
+
 def find_store(explicit: str | os.PathLike | None = None, cwd: Path | None = None) -> Path:
     """Find the store directory.
 
@@ -71,13 +87,14 @@ class Store:
     """An opened store. Cheap to create; reads and writes go through its methods."""
 
     def __init__(self, root: Path):
+        restrict_umask()
         self.root = Path(root)
         self.log = EventLog(self.root / "events")
         self.snapshot = Snapshot(self.root / "snapshot")
         self._config: configmod.Config | None = None
         self._lock: WriteLock | None = None
         self.cache: dict[str, object] = {}
-        """Indexes kept for the life of this Store object, by key: `mail_index` (tix.channels.smtp:
+        """Indexes kept for the life of this Store object, by key: `mail_index` (tix.channels.mail.smtp:
         the Message-ID index of sent mail, caught up before each use). Never written to disk;
         a key belongs to the module named beside it, which alone reads and writes it."""
 
@@ -92,14 +109,19 @@ class Store:
         root = Path(path)
         if (root / CONFIG_NAME).exists():
             raise StoreNotFound(f"{root / CONFIG_NAME} already exists; not overwriting it")
+        restrict_umask()
         root.mkdir(parents=True, exist_ok=True)
+        root.chmod(STORE_DIR_MODE)  # setgid: everything below belongs to the store's group
         for sub in SUBDIRS:
             (root / sub).mkdir(parents=True, exist_ok=True)
         ex = examples_dir()
         for sub in ("rules", "templates", "reports"):
             src = ex / sub
-            if src.is_dir():
-                shutil.copytree(src, root / sub, dirs_exist_ok=True)
+            for f in sorted(src.rglob("*")) if src.is_dir() else ():
+                if f.is_file():  # copyfile, not copytree: the package's own modes are not the store's
+                    target = root / sub / f.relative_to(src)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(f, target)
         if config_text is None:
             example = Path(__file__).resolve().parent.parent / "data" / "tix.example.yaml"
             config_text = example.read_text(encoding="utf-8")

@@ -26,8 +26,12 @@ class UpdateResult:
 def bulk_update(store: Store, filter_text: str = "", *, numbers: list[int] | None = None,
                 set_pairs: list[str] = (), add_tags=(), remove_tags=(), note: str | None = None,
                 why: str | None = None, dry_run: bool = False, confirmed: bool = False,
-                actor: str = "user:unknown") -> UpdateResult:
+                actor: str = "user:unknown", all_statuses: bool = False) -> UpdateResult:
     """Apply changes to every ticket matching `filter_text` (and/or `numbers`).
+
+    A filter selects open tickets (new, open, pending), as `tix list` does, unless it names a
+    status (`status:closed`, `is:any`) or `all_statuses` is set; `numbers` given without a
+    filter are taken whatever their status.
 
     Everything is validated before anything is written: a bad field, value or filter raises
     UsageError; unknown ticket numbers raise NotFound. Without `confirmed`, more than the
@@ -40,18 +44,22 @@ def bulk_update(store: Store, filter_text: str = "", *, numbers: list[int] | Non
         raise UsageError("nothing to do: give --set, --add-tag, --remove-tag or --note")
     if not filter_text.strip() and numbers is None:
         raise UsageError("give a filter (e.g. status:open team:billing) or --ids -; "
-                         "to change every ticket say so with the filter 'number>0'")
+                         "to change every ticket say so with the filter is:any")
     if dry_run:
         batch = DryBatch(store, None, actor, "tix update --dry-run")
-        return _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, True, True)
+        return _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, True, True,
+                      all_statuses)
     with store.writing(actor=actor, via="tix update") as batch:
-        return _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, confirmed, False)
+        return _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, confirmed, False,
+                      all_statuses)
 
 
-def _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, confirmed, dry_run) -> UpdateResult:
+def _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, confirmed, dry_run,
+           all_statuses=False) -> UpdateResult:
     columns = ["number", "tags", "fields", *[k for k in changes if not k.startswith("fields.")]]
     rows = select(batch.reader, filter_text, columns=list(dict.fromkeys(columns)), sort="number",
-                  numbers=numbers, config=store.config)
+                  numbers=numbers, config=store.config,
+                  default_open=bool(filter_text.strip()) and not all_statuses)
     if numbers is not None:
         missing = sorted(set(numbers) - {r["number"] for r in rows}) if not filter_text.strip() else []
         if missing:

@@ -21,30 +21,51 @@ from tix.store import Batch
 
 @dataclass
 class ContactIndex:
-    """Email address / phone number -> contact id, built once per run from the state."""
+    """Email address / phone number / WhatsApp user id -> contact id (following merges),
+    plus each contact's name, built once per run from the state."""
 
     by_email: dict[str, int] = field(default_factory=dict)
     by_phone: dict[str, int] = field(default_factory=dict)
+    by_user: dict[str, int] = field(default_factory=dict)  # fields.wa_user_id
+    names: dict[int, str | None] = field(default_factory=dict)
+    merged: dict[int, int] = field(default_factory=dict)  # merged contact -> the one it went into
 
     @classmethod
     def load(cls, reader) -> ContactIndex:
         idx = cls()
         con = reader.connect()
-        rows = con.execute("SELECT id, emails, phones, merged_into FROM contacts ORDER BY id").fetchall()
-        for cid, emails, phones, merged in rows:
+        rows = con.execute("SELECT id, name, emails, phones, merged_into, json_extract_string(fields, '$.wa_user_id') "
+                           "FROM contacts ORDER BY id").fetchall()
+        for cid, name, emails, phones, merged, user in rows:
             target = merged or cid
             for e in emails or ():
                 idx.by_email[e.lower()] = target
             for p in phones or ():
                 idx.by_phone[normalize_phone(p)] = target
+            if user:
+                idx.by_user[user] = target
+            if merged:
+                idx.merged[cid] = merged
+            idx.names[cid] = name
         return idx
 
-    def find(self, email: str | None = None, phone: str | None = None) -> int | None:
-        if email and email.lower() in self.by_email:
-            return self.by_email[email.lower()]
-        if phone and normalize_phone(phone) in self.by_phone:
-            return self.by_phone[normalize_phone(phone)]
-        return None
+    def find(self, email: str | None = None, phone: str | None = None, user_id: str | None = None) -> int | None:
+        cid = None
+        if user_id and user_id in self.by_user:
+            cid = self.by_user[user_id]
+        elif email and email.lower() in self.by_email:
+            cid = self.by_email[email.lower()]
+        elif phone and normalize_phone(phone) in self.by_phone:
+            cid = self.by_phone[normalize_phone(phone)]
+        return None if cid is None else self.target(cid)
+
+    def target(self, cid: int) -> int:
+        """The contact `cid` was merged into, through any chain of merges."""
+        seen = set()
+        while cid in self.merged and cid not in seen:
+            seen.add(cid)
+            cid = self.merged[cid]
+        return cid
 
 
 def normalize_phone(phone: str) -> str:

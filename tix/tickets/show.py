@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from tix.errors import NotFound
+from tix.model import fmt_phone
 from tix.store import Store
 from tix.store.log import parse_ts
 
@@ -54,7 +55,7 @@ def show_ticket(store: Store, number: int, history: bool = False, fmt: str = "te
     c = view["contact"]
     if c:
         who = c.get("name") or "(no name)"
-        ids = [*(c.get("emails") or []), *(("+" + p) for p in (c.get("phones") or []))]
+        ids = [*(c.get("emails") or []), *(fmt_phone(p) for p in c.get("phones") or [])]
         out.write(f"  customer: {who} <{', '.join(ids)}> (contact {c['id']})\n")
     out.write("\n")
     for ev in view["events"]:
@@ -62,9 +63,17 @@ def show_ticket(store: Store, number: int, history: bool = False, fmt: str = "te
             _conversation_entry(ev, tz, out)
     if history:
         out.write("History:\n")
-        for ev in view["events"]:
-            out.write(f"  {_local(ev['ts'], tz)}  {ev['actor']:<16} {ev['via']:<14} {ev['type']:<18} "
-                      f"{_summary(ev)}{'  why: ' + ev['why'] if ev.get('why') else ''}\n")
+        _history(view["events"], tz, out)
+
+
+def _history(events: list[dict], tz, out) -> None:
+    """One line per event; the time, actor, command and type columns as wide as their widest entry."""
+    rows = [(_local(ev["ts"], tz), str(ev.get("actor") or "-"), str(ev.get("via") or "-"), ev["type"],
+             _summary(ev) + (f"  why: {ev['why']}" if ev.get("why") else "")) for ev in events]
+    widths = [max((len(r[i]) for r in rows), default=0) for i in range(4)]
+    for r in rows:
+        out.write(("  " + "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]).rstrip()
+                  + "\n")
 
 
 def _conversation_entry(ev: dict, tz, out) -> None:
@@ -78,9 +87,10 @@ def _conversation_entry(ev: dict, tz, out) -> None:
         label = "customer (logged)" if kind == "intake" else f"note ({kind})" if kind else "internal note"
         out.write(f"--- {when}  {label} by {ev['actor']}\n{data.get('body', '').rstrip()}\n\n")
         return
-    who = data.get("from_name") or data.get("from") or ev["actor"]
+    sender = fmt_phone(data.get("from")) if data.get("channel") == "whatsapp" else data.get("from")
+    who = data.get("from_name") or sender or ev["actor"]
     if ev["type"] == "message.received":
-        out.write(f"--- {when}  from {who} <{data.get('from') or ''}> via {data.get('channel', '')}\n")
+        out.write(f"--- {when}  from {who} <{sender or ''}> via {data.get('channel', '')}\n")
     else:
         state = "auto-reply" if data.get("auto") else "reply"
         out.write(f"--- {when}  {state} by {ev['actor']} via {data.get('channel', '')}\n")
@@ -103,8 +113,23 @@ def _summary(ev: dict) -> str:
     if ev["type"] in ("message.received", "message.sent"):
         return f"{data.get('channel', '')} {data.get('message') or ''}".strip()
     if ev["type"] == "ticket.note":
-        return (data.get("body") or "")[:60].replace("\n", " ")
-    return orjson.dumps(data).decode()[:100]
+        return clip_words(" ".join((data.get("body") or "").split()), 60)
+    return clip_words(", ".join(f"{k}: {_plain(v)}" for k, v in data.items()), 100)
+
+
+def _plain(value) -> str:
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def clip_words(text: str, width: int) -> str:
+    """`text` cut to at most `width` characters at a word boundary, with `…` when cut."""
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > width // 2 else cut).rstrip(" ,;:") + "…"
 
 
 def _local(value, tz) -> str:

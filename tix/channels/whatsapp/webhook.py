@@ -2,7 +2,7 @@
 
 Meta expects a median answer of 250 ms or less and delivers concurrently, so the request
 path does no business logic (no JSON parsing, no store lock): `tix fetch` does that later
-from the spool (tix.channels.whatsapp).
+from the spool (`tix.channels.whatsapp.spool`, then `tix.ingest`).
 
 - GET without a query: 200 `ok` (a health check).
 - GET: the verification handshake. `hub.mode=subscribe` and `hub.verify_token` equal to the
@@ -10,9 +10,10 @@ from the spool (tix.channels.whatsapp).
   wrong token or mode -> 403; missing parameters -> 400.
 - POST: `X-Hub-Signature-256: sha256=<hex>` must be the HMAC-SHA256 of the raw body with
   the app secret (constant-time compare), else 401. Bodies over `max_body_bytes` -> 413;
-  no Content-Length -> 411. A valid body is written to `spool/whatsapp/.tmp-…`, fsynced,
-  renamed to `<time_ns>-<pid>-<n>.json` and the directory fsynced; only then the answer is
-  200. If the spool cannot be written the answer is 500, so Meta delivers again later.
+  no Content-Length -> 411. A valid body is written to `spool/whatsapp/<time_ns>-<pid>-<n>.json`
+  with `tix.store.files.atomic_write` (temp file, fsync, rename) and the directory
+  fsynced (one fsync for concurrent requests: `GroupSync`); only then the answer is 200.
+  If the spool cannot be written the answer is 500, so Meta delivers again later.
 - Anything else: 405.
 
 `make_app(store)` returns the WSGI application (run it behind any WSGI server); the module
@@ -25,6 +26,7 @@ import hashlib
 import hmac
 import itertools
 import os
+import re
 import socketserver
 import sys
 import threading
@@ -34,6 +36,7 @@ from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from tix.errors import UsageError
+from tix.store.files import atomic_write
 
 _TEXT = [("Content-Type", "text/plain; charset=utf-8")]
 
@@ -108,19 +111,9 @@ class Receiver:
         return hmac.compare_digest(header[7:].strip().lower().encode(), expected.encode())
 
     def spool_write(self, body: bytes) -> Path:
-        """Write durably: temp file, fsync, atomic rename, fsync the directory."""
+        """Write durably: `atomic_write`, then fsync the directory (shared with concurrent requests)."""
         name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._counter):08d}.json"
-        tmp = self.spool / f".tmp-{name}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(body)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        final = self.spool / name
-        os.rename(tmp, final)
+        final = atomic_write(self.spool / name, body, mode=0o600, sync_dir=False)
         self._dir_sync.sync()  # the rename is durable once the directory is fsynced
         self.accepted += 1
         return final
@@ -183,7 +176,7 @@ def _answer(start_response, status: str, body: bytes, headers=()):
 
 def make_app(store) -> Receiver:
     """The receiver for a store, configured from its `whatsapp:` section."""
-    from tix.channels.whatsapp import load_settings
+    from tix.channels.whatsapp.config import load_settings
 
     settings = load_settings(store)
     if settings is None:
@@ -213,28 +206,66 @@ def application(environ, start_response):
 
 
 # -- the built-in server ---------------------------------------------------------------------
+MAX_CONNECTIONS = 64  # connections served at once; more are closed at once, not queued in threads
+CLIENT_TIMEOUT = 10.0  # seconds a client may take to send each part of its request
+
+
 class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
-    """wsgiref with a thread per connection: a slow client never holds up the others."""
+    """wsgiref with a thread per connection, at most `MAX_CONNECTIONS` at once.
+
+    A slow client never holds up the others, and many slow clients (partial headers, a
+    trickled body) cannot take every thread or file descriptor: each socket has a timeout
+    (`CLIENT_TIMEOUT`) and a connection over the limit is closed at once.
+    """
 
     daemon_threads = True
     request_queue_size = 1024  # Meta delivers in bursts; the default backlog of 5 drops SYNs
     allow_reuse_address = True
+    max_connections = MAX_CONNECTIONS
+
+    def server_activate(self):
+        super().server_activate()
+        self.slots = threading.BoundedSemaphore(self.max_connections)
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)  # over the limit: shed it, Meta retries
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
 
 class QuietHandler(WSGIRequestHandler):
-    """One access-log line per request only with -v; never the body or headers."""
+    """One access-log line per request only with -v; never the body, headers or query string
+    (the verification handshake carries the verify token in it)."""
 
     verbose = False
+    timeout = CLIENT_TIMEOUT
     wbufsize = 1 << 16  # one send per answer instead of one per status line, header and body
 
     def log_message(self, format, *args):  # the stdlib's name
         if self.verbose:
-            sys.stderr.write(f"{self.address_string()} {format % args}\n")
+            line = _QUERY.sub("?…", format % args)
+            sys.stderr.write(f"{self.address_string()} {line}\n")
 
 
-def make_server_for(app, host: str = "127.0.0.1", port: int = 8080, verbose: bool = False):
-    handler = type("Handler", (QuietHandler,), {"verbose": verbose})
-    return make_server(host, port, app, server_class=ThreadingWSGIServer, handler_class=handler)
+_QUERY = re.compile(r"\?[^\s\"]*")
+
+
+def make_server_for(app, host: str = "127.0.0.1", port: int = 8080, verbose: bool = False,
+                    timeout: float = CLIENT_TIMEOUT, max_connections: int = MAX_CONNECTIONS):
+    handler = type("Handler", (QuietHandler,), {"verbose": verbose, "timeout": timeout})
+    server_class = type("Server", (ThreadingWSGIServer,), {"max_connections": max_connections})
+    return make_server(host, port, app, server_class=server_class, handler_class=handler)
 
 
 def serve(store, host: str = "127.0.0.1", port: int = 8080, verbose: bool = False, ready=None) -> None:

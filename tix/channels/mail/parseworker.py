@@ -1,8 +1,8 @@
-"""A mail-parsing worker process: `python -m tix.channels.parseworker`.
+"""A mail-parsing worker process: `python -m tix.channels.mail.parseworker`.
 
-`tix.ingest.Parser` starts one per extra CPU for large chunks. Protocol on stdin/stdout:
+`tix.ingest.parsing.Parser` starts one per extra CPU for large chunks. Protocol on stdin/stdout:
 frames of an 8-byte big-endian length and a pickle; the request is `(raws, own_addresses)`,
-the answer the list of `mailparse.Parsed` (or the `Unparseable` each raised, or None for
+the answer the list of `parse.Parsed` (or the `Unparseable` each raised, or None for
 an empty item). The worker exits at end of input: when tix exits or is killed, its
 stdin closes. It inherits no other file descriptor (the store lock included), and it
 is started as a module, so no caller's `__main__` is re-run (unlike multiprocessing's
@@ -15,7 +15,7 @@ import sys
 
 
 def parse_one(raw: bytes, own):
-    from tix.channels import mailparse
+    from tix.channels.mail import parse as mailparse
 
     if not raw:
         return None

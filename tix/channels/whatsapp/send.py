@@ -1,6 +1,6 @@
 """WhatsApp out: compose a Cloud API message for a ticket, and send one outbox item.
 
-The durable outbox (tix.outbox) calls these by channel name:
+The outbox (tix.outbox) uses these:
 
 - `compose(store, reader, ticket_row, text, template=None) -> dict`: the outbox item for a
   reply. Inside the 24-hour customer-service window (counted from the customer's last
@@ -9,6 +9,8 @@ The durable outbox (tix.outbox) calls these by channel name:
   compose raises UsageError saying so instead of trying. A template is named by its key
   under `whatsapp.templates` in tix.yaml; its parameters are Jinja2 (sandboxed) over
   `ticket`, `contact`, `text`.
+- `Sender(store)`: the outbox's sender for channel `whatsapp` (one HTTP session per flush),
+  which calls
 - `send_item(store, item) -> dict` (the item as composed, or the outbox's item holding it
   under `payload`): `POST {base_url}/{version}/{phone_number_id}/messages`
   with the bearer token from `token_env`, the item's id echoed in `biz_opaque_callback_data`
@@ -238,6 +240,31 @@ def send_item(store, item: dict, session=None) -> dict:
     if resp.status_code == 200:
         return _accepted(resp, payload)
     raise classify(resp.status_code, _error(resp), attempts=int(item.get("attempts") or 0))
+
+
+class Sender:
+    """The outbox's sender for WhatsApp (`tix.outbox.sending`): one HTTP session per flush."""
+
+    def __init__(self, store):
+        self.store = store
+        self.session = None
+
+    def render(self, item: dict) -> dict:
+        """The Graph request was made when the item was queued (`compose`)."""
+        payload = item.get("payload") if isinstance(item.get("payload"), dict) else item
+        return payload["request"]
+
+    def send(self, item: dict, _request: dict) -> dict:
+        if self.session is None:
+            import requests
+
+            self.session = requests.Session()
+        return send_item(self.store, item, session=self.session)
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
 
 
 def _token(settings) -> str:

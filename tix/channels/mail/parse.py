@@ -25,6 +25,7 @@ import html
 import quopri
 import re
 from dataclasses import dataclass, field
+from datetime import timezone
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from email.message import Message
@@ -33,6 +34,9 @@ from email.policy import compat32
 from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 
+from tix.channels.base import Undecodable
+from tix.store.log import iso
+
 MAX_PARTS = 500  # a message with more MIME parts than this keeps the first ones only
 MAX_TEXT = 1_000_000  # characters of body text kept in an event (the raw file keeps all)
 FALLBACK_CHARSETS = ("utf-8", "cp1252", "latin-1")
@@ -40,7 +44,7 @@ _CHARSET_ALIASES = {"utf8": "utf-8", "unicode-1-1-utf-7": "utf-7", "x-unknown": 
                     "ks_c_5601-1987": "euc-kr", "gb2312": "gb18030", "gbk": "gb18030", "iso-8859-8-i": "iso-8859-8"}
 
 
-class Unparseable(Exception):
+class Unparseable(Undecodable):
     """This is not a mail message we can make a ticket from; the message says why."""
 
 
@@ -312,12 +316,8 @@ def _date(value) -> str | None:
         return None
     if dt is None:
         return None
-    from datetime import timezone
-
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
     try:
-        return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return iso(dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc))
     except (OverflowError, ValueError):
         return None
 

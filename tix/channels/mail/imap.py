@@ -8,25 +8,29 @@ after `tix.ingest` has fsynced a batch does `ack` flag, move or delete those mes
 and advance the cursor. A changed UIDVALIDITY resets the cursor: the folder is read
 again from the start and the content keys make every already-stored message a no-op.
 
-Two connections per run: one fetches (in `tix.ingest`'s prefetch thread, a batch or two
+Two connections per run: one fetches (in the intake's prefetch thread, a batch or two
 ahead of the store), the other acknowledges what has been stored, so neither waits for
-the other. The cursor is shared between them under a lock.
+the other. The cursor is shared between them under a lock, and saved (atomically) at
+most every `CURSOR_EVERY` seconds and when the source closes: it only saves a re-scan,
+so a cursor a crash leaves behind costs a search of the UIDs since, which the keys skip.
 
 The source key of a message is `imap:<source>:<folder>:<uidvalidity>:<uid>`.
 """
 from __future__ import annotations
 
 import json
-import os
 import ssl
 import threading
+import time
 
+from tix import tls
 from tix.channels.base import RawItem, Source, as_list
 from tix.config import read_secret
-from tix import tls
 from tix.errors import TixError, UsageError
+from tix.store.files import atomic_write
 
 SEEN = b"\\Seen"
+CURSOR_EVERY = 5.0  # seconds between cursor saves during a run (an fsync each)
 
 
 class SourceError(TixError):
@@ -36,15 +40,16 @@ class SourceError(TixError):
 class ImapSource(Source):
     type = "imap"
 
-    def __init__(self, store, spec):
-        super().__init__(store, spec)
-        self.client = None  # fetches (in tix.ingest's prefetch thread)
+    def __init__(self, store, spec, known=None):
+        super().__init__(store, spec, known)
+        self.client = None  # fetches (in the intake's prefetch thread)
         self.folder: str | None = None
         self.acker = None  # flags, moves, deletes (in the storing thread): a second connection
         self.ack_folder: str | None = None
         self.cursor_path = store.path("state", "imap", f"{self.name}.json")
         self.cursor = self._load_cursor()
         self._cursor_lock = threading.Lock()
+        self._cursor_dirty, self._cursor_saved = False, time.monotonic()
 
     # -- connection -------------------------------------------------------------------------
     def connect(self):
@@ -63,6 +68,7 @@ class ImapSource(Source):
         security = spec.get("security") or "ssl"
         host = str(spec["host"])
         port = int(spec.get("port") or (993 if security == "ssl" else 143))
+        tls.check_plaintext(spec, f"source {self.name}")
         context = tls.client_context(spec, f"source {self.name}") if security != "plain" else None
         try:
             client = IMAPClient(host, port=port, ssl=security == "ssl", ssl_context=context,
@@ -79,6 +85,9 @@ class ImapSource(Source):
         return client
 
     def close(self) -> None:
+        with self._cursor_lock:
+            if self._cursor_dirty:
+                self._save_cursor()
         for attr in ("acker", "client"):
             client = getattr(self, attr)
             setattr(self, attr, None)
@@ -164,7 +173,9 @@ class ImapSource(Source):
         with self._cursor_lock:
             cur = self.cursor[folder]
             cur["last_uid"] = max(cur.get("last_uid") or 0, max(it.meta["uid"] for it in items))
-            self._save_cursor()
+            self._cursor_dirty = True
+            if time.monotonic() - self._cursor_saved >= CURSOR_EVERY:
+                self._save_cursor()
 
     def _after(self, client, uids: list[int]) -> None:
         after = self.after
@@ -192,10 +203,8 @@ class ImapSource(Source):
             return {}  # a damaged cursor only costs a re-scan: the keys dedupe it
 
     def _save_cursor(self) -> None:
-        self.cursor_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.cursor_path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(self.cursor, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.cursor_path)
+        atomic_write(self.cursor_path, json.dumps(self.cursor, sort_keys=True))
+        self._cursor_dirty, self._cursor_saved = False, time.monotonic()
 
 
 def _expunge(client, uids) -> None:

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from tix.channels.base import RawItem, Source, as_list
 from tix.errors import UsageError
+from tix.store.files import NotRegular, read_regular
 
 # The bundled sample maildir (English and Indonesian support mail) used by `tix demo`;
 # read with `after: keep`, so the package's files are never changed.
-DEMO_MAILDIR = Path(__file__).resolve().parent.parent / "data" / "demo" / "maildir"
+DEMO_MAILDIR = Path(__file__).resolve().parents[2] / "data" / "demo" / "maildir"
 DEMO_SOURCE = {"name": "demo", "type": "maildir", "path": str(DEMO_MAILDIR), "after": "keep",
                "address": "support@toko.example"}
 
@@ -57,8 +58,11 @@ class MaildirSource(Source):
             chunk = []
             for path, key in todo[i:i + self.batch_size]:
                 try:
-                    raw = b"" if self.seen_key(key) else path.read_bytes()
+                    raw = b"" if self.seen_key(key) else read_regular(path)
                 except FileNotFoundError:  # taken by another reader meanwhile
+                    continue
+                except NotRegular as exc:
+                    self.refused.append(f"source {self.name}: {exc} (tix follows no link out of a source)")
                     continue
                 chunk.append(RawItem(self.name, key, raw, {"path": str(path), "known": self.seen_key(key)}))
             yield chunk

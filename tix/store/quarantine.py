@@ -9,25 +9,23 @@ Layout (one directory per entry)::
 `kind` is the channel (`email`, `whatsapp`, …). An entry is written and fsynced before
 the input is acknowledged at its source, so a poison message is never lost and never
 retried forever: the next fetch skips it (its key is recorded by a
-`message.quarantined` event). `tix quarantine replay` hands it back to the kind's
-replayer (`REPLAYERS`) after a fix; on success the entry is removed (the input now
-lives under `messages/`), on failure its error and attempt count are updated.
+`message.quarantined` event). `replay` hands it back to a replayer after a fix (the
+intake's: `tix.ingest.replay_quarantined`); on success the entry is removed (the input
+now lives under `messages/`), on failure its error and attempt count are updated.
 Torn event-log tails cut off by the store (`torn-*.bin`) are listed as kind `torn`.
 """
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
-import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tix.errors import NotFound, UsageError
-from tix.store.log import fsync_dir, iso, utcnow
-
-REPLAYERS = {"email": "tix.ingest:replay_email", "whatsapp": "tix.channels.whatsapp:replay_item"}
+from tix.store.files import atomic_write
+from tix.store.log import fsync_path, iso, utcnow
 
 
 def _root(store) -> Path:
@@ -41,21 +39,12 @@ def put(store, kind: str, payload: bytes, error: str, *, source: str | None = No
     digest = hashlib.sha256(payload).hexdigest()[:12]
     qid = f"{ts[:19].replace('-', '').replace(':', '')}-{digest}"
     d = _root(store) / kind / qid
-    d.mkdir(parents=True, exist_ok=True)
-    _write(d / f"item.{ext}", payload)
+    atomic_write(d / f"item.{ext}", payload, sync_dir=False)
     info = {"id": qid, "kind": kind, "source": source, "key": key, "error": _one_line(error), "ts": ts,
             "attempts": 1, "meta": meta or {}, "file": f"item.{ext}", "size": len(payload)}
-    _write(d / "error.json", json.dumps(info, ensure_ascii=False, indent=1).encode())
-    fsync_dir(d)
-    fsync_dir(d.parent)
+    atomic_write(d / "error.json", json.dumps(info, ensure_ascii=False, indent=1))
+    fsync_path(d.parent)
     return qid
-
-
-def _write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def _one_line(text: str) -> str:
@@ -102,21 +91,16 @@ class ReplayReport:
     errors: list[str] = field(default_factory=list)
 
 
-def replay(store, ids: list[str] | None = None, now=None) -> ReplayReport:
-    """Retry entries (all when `ids` is empty) through their kind's replayer."""
+def replay(store, ids: list[str] | None, replayer: Callable, now=None) -> ReplayReport:
+    """Retry entries (all when `ids` is empty): `replayer(store, entry, payload, now=now)`
+    takes one in again or raises why it still cannot."""
     rep = ReplayReport()
     todo = [get(store, i) for i in ids] if ids else [e for e in entries(store) if e["kind"] != "torn"]
     for entry in todo:
         if entry["kind"] == "torn":
             raise UsageError(f"{entry['id']}: a torn log line cannot be replayed; inspect it and delete it")
-        target = REPLAYERS.get(entry["kind"])
-        if target is None:
-            rep.failed.append(entry["id"])
-            rep.errors.append(f"{entry['id']}: no replayer for kind {entry['kind']!r}")
-            continue
-        module, func = target.split(":")
         try:
-            getattr(importlib.import_module(module), func)(store, entry, payload(entry), now=now)
+            replayer(store, entry, payload(entry), now=now)
         except Exception as exc:  # noqa: BLE001 - still broken: keep it, with the new error
             _record_failure(entry, f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc))
             rep.failed.append(entry["id"])
@@ -133,4 +117,4 @@ def _record_failure(entry: dict, error: str) -> None:
     info["attempts"] = int(info.get("attempts") or 1) + 1
     info["error"] = _one_line(error)
     info["last_try"] = iso(utcnow())
-    _write(d / "error.json", json.dumps(info, ensure_ascii=False, indent=1).encode())
+    atomic_write(d / "error.json", json.dumps(info, ensure_ascii=False, indent=1))

@@ -16,25 +16,25 @@ Message-ID, In-Reply-To / References naming the customer's last messages and the
 subject tag `[#N]`, so it threads in the customer's mail client and back into tix.
 Auto-replies carry `Auto-Submitted: auto-replied` and `X-Loop` (RFC 3834).
 
-`send_item` maps SMTP failures onto the outbox's error types: 4xx and network errors
-are `SendTemporary` (retried with backoff), 5xx `SendPermanent`, authentication or a
-missing configuration `ChannelStopped`.
+Sending, and what an SMTP failure means for the message, is the outbox's one SMTP sender
+(`tix.outbox.smtp`), for replies, notifications and report mail alike.
 """
 from __future__ import annotations
 
 import re
 import secrets
 import smtplib
-import socket
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 
 from tix import tls
-from tix.errors import ChannelStopped, Problem, SendPermanent, SendTemporary, UsageError
+from tix.errors import Problem, UsageError
+from tix.store.log import utcnow
 
 KEYS = {"host": str, "port": int, "security": str, "user": str, "password_env": str, "password_file": str,
-        "from": str, "auto_reply_cap": int, "timeout": (int, float), "x_loop": str, "ca_file": str}
+        "from": str, "auto_reply_cap": int, "timeout": (int, float), "x_loop": str, "ca_file": str,
+        "allow_plaintext": bool}
 SECURITY = ("starttls", "ssl", "plain")
 
 
@@ -54,6 +54,9 @@ def validate(node, fname: str) -> list[Problem]:
         out.append(Problem(fname, getattr(node, "line", None), "outbound: host is required"))
     if node.get("security") is not None and node.get("security") not in SECURITY:
         out.append(Problem(fname, at("security"), f"outbound: security must be one of {', '.join(SECURITY)}"))
+    refused = tls.plaintext_refused(node, "outbound")
+    if refused:
+        out.append(Problem(fname, at("security"), refused))
     frm = node.get("from")
     if not frm or "@" not in parseaddr(str(frm))[1]:
         out.append(Problem(fname, at("from") or getattr(node, "line", None),
@@ -82,7 +85,6 @@ def reply_subject(subject: str, number: int, prefix: str = "#") -> str:
 
 def compose(store, reader, ticket_row: dict, text: str, template=None) -> dict:
     """The email payload of a reply on `ticket_row`: addresses, subject, thread headers."""
-
     if not text or not str(text).strip():
         raise UsageError("a reply needs text (-m TEXT, --file, stdin, $EDITOR or --macro)")
     contact = reader.contact(ticket_row["contact"]) if ticket_row.get("contact") is not None else None
@@ -105,13 +107,19 @@ def compose(store, reader, ticket_row: dict, text: str, template=None) -> dict:
             "text": str(text)}
 
 
-def _index(store):
-    from tix.channels.index import MailIndex
+def header_text(value) -> str:
+    """Text for a header such as Subject, on one line: a line break, vertical tab or U+2028 in
+    a customer's subject becomes a space (the email library refuses them in a header, and what
+    a customer writes must never stop a message from being made)."""
+    return " ".join(str(value or "").split())
 
-    idx = getattr(store, "_tix_mail_index", None)
+
+def _index(store):
+    from tix.ingest.index import MessageIndex as MailIndex
+
+    idx = store.cache.get("mail_index")
     if idx is None:
-        idx = MailIndex.load(store)
-        store._tix_mail_index = idx
+        idx = store.cache["mail_index"] = MailIndex.load(store)
     else:
         idx.catch_up(store)
     return idx
@@ -120,15 +128,13 @@ def _index(store):
 def render(payload: dict, auto: bool, outbox_id: str, ticket: int | None = None, x_loop: str | None = None,
            now=None) -> bytes:
     """The RFC 5322 bytes of a composed payload (what is stored and what is sent)."""
-    from datetime import datetime, timezone
-
     msg = EmailMessage()
     msg["From"] = payload["from"]
     msg["To"] = ", ".join(payload["to"])
     if payload.get("cc"):
         msg["Cc"] = ", ".join(payload["cc"])
-    msg["Subject"] = payload["subject"]
-    msg["Date"] = format_datetime(now or datetime.now(timezone.utc))
+    msg["Subject"] = header_text(payload["subject"])
+    msg["Date"] = format_datetime(now or utcnow())
     msg["Message-ID"] = payload["message_id"]
     if payload.get("in_reply_to"):
         msg["In-Reply-To"] = payload["in_reply_to"]
@@ -146,67 +152,17 @@ def render(payload: dict, auto: bool, outbox_id: str, ticket: int | None = None,
     return msg.as_bytes(policy=SMTP)
 
 
-# -- sending --------------------------------------------------------------------------------
-_CONN: dict = {}
-
-
-def send_item(store, item: dict) -> dict:
-    """Send one queued item (its raw file) and return {"provider_id": Message-ID, …}."""
-    out = settings(store)
-    if not out.get("host"):
-        raise ChannelStopped("no outbound: section in tix.yaml: cannot send email")
-    raw = store.root.joinpath(item["raw"]).read_bytes()
-    rcpts = list(item.get("to") or []) + list(item.get("cc") or [])
-    envelope = parseaddr(str(item.get("from") or out.get("from")))[1]
-    try:
-        conn = _connection(out)
-        refused = conn.sendmail(envelope, rcpts, raw)
-    except smtplib.SMTPAuthenticationError as exc:
-        _drop()
-        raise ChannelStopped(f"SMTP authentication failed ({exc.smtp_code})") from None
-    except UsageError as exc:  # configuration: a missing password variable or ca_file
-        raise ChannelStopped(str(exc)) from None
-    except smtplib.SMTPRecipientsRefused as exc:
-        codes = [c for c, _ in exc.recipients.values()]
-        if codes and all(c >= 500 for c in codes):
-            raise SendPermanent(f"recipients refused: {_refusals(exc.recipients)}") from None
-        raise SendTemporary(f"recipients deferred: {_refusals(exc.recipients)}") from None
-    except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
-        _drop()
-        if exc.smtp_code >= 500:
-            raise SendPermanent(f"rejected by the SMTP server: {exc.smtp_code} {_text(exc.smtp_error)}") from None
-        raise SendTemporary(f"deferred by the SMTP server: {exc.smtp_code} {_text(exc.smtp_error)}") from None
-    except (smtplib.SMTPException, OSError, socket.timeout) as exc:
-        _drop()
-        raise SendTemporary(describe_error(exc, out)) from None
-    if refused and len(refused) == len(rcpts):
-        raise SendPermanent(f"recipients refused: {_refusals(refused)}")
-    return {"provider_id": item.get("message_id"), "refused": sorted(refused) if refused else []}
-
-
-def _connection(out: dict):
-    conn = _CONN.get("conn")
-    if conn is not None:
-        try:
-            if conn.noop()[0] == 250:
-                return conn
-        except smtplib.SMTPException:
-            pass
-        _drop()
-    conn = connect(out)
-    _CONN["conn"] = conn
-    return conn
-
-
+# -- connecting -------------------------------------------------------------------------------
 DEFAULT_PORTS = {"ssl": 465, "starttls": 587, "plain": 25}
 
 
 def connect(out: dict, timeout: float | None = None) -> smtplib.SMTP:
     """An SMTP connection by the `outbound:` settings: TLS verified (`tix.tls`), logged in.
 
-    The one way tix connects to its SMTP server (replies, SLA notifications, reports).
-    Raises smtplib/OSError exceptions for the caller to classify; a TLS failure is an
-    `ssl.SSLError` whose one-line description is `tix.tls.describe`.
+    The one way tix connects to its SMTP server (replies, notifications, report mail, all
+    sent by `tix.outbox.smtp.SmtpSender`). Raises smtplib/OSError exceptions (a TLS failure
+    is an `ssl.SSLError`) and UsageError for a setting; `tix.outbox.smtp.connect_error`
+    turns each into one line.
     """
     from tix.config import read_secret
 
@@ -214,6 +170,7 @@ def connect(out: dict, timeout: float | None = None) -> smtplib.SMTP:
     host = str(out["host"])
     port = int(out.get("port") or DEFAULT_PORTS.get(security, 587))
     timeout = float(timeout or out.get("timeout") or 30)
+    tls.check_plaintext(out, "outbound")
     context = tls.client_context(out, "outbound") if security != "plain" else None
     if security == "ssl":
         conn = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
@@ -228,40 +185,3 @@ def connect(out: dict, timeout: float | None = None) -> smtplib.SMTP:
         conn.close()
         raise
     return conn
-
-
-def describe_error(exc: BaseException, out: dict) -> str:
-    """One line for a failed connection (TLS reason spelled out; never a secret)."""
-    security = str(out.get("security") or "starttls").lower()
-    host, port = out.get("host"), int(out.get("port") or DEFAULT_PORTS.get(security, 587))
-    known = tls.describe(exc, str(host), port)
-    if known:
-        return known
-    if isinstance(exc, OSError) and not isinstance(exc, smtplib.SMTPException):
-        return f"SMTP {host}:{port} unreachable: {exc.strerror or exc}"
-    return f"SMTP {host}:{port}: {type(exc).__name__}: {exc}"
-
-
-def _drop() -> None:
-    conn = _CONN.pop("conn", None)
-    if conn is not None:
-        try:
-            conn.quit()
-        except Exception:  # noqa: BLE001
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001
-                pass
-
-
-def finish() -> None:
-    """Close the cached connection (called by the outbox after a flush)."""
-    _drop()
-
-
-def _text(value) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _refusals(recipients: dict) -> str:
-    return "; ".join(f"{addr} {code} {_text(msg)}" for addr, (code, msg) in sorted(recipients.items()))[:500]

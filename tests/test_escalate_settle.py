@@ -1,0 +1,127 @@
+"""Issue 15, item 9: `tix escalate` settles in one run.
+
+The reproduction: a breach step that raises the priority moves the ticket to another policy,
+whose clocks breach on the *next* run at the same moment (on the demo store three days on:
+47 steps in the first run, 31 more in a second at the same --now, none in a third). Now one
+run applies steps until nothing changes, so a second run at the same time changes nothing;
+policies that would keep moving tickets for ever stop at a bound with a clear error.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tix.errors import TixError
+from tix.sla.escalate import escalate
+from tix.store import Store
+
+from .plugins.sla import jkt
+
+CHAIN = """
+calendars:
+  always: {timezone: Asia/Jakarta, hours: 24/7, holidays: false}
+sla:
+  policies:
+    - name: urgent
+      when: {priority: urgent}
+      calendar: always
+      targets: {first_response: 1h}
+      steps:
+        - {name: page, on: breached, tag: paged}
+    - name: high
+      when: {priority: high}
+      calendar: always
+      targets: {first_response: 2h}
+      steps:
+        - {name: raise-high, on: breached, raise_priority: true}
+    - name: normal
+      calendar: always
+      targets: {first_response: 4h}
+      steps:
+        - {name: raise-normal, on: breached, raise_priority: true}
+"""
+
+
+def _store_with(store, yaml: str) -> Store:
+    path = store.path("tix.yaml")
+    path.write_text(path.read_text() + yaml)
+    store.reload_config()
+    return store
+
+
+def _steps(store) -> list[tuple[str, str]]:
+    return [(ev["actor"], ev["data"]["step"]) for ev, _ in store.log.read() if ev["type"] == "sla.step"]
+
+
+def test_one_run_takes_every_step_a_change_of_policy_makes_due(store, timeline):
+    _store_with(store, CHAIN)
+    n = timeline.create(jkt(2026, 11, 24, 8, 0), priority="normal")
+    now = jkt(2026, 11, 24, 13, 0)  # 5 h: every policy's first response is breached
+    report = escalate(Store(store.root), now=now)
+    assert _steps(store) == [("sla:normal", "raise-normal"), ("sla:high", "raise-high"), ("sla:urgent", "page")]
+    t = Store(store.root).read().ticket(n)
+    assert (t["priority"], list(t["tags"])) == ("urgent", ["paged"])
+    assert report.events_written == len([ev for ev, _ in store.log.read() if ev.get("via") == "tix escalate"])
+    assert report.rounds == 4  # three that changed something, and one that found nothing more to do
+    end = store.log.end()
+    again = escalate(Store(store.root), now=now)
+    assert (again.events_written, again.planned, store.log.end()) == (0, [], end)
+
+
+def test_the_demo_store_settles_in_one_run(tmp_path):
+    """The issue's own reproduction: the demo store, three days on."""
+    from tix.demo import run_demo
+    from tix.store.log import parse_ts
+
+    start = parse_ts("2026-11-23T03:00:00Z")
+    demo = run_demo(tmp_path / "demo", now=start).store
+    later = start + timedelta(days=3)
+    first = escalate(Store(demo.root), now=later)
+    assert first.events_written > 0
+    end = demo.log.end()
+    second = escalate(Store(demo.root), now=later)
+    assert (second.events_written, [p.key for p in second.planned]) == (0, [])
+    assert demo.log.end() == end
+
+
+LOOP = """
+calendars:
+  always: {timezone: Asia/Jakarta, hours: 24/7, holidays: false}
+sla:
+  policies:
+    - name: p-high
+      when: {priority: high}
+      calendar: always
+      targets: {first_response: 1h}
+      steps:
+        - {name: down, on: breached, priority: normal}
+    - name: p-normal
+      calendar: always
+      targets: {first_response: 1h}
+      steps:
+        - {name: up, on: breached, priority: high}
+"""
+
+
+def test_policies_moving_tickets_back_and_forth_settle(store, timeline):
+    """Each step runs once per ticket, target and cycle, so even a ping-pong ends."""
+    _store_with(store, LOOP)
+    timeline.create(jkt(2026, 11, 24, 8, 0), priority="normal")
+    escalate(Store(store.root), now=jkt(2026, 11, 24, 12, 0))
+    assert _steps(store) == [("sla:p-normal", "up"), ("sla:p-high", "down")]
+    assert escalate(Store(store.root), now=jkt(2026, 11, 24, 12, 0)).events_written == 0
+
+
+def test_a_run_that_would_not_settle_stops_at_the_bound_with_a_clear_error(store, timeline, monkeypatch):
+    from tix.sla import escalate as mod
+
+    _store_with(store, CHAIN)
+    n = timeline.create(jkt(2026, 11, 24, 8, 0), priority="normal")
+    monkeypatch.setattr(mod, "max_rounds", lambda policies: 2)
+    with pytest.raises(TixError) as info:
+        escalate(Store(store.root), now=jkt(2026, 11, 24, 13, 0))
+    assert str(info.value) == (
+        "tix escalate did not settle after 2 rounds: its steps keep moving tickets between SLA policies "
+        f"(#{n}: normal -> high -> urgent); check the steps that set priority, team or assignee")
+    assert _steps(store) == [("sla:normal", "raise-normal"), ("sla:high", "raise-high")]  # recorded, not lost

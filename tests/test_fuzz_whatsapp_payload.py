@@ -1,0 +1,79 @@
+"""Property tests of the WhatsApp payload decoder (issue 12's fuzzing harness).
+
+Whatever a POST body holds, `decode` and `Payload.parts()` yield parts or raise
+`PayloadError` (the payload is then quarantined whole, with that reason), never anything
+else; texts and names they yield carry no control character that could reach a terminal
+raw (the CLI's output stream shows them as symbols).
+"""
+from __future__ import annotations
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tix.channels.whatsapp.config import Number, Settings
+from tix.channels.whatsapp.payload import Message, PayloadError, decode
+
+SETTINGS = Settings(raw={}, numbers={"123": Number("123", "6281100000000")})
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=False),
+                    st.text(max_size=20), st.sampled_from(["123", "6281234", "text", "image", "1700000000",
+                                                           "wamid.X", "\x1b]0;x\x07", "\u202e"]))
+json_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                            st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+                           max_leaves=20)
+MESSAGE_TYPES = ["text", "image", "audio", "video", "document", "sticker", "location", "contacts", "interactive",
+                 "button", "reaction", "order", "system", "unsupported", "request_welcome", "bogus"]
+
+
+@st.composite
+def messages(draw):
+    kind = draw(st.sampled_from(MESSAGE_TYPES))
+    msg = {"from": draw(st.sampled_from(["6281234", "", None, 42])), "id": draw(st.sampled_from(["wamid.A", "", None])),
+           "timestamp": draw(st.sampled_from(["1700000000", "x", None, 1700000000, "-1", "9" * 30])),
+           "type": kind, kind: draw(json_values)}
+    if draw(st.booleans()):
+        msg["context"] = draw(json_values)
+    return msg
+
+
+@st.composite
+def payloads(draw):
+    value = {"messaging_product": "whatsapp",
+             "metadata": draw(st.one_of(json_values, st.just({"phone_number_id": "123",
+                                                              "display_phone_number": "6281100000000"}))),
+             "contacts": draw(st.one_of(json_values, st.lists(st.fixed_dictionaries(
+                 {"wa_id": st.text(max_size=12), "profile": st.fixed_dictionaries({"name": st.text(max_size=20)})}),
+                 max_size=2))),
+             "messages": draw(st.one_of(json_values, st.lists(messages(), max_size=3))),
+             "statuses": draw(st.one_of(st.none(), json_values))}
+    change = {"field": draw(st.sampled_from(["messages", "account_update", "", None])), "value": value}
+    return {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [change]}]}
+
+
+def _drain(body: bytes) -> None:
+    try:
+        for part in decode(body, SETTINGS).parts():
+            if isinstance(part, Message):
+                assert isinstance(part.wamid, str) and part.wamid
+    except PayloadError:
+        pass
+
+
+@FUZZ
+@given(st.binary(max_size=500))
+def test_arbitrary_bytes_decode_or_are_a_payload_error(body):
+    _drain(body)
+
+
+@FUZZ
+@given(json_values)
+def test_arbitrary_json_decodes_or_is_a_payload_error(doc):
+    _drain(orjson.dumps(doc))
+
+
+@FUZZ
+@given(payloads())
+def test_hostile_webhook_payloads_decode_or_are_a_payload_error(doc):
+    _drain(orjson.dumps(doc))

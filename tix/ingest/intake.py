@@ -1,0 +1,396 @@
+"""The intake stage every channel shares: one run's state and the rules that do not depend
+on the channel.
+
+`Intake` is one `tix fetch` run under the store's write lock (`tix.ingest.fetch_all`
+drives it): the channel's step decodes what a source fetched, `take` takes each item in
+(de-duplicate, contacts, tickets, events), `commit` makes the chunk durable (files
+synced, then the events appended and fsynced), and only then is it acknowledged.
+
+The shared rules, written once:
+
+- **De-duplication**: every item has idempotency keys (`MessageIndex`); a stored key is a
+  no-op, a quarantined one is skipped by fetch (not by replay).
+- **Contacts** (`contact`): one `tix.tickets.ContactIndex`; a sender is found by WhatsApp
+  user id, email address or phone (following merges), else created; identifiers and a
+  missing name seen later are added to the contact.
+- **Threading** (`thread`): a reaction, edit or deletion joins the ticket of the message
+  it is about; a conversation (WhatsApp: contact + business number) with an open ticket
+  joins it (one open ticket per conversation); else the first known message it answers
+  (email In-Reply-To/References, WhatsApp `context`), else a subject tag `[#N]` of a ticket
+  of the same contact, else the conversation's last ticket; else a new ticket.
+- **Reopen** (`_continue`): a customer message on a pending ticket sets it open; on a
+  resolved or closed one it reopens it when it was sent within `reopen_days` of the
+  resolution (the `settings:` value, or the channel section's own `reopen_days`), else
+  it opens a new ticket linked to the old one (custom field `linked` and a `linked` note
+  on both). Passive messages (auto-submitted mail, reactions, deletions) never reopen and
+  never change a status. The message's time is the one the channel vouches for (Meta's
+  timestamp) or else the time of the run (an email's Date header is the sender's claim).
+- **Savepoint and rollback** (`take`): an item that fails is undone whole (its events,
+  the ticket and contact numbers, the in-memory entries, its counts) and quarantined.
+- **Quarantine** (`quarantine`): the item, exactly as received, goes to `quarantine/`
+  with its error (fsynced), a `message.quarantined` event records its keys, the report
+  gets one error line; it is then acknowledged like any other, so it never blocks the
+  batch and is never retried forever. `tix quarantine replay` runs it through `take`
+  again (`replay=True`: a failure raises instead).
+
+Events an item makes carry the run's time (`now`, when given) and the actor
+`channel:SOURCE`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from tix import tickets
+from tix.channels.base import FetchReport, RawItem, Undecodable
+from tix.errors import TixError
+from tix.ingest.files import Files
+from tix.ingest.index import MessageIndex
+from tix.ingest.savepoint import Journal, Savepoint
+from tix.store import quarantine
+from tix.store.log import iso, parse_ts_or_none, utcnow
+
+OPEN = ("new", "open", "pending")
+
+
+@dataclass
+class Identity:
+    """Who sent a message, as its channel knows them."""
+
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    user_id: str | None = None  # WhatsApp business-scoped user id (contact field `wa_user_id`)
+    fields: dict = field(default_factory=dict)  # more contact fields for a new contact
+
+
+@dataclass
+class NewTicket:
+    """How the channel opens a ticket for a message that threads nowhere."""
+
+    subject: str
+    inbox: str | None = None
+    team: str | None = None
+    priority: str = "normal"
+    status: str = "new"
+    tags: tuple = ()
+    why: str | None = None
+
+
+@dataclass
+class Inbound:
+    """A customer message as the shared rules see it (see the module docstring)."""
+
+    channel: str  # `email`, `whatsapp`: the ticket's channel and the section of its `reopen_days`
+    contact: int
+    new: NewTicket
+    label: str = ""  # how the reasons name it: "email (<id@x>)", "WhatsApp"
+    refs: tuple = ()  # ids of messages it answers, the best first
+    tags: tuple = ()  # ticket numbers it names ([#N] in the subject)
+    conversation: str | None = None  # one open ticket per (contact, conversation)
+    about: str | None = None  # a reaction, edit or deletion: the id of the message it is about
+    sent_at: datetime | None = None  # the time the channel vouches for; None: the run's time
+    passive: bool = False  # never reopens, never changes a status
+
+
+class Intake:
+    """One run's working state: index, contacts, ticket rows, files, report (per source)."""
+
+    def __init__(self, store, batch, now: datetime | None = None, progress=None):
+        self.store = store
+        self.batch = batch
+        self.config = store.config
+        self.now = now.astimezone(timezone.utc) if now else None
+        self.ts = iso(self.now) if self.now else None
+        self.index = MessageIndex.load(store)
+        self.journal = Journal()
+        self.files = Files(store.root)
+        self.report = FetchReport()
+        self.rows: dict[int, dict] = {}  # tickets this run read or made, as it changed them
+        self.progress = progress  # called as progress(source name, done, total or None)
+        self.actor = "system"
+        self._contacts: tickets.ContactIndex | None = None
+        self._conversations: dict[tuple, int] | None = None
+        self._steps: dict[str, object] = {}
+        self._tail_mark = None
+
+    def clock(self) -> datetime:
+        return self.now or utcnow()
+
+    # -- the steps ----------------------------------------------------------------------------------
+    def step(self, channel: str):
+        """The channel's step (its decode and its part of taking an item in), made once per run."""
+        if channel not in self._steps:
+            from tix.ingest import mail, whatsapp
+
+            steps = {"email": mail.MailStep, "whatsapp": whatsapp.WhatsAppStep}
+            if channel not in steps:
+                raise TixError(f"no intake for items of kind {channel!r}")
+            self._steps[channel] = steps[channel](self)
+        return self._steps[channel]
+
+    def close(self, failed: bool = False) -> None:
+        for step in self._steps.values():
+            step.close(failed)
+        self.files.close()
+
+    # -- one item -------------------------------------------------------------------------------
+    def take(self, step, item: RawItem, decoded, spec: dict, replay: bool = False) -> None:
+        """Take one item in, all or nothing (the step counts what it stored in `report`).
+
+        `decoded` is what the channel's decode made of it (or the Undecodable it raised).
+        A failure rolls the item back whole and quarantines it (with `replay`, raises).
+        """
+        self.actor = f"channel:{item.source}"
+        mark = Savepoint.take(self.batch, self.journal, self.report)
+        try:
+            if isinstance(decoded, Exception):
+                raise decoded
+            step.take(item, decoded, spec, replay)
+        except Exception as exc:  # a poison item: contain it, go on (with `replay`, raise)
+            mark.rollback(self.batch, self.journal, self.report)
+            if replay:
+                raise
+            self.quarantine(step, item, _error_text(exc), step.key_of(item, decoded))
+        self.journal.clear()
+
+    def quarantine(self, step, item: RawItem, error: str, key: str | None = None) -> None:
+        """Keep the item with its error in quarantine/ (fsynced), record its keys, report it."""
+        channel = step.channel
+        qid = quarantine.put(self.store, channel, item.raw, error, source=item.source, key=item.key,
+                             meta={k: v for k, v in item.meta.items() if isinstance(v, (str, int))},
+                             ext=step.ext, now=self.now)
+        self.emit("message.quarantined", data={"channel": channel, "source": item.source, "source_key": item.key,
+                                               "message": key, "quarantine": qid,
+                                               "error": " ".join(error.split())[:500]})
+        for k in (key, item.key):
+            if k:
+                self.index.qkeys.add(k)
+        self.report.quarantined += 1
+        self.report.errors.append(f"{item.where}: {' '.join(error.split())} (quarantined as {qid})")
+
+    def emit(self, type: str, ticket: int | None = None, contact: int | None = None, data: dict | None = None,
+             why: str | None = None) -> dict:
+        """An event of the current item: the run's time, the item's source as actor."""
+        return self.batch.emit(type, ticket=ticket, contact=contact, data=data, why=why, actor=self.actor,
+                               ts=self.ts)
+
+    def stamp(self, since: int) -> None:
+        """Give the events emitted since `since` (by `tix.tickets`' verbs) the item's time and actor."""
+        for ev in self.batch.pending[since:]:
+            ev["actor"] = self.actor
+            if self.ts:
+                ev["ts"] = self.ts
+
+    def remember(self, *keys: str | None) -> None:
+        for key in keys:
+            self.index.remember(key, self.journal)
+
+    # -- the chunk ------------------------------------------------------------------------------
+    def commit(self) -> None:
+        """Make the chunk durable: its files (one sync), then its events (append + fsync).
+
+        After this, and only after, the chunk may be acknowledged at its source.
+        """
+        self.files.sync()
+        self.batch.flush()
+        self.batch.written.clear()  # keep memory flat over a long run
+        self._bound_tail()
+
+    def _bound_tail(self) -> None:
+        """Refresh the snapshot when this run has appended more than SNAPSHOT_BYTES.
+
+        A refresh streams the tail (its memory does not grow with it), but the next
+        command's reader folds the tail in memory, and message events carry text: a run
+        killed after 20,000 messages would leave it a tail of hundreds of MB. Each
+        refresh costs about 0.2 s, so they are rare.
+        """
+        import tix.ingest
+
+        end = self.store.log.end()
+        if self._tail_mark is None or end.segment != self._tail_mark.segment:
+            self._tail_mark = end
+            return
+        if end.offset - self._tail_mark.offset > tix.ingest.SNAPSHOT_BYTES:
+            self._tail_mark = end
+            try:
+                self.store.refresh_snapshot()
+            except Exception:  # noqa: BLE001 - the snapshot is only a cache: intake goes on
+                return
+            # The run's reader reads the snapshot of the run's start, whose files a second
+            # refresh prunes: read the new one (the run's own tickets are in `self.rows`).
+            self.batch.use_reader(None)
+
+    # -- contacts -------------------------------------------------------------------------------
+    @property
+    def contacts(self) -> tickets.ContactIndex:
+        """Loaded on first use: a run with nothing new never opens DuckDB."""
+        if self._contacts is None:
+            self._contacts = tickets.ContactIndex.load(self.batch.reader)
+        return self._contacts
+
+    def contact(self, who: Identity, channel: str) -> int:
+        """The sender's contact: found (by user id, email, phone), else created; new
+        identifiers and a missing name are added to it."""
+        idx, j = self.contacts, self.journal
+        email = who.email.strip().lower() if who.email and who.email.strip() else None
+        phone = who.phone
+        if phone and not (phone.isdigit() and phone[0] != "0"):  # a wa_id is normal already
+            phone = tickets.normalize_phone(phone)
+        cid = idx.find(email=email, phone=phone, user_id=who.user_id)
+        if cid is None:
+            fields = {k: v for k, v in {"wa_user_id": who.user_id, **who.fields}.items() if v}
+            since = len(self.batch.pending)
+            cid = tickets.create_contact(self.batch, who.name, [email] if email else [], [phone] if phone else [],
+                                         fields=fields)
+            self.stamp(since)
+            for mapping, key in ((idx.by_email, email), (idx.by_phone, phone), (idx.by_user, who.user_id)):
+                if key:
+                    j.set(mapping, key, cid)
+            j.set(idx.names, cid, who.name)
+            return cid
+        change: dict = {}
+        if email and email not in idx.by_email:
+            change["add_emails"] = [email]
+            j.set(idx.by_email, email, cid)
+        if phone and phone not in idx.by_phone:
+            change["add_phones"] = [phone]
+            j.set(idx.by_phone, phone, cid)
+        sets = {}
+        if who.user_id and idx.by_user.get(who.user_id) != cid:
+            sets["fields.wa_user_id"] = who.user_id
+            j.set(idx.by_user, who.user_id, cid)
+        if who.name and not idx.names.get(cid):
+            sets["name"] = who.name
+            j.set(idx.names, cid, who.name)
+        if sets:
+            change["set"] = sets
+        if change:
+            self.emit("contact.updated", contact=cid, data=change, why=f"identifiers seen in a {channel} message")
+        return cid
+
+    # -- ticket rows ----------------------------------------------------------------------------
+    def row(self, number: int | None) -> dict | None:
+        if number is None:
+            return None
+        if number not in self.rows:
+            r = self.batch.reader.ticket(number)
+            if r is None:
+                return None
+            self.rows[number] = dict(r)
+        return self.rows[number]
+
+    def preload(self, numbers) -> None:
+        """Read the rows of these tickets at once (one snapshot read instead of one each)."""
+        numbers = set(numbers) - self.rows.keys()
+        if numbers:
+            for number, row in self.batch.reader.tickets(numbers).items():
+                self.rows[number] = dict(row)
+
+    def conversation(self, cid: int, conversation: str) -> int | None:
+        """The last ticket of a conversation (an open one wins over a later closed one)."""
+        if self._conversations is None:
+            self._conversations = self._load_conversations()
+        return self._conversations.get((cid, conversation))
+
+    def _load_conversations(self) -> dict[tuple, int]:
+        """(contact, inbox) -> ticket, for every WhatsApp conversation; their rows too."""
+        out: dict[tuple, tuple] = {}
+        con = self.batch.reader.connect()
+        cur = con.execute("SELECT number, contact, inbox, status, resolved_at, closed_at, updated_at, tags "
+                          "FROM tickets WHERE channel = 'whatsapp' AND contact IS NOT NULL ORDER BY number")
+        names = [d[0] for d in cur.description]
+        for row in cur.fetchall():
+            key = (self.contacts.target(row[1]), row[2] or "")
+            prev = out.get(key)
+            if prev is not None and prev[3] in OPEN and row[3] not in OPEN:
+                continue  # an open ticket wins over a later closed one
+            out[key] = row
+        con.close()
+        for row in out.values():
+            self.rows.setdefault(row[0], dict(zip(names, row, strict=True)))
+        return {key: row[0] for key, row in out.items()}
+
+    # -- threading and reopening ----------------------------------------------------------------
+    def thread(self, m: Inbound) -> int:
+        """The ticket a message goes to (opening or reopening one); see the module docstring."""
+        if m.about is not None:
+            number = self.index.ticket_of(m.about)
+            if self.row(number) is not None:
+                return number
+        conv = self.row(self.conversation(m.contact, m.conversation)) if m.conversation is not None else None
+        if conv is not None and conv["status"] in OPEN:
+            return self._continue(conv, m)
+        row = next((r for r in (self.row(self.index.ticket_of(ref)) for ref in m.refs) if r is not None), None)
+        if row is None:
+            row = next((r for r in map(self.row, m.tags) if r is not None and r.get("contact") == m.contact), None)
+        row = row or conv
+        if row is None:
+            return self._new_ticket(m)
+        return self._continue(row, m)
+
+    def _continue(self, row: dict, m: Inbound) -> int:
+        number = row["number"]
+        if m.passive:
+            return number
+        if row["status"] == "pending":
+            self._set_status(row, "open", f"the customer wrote ({m.label})")
+        if row["status"] in OPEN:
+            return number
+        days = self.reopen_days(m.channel)
+        since = parse_ts_or_none(row.get("resolved_at") or row.get("closed_at") or row.get("updated_at"))
+        if since is None or (m.sent_at or self.clock()) - since <= timedelta(days=days):
+            self._set_status(row, "open", f"the customer replied ({m.label}) within {days:g} days of the resolution")
+            self._in_conversation(m, number)
+            return number
+        return self._new_ticket(m, linked=number)
+
+    def _in_conversation(self, m: Inbound, number: int) -> None:
+        """`number` is now the conversation's open ticket (a reply may reopen an older one)."""
+        if m.conversation is not None:
+            if self._conversations is None:
+                self._conversations = self._load_conversations()
+            self.journal.set(self._conversations, (m.contact, m.conversation), number)
+
+    def reopen_days(self, channel: str) -> float:
+        """The reopen window: the channel section's `reopen_days`, else the `settings:` one."""
+        section = self.config.section(channel)
+        own = section.get("reopen_days") if isinstance(section, dict) else None
+        return float(own if own is not None else self.config.setting("reopen_days"))
+
+    def _set_status(self, row: dict, status: str, why: str) -> None:
+        old, since = row["status"], len(self.batch.pending)
+        if tickets.set_fields(self.batch, row, {"status": status}, why=why) is not None:
+            self.journal.record(row, "status", old)
+            self.stamp(since)
+
+    def _new_ticket(self, m: Inbound, linked: int | None = None) -> int:
+        spec, since = m.new, len(self.batch.pending)
+        why = spec.why
+        if linked is not None:
+            why = f"{why + '; ' if why else ''}follow-up to #{linked}"
+        number = tickets.create_ticket(self.batch, spec.subject, channel=m.channel, contact=m.contact,
+                                       inbox=spec.inbox, status=spec.status, team=spec.team, priority=spec.priority,
+                                       tags=spec.tags, fields={"linked": linked} if linked is not None else None,
+                                       config=self.config, why=why)
+        self.stamp(since)
+        self.report.tickets_created += 1
+        self.journal.set(self.rows, number, {"number": number, "status": spec.status, "contact": m.contact,
+                                             "subject": spec.subject, "resolved_at": None, "closed_at": None,
+                                             "updated_at": self.ts, "tags": sorted(spec.tags)})
+        self._in_conversation(m, number)
+        if linked is not None:
+            days = self.reopen_days(m.channel)
+            self.emit("ticket.note", ticket=number, data={
+                "kind": "linked", "linked": linked,
+                "body": f"Follow-up to #{linked}, which was resolved more than {days:g} days ago."})
+            self.emit("ticket.note", ticket=linked, data={
+                "kind": "linked", "linked": number, "body": f"Customer wrote again: see #{number}."})
+        return number
+
+
+def _error_text(exc: Exception) -> str:
+    """The quarantine reason: a decode error says it itself; anything else is a bug."""
+    if isinstance(exc, Undecodable):
+        return str(exc)
+    return f"internal error: {type(exc).__name__}: {exc}"
