@@ -237,6 +237,22 @@ def test_writers_keep_an_existing_cache_up_to_date(tmp_path):
     assert History(fresh_store).meta() is None
 
 
+def test_a_store_this_user_may_only_read_folds_in_memory(tmp_path, monkeypatch):
+    store = fresh(tmp_path)
+    events = [("ticket.created", 1, {"status": "new"}, T0, "system"),
+              ("ticket.updated", 1, {"set": {"status": "resolved"}}, T0 + timedelta(hours=2), "user:ani")]
+    write(store, events)
+
+    def refuse(self, *a, **kw):
+        raise PermissionError(13, "Permission denied", str(self.dir))
+
+    monkeypatch.setattr(History, "build", refuse)
+    con = store.connect()
+    history.register(con, store)
+    assert cached_rows(con) == reference(store)
+    assert History(store).meta() is None
+
+
 def test_tix_sql_sees_the_history_views(tmp_path):
     from tix.store.views import run_sql
 

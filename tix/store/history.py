@@ -472,15 +472,29 @@ def register(con, store, upto: Position | None = None, excluded=None) -> None:
     ticket as not a customer's request (default: the `reports: exclude_tags` setting)."""
     h = History(store)
     meta = h.meta()
+    try:
+        if meta is None:
+            meta = h.build()
+        rows, pos, seq = h.gap(meta, upto)
+        if len(rows) >= WRITE_AT:
+            meta = h._append(meta, rows, pos, seq)
+            rows = []
+    except OSError:  # the cache cannot be written (a store this user may only read): fold in memory
+        meta, rows = None, []
     if meta is None:
-        meta = h.build()
-    rows, pos, seq = h.gap(meta, upto)
-    if len(rows) >= WRITE_AT:
-        meta = h._append(meta, rows, pos, seq)
-        rows = []
+        log = store.log
+        end = upto or log.end()
+        files = [str(log.dir / s) for s in log.segments() if s <= end.segment]
+        last = seq_before(log.dir / end.segment, end.offset) if end.segment else None
+        source = events_source(files, last or 0) if files else "(SELECT NULL::BIGINT AS seq WHERE false)"
+        if files:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _history_mem AS {fold_sql(extract_sql(source), None)}")
+        meta = {"parts": []}
     parts = h.parts(meta)
     empty = ", ".join(f"NULL::{t} AS {c}" for c, t in COLUMNS.items())
     stored = f"SELECT * FROM read_parquet({_listing(parts)})" if parts else f"SELECT {empty} WHERE false"
+    if _has_table(con, "_history_mem"):
+        stored = "SELECT * FROM _history_mem"
     if rows:
         con.register("_history_x", _extracted_arrow(rows))
         con.execute(f"CREATE OR REPLACE TEMP TABLE _history_tail AS "
@@ -497,6 +511,10 @@ def register(con, store, upto: Position | None = None, excluded=None) -> None:
             sql = ("CREATE OR REPLACE TEMP TABLE _lost_by_ticket AS SELECT NULL::BIGINT AS ticket, "
                    "NULL::INTEGER[] AS nos, NULL::VARCHAR[] AS outboxes WHERE false")
         con.execute(sql)
+
+
+def _has_table(con, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0])
 
 
 _OPEN, _DONE = _lit(OPEN_STATUSES), _lit(DONE)
