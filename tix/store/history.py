@@ -5,7 +5,7 @@ on reopen); a figure about the past ("open at the end of week 45", "resolved in 
 answered first") needs the history. This module derives it from the log once and keeps it
 as a cache, so a report reads a few Parquet columns instead of folding the log.
 
-`history` view, one row per event of these kinds, in log order:
+`history` view, one row per event of these kinds, in log order (seq):
 
     kind      event                                          columns it fills
     created   ticket.created                                 status, team, assignee (+ prev_*)
@@ -14,20 +14,25 @@ as a cache, so a report reads a few Parquet columns instead of folding the log.
     out       message.sent (a reply or an auto-reply)        auto, outbox, reply_no
     failed    outbox.failed with `permanent` (given up)      outbox
 
-Every row: seq, ts (naive UTC), ticket, kind, event (what an `updated` row changed: `resolution`,
-`reopen`, else `team`, `status` or `assignee`; NULL on other rows), actor
+Every row: seq, ts (naive UTC), ticket, kind, event (what an `updated` row changed:
+`resolution`, `reopen`, else `team`, `status` or `assignee`; NULL on other rows), actor
 (`user:NAME`, `rule:NAME`, …), and the ticket's state right after the event: `status`,
 `team`, `assignee`; right before it: `prev_status`, `prev_team`, `prev_assignee` (NULL before
 creation); `is_open`/`was_open` (status new/open/pending after/before it); `episode` (how
-many times it was reopened so far), `episode_start` (when the
-current episode began: creation, or the latest reopen), `resolved_by` (the actor of its
-latest resolution), `replies` (non-automatic replies queued so far) and, on a non-automatic
-`out` row, `reply_no` (its ordinal, from 1). A resolution is a move from new/open/pending (or
-nothing, at creation) to resolved/closed; a reopen a move from resolved/closed to new/open/pending.
+many times it was reopened so far), `episode_start` (when the current episode began:
+creation, or the latest reopen), `resolved_by` (the actor of its latest resolution),
+`replies` (non-automatic replies queued so far) and, on a non-automatic `out` row,
+`reply_no` (its ordinal, from 1). A resolution is a move from new/open/pending (or nothing,
+at creation) to resolved/closed; a reopen a move from resolved/closed to new/open/pending.
 
-Derived views: `replies` (one row per `message.sent`: agent, auto, failed: its outbox item
-was given up, first: the ticket's first reply actually sent by a person), `ticket_periods`
-(one row per stretch of constant status/team/assignee: since, until; NULL = still so).
+Derived views (the definitions every built-in report uses; README "Report definitions"):
+`replies` (every `message.sent`, with `agent`, `failed`: its outbox item was given up, and
+`first`: the ticket's first non-automatic reply not given up), `first_responses` (those, with
+the hours since creation), `resolutions` (with the hours of the episode, `answered`: a reply
+was sent by then), `reopens` (with who resolved before), `backlog_changes` (the rows that make
+a ticket count as open for a team, or stop), `ticket_periods` (each stretch of constant
+status/team/assignee: since, until), `excluded_tickets` (tagged with `reports: exclude_tags`)
+and `lost_replies` (replies given up).
 
 The cache lives in `snapshot/history/` (a directory of its own: the ticket snapshot prunes
 other Parquet files beside it)::
@@ -37,17 +42,20 @@ other Parquet files beside it)::
     history-A-B.parquet         the rows of events A..B, sorted by kind, event and seq (so that
                                 a query for resolutions, or for one week, reads few row groups)
 
-Parts are only ever added (the rows of an event never change; a later event only adds rows),
-so bringing the cache up to date folds the new events on top of each touched ticket's last
-row. It is rebuilt from the whole log in one DuckDB scan when missing, of another format, or
-when the log was rewritten under it (an erasure: the saved position no longer follows its
+The rows of an event never change (later events only add rows), so the cache grows by parts:
+bringing it up to date folds the new events on top of each touched ticket's last row; past
+`MAX_PARTS` the parts are merged. It is built from the whole log (DuckDB, one segment at a
+time: about 40 s and 0.8 GB for a million tickets) when missing, of another format or layout,
+or when the log was rewritten under it (an erasure: the saved position no longer follows its
 seq). Writers bring it up to date with the snapshot (`catch_up`, under the lock); a reader
-folds the events after it in memory (and writes them as a part when there are many).
-The rows hold no personal data: numbers, times, statuses, team and agent names.
+folds the events after it in memory (and writes them as a part when there are many); a reader
+that may not write folds the whole log in memory. The rows hold no personal data: numbers,
+times, statuses, team and agent names.
 """
 from __future__ import annotations
 
 import re
+
 import orjson
 
 from tix.model import OPEN_STATUSES
