@@ -6,32 +6,45 @@
 -- param: channel text = ''  Only this channel (empty: all channels)
 -- param: oldest int = 15    How many of the oldest tickets to list
 --
+-- Definitions (README "Report definitions"):
+-- open at a moment  the ticket's status at that moment was new, open or pending, from its
+--                   status history (a ticket resolved and later reopened was not open in
+--                   between); its team is its team at that moment.
 -- Age is counted from creation to now; buckets are [0, 1), [1, 3), [3, 7) and 7+ days.
--- "Open a week ago" counts tickets created before then and not resolved by then.
+-- Tickets tagged with one of `reports: exclude_tags` (spam, automatic mail) are left out.
 
 -- section: setup
 -- kind: setup
--- One scan of tickets: the open ones, and those resolved in the last eight weeks (for the trend).
--- Subjects are left out (the widest column); the oldest-tickets section fetches its few.
+-- The open tickets now (one scan of tickets; subjects are left out: the widest column).
 CREATE OR REPLACE TEMP TABLE backlog_t AS
-SELECT number, team, assignee, priority, status, created_at, resolved_at,
-       status IN ('new', 'open', 'pending') AS is_open
+SELECT number, team, assignee, priority, status, created_at
 FROM tickets
-WHERE (status IN ('new', 'open', 'pending') OR resolved_at >= $now - INTERVAL 56 DAY)
+WHERE status IN ('new', 'open', 'pending') AND NOT excluded(tags)
   AND ($team = '' OR team = $team) AND ($channel = '' OR channel = $channel);
+
+-- section: setup_history
+-- kind: setup
+-- The backlog at a moment T = the open tickets now, minus the changes since T that made a
+-- ticket count as open (for the team), plus those that made one stop counting: so only the
+-- last weeks of the history are read.
+CREATE OR REPLACE TEMP TABLE backlog_d AS
+SELECT ts, (CASE WHEN was_open AND ($team = '' OR prev_team = $team) THEN 1 ELSE 0 END)
+         - (CASE WHEN is_open AND ($team = '' OR team = $team) THEN 1 ELSE 0 END) AS delta
+FROM backlog_changes
+WHERE ts >= utc_ts(date_trunc('week', local_ts($now)) - INTERVAL 42 DAY)
+  AND ticket NOT IN (SELECT ticket FROM excluded_tickets)
+  AND ($channel = '' OR ticket IN (SELECT number FROM tickets WHERE channel = $channel));
 
 -- section: summary
 -- title: Backlog now
 -- title.id: Tiket terbuka saat ini
 -- kind: metrics
 SELECT * FROM (VALUES
-    ('open_tickets',
-     (SELECT count(*) FROM backlog_t WHERE is_open),
-     (SELECT count(*) FROM backlog_t WHERE created_at < $now - INTERVAL 7 DAY
-                                       AND (resolved_at IS NULL OR resolved_at >= $now - INTERVAL 7 DAY)),
-     'down'),
-    ('unassigned', (SELECT count(*) FROM backlog_t WHERE is_open AND assignee IS NULL), NULL, 'down'),
-    ('waiting_7d', (SELECT count(*) FROM backlog_t WHERE is_open AND created_at < $now - INTERVAL 7 DAY), NULL, 'down')
+    ('open_tickets', (SELECT count(*) FROM backlog_t),
+     (SELECT count(*) FROM backlog_t) + (SELECT coalesce(sum(delta), 0) FROM backlog_d
+                                         WHERE ts >= $now - INTERVAL 7 DAY), 'down'),
+    ('unassigned', (SELECT count(*) FROM backlog_t WHERE assignee IS NULL), NULL, 'down'),
+    ('waiting_7d', (SELECT count(*) FROM backlog_t WHERE created_at < $now - INTERVAL 7 DAY), NULL, 'down')
 ) AS m(metric, value, previous, good);
 
 -- section: by_team
@@ -45,7 +58,7 @@ SELECT coalesce(team, '–') AS team,
        count(*) FILTER (WHERE $now - created_at >= INTERVAL 1 DAY AND $now - created_at < INTERVAL 3 DAY) AS d1_3,
        count(*) FILTER (WHERE $now - created_at >= INTERVAL 3 DAY AND $now - created_at < INTERVAL 7 DAY) AS d3_7,
        count(*) FILTER (WHERE $now - created_at >= INTERVAL 7 DAY) AS gt_7d
-FROM backlog_t WHERE is_open
+FROM backlog_t
 GROUP BY ALL
 ORDER BY open_tickets DESC, team;
 
@@ -58,7 +71,7 @@ SELECT priority,
        count(*) FILTER (WHERE $now - created_at >= INTERVAL 1 DAY AND $now - created_at < INTERVAL 3 DAY) AS d1_3,
        count(*) FILTER (WHERE $now - created_at >= INTERVAL 3 DAY AND $now - created_at < INTERVAL 7 DAY) AS d3_7,
        count(*) FILTER (WHERE $now - created_at >= INTERVAL 7 DAY) AS gt_7d
-FROM backlog_t WHERE is_open
+FROM backlog_t
 GROUP BY priority
 ORDER BY list_position(['urgent', 'high', 'normal', 'low'], priority);
 
@@ -69,7 +82,7 @@ SELECT status,
        count(*) AS open_tickets,
        count(*) FILTER (WHERE assignee IS NULL) AS unassigned,
        round(median(days_between(created_at, $now)), 1) AS median_age_days
-FROM backlog_t WHERE is_open
+FROM backlog_t
 GROUP BY status
 ORDER BY list_position(['new', 'open', 'pending'], status);
 
@@ -80,20 +93,19 @@ ORDER BY list_position(['new', 'open', 'pending'], status);
 WITH weeks AS (
     SELECT utc_ts(date_trunc('week', local_ts($now)) - INTERVAL (7 * i) DAY) AS week_end
     FROM range(0, 7) AS r(i)
-    UNION ALL SELECT $now
+    UNION ALL SELECT $now + INTERVAL 1 MICROSECOND  -- now, with what happened at this very moment
 )
-SELECT iso_week(week_end - INTERVAL 1 SECOND) AS week,
-       count(t.created_at) FILTER (WHERE t.created_at < week_end
-                                   AND (t.resolved_at IS NULL OR t.resolved_at >= week_end)) AS backlog
-FROM weeks LEFT JOIN backlog_t AS t ON true
-GROUP BY week_end
-ORDER BY week_end;
+SELECT iso_week(w.week_end - INTERVAL 1 SECOND) AS week,
+       ((SELECT count(*) FROM backlog_t) + coalesce(sum(d.delta), 0))::BIGINT AS backlog
+FROM weeks w LEFT JOIN backlog_d d ON d.ts >= w.week_end
+GROUP BY w.week_end
+ORDER BY w.week_end;
 
 -- section: oldest
 -- title: Oldest open tickets
 -- title.id: Tiket terbuka tertua
 WITH oldest AS (
-    SELECT number, team, assignee, priority, status, created_at FROM backlog_t WHERE is_open
+    SELECT number, team, assignee, priority, status, created_at FROM backlog_t
     ORDER BY created_at, number LIMIT $oldest
 )
 SELECT o.number AS ticket, t.subject, coalesce(o.team, '–') AS team, o.assignee, o.priority, o.status,

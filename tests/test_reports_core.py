@@ -112,7 +112,8 @@ def _sla_connection(store):
     """The store's views with `sla` holding known rows (the sla view's documented columns)."""
     con = store.connect()
     con.execute("""
-        CREATE OR REPLACE TEMP VIEW sla AS SELECT * FROM (VALUES
+        CREATE OR REPLACE TEMP VIEW sla AS SELECT v.*, 0 AS cycle, NULL::TIMESTAMP AS stopped_at, t.team, t.assignee
+        FROM (VALUES
           (1, 'standard', 'first_response', TIMESTAMP '2026-11-16 02:00', TIMESTAMP '2026-11-16 06:00',
            TIMESTAMP '2026-11-16 03:00', 'met', false, 3600.0),
           (2, 'standard', 'first_response', TIMESTAMP '2026-11-17 03:00', TIMESTAMP '2026-11-17 07:00',
@@ -128,6 +129,7 @@ def _sla_connection(store):
           (7, 'standard', 'first_response', TIMESTAMP '2026-11-23 01:00', TIMESTAMP '2026-11-23 05:00',
            NULL, 'ok', false, NULL)
         ) AS v(ticket, policy, target, started_at, due_at, met_at, state, breached, business_seconds_to_meet)
+        LEFT JOIN tickets t ON t.number = v.ticket
     """)
     return con
 

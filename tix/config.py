@@ -38,7 +38,7 @@ SETTINGS: dict[str, tuple[Any, type, str]] = {
 
 KNOWN_SECTIONS = (
     "settings", "teams", "agents", "custom_fields",
-    "channels", "outbound", "calendars", "sla", "whatsapp", "notify", "auto_reply",
+    "channels", "outbound", "calendars", "sla", "whatsapp", "notify", "auto_reply", "reports",
 )
 
 # Sections validated by the stage that owns them: section -> "module:function".
@@ -49,6 +49,7 @@ SECTION_VALIDATORS: dict[str, str] = {
     "whatsapp": "tix.channels.whatsapp:validate_config",
     "calendars": "tix.sla.calendar:validate_section",
     "sla": "tix.sla.policy:validate_section",
+    "reports": "tix.store.history:validate_section",
 }
 
 

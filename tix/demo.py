@@ -11,6 +11,7 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from tix.store import Store
 from tix.store.log import utcnow
@@ -35,6 +36,7 @@ def run_demo(directory: Path, fmt: str = "table", out=None, now: datetime | None
     _stage_fetch(store, now, result)
     _stage_route(store, now, result)
     _stage_escalate(store, now, result)
+    now = max(now, utcnow())  # the stages' events carry the clock's time, which has moved on since
     _stage_report(store, now, result)
     if out is not None:
         for line in result.lines:
@@ -125,7 +127,11 @@ def _stage_report(store: Store, now, result: DemoResult) -> None:
     from tix.reports.render import render
     from tix.reports.run import run_report
 
-    weekly = run_report(store, "weekly", {}, now=now)
+    from tix.reports.params import iso_week_label
+
+    # the demo's own week (its messages arrive now), not the last complete week
+    week = iso_week_label(now.astimezone(ZoneInfo(store.config.setting("timezone"))).date())
+    weekly = run_report(store, "weekly", {}, week=week, now=now)
     path = store.path("weekly.html")
     with open(path, "w", encoding="utf-8") as fh:
         render(weekly, "html", fh, template_dirs=[store.path("templates")])

@@ -85,6 +85,202 @@ def report_store(store):
     return store
 
 
+# -- a helpdesk's history, written by the real pipeline ------------------------------------------
+# `desk` below: mail arrives in a maildir and is fetched (`tix.ingest.fetch_all`), rules route it
+# (auto-reply, spam), agents assign, reply (through the outbox, to a real SMTP server), resolve and
+# reopen with the core functions; every step at a set time (TIX_NOW and `now=`). Site time zone
+# Asia/Jakarta (UTC+7): W45 = 11-01T17:00Z..11-08T17:00Z, W46 = ..11-15T17:00Z, W47 = ..11-22T17:00Z.
+# SLA policy `standard` on a 24/7 calendar: first response 4 h, next response 4 h, resolution 2 d.
+#
+#  #   customer  what happens (UTC)
+#  1   c1   11-03 02:00 new; ani 04:00 reply; 06:00 resolved (W45). 11-10 02:00 customer writes:
+#           reopened (W46); ani 04:00 reply; 12:00 resolved (W46)              [reopen]
+#  2   c2   11-12 03:00 new, budi (billing) 03:30; budi 05:00 reply; 11-13 02:00 reassigned to citra
+#           (shipping); citra 04:00 resolves without a reply of her own (W46)  [reassignment]
+#  3   c3   11-15 16:30 new (Sunday 23:30 in Jakarta: W46); citra 16:40; 11-16 01:00 reply; 02:00 resolved
+#  4   c4   11-15 17:30 new (Monday 00:30 in Jakarta: W47); ani 17:40; 18:30 reply; 18:31 pending
+#  5   c5   11-16 02:00 new; ani 03:00 reply; customer 05:00; ani 06:00; customer 07:00 ("thanks",
+#           never answered); ani resolves 11-17 08:00                           [cycles, auto-replies]
+#  6   c6   11-17 02:00 spam: the rule tags it `spam` and closes it            [spam]
+#  7   c7   11-18 02:00 an out-of-office reply: a closed ticket tagged `auto`  [automatic mail]
+#  8   c8   11-18 03:00 new, budi 03:10; 04:00 reply refused by the SMTP server (550: given up);
+#           09:00 reply sent; stays open                                        [failed send]
+#  9   c9   11-19 02:00 new, citra 02:30; 05:00 closed without any reply       [closed unanswered]
+#  10  c10  11-19 03:00 new, ani 03:10; 04:00 reply; 11-20 03:00 resolved
+# Every new email ticket but the spam gets an auto-reply from rule `ack` at once.
+# `NOW` (11-23T03:00Z) is Monday 10:00 in Jakarta, in W48.
+DESK_RULES = """\
+- name: spam
+  if:
+    text:
+      keywords: [slot gacor]
+  then:
+    - tag: [spam]
+    - status: closed
+  stop: true
+
+- name: ack
+  if:
+    channel: email
+  then:
+    - auto_reply: auto_reply_received.txt.j2
+"""
+
+DESK_SLA = """
+sla:
+  policies:
+    - name: standard
+      targets: {first_response: 4h, next_response: 4h, resolution: 2d}
+"""
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+class Desk:
+    """Drives a store through the real pipeline at set times (see the table above)."""
+
+    def __init__(self, store, smtp, monkeypatch, tmp_path):
+        self.store, self.smtp, self.mp = store, smtp, monkeypatch
+        self.maildir = tmp_path / "inbox"
+        for sub in ("new", "cur", "tmp"):
+            (self.maildir / sub).mkdir(parents=True, exist_ok=True)
+        for p in store.path("rules").glob("*.yaml"):
+            p.unlink()
+        store.path("rules", "10-desk.yaml").write_text(DESK_RULES, encoding="utf-8")
+        with open(store.path("tix.yaml"), "a", encoding="utf-8") as fh:
+            fh.write("\nchannels:\n  - name: inbox\n    type: maildir\n"
+                     f"    path: {self.maildir}\n    after: keep\n    address: support@toko.example\n"
+                     + smtp.outbound_yaml(auto_reply_cap=10) + DESK_SLA)
+        store.reload_config()
+        self.sent = 0
+
+    def at(self, when: str) -> datetime:
+        t = utc(when)
+        self.mp.setenv("TIX_NOW", t.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        return t
+
+    def mail(self, when: str, customer: str, subject: str, body: str = "Halo kak, mohon dibantu.",
+             ticket: int | None = None, headers: dict | None = None) -> None:
+        """A customer's message arrives; fetch, route (rules) and send what the rules queued."""
+        from email.message import EmailMessage
+        from email.utils import format_datetime
+
+        from tix.ingest import fetch_all
+        from tix.outbox import flush
+        from tix.rules.engine import route
+
+        t = self.at(when)
+        msg = EmailMessage()
+        msg["From"] = f"{customer} <{customer}@pelanggan.example>"
+        msg["To"] = "support@toko.example"
+        msg["Subject"] = f"Re: {subject} [#{ticket}]" if ticket else subject
+        msg["Date"] = format_datetime(t)
+        self.sent += 1
+        msg["Message-ID"] = f"<m{self.sent}.{customer}@pelanggan.example>"
+        for k, v in (headers or {}).items():
+            msg[k] = v
+        msg.set_content(body)
+        name = f"{int(t.timestamp())}.m{self.sent}.desk"
+        (self.maildir / "new" / name).write_bytes(bytes(msg))
+        report = fetch_all(self.store, now=t)
+        assert report.stored == 1, report
+        route(self.store, now=t)
+        flush(self.store, now=t)
+
+    def act(self, when: str, agent: str, number: int, how: str, **kw):
+        """An agent's action with the core functions: assign (kw agent=, team=), reply (text=),
+        resolve, close, reopen, pending."""
+        from tix import tickets
+
+        self.at(when)
+        with self.store.writing(actor=f"user:{agent}", via=f"tix {how}") as batch:
+            row = tickets.get_ticket(batch, number)
+            if how == "assign":
+                tickets.assign(batch, row, kw.get("to", agent), team=kw.get("team"))
+            elif how == "reply":
+                from tix.outbox import queue
+
+                queue(batch, row, row.get("channel") or "email", kw.get("text", "Baik kak, kami cek."))
+            elif how == "resolve":
+                tickets.close(batch, row, resolved=True)
+            elif how == "close":
+                tickets.close(batch, row)
+            elif how == "reopen":
+                tickets.reopen(batch, row)
+            elif how == "pending":
+                tickets.set_fields(batch, row, {"status": "pending"})
+            else:
+                raise ValueError(how)
+        if how == "reply":
+            from tix.outbox import flush
+
+            self.smtp.reply_code = kw.get("smtp")
+            try:
+                flush(self.store, now=utc(when))
+            finally:
+                self.smtp.reply_code = None
+
+
+DESK_NOW = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)
+
+
+def build_desk(desk: Desk) -> None:
+    """The history in the table above, in time order."""
+    d = desk
+    d.mail("2026-11-03T02:00", "c1", "Paket belum sampai")
+    d.act("2026-11-03T02:10", "ani", 1, "assign", team="support")
+    d.act("2026-11-03T04:00", "ani", 1, "reply")
+    d.act("2026-11-03T06:00", "ani", 1, "resolve")
+    d.mail("2026-11-10T02:00", "c1", "Paket belum sampai", "Masih belum sampai kak.", ticket=1)
+    d.act("2026-11-10T04:00", "ani", 1, "reply")
+    d.act("2026-11-10T12:00", "ani", 1, "resolve")
+    d.mail("2026-11-12T03:00", "c2", "Invoice salah")
+    d.act("2026-11-12T03:30", "budi", 2, "assign", team="billing")
+    d.act("2026-11-12T05:00", "budi", 2, "reply")
+    d.act("2026-11-13T02:00", "budi", 2, "assign", to="citra", team="shipping")
+    d.act("2026-11-13T04:00", "citra", 2, "resolve")
+    d.mail("2026-11-15T16:30", "c3", "Ganti alamat")
+    d.act("2026-11-15T16:40", "citra", 3, "assign", team="support")
+    d.mail("2026-11-15T17:30", "c4", "Ukuran tidak sesuai")
+    d.act("2026-11-15T17:40", "ani", 4, "assign", team="support")
+    d.act("2026-11-15T18:30", "ani", 4, "reply")
+    d.act("2026-11-15T18:31", "ani", 4, "pending")
+    d.act("2026-11-16T01:00", "citra", 3, "reply")
+    d.act("2026-11-16T02:00", "citra", 3, "resolve")
+    d.mail("2026-11-16T02:00", "c5", "Refund belum masuk")
+    d.act("2026-11-16T02:05", "ani", 5, "assign", team="support")
+    d.act("2026-11-16T03:00", "ani", 5, "reply")
+    d.mail("2026-11-16T05:00", "c5", "Refund belum masuk", "Sudah saya kirim buktinya.", ticket=5)
+    d.act("2026-11-16T06:00", "ani", 5, "reply")
+    d.mail("2026-11-16T07:00", "c5", "Refund belum masuk", "Terima kasih kak.", ticket=5)
+    d.act("2026-11-17T08:00", "ani", 5, "resolve")
+    d.mail("2026-11-17T02:00", "c6", "Promo", "Slot gacor hari ini, daftar sekarang!")
+    d.mail("2026-11-18T02:00", "c7", "Out of office", "I am away until Monday.",
+           headers={"Auto-Submitted": "auto-replied"})
+    d.mail("2026-11-18T03:00", "c8", "Pembayaran gagal")
+    d.act("2026-11-18T03:10", "budi", 8, "assign", team="billing")
+    d.act("2026-11-18T04:00", "budi", 8, "reply", smtp="550 5.1.1 mailbox unavailable")
+    d.act("2026-11-18T09:00", "budi", 8, "reply", text="Mohon maaf kak, sudah kami cek.")
+    d.mail("2026-11-19T02:00", "c9", "Pertanyaan stok")
+    d.act("2026-11-19T02:30", "citra", 9, "assign", team="support")
+    d.act("2026-11-19T05:00", "citra", 9, "close")
+    d.mail("2026-11-19T03:00", "c10", "Warna berbeda")
+    d.act("2026-11-19T03:10", "ani", 10, "assign", team="support")
+    d.act("2026-11-19T04:00", "ani", 10, "reply")
+    d.act("2026-11-20T03:00", "ani", 10, "resolve")
+    desk.at("2026-11-23T03:00")
+
+
+@pytest.fixture
+def desk(store, smtp_server, monkeypatch, tmp_path):
+    """A store holding the history of the table above (see `Desk`), the clock at `DESK_NOW`."""
+    d = Desk(store, smtp_server, monkeypatch, tmp_path)
+    build_desk(d)
+    return d
+
+
 # -- SMTP -----------------------------------------------------------------------------------
 class _Collect:
     def __init__(self):

@@ -14,9 +14,13 @@ This package owns everything between the views and the reader of a report:
   inline SVG (imported only when a chart is drawn);
 - `mail`: delivering a rendered report by SMTP (`outbound:` section of tix.yaml).
 
+- `clocks`: the SLA clocks a report shows, computed from the history when it runs.
+
 SQL is never built from parameter values: every value is bound as `$name`.
-Built-in reports read the `tickets` view (Parquet) and, where configured, `sla`; they do
-not scan `events`, so they stay fast on a store of millions of events.
+Built-in reports read the `tickets` view and the ticket history (tix.store.history: Parquet,
+folded from the log once and kept up to date); they never scan `events`, so they stay fast on a
+store of millions of events, and a past period's figures never change. Their definitions are
+in the README ("Report definitions") and in each SQL file's header.
 """
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ Parameters are bound as `$name`, never pasted. Besides the declared ones every r
 use `$now` (UTC), `$prev_since`/`$prev_until` (the period of the same length before
 `since`/`until`) and `$tz`. Macros available in the SQL: `local_ts(ts)` (naive UTC -> site
 time), `utc_ts(local)` (the reverse), `iso_week(ts)` ('2026-W47' in the site zone), `hours_between(a, b)`,
-`days_between(a, b)`.
+`days_between(a, b)`, `excluded(tags)` (a ticket that `reports: exclude_tags` keeps out of figures).
 
 Every problem is reported as `file:line: message` (ConfigError, exit 2).
 """

@@ -90,6 +90,12 @@ LABELS: dict[str, tuple[str, str]] = {
     "resolved_in_period": ("Resolved", "Diselesaikan"),
     "first_response_median": ("First response, median", "Respons pertama, median"),
     "sla_compliance": ("SLA compliance", "Kepatuhan SLA"),
+    "closed_unanswered": ("Closed without a reply", "Ditutup tanpa balasan"),
+    "excluded_tickets": ("Spam and automatic mail", "Spam dan surat otomatis"),
+    "excluded": ("Spam and automatic mail", "Spam dan surat otomatis"),
+    "first_responses": ("First responses", "Respons pertama"),
+    "cycle": ("Cycle", "Siklus"),
+    "stopped_at": ("Stopped", "Berhenti"),
     # words used by the templates
     "period": ("Period", "Periode"),
     "generated": ("Generated", "Dibuat"),

@@ -11,6 +11,7 @@ from tix.errors import ConfigError, NotFound, UsageError
 from tix.reports.definition import ReportDef, Section, duckdb_problem, parse_file
 from tix.reports.labels import Labels
 from tix.reports.params import Resolved, resolve
+from tix.store import history
 from tix.store.log import utcnow
 from tix.store.views import sandbox, statements
 
@@ -22,13 +23,37 @@ def builtin_dir() -> Path:
 
 
 def report_files(store) -> dict[str, tuple[Path, bool]]:
-    """name -> (path, is_builtin). The store's own `reports/` overrides and extends the built-ins."""
+    """name -> (path, is_builtin). The store's own `reports/` overrides and extends the built-ins.
+
+    `tix init` copies the built-in reports into the store's `reports/` as examples. A copy
+    nobody edited (its bytes are those of a built-in report as it was in some release, see
+    `builtin-copies.txt`) does not override: the current built-in runs, so an upgrade's
+    corrections reach every store. An edited copy is the site's own report.
+    """
     found: dict[str, tuple[Path, bool]] = {}
     for directory, builtin in ((builtin_dir(), True), (store.path("reports"), False)):
         if directory.is_dir():
             for path in sorted(directory.glob("*.sql")):
+                if not builtin and path.stem in found and _unedited_copy(path):
+                    continue
                 found[path.stem] = (path, builtin)
     return found
+
+
+def _unedited_copy(path: Path) -> bool:
+    import hashlib
+
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return False
+    return digest in builtin_copies()
+
+
+def builtin_copies() -> frozenset[str]:
+    """sha256 of every released version of the built-in report files."""
+    text = (Path(__file__).with_name("builtin-copies.txt")).read_text(encoding="utf-8")
+    return frozenset(line.split()[0] for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
 def load_report(store, name: str) -> ReportDef:
@@ -104,6 +129,9 @@ def run_report(store, name: str, params: dict[str, str] | None = None, week: str
         week: an ISO week such as '2026-W47' (site time zone) setting `since`/`until`.
         locale: 'id' or 'en' (default: the `locale` setting).
         now: the current time (tests pin it); default the clock.
+        con: a DuckDB connection whose views are used as they are (the history views are
+            added when missing); by default the store's views, the history up to the same
+            log position, and the SLA clocks computed as of `now` (tix.reports.clocks).
     Raises:
         NotFound (no such report), UsageError (bad parameter), ConfigError (a problem in the
         report file, as `file:line: message`).
@@ -115,8 +143,20 @@ def run_report(store, name: str, params: dict[str, str] | None = None, week: str
     _check_zone(tz)
     now = now or utcnow()
     resolved = resolve(report, params or {}, week, tz, now)
-    con = con or store.connect()
+    own = con is None
+    if own:
+        reader = store.read()
+        con = reader.connect()
+        history.register(con, store, upto=reader.end)
+    elif "history" not in _views(con):
+        history.register(con, store)
     prepare(con, tz)
+    if own and _sla_configured(cfg) and any("sla" in s.requires for s in report.sections):
+        # the clocks as of `now`, every cycle, from the same history as the other sections
+        from tix.reports import clocks
+
+        start = resolved.values.get("prev_since") or resolved.values.get("since") or resolved.values["now"]
+        clocks.register(con, store, now.timestamp(), start)
     views = _views(con)
     sandbox(con, store)  # a report file reads the store and writes nothing (no COPY … TO)
     if not _sla_configured(cfg):
@@ -136,7 +176,8 @@ def _check_zone(tz: str) -> None:
 
 
 def prepare(con, tz: str) -> None:
-    """Site-time macros: local_ts, utc_ts, iso_week, hours_between, days_between (see definition.py)."""
+    """Site-time macros: local_ts, utc_ts, iso_week, hours_between, days_between, and
+    excluded(tags) (see definition.py)."""
     offset = fixed_offset(tz)
     con.execute("SET VARIABLE tix_tz = $tz", {"tz": tz})
     if offset is not None:
@@ -152,6 +193,9 @@ def prepare(con, tz: str) -> None:
         con.execute("CREATE OR REPLACE TEMP MACRO utc_ts(ts) AS "
                     "CAST(timezone(getvariable('tix_tz'), CAST(ts AS TIMESTAMP)) AS TIMESTAMP)")
     con.execute("CREATE OR REPLACE TEMP MACRO iso_week(ts) AS strftime(local_ts(ts), '%G-W%V')")
+    # a ticket that is not a customer's request (spam, automatic mail): `reports: exclude_tags`
+    con.execute("CREATE OR REPLACE TEMP MACRO excluded(tags) AS "
+                "list_has_any(coalesce(tags, []::VARCHAR[]), getvariable('tix_exclude_tags'))")
     con.execute("CREATE OR REPLACE TEMP MACRO hours_between(a, b) AS date_diff('second', a, b) / 3600.0")
     con.execute("CREATE OR REPLACE TEMP MACRO days_between(a, b) AS date_diff('second', a, b) / 86400.0")
 

@@ -24,6 +24,7 @@ from tix.store.files import clean_stale
 from tix.store.lock import WriteLock
 from tix.store.log import EventLog, Position, report_damage
 from tix.store.reader import Reader
+from tix.store import history
 from tix.store.snapshot import Snapshot, rows_to_arrow
 
 CONFIG_NAME = configmod.CONFIG_NAME
@@ -256,6 +257,7 @@ class Store:
             count += 1
             if count >= every:
                 Reader(self, fold_tickets=False).write_snapshot()
+                history.catch_up(self)  # the reports' history cache follows (when there is one)
                 return True
         return False
 

@@ -12,8 +12,14 @@
   TIMESTAMP), from, to, subject, auto (an auto-reply), actor (who recorded it: `user:NAME`,
   `rule:NAME`, `channel:NAME`…) and agent (NAME when the actor is `user:NAME`, the person
   who replied). It reads the whole log: fine for `tix sql` and a site's own reports; the
-  built-in reports use the counters on `tickets` instead.
+  built-in reports read the history views below instead.
 - the stages' own views, through `VIEW_HOOKS` (e.g. `sla`, owned by tix.sla.views).
+
+`tix sql` and every report also get the ticket history's views (tix.store.history:
+`history`, `replies`, `resolutions`, `reopens`, `first_responses`, `ticket_periods`,
+`backlog_changes`, `excluded_tickets`): what happened when, read from a Parquet cache of the
+log instead of the log itself. They are registered by `history.register(con, store)`, not
+here, because keeping the cache fresh reads the log's newest lines: a cost only those pay.
 
 `run_sql(store, query)` runs one read-only statement over them (`tix sql`); `sandbox` and
 `statements` lock down any connection that runs SQL from a file or a user (reports too).
@@ -170,10 +176,14 @@ def run_sql(store: Store, query: str) -> list[dict]:
     """Run one read-only query over the store's views; anything but a SELECT is refused."""
     import duckdb
 
-    con = store.connect()
+    from tix.store import history
+
+    reader = store.read()
+    con = reader.connect()
     found = statements(con, query)
     if len(found) != 1:
         raise UsageError("give exactly one SQL statement")
+    history.register(con, store, upto=reader.end)  # the history views (tix.store.history) too
     sandbox(con, store)
     try:
         cur = con.execute(found[0])
