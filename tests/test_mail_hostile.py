@@ -154,3 +154,10 @@ def test_rules_test_parses_with_the_intake_parser_and_survives_an_encoded_crlf(s
     msg, _ = parse_eml(raw)  # raised "address parts cannot contain CR or LF" with its own parser
     assert msg["from"] == "sari@example.com" and msg["to"] == ["support@toko.example"]
     assert "\n" not in msg["from_name"] and "evil" not in msg["from"]
+
+
+def test_a_message_over_the_size_cap_is_unparseable_not_parsed():
+    raw = mail("Subject: big", body="x" * 5000)
+    with pytest.raises(Unparseable, match="over the limit of 4,096 bytes"):
+        parse(raw, max_bytes=4096)
+    assert parse(raw).subject == "big"

@@ -39,6 +39,7 @@ from tix.store.log import iso
 
 MAX_PARTS = 500  # a message with more MIME parts than this keeps the first ones only
 MAX_TEXT = 1_000_000  # characters of body text kept in an event (the raw file keeps all)
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a larger message is quarantined (raw), not parsed into a ticket
 FALLBACK_CHARSETS = ("utf-8", "cp1252", "latin-1")
 _CHARSET_ALIASES = {"utf8": "utf-8", "unicode-1-1-utf-7": "utf-7", "x-unknown": "utf-8", "unknown-8bit": "utf-8",
                     "ks_c_5601-1987": "euc-kr", "gb2312": "gb18030", "gbk": "gb18030", "iso-8859-8-i": "iso-8859-8"}
@@ -508,8 +509,14 @@ def _walk(msg: Message):
         yield part
 
 
-def parse(raw: bytes, own_addresses=()) -> Parsed:
-    """Parse one raw message. Raises `Unparseable` (with the reason) and nothing else."""
+def parse(raw: bytes, own_addresses=(), max_bytes: int = MAX_MESSAGE_BYTES) -> Parsed:
+    """Parse one raw message. Raises `Unparseable` (with the reason) and nothing else.
+
+    A message over `max_bytes` (64 MB: more than any mail server passes) is Unparseable: it
+    goes to quarantine raw, and its parse cannot hold the store lock for long.
+    """
+    if len(raw) > max_bytes:
+        raise Unparseable(f"message of {len(raw):,} bytes is over the limit of {max_bytes:,} bytes")
     try:
         return _parse(raw, own_addresses)
     except Unparseable:
