@@ -174,13 +174,30 @@ def _type_ok(value, want) -> bool:
 
 
 def load(path: Path, validate_sections: bool = False) -> Config:
-    """Load and validate `tix.yaml`; raise ConfigError listing every problem."""
+    """Load and validate `tix.yaml`; raise ConfigError listing every problem.
+
+    An empty file (nothing but blanks and comments: a truncated or overwritten one) is an
+    error too, like one that does not parse: with the defaults alone, fetch and escalate
+    would find nothing to do and exit 0 (issue 18).
+    """
     path = Path(path)
-    raw = yamlio.load(path) or yamlio.LineDict()
     fname = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise ConfigError([Problem(fname, line, "not UTF-8 text (a damaged file?)")]) from None
+    except OSError as exc:
+        raise ConfigError([Problem(fname, None, f"cannot read: {exc.strerror or exc}")]) from None
+    raw = yamlio.loads(text, fname)
+    if raw is None:
+        raise ConfigError([Problem(fname, 1, "the file is empty (no settings, teams or other sections): "
+                                             "restore it from a backup, or start from the example "
+                                             "`tix init` writes")])
     problems: list[Problem] = []
     if not isinstance(raw, dict):
-        raise ConfigError([Problem(fname, 1, "tix.yaml must be a mapping of sections")])
+        raise ConfigError([Problem(fname, getattr(raw, "line", 1) or 1,
+                                   "tix.yaml must be a mapping of sections (settings:, teams:, …)")])
     problems += check_keys(raw, KNOWN_SECTIONS, fname, noun="section")
     settings = _settings(raw.get("settings") or {}, fname, problems)
     teams = _teams(raw.get("teams") or {}, fname, problems)
@@ -223,6 +240,10 @@ def _settings(node, fname, problems) -> dict:
         except (TypeError, ValueError):
             problems.append(Problem(fname, _line(node, key),
                                     f"setting {key!r} must be {SETTINGS[key][1].__name__}, got {value!r}"))
+    if not _zone_ok(out["timezone"]):  # e.g. a file cut off in the middle of `Asia/Jakarta`
+        problems.append(Problem(fname, _line(node, "timezone"), f"setting 'timezone': unknown time zone "
+                                f"{out['timezone']!r} (an IANA name such as Asia/Jakarta)"))
+        out["timezone"] = SETTINGS["timezone"][0]
     env_timeout = os.environ.get("TIX_LOCK_TIMEOUT")
     if env_timeout:
         try:
@@ -230,6 +251,16 @@ def _settings(node, fname, problems) -> dict:
         except ValueError:
             problems.append(Problem("TIX_LOCK_TIMEOUT", None, f"not a number: {env_timeout!r}"))
     return out
+
+
+def _zone_ok(name: str) -> bool:
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(str(name))
+    except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        return False
+    return True
 
 
 def _teams(node, fname, problems) -> dict[str, dict]:

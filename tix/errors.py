@@ -43,6 +43,23 @@ class StoreLocked(TixError):
     exit_code = EXIT_LOCKED
 
 
+class StoreWriteError(TixError):
+    """A write to the store failed (a full disk, an I/O error) and was undone: one line naming
+    the store, the file and the free space needed (`tix.store.files.write_error`)."""
+
+    exit_code = EXIT_PARTIAL
+
+    def __init__(self, message: str, path=None, needed: int | None = None, head: str | None = None):
+        super().__init__(message)
+        self.path = path
+        self.needed = needed
+        self.head = head or message  # what failed, without what became of the command
+
+    def with_outcome(self, outcome: str) -> "StoreWriteError":
+        """The same failure, saying differently what became of the command."""
+        return StoreWriteError(f"{self.head}; {outcome}", self.path, self.needed, self.head)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One problem in a file, shown as `file:line: message` (the shape every checker shares)."""

@@ -1,4 +1,4 @@
-"""Store administration: init, rebuild, sql, update, config check, demo."""
+"""Store administration: init, rebuild, check, sql, update, config check, demo."""
 from __future__ import annotations
 
 import sys
@@ -7,13 +7,14 @@ from typing import List, Optional
 
 import typer
 
-from tix.cli.common import FormatOpt, actor, check_format, info, is_tty, open_store, read_ids, state
+from tix.cli.common import FormatOpt, actor, check_format, error, info, is_tty, open_store, read_ids, state
 
 
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
     app.command("demo")(demo)
     app.command("rebuild")(rebuild)
+    app.command("check")(check)
     app.command("sql")(sql)
     app.command("update")(update)
     config_app = typer.Typer(help="Check the store's configuration.", no_args_is_help=True)
@@ -67,14 +68,53 @@ def demo(
     run_demo(directory, fmt=fmt, out=sys.stdout)
 
 
-def rebuild() -> None:
+def rebuild(
+    replace_damaged: bool = typer.Option(
+        False, "--replace-damaged",
+        help="Put a log.damaged event in place of each damaged log line whose seq is known "
+             "(its bytes stay in quarantine/), so that the log is whole again."),
+) -> None:
     """Rebuild the Parquet snapshot from the event log (the log is the truth).
+
+    Damaged log lines are left out, copied to quarantine/ and listed as FILE:LINE: …, and
+    the exit code is 1; `tix check` tells what to do about them.
 
     Example: tix rebuild -v
     """
     store = open_store()
-    meta = store.rebuild()
+    meta = store.rebuild(replace_damaged=replace_damaged)
+    problems = store.rebuild_problems
+    for problem in problems:
+        typer.echo(str(problem), err=True)
+    if problems:
+        damaged = sum("damaged line" in p.message for p in problems)
+        error(f"snapshot rebuilt from the log up to seq {meta['seq']}, without {damaged} damaged line(s) "
+              f"(copied to quarantine/); {len(problems)} problem(s): see tix check")
+        raise typer.Exit(1)
     info(f"snapshot rebuilt from the log: {meta['seq']} events, {meta['max_ticket']} tickets")
+
+
+def check() -> None:
+    """Verify the whole store: every log line, seq contiguity, the snapshot against its meta.
+
+    Reads only (no lock). Each problem is one FILE[:LINE]: message line, then what to run;
+    exit 1 when there is any. Silent when the store is whole (-v says so).
+
+    Example: tix check -v
+    """
+    from tix.store.check import check_store
+
+    store = open_store()
+    report = check_store(store)
+    for problem in report.problems:
+        typer.echo(str(problem), err=True)
+    for advice in report.advice:
+        typer.echo(f"to do: {advice}", err=True)
+    for note in report.notes:
+        info(note)
+    if not report.ok:
+        raise typer.Exit(1)
+    info(f"store ok: {report.events} events (last seq {report.last_seq})")
 
 
 def sql(
@@ -166,8 +206,9 @@ def config_check() -> None:
     Example: tix config check && echo ok
     """
     from tix import config as configmod
+    from tix.store import Store, find_store
 
-    store = open_store()
+    store = Store(find_store(state.store_path))  # not open_store: its load stops at tix.yaml's first problems
     problems = configmod.check_store(store)
     for p in problems:
         typer.echo(str(p), err=True)

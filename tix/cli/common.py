@@ -192,6 +192,8 @@ def run(app) -> int:
     from tix.render import SafeStream
 
     sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)
+    if "tix.store.log" in sys.modules:  # each command names the damage it meets (even in one process)
+        sys.modules["tix.store.log"].forget_reports()
     try:
         rc = app(args=protect_negated_terms(sys.argv[1:], app), prog_name="tix", standalone_mode=False)
     except TixError as exc:

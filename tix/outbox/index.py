@@ -70,15 +70,16 @@ class OutboxIndex:
         Reads the segments in large chunks and parses only the lines holding a marker, so
         rebuilding the index over 10M events takes seconds.
         """
+        upto = self.store.log.end()  # committed batches only (tix.store: "Batches")
         for name in self.store.log.segments():
-            if self.pos.segment and name < self.pos.segment:
+            if self.pos.segment and name < self.pos.segment or name > upto.segment:
                 continue
             offset = self.pos.offset if name == self.pos.segment else 0
             with open(self.store.log.dir / name, "rb") as fh:
                 fh.seek(offset)
                 carry = b""
                 while True:
-                    chunk = fh.read(CHUNK)
+                    chunk = fh.read(CHUNK if name < upto.segment else max(0, min(CHUNK, upto.offset - fh.tell())))
                     if not chunk:
                         break
                     data = carry + chunk

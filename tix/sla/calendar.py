@@ -27,6 +27,13 @@ numpy-vectorised, so 100k tickets cost two `searchsorted` calls, never a walk ov
 calendar per ticket. Local spans are converted with zoneinfo day by day, so daylight-saving
 changes (in zones that have them) are exact; adjacent spans (Mon 22:00-24:00 and Tue
 00:00-06:00) merge into one interval that crosses midnight.
+
+A span is open while the wall clock reads a time in it (`_span_utc`). On a day whose clock
+jumps forward (Europe/Berlin, 2026-03-29: 02:00 -> 03:00) a boundary in the skipped hour
+falls on the jump itself: `02:30-05:00` opens at 03:00 CEST. On a day whose clock goes back
+(2026-10-25: 03:00 CEST -> 02:00 CET) the repeated times count twice where the span holds
+them and not where it does not: `02:30-05:00` is open 02:30-03:00 CEST, closed while the
+clock shows 02:00-02:30 again, and open from 02:30 CET on (3 real hours, not 3.5).
 """
 from __future__ import annotations
 
@@ -279,6 +286,54 @@ def validate_section(node, path) -> list[Problem]:
     return parse_calendars(node, str(path))[1]
 
 
+# -- local spans to UTC ------------------------------------------------------------------------
+def _span_utc(tz, start: datetime, end: datetime) -> list[tuple[float, float]]:
+    """The UTC intervals (epoch seconds) in which the wall clock of `tz` reads a time in
+    [start, end) (naive local times): one interval, except around a clock set back.
+
+    Where the UTC offset is the same all through, that is start..end at that offset. Across
+    a change, each offset the span touches contributes start..end at that offset, cut to
+    the instants that offset is actually in force (before or after the change).
+    """
+    offsets = {dt.replace(tzinfo=tz, fold=f).utcoffset() for dt in (start, end) for f in (0, 1)}
+    if len(offsets) == 1:
+        off = offsets.pop().total_seconds()
+        return [(_naive_epoch(start) - off, _naive_epoch(end) - off)]
+    out = []
+    for off in offsets:
+        secs = off.total_seconds()
+        a, b = _naive_epoch(start) - secs, _naive_epoch(end) - secs
+        in_a, in_b = _offset_at(tz, a) == off, _offset_at(tz, b - 1e-6) == off
+        if in_a and in_b:
+            out.append((a, b))
+        elif in_a:
+            out.append((a, _change_between(tz, a, b)))
+        elif in_b:
+            out.append((_change_between(tz, a, b), b))
+    return sorted((a, b) for a, b in out if b > a)
+
+
+def _naive_epoch(dt: datetime) -> float:
+    return dt.replace(tzinfo=timezone.utc).timestamp()
+
+
+def _offset_at(tz, t: float):
+    return datetime.fromtimestamp(t, timezone.utc).astimezone(tz).utcoffset()
+
+
+def _change_between(tz, a: float, b: float) -> float:
+    """The instant in (a, b] at which `tz`'s offset changes (one change: bisect to the second)."""
+    first = _offset_at(tz, a)
+    lo, hi = int(a), int(b) + 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _offset_at(tz, mid) == first:
+            lo = mid
+        else:
+            hi = mid
+    return float(hi)
+
+
 # -- the unrolled calendar ---------------------------------------------------------------------
 class Calendar:
     """A calendar unrolled into UTC opening intervals over a range of years (grown on demand)."""
@@ -331,14 +386,11 @@ class Calendar:
             if spans:
                 base = datetime(d.year, d.month, d.day)
                 for s, e in spans:
-                    a = (base + timedelta(seconds=s)).replace(tzinfo=tz).timestamp()
-                    b = (base + timedelta(seconds=e)).replace(tzinfo=tz).timestamp()
-                    if b <= a:
-                        continue
-                    if ivs and a <= ivs[-1][1]:  # adjacent or overlapping (DST) -> merge
-                        ivs[-1][1] = max(ivs[-1][1], b)
-                    else:
-                        ivs.append([a, b])
+                    for a, b in _span_utc(tz, base + timedelta(seconds=s), base + timedelta(seconds=e)):
+                        if ivs and a <= ivs[-1][1]:  # adjacent or overlapping -> merge
+                            ivs[-1][1] = max(ivs[-1][1], b)
+                        else:
+                            ivs.append([a, b])
             d += one
         arr = np.array(ivs, dtype=np.float64).reshape(-1, 2)
         self.opens, self.closes = arr[:, 0].copy(), arr[:, 1].copy()

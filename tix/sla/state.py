@@ -24,7 +24,8 @@ import orjson
 
 from tix.sla.clock import TRACK_TYPES, Track, fold_event
 from tix.sla.coldfold import fold_log, track_schema
-from tix.store.files import FILE_MODE, atomic_write, commit_temp, temp_name
+from tix.errors import StoreWriteError
+from tix.store.files import FILE_MODE, atomic_write, commit_temp, temp_name, write_error
 from tix.store.log import Position, seq_before
 
 FORMAT = 1
@@ -214,19 +215,24 @@ class SlaState:
         old_meta = self.meta or {}
         seq = self.seq
         live_name = f"sla-live-{seq}.parquet"
-        _write(self.dir / live_name, live)
-        done_parts = list(old_meta.get("done", []))
-        if done.num_rows:
-            name = f"sla-done-{seq}.parquet"
-            if name in done_parts:
-                name = f"sla-done-{seq}-{len(done_parts)}.parquet"
-            _write(self.dir / name, done)
-            done_parts.append(name)
-        if len(done_parts) > MAX_DONE_PARTS:
-            done_parts = self._compact_parts(done_parts, seq, set(live["ticket"].to_pylist()))
-        meta = {"format": FORMAT, "seq": seq, "segment": self.pos.segment if self.pos else "",
-                "offset": self.pos.offset if self.pos else 0, "live": live_name, "done": done_parts}
-        atomic_write(self.dir / "sla-meta.json", orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+        old_files = {old_meta.get("live"), *old_meta.get("done", [])}
+        try:
+            _write(self.dir / live_name, live)
+            done_parts = list(old_meta.get("done", []))
+            if done.num_rows:
+                name = f"sla-done-{seq}.parquet"
+                if name in done_parts:
+                    name = f"sla-done-{seq}-{len(done_parts)}.parquet"
+                _write(self.dir / name, done)
+                done_parts.append(name)
+            if len(done_parts) > MAX_DONE_PARTS:
+                done_parts = self._compact_parts(done_parts, seq, set(live["ticket"].to_pylist()))
+            meta = {"format": FORMAT, "seq": seq, "segment": self.pos.segment if self.pos else "",
+                    "offset": self.pos.offset if self.pos else 0, "live": live_name, "done": done_parts}
+            atomic_write(self.dir / "sla-meta.json", orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+        except StoreWriteError as exc:  # a full disk: what this save wrote is named by no meta
+            self._prune(keep=old_files)
+            raise exc.with_outcome(SAVE_FAILED) from None
         self._prune(keep={live_name, *done_parts, old_meta.get("live"), *old_meta.get("done", [])})
         self.meta = meta
         return meta
@@ -281,5 +287,13 @@ def _write(path: Path, table) -> None:
     import pyarrow.parquet as pq
 
     tmp = temp_name(path)
-    pq.write_table(table, tmp, compression="zstd")
-    commit_temp(tmp, path, mode=FILE_MODE, sync_dir=False)  # sla-meta.json's write syncs the dir
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+    except Exception as exc:  # noqa: BLE001 - pyarrow's own errors; a full disk becomes one line
+        tmp.unlink(missing_ok=True)
+        raise write_error(exc, path, table.nbytes, SAVE_FAILED) from None
+    commit_temp(tmp, path, mode=FILE_MODE, sync_dir=False, needed=table.nbytes)  # sla-meta.json syncs the dir
+
+
+SAVE_FAILED = ("the events are saved; the SLA state (a cache of the log) stays as it was and the next "
+               "run catches up")

@@ -4,7 +4,8 @@ This package owns every byte under a store directory: finding and creating it
 (`store`), the event log and its times (`log`), the one atomic file write (`files`), the
 write lock (`lock`), writing events (`batch`), folding them into current state (`fold` in
 Python, `sqlfold` in DuckDB), the Parquet snapshot (`snapshot`), reading state back
-(`reader`) and the DuckDB views every report and query reads (`views`).
+(`reader`), the DuckDB views every report and query reads (`views`), and verifying the
+whole store (`check`: `tix check`, and `tix rebuild` naming damaged lines).
 
 This docstring is a contract. Other tools (DuckDB, Spark, a backup script, a future
 tix) read these files; changing anything below needs a new `format` and a migration.
@@ -17,7 +18,8 @@ Layout::
     messages/…                 raw inbound/outbound messages exactly as received/sent
     blobs/sha256/ab/<hex>      attachments, content-addressed, stored once
     snapshot/                  Parquet cache of current state (see tix.store.snapshot)
-    state/                     channel cursors, counters, `lock` (the write lock)
+    state/                     channel cursors, counters, `lock` (the write lock),
+                               `log-format.json` (where the log's commit marks begin: "Batches")
     spool/whatsapp/            webhook payloads waiting for `tix fetch`
     quarantine/                inputs that could not be processed, with the error beside them
 
@@ -33,6 +35,8 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
 - `via`: the command (or rule/job) that made the change.
 - `type`: what happened; `ticket` and/or `contact` name what it happened to;
   `data` is the change itself; `why` (optional) the reason given by the actor.
+- `commit`: `true` on the last line of each batch only, as its last key (see "Batches");
+  readers take it off (`tix.store.log.unmark`): it is not part of the event.
 - Types folded into state (`tix.store.fold`): `ticket.created` (data: initial fields),
   `ticket.updated` (`set` new values, `old` previous ones; custom fields as
   `fields.NAME`), `ticket.tagged` (`add`, `remove`), `ticket.note` (`body`),
@@ -66,10 +70,42 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
 
 Segments are named after the UTC month of the first event written to them and are only
 ever appended to; a writer appends to the newest segment, or starts the segment of the
-current month when that is newer. A line without its trailing newline is a torn write:
-readers ignore it, and the next writer moves its bytes to `quarantine/` and truncates it
-before appending. Writers hold `state/lock` (see tix.store.lock) and fsync every batch
-before acknowledging anything at a source.
+current month when that is newer. Writers hold `state/lock` (see tix.store.lock) and fsync
+every batch before acknowledging anything at a source.
+
+Batches. The events one command commits together form a batch, written at the end of one
+segment; its last line ends with `,"commit":true}` and a newline (the commit mark), and the
+whole batch is fsynced with it. A batch is committed once its mark is on disk, and only
+then: readers see the log up to the last commit mark (`EventLog.end`), never a part of a
+batch. A command too large to hold in memory (a bulk update of a million tickets) writes
+its batch in parts without marks, fsynced before the last part, which carries the mark;
+until then no reader sees any of it. A crash at any point leaves the log's last committed
+batch, then at most some whole lines without a mark and a torn line without a newline:
+the next writer, as soon as it holds the lock, cuts all of that off (`EventLog.repair`;
+up to 1 MB of the bytes is kept in `quarantine/torn-SEGMENT-TIME-FROM-TO.bin`). A command that commits more
+than once (intake commits each chunk before acknowledging it at the source, escalate the
+steps of each SLA policy, the outbox each outcome before the next send) says so, and a
+rerun goes on from its last commit without doing anything twice.
+`state/log-format.json` (`{"format": 2, "marked_since": {"segment": S, "offset": O}}`)
+says from where lines carry marks: the lines before that position were written before
+commit marks existed and each whole line of them is committed. A log without that file (an
+older store, or a copy of `events/` alone) is read that way throughout, and its first
+writer records where marks begin. A tool that rewrites the log (an erasure) keeps each
+line's mark where it was and moves `marked_since` with the bytes before it.
+
+Damage. A whole line that is not a JSON event (a disk error, a bad edit) is damaged:
+readers skip it and say so once, in one line on stderr (`events/2026-11.jsonl:123: damaged
+line skipped (…); run tix check`); `tix rebuild` leaves it out, copies it to
+`quarantine/damaged-SEGMENT-LLINE-OFFSET.bin`, names it and exits 1; `tix check` verifies
+every line and the seq's contiguity; `tix rebuild --replace-damaged` puts an event of type
+`log.damaged` (`data`: `segment`, `line`, `why`, `quarantine`) in its place when the lines
+around it leave exactly its seq free. An unreadable `snapshot/meta.json` or snapshot file
+is taken as missing: readers read the log instead, the next writer rebuilds the snapshot.
+
+Writes that fail. A full disk or an I/O error is undone (the log cut back to where the
+batch began, temp files removed) and ends the command with one line naming the store, the
+file and the free space needed (`tix.errors.StoreWriteError`, exit 1). Temp files of
+writers that were killed (`tix.store.files.STALE_TEMPS`) are removed by the next writer.
 """
 from __future__ import annotations
 

@@ -1,8 +1,11 @@
 """`Batch`: the events one command writes under the store lock (see `Store.writing`).
 
 A batch hands out ticket numbers and contact ids, stamps each event with its seq, time,
-actor and `via`, and appends and fsyncs them on `flush()`. `DryBatch` computes the same
-events and writes nothing (--dry-run, explain, rules test).
+actor and `via`, and appends and fsyncs them on `flush()`: each flush commits (its last line
+carries the commit mark of the contract in tix.store), so it survives any crash whole or
+not at all. A command too large to hold in memory writes parts with `flush(commit=False)`;
+they join the next commit, and a crash or an error before it takes them all back.
+`DryBatch` computes the same events and writes nothing (--dry-run, explain, rules test).
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from tix.store.log import Position, iso, segment_name, utcnow
+from tix.store.log import COMMIT_MARK, Position, iso, segment_name, utcnow
 
 if TYPE_CHECKING:
     from tix.store.reader import Reader
@@ -46,6 +49,9 @@ class Batch:
         self._max_contact: int | None = None
         self._ts: str | None = None
         self._ts_at = 0.0
+        self._open_from: Position | None = None  # where the parts of an uncommitted batch start
+        self._segment: str | None = None  # the segment those parts went to
+        self._parts = False  # parts written since the last commit
         self.cache: dict[str, object] = {}
         """Per-run state a stage keeps beside this batch's events, by key: `outbox` (tix.outbox:
         its index, loaded once, and the auto-replies and notification keys queued in this batch,
@@ -120,19 +126,65 @@ class Batch:
         self.pending.append(ev)
         return ev
 
-    def flush(self) -> Position | None:
-        """Append pending events and fsync; after this they survive any crash."""
+    def flush(self, commit: bool = True) -> Position | None:
+        """Append the pending events as one batch and fsync it; after this it survives any crash.
+
+        With `commit=False`, write them (no fsync) as a part of a batch that the next commit
+        completes: their memory is freed, readers do not see them yet, and a crash or an
+        exception in `Store.writing` before the commit takes every part back. The last
+        pending event stays pending, to carry the commit mark.
+        """
         if not self.pending:
             return None
-        segs = self.store.log.segments()
-        newest = segs[-1] if segs else ""
-        segment = max(newest, segment_name(self.pending[0]["ts"]))
-        dumps = orjson.dumps
-        lines = [dumps(ev) + b"\n" for ev in self.pending]
-        pos = self.store.log.append(lines, segment)
+        if not commit:
+            if len(self.pending) < 2:
+                return None
+            part, self.pending = self.pending[:-1], self.pending[-1:]
+            self._append(part, False)
+            self.written += part
+            return None
+        pos = self._append(self.pending, True)
         self.written += self.pending
         self.pending = []
+        self._open_from = self._segment = None
         return pos
+
+    def _append(self, events: list[dict], commit: bool) -> Position:
+        log = self.store.log
+        if self._segment is None:
+            segs = log.segments()
+            newest = segs[-1] if segs else ""
+            self._segment = max(newest, segment_name(events[0]["ts"]))
+            self._open_from = log.end()
+        dumps = orjson.dumps
+        data = b"".join([dumps(ev) + b"\n" for ev in events])
+        if commit:
+            data = data[:-2] + COMMIT_MARK  # `}\n` of the last line -> `,"commit":true}\n`
+        try:
+            if commit and self._parts:  # the parts reach the disk before the mark that commits them
+                log.append(b"", self._segment, sync=True)
+            self._parts = not commit
+            return log.append(data, self._segment, sync=commit)
+        except BaseException:
+            if commit:  # the parts written before are taken back with this one
+                self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Take back the parts written by `flush(commit=False)` since the last commit (lock held)."""
+        start, segment = self._open_from, self._segment
+        self._open_from = self._segment = None
+        self._parts = False
+        if start is None or segment is None:
+            return
+        log = self.store.log
+        path = log.dir / segment
+        if not path.exists():
+            return
+        if start.segment == segment:
+            log.truncate(start)
+        else:  # the parts began a new segment
+            path.unlink()
 
 
 class DryBatch(Batch):
@@ -146,5 +198,5 @@ class DryBatch(Batch):
         super().__init__(store, actor, via)
         self.use_reader(reader)
 
-    def flush(self) -> None:
+    def flush(self, commit: bool = True) -> None:
         return None

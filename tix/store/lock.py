@@ -2,7 +2,8 @@
 
 Readers never take it. A writer waits up to a timeout (default 30 s; `TIX_LOCK_TIMEOUT`
 or the `lock_timeout` setting) and then gives up with `StoreLocked`, which the CLI turns
-into exit code 75 (EX_TEMPFAIL) so that cron simply tries again next time.
+into exit code 75 (EX_TEMPFAIL) so that cron simply tries again next time. Once it holds
+the lock (the outermost hold), `on_acquire` runs: the store's repair (`Store.lock`).
 """
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from tix.errors import StoreLocked
 
 
 class WriteLock:
-    def __init__(self, path: Path, timeout: float = 30.0):
+    def __init__(self, path: Path, timeout: float = 30.0, on_acquire=None):
         self.path = Path(path)
         self.timeout = timeout
+        self.on_acquire = on_acquire
         self._fd: int | None = None
         self._depth = 0
 
@@ -42,10 +44,22 @@ class WriteLock:
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.2)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:  # who holds it, for a person looking; a full disk must not stop the writer
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass
         self._fd = fd
         self._depth = 1
+        if self.on_acquire is not None:
+            try:
+                self.on_acquire()
+            except BaseException:
+                self._depth = 0
+                self._fd = None
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+                raise
 
     def release(self) -> None:
         if self._fd is None:

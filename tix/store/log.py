@@ -6,6 +6,7 @@ segments, sequence numbers, fsync and torn lines; it never interprets an event.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
@@ -137,11 +138,65 @@ def seq_before(path, offset: int) -> int | None:
         return None
 
 
-class EventLog:
-    """Reads and appends events. Appending requires the caller to hold the store lock."""
+# The commit mark: the last line of every batch ends with it (see the contract in tix.store).
+# orjson writes the keys in insertion order and escapes every quote inside a string, so a
+# line ends with these bytes only when `commit` is its last top-level key.
+COMMIT_MARK = b',"commit":true}\n'
+FORMAT_FILE = "state/log-format.json"  # under the store's root, beside events/
+LOG_FORMAT = 2
+_BLOCK = 1 << 16
 
-    def __init__(self, directory: Path):
+
+def unmark(line: bytes) -> bytes:
+    """A line (without its newline) as its event was written: the commit mark taken off."""
+    if line.endswith(b',"commit":true}'):
+        return line[:-15] + b"}"
+    return line
+
+
+class EventLog:
+    """Reads and appends events. Appending requires the caller to hold the store lock.
+
+    Readers see committed batches only: `end()` is the position after the last commit
+    mark, and every read stops there (see the contract in tix.store).
+    """
+
+    def __init__(self, directory: Path, format_path: Path | None = None):
         self.dir = Path(directory)
+        self.format_path = Path(format_path) if format_path else self.dir.parent / FORMAT_FILE
+        self._format: dict | None = None
+
+    # -- format ----------------------------------------------------------------------------
+    def log_format(self) -> dict | None:
+        """`state/log-format.json`, or None for a log written before commit marks existed
+        (in which every whole line is committed). Kept once read: it never changes."""
+        if self._format is None:
+            try:
+                fmt = orjson.loads(self.format_path.read_bytes())
+                Position(str(fmt["marked_since"]["segment"]), int(fmt["marked_since"]["offset"]))
+            except FileNotFoundError:
+                return None
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                report_damage(FORMAT_FILE, None,
+                              f"unreadable ({_why(exc)}); taken as missing: run tix check")
+                return None
+            self._format = fmt
+        return self._format
+
+    def _marked_since(self) -> Position | None:
+        fmt = self.log_format()
+        if fmt is None:
+            return None
+        since = fmt["marked_since"]
+        return Position(since["segment"], int(since["offset"]))
+
+    def write_format(self, since: Position) -> None:
+        """Record that every line after `since` is written in marked batches (lock held)."""
+        from tix.store.files import atomic_write
+
+        data = {"format": LOG_FORMAT, "marked_since": {"segment": since.segment, "offset": since.offset}}
+        atomic_write(self.format_path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        self._format = data
 
     # -- reading ---------------------------------------------------------------------------
     def segments(self) -> list[str]:
@@ -149,73 +204,138 @@ class EventLog:
             return []
         return sorted(p.name for p in self.dir.iterdir() if p.name.endswith(SEGMENT_SUFFIX))
 
-    def read(self, since: Position | None = None) -> Iterator[tuple[dict, Position]]:
-        """Yield (event, position after it) for every whole event after `since`.
+    def read(self, since: Position | None = None, upto: Position | None = None) -> Iterator[tuple[dict, Position]]:
+        """Yield (event, position after it) for every committed event after `since`.
 
-        A last line without its newline is a torn write (or one in progress) and is
-        never yielded: readers do not see half-written events.
+        A torn last line and the lines of a batch not yet committed are never yielded, nor
+        is a damaged line (it is reported: `report_damage`).
         """
-        for name in self.segments():
-            if since is not None and name < since.segment:
-                continue
-            start = since.offset if since is not None and name == since.segment else 0
-            yield from self._read_segment(name, start)
-
-    def read_raw(self, since: Position | None = None) -> Iterator[tuple[bytes, str, int]]:
-        """Yield (line without newline, segment, end offset) for whole lines after `since`."""
-        for name in self.segments():
-            if since is not None and name < since.segment:
-                continue
-            start = since.offset if since is not None and name == since.segment else 0
-            for line, seg, offset in self._raw_one(name, start):
-                yield line[:-1], seg, offset
-
-    def _read_segment(self, name: str, start: int) -> Iterator[tuple[dict, Position]]:
         loads = orjson.loads
-        for raw, seg, offset in self._raw_one(name, start):
-            yield loads(raw), Position(seg, offset)
+        for raw, seg, off in self.read_raw(since, upto):
+            try:
+                ev = loads(raw)
+            except ValueError as exc:
+                self.damaged(seg, off - len(raw) - 1, _why(exc))
+                continue
+            yield ev, Position(seg, off)
 
-    def _raw_one(self, name: str, start: int):
-        with open(self.dir / name, "rb") as fh:
+    def read_raw(self, since: Position | None = None,
+                 upto: Position | None = None) -> Iterator[tuple[bytes, str, int]]:
+        """Yield (line without newline or commit mark, segment, end offset) for the committed
+        lines after `since` (up to `upto`, default `end()`). A line that is not a JSON object
+        at all (`{…}`) is reported as damaged and skipped; the caller parses the rest."""
+        upto = upto or self.end()
+        if not upto.segment:
+            return
+        for name in self.segments():
+            if since is not None and name < since.segment:
+                continue
+            if name > upto.segment:
+                break
+            start = since.offset if since is not None and name == since.segment else 0
+            stop = upto.offset if name == upto.segment else None
+            yield from self._raw_one(name, start, stop)
+
+    def _raw_one(self, name: str, start: int, stop: int | None):
+        mark, cut = COMMIT_MARK, len(COMMIT_MARK)
+        try:
+            fh = open(self.dir / name, "rb")
+        except FileNotFoundError:  # removed by a writer's repair after we listed it
+            return
+        with fh:
             fh.seek(start)
             offset = start
             for line in fh:
+                if stop is not None and offset >= stop:
+                    break
                 if not line.endswith(b"\n"):
                     break
                 offset += len(line)
-                yield line, name, offset
+                if line[:1] != b"{" or line[-2:] != b"}\n" or b"\0" in line:
+                    self.damaged(name, offset - len(line), "not a JSON object")
+                    continue
+                if line.endswith(mark):
+                    yield line[:-cut] + b"}", name, offset
+                else:
+                    yield line[:-1], name, offset
 
     def end(self) -> Position:
-        """The position after the last whole event (the torn tail, if any, excluded)."""
+        """The position after the last committed event (a torn tail and the lines of a batch
+        not yet committed excluded)."""
         segs = self.segments()
-        if not segs:
-            return Position("", 0)
-        name = segs[-1]
-        size = (self.dir / name).stat().st_size
-        return Position(name, size - len(self._torn_bytes(name, size)))
+        since = self._marked_since() if segs else None
+        for i in range(len(segs) - 1, -1, -1):
+            off = self._committed(segs[i], since)
+            if off > 0 or i == 0:
+                return Position(segs[i], off)
+            # a new segment holding only lines of an open batch: the log ends in the one before
+        return Position("", 0)
+
+    def _committed(self, name: str, since: Position | None) -> int:
+        """Bytes of segment `name` that belong to committed batches."""
+        path = self.dir / name
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return 0
+        if since is None or name < since.segment:  # written before commit marks: whole lines
+            return size - len(self._torn_bytes(name, size))
+        legacy = since.offset if name == since.segment else 0
+        return max(self._last_mark(path, size, legacy), legacy)
+
+    def _last_mark(self, path: Path, size: int, floor: int) -> int:
+        """The offset right after the last commit mark of a file (searching back to `floor`), or 0."""
+        with open(path, "rb") as fh:
+            pos, carry, block = size, b"", _BLOCK
+            while pos > floor:
+                step = min(block, pos - floor)
+                pos -= step
+                fh.seek(pos)
+                buf = fh.read(step) + carry
+                hit = buf.rfind(COMMIT_MARK)
+                if hit >= 0:
+                    return pos + hit + len(COMMIT_MARK)
+                carry = buf[:len(COMMIT_MARK) - 1]
+                block = min(block * 4, 1 << 24)
+        return 0
 
     def last_event(self) -> dict | None:
-        """The last whole event of the log, read from the end of the newest segment."""
-        for name in reversed(self.segments()):
-            path = self.dir / name
-            size = path.stat().st_size
-            if size == 0:
-                continue
-            with open(path, "rb") as fh:
-                block = 1 << 16
-                pos = size
-                buf = b""
-                while pos > 0:
-                    step = min(block, pos)
-                    pos -= step
-                    fh.seek(pos)
-                    buf = fh.read(step) + buf
-                    whole = buf[: buf.rfind(b"\n") + 1]
-                    lines = whole.rstrip(b"\n").split(b"\n")
-                    if len(lines) >= 2 or (pos == 0 and lines and lines[0]):
-                        return orjson.loads(lines[-1])
-            return None
+        """The last committed, readable event of the log, read backwards from `end()`."""
+        end = self.end()
+        loads = orjson.loads
+        for name in reversed([s for s in self.segments() if s <= end.segment]):
+            stop = end.offset if name == end.segment else None
+            for line, start in self._lines_backward(name, stop):
+                try:
+                    return loads(unmark(line))
+                except ValueError as exc:
+                    self.damaged(name, start, _why(exc))
         return None
+
+    def _lines_backward(self, name: str, stop: int | None) -> Iterator[tuple[bytes, int]]:
+        """(line without newline, its start offset) for the whole lines before `stop`, last first."""
+        with open(self.dir / name, "rb") as fh:
+            if stop is None:
+                size = os.fstat(fh.fileno()).st_size
+                stop = size - len(self._torn_bytes(name, size))
+            pos, buf = stop, b""  # buf: the bytes [pos, pos + len(buf)), ending with a newline
+            while True:
+                hi = len(buf)
+                while hi:
+                    cut = buf.rfind(b"\n", 0, hi - 1)
+                    if cut < 0:
+                        break
+                    yield buf[cut + 1:hi - 1], pos + cut + 1
+                    hi = cut + 1
+                buf = buf[:hi]
+                if pos == 0:
+                    if buf:
+                        yield buf[:-1], 0
+                    return
+                step = min(_BLOCK, pos)
+                pos -= step
+                fh.seek(pos)
+                buf = fh.read(step) + buf
 
     def _torn_bytes(self, name: str, size: int) -> bytes:
         if size == 0:
@@ -230,53 +350,155 @@ class EventLog:
             cut = tail.rfind(b"\n")
             return tail[cut + 1 :]
 
+    # -- damage ----------------------------------------------------------------------------
+    def damaged(self, name: str, start: int, why: str) -> None:
+        """Report the line of segment `name` starting at byte `start` as damaged (once)."""
+        report_damage(f"{self.dir.name}/{name}", lambda: self.line_number(name, start),
+                      f"damaged line skipped ({why}); run tix check", key=(str(self.dir), name, start))
+
+    def line_number(self, name: str, offset: int) -> int:
+        """The 1-based number of the line starting at byte `offset` of segment `name`."""
+        count = 0
+        with open(self.dir / name, "rb") as fh:
+            left = offset
+            while left > 0:
+                chunk = fh.read(min(left, 1 << 22))
+                if not chunk:
+                    break
+                count += chunk.count(b"\n")
+                left -= len(chunk)
+        return count + 1
+
     # -- writing (lock held) ---------------------------------------------------------------
     def repair(self, quarantine: Path) -> int:
-        """Cut a torn last line off the newest segment, keeping its bytes in quarantine.
+        """Cut everything after the last committed batch: a torn line, and the whole lines of
+        a batch a crash cut short. Their bytes go to `quarantine/` (up to KEEP_TORN bytes).
+        A log without `state/log-format.json` gets one: from here on its batches carry marks.
 
         Returns the number of bytes removed (0 when the log was whole).
         """
-        segs = self.segments()
-        if not segs:
-            return 0
-        name = segs[-1]
-        path = self.dir / name
-        size = path.stat().st_size
-        torn = self._torn_bytes(name, size)
-        if not torn:
-            return 0
-        quarantine.mkdir(parents=True, exist_ok=True)
-        keep = quarantine / f"torn-{name}-{int(time.time())}-{size}.bin"
-        keep.write_bytes(torn)
-        with open(path, "r+b") as fh:
-            fh.truncate(size - len(torn))
+        end = self.end()
+        removed = 0
+        for name in reversed(self.segments()):
+            if end.segment and name < end.segment:
+                break
+            path = self.dir / name
+            size = path.stat().st_size
+            keep = end.offset if name == end.segment else 0
+            if size <= keep:
+                continue
+            self._keep_torn(quarantine, name, path, keep, size)
+            if keep == 0:
+                path.unlink()
+                fsync_path(self.dir)
+            else:
+                self.truncate(Position(name, keep))
+            removed += size - keep
+        if self.log_format() is None and self.dir.is_dir() and not self.format_path.exists():
+            self.write_format(self.end())
+        return removed
+
+    def _keep_torn(self, quarantine: Path, name: str, path: Path, keep: int, size: int) -> None:
+        """Copy the bytes about to be cut into quarantine (best effort: they were never
+        committed, and a full disk must not stop the repair that frees it)."""
+        try:
+            quarantine.mkdir(parents=True, exist_ok=True)
+            with open(path, "rb") as fh:
+                fh.seek(keep)
+                data = fh.read(min(size - keep, KEEP_TORN))
+            (quarantine / f"torn-{name}-{int(time.time())}-{keep}-{size}.bin").write_bytes(data)
+        except OSError:
+            pass
+
+    def truncate(self, pos: Position) -> None:
+        """Cut segment `pos.segment` back to `pos.offset` and fsync (lock held)."""
+        with open(self.dir / pos.segment, "r+b") as fh:
+            fh.truncate(pos.offset)
             fh.flush()
             os.fsync(fh.fileno())
-        return len(torn)
 
-    def append(self, lines: list[bytes], segment: str) -> Position:
-        """Append encoded event lines (each ending in a newline) to `segment`; fsync.
+    def append(self, data: bytes, segment: str, sync: bool = True) -> Position:
+        """Append encoded event lines (each ending in a newline) to `segment`; fsync unless
+        `sync` is False. Returns the position after them.
 
         The caller chooses the segment (never an older one than the newest) and must hold
-        the store's write lock.
+        the store's write lock. A failed write (a full disk, an I/O error) is cut back off
+        before StoreWriteError is raised: the segment is as it was.
         """
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / segment
         new = not path.exists()
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        start = os.lseek(fd, 0, os.SEEK_END)
         try:
-            data = b"".join(lines)
             view = memoryview(data)
             while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-            end = os.lseek(fd, 0, os.SEEK_END)
-        finally:
+                view = view[os.write(fd, view):]
+            if sync:
+                os.fsync(fd)
+            end = start + len(data)
+        except OSError as exc:
+            _cut_back(fd, start)
             os.close(fd)
+            if new and start == 0:
+                _unlink_quietly(path)
+            from tix.store.files import write_error
+
+            raise write_error(exc, path, len(data)) from None
+        os.close(fd)
         if new:
             fsync_path(self.dir)
         return Position(segment, end)
+
+
+# Bytes of a cut batch kept in quarantine (the rest is dropped: a bulk update cut short by a
+# kill can leave hundreds of MB that were never committed).
+KEEP_TORN = 1 << 20
+
+
+def _cut_back(fd: int, offset: int) -> None:
+    try:
+        os.ftruncate(fd, offset)
+        os.fsync(fd)
+    except OSError:  # the next writer's repair cuts it (no commit mark follows)
+        pass
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+def _why(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+
+
+_REPORTED: set = set()
+
+
+def forget_reports() -> None:
+    """Let `report_damage` say again what it said (a new command in the same process)."""
+    _REPORTED.clear()
+
+
+def report_damage(where: str, line, message: str, key=None) -> None:
+    """Say once per process, in one line on stderr, that a part of the store is damaged and
+    was skipped: `events/2026-11.jsonl:123456: damaged line skipped (…); run tix check`.
+
+    The one place the store itself speaks: a reader that meets damage goes on where it
+    safely can, and cron mails the line. `line` is a number, a function computing it (only
+    called once), or None.
+    """
+    key = key or (where, message)
+    if key in _REPORTED:
+        return
+    _REPORTED.add(key)
+    number = line() if callable(line) else line
+    text = f"{where}:{number}: {message}" if number else f"{where}: {message}"
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def fsync_path(path: Path) -> None:

@@ -69,6 +69,10 @@ def entries(store) -> list[dict]:
         out.append({"id": torn.name, "kind": "torn", "source": "events", "key": None, "ts": None,
                     "error": "torn last line of the event log (cut off by a crash; kept for inspection)",
                     "attempts": 0, "path": str(torn), "size": torn.stat().st_size})
+    for bad in sorted(root.glob("damaged-*.bin")):  # copied by tix rebuild (tix.store.check)
+        out.append({"id": bad.name, "kind": "damaged", "source": "events", "key": None, "ts": None,
+                    "error": "damaged line of the event log (see tix check)", "attempts": 0,
+                    "path": str(bad), "size": bad.stat().st_size})
     return sorted(out, key=lambda e: (e.get("ts") or "", e["id"]))
 
 

@@ -13,8 +13,8 @@ import orjson
 
 from tix.model import CONTACT_COLUMNS, TICKET_COLUMNS
 from tix.store.fold import State
-from tix.store.log import Position
-from tix.store.snapshot import rows_to_arrow
+from tix.store.log import Position, _why, report_damage, unmark
+from tix.store.snapshot import GONE, rows_to_arrow
 
 if TYPE_CHECKING:
     from tix.store.store import Store
@@ -30,7 +30,7 @@ class Reader:
         decoded without their data: the fold never reads it."""
         self.store = store
         self.messages = messages
-        self.meta = store.snapshot.meta()
+        self.meta = _leased_meta(store.snapshot)
         start = store.snapshot.position(self.meta)
         self.tail: list[dict] = []
         self.tail_lines = 0  # lines in the tail (a refresh decodes only some of them)
@@ -40,23 +40,47 @@ class Reader:
         self.end = start or Position("", 0)
         self.last_seq = (self.meta or {}).get("seq", 0)
         loads = orjson.loads
+        damaged = store.log.damaged
         last = None
         for raw, seg, off in store.log.read_raw(start):
-            if fold_tickets:
-                self.tail.append(loads(raw if messages else _fold_line(raw)))
-            elif _NEEDED_BY_REFRESH.search(raw):
-                # a refresh: tickets fold in SQL from the log itself (`_fold_tickets_sql`),
-                # so the tail is never held in memory; decode only what Python folds
-                self.tail.append(loads(raw))
-            last = raw
-            self.tail_lines += 1
             self.end = Position(seg, off)
+            self.tail_lines += 1
+            try:
+                if fold_tickets:
+                    ev = loads(raw if messages else _fold_line(raw))
+                elif _NEEDED_BY_REFRESH.search(raw):
+                    # a refresh: tickets fold in SQL from the log itself (`_fold_tickets_sql`),
+                    # so the tail is never held in memory; decode only what Python folds
+                    ev = loads(raw)
+                else:
+                    last = raw
+                    continue
+                if not (type(ev) is dict and "seq" in ev and "type" in ev and "ts" in ev):
+                    raise ValueError("not an event (seq, ts, type)")
+            except ValueError as exc:
+                damaged(seg, off - len(raw) - 1, _why(exc))
+                continue
+            self.tail.append(ev)
+            last = raw
         if last is not None:
-            self.last_seq = loads(last)["seq"]
+            self.last_seq = self._seq_of(last)
         self.state = self._fold_tail()
         tail_max = max((ev["ticket"] for ev in self.tail if ev["type"] == "ticket.created"), default=0)
         self.max_ticket = max(self.state.max_ticket, tail_max, (self.meta or {}).get("max_ticket", 0))
         self.max_contact = max(self.state.max_contact, (self.meta or {}).get("max_contact", 0))
+
+    def _seq_of(self, raw: bytes) -> int:
+        """The seq of the tail's last line (of the last readable one, if that one is damaged)."""
+        try:
+            return orjson.loads(raw)["seq"]
+        except (ValueError, KeyError, TypeError):
+            pass
+        for line, _start in self.store.log._lines_backward(self.end.segment, self.end.offset):
+            try:
+                return orjson.loads(unmark(line))["seq"]
+            except (ValueError, KeyError, TypeError):
+                continue
+        return self.last_seq
 
     def _file(self, kind: str) -> str | None:
         path = self.store.snapshot.path(self.meta, kind)
@@ -169,17 +193,16 @@ class Reader:
 
         from tix.store.sqlfold import events_source, ticket_select_sql
 
-        fd, tmp = tempfile.mkstemp(prefix="tail-", suffix=".jsonl", dir=self.store.path("state"))
+        # named with our pid: a writer taking the lock removes the copies of killed refreshes
+        fd, tmp = tempfile.mkstemp(prefix=f"tail-{os.getpid()}-", suffix=".jsonl", dir=self.store.path("state"))
         try:
             longest = 0
             with os.fdopen(fd, "wb") as fh:  # the tail's ticket events, streamed from the log
-                for raw, _seg, _off in self.store.log.read_raw(self.start):
+                for raw, _seg, _off in self.store.log.read_raw(self.start, self.end):
                     if b'"ticket":' in raw:
                         line = _fold_line(raw)
                         longest = max(longest, len(line))
                         fh.write(line)
-                    if (_seg, _off) == (self.end.segment, self.end.offset):
-                        break
             snap = self.snapshot_sql("tickets")
             base = f"({snap})" if snap else None
             source = events_source(tmp, longest=longest)
@@ -208,6 +231,23 @@ class Reader:
                       f"(SELECT {key} FROM _delta_{kind}) UNION ALL SELECT {cols} FROM _delta_{kind} ORDER BY {key}")
             return {kind: merged, kind + "_delta": None}
         return {kind + "_delta": f"SELECT * FROM _delta_{kind} ORDER BY {key}"}
+
+
+def _leased_meta(snapshot) -> dict | None:
+    """The snapshot's meta with its files leased (see `Snapshot.lease`); None when there is no
+    snapshot or it is damaged (reported once: the log is read instead)."""
+    for _attempt in range(20):
+        meta = snapshot.meta()
+        if meta is None:
+            return None
+        why = snapshot.lease(meta)
+        if why is None:
+            return meta
+        if why != GONE:
+            report_damage(f"{snapshot.dir.name}/{why.split(':')[0]}", None,
+                          f"{why.split(': ', 1)[-1]}; reading the log instead (the next writer rebuilds the snapshot)")
+            return None
+    return None
 
 
 # Events a snapshot refresh decodes in Python: contacts (folded in Python) and new tickets

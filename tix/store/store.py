@@ -16,12 +16,13 @@ from pathlib import Path
 import orjson
 
 from tix import config as configmod
-from tix.errors import NotFound, StoreNotFound
+from tix.errors import NotFound, StoreNotFound, StoreWriteError
 from tix.model import CONTACT_COLUMNS, TICKET_COLUMNS
 from tix.store.batch import Batch
 from tix.store.fold import State
+from tix.store.files import clean_stale
 from tix.store.lock import WriteLock
-from tix.store.log import EventLog
+from tix.store.log import EventLog, Position, report_damage
 from tix.store.reader import Reader
 from tix.store import history
 from tix.store.snapshot import Snapshot, rows_to_arrow
@@ -89,10 +90,12 @@ class Store:
     def __init__(self, root: Path):
         restrict_umask()
         self.root = Path(root)
-        self.log = EventLog(self.root / "events")
+        self.log = EventLog(self.root / "events", self.root / "state" / "log-format.json")
         self.snapshot = Snapshot(self.root / "snapshot")
         self._config: configmod.Config | None = None
         self._lock: WriteLock | None = None
+        self.rebuild_problems: list = []  # what the last `rebuild` skipped (damaged lines, seq gaps)
+        self._rebuilding = False
         self.cache: dict[str, object] = {}
         """Indexes kept for the life of this Store object, by key: `mail_index` (tix.channels.mail.smtp:
         the Message-ID index of sent mail, caught up before each use). Never written to disk;
@@ -101,7 +104,11 @@ class Store:
     # -- opening ---------------------------------------------------------------------------
     @classmethod
     def open(cls, path: str | os.PathLike | None = None) -> "Store":
-        return cls(find_store(path))
+        """Find the store (`find_store`) and load its tix.yaml: a broken one (empty, not
+        YAML, invalid) stops every command here with its file:line (ConfigError, exit 2)."""
+        store = cls(find_store(path))
+        store.config  # noqa: B018 - loaded now, so that every command checks it
+        return store
 
     @classmethod
     def init(cls, path: str | os.PathLike, config_text: str | None = None) -> "Store":
@@ -126,7 +133,9 @@ class Store:
             example = Path(__file__).resolve().parent.parent / "data" / "tix.example.yaml"
             config_text = example.read_text(encoding="utf-8")
         (root / CONFIG_NAME).write_text(config_text, encoding="utf-8")
-        return cls(root)
+        store = cls(root)
+        store.log.write_format(Position("", 0))  # every batch of a new store carries its commit mark
+        return store
 
     @property
     def config(self) -> configmod.Config:
@@ -152,28 +161,48 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------
     def lock(self, timeout: float | None = None) -> WriteLock:
-        """The write lock (re-entrant within this Store). `writing` (and `rebuild`) repair a
-        torn last line once they hold it; a caller taking it for its own appends does the same."""
+        """The write lock (re-entrant within this Store). Whoever takes it first gets the store
+        repaired (`heal`) before doing anything else."""
         if self._lock is None:
             t = self.config.setting("lock_timeout") if timeout is None else timeout
-            self._lock = WriteLock(self.path("state", "lock"), t)
+            self._lock = WriteLock(self.path("state", "lock"), t, on_acquire=self.heal)
         return self._lock
+
+    def heal(self) -> None:
+        """What every writer does first, under the lock: cut the log back to its last committed
+        batch (a crash mid-batch: `EventLog.repair`), remove the temp files killed writers left
+        (`files.clean_stale`), and rebuild a damaged snapshot from the log."""
+        self.log.repair(self.path("quarantine"))
+        clean_stale(self.root)
+        damage = None if getattr(self, "_rebuilding", False) else self.snapshot.damage()
+        if damage:
+            report_damage(f"snapshot/{damage.split(':')[0]}", None,
+                          f"{damage.split(': ', 1)[-1]}; rebuilding the snapshot from the log")
+            self.rebuild()
 
     @contextmanager
     def writing(self, actor: str | None = None, via: str = "tix", timeout: float | None = None):
-        """Hold the lock and collect events; append and fsync them when the block ends.
+        """Hold the lock and collect events; append and fsync them as one batch when the block ends.
 
-        Yields a `Batch`. If the block raises, nothing of the batch not yet flushed is written.
+        Yields a `Batch`. If the block raises, nothing of the batch not yet committed is
+        written (parts written with `flush(commit=False)` are taken back).
         """
         lock = self.lock(timeout)
         with lock:
-            if lock.depth == 1:
-                self.log.repair(self.path("quarantine"))
             batch = Batch(self, actor or default_actor(), via)
-            yield batch
-            batch.flush()
+            try:
+                yield batch
+                batch.flush()
+            except BaseException:
+                batch.abort()
+                raise
             if lock.depth == 1:
-                self.maybe_refresh_snapshot()
+                try:
+                    self.maybe_refresh_snapshot()
+                except StoreWriteError as exc:
+                    raise exc.with_outcome(
+                        "the changes are saved; only the snapshot (a cache) was not refreshed: "
+                        "the next command does it once there is space (or run tix rebuild)") from None
 
     def append(self, events: list[dict]) -> list[dict]:
         """Append fully formed events (seq assigned here) under the lock. Used by importers."""
@@ -203,9 +232,13 @@ class Store:
         out = []
         t_key = b'"ticket":%d,' % ticket if ticket is not None else None
         c_key = b'"contact":%d' % contact if contact is not None else None
-        for raw, _seg, _off in self.log.read_raw():
+        for raw, seg, off in self.log.read_raw():
             if (t_key and t_key in raw) or (c_key and c_key in raw):
-                ev = orjson.loads(raw)
+                try:
+                    ev = orjson.loads(raw)
+                except ValueError as exc:
+                    self.log.damaged(seg, off - len(raw) - 1, str(exc).splitlines()[0])
+                    continue
                 if (ticket is not None and ev.get("ticket") == ticket) or (
                         contact is not None and ev.get("contact") == contact):
                     out.append(ev)
@@ -228,48 +261,79 @@ class Store:
                 return True
         return False
 
+    def _damaged_lines(self, con, replace: bool) -> str | None:
+        """After the events are in `ev`: if lines were skipped or seqs are missing, name them
+        (`rebuild_problems`), keep the damaged lines in quarantine, and drop their rows."""
+        n, bad, lo, hi = con.execute("SELECT count(*), count(*) FILTER (WHERE seq IS NULL OR ts IS NULL OR "
+                                     "type IS NULL), min(seq), max(seq) FROM ev").fetchall()[0]
+        if not bad and (lo == 1 or lo is None) and (hi or 0) - (lo or 1) + 1 == n:
+            return None
+        from tix.store.check import quarantine_damaged, replace_damaged as replace_lines, scan_log
+
+        scan = scan_log(self)
+        quarantine_damaged(self, scan.damaged)
+        if replace and scan.damaged:
+            done, _left = replace_lines(self, scan.damaged)
+            if done:
+                return "replaced"
+        self.rebuild_problems = scan.problems
+        con.execute("DELETE FROM ev WHERE seq IS NULL OR ts IS NULL OR type IS NULL")
+        return "skipped"
+
     def refresh_snapshot(self) -> dict:
         """Fold the log tail into the snapshot now (the writers do it as the tail grows)."""
         with self.lock():
             return Reader(self, fold_tickets=False).write_snapshot()
 
-    def rebuild(self) -> dict:
+    def rebuild(self, replace_damaged: bool = False) -> dict:
         """Fold the whole log into a fresh snapshot (the snapshot is only ever a cache).
 
         Tickets are folded by DuckDB (`tix.store.sqlfold`, on all cores); contacts, a small
-        share of the log, by the Python fold.
+        share of the log, by the Python fold. Damaged lines are left out of the fold, copied
+        to `quarantine/` and listed in `self.rebuild_problems` (with any seq gap); with
+        `replace_damaged`, each whose seq is known is first replaced in the log by a
+        `log.damaged` event (tix.store.check.replace_damaged).
         """
+        self._rebuilding = True
+        try:
+            with self.lock():
+                return self._rebuild(replace_damaged)
+        finally:
+            self._rebuilding = False
+
+    def _rebuild(self, replace_damaged: bool) -> dict:
         import duckdb
 
         from tix.store.sqlfold import events_source, ticket_select_sql
 
-        with self.lock():
-            self.log.repair(self.path("quarantine"))
-            last = self.log.last_event()
-            pos = self.log.end()
-            files: dict = {"tickets_delta": None, "contacts_delta": None}
-            if last is None:
-                files.update(tickets=rows_to_arrow([], TICKET_COLUMNS), contacts=rows_to_arrow([], CONTACT_COLUMNS))
-                meta = {"seq": 0, "segment": pos.segment, "offset": pos.offset, "max_ticket": 0, "max_contact": 0}
-                return self.snapshot.write(files, meta)
-            con = duckdb.connect()
-            con.execute("SET TimeZone = 'UTC'")
-            source = events_source(str(self.log.dir / "*.jsonl"))
-            # One scan of the JSON: the events land in a temp table (DuckDB spills to state/
-            # if memory runs short); tickets fold in SQL, contacts (a few %) in Python.
-            con.execute(f"SET temp_directory = '{self.path('state', 'duckdb-tmp')}'")
-            con.execute(f"CREATE TEMP TABLE ev AS SELECT * FROM {source}")
-            con.execute(f"CREATE TEMP TABLE folded AS {ticket_select_sql('ev')}")
-            max_ticket = con.execute("SELECT coalesce(max(number), 0) FROM folded").fetchall()[0][0]
-            state = State()
-            rows = con.execute("SELECT seq, ts, type, contact, CAST(data AS VARCHAR) FROM ev "
-                               "WHERE starts_with(type, 'contact.') ORDER BY seq").fetchall()
-            con.execute("DROP TABLE ev")
-            for seq, ts, kind, cid, data in rows:
-                state.apply({"seq": seq, "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "type": kind,
-                             "contact": cid, "data": orjson.loads(data) if data else {}})
-            files["contacts"] = rows_to_arrow(sorted(state.contacts.values(), key=lambda r: r["id"]), CONTACT_COLUMNS)
-            files["tickets"] = "SELECT * FROM folded ORDER BY number"
-            meta = {"seq": last["seq"], "segment": pos.segment, "offset": pos.offset,
-                    "max_ticket": max_ticket, "max_contact": state.max_contact}
-            return self.snapshot.write(files, meta, con=con)
+        self.rebuild_problems = []
+        last = self.log.last_event()
+        pos = self.log.end()
+        files: dict = {"tickets_delta": None, "contacts_delta": None}
+        if last is None:
+            files.update(tickets=rows_to_arrow([], TICKET_COLUMNS), contacts=rows_to_arrow([], CONTACT_COLUMNS))
+            meta = {"seq": 0, "segment": pos.segment, "offset": pos.offset, "max_ticket": 0, "max_contact": 0}
+            return self.snapshot.write(files, meta)
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        source = events_source(str(self.log.dir / "*.jsonl"))
+        # One scan of the JSON: the events land in a temp table (DuckDB spills to state/
+        # if memory runs short); tickets fold in SQL, contacts (a few %) in Python.
+        con.execute(f"SET temp_directory = '{self.path('state', 'duckdb-tmp')}'")
+        con.execute(f"CREATE TEMP TABLE ev AS SELECT * FROM {source}")
+        if self._damaged_lines(con, replace_damaged) == "replaced":
+            return self._rebuild(False)
+        con.execute(f"CREATE TEMP TABLE folded AS {ticket_select_sql('ev')}")
+        max_ticket = con.execute("SELECT coalesce(max(number), 0) FROM folded").fetchall()[0][0]
+        state = State()
+        rows = con.execute("SELECT seq, ts, type, contact, CAST(data AS VARCHAR) FROM ev "
+                           "WHERE starts_with(type, 'contact.') ORDER BY seq").fetchall()
+        con.execute("DROP TABLE ev")
+        for seq, ts, kind, cid, data in rows:
+            state.apply({"seq": seq, "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "type": kind,
+                         "contact": cid, "data": orjson.loads(data) if data else {}})
+        files["contacts"] = rows_to_arrow(sorted(state.contacts.values(), key=lambda r: r["id"]), CONTACT_COLUMNS)
+        files["tickets"] = "SELECT * FROM folded ORDER BY number"
+        meta = {"seq": last["seq"], "segment": pos.segment, "offset": pos.offset,
+                "max_ticket": max_ticket, "max_contact": state.max_contact}
+        return self.snapshot.write(files, meta, con=con)

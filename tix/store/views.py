@@ -4,7 +4,8 @@
 
 - `tickets`, `contacts`: the snapshot's rows not touched by the log tail, plus the tail's
   folded rows (`_merged_view`); columns as in tix.model.
-- `events`: every line of the JSONL log (`_events_view`; torn lines are skipped); columns
+- `events`: every committed event of the JSONL log up to the reader's last seq
+  (`_events_view`; torn, damaged and not yet committed lines are left out); columns
   `EVENT_COLUMNS`.
 - `messages`: one row per message received or sent, from `events`. Columns: seq, ticket,
   direction ('in' for `message.received`, 'out' for `message.sent`), channel, ts (naive UTC
@@ -41,7 +42,7 @@ def register(con, reader) -> None:
     con.execute("SET TimeZone = 'UTC'")
     _merged_view(con, "tickets", "number", reader.snapshot_sql("tickets"), reader.state.tickets, TICKET_COLUMNS)
     _merged_view(con, "contacts", "id", reader.snapshot_sql("contacts"), reader.state.contacts, CONTACT_COLUMNS)
-    _events_view(con, reader.store.log.dir)
+    _events_view(con, reader.store.log.dir, reader.last_seq)
     con.execute(MESSAGES_SQL)
     for hook in VIEW_HOOKS:
         _call_hook(hook, con, reader)
@@ -95,7 +96,7 @@ EVENT_COLUMNS = {"seq": "BIGINT", "ts": "TIMESTAMP", "actor": "VARCHAR", "via": 
                  "type": "VARCHAR", "ticket": "BIGINT", "contact": "BIGINT", "data": "JSON", "why": "VARCHAR"}
 
 
-def _events_view(con, events_dir: Path) -> None:
+def _events_view(con, events_dir: Path, upto: int) -> None:
     files = sorted(events_dir.glob("*.jsonl")) if events_dir.is_dir() else []
     if not files:
         cols = ", ".join(f"NULL::{t} AS {c}" for c, t in EVENT_COLUMNS.items())
@@ -105,7 +106,7 @@ def _events_view(con, events_dir: Path) -> None:
     columns = "{" + ", ".join(f"'{c}': '{t}'" for c, t in EVENT_COLUMNS.items()) + "}"
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW events AS SELECT * FROM read_json('{glob}', "
-        f"format='newline_delimited', columns={columns}, ignore_errors=true)"
+        f"format='newline_delimited', columns={columns}, ignore_errors=true) WHERE seq <= {int(upto)}"
     )
 
 

@@ -87,7 +87,7 @@ def _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, 
                 result.changes.append({"ticket": row["number"], "events": [
                     {"type": e["type"], "data": e["data"]} for e in made]})
         if not dry_run and len(batch.pending) >= 50000:
-            batch.flush()
+            batch.flush(commit=False)  # frees memory; the whole update still commits as one batch
     return result
 
 
