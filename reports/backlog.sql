@@ -33,7 +33,8 @@ SELECT ts, (CASE WHEN was_open AND ($team = '' OR prev_team = $team) THEN 1 ELSE
 FROM backlog_changes
 WHERE ts >= utc_ts(date_trunc('week', local_ts($now)) - INTERVAL 42 DAY)
   AND ticket NOT IN (SELECT ticket FROM excluded_tickets)
-  AND ($channel = '' OR ticket IN (SELECT number FROM tickets WHERE channel = $channel));
+  -- (with no channel asked for, the subquery is empty and costs nothing)
+  AND ticket NOT IN (SELECT number FROM tickets WHERE $channel <> '' AND channel IS DISTINCT FROM $channel);
 
 -- section: summary
 -- title: Backlog now

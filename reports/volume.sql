@@ -46,7 +46,7 @@ WITH n AS (
            count(*) FILTER (WHERE NOT r.answered) AS closed_unanswered
     FROM resolutions r
     WHERE r.ts >= $since AND r.ts < $until AND NOT r.excluded AND ($team = '' OR r.team = $team)
-      AND ($channel = '' OR r.ticket IN (SELECT number FROM tickets WHERE channel = $channel))
+      AND r.ticket NOT IN (SELECT number FROM tickets WHERE $channel <> '' AND channel IS DISTINCT FROM $channel)
     GROUP BY ALL
 )
 SELECT week, coalesce(new_tickets, 0) AS new_tickets, coalesce(resolved, 0) AS resolved,

@@ -443,3 +443,15 @@ def test_every_report_equals_a_recount_of_the_log(desk, week, monday, prev):
     for agent in ("ani", "budi", "citra"):
         firsts = [f for f in fr if f[2] == f"user:{agent}"]
         assert ag.get(agent, {}).get("first_responses", 0) == len(firsts)
+
+
+def test_backlog_of_one_channel(report_store):
+    """tests/plugins/reports.py: WhatsApp tickets #5 (open since W47) and #7 (new, W48)."""
+    from tests.plugins.reports import NOW
+
+    r = run_report(report_store, "backlog", params={"channel": "whatsapp"}, now=NOW)
+    assert metrics(r, "summary")["open_tickets"] == (2, 1)  # a week before NOW: #5
+    trend = {t["week"]: t["backlog"] for t in rows(r, "trend")}
+    assert (trend["2026-W46"], trend["2026-W47"], trend["2026-W48"]) == (0, 1, 2)
+    r = run_report(report_store, "volume", params={"channel": "web", **W47}, now=NOW)
+    assert [(w["new_tickets"], w["resolved"]) for w in rows(r, "by_week")] == [(1, 0)]

@@ -334,7 +334,7 @@ class History:
             return rows, end, seq
         reached = pos or Position("", 0)
         last = None
-        for raw, seg, off in self.store.log.read_raw(pos):
+        for raw, seg, off in self.store.log.read_raw(pos, end):  # committed batches only
             row = _extract(raw)
             if row is not None:
                 rows.append(row)
