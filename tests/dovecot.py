@@ -7,7 +7,7 @@
 
 Everything lives in one directory created for the instance (config, passwd file, mail,
 sockets, state, log). /etc/dovecot and the system service are never read or touched.
-Written after the known-good setup in ../shared/services/dovecot/ (see its README for
+Written after a known-good setup of a throwaway Dovecot (see its notes in the project brief for
 the pitfalls): mail processes run as `nobody` (Dovecot refuses uid 0 for mail), the
 instance directory is 0755 and the passwd file 0640 group `dovecot` (the auth process
 reads it), login processes chroot into base_dir/login, IMAP on loopback only.

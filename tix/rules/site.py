@@ -16,11 +16,12 @@ of auto-reply templates) is decided by `choose_calendar`, in this order:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from tix.config import Config
 from tix.errors import Problem
+from tix.store.log import utcnow
 
 DEFAULT_DAYS = (0, 1, 2, 3, 4)
 DEFAULT_OPEN, DEFAULT_CLOSE = 8 * 3600, 17 * 3600
@@ -70,7 +71,7 @@ class BusinessHours:
                 days = names[day] if end == day else f"{names[day]}-{names[end]}"
                 parts.append(f"{days} {', '.join(_span(s, sep) for s in week[day])}")
             day = end + 1
-        zone = (when or datetime.now(timezone.utc)).astimezone(self.calendar.tz).strftime("%Z")
+        zone = (when or utcnow()).astimezone(self.calendar.tz).strftime("%Z")
         return "; ".join(parts) + f" {zone}" if parts else ""
 
     def next_open(self, when: datetime) -> datetime | None:

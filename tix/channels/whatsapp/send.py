@@ -32,9 +32,10 @@ Item shape (JSON, stored by the outbox)::
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from tix.errors import ChannelStopped, SendPermanent, SendTemporary, UsageError
+from tix.store.log import utcnow
 
 MAX_TEXT = 4096
 CONTEXT_AFTER = timedelta(minutes=30)
@@ -68,7 +69,7 @@ def compose(store, reader, ticket_row: dict, text: str, template: str | None = N
     if not to and not recipient:
         raise UsageError(f"ticket #{number}: no WhatsApp number or user id to send to")
     pnid = _phone_number_id(settings, conv, ticket_row)
-    now = now or datetime.now(timezone.utc)
+    now = now or utcnow()
     base = {"messaging_product": "whatsapp", "recipient_type": "individual"}
     base.update({"to": to} if to else {"recipient": recipient})
     item = {"channel": "whatsapp", "ticket": number, "phone_number_id": pnid,
