@@ -61,6 +61,15 @@ def _drain(body: bytes) -> None:
         pass
 
 
+def test_an_absurd_timestamp_is_no_time_not_a_crash():
+    body = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "metadata": {"phone_number_id": "123"}, "contacts": [{"wa_id": "6281234", "profile": {"name": "Sari"}}],
+        "messages": [{"from": "6281234", "id": "wamid.A", "timestamp": "9" * 30, "type": "text",
+                      "text": {"body": "halo"}}]}}]}]}
+    (part,) = decode(orjson.dumps(body), SETTINGS).parts()
+    assert part.wamid == "wamid.A" and part.sent_at is None
+
+
 @FUZZ
 @given(st.binary(max_size=500))
 def test_arbitrary_bytes_decode_or_are_a_payload_error(body):

@@ -111,7 +111,7 @@ class Payload:
                     continue
                 try:
                     yield from self._change(entry, value)
-                except (AttributeError, TypeError, KeyError, ValueError) as exc:
+                except (AttributeError, TypeError, KeyError, ValueError, OverflowError) as exc:
                     # a value of the wrong JSON type somewhere Meta's format has an object or
                     # a list: the payload is malformed, whatever the field (found by fuzzing)
                     raise PayloadError(f"malformed messages change: {type(exc).__name__}: {exc}") from None
@@ -341,7 +341,11 @@ def _int(value) -> int:
 
 
 def _iso_unix(value) -> str | None:
+    """Meta's Unix-seconds string as a store time; None when missing or out of any real range."""
     t = _int(value)
     if not t:
         return None
-    return iso(datetime.fromtimestamp(t, timezone.utc))
+    try:
+        return iso(datetime.fromtimestamp(t, timezone.utc))
+    except (OverflowError, OSError, ValueError):  # '999…9' from a hostile or broken sender
+        return None
