@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from tix.channels.mail.parse import Parsed, Unparseable, addresses, parse
 
 FORBIDDEN = {chr(c) for c in range(32) if c != 9} | {"\x7f", "\x85", "\u2028", "\u2029"}
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+               derandomize=True)  # the same inputs on every CI run; bench/fuzz_mailparse.py explores
 
 # Characters attackers like: separators, controls, quotes, brackets, encoded-word syntax.
 nasty_chars = st.sampled_from(list("\r\n\x0b\x0c\x1b\x00\x85\u2028\u2029\u202e \t\"'<>(),;:@\\=?_") +

@@ -15,7 +15,8 @@ from tix.channels.whatsapp.config import Number, Settings
 from tix.channels.whatsapp.payload import Message, PayloadError, decode
 
 SETTINGS = Settings(raw={}, numbers={"123": Number("123", "6281100000000")})
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+               derandomize=True)  # the same inputs on every CI run
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=False),
                     st.text(max_size=20), st.sampled_from(["123", "6281234", "text", "image", "1700000000",
