@@ -179,9 +179,11 @@ def test_a_writer_removes_the_temp_files_killed_writers_left_and_keeps_live_ones
         kept = [store.root / "state" / f"tail-{live.pid}-a1b2.jsonl",
                 store.root / "snapshot" / f".tickets-7.parquet.{live.pid}.tmp",
                 store.root / "snapshot" / "tickets-7.parquet.tmp"]  # no pid, and new: maybe a live one
+        now = time.time()
         for path in stale + kept:
             path.write_bytes(b"x" * 100)
-        old = time.time() - 2 * 3600
+            os.utime(path, (now, now))  # this process's clock: under faketime the disk's differs
+        old = now - 2 * 3600
         os.utime(stale[-1], (old, old))
         assert tix("note", "1", "-m", "hi").returncode == 0
         assert [p.exists() for p in stale] == [False] * len(stale)
