@@ -11,7 +11,8 @@ from tests.plugins.sla import Timeline, jkt
 from tix import outbox, rules
 from tix.reports import render, run_report
 from tix.sla.escalate import escalate
-from tix.templates import TemplateFailed, environment, render_macro
+from tix.macros import render_macro
+from tix.templates import TemplateFailed, environment
 
 ESCAPES = {
     "mro": ("{{ ''.__class__.__mro__ }}", "access to attribute '__class__' of 'str' object is unsafe."),
@@ -47,7 +48,7 @@ def test_macro(store, escape):
         n = create_ticket(batch, "Paket belum sampai")
     reader = store.read()
     with pytest.raises(TemplateFailed) as info:
-        render_macro(store, reader, reader.ticket(n), "evil", agent="ani")
+        render_macro(store, reader, reader.ticket(n), "evil", "user:ani")
     assert str(info.value) == f"templates/macros/evil.txt:3: {escape[1]}"
 
 

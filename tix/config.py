@@ -37,7 +37,7 @@ SETTINGS: dict[str, tuple[Any, type, str]] = {
 }
 
 KNOWN_SECTIONS = (
-    "settings", "teams", "agents", "custom_fields",
+    "settings", "teams", "agents", "custom_fields", "contact_fields",
     "channels", "outbound", "calendars", "sla", "whatsapp", "notify", "auto_reply", "reports",
 )
 
@@ -61,6 +61,7 @@ class Agent:
     teams: list[str] = field(default_factory=list)
     skills: list[str] = field(default_factory=list)
     away: bool = False
+    signature: str = ""  # what macros sign with: {{ agent.signature }}
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Config:
     teams: dict[str, dict]
     agents: dict[str, Agent]
     custom_fields: dict[str, dict]
+    contact_fields: dict[str, dict] = field(default_factory=dict)  # besides name, tier, language
 
     def setting(self, name: str):
         return self.settings[name]
@@ -203,11 +205,12 @@ def load(path: Path, validate_sections: bool = False) -> Config:
     teams = _teams(raw.get("teams") or {}, fname, problems)
     agents = _agents(raw.get("agents") or {}, teams, fname, problems)
     custom = _custom_fields(raw.get("custom_fields") or {}, fname, problems)
+    contact = _custom_fields(raw.get("contact_fields") or {}, fname, problems, "contact_fields")
     if validate_sections:
         problems += validate_owned_sections(raw, fname)
     if problems:
         raise ConfigError(problems)
-    return Config(path, raw, settings, teams, agents, custom)
+    return Config(path, raw, settings, teams, agents, custom, contact)
 
 
 def validate_owned_sections(raw: dict, fname: str) -> list[Problem]:
@@ -270,7 +273,7 @@ def _teams(node, fname, problems) -> dict[str, dict]:
     return {str(k): dict(v or {}) for k, v in node.items()}
 
 
-_AGENT_KEYS = ("name", "email", "teams", "skills", "away")
+_AGENT_KEYS = ("name", "email", "teams", "skills", "away", "signature")
 
 
 def _agents(node, teams, fname, problems) -> dict[str, Agent]:
@@ -290,24 +293,30 @@ def _agents(node, teams, fname, problems) -> dict[str, Agent]:
                                         f"agent {login!r} is in unknown team {team!r}{suggest(team, teams)}"))
         out[str(login)] = Agent(str(login), str(spec.get("name") or login), str(spec.get("email") or ""),
                                 list(spec.get("teams") or []), [str(s) for s in spec.get("skills") or []],
-                                bool(spec.get("away", False)))
+                                bool(spec.get("away", False)), str(spec.get("signature") or ""))
     return out
 
 
 _FIELD_TYPES = ("string", "int", "float", "bool", "date")
 
 
-def _custom_fields(node, fname, problems) -> dict[str, dict]:
+def _custom_fields(node, fname, problems, section: str = "custom_fields") -> dict[str, dict]:
+    """`custom_fields:` (tickets) or `contact_fields:` (contacts): name -> {type, values}."""
     out: dict[str, dict] = {}
     if not isinstance(node, dict):
-        problems.append(Problem(fname, _line(node), "custom_fields must be a mapping"))
+        problems.append(Problem(fname, _line(node), f"{section} must be a mapping"))
         return out
     for name, spec in node.items():
+        if isinstance(spec, dict):
+            problems += check_keys(spec, ("type", "values", "description"), fname, noun=f"{section} key")
         spec = dict(spec or {})
         ftype = spec.get("type", "string")
         if ftype not in _FIELD_TYPES:
             problems.append(Problem(fname, _line(node, name),
-                                    f"custom field {name!r}: unknown type {ftype!r}; types: {', '.join(_FIELD_TYPES)}"))
+                                    f"{section[:-1].replace('_', ' ')} {name!r}: unknown type {ftype!r}; "
+                                    f"types: {', '.join(_FIELD_TYPES)}"))
+        if spec.get("values") is not None and not isinstance(spec["values"], list):
+            problems.append(Problem(fname, _line(node, name), f"{section}: {name}: values must be a list"))
         spec["type"] = ftype
         out[str(name)] = spec
     return out

@@ -46,7 +46,19 @@ def local_datetime(value, locale: str = "id", pattern: str = "EEE dd-MM-yyyy HH:
     return (format_datetime(value, pattern, tzinfo=value.tzinfo, locale=loc) + f" {zone}").strip()
 
 
+def local_date(ctx, value, format: str = "long", locale: str | None = None) -> str:
+    """`{{ ticket.created_at | date }}` -> `6 Desember 2026` (locale `id`) / `December 6, 2026` (`en`).
+
+    `format`: short, medium, long, full or a Babel pattern; the locale: the argument, else the
+    template's `locale` (a macro: the contact's language, else the site's)."""
+    from babel.dates import format_date
+
+    loc = locale or ctx.get("locale") or "id"
+    return format_date(value, format, locale="id" if loc == "id" else "en")
+
+
 FILTERS = {"duration": format_duration, "datetime": local_datetime}
+CONTEXT_FILTERS = {"date": local_date}  # filters that read the template's context (its `locale`)
 MACRO_NAMES = ("{}", "{}.txt", "{}.j2", "{}.txt.j2", "macros/{}", "macros/{}.txt", "macros/{}.j2", "macros/{}.txt.j2")
 
 
@@ -91,6 +103,7 @@ def environment(where=None, autoescape: bool = False):
 
 @functools.lru_cache(maxsize=64)
 def _environment(dirs: tuple[str, ...], html: bool):
+    import jinja2
     from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
     from jinja2.sandbox import SandboxedEnvironment
 
@@ -103,6 +116,7 @@ def _environment(dirs: tuple[str, ...], html: bool):
         lstrip_blocks=html,
     )
     env.filters.update(FILTERS)
+    env.filters.update({name: jinja2.pass_context(f) for name, f in CONTEXT_FILTERS.items()})
     return env
 
 
@@ -152,18 +166,6 @@ def compile_error(env, name: str) -> str | None:
     except jinja2.TemplateError as exc:
         return _one_line(exc, name)
     return None
-
-
-def render_macro(store, reader, row: dict, name: str, agent: str) -> str:
-    """A reply macro: templates/NAME (or NAME.txt, NAME.j2, macros/NAME…) rendered with the
-    ticket, its contact and the agent's name. UsageError when there is none or it fails."""
-    names = [n.format(name) for n in MACRO_NAMES]
-    contact = reader.contact(row["contact"]) if row.get("contact") is not None else None
-    try:
-        return render(environment(store), names, {"ticket": row, "contact": contact or {}, "agent": agent})
-    except TemplateMissing:
-        raise UsageError(f"no macro {name!r} in {store.path('templates')} "
-                         f"(looked for {name}, {name}.txt, {name}.j2, macros/{name}…)") from None
 
 
 def _one_line(exc, name: str | None, filename: str | None = None, where: str | None = None) -> str:

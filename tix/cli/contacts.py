@@ -1,4 +1,4 @@
-"""`tix contact list|show|link|merge`: one customer followed across email and WhatsApp.
+"""`tix contact list|show|set|link|merge`: one customer followed across email and WhatsApp.
 
 The commands parse options, call one function of tix.tickets.contacts (which says what a
 contact is and what linking and merging do), render, and pick the exit code.
@@ -14,9 +14,11 @@ from tix.cli.common import FormatOpt, actor, check_format, info, open_store
 
 
 def register(app) -> None:
-    group = typer.Typer(help="Customers: list, show, link identifiers, merge duplicates.", no_args_is_help=True)
+    group = typer.Typer(help="Customers: list, show, set fields, link identifiers, merge duplicates.",
+                        no_args_is_help=True)
     group.command("list")(contact_list)
     group.command("show")(contact_show)
+    group.command("set")(contact_set_cmd)
     group.command("link")(contact_link_cmd)
     group.command("merge")(contact_merge_cmd)
     app.add_typer(group, name="contact")
@@ -85,6 +87,29 @@ def contact_show(
     out.write("\n")
     render(view["tickets"], "table", tz=store.config.setting("timezone"),
            columns=["number", "status", "channel", "inbox", "subject", "created_at"])
+
+
+def contact_set_cmd(
+    contact: str = typer.Argument(..., help="Contact id (12 or c12)."),
+    assignments: List[str] = typer.Argument(..., metavar="FIELD=VALUE...",
+                                            help="name, tier, language, or a contact_fields: key of tix.yaml"),
+    why: Optional[str] = typer.Option(None, "--why", help="Reason, recorded in the audit trail."),
+) -> None:
+    """Set a contact's name, tier, language or custom contact fields (FIELD= clears one).
+
+    Rules (contact.tier: vip), SLA policies (when: {tier: vip}) and filters (contact.tier:vip)
+    use them; every change is an event with who, when and why.
+
+    Example: tix contact set 12 tier=vip language=id --why "partner since 2026"
+    """
+    from tix.tickets.contacts import contact_set, parse_contact_assignments, parse_contact_id
+
+    cid = parse_contact_id(contact)
+    store = open_store()
+    changes = parse_contact_assignments(store.config, assignments)
+    with store.writing(actor=actor(), via="tix contact set") as batch:
+        ev = contact_set(batch, cid, changes, why)
+    info(f"contact {cid}: {'changed' if ev else 'unchanged'}")
 
 
 def contact_link_cmd(

@@ -75,28 +75,42 @@ def reply(
     template: Optional[str] = typer.Option(None, "--template",
                                            help="WhatsApp: send this approved template (whatsapp.templates in "
                                                 "tix.yaml); the only way to write after the 24-hour window."),
+    pending: bool = typer.Option(False, "--pending", help="Then set the ticket pending (waiting on the customer)."),
+    resolve: bool = typer.Option(False, "--resolve", help="Then mark the ticket resolved."),
+    force: bool = typer.Option(False, "--force", help="Reply even if the ticket changed since you last showed it."),
+    preview: bool = typer.Option(False, "--preview", help="Print the message as it would go; send and write nothing."),
 ) -> None:
     """Reply to the customer on the ticket's channel (queued in the outbox, then sent).
 
     Text from -m, --file, stdin, --macro, or $EDITOR when run at a terminal. On WhatsApp,
-    more than 24 hours after the customer's last message, use --template NAME.
+    more than 24 hours after the customer's last message, use --template NAME. A first reply
+    moves a new ticket to open; --pending and --resolve set the status with the reply (the
+    state machine: README, "Agents"). Refused (exit 1) if the customer or another agent wrote
+    since you last ran tix show N, unless --force.
 
-    Example: tix reply 1042 -m "Dana sudah kami kembalikan, mohon cek 1-3 hari kerja."
+    Examples:
+      tix reply 1042 -m "Dana sudah kami kembalikan, mohon cek 1-3 hari kerja." --resolve
+      tix reply 1042 --preview -m "Mohon kirim foto paketnya."
     """
     from tix.outbox import flush, queue
-    from tix.tickets import get_ticket
+    from tix.tickets import get_ticket, seen
+    from tix.tickets.status import after_reply, check_outcome, reply_outcome
 
+    outcome = reply_outcome(pending, resolve)
     store = open_store()
     n = ticket_arg(number)
+    if preview:
+        return _preview(store, n, message, file, macro, template)
     with store.writing(actor=actor(), via="tix reply") as batch:
         row = get_ticket(batch, n)
-        if template is not None:
-            if macro is not None:
-                raise UsageError("give either --template (WhatsApp) or --macro, not both")
-            text = message if message not in (None, "-") else (sys.stdin.read() if message == "-" else "")
-        else:
-            text = _reply_text(store, batch, row, message, file, macro)
+        if not force:
+            seen.check(batch, row, batch.actor)
+        check_outcome(row, outcome)
+        text = _text(store, batch.reader, row, message, file, macro, template)
         item = queue(batch, row, row.get("channel") or "email", text, template=template or macro)
+        after_reply(batch, row, outcome)
+        at = seen.flush_marker(batch)
+    seen.mark(store, actor(), n, at=at, only_if_known=True)
     info(f"#{n}: queued {item['outbox']} to {', '.join(item['to'])}")
     if no_send:
         raise typer.Exit(EXIT_OK)
@@ -110,7 +124,28 @@ def reply(
     raise typer.Exit(EXIT_PARTIAL if out.errors else EXIT_OK)
 
 
-def _reply_text(store, batch, row, message, file, macro) -> str:
+def _preview(store, n, message, file, macro, template) -> None:
+    from tix.errors import NotFound
+    from tix.outbox.enqueue import preview
+
+    reader = store.read()
+    row = reader.ticket(n)
+    if row is None:
+        raise NotFound(f"ticket #{n} not found")
+    row = dict(row)
+    text = _text(store, reader, row, message, file, macro, template)
+    sys.stdout.write(preview(store, reader, row, row.get("channel") or "email", text, template=template or macro))
+
+
+def _text(store, reader, row, message, file, macro, template) -> str:
+    if template is None:
+        return _reply_text(store, reader, row, message, file, macro)
+    if macro is not None:
+        raise UsageError("give either --template (WhatsApp) or --macro, not both")
+    return message if message not in (None, "-") else (sys.stdin.read() if message == "-" else "")
+
+
+def _reply_text(store, reader, row, message, file, macro) -> str:
     if sum(x is not None for x in (message, file, macro)) > 1:
         raise UsageError("give the reply text one way: -m, --file or --macro")
     if message == "-":
@@ -124,9 +159,9 @@ def _reply_text(store, batch, row, message, file, macro) -> str:
         except OSError as exc:
             raise UsageError(f"{file}: {exc.strerror}") from None
     if macro is not None:
-        from tix.templates import render_macro
+        from tix.macros import render_macro
 
-        return render_macro(store, batch.reader, row, macro, agent=actor().split(":", 1)[-1])
+        return render_macro(store, reader, row, macro, actor())
     if not is_tty(sys.stdin):
         return sys.stdin.read()
     return _editor()

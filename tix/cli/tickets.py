@@ -119,30 +119,44 @@ def show(
 
     Example: tix show 1042 --history
     """
+    from tix.tickets import seen
     from tix.tickets.show import show_ticket
 
     check_format(fmt, ("text", "json"))
     store = open_store()
-    show_ticket(store, ticket_arg(number), history=history, fmt=fmt, out=sys.stdout)
+    n = ticket_arg(number)
+    at = seen.log_end(store)  # taken before reading: what is shown is at least everything before it
+    show_ticket(store, n, history=history, fmt=fmt, out=sys.stdout)
+    seen.mark(store, actor(), n, at=at)
 
 
-def _one(number: str, via: str, why: Optional[str], change) -> None:
+def _one(number: str, via: str, why: Optional[str], change, force: bool | None = None) -> None:
+    """One change to one ticket; `force` False/True: an agent's action, checked for collisions
+    (tix.tickets.seen) unless True; None: not checked (assign, set, tag, reopen)."""
+    from tix.tickets import seen
     from tix.tickets.core import get_ticket
 
     store = open_store()
     n = ticket_arg(number)
     with store.writing(actor=actor(), via=via) as batch:
         row = get_ticket(batch, n)
+        if force is False:
+            seen.check(batch, row, batch.actor)
         ev = change(batch, row)
+        at = seen.flush_marker(batch) if force is not None else None
+    if at:
+        seen.mark(store, actor(), n, at=at, only_if_known=True)
     info(f"#{n}: {'changed' if ev else 'unchanged'}")
 
 
 WhyOpt = typer.Option(None, "--why", help="Reason, recorded in the audit trail.")
+ForceOpt = typer.Option(False, "--force", help="Act even if the ticket changed since you last showed it.")
 
 
 def note(
     number: str = typer.Argument(..., help="Ticket number."),
     message: Optional[str] = typer.Option(None, "--message", "-m", help="The note text (- or omitted: stdin)."),
+    force: bool = ForceOpt,
 ) -> None:
     """Add an internal note (never sent to the customer).
 
@@ -151,7 +165,7 @@ def note(
     from tix.tickets.core import note as add_note
 
     text = _body(message) if message is not None else sys.stdin.read()
-    _one(number, "tix note", None, lambda b, row: add_note(b, row, text))
+    _one(number, "tix note", None, lambda b, row: add_note(b, row, text), force)
 
 
 def assign(
@@ -204,6 +218,7 @@ def close(
     number: str = typer.Argument(..., help="Ticket number."),
     resolved: bool = typer.Option(False, "--resolved", help="Mark resolved (reopens on a reply) instead of closed."),
     why: Optional[str] = WhyOpt,
+    force: bool = ForceOpt,
 ) -> None:
     """Close a ticket (or mark it resolved).
 
@@ -211,7 +226,7 @@ def close(
     """
     from tix.tickets.core import close as close_core
 
-    _one(number, "tix close", why, lambda b, row: close_core(b, row, resolved, why=why))
+    _one(number, "tix close", why, lambda b, row: close_core(b, row, resolved, why=why), force)
 
 
 def reopen(

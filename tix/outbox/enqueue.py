@@ -78,12 +78,7 @@ def queue(batch, ticket_row: dict, channel: str, body_text: str, *, actor: str |
     Raises UsageError (nothing written) when the channel is unknown or its composer refuses.
     """
     store = batch.store
-    if channel not in COMPOSERS:
-        raise UsageError(f"cannot send on channel {channel!r}; channels: {', '.join(COMPOSERS)}")
-    try:
-        compose = _load(COMPOSERS[channel])
-    except (ImportError, AttributeError) as exc:
-        raise UsageError(f"channel {channel!r} has no composer yet ({exc})") from None
+    compose = _compose(channel)
     payload = compose(store, batch.reader, ticket_row, body_text, template)
     if subject:
         payload["subject"] = subject
@@ -127,19 +122,53 @@ def _over_cap(batch, to: list[str], now: datetime) -> bool:
 
 
 def _write(store, channel: str, oid: str, payload: dict, auto: bool, ticket: int, now: datetime) -> str:
+    body, ext = _render(store, channel, oid, payload, auto, ticket, now)
+    return write_raw(store, channel, oid, body, ext, now)
+
+
+def _render(store, channel: str, oid: str, payload: dict, auto: bool, ticket: int, now: datetime):
+    """(the bytes stored and sent, their file extension) of a composed message."""
     mod = importlib.import_module(COMPOSERS[channel].split(":")[0])
     render = getattr(mod, "render", None)
-    if render is not None:
-        x_loop = (store.config.section("outbound", {}) or {}).get("x_loop")
-        try:
-            body = render(payload, auto, oid, ticket=ticket, x_loop=x_loop, now=now)
-        except (ValueError, TypeError, UnicodeError) as exc:  # e.g. an address the email library refuses
-            raise UsageError(f"cannot make the {channel} message: {' '.join(str(exc).split())}") from None
-        ext = EXT.get(channel, "eml")
-    else:
-        body = orjson.dumps(payload, option=orjson.OPT_INDENT_2)
-        ext = "json"
-    return write_raw(store, channel, oid, body, ext, now)
+    if render is None:
+        return orjson.dumps(payload, option=orjson.OPT_INDENT_2), "json"
+    x_loop = (store.config.section("outbound", {}) or {}).get("x_loop")
+    try:
+        return render(payload, auto, oid, ticket=ticket, x_loop=x_loop, now=now), EXT.get(channel, "eml")
+    except (ValueError, TypeError, UnicodeError) as exc:  # e.g. an address the email library refuses
+        raise UsageError(f"cannot make the {channel} message: {' '.join(str(exc).split())}") from None
+
+
+def preview(store, reader, ticket_row: dict, channel: str, body_text: str, template: str | None = None) -> str:
+    """`tix reply --preview`: what `queue` would store for this reply, as text for a person:
+    the headers, the body and the attachments. Nothing is written, queued or sent."""
+    import email
+    from email import policy
+
+    compose = _compose(channel)
+    payload = compose(store, reader, ticket_row, body_text, template)
+    body, ext = _render(store, channel, "o-preview", payload, False, ticket_row["number"], utcnow())
+    if ext == "json":
+        return body.decode("utf-8") + "\n"
+    msg = email.message_from_bytes(body, policy=policy.default)
+    lines = [f"{k}: {v}" for k, v in msg.items() if k.lower() not in ("x-tix-outbox", "content-transfer-encoding",
+                                                                        "mime-version")]
+    part = msg.get_body(("plain",))
+    text = part.get_content() if part is not None else ""
+    lines += ["", text.replace("\r\n", "\n").rstrip("\n"), ""]
+    for att in msg.iter_attachments():
+        size = len(att.get_payload(decode=True) or b"")
+        lines.append(f"[attachment: {att.get_filename() or '(unnamed)'}, {att.get_content_type()}, {size} bytes]")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _compose(channel: str):
+    if channel not in COMPOSERS:
+        raise UsageError(f"cannot send on channel {channel!r}; channels: {', '.join(COMPOSERS)}")
+    try:
+        return _load(COMPOSERS[channel])
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"channel {channel!r} has no composer yet ({exc})") from None
 
 
 def write_raw(store, channel: str, oid: str, body: bytes, ext: str, now: datetime) -> str:

@@ -233,3 +233,65 @@ def contact_merge(batch, src: int, dst: int, why: str | None = None) -> list[dic
         out.append(batch.emit("ticket.updated", ticket=number, data={"set": {"contact": dst}, "old": {"contact": src}},
                               why=why))
     return out
+
+
+# `tix contact set`: the contact fields every site has (besides `name`), then tix.yaml `contact_fields:`.
+# tier: rules (`contact.tier: vip`) and SLA policies (`when: {tier: vip}`) read it; language: the
+# locale of the macros sent to this customer (tix.macros).
+CONTACT_FIELDS = {"tier": {"type": "string"}, "language": {"type": "string", "values": ["id", "en"]}}
+
+
+def contact_field_specs(config) -> dict[str, dict]:
+    """Settable contact fields besides `name`: tier, language, then tix.yaml `contact_fields:`."""
+    return {**CONTACT_FIELDS, **config.contact_fields}
+
+
+def parse_contact_assignments(config, pairs) -> dict:
+    """`["tier=vip", "name=Sari W"]` -> {"fields.tier": "vip", "name": "Sari W"}; an unknown field
+    or a bad value is a UsageError naming the accepted ones. `FIELD=` or `FIELD=none` clears it."""
+    from tix.config import suggest
+    from tix.tickets.core import _custom
+
+    specs = contact_field_specs(config)
+    known = ("name", *specs)
+    out: dict = {}
+    for pair in pairs:
+        name, eq, value = str(pair).partition("=")
+        name = name.strip().removeprefix("fields.")
+        if not eq or not name:
+            raise UsageError(f"bad {pair!r}: use FIELD=VALUE; contact fields: {', '.join(known)}")
+        if name not in known:
+            raise UsageError(f"unknown contact field {name!r}{suggest(name, known)}; contact fields: "
+                             f"{', '.join(known)} (declare others under contact_fields: in tix.yaml)")
+        value = value.strip()
+        if name == "name":
+            if not value:
+                raise UsageError("a contact's name must not be empty")
+            out["name"] = value
+            continue
+        if value in ("", "none"):
+            out[f"fields.{name}"] = None
+            continue
+        allowed = specs[name].get("values")
+        if allowed and value not in [str(v) for v in allowed]:
+            raise UsageError(f"invalid {name} {value!r}{suggest(value, allowed)}; {name} is one of: "
+                             f"{', '.join(str(v) for v in allowed)}")
+        out[f"fields.{name}"] = _custom(specs[name], name, value)
+    return out
+
+
+def contact_set(batch, cid: int, changes: dict, why: str | None = None) -> dict | None:
+    """Set a contact's name and fields (`parse_contact_assignments`): one `contact.updated` event
+    with `set` and `old`, like a ticket change; None when nothing changes."""
+    row = get_contact(batch.reader, cid)
+    if row.get("merged_into"):
+        raise UsageError(f"contact {cid} was merged into {row['merged_into']}; set fields on that one")
+    current = contact_fields(row)
+    new, old = {}, {}
+    for key, value in changes.items():
+        now = row.get("name") if key == "name" else current.get(key[7:])
+        if now != value:
+            new[key], old[key] = value, now
+    if not new:
+        return None
+    return batch.emit("contact.updated", contact=cid, data={"set": new, "old": old}, why=why)

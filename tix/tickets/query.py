@@ -26,6 +26,9 @@ When a shell has taken `idle>14d` as the word `idle` and a redirection (writing 
 `14d`), tix is left with a bare field name (or `idle:` without a value): that is an error
 showing the shell-safe form, never a subject search.
 
+`contact.FIELD:VALUE` selects by a field of the ticket's contact (`contact.tier:vip`,
+`contact.language:en`, `contact.name:Sari`; set with `tix contact set`).
+
 Other bare words and "quoted phrases" search the subject (case-insensitive); `text:WORD`
 searches for a word that is also a field name. A custom field declared in tix.yaml filters
 like a built-in one.
@@ -105,7 +108,7 @@ def compile_filter(text: str | list[str], custom_fields=(), now: datetime | None
     fields = (*ALL_FIELDS, *custom_fields)
     for tok in _tokens(text):
         m = _TERM.match(tok)
-        if m is None or m.group("field") not in fields:
+        if m is None or (m.group("field") not in fields and not _contact_field(m.group("field"))):
             clauses.append(_word(tok, m, fields))
             params.append("%" + _like_escape(tok[1:] if _negated(tok) else tok) + "%")
             continue
@@ -122,6 +125,24 @@ def compile_filter(text: str | list[str], custom_fields=(), now: datetime | None
         clauses.append(f"NOT ({sql})" if neg else f"({sql})")
         params += vals
     return Filter(" AND ".join(clauses) or "TRUE", params, mentions_status)
+
+
+def _contact_field(name: str) -> bool:
+    """`contact.tier`, `contact.name`, `contact.fields.X`: a field of the ticket's contact."""
+    return name.startswith("contact.") and len(name) > 8
+
+
+def _contact_term(name: str, value: str) -> tuple[str, list]:
+    """`contact.tier:vip,gold` / `contact.tier:none`: tickets whose contact's field has one of the
+    values (or none); any contact field, set with `tix contact set`."""
+    key = name[8:].removeprefix("fields.")
+    column = "c.name" if key == "name" else "json_extract_string(c.fields, ?)"
+    params = [] if key == "name" else [f"$.{key}"]
+    vals = _values(value)
+    if vals == ["none"]:
+        return f"NOT coalesce(contact IN (SELECT c.id FROM contacts c WHERE {column} IS NOT NULL), false)", params
+    return (f"coalesce(contact IN (SELECT c.id FROM contacts c WHERE {column} IN (SELECT unnest(?::VARCHAR[]))), "
+            f"false)", [*params, vals])
 
 
 def _negated(tok: str) -> bool:
@@ -173,6 +194,8 @@ def _values(value: str) -> list[str]:
 def _term(name: str, op: str, value: str, custom_fields, now: datetime, tz: str) -> tuple[str, list]:
     if name in TIME_FIELDS:
         return _time_term(name, op, value, now, tz)
+    if _contact_field(name) and op == ":":
+        return _contact_term(name, value)
     if op != ":" and name not in ("priority", "number"):
         raise UsageError(f"{name} takes ':' (e.g. {name}:VALUE), not {op!r}")
     if name == "is":
