@@ -1,0 +1,90 @@
+"""Issue 13 item 2: `tix show` records what an agent has seen; reply/note/close refuse (exit 1, one
+line: who did what, when) when the customer or another agent wrote since, unless --force; and
+`tix reply --preview` shows the message without sending or writing anything."""
+from __future__ import annotations
+
+import pytest
+
+from tests.agentday import customer_writes, events, make_desk, run
+
+
+@pytest.fixture
+def desk(store, tmp_path, tix):
+    return make_desk(store, tmp_path, tix)
+
+
+def files(root):
+    return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def sent(store):
+    return [e for e in events(store, "message.sent")]
+
+
+def test_a_customer_message_since_the_show_refuses_reply_note_and_close(desk, tix):
+    run(tix, "show", "1", "--as", "ani")
+    customer_writes(desk, tix, body="Halo? Ada kabar?", at="2026-11-20T04:05:00Z")
+    before = len(events(desk))
+    for args in (("reply", "1", "-m", "Sudah kami kirim.", "--no-send"), ("note", "1", "-m", "cek kurir"),
+                 ("close", "1")):
+        proc = run(tix, *args, "--as", "ani", check=1)
+        assert proc.stderr == ("Error: #1: the customer (sari@pelanggan.example) wrote at 2026-11-20 11:05, "
+                               "after you last showed it; read it with: tix show 1 (or use --force)\n"), args
+    assert len(events(desk)) == before and not list((desk.root / "messages").rglob("out/**/*.eml"))
+    run(tix, "reply", "1", "-m", "Sudah kami kirim.", "--no-send", "--force", "--as", "ani")
+    assert len(sent(desk)) == 1
+    run(tix, "note", "1", "-m", "dibalas", "--as", "ani")  # the forced reply moved ani's marker on
+
+
+def test_another_agents_reply_refuses_until_shown_again(desk, tix):
+    run(tix, "show", "1", "--as", "ani")
+    run(tix, "reply", "1", "-m", "Dari Budi.", "--no-send", "--as", "budi", at="2026-11-20T05:00:00Z")
+    proc = run(tix, "reply", "1", "-m", "Dari Ani.", "--no-send", "--as", "ani", check=1)
+    assert proc.stderr == ("Error: #1: budi replied at 2026-11-20 12:00, after you last showed it; "
+                           "read it with: tix show 1 (or use --force)\n")
+    run(tix, "note", "1", "-m", "x", "--as", "ani", check=1)
+    assert "Dari Budi." in run(tix, "show", "1", "--as", "ani").stdout
+    run(tix, "reply", "1", "-m", "Dari Ani.", "--no-send", "--as", "ani")
+    assert [e["actor"] for e in sent(desk)] == ["user:budi", "user:ani"]
+
+
+def test_own_replies_and_notes_do_not_collide(desk, tix):
+    run(tix, "show", "1", "--as", "ani")
+    run(tix, "reply", "1", "-m", "Satu.", "--no-send", "--as", "ani")
+    run(tix, "note", "1", "-m", "catatan budi", "--as", "budi")  # a note is not a reply to the customer
+    run(tix, "reply", "1", "-m", "Dua.", "--no-send", "--as", "ani")
+    run(tix, "close", "1", "--resolved", "--as", "ani")
+
+
+def test_an_agent_who_never_showed_the_ticket_is_not_checked(desk, tix):
+    customer_writes(desk, tix)
+    run(tix, "reply", "1", "-m", "Skrip.", "--no-send", "--as", "ops-bot")
+    assert not (desk.root / "state" / "seen" / "ops-bot.json").exists()
+
+
+def test_markers_are_per_agent_files(desk, tix):
+    import orjson
+
+    run(tix, "show", "1", "-f", "json", "--as", "ani")
+    marker = orjson.loads((desk.root / "state" / "seen" / "ani.json").read_bytes())
+    assert list(marker) == ["1"] and marker["1"][0] == events(desk)[-1]["seq"]
+    run(tix, "show", "1", "--as", "../evil")  # a login that is no file name is hex-encoded, inside state/seen/
+    assert sorted(p.name for p in (desk.root / "state" / "seen").glob("*.json")) == [
+        "ani.json", "x-2e2e2f6576696c.json"]
+    assert not (desk.root / "state" / "evil.json").exists()
+
+
+def test_preview_prints_the_message_and_writes_nothing(desk, tix):
+    run(tix, "set", "1", "order_id=INV-1001")
+    before = files(desk.root)
+    proc = run(tix, "reply", "1", "--preview", "-m", "Mohon kirim foto paketnya.\nTerima kasih.", "--as", "ani")
+    lines = proc.stdout.splitlines()
+    assert lines[:3] == ["From: Toko Support <support@toko.example>", "To: sari@pelanggan.example",
+                         "Subject: Re: Paket belum sampai [#1]"]
+    assert any(line.startswith("Message-ID: <tix.1.") for line in lines)
+    assert proc.stdout.endswith("\n\nMohon kirim foto paketnya.\nTerima kasih.\n")
+    assert files(desk.root) == before  # no event, no message file, no seen marker, no outbox
+    run(tix, "reply", "99", "--preview", "-m", "x", check=1)
+    proc = run(tix, "reply", "1", "--preview", "--macro", "nope", check=2)
+    assert proc.stderr.startswith("Error: no macro 'nope'")
+    assert files(desk.root) == before
