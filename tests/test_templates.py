@@ -40,7 +40,7 @@ def test_auto_reply_template(rk, escape):
 
 
 def test_macro(store, escape):
-    store.path("templates", "macros").mkdir()
+    store.path("templates", "macros").mkdir(exist_ok=True)
     store.path("templates", "macros", "evil.txt").write_text("Halo {{ ticket.subject }}\n\n" + escape[0] + "\n")
     from tix.tickets import create_ticket
 
