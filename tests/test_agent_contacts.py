@@ -85,6 +85,7 @@ def test_rules_and_sla_policies_use_the_tier(desk, tix):
                      "      targets: {first_response: 30m}\n    - name: biasa\n      calendar: always\n"
                      "      targets: {first_response: 8h}\n")
     run(tix, "contact", "set", "1", "tier=vip")
+    (desk.root / "templates" / "rules_notify_vip.txt.j2").write_text("Tier {{ contact.fields.tier }}\n")
     for n, frm in ((2, "Sari <sari@pelanggan.example>"), (3, "Budi <budi@pelanggan.example>")):
         desk.n += 1
         (desk.md / "new" / f"{desk.n:05d}.test").write_bytes(make_mail(subject=f"Pesanan ke-{n}", frm=frm))
@@ -93,5 +94,7 @@ def test_rules_and_sla_policies_use_the_tier(desk, tix):
     t2, t3 = desk.read().ticket(2), desk.read().ticket(3)
     assert "vip" in t2["tags"] and t2["priority"] == "high"
     assert "vip" not in t3["tags"] and t3["priority"] == "normal"
+    # rule templates get contact fields as a mapping too
+    assert [e["data"]["body"] for e in events(desk, "outbox.queued") if e["data"].get("ticket") == 2] == ["Tier vip\n"]
     sla = [orjson.loads(run(tix, "sla", str(n), "-f", "json").stdout) for n in (2, 3)]
     assert [s["policy"] for s in sla] == ["vip", "biasa"]

@@ -34,10 +34,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import orjson
-
 from tix.errors import NotFound, UsageError
-from tix.templates import MACRO_NAMES, TemplateMissing, environment, render, template_dirs
+from tix.templates import MACRO_NAMES, TemplateMissing, environment, render, template_dirs, with_fields
 
 SUFFIXES = (".txt.j2", ".txt", ".j2")
 LOCALES = ("id", "en")
@@ -118,28 +116,20 @@ def context(store, reader, row: dict, actor: str) -> dict:
 
     config = store.config
     tz = ZoneInfo(config.setting("timezone"))
-    ticket = {k: _local(v, tz) if k.endswith("_at") else v for k, v in dict(row).items()}
-    ticket["fields"] = _mapping(row.get("fields"))
+    ticket = {k: _local(v, tz) if k.endswith("_at") else v for k, v in with_fields(row).items()}
     ticket["tags"] = list(row.get("tags") or [])
     ticket["ref"] = f"#{row['number']}"
     contact: dict = {}
     if row.get("contact") is not None:
         found = reader.contact(row["contact"])
         if found is not None:
-            contact = {k: _local(v, tz) if k.endswith("_at") else v for k, v in dict(found).items()}
-            contact["fields"] = _mapping(found.get("fields"))
+            contact = {k: _local(v, tz) if k.endswith("_at") else v for k, v in with_fields(found).items()}
             contact["emails"], contact["phones"] = list(found.get("emails") or []), list(found.get("phones") or [])
     language = (contact.get("fields") or {}).get("language")
     names = config.template_names()
     locale = language if language in LOCALES else names["locale"]
     return {**names, "ticket": ticket, "fields": ticket["fields"], "contact": contact,
             "agent": agent_info(config, actor), "locale": locale, "now": utcnow().astimezone(tz)}
-
-
-def _mapping(value) -> dict:
-    if isinstance(value, dict):
-        return dict(value)
-    return orjson.loads(value) if value else {}
 
 
 def _local(value, tz):

@@ -62,6 +62,19 @@ CONTEXT_FILTERS = {"date": local_date}  # filters that read the template's conte
 MACRO_NAMES = ("{}", "{}.txt", "{}.j2", "{}.txt.j2", "macros/{}", "macros/{}.txt", "macros/{}.j2", "macros/{}.txt.j2")
 
 
+def with_fields(row) -> dict:
+    """A ticket or contact row for a template: a copy whose `fields` (custom fields, stored as JSON
+    text) is a mapping, so that `{{ ticket.fields.order_id }}` works in every template."""
+    import orjson
+
+    out = dict(row or {})
+    if isinstance(out.get("fields"), (str, bytes)):
+        out["fields"] = orjson.loads(out["fields"] or "{}")
+    elif "fields" in out and out["fields"] is None:
+        out["fields"] = {}
+    return out
+
+
 class TemplateFailed(UsageError):
     """A template that does not compile or render; the message is one line with its location."""
 

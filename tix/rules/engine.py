@@ -207,9 +207,11 @@ class Runtime:
         return f"rule {rule.name} ({rule.where})"
 
     def template_context(self, rule, ctx) -> dict:
-        ticket = dict(ctx.ticket)
+        from tix.templates import with_fields
+
+        ticket = with_fields(ctx.ticket)  # custom fields as a mapping: {{ ticket.fields.order_id }}
         ticket["ref"] = f"#{ticket['number']}"
-        contact = dict(ctx.contact or {})
+        contact = with_fields(ctx.contact)
         # Templates are strict about undefined names: every message field is there, empty or not.
         message = {"channel": ticket.get("channel"), "from": "", "from_name": None, "to": [], "cc": [],
                    "subject": ticket.get("subject") or "", "text": "", "attachments": [], "inbox": None, **ctx.msg}
