@@ -3,6 +3,7 @@ line: who did what, when) when the customer or another agent wrote since, unless
 `tix reply --preview` shows the message without sending or writing anything."""
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from tests.agentday import customer_writes, events, make_desk, run
@@ -63,8 +64,6 @@ def test_an_agent_who_never_showed_the_ticket_is_not_checked(desk, tix):
 
 
 def test_markers_are_per_agent_files(desk, tix):
-    import orjson
-
     run(tix, "show", "1", "-f", "json", "--as", "ani")
     marker = orjson.loads((desk.root / "state" / "seen" / "ani.json").read_bytes())
     assert list(marker) == ["1"] and marker["1"][0] == events(desk)[-1]["seq"]
@@ -88,3 +87,24 @@ def test_preview_prints_the_message_and_writes_nothing(desk, tix):
     proc = run(tix, "reply", "1", "--preview", "--macro", "nope", check=2)
     assert proc.stderr.startswith("Error: no macro 'nope'")
     assert files(desk.root) == before
+
+
+def test_preview_of_a_whatsapp_reply(wa_store, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from tests.conftest import run_in_process
+    from tests.plugins.whatsapp import spool, text_payload
+    from tix.ingest import fetch_spool
+    from tix.store.log import iso
+
+    t0 = 1760000100
+    spool(wa_store, text_payload("wamid.IN1", "Halo kak, pesanan saya belum datang", ts=t0))
+    fetch_spool(wa_store)
+    before = files(wa_store.root)
+    now = iso(datetime.fromtimestamp(t0, timezone.utc) + timedelta(minutes=5))
+    proc = run_in_process(["reply", "1", "--preview", "-m", "Sedang kami cek, kak."],
+                          env={"TIX_STORE": str(wa_store.root), "TIX_NOW": now})
+    assert proc.returncode == 0, proc.stderr
+    payload = orjson.loads(proc.stdout)
+    assert payload["request"]["text"]["body"] == "Sedang kami cek, kak." and payload["to"] == ["+15555550100"]
+    assert files(wa_store.root) == before
