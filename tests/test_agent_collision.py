@@ -108,3 +108,11 @@ def test_preview_of_a_whatsapp_reply(wa_store, tmp_path):
     payload = orjson.loads(proc.stdout)
     assert payload["request"]["text"]["body"] == "Sedang kami cek, kak." and payload["to"] == ["+15555550100"]
     assert files(wa_store.root) == before
+
+
+def test_show_still_shows_when_the_marker_cannot_be_written(desk, tix):
+    (desk.root / "state" / "seen").write_text("not a directory")
+    proc = run(tix, "show", "1", "--as", "ani")
+    assert "Paket belum sampai" in proc.stdout
+    assert proc.stderr.startswith("Warning: #1: what you have seen is not recorded (")
+    assert proc.stderr.endswith("replies are not checked for collisions\n") and proc.stderr.count("\n") == 1

@@ -98,3 +98,14 @@ def test_rules_and_sla_policies_use_the_tier(desk, tix):
     assert [e["data"]["body"] for e in events(desk, "outbox.queued") if e["data"].get("ticket") == 2] == ["Tier vip\n"]
     sla = [orjson.loads(run(tix, "sla", str(n), "-f", "json").stdout) for n in (2, 3)]
     assert [s["policy"] for s in sla] == ["vip", "biasa"]
+
+
+def test_contact_history_shows_who_changed_what(desk, tix):
+    run(tix, "contact", "set", "1", "tier=vip", "--why", "mitra", "--as", "ani")
+    out = run(tix, "contact", "show", "1", "--history").stdout
+    assert "  tier: vip\n" in out
+    (line,) = [x for x in out.splitlines() if "contact.updated" in x]
+    assert line.split() == ["2026-11-20", "10:00", "user:ani", "tix", "contact", "set", "contact.updated",
+                            "fields.tier:", "None", "->", "vip", "why:", "mitra"]
+    data = orjson.loads(run(tix, "contact", "show", "1", "--history", "-f", "json").stdout)
+    assert [e["type"] for e in data["history"]] == ["contact.created", "contact.updated"]

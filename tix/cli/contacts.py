@@ -59,10 +59,11 @@ def contact_list(
 def contact_show(
     contact: str = typer.Argument(..., help="Contact id (12 or c12)."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
+    history: bool = typer.Option(False, "--history", help="Also the audit trail: every change to the contact."),
 ) -> None:
-    """Show a contact: identifiers, merged contacts, and every ticket across channels.
+    """Show a contact: identifiers, fields, merged contacts, every ticket across channels (and --history).
 
-    Example: tix contact show 12
+    Example: tix contact show 12 --history
     """
     import orjson
 
@@ -72,8 +73,10 @@ def contact_show(
     check_format(fmt, ("text", "json"))
     store = open_store()
     view = contact_view(store.read(), parse_contact_id(contact))
+    events = store.events_for(contact=view["contact"]["id"]) if history else None
     if fmt == "json":
-        sys.stdout.write(orjson.dumps(view, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+        data = {**view, "history": events} if history else view
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
         return
     c = _phones_shown(dict(view["contact"]))
     out = sys.stdout
@@ -87,6 +90,13 @@ def contact_show(
     out.write("\n")
     render(view["tickets"], "table", tz=store.config.setting("timezone"),
            columns=["number", "status", "channel", "inbox", "subject", "created_at"])
+    if history:
+        from zoneinfo import ZoneInfo
+
+        from tix.tickets.show import _history
+
+        out.write("\nHistory:\n")
+        _history(events, ZoneInfo(store.config.setting("timezone")), out)
 
 
 def contact_set_cmd(

@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from tix.cli.common import FormatOpt, actor, check_format, info, open_store, ticket_arg
+from tix.errors import TixError
 
 
 def register(app: typer.Typer) -> None:
@@ -127,7 +128,11 @@ def show(
     n = ticket_arg(number)
     at = seen.log_end(store)  # taken before reading: what is shown is at least everything before it
     show_ticket(store, n, history=history, fmt=fmt, out=sys.stdout)
-    seen.mark(store, actor(), n, at=at)
+    try:
+        seen.mark(store, actor(), n, at=at)
+    except (OSError, TixError) as exc:  # a reader without write access still reads; it is told
+        typer.echo(f"Warning: #{n}: what you have seen is not recorded ({exc}); replies are not checked "
+                   f"for collisions", err=True)
 
 
 def _one(number: str, via: str, why: Optional[str], change, force: bool | None = None) -> None:

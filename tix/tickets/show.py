@@ -104,7 +104,7 @@ def _conversation_entry(ev: dict, tz, out) -> None:
 
 def _summary(ev: dict) -> str:
     data = ev.get("data") or {}
-    if ev["type"] == "ticket.updated":
+    if ev["type"] == "ticket.updated" or (ev["type"] == "contact.updated" and set(data) == {"set", "old"}):
         return ", ".join(f"{k}: {data.get('old', {}).get(k)} -> {v}" for k, v in (data.get("set") or {}).items())
     if ev["type"] == "ticket.tagged":
         return " ".join([*(f"+{t}" for t in data.get("add", [])), *(f"-{t}" for t in data.get("remove", []))])
