@@ -51,6 +51,8 @@ def test_sla_clock_is_paused_while_pending(desk, tix):
 def test_reply_resolve_then_customer_reopens_within_the_window(desk, tix):
     run(tix, "reply", "1", "-m", "Dana sudah kembali.", "--resolve", "--no-send")
     assert status(desk) == "resolved"
+    run(tix, "reply", "1", "-m", "Satu lagi: resinya terlampir.", "--no-send")
+    assert status(desk) == "resolved"  # a plain reply leaves a resolved ticket resolved
     customer_writes(desk, tix, at="2026-11-25T03:00:00Z")
     assert status(desk) == "open" and desk.read().ticket(1)["reopened"] == 1
 

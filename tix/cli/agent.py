@@ -40,8 +40,10 @@ def mine(
     store = open_store()
     rows = my_queue(store.read(), agent_login(store.config, actor()), limit)
     if fmt == "table":
+        from tix.cli.tickets import _clip
+
         for r in rows:
-            r["number"] = f"#{r['number']}"
+            r["number"], r["subject"] = f"#{r['number']}", _clip(r["subject"], 50)
     render(rows, fmt, tz=store.config.setting("timezone"), columns=list(QUEUE_COLUMNS),
            headers={"due_at": "due", "created_at": "created"})
 
