@@ -116,3 +116,15 @@ def test_show_still_shows_when_the_marker_cannot_be_written(desk, tix):
     assert "Paket belum sampai" in proc.stdout
     assert proc.stderr.startswith("Warning: #1: what you have seen is not recorded (")
     assert proc.stderr.endswith("replies are not checked for collisions\n") and proc.stderr.count("\n") == 1
+
+
+def test_a_killed_marker_writer_leaves_nothing_behind(desk, tix):
+    import os
+
+    from tix.store.files import clean_stale, temp_name
+
+    run(tix, "show", "1", "--as", "ani")
+    left = temp_name(desk.root / "state" / "seen" / "ani.json")  # as a writer killed mid-write leaves it
+    left.write_bytes(b"{")
+    os.utime(left, (0, 0))
+    assert clean_stale(desk.root) >= 1 and not left.exists()

@@ -22,7 +22,8 @@ Layout::
                                that matters to them (see tix.store.history: its own meta.json,
                                parts and format; rebuilt from the log when missing or damaged)
     state/                     channel cursors, counters, `lock` (the write lock),
-                               `log-format.json` (where the log's commit marks begin: "Batches")
+                               `log-format.json` (where the log's commit marks begin: "Batches"),
+                               `seen/LOGIN.json` (what each agent last showed: tix.tickets.seen)
     spool/whatsapp/            webhook payloads waiting for `tix fetch`
     quarantine/                inputs that could not be processed, with the error beside them
 
