@@ -83,6 +83,11 @@ def test_preview_prints_the_message_and_writes_nothing(desk, tix):
     assert any(line.startswith("Message-ID: <tix.1.") for line in lines)
     assert proc.stdout.endswith("\n\nMohon kirim foto paketnya.\nTerima kasih.\n")
     assert files(desk.root) == before  # no event, no message file, no seen marker, no outbox
+    run(tix, "show", "1", "--as", "ani")
+    customer_writes(desk, tix, at="2026-11-20T04:05:00Z")
+    before = files(desk.root)
+    proc = run(tix, "reply", "1", "--preview", "-m", "Halo.", "--as", "ani")  # shown, with the refusal to come
+    assert proc.stdout.endswith("\n\nHalo.\n") and proc.stderr.startswith("Warning: #1: the customer (")
     run(tix, "reply", "99", "--preview", "-m", "x", check=1)
     proc = run(tix, "reply", "1", "--preview", "--macro", "nope", check=2)
     assert proc.stderr.startswith("Error: no macro 'nope'")

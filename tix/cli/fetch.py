@@ -104,7 +104,7 @@ def reply(
     with store.writing(actor=actor(), via="tix reply") as batch:
         row = get_ticket(batch, n)
         if not force:
-            seen.check(batch, row, batch.actor)
+            seen.check(store, row, batch.actor)
         check_outcome(row, outcome)
         text = _text(store, batch.reader, row, message, file, macro, template)
         item = queue(batch, row, row.get("channel") or "email", text, template=template or macro)
@@ -135,6 +135,12 @@ def _preview(store, n, message, file, macro, template) -> None:
     row = dict(row)
     text = _text(store, reader, row, message, file, macro, template)
     sys.stdout.write(preview(store, reader, row, row.get("channel") or "email", text, template=template or macro))
+    from tix.tickets import seen
+
+    try:
+        seen.check(store, row, actor())
+    except seen.Collision as exc:  # the reply itself would be refused: say so now
+        typer.echo(f"Warning: {exc}", err=True)
 
 
 def _text(store, reader, row, message, file, macro, template) -> str:

@@ -146,7 +146,7 @@ def _one(number: str, via: str, why: Optional[str], change, force: bool | None =
     with store.writing(actor=actor(), via=via) as batch:
         row = get_ticket(batch, n)
         if force is False:
-            seen.check(batch, row, batch.actor)
+            seen.check(store, row, batch.actor)
         ev = change(batch, row)
         at = seen.flush_marker(batch) if force is not None else None
     if at:

@@ -92,10 +92,10 @@ def flush_marker(batch) -> list | None:
     return [batch.seq, pos.segment, pos.offset] if pos is not None else None
 
 
-def check(batch, row: dict, actor: str) -> None:
+def check(store, row: dict, actor: str) -> None:
     """Raise `Collision` if ticket `row` gained a customer message or another agent's reply
-    since `actor` last showed it. Call it under the write lock (in the batch of the action)."""
-    store = batch.store
+    since `actor` last showed it. Call it under the write lock, with the row as the action's
+    batch reads it, so that nothing can arrive between the check and the action."""
     marker = load(store, actor).get(str(row["number"]))
     if not (isinstance(marker, list) and len(marker) == 3):
         return
