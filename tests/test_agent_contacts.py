@@ -58,6 +58,13 @@ def test_declared_contact_fields_and_bad_input(desk, tix):
     assert events(desk) == before
 
 
+def test_values_limit_ticket_custom_fields_too(desk, tix):
+    add_config(desk, "custom_fields:\n  kanal:\n    values: [tokopedia, shopee]\n")
+    run(tix, "set", "1", "kanal=shopee")
+    proc = run(tix, "set", "1", "kanal=shope", check=2)
+    assert proc.stderr == "Error: invalid kanal 'shope' (did you mean 'shopee'?); kanal is one of: tokopedia, shopee\n"
+
+
 def test_bad_contact_fields_section_is_a_config_error(desk, tix):
     add_config(desk, "contact_fields:\n  umur:\n    type: integer\n    label: Umur\n")
     err = run(tix, "contact", "set", "1", "tier=vip", check=2).stderr

@@ -272,10 +272,6 @@ def parse_contact_assignments(config, pairs) -> dict:
         if value in ("", "none"):
             out[f"fields.{name}"] = None
             continue
-        allowed = specs[name].get("values")
-        if allowed and value not in [str(v) for v in allowed]:
-            raise UsageError(f"invalid {name} {value!r}{suggest(value, allowed)}; {name} is one of: "
-                             f"{', '.join(str(v) for v in allowed)}")
         out[f"fields.{name}"] = _custom(specs[name], name, value)
     return out
 

@@ -66,6 +66,11 @@ def _one_of(value, allowed, what):
 
 
 def _custom(spec: dict, name: str, value):
+    """A custom ticket or contact field's value, by its tix.yaml spec (`type`, `values`)."""
+    allowed = [str(v) for v in spec.get("values") or ()]
+    if allowed and str(value) not in allowed:
+        raise UsageError(f"invalid {name} {value!r}{suggest(str(value), allowed)}; {name} is one of: "
+                         f"{', '.join(allowed)}")
     kind = spec.get("type", "string")
     try:
         if kind == "int":
