@@ -133,3 +133,19 @@ def test_a_killed_marker_writer_leaves_nothing_behind(desk, tix):
     left.write_bytes(b"{")
     os.utime(left, (0, 0))
     assert clean_stale(desk.root) >= 1 and not left.exists()
+
+
+def test_agent_reply_is_one_core_function(desk, tix):
+    """What any way of replying calls (tix reply; an agent's mail client): collision, status, outbox."""
+    from tix.tickets import get_ticket
+    from tix.tickets.reply import agent_reply
+    from tix.tickets.seen import Collision
+
+    run(tix, "show", "1", "--as", "ani")
+    customer_writes(desk, tix, at="2026-11-20T04:05:00Z")
+    with pytest.raises(Collision), desk.writing(actor="user:ani", via="test") as batch:
+        agent_reply(batch, get_ticket(batch, 1), "Halo.", outcome="pending")
+    assert sent(desk) == []
+    with desk.writing(actor="user:ani", via="test") as batch:
+        item = agent_reply(batch, get_ticket(batch, 1), "Halo.", outcome="pending", force=True)
+    assert item["to"] == ["sari@pelanggan.example"] and desk.read().ticket(1)["status"] == "pending"

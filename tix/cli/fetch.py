@@ -92,9 +92,10 @@ def reply(
       tix reply 1042 -m "Dana sudah kami kembalikan, mohon cek 1-3 hari kerja." --resolve
       tix reply 1042 --preview -m "Mohon kirim foto paketnya."
     """
-    from tix.outbox import flush, queue
+    from tix.outbox import flush
     from tix.tickets import get_ticket, seen
-    from tix.tickets.status import after_reply, check_outcome, reply_outcome
+    from tix.tickets.reply import agent_reply
+    from tix.tickets.status import check_outcome, reply_outcome
 
     outcome = reply_outcome(pending, resolve)
     store = open_store()
@@ -103,12 +104,11 @@ def reply(
         return _preview(store, n, message, file, macro, template)
     with store.writing(actor=actor(), via="tix reply") as batch:
         row = get_ticket(batch, n)
-        if not force:
+        if not force:  # before asking for the text (an editor): a refused reply is not written for nothing
             seen.check(store, row, batch.actor)
         check_outcome(row, outcome)
         text = _text(store, batch.reader, row, message, file, macro, template)
-        item = queue(batch, row, row.get("channel") or "email", text, template=template or macro)
-        after_reply(batch, row, outcome)
+        item = agent_reply(batch, row, text, template=template or macro, outcome=outcome, force=True)
         at = seen.flush_marker(batch)
     seen.mark(store, actor(), n, at=at, only_if_known=True)
     info(f"#{n}: queued {item['outbox']} to {', '.join(item['to'])}")
