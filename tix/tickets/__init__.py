@@ -3,8 +3,11 @@
 This package owns the ticket and contact verbs and their validation against tix.yaml:
 creating, setting fields, tagging, noting, assigning, closing and reopening a ticket
 (`core`); finding, creating, linking and merging contacts (`contacts`); the filter language
-that selects tickets (`query`); what `tix show` prints (`show`); and bulk updates over a
-filter (`bulk`). Writers take a `tix.store.Batch` (events collected under the store lock),
+that selects tickets (`query`); what `tix show` prints (`show`); bulk updates over a
+filter (`bulk`); how statuses follow the conversation (`status`, the one description of
+the state machine); what each agent has seen and collisions (`seen`); an agent's reply
+(`reply`); and an agent's own queue, `tix mine` and `tix next` (`work`).
+Writers take a `tix.store.Batch` (events collected under the store lock),
 readers a `tix.store.Reader`; intake, rules and SLA steps call the same functions as the
 CLI does. The public names of `core` and `contacts` are importable from here.
 """
