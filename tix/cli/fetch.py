@@ -70,7 +70,7 @@ def reply(
     message: Optional[str] = typer.Option(None, "--message", "-m", help="Reply text (- for stdin)."),
     file: Optional[str] = typer.Option(None, "--file", "-F", help="Read the reply text from this file."),
     macro: Optional[str] = typer.Option(None, "--macro",
-                                        help="Render templates/NAME (Jinja2) with the ticket and contact."),
+                                        help="Send macro NAME (templates/macros/; see tix macro list)."),
     no_send: bool = typer.Option(False, "--no-send", help="Only queue it; the next fetch or outbox flush sends it."),
     template: Optional[str] = typer.Option(None, "--template",
                                            help="WhatsApp: send this approved template (whatsapp.templates in "
