@@ -64,7 +64,9 @@ def test_next_takes_the_oldest_unassigned_ticket_of_my_teams(desk, tix):
     before = len(events(desk))
     proc = run(tix, "next", "--as", "ani", check=1)
     assert proc.stderr == "Error: no unassigned ticket in your teams (support)\n" and len(events(desk)) == before
-    assert run(tix, "next", "--as", "budi").stdout == "#2  Tagihan\n"
+    out = run(tix, "next", "--show", "--as", "budi").stdout  # taken, shown, and recorded as seen
+    assert out.startswith("#2  Tagihan\n") and "assignee: budi" in out
+    assert (desk.root / "state" / "seen" / "budi.json").exists()
     assert run(tix, "next", "--as", "tamu", check=2).stderr.startswith("Error: 'tamu' is not an agent")
 
 

@@ -48,13 +48,18 @@ def mine(
            headers={"due_at": "due", "created_at": "created"})
 
 
-def next_() -> None:
+def next_(
+    show: bool = typer.Option(False, "--show", help="Then show it, as tix show N does (and record it as seen)."),
+) -> None:
     """Take the next ticket: the oldest unassigned new or open ticket of my teams, now assigned to me.
 
-    Prints its number and subject; exit 1 when there is none. Two agents running it at the same
-    time never get the same ticket (it is chosen and assigned under the store's write lock).
+    Prints its number and subject (or, with --show, the whole ticket); exit 1 when there is none.
+    Two agents running it at the same time never get the same ticket (it is chosen and assigned
+    under the store's write lock).
 
-    Example: tix next --as ani
+    Examples:
+      tix next --as ani
+      tix next --show --as ani
     """
     from tix.tickets.work import agent_login, take_next
 
@@ -66,6 +71,10 @@ def next_() -> None:
     if row is None:
         error(f"no unassigned ticket in your teams ({', '.join(store.config.agents[login].teams)})")
         raise typer.Exit(EXIT_PARTIAL)
+    if show:
+        from tix.cli.tickets import show as show_cmd
+
+        return show_cmd(str(row["number"]), history=False, fmt="text")
     typer.echo(f"#{row['number']}  {row.get('subject') or ''}")
 
 
