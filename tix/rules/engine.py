@@ -64,8 +64,8 @@ class RouteResult:
         """One line counting what was not sent because it was history (None: nothing)."""
         if not self.skipped:
             return None
-        parts = ", ".join(f"{n} {kind.replace('_', '-')}{'s' if n != 1 else ''}"
-                          for kind, n in sorted(self.skipped.items()))
+        names = {"auto_reply": ("auto-reply", "auto-replies"), "notification": ("notification", "notifications")}
+        parts = ", ".join(f"{n} {names[kind][n != 1]}" for kind, n in sorted(self.skipped.items()))
         return f"not sent (history: older than act_within, or resolved/closed): {parts}"
 
 
