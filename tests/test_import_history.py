@@ -39,10 +39,11 @@ def year_of_history(path, tickets: int = 60) -> None:
     for i in range(tickets):
         t = start + timedelta(days=i * 360 / tickets, hours=2)
         customer = f"c{i}@mail.example"
-        out.append(_mail(2 * i, t, customer, "support@toko.example", f"Pesanan INV-{1000 + i}", "Halo kak, mohon dicek."))
+        subject = f"Pesanan INV-{1000 + i}"
+        out.append(_mail(2 * i, t, customer, "support@toko.example", subject, "Halo kak, mohon dicek."))
         if i % 3:
             out.append(_mail(2 * i + 1, t + timedelta(hours=1), "support@toko.example", customer,
-                             f"Re: Pesanan INV-{1000 + i}", "Sudah kami cek ya kak.", reply_to=f"m{2 * i}@mail.example"))
+                             f"Re: {subject}", "Sudah kami cek ya kak.", reply_to=f"m{2 * i}@mail.example"))
     path.write_text("\n".join(out), encoding="utf-8")
 
 
