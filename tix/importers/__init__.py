@@ -103,6 +103,10 @@ def _run(store, source, step_factory, spec, report, resolve_answered, dry_run, n
             run.files = Files(tmp.name)  # raw copies and blobs go nowhere
             run.commit = lambda: None  # events stay pending, then are taken back
         step = step_factory(run)
+        if resolve_answered and hasattr(step, "resolve_gap"):  # a chat: split it where answered long ago
+            from datetime import timedelta
+
+            step.resolve_gap = timedelta(days=run.reopen_days("whatsapp"))
         run.use_step(step)
         failed = True
         try:
@@ -123,7 +127,9 @@ def _run(store, source, step_factory, spec, report, resolve_answered, dry_run, n
 
 def _planned(ev: dict) -> dict:
     d = ev.get("data") or {}
-    return {"ticket": ev["ticket"], "created": ev["ts"], "channel": d.get("channel"),
+    from tix.store.log import parse_ts
+
+    return {"ticket": ev["ticket"], "created": parse_ts(ev["ts"]), "channel": d.get("channel"),
             "subject": d.get("subject"), "tags": ",".join(d.get("tags") or [])}
 
 
