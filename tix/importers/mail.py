@@ -111,8 +111,9 @@ class MaildirImport(maildir.MaildirSource):
 
 
 class ImapImport(imap.ImapSource):
-    """The folder's messages since a date (`SINCE`), read only (BODY.PEEK; no flag, no
-    cursor), in date order; the keys are the live source's, so either stores a message once."""
+    """The folder's messages written since a date (`SENTSINCE`: by their Date header), read
+    only (BODY.PEEK, no flag, no cursor), in date order; the keys are the live source's, so
+    a message both fetched and imported is stored once."""
 
     def __init__(self, store, spec, known=None):
         super().__init__(store, spec, known)
@@ -123,7 +124,7 @@ class ImapImport(imap.ImapSource):
         self.folder = folder
         self.cursor[folder] = {"uidvalidity": int(info.get(b"UIDVALIDITY") or 0), "last_uid": 0}
         since = self.spec.get("since")
-        return sorted(client.search(["SINCE", since] if since else ["ALL"]))
+        return sorted(client.search(["SENTSINCE", since] if since else ["ALL"]))  # by the Date header
 
     def chunks(self, limit=None):
         for chunk in super().chunks(limit):
