@@ -378,6 +378,9 @@ def route(store: Store, *, dry_run: bool = False, reroute: bool = False, numbers
         rt = _run(store, batch, batch.reader, ruleset, result, reroute, numbers, now)
         batch.flush()
         rt.assigner.save()
+        index = store.cache.get("mail_index")  # loaded to thread auto-replies: keep it warm (a cache)
+        if index is not None:
+            index.save(store)
     return result
 
 
