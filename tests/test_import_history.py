@@ -86,3 +86,43 @@ def test_a_year_of_history_mails_nobody(store, tix, tmp_path, monkeypatch):
     tix("route", check=0)
     queued = _json(tix("outbox", "list", "-f", "json"))
     assert [(q["what"], q["to"]) for q in queued] == [("auto_reply", "new@mail.example")]
+
+
+NOTIFY_RULES = """
+- name: vip
+  if: {channel: email}
+  then:
+    - notify: {email: ani, subject: "VIP {{ ticket.ref }}"}
+    - tag: [vip]
+"""
+
+
+def test_rules_notify_only_recent_and_open(rk, store, monkeypatch):
+    from tix import rules
+
+    rk.rules(NOTIFY_RULES)
+    old = rk.message(subject="Lama", at=NOW - timedelta(hours=5))
+    closed = rk.message(subject="Selesai", at=NOW - timedelta(minutes=5), ticket_fields={"status": "closed"})
+    fresh = rk.message(subject="Baru", at=NOW - timedelta(minutes=5))
+    monkeypatch.setenv("TIX_NOW", NOW.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    res = rules.route(store)
+    assert res.errors == [] and res.skipped == {"notification": 2}
+    assert res.skipped_line() == "not sent (history: older than act_within, or resolved/closed): 2 notifications"
+    assert [e["data"]["ticket"] for e in rk.events("outbox.queued")] == [fresh]
+    assert {n: "vip" in rk.ticket(n)["tags"] for n in (old, closed, fresh)} == {old: True, closed: True, fresh: True}
+
+
+def test_act_within_is_a_setting_in_the_duration_grammar(store, tix, rk, monkeypatch):
+    from tix import rules
+
+    text = (store.root / "tix.yaml").read_text(encoding="utf-8")
+    (store.root / "tix.yaml").write_text(text.replace("act_within: 4h", "act_within: soon"), encoding="utf-8")
+    proc = tix("config", "check", check=2)
+    assert "setting 'act_within' must be a duration (e.g. 30m, 4h, 1d), got 'soon'" in proc.stdout + proc.stderr
+    (store.root / "tix.yaml").write_text(text.replace("act_within: 4h", "act_within: 1d"), encoding="utf-8")
+    store.reload_config()
+    rk.rules(NOTIFY_RULES)
+    rk.message(subject="Kemarin sore", at=NOW - timedelta(hours=20))
+    monkeypatch.setenv("TIX_NOW", NOW.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert rules.route(store).skipped == {}  # within a day: notified
+    assert len(rk.events("outbox.queued")) == 1
