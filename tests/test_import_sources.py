@@ -181,3 +181,16 @@ def test_helpdesk_mapping_mistake_is_a_config_error(store, tix, tmp_path):
     proc = tix("import", "helpdesk", str(DATA / "helpdesk.csv"), "--mapping", str(mapping), check=2)
     assert "map.yaml:3: unknown column name 'tiem'" in proc.stderr
     assert events(store) == []
+
+
+def test_whatsapp_iphone_export_lines():
+    from tix.importers.whatsapp import Chat
+
+    chat = Chat("\u200e[31/12/25 21.05.12] Toko Sari: Pesan dan panggilan terenkripsi\n"
+                "[31/12/25 21.06.40] Sari: \u200e<attached: 00000012-PHOTO-2025-12-31-21-06-40.jpg>\n"
+                "[1/2/26 08.00.05] Sari: Halo\nbaris kedua\n", "_chat.txt")
+    assert chat.errors == [] and chat.dmy
+    assert [(m["local"].isoformat(), m["sender"], m["text"]) for m in chat.messages] == [
+        ("2025-12-31T21:05:12", "Toko Sari", "Pesan dan panggilan terenkripsi"),
+        ("2025-12-31T21:06:40", "Sari", "\u200e<attached: 00000012-PHOTO-2025-12-31-21-06-40.jpg>"),
+        ("2026-02-01T08:00:05", "Sari", "Halo\nbaris kedua")]
