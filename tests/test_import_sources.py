@@ -194,3 +194,16 @@ def test_whatsapp_iphone_export_lines():
         ("2025-12-31T21:05:12", "Toko Sari", "Pesan dan panggilan terenkripsi"),
         ("2025-12-31T21:06:40", "Sari", "\u200e<attached: 00000012-PHOTO-2025-12-31-21-06-40.jpg>"),
         ("2026-02-01T08:00:05", "Sari", "Halo\nbaris kedua")]
+
+
+def test_dry_run_names_a_message_it_would_quarantine_and_writes_nothing(store, tix, tmp_path):
+    md = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (md / sub).mkdir(parents=True)
+    (md / "cur" / "1.a:2,S").write_bytes(make_mail(subject="Baik", msgid="<ok@x>"))
+    (md / "cur" / "2.b:2,S").write_bytes(b"\x00\x01 not a mail at all")
+    proc = tix("import", "maildir", str(md), "--dry-run", check=1)
+    assert not list((store.root / "quarantine").rglob("*.*")) and events(store) == []
+    assert proc.stderr == (f"Error: {md}/cur/2.b:2,S: not an RFC 5322 message: it does not start with a header "
+                           "(would be quarantined)\n")
+    assert "Baik" in proc.stdout

@@ -102,6 +102,7 @@ def _run(store, source, step_factory, spec, report, resolve_answered, dry_run, n
             tmp = tempfile.TemporaryDirectory(prefix="tix-import-dry-")
             run.files = Files(tmp.name)  # raw copies and blobs go nowhere
             run.commit = lambda: None  # events stay pending, then are taken back
+            run.quarantine = _dry_quarantine(report)  # named, not kept
         step = step_factory(run)
         if resolve_answered and hasattr(step, "resolve_gap"):  # a chat: split it where answered long ago
             from datetime import timedelta
@@ -123,6 +124,14 @@ def _run(store, source, step_factory, spec, report, resolve_answered, dry_run, n
             raise _DryRun()
         run.commit()
         run.index.save(store, upto=batch)
+
+
+def _dry_quarantine(report):
+    def quarantine(step, item, error: str, key: str | None = None) -> None:
+        report.quarantined += 1
+        report.errors.append(f"{item.where}: {' '.join(error.split())} (would be quarantined)")
+
+    return quarantine
 
 
 def _planned(ev: dict) -> dict:
