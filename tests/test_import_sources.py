@@ -194,6 +194,9 @@ def test_whatsapp_iphone_export_lines():
         ("2025-12-31T21:05:12", "Toko Sari", "Pesan dan panggilan terenkripsi"),
         ("2025-12-31T21:06:40", "Sari", "\u200e<attached: 00000012-PHOTO-2025-12-31-21-06-40.jpg>"),
         ("2026-02-01T08:00:05", "Sari", "Halo\nbaris kedua")]
+    broken = Chat("2026-01-02 08:00 - Sari: halo\nlanjutan\n02/01/26 08.01 - Sari: lagi\n", "c.txt")
+    assert broken.errors == ["c.txt:1: unknown date format: '2026-01-02 08:00 - Sari: halo'"]
+    assert [m["text"] for m in broken.messages] == ["lagi"]
 
 
 def test_dry_run_names_a_message_it_would_quarantine_and_writes_nothing(store, tix, tmp_path):

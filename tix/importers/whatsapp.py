@@ -59,17 +59,18 @@ class Chat:
         self.messages: list[dict] = []
         self.errors: list[str] = []
         raw: list[tuple[int, re.Match]] = []
-        current = None
+        current, bad = None, False
         for n, line in enumerate(text.splitlines(), 1):
             line = line.lstrip(_MARKS)
             m = _LINE.match(line)
             if m is None:
-                if _DATEISH.match(line) or (current is None and line.strip()):
+                if _DATEISH.match(line) or (current is None and not bad and line.strip()):
                     self.errors.append(f"{where}:{n}: unknown date format: {line[:60]!r}")
-                    current = None  # its continuation lines go with it
+                    current, bad = None, True  # its continuation lines go with it
                 elif current is not None:
                     current["lines"].append(line)
                 continue
+            bad = False
             raw.append((n, m))
             sender, sep, body = m.group("rest").partition(": ")
             current = None
