@@ -231,7 +231,7 @@ class HelpdeskStep:
         first = rows[0][2]
         cid = run.contact(Identity(name=_get(first, cols, "name"), email=_get(first, cols, "email"),
                                    phone=_get(first, cols, "phone")), "import")
-        channel = str(m.value("channel", _get(first, cols, "channel") or "email")).lower()
+        channel = self._channel(first, rows[0][1])
         subject = next((s for s in (_get(r, cols, "subject") for _, _, r in rows) if s), None) or "(no subject)"
         number = run.index.ticket_of(root)
         new = NewTicket(subject=subject, tags=(TAG,), why=f"imported from {self.source.path.name}, "
@@ -266,6 +266,14 @@ class HelpdeskStep:
         if number is not None:
             self._fields(item, number, rows)
         run.remember(item.key)
+
+    def _channel(self, row: dict, line: int) -> str:
+        value = self.source.map.value("channel", _get(row, self.source.map.columns, "channel") or "email")
+        try:
+            return tickets.coerce_value(self.run.config, "channel", value)
+        except UsageError as exc:
+            self.source.refused.append(f"{self.source.where(line)}: channel: {exc} (taken as email)")
+            return "email"
 
     def _agent(self, row) -> str:
         name = _get(row, self.source.map.columns, "assignee")
