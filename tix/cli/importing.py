@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from tix.cli.common import FormatOpt, check_format, error, info, local_time, open_store
+from tix.cli.common import FormatOpt, Progress, check_format, error, info, local_time, open_store
 
 
 def register(app: typer.Typer) -> None:
@@ -47,8 +47,13 @@ def import_history(
     check_format(fmt)
     store = open_store()
     day = local_time(since, store, "--since")
-    rep = run_import(store, kind, path, since=day.date() if day else None, mapping=mapping, address=address,
-                     folder=folder, me=me, phone=phone, resolve_answered=resolve_answered, dry_run=dry_run)
+    progress = Progress()
+    try:
+        rep = run_import(store, kind, path, since=day.date() if day else None, mapping=mapping, address=address,
+                         folder=folder, me=me, phone=phone, resolve_answered=resolve_answered, dry_run=dry_run,
+                         progress=progress)
+    finally:
+        progress.done()
     for line in rep.errors:
         error(line)
     if dry_run:

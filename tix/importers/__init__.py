@@ -61,7 +61,7 @@ class _DryRun(Exception):
 def run_import(store, kind: str, path: str | None = None, *, since: datetime | None = None,
                mapping: str | None = None, address: str | None = None, folder: str | None = None,
                me: str | None = None, phone: str | None = None, resolve_answered: bool = False,
-               dry_run: bool = False, now: datetime | None = None) -> ImportReport:
+               dry_run: bool = False, now: datetime | None = None, progress=None) -> ImportReport:
     """Import one export into the store (see the module docstring).
 
     Args:
@@ -72,6 +72,7 @@ def run_import(store, kind: str, path: str | None = None, *, since: datetime | N
         address: the shop's own address in a mail export (mail from it is a reply).
         resolve_answered: set answered tickets of this import resolved.
         dry_run: do everything, write nothing; `planned` lists the tickets it would create.
+        progress: called as progress(name, items done, total or None) after each chunk.
     Returns an ImportReport; its errors are one line each (exit 1 when any).
     """
     from tix.importers import sources
@@ -82,19 +83,19 @@ def run_import(store, kind: str, path: str | None = None, *, since: datetime | N
                                                      address=address, folder=folder, me=me, phone=phone)
     report = ImportReport(dry_run=dry_run)
     try:
-        _run(store, source, step_factory, spec, report, resolve_answered, dry_run, now)
+        _run(store, source, step_factory, spec, report, resolve_answered, dry_run, now, progress)
     except _DryRun:
         pass
     return report
 
 
-def _run(store, source, step_factory, spec, report, resolve_answered, dry_run, now) -> None:
+def _run(store, source, step_factory, spec, report, resolve_answered, dry_run, now, progress) -> None:
     from tix.ingest import take_source
     from tix.ingest.files import Files
     from tix.ingest.intake import Intake
 
     with store.writing(actor="system", via="tix import") as batch:
-        run = Intake(store, batch, now)
+        run = Intake(store, batch, now, progress)
         run.report = report
         source._known = run.index.skip  # the intake's keys: a known item is not read again
         tmp = None
