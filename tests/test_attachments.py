@@ -116,10 +116,11 @@ def test_reply_attach_missing_or_oversized_queues_nothing(md_store, tix, tmp_pat
     deliver(md_store, make_mail())
     before = md_store.log.end()
     missing = tix("reply", "1", "-m", "x", "--attach", str(tmp_path / "nope.pdf"))
-    assert missing.returncode == 2 and missing.stderr.strip() == f"Error: --attach {tmp_path / 'nope.pdf'}: no such file"
-    add_config(md_store, "")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"Error: --attach {tmp_path / 'nope.pdf'}: no such file"
     cfg = md_store.path("tix.yaml")
-    cfg.write_text(cfg.read_text().replace("  auto_reply_cap: 2\n", "  auto_reply_cap: 2\n  attachment_limit_mb: 0.001\n"))
+    cfg.write_text(cfg.read_text().replace("  auto_reply_cap: 2\n",
+                                           "  auto_reply_cap: 2\n  attachment_limit_mb: 0.001\n"))
     big = tmp_path / "big.pdf"
     big.write_bytes(b"x" * 5000)
     over = tix("reply", "1", "-m", "x", "--attach", str(big))
