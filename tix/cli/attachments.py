@@ -44,7 +44,8 @@ def attachment(
     if which is None:
         from tix.render import render
 
-        render(rows, fmt, tz=store.config.setting("timezone"), columns=COLUMNS + (["sha256"] if fmt != "table" else []))
+        extra = ["ticket", "sha256"] if fmt != "table" else []
+        render(rows, fmt, tz=store.config.setting("timezone"), columns=COLUMNS + extra)
         return
     row = pick(rows, which, n)
     data = read_blob(store, row, n)
