@@ -32,8 +32,8 @@ def attachment(
 
     Examples:
       tix attachment 1042
-      tix attachment 1042 2 -o ~/Downloads/
-      tix attachment 1042 invoice.pdf -o - | lpr
+      tix attachment 1042 1 -o saved.eml
+      tix attachment 1042 pesan.eml -o - | wc -c
     """
     from tix.tickets.attachments import COLUMNS, pick, read_blob, ticket_attachments
 

@@ -83,7 +83,7 @@ def reply(
     Text from -m, --file, stdin, --macro, or $EDITOR when run at a terminal. On WhatsApp,
     more than 24 hours after the customer's last message, use --template NAME.
 
-    Example: tix reply 1042 -m "Dana sudah kami kembalikan, mohon cek 1-3 hari kerja." --attach resi.pdf
+    Example: tix reply 1042 -m "Dana sudah kami kembalikan, mohon cek 1-3 hari kerja." --attach pesan.eml
     """
     from tix.outbox import flush
     from tix.outbox.attachments import queue_reply

@@ -23,7 +23,7 @@ def merge(
     """Merge ticket N into ticket M: its conversation shows on M, N is closed and linked, and the
     customer's later replies to N land on M. Undone only by a split.
 
-    Example: tix merge 1043 INTO 1042 --why "same parcel"
+    Example: tix merge 1041 INTO 1042 --why "same parcel"
     """
     from tix.tickets.merge import merge as merge_core
 

@@ -17,7 +17,8 @@ Tables::
     fts(subject, body)           the FTS5 table, rowid = doc.rowid
 
 Events folded: `ticket.created` and a `ticket.updated` setting `subject` (subject rows),
-`message.received` / `message.sent` (subject, text and attachment names), `ticket.note`,
+`message.received` / `message.sent` (subject, the new text without quoted history, and
+attachment names), `ticket.note`,
 `ticket.merged` (the rows of the merged ticket move to the ticket it went into) and
 `ticket.split` (the rows of the split-out messages move to the new ticket). The log is
 never rewritten for a merge or split: the index folds those events, as the other readers do.
@@ -86,17 +87,30 @@ class SearchIndex:
             self.path.with_name(NAME + suffix).unlink(missing_ok=True)
 
     def connection(self) -> sqlite3.Connection:
-        """A connection to an index caught up with the log (built, or rebuilt when damaged)."""
+        """A connection to an index caught up with the log (built, or rebuilt when damaged).
+
+        A reader that may not write `state/` (a user of the store's group) gets an index built
+        in memory from the whole log instead: slower, never wrong."""
         for attempt in (1, 2):
             try:
                 con = self._connect()
                 self._catch_up(con)
                 return con
-            except sqlite3.DatabaseError:
+            except PermissionError:
+                return self._in_memory()
+            except sqlite3.DatabaseError as exc:
+                if _not_writable(exc):
+                    return self._in_memory()
                 if attempt == 2:
                     raise
                 self.remove()  # a cache: rebuilt from the log
         raise AssertionError("unreachable")
+
+    def _in_memory(self) -> sqlite3.Connection:
+        con = sqlite3.connect(":memory:", isolation_level=None)
+        con.executescript(SCHEMA)
+        self._catch_up(con)
+        return con
 
     # -- catching up ---------------------------------------------------------------------------
     def catch_up(self) -> None:
@@ -188,7 +202,7 @@ class SearchIndex:
                 self._subject(con, ticket, seq, new.get("subject"))
         elif kind in ("message.received", "message.sent"):
             names = " ".join(str(a.get("name") or "") for a in data.get("attachments") or () if isinstance(a, dict))
-            body = str(data.get("text_full") or data.get("text") or "")
+            body = str(data.get("text") or "")  # the new text: quoted history is indexed where it was written
             self._add(con, ticket, seq, "in" if kind == "message.received" else "out",
                       str(data.get("subject") or ""), (body + " " + names).strip())
         elif kind == "ticket.note":
@@ -228,19 +242,28 @@ class SearchIndex:
         match = fts_query(query)
         if match is None:
             return []
-        sql = ("WITH hits AS (SELECT d.ticket, d.seq, d.kind, bm25(fts, ?, ?) AS score, "
-               "snippet(fts, -1, '[', ']', '…', 12) AS snippet FROM fts JOIN doc d ON d.rowid = fts.rowid "
-               "WHERE fts MATCH ?), ranked AS (SELECT *, row_number() OVER (PARTITION BY ticket "
-               "ORDER BY score, seq) AS n FROM hits) "
-               "SELECT ticket, score, seq, kind, snippet FROM ranked WHERE n = 1 ORDER BY score, ticket")
-        params: list = [*WEIGHTS, match]
-        if limit:
-            sql += " LIMIT ?"
-            params.append(int(limit))
         with closing(self.connection()) as con:
-            rows = con.execute(sql, params).fetchall()
-        return [{"ticket": t, "score": round(-s, 3), "seq": q, "kind": k, "snippet": " ".join(str(sn).split())}
-                for t, s, q, k, sn in rows]
+            # rank every hit (cheap), keep each ticket's best; snippets only for the ones shown
+            best: dict[int, tuple] = {}
+            for ticket, rowid, seq, kind, score in con.execute(
+                    "SELECT d.ticket, d.rowid, d.seq, d.kind, bm25(fts, ?, ?) FROM fts JOIN doc d "
+                    "ON d.rowid = fts.rowid WHERE fts MATCH ?", (*WEIGHTS, match)):
+                old = best.get(ticket)
+                if old is None or (score, seq) < (old[0], old[2]):
+                    best[ticket] = (score, rowid, seq, kind)
+            top = sorted(best.items(), key=lambda item: (item[1][0], item[0]))[: limit or None]
+            rowids = [v[1] for _t, v in top]
+            snippets = dict(con.execute(
+                "SELECT rowid, snippet(fts, -1, '[', ']', '…', 12) FROM fts WHERE fts MATCH ? "
+                "AND rowid IN (SELECT value FROM json_each(?))", (match, orjson.dumps(rowids).decode())))
+        return [{"ticket": t, "score": round(-score, 3), "seq": seq, "kind": kind,
+                 "snippet": " ".join(str(snippets.get(rowid) or "").split())}
+                for t, (score, rowid, seq, kind) in top]
+
+
+def _not_writable(exc: sqlite3.DatabaseError) -> bool:
+    text = str(exc).lower()
+    return "readonly" in text or "read-only" in text or "unable to open" in text
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)

@@ -101,11 +101,13 @@ def _message_id(ev: dict) -> str | None:
 
 
 # -- reading: the conversation as people see it ------------------------------------------------
-def conversation(store, number: int, _depth: int = 0, _keep_split: bool = False) -> list[dict]:
-    """The events of ticket `number` with merges and splits folded, in log order: its own,
-    those of each ticket merged into it (up to the merge), the messages split into it (and
-    their media), without the messages split out of it."""
-    own = store.events_for(ticket=number)
+def conversation(store, number: int, own: list[dict] | None = None, _depth: int = 0,
+                 _keep_split: bool = False) -> list[dict]:
+    """The events of ticket `number` with merges and splits folded, in log order: its own
+    (`own`, when the caller has read them already), those of each ticket merged into it (up
+    to the merge), the messages split into it (and their media), without the messages split
+    out of it. A ticket without merges or splits costs no more than its own events."""
+    own = store.events_for(ticket=number) if own is None else own
     out: dict[int, dict] = {}
     gone: set[int] = set()
     for ev in own:
@@ -114,12 +116,12 @@ def conversation(store, number: int, _depth: int = 0, _keep_split: bool = False)
         if ev["type"] == "ticket.split":
             gone.update(data.get("messages") or ())
         elif ev["type"] == "ticket.note" and data.get("kind") == "merged" and data.get("merged") and _depth < 20:
-            for sub in conversation(store, int(data["merged"]), _depth + 1):
+            for sub in conversation(store, int(data["merged"]), None, _depth + 1):
                 if sub["seq"] < ev["seq"] and sub["type"] in CARRIED:
                     out.setdefault(sub["seq"], sub)
         elif ev["type"] == "ticket.note" and data.get("kind") == "split" and data.get("split_from"):
             moved = set(data.get("messages") or ())
-            there = conversation(store, int(data["split_from"]), _depth + 1, _keep_split=True) if _depth < 20 else []
+            there = conversation(store, int(data["split_from"]), None, _depth + 1, True) if _depth < 20 else []
             wamids = {(sub.get("data") or {}).get("message") for sub in there if sub["seq"] in moved}
             for sub in there:
                 if sub["seq"] in moved or (sub["type"] == "message.media"

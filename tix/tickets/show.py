@@ -24,7 +24,7 @@ def ticket_view(store: Store, number: int) -> dict:
     contact = reader.contact(row["contact"]) if row.get("contact") else None
     events = store.events_for(ticket=number)
     return {"ticket": dict(row), "contact": dict(contact) if contact else None, "events": events,
-            "conversation": [e for e in conversation(store, number) if e["type"] in CONVERSATION],
+            "conversation": [e for e in conversation(store, number, events) if e["type"] in CONVERSATION],
             "other_open": other_open_tickets(reader, row)}
 
 
