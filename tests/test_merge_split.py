@@ -151,3 +151,19 @@ def test_show_lists_the_contacts_other_open_tickets(md_store, tix):
     text = tix("show", "1", check=0).stdout
     assert "other open tickets: #2 new 'Ganti alamat'" in text and "#3" not in text and "#4" not in text
     assert [o["number"] for o in show_json(tix, 1)["other_open_tickets"]] == [2]
+
+
+def test_whatsapp_messages_of_a_merged_ticket_land_on_the_target(wa_store, tix):
+    from tests.plugins.whatsapp import spool, text_payload
+    from tix.ingest import fetch_spool
+
+    spool(wa_store, text_payload("wamid.M1", "Paket saya belum sampai", ts=1760000100))
+    fetch_spool(wa_store)
+    tix("new", "Telepon: paket belum sampai", "--phone", "+15555550100", check=0)
+    assert wa_store.ticket(2)["contact"] == wa_store.ticket(1)["contact"]
+    tix("merge", "1", "INTO", "2", check=0)
+    spool(wa_store, text_payload("wamid.M2", "Halo? Ada kabar?", ts=1760000200))
+    spool(wa_store, text_payload("wamid.M3", "Ini balasan", ts=1760000300, context="wamid.M1"))
+    fetch_spool(wa_store)
+    assert [e["ticket"] for e in events(wa_store, "message.received")] == [1, 2, 2]
+    assert wa_store.ticket(1)["status"] == "closed" and wa_store.read().max_ticket == 2
