@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import shutil
 import statistics
 import sys
@@ -89,10 +90,16 @@ def fetch_cost(store, n: int, rounds: int) -> None:
     for sub in ("new", "cur", "tmp"):
         (md / sub).mkdir()
     cfg = store.path("tix.yaml")
-    cfg.write_text(cfg.read_text() + f"\nchannels:\n  - name: inbox\n    type: maildir\n    path: {md}\n"
-                   f"    after: seen\n    address: support@toko.example\n")
+    text = cfg.read_text()
+    if "name: bench-inbox" in text:  # a store this bench ran on before: point its source here
+        text = re.sub(r"path: \S*tix-bench-md-\S+", f"path: {md}", text)
+    else:
+        text += (f"\nchannels:\n  - name: bench-inbox\n    type: maildir\n    path: {md}\n"
+                 f"    after: seen\n    address: support@toko.example\n")
+    cfg.write_text(text)
     store.reload_config()
-    rng = random.Random(7)
+    rng = random.Random(time.time_ns())
+    base = 10**6 + store.log.last_event()["seq"] * 10  # message numbers (and Message-IDs) new to this store
     index = SearchIndex(store)
     index.catch_up()
     results: dict[str, list[float]] = {"without": [], "with": [], "catch_up": []}
@@ -100,7 +107,7 @@ def fetch_cost(store, n: int, rounds: int) -> None:
     for r in range(rounds):
         for with_index in (False, True) if r % 2 == 0 else (True, False):
             for k in range(n):
-                (md / "new" / f"{i}.{k}.bench").write_bytes(make_message(i * n + k + 10**6, rng))
+                (md / "new" / f"{i}.{k}.bench").write_bytes(make_message(base + i * n + k, rng))
             i += 1
             if not with_index:  # the index file set aside: writers skip it; then it catches up alone
                 for p in store.path("state").glob("search.sqlite*"):

@@ -243,22 +243,35 @@ class SearchIndex:
         if match is None:
             return []
         with closing(self.connection()) as con:
-            # rank every hit (cheap), keep each ticket's best; snippets only for the ones shown
-            best: dict[int, tuple] = {}
-            for ticket, rowid, seq, kind, score in con.execute(
-                    "SELECT d.ticket, d.rowid, d.seq, d.kind, bm25(fts, ?, ?) FROM fts JOIN doc d "
-                    "ON d.rowid = fts.rowid WHERE fts MATCH ?", (*WEIGHTS, match)):
-                old = best.get(ticket)
-                if old is None or (score, seq) < (old[0], old[2]):
-                    best[ticket] = (score, rowid, seq, kind)
-            top = sorted(best.items(), key=lambda item: (item[1][0], item[0]))[: limit or None]
-            rowids = [v[1] for _t, v in top]
+            best = self._best(con, match, limit)
+            rowids = [v[1] for v in best.values()]
             snippets = dict(con.execute(
                 "SELECT rowid, snippet(fts, -1, '[', ']', '…', 12) FROM fts WHERE fts MATCH ? "
                 "AND rowid IN (SELECT value FROM json_each(?))", (match, orjson.dumps(rowids).decode())))
         return [{"ticket": t, "score": round(-score, 3), "seq": seq, "kind": kind,
                  "snippet": " ".join(str(snippets.get(rowid) or "").split())}
-                for t, (score, rowid, seq, kind) in top]
+                for t, (score, rowid, seq, kind) in best.items()]
+
+    @staticmethod
+    def _best(con, match: str, limit: int | None) -> dict[int, tuple]:
+        """Ticket -> (score, rowid, seq, kind) of its best hit, best first, at most `limit`
+        tickets. SQLite ranks the hits (in C, keeping only the top k); k grows until enough
+        distinct tickets are among them."""
+        k = limit * 4 if limit else -1  # LIMIT -1: every hit
+        while True:
+            hits = con.execute("SELECT rowid, bm25(fts, ?, ?) AS score FROM fts WHERE fts MATCH ? "
+                               "ORDER BY score LIMIT ?", (*WEIGHTS, match, k)).fetchall()
+            docs = {r[0]: r[1:] for r in con.execute(
+                "SELECT rowid, ticket, seq, kind FROM doc WHERE rowid IN (SELECT value FROM json_each(?))",
+                (orjson.dumps([h[0] for h in hits]).decode(),))}
+            best: dict[int, tuple] = {}
+            for rowid, score in hits:
+                ticket, seq, kind = docs[rowid]
+                if ticket not in best:
+                    best[ticket] = (score, rowid, seq, kind)
+            if limit is None or len(best) >= limit or len(hits) < k:
+                return dict(list(best.items())[:limit] if limit else best.items())
+            k *= 4
 
 
 def _not_writable(exc: sqlite3.DatabaseError) -> bool:
