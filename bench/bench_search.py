@@ -107,7 +107,7 @@ def fetch_cost(store, n: int, rounds: int) -> None:
     for r in range(rounds):
         for with_index in (False, True) if r % 2 == 0 else (True, False):
             for k in range(n):
-                (md / "new" / f"{i}.{k}.bench").write_bytes(make_message(base + i * n + k, rng))
+                (md / "new" / f"{base}.{i}.{k}.bench").write_bytes(make_message(base + i * n + k, rng))
             i += 1
             if not with_index:  # the index file set aside: writers skip it; then it catches up alone
                 for p in store.path("state").glob("search.sqlite*"):
