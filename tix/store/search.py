@@ -181,10 +181,11 @@ class SearchIndex:
 
     @staticmethod
     def _save(con, pos: Position, raw: bytes, seq: int | None) -> None:
-        if seq is None:
-            from tix.ingest.index import _seq_of
-
-            seq = _seq_of(raw)
+        if seq is None:  # the last line was not decoded yet
+            try:
+                seq = orjson.loads(raw).get("seq")
+            except (ValueError, AttributeError):  # damaged: the next use finds the position invalid, rebuilds
+                seq = None
         con.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                         (("segment", pos.segment), ("offset", pos.offset), ("seq", seq)))
 
