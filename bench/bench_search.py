@@ -102,6 +102,7 @@ def fetch_cost(store, n: int, rounds: int) -> None:
     base = 10**6 + store.log.last_event()["seq"] * 10  # message numbers (and Message-IDs) new to this store
     index = SearchIndex(store)
     index.catch_up()
+    files = [index.path.with_name(index.path.name + suffix) for suffix in ("", "-wal", "-shm")]
     results: dict[str, list[float]] = {"without": [], "with": [], "catch_up": []}
     i = 0
     for r in range(rounds):
@@ -110,15 +111,17 @@ def fetch_cost(store, n: int, rounds: int) -> None:
                 (md / "new" / f"{base}.{i}.{k}.bench").write_bytes(make_message(base + i * n + k, rng))
             i += 1
             if not with_index:  # the index file set aside: writers skip it; then it catches up alone
-                for p in store.path("state").glob("search.sqlite*"):
-                    p.rename(p.with_name(p.name + ".aside"))
+                for p in files:
+                    if p.exists():
+                        p.rename(p.with_name(p.name + ".aside"))
             t = time.perf_counter()
             rep = fetch_all(store, now=datetime.now(timezone.utc))
             results["with" if with_index else "without"].append((time.perf_counter() - t) / max(rep.stored, 1))
             assert rep.stored == n, (rep.stored, rep.errors)
             if not with_index:
-                for p in store.path("state").glob("search.sqlite*.aside"):
-                    p.rename(p.with_name(p.name[: -len(".aside")]))
+                for p in files:
+                    if p.with_name(p.name + ".aside").exists():
+                        p.with_name(p.name + ".aside").rename(p)
                 t = time.perf_counter()
                 index.catch_up()
                 results["catch_up"].append((time.perf_counter() - t) / n)
@@ -157,7 +160,7 @@ def main() -> None:
         index.remove()
     t = time.perf_counter()
     index.catch_up()
-    size = sum(p.stat().st_size for p in store.path("state").glob("search.sqlite*"))
+    size = sum(p.stat().st_size for p in store.path("state").glob("search.sqlite*") if not p.name.endswith(".aside"))
     what = "caught up" if args.keep_index else "built from the whole log"
     print(f"index {what} in {time.perf_counter() - t:.1f} s, {size / 2**20:.0f} MB")
     queries(store)
