@@ -7,7 +7,6 @@ change. The CLI only parses options and renders; tests call these directly.
 from __future__ import annotations
 
 import shlex
-
 from datetime import date
 
 from tix.config import Config, suggest
