@@ -49,6 +49,8 @@ def test_inbound_attachment_is_listed_saved_and_streamed(md_store, tix, tmp_path
     assert [(r["index"], r["name"], r["direction"], r["status"]) for r in rows] == [
         (1, "_.._etc_.invoice [31m.pdf", "in", "stored"), (2, "foto.jpg", "in", "stored")]
     assert rows[0]["sha256"] == hashlib.sha256(PDF).hexdigest()
+    shown = tix("show", "1", check=0).stdout
+    assert "[attachment 1: _.._etc_.invoice [31m.pdf, application/pdf" in shown and "[attachment 2: foto.jpg" in shown
     monkeypatch.chdir(tmp_path)
     tix("attachment", "1", "1", check=0)  # saved under its sanitised name in the current directory
     assert (tmp_path / "_.._etc_.invoice [31m.pdf").read_bytes() == PDF

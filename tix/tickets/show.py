@@ -9,6 +9,7 @@ from tix.errors import NotFound
 from tix.model import fmt_phone
 from tix.store import Store
 from tix.store.log import parse_ts
+from tix.tickets.attachments import safe_name
 
 CONVERSATION = ("ticket.created", "message.received", "message.sent", "ticket.note")
 
@@ -66,10 +67,11 @@ def show_ticket(store: Store, number: int, history: bool = False, fmt: str = "te
             f"#{o['number']} {o['status']} {clip_words(' '.join(str(o['subject'] or '').split()), 40)!r}"
             for o in view["other_open"]) + "\n")
     out.write("\n")
+    shown = [0]  # attachments so far: `tix attachment N INDEX` counts them in this order
     for ev in view["conversation"]:
         if ev["ticket"] != number and ev["type"] != "ticket.created":
             ev = {**ev, "merged_from": ev["ticket"]}
-        _conversation_entry(ev, tz, out)
+        _conversation_entry(ev, tz, out, shown)
     if history:
         out.write("History:\n")
         _history(view["events"], tz, out)
@@ -85,7 +87,7 @@ def _history(events: list[dict], tz, out) -> None:
                   + "\n")
 
 
-def _conversation_entry(ev: dict, tz, out) -> None:
+def _conversation_entry(ev: dict, tz, out, shown: list | None = None) -> None:
     data = ev.get("data") or {}
     when = _local(ev["ts"], tz)
     if ev["type"] == "ticket.created":
@@ -108,7 +110,11 @@ def _conversation_entry(ev: dict, tz, out) -> None:
     out.write(text.rstrip() + "\n")
     for att in data.get("attachments") or ():
         size = f"{att['size']} bytes" if att.get("size") is not None else (att.get("status") or "size unknown")
-        out.write(f"    [attachment: {att.get('name') or '(unnamed)'}, {att.get('type')}, {size}]\n")
+        if shown is not None and isinstance(att, dict):
+            shown[0] += 1
+        number = f" {shown[0]}" if shown is not None else ""
+        name = safe_name(att.get("name"), shown[0], att.get("type")) if shown is not None else att.get("name")
+        out.write(f"    [attachment{number}: {name or '(unnamed)'}, {att.get('type')}, {size}]\n")
     out.write("\n")
 
 
