@@ -149,3 +149,19 @@ def test_rebuild_rebuilds_the_index(store, tix):
     con = sqlite3.connect(store.path("state", NAME))
     assert con.execute("SELECT count(*) FROM doc").fetchone()[0] == 2
     assert numbers(tix, "basah") == [1]
+
+
+def test_an_erasure_leaves_no_erased_text_in_the_index(store, tix):
+    """An erasure rewrites the log (here: in place, same length, so every saved position still
+    looks valid) and records `contact.erased`: the index is built again without the text."""
+    tix("new", "Paket", "--email", "a@x.id", "-m", "alamat saya Jalan Melati 7", check=0)
+    tix("new", "Lain", "--email", "b@x.id", "-m", "kardus basah", check=0)
+    assert numbers(tix, "melati") == [1]
+    seg = next(store.log.dir.glob("*.jsonl"))
+    seg.write_bytes(seg.read_bytes().replace(b"Jalan Melati 7", b"[dihapus]     "))
+    with store.writing(actor="user:admin", via="test") as b:
+        b.emit("contact.erased", contact=1, data={})
+    assert numbers(tix, "melati") == [] and numbers(tix, "basah") == [2]
+    raw = store.path("state", NAME).read_bytes() + b"".join(
+        p.read_bytes() for p in store.path("state").glob(NAME + "-*"))
+    assert b"Melati" not in raw

@@ -27,8 +27,9 @@ Crash safety: the rows of a catch-up and the position they reach are committed i
 transaction (`BEGIN IMMEDIATE`: two processes catching up at once take turns, and the
 second starts from where the first ended). A kill leaves the index at its last commit,
 behind the log, and the next use catches up. A damaged file (not a database, malformed) or
-a position that no longer ends on its seq (the log was rewritten, e.g. an erasure, which
-must not leave personal data here) is removed and rebuilt from the whole log.
+a position that no longer ends on its seq (the log was rewritten) is removed and rebuilt
+from the whole log; so is the index when it meets a `contact.erased` event (an erasure
+rewrote the log before it: no erased text may stay here; `secure_delete` overwrites it).
 
 Who updates it: every writer after its batch commits (`Store.writing` -> `catch_up`, when
 the index exists), and every search before it queries (building it on first use).
@@ -46,8 +47,8 @@ from tix.store.log import Position, seq_before
 FORMAT = 1
 NAME = "search.sqlite"
 COMMIT_EVERY = 50000  # events per transaction while building
-INTERESTING = (b'"type":"ticket.created"', b'"type":"message.received"', b'"type":"message.sent"',
-               b'"type":"ticket.note"', b'"type":"ticket.merged"', b'"type":"ticket.split"',
+INTERESTING = (b'"type":"contact.erased"', b'"type":"ticket.created"', b'"type":"message.received"',
+               b'"type":"message.sent"', b'"type":"ticket.note"', b'"type":"ticket.merged"', b'"type":"ticket.split"',
                b'"subject"')
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);
@@ -66,6 +67,7 @@ class SearchIndex:
     def __init__(self, store):
         self.store = store
         self.path = store.path("state", NAME)
+        self._from_start = True
 
     # -- opening -------------------------------------------------------------------------------
     def exists(self) -> bool:
@@ -79,6 +81,7 @@ class SearchIndex:
         con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses at most the last commit
+        con.execute("PRAGMA secure_delete=ON")  # erased text is overwritten, not left in free pages
         con.executescript(SCHEMA)
         return con
 
@@ -133,7 +136,12 @@ class SearchIndex:
                 con.execute("DELETE FROM doc")
                 con.execute("DELETE FROM fts")
                 pos, seq = Position("", 0), 0
-            self._fold(con, pos if pos.segment else None, end)
+            try:
+                self._fold(con, pos if pos.segment else None, end)
+            except _Erased:  # personal data was erased from the log: nothing of it may stay here
+                con.execute("DELETE FROM doc")
+                con.execute("DELETE FROM fts")
+                self._fold(con, None, end)
             con.execute("COMMIT")
         except BaseException:
             if con.in_transaction:
@@ -156,6 +164,7 @@ class SearchIndex:
             return False
 
     def _fold(self, con, start: Position | None, end: Position) -> None:
+        self._from_start = start is None  # folding the whole log: an erasure is already in it
         loads = orjson.loads
         count = 0
         last_seq = None
@@ -192,6 +201,8 @@ class SearchIndex:
     # -- folding one event ---------------------------------------------------------------------
     def apply(self, con, ev: dict) -> None:
         kind, ticket, data = ev.get("type"), ev.get("ticket"), ev.get("data") or {}
+        if kind == "contact.erased" and not self._from_start:
+            raise _Erased
         if ticket is None or not isinstance(data, dict):
             return
         seq = ev.get("seq")
@@ -273,6 +284,10 @@ class SearchIndex:
             if limit is None or len(best) >= limit or len(hits) < k:
                 return dict(list(best.items())[:limit] if limit else best.items())
             k *= 4
+
+
+class _Erased(Exception):
+    """A `contact.erased` event: the log was rewritten before it, so the index is built again."""
 
 
 def _not_writable(exc: sqlite3.DatabaseError) -> bool:
