@@ -200,3 +200,26 @@ def test_media_limits_config_is_validated(wa_store, tix):
     out = tix("config", "check")
     assert out.returncode == 2
     assert "whatsapp.media_limits_mb: unknown key 'imgae'" in out.stderr and "video must be a number" in out.stderr
+
+
+def test_whatsapp_media_is_pending_until_downloaded_then_saved(wa_store, graph, tix, tmp_path):
+    body = text_payload("wamid.IMG1", "x")
+    msg = body["entry"][0]["changes"][0]["value"]["messages"][0]
+    msg.pop("text")
+    data = b"\xff\xd8" + os.urandom(500)
+    sha = graph.add_media("900000000000009", data)
+    msg.update(type="image", image={"caption": "foto struk", "mime_type": "image/jpeg", "sha256": sha,
+                                    "id": "900000000000009"})
+    media = graph.media.pop("900000000000009")  # not downloadable yet: the first fetch leaves it pending
+    spool(wa_store, body)
+    fetch_spool(wa_store)
+    (row,) = orjson.loads(tix("attachment", "1", "-f", "json", check=0).stdout)
+    assert row["status"] == "pending" and row["sha256"] is None
+    pending = tix("attachment", "1", "1", "-o", str(tmp_path / "x.jpg"))
+    assert pending.returncode == 1 and "is pending: no bytes to get" in pending.stderr
+    graph.media["900000000000009"] = media
+    fetch_spool(wa_store)
+    (row,) = orjson.loads(tix("attachment", "1", "-f", "json", check=0).stdout)
+    assert row["status"] == "stored" and row["direction"] == "in" and row["name"].endswith(".jpg")
+    tix("attachment", "1", "1", "-o", str(tmp_path / "struk.jpg"), check=0)
+    assert (tmp_path / "struk.jpg").read_bytes() == data
