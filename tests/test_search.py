@@ -165,3 +165,19 @@ def test_an_erasure_leaves_no_erased_text_in_the_index(store, tix):
     raw = store.path("state", NAME).read_bytes() + b"".join(
         p.read_bytes() for p in store.path("state").glob(NAME + "-*"))
     assert b"Melati" not in raw
+
+
+def test_a_busy_index_never_fails_a_write_and_a_search_says_so(store, tix):
+    tix("new", "Paket", "--email", "a@x.id", "-m", "kardus basah", check=0)
+    assert numbers(tix, "basah") == [1]
+    other = sqlite3.connect(store.path("state", NAME), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process is writing the index
+    try:
+        tix("note", "1", "-m", "roti tawar", check=0)  # the write is committed; the index catches up later
+        busy = SearchIndex(store, timeout=0.2)
+        with pytest.raises(Exception, match="being built by another tix process"):
+            busy.tickets("roti")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert numbers(tix, "roti") == [1]

@@ -64,8 +64,10 @@ WEIGHTS = (2.0, 1.0)  # bm25 weights: a word in the subject counts twice
 class SearchIndex:
     """The search cache of one store (open, catch up, query)."""
 
-    def __init__(self, store):
+    def __init__(self, store, timeout: float = 60.0):
+        """`timeout`: seconds to wait while another process writes the index (then StoreLocked)."""
         self.store = store
+        self.timeout = timeout
         self.path = store.path("state", NAME)
         self._from_start = True
 
@@ -78,7 +80,7 @@ class SearchIndex:
         if fresh:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.touch(mode=0o600)
-        con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses at most the last commit
         con.execute("PRAGMA secure_delete=ON")  # erased text is overwritten, not left in free pages
@@ -104,6 +106,11 @@ class SearchIndex:
             except sqlite3.DatabaseError as exc:
                 if _not_writable(exc):
                     return self._in_memory()
+                if "locked" in str(exc).lower() or "busy" in str(exc).lower():
+                    from tix.errors import StoreLocked
+
+                    raise StoreLocked(f"{self.path}: the search index is being built by another tix process; "
+                                      f"try again when it is done") from None
                 if attempt == 2:
                     raise
                 self.remove()  # a cache: rebuilt from the log
@@ -323,10 +330,12 @@ def catch_up(store) -> None:
 
     A failure here never fails the write (the events are committed; the index, a cache,
     catches up on its next use)."""
-    index = SearchIndex(store)
+    from tix.errors import TixError
+
+    index = SearchIndex(store, timeout=2.0)  # busy (another process building it): that one catches up
     if not index.exists():
         return
     try:
         index.catch_up()
-    except (sqlite3.Error, OSError):
+    except (sqlite3.Error, OSError, TixError):
         pass
