@@ -230,9 +230,8 @@ def generate(path: str | Path, tickets: int = 10000, seed: int = 0, days: int = 
 
 
 def _flush(store: Store, segment, lines, out) -> None:
-    if segment and lines:
-        data = b"".join(lines)
-        store.log.append(data[:-2] + COMMIT_MARK, segment)  # each append is a committed batch
+    if segment and lines:  # one committed batch (the last line carries the commit mark)
+        store.log.append(b"".join(lines)[:-2] + COMMIT_MARK, segment)
 
 
 def main() -> None:
