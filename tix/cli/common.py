@@ -43,14 +43,46 @@ def local_time(text: str | None, store, option: str):
 
 
 def open_store():
+    """Open the store and check that this user may run this command on it (tix.access)."""
     from tix.store import Store
 
-    return Store.open(state.store_path)
+    store = Store.open(state.store_path)
+    authorize(store)
+    return store
+
+
+def authorize(store) -> None:
+    """The one permission check of every command (tix.access.PERMISSIONS), and the access log
+    entry of an audited read (`audit_reads: true`): the command and its arguments."""
+    from tix import access
+
+    ctx = _context()
+    command = " ".join(ctx.command_path.split()[1:]) if ctx is not None else ""
+    rule = access.rule_for(command)
+    ident = access.authorize(store, command, state.as_user)
+    if rule.audit and store.config.setting("audit_reads"):
+        from tix.accesslog import record
+
+        record(store, ident, command, {k: v for k, v in (ctx.params if ctx else {}).items()
+                                       if v not in (None, False, (), [])})
+
+
+def _context():
+    try:
+        from click import get_current_context
+    except ImportError:  # typer >= 0.16 vendors click as typer._click
+        from typer._click.globals import get_current_context  # type: ignore[import-not-found]
+    return get_current_context(silent=True)
 
 
 def actor() -> str:
+    """The event actor: the checked identity's (`user:AGENT`; `--as NAME` for admins)."""
+    from tix import access
     from tix.store import default_actor
 
+    ident = access.current()
+    if ident is not None:
+        return ident.actor()
     if state.as_user:
         name = state.as_user
         return name if ":" in name else f"user:{name}"
@@ -191,7 +223,10 @@ def run(app) -> int:
     """
     from tix.render import SafeStream
 
+    from tix import access
+
     sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)
+    access.reset()  # each command checks its own user (even in one process)
     if "tix.store.log" in sys.modules:  # each command names the damage it meets (even in one process)
         sys.modules["tix.store.log"].forget_reports()
     try:

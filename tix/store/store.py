@@ -7,7 +7,6 @@ the write lock and `Store.writing` (a `tix.store.batch.Batch` under it), reads
 """
 from __future__ import annotations
 
-import getpass
 import os
 import shutil
 from contextlib import contextmanager
@@ -78,10 +77,10 @@ def find_store(explicit: str | os.PathLike | None = None, cwd: Path | None = Non
 
 
 def default_actor() -> str:
-    try:
-        return f"user:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "user:unknown"
+    """`user:LOGIN` of the real user of this process (its uid, never $USER or $LOGNAME)."""
+    from tix.access import os_login
+
+    return f"user:{os_login()}"
 
 
 class Store:
@@ -93,6 +92,7 @@ class Store:
         self.log = EventLog(self.root / "events", self.root / "state" / "log-format.json")
         self.snapshot = Snapshot(self.root / "snapshot")
         self._config: configmod.Config | None = None
+        self.via_note = ""  # " (admin X as Y)" under --as (tix.access): added to every event's via
         self._lock: WriteLock | None = None
         self.rebuild_problems: list = []  # what the last `rebuild` skipped (damaged lines, seq gaps)
         self._rebuilding = False
@@ -189,7 +189,7 @@ class Store:
         """
         lock = self.lock(timeout)
         with lock:
-            batch = Batch(self, actor or default_actor(), via)
+            batch = Batch(self, actor or default_actor(), via + self.via_note)
             try:
                 yield batch
                 batch.flush()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from tix import access
 from tix.config import Config, suggest
 from tix.errors import NotFound, UsageError
 from tix.model import CHANNELS, PRIORITIES, SETTABLE, STATUSES
@@ -195,6 +196,8 @@ def set_fields(batch: Batch, row: dict, changes: dict, why: str | None = None) -
             old[key] = current
     if not new:
         return None
+    if "team" in new:
+        access.check_team_change(row, new["team"])  # across teams: leads
     ev = batch.emit("ticket.updated", ticket=row["number"], data={"set": new, "old": old}, why=why)
     _apply_local(row, new)
     return ev
@@ -233,6 +236,7 @@ def get_ticket(batch_or_store, number: int) -> dict:
     row = reader.ticket(number)
     if row is None:
         raise NotFound(f"ticket #{number} not found")
+    access.check_ticket(row)  # an agent works the tickets of their teams
     return dict(row)
 
 

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from tix import access
 from tix.errors import NotFound
 from tix.model import fmt_phone
 from tix.store import Store
@@ -19,6 +20,7 @@ def ticket_view(store: Store, number: int) -> dict:
     row = reader.ticket(number)
     if row is None:
         raise NotFound(f"ticket #{number} not found")
+    access.check_ticket(row)  # an agent reads the tickets of their teams
     contact = reader.contact(row["contact"]) if row.get("contact") else None
     events = store.events_for(ticket=number)
     return {"ticket": dict(row), "contact": dict(contact) if contact else None, "events": events}
