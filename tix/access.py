@@ -79,6 +79,10 @@ def rule_for(command: str) -> Rule:
     return ADMIN
 
 
+NO_LOGINS_WARNING = ("tix.yaml declares no agent login: (role:), so everyone who can run tix here acts as an admin; "
+                     "see the README, \"Who may do what\"")
+
+
 class AccessDenied(UsageError):
     """The user may not run this command (or act on this ticket): one line, exit 2, nothing written."""
 
