@@ -65,15 +65,24 @@ def find_store(explicit: str | os.PathLike | None = None, cwd: Path | None = Non
     for candidate in (explicit, os.environ.get("TIX_STORE")):
         if candidate:
             path = Path(candidate).expanduser()
-            if (path / CONFIG_NAME).is_file():
+            if _is_config(path):
                 return path.resolve()
             raise StoreNotFound(f"no tix store at {path} (no {CONFIG_NAME}); create one with: tix init {path}")
     here = (cwd or Path.cwd()).resolve()
     for path in (here, *here.parents):
-        if (path / CONFIG_NAME).is_file():
+        if _is_config(path):
             return path
     raise StoreNotFound("no tix store found here or above; create one with: tix init DIR "
                         "(or point --store / TIX_STORE at one)")
+
+
+def _is_config(directory: Path) -> bool:
+    """Does `directory` hold a tix.yaml? One this user may not even look at is one line, not a traceback."""
+    try:
+        return (directory / CONFIG_NAME).is_file()
+    except PermissionError:
+        raise StoreNotFound(f"{directory}: permission denied; this store's files are not yours to read "
+                            f"(run tix as its owner, e.g. through sudo: see the README, \"Who may do what\")") from None
 
 
 def default_actor() -> str:
