@@ -22,6 +22,8 @@ state = _State()
 
 FORMATS = ("table", "json", "csv")
 FormatOpt = typer.Option("table", "--format", "-f", help="Output format: table, json or csv.")
+RedactOpt = typer.Option(False, "--redact", help="Mask names, email addresses, phone numbers and the "
+                                                 "`redact: patterns:` of tix.yaml, for sharing outside the team.")
 
 
 # Every option that takes a time (`--now`, `--at`) reads it the same way: tix.store.log.parse_local.

@@ -26,8 +26,14 @@ def ticket_view(store: Store, number: int) -> dict:
     return {"ticket": dict(row), "contact": dict(contact) if contact else None, "events": events}
 
 
-def show_ticket(store: Store, number: int, history: bool = False, fmt: str = "text", out=None) -> None:
+def show_ticket(store: Store, number: int, history: bool = False, fmt: str = "text", out=None,
+                redact: bool = False) -> None:
+    """Print one ticket as text or JSON; `redact`: names, addresses, phones and patterns masked (tix.redact)."""
     view = ticket_view(store, number)
+    if redact:
+        from tix.redact import Redactor
+
+        view = Redactor.for_store(store).learn(view).value(view)
     if fmt == "json":
         data = {"ticket": view["ticket"], "contact": view["contact"],
                 "conversation": [e for e in view["events"] if e["type"] in CONVERSATION]}
