@@ -65,8 +65,17 @@ def authorize(store) -> None:
     if rule.audit and store.config.setting("audit_reads"):
         from tix.accesslog import record
 
-        record(store, ident, command, {k: v for k, v in (ctx.params if ctx else {}).items()
-                                       if v not in (None, False, (), [])})
+        record(store, ident, command, _given(ctx))
+
+
+def _given(ctx) -> dict:
+    """The arguments of the command as the user gave them (defaults left out): what was read."""
+    out = {}
+    for name, value in (ctx.params.items() if ctx is not None else ()):
+        source = ctx.get_parameter_source(name) if hasattr(ctx, "get_parameter_source") else None
+        if value not in (None, False, (), []) and getattr(source, "name", "") != "DEFAULT":
+            out[name] = value
+    return out
 
 
 def _context():
