@@ -7,6 +7,7 @@ as). tests/test_access_unix.py runs the same checks as real Unix users.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -130,6 +131,28 @@ def test_root_and_the_store_owner_are_admins_and_actors_are_agent_names(tickets,
     assert who[0]["role"] == "admin" and who[0]["how"] == "root"
     tix("note", "1", "-m", "x", env=as_("budi.s"), check=0)
     assert tickets.events_for(ticket=1)[-1]["actor"] == "user:budi"
+
+
+def test_root_through_sudo_on_a_store_it_does_not_own_is_an_admin_named_as_the_person(tickets, tix):
+    os.chown(tickets.root, 65534, -1)  # the service user (nobody) owns the store; root runs sudo
+    who = json.loads(tix("whoami", "-f", "json", env=as_("budi.s"), check=0).stdout)
+    assert (who[0]["agent"], who[0]["role"], who[0]["how"]) == ("budi", "admin", "root (through sudo)")
+    tix("note", "2", "-m", "x", env=as_("budi.s"), check=0)
+    assert tickets.events_for(ticket=2)[-1]["actor"] == "user:budi"
+
+
+def test_require_for_core_functions(tickets, monkeypatch):
+    from tix import access
+
+    access.reset()
+    access.require("admin", "erasing a contact")  # library use: no user checked, passes
+    monkeypatch.setenv("SUDO_USER", "ani.l")
+    try:
+        access.authorize(tickets, "show", None)
+        with pytest.raises(access.AccessDenied, match="erasing a contact needs the role admin; ani is an agent"):
+            access.require("admin", "erasing a contact")
+    finally:
+        access.reset()
 
 
 def test_store_without_logins_lets_everyone_act_and_config_check_warns(store, tix):

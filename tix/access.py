@@ -150,9 +150,13 @@ def identify(store, as_user: str | None = None) -> Identity:
     if sudo and uid not in (0, owner):
         raise AccessDenied(f"through sudo, tix opens only stores owned by the user it runs as ({login}); "
                            f"{store.root} belongs to {os_login(owner)}")
-    acting = sudo_user if sudo and uid == owner else login
-    implicit = ("root" if acting == "root" or (not sudo and uid == 0) else
-                "store owner" if acting == os_login(owner) else None)
+    if sudo and uid == owner:  # the deployment: agents through sudo as the service user
+        acting, implicit = sudo_user, ("root" if sudo_user == "root" else None)
+    elif sudo:  # root through sudo on a store it does not own: an admin, named as the person
+        acting, implicit = sudo_user, "root"
+    else:
+        acting = login
+        implicit = "root" if uid == 0 else "store owner" if uid == owner else None
     declared = declared_logins(store.config)
     if not declared:
         return Identity(acting, "admin", how="no logins declared", sudo=sudo, as_user=as_user)
@@ -203,6 +207,15 @@ def authorize(store, command: str, as_user: str | None = None) -> Identity:
     if ident.as_user:
         store.via_note = ident.via_note()
     return ident
+
+
+def require(role: str, what: str) -> None:
+    """For a core function that needs more than its command's rule (e.g. an agent's command
+    touching something only admins may): AccessDenied unless the checked user has `role`.
+    Library use (no command checked a user) passes."""
+    ident = current()
+    if ident is not None and not ident.at_least(role):
+        raise AccessDenied(f"{what} needs the role {role}; {ident.name} is {_a(ident.role)}")
 
 
 # -- team scoping ---------------------------------------------------------------------------------
