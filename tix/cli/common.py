@@ -232,12 +232,19 @@ def run(app) -> int:
     Standard output and error go through `tix.render.SafeStream`: nothing a customer wrote
     reaches the terminal as a control sequence.
     """
-    from tix.render import SafeStream
-
     from tix import access
 
+    access.reset()  # each command checks its own user (even in one process), and forgets it after
+    try:
+        return _run(app)
+    finally:
+        access.reset()
+
+
+def _run(app) -> int:
+    from tix.render import SafeStream
+
     sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)
-    access.reset()  # each command checks its own user (even in one process)
     if "tix.store.log" in sys.modules:  # each command names the damage it meets (even in one process)
         sys.modules["tix.store.log"].forget_reports()
     try:
