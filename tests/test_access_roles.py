@@ -61,6 +61,11 @@ def test_agent_works_tickets_of_their_teams_only(tickets, tix):
     listed = json.loads(tix("list", "-f", "json", env=as_("citra.d"), check=0).stdout)
     assert sorted(r["number"] for r in listed) == [2, 3]
     assert len(json.loads(tix("list", "-f", "json", env=as_("budi.s"), check=0).stdout)) == 3
+    tix("set", "2", "contact=1", check=0)  # the customer of #1 (billing) wrote to shipping too
+    seen = json.loads(tix("contact", "show", "1", "-f", "json", env=as_("citra.d"), check=0).stdout)
+    assert [t["number"] for t in seen["tickets"]] == [2]
+    seen = json.loads(tix("contact", "show", "1", "-f", "json", env=as_("budi.s"), check=0).stdout)
+    assert [t["number"] for t in seen["tickets"]] == [1, 2]
 
 
 def test_moving_tickets_between_teams_is_for_leads(tickets, tix):

@@ -260,6 +260,12 @@ def check_bulk(rows: list[dict]) -> None:
                            f"(e.g. #{outside[0]}): narrow the filter (team:…); nothing changed")
 
 
+def visible(rows: list[dict]) -> list[dict]:
+    """The ticket rows (with `team`) an agent may see: their teams' and the team-less."""
+    ident = current()
+    return [r for r in rows if in_teams(ident, r.get("team"))] if _scoped(ident) else rows
+
+
 def list_scope() -> str:
     """A filter term that keeps an agent's listing to their teams' tickets (and team-less ones)."""
     ident = current()
