@@ -40,7 +40,10 @@ class Rule:
     """What a command needs.
 
     role: the minimum role. teams: agents (and, for bulk commands, leads) act only on tickets
-    of their teams. audit: with `audit_reads: true` each run is written to the access log.
+    of their teams: the core enforces it where tickets are chosen (`tix.tickets.core.select`,
+    `get_ticket`, `show`, bulk updates) through `check_ticket`, `check_bulk` and `list_scope`,
+    so a new command that uses those is scoped without code of its own; the flag says so here.
+    audit: with `audit_reads: true` each run is written to the access log (tix.accesslog).
     """
 
     role: str
@@ -267,7 +270,8 @@ def visible(rows: list[dict]) -> list[dict]:
 
 
 def list_scope() -> str:
-    """A filter term that keeps an agent's listing to their teams' tickets (and team-less ones)."""
+    """A filter term that keeps an agent's selection (tix.tickets.core.select) to their teams'
+    tickets and team-less ones; empty for leads and admins."""
     ident = current()
     if not _scoped(ident):
         return ""

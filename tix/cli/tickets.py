@@ -79,7 +79,6 @@ def list_(
       tix list created:2026-11-01..2026-11-30 --all --format csv
       tix list --assignee none -p urgent --format json
     """
-    from tix import access
     from tix.render import render
     from tix.tickets.core import LIST_COLUMNS, select
 
@@ -90,7 +89,6 @@ def list_(
         if value:
             terms.append(f"{name}:{value}")
     store = open_store()
-    terms.append(access.list_scope())  # an agent lists the tickets of their teams
     columns = list(LIST_COLUMNS) + (["tags"] if fmt != "table" else [])
     reader = store.read()
     rows = select(reader, " ".join(_quote(t) for t in terms), columns=[*columns, "contact"] if redact else columns,

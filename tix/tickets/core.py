@@ -247,10 +247,18 @@ LIST_COLUMNS = ("number", "status", "priority", "team", "assignee", "channel", "
 def select(reader, filter_text="", *, columns=LIST_COLUMNS, sort="-updated", limit: int | None = None,
            numbers: list[int] | None = None, default_open: bool = False, config: Config | None = None,
            con=None) -> list[dict]:
-    """Tickets matching a filter (and/or a list of numbers) as dicts, sorted and limited."""
+    """Tickets matching a filter (and/or a list of numbers) as dicts, sorted and limited.
+
+    Run by an agent (tix.access), only their teams' tickets and team-less ones are selected.
+    """
     config = config or reader.store.config
     flt = compile_filter(filter_text, config.custom_fields, tz=config.setting("timezone"))
     where, params = [flt.sql], list(flt.params)
+    scope = access.list_scope()
+    if scope:
+        limit_to = compile_filter(scope, config.custom_fields, tz=config.setting("timezone"))
+        where.append(limit_to.sql)
+        params += limit_to.params
     if default_open and not flt.mentions_status:
         where.append("status IN ('new', 'open', 'pending')")
     if numbers is not None:
