@@ -59,7 +59,9 @@ def authorize(store) -> None:
     from tix import access
 
     ctx = _context()
-    command = " ".join(ctx.command_path.split()[1:]) if ctx is not None else ""
+    if ctx is None:  # not a command (library use): no user to check
+        return
+    command = " ".join(ctx.command_path.split()[1:])
     rule = access.rule_for(command)
     ident = access.authorize(store, command, state.as_user)
     if rule.audit and store.config.setting("audit_reads"):
@@ -71,7 +73,7 @@ def authorize(store) -> None:
 def _given(ctx) -> dict:
     """The arguments of the command as the user gave them (defaults left out): what was read."""
     out = {}
-    for name, value in (ctx.params.items() if ctx is not None else ()):
+    for name, value in ctx.params.items():
         source = ctx.get_parameter_source(name) if hasattr(ctx, "get_parameter_source") else None
         if value not in (None, False, (), []) and getattr(source, "name", "") != "DEFAULT":
             out[name] = value

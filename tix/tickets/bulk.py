@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tix import access
 from tix.errors import NotFound, UsageError
 from tix.model import fmt_number
 from tix.store import DryBatch, Store
-from tix import access
 from tix.tickets.core import clean_tags, parse_assignments, select, set_fields, tag
 from tix.tickets.core import note as add_note
 
