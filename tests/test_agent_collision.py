@@ -147,5 +147,5 @@ def test_agent_reply_is_one_core_function(desk, tix):
         agent_reply(batch, get_ticket(batch, 1), "Halo.", outcome="pending")
     assert sent(desk) == []
     with desk.writing(actor="user:ani", via="test") as batch:
-        item = agent_reply(batch, get_ticket(batch, 1), "Halo.", outcome="pending", force=True)
+        (item,) = agent_reply(batch, get_ticket(batch, 1), "Halo.", outcome="pending", force=True)
     assert item["to"] == ["sari@pelanggan.example"] and desk.read().ticket(1)["status"] == "pending"

@@ -158,8 +158,11 @@ def render_macro(store, reader, row: dict, name: str, actor: str) -> str:
 
 def preview(store, number: int, name: str, actor: str) -> str:
     """`tix macro preview NAME N`: the macro rendered for ticket N; nothing is written."""
+    from tix import access
+
     reader = store.read()
     row = reader.ticket(number)
     if row is None:
         raise NotFound(f"ticket #{number} not found")
+    access.check_ticket(dict(row))  # an agent: the tickets of their teams (tix.access)
     return render_macro(store, reader, dict(row), name, actor)

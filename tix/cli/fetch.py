@@ -75,6 +75,8 @@ def reply(
     template: Optional[str] = typer.Option(None, "--template",
                                            help="WhatsApp: send this approved template (whatsapp.templates in "
                                                 "tix.yaml); the only way to write after the 24-hour window."),
+    attach: Optional[List[str]] = typer.Option(None, "--attach",
+                                               help="Attach this file (repeatable; size limits per channel)."),
     pending: bool = typer.Option(False, "--pending", help="Then set the ticket pending (waiting on the customer)."),
     resolve: bool = typer.Option(False, "--resolve", help="Then mark the ticket resolved."),
     force: bool = typer.Option(False, "--force", help="Reply even if the ticket changed since you last showed it."),
@@ -90,6 +92,7 @@ def reply(
 
     Examples:
       tix reply 1042 -m "Dana sudah kami kembalikan, mohon cek 1-3 hari kerja." --resolve
+      tix reply 1042 -m "Bukti pengiriman terlampir." --attach pesan.eml
       tix reply 1042 --preview -m "Mohon kirim foto paketnya."
     """
     from tix.outbox import flush
@@ -101,54 +104,63 @@ def reply(
     store = open_store()
     n = ticket_arg(number)
     if preview:
-        return _preview(store, n, message, file, macro, template)
+        return _preview(store, n, message, file, macro, template, attach)
     with store.writing(actor=actor(), via="tix reply") as batch:
         row = get_ticket(batch, n)
         if not force:  # before asking for the text (an editor): a refused reply is not written for nothing
             seen.check(store, row, batch.actor)
         check_outcome(row, outcome)
-        text = _text(store, batch.reader, row, message, file, macro, template)
-        item = agent_reply(batch, row, text, template=template or macro, outcome=outcome, force=True)
+        text = _text(store, batch.reader, row, message, file, macro, template, attach)
+        items = agent_reply(batch, row, text, template=template or macro, outcome=outcome, force=True,
+                            attach=attach)
         at = seen.flush_marker(batch)
     seen.mark(store, actor(), n, at=at, only_if_known=True)
-    info(f"#{n}: queued {item['outbox']} to {', '.join(item['to'])}")
+    for item in items:
+        info(f"#{n}: queued {item['outbox']} to {', '.join(item['to'])}")
     if no_send:
         raise typer.Exit(EXIT_OK)
     out = flush(store, wait=float(store.config.setting("lock_timeout")), via="tix reply")
     for line in out.errors:
         error(line)
-    if item["outbox"] not in {it["id"] for it in out.sent_items}:
+    if any(item["outbox"] not in {it["id"] for it in out.sent_items} for item in items):
         error(f"#{n}: the reply stays queued and is retried by the next tix fetch / tix outbox flush")
         raise typer.Exit(EXIT_PARTIAL)
     info(f"#{n}: sent")
     raise typer.Exit(EXIT_PARTIAL if out.errors else EXIT_OK)
 
 
-def _preview(store, n, message, file, macro, template) -> None:
+def _preview(store, n, message, file, macro, template, attach) -> None:
     from tix.errors import NotFound
+    from tix.outbox.attachments import load
     from tix.outbox.enqueue import preview
+    from tix.tickets import seen
+
+    from tix import access
 
     reader = store.read()
     row = reader.ticket(n)
     if row is None:
         raise NotFound(f"ticket #{n} not found")
     row = dict(row)
-    text = _text(store, reader, row, message, file, macro, template)
-    sys.stdout.write(preview(store, reader, row, row.get("channel") or "email", text, template=template or macro))
-    from tix.tickets import seen
-
+    access.check_ticket(row)  # an agent previews on the tickets of their teams, as they reply
+    channel = row.get("channel") or "email"
+    files = load(attach, channel, store.config)  # checked and read, never stored
+    text = _text(store, reader, row, message, file, macro, template, attach)
+    sys.stdout.write(preview(store, reader, row, channel, text, template=template or macro, files=files))
     try:
         seen.check(store, row, actor())
     except seen.Collision as exc:  # the reply itself would be refused: say so now
         typer.echo(f"Warning: {exc}", err=True)
 
 
-def _text(store, reader, row, message, file, macro, template) -> str:
-    if template is None:
-        return _reply_text(store, reader, row, message, file, macro)
-    if macro is not None:
-        raise UsageError("give either --template (WhatsApp) or --macro, not both")
-    return message if message not in (None, "-") else (sys.stdin.read() if message == "-" else "")
+def _text(store, reader, row, message, file, macro, template, attach=None) -> str:
+    if template is not None:
+        if macro is not None:
+            raise UsageError("give either --template (WhatsApp) or --macro, not both")
+        return message if message not in (None, "-") else (sys.stdin.read() if message == "-" else "")
+    if attach and message is None and file is None and macro is None and is_tty(sys.stdin):
+        return ""  # files alone, at a terminal: no editor
+    return _reply_text(store, reader, row, message, file, macro)
 
 
 def _reply_text(store, reader, row, message, file, macro) -> str:

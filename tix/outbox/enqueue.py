@@ -71,15 +71,21 @@ def auto_reply_cap(config) -> int:
 
 # -- customer messages ---------------------------------------------------------------------------
 def queue(batch, ticket_row: dict, channel: str, body_text: str, *, actor: str | None = None, auto: bool = False,
-          subject: str | None = None, template: str | None = None, extra: dict | None = None) -> dict:
+          subject: str | None = None, template: str | None = None, extra: dict | None = None,
+          attachments=None) -> dict:
     """Compose and queue one message to the customer in `batch`; returns the `message.sent` data
     (plus `ticket`), or `{"state": "suppressed"|"capped", …}` for an auto-reply not sent.
+
+    `attachments`: files checked by `tix.outbox.attachments.load` (WhatsApp: one), stored as
+    blobs and named in the item (`attachments`: name, type, size, sha256).
 
     Raises UsageError (nothing written) when the channel is unknown or its composer refuses.
     """
     store = batch.store
     compose = _compose(channel)
-    payload = compose(store, batch.reader, ticket_row, body_text, template)
+    files = list(attachments or ())
+    payload = compose(store, batch.reader, ticket_row, body_text or (files[0].name if files else body_text), template)
+    infos = _attach(store, channel, payload, files) if files else None
     if subject:
         payload["subject"] = subject
     raw_to = payload.get("to") or []
@@ -91,10 +97,12 @@ def queue(batch, ticket_row: dict, channel: str, body_text: str, *, actor: str |
     if auto and _over_cap(batch, to, now):
         return {"state": "capped", "ticket": ticket_row["number"], "to": to, "auto": True}
     oid = new_id("o", now)
-    rel = _write(store, channel, oid, payload, auto, ticket_row["number"], now)
+    rel = _write(store, channel, oid, payload, auto, ticket_row["number"], now, files)
     data = {"outbox": oid, "state": "queued", "channel": channel, "message_id": payload.get("message_id"),
             "from": payload.get("from"), "to": to, "cc": payload.get("cc") or [], "subject": payload.get("subject"),
             "text": body_text, "raw": rel, "auto": bool(auto), "template": template, "payload": payload}
+    if infos:
+        data["attachments"] = infos
     if extra:
         data.update(extra)
     ev = batch.emit("message.sent", ticket=ticket_row["number"], data=data, actor=actor)
@@ -121,12 +129,26 @@ def _over_cap(batch, to: list[str], now: datetime) -> bool:
     return any(idx.auto_count(addr, since) + pending.count(addr) >= cap for addr in to)
 
 
-def _write(store, channel: str, oid: str, payload: dict, auto: bool, ticket: int, now: datetime) -> str:
-    body, ext = _render(store, channel, oid, payload, auto, ticket, now)
+def _attach(store, channel: str, payload: dict, files: list) -> list[dict]:
+    from tix.outbox.attachments import store_blobs
+
+    infos = store_blobs(store, files)
+    if channel == "whatsapp":
+        from tix.channels.whatsapp.send import as_media
+
+        as_media(payload, infos)
+    else:
+        payload["attachments"] = infos
+    return infos
+
+
+def _write(store, channel: str, oid: str, payload: dict, auto: bool, ticket: int, now: datetime,
+           files=()) -> str:
+    body, ext = _render(store, channel, oid, payload, auto, ticket, now, files)
     return write_raw(store, channel, oid, body, ext, now)
 
 
-def _render(store, channel: str, oid: str, payload: dict, auto: bool, ticket: int, now: datetime):
+def _render(store, channel: str, oid: str, payload: dict, auto: bool, ticket: int, now: datetime, files=()):
     """(the bytes stored and sent, their file extension) of a composed message."""
     mod = importlib.import_module(COMPOSERS[channel].split(":")[0])
     render = getattr(mod, "render", None)
@@ -134,22 +156,29 @@ def _render(store, channel: str, oid: str, payload: dict, auto: bool, ticket: in
         return orjson.dumps(payload, option=orjson.OPT_INDENT_2), "json"
     x_loop = (store.config.section("outbound", {}) or {}).get("x_loop")
     try:
-        return render(payload, auto, oid, ticket=ticket, x_loop=x_loop, now=now), EXT.get(channel, "eml")
+        extra = {"files": files} if files else {}
+        return render(payload, auto, oid, ticket=ticket, x_loop=x_loop, now=now, **extra), EXT.get(channel, "eml")
     except (ValueError, TypeError, UnicodeError) as exc:  # e.g. an address the email library refuses
         raise UsageError(f"cannot make the {channel} message: {' '.join(str(exc).split())}") from None
 
 
-def preview(store, reader, ticket_row: dict, channel: str, body_text: str, template: str | None = None) -> str:
+def preview(store, reader, ticket_row: dict, channel: str, body_text: str, template: str | None = None,
+            files=()) -> str:
     """`tix reply --preview`: what `queue` would store for this reply, as text for a person:
-    the headers, the body and the attachments. Nothing is written, queued or sent."""
+    the headers, the body and the attachments (`files`: tix.outbox.attachments.load, checked,
+    not stored). Nothing is written, queued or sent."""
     import email
     from email import policy
 
     compose = _compose(channel)
-    payload = compose(store, reader, ticket_row, body_text, template)
-    body, ext = _render(store, channel, "o-preview", payload, False, ticket_row["number"], utcnow())
+    files = list(files or ())
+    payload = compose(store, reader, ticket_row, body_text or (files[0].name if files else body_text), template)
+    if files and channel != "whatsapp":
+        payload["attachments"] = [f.info() for f in files]
+    body, ext = _render(store, channel, "o-preview", payload, False, ticket_row["number"], utcnow(), files)
+    listed = [f"[attachment: {f.name}, {f.type}, {f.size} bytes]" for f in files]
     if ext == "json":
-        return body.decode("utf-8") + "\n"
+        return "\n".join([body.decode("utf-8"), *listed]) + "\n"
     msg = email.message_from_bytes(body, policy=policy.default)
     lines = [f"{k}: {v}" for k, v in msg.items() if k.lower() not in ("x-tix-outbox", "content-transfer-encoding",
                                                                         "mime-version")]

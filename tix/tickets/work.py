@@ -41,9 +41,11 @@ def my_queue(reader, login: str, limit: int | None = None) -> list[dict]:
     if limit:
         sql += " LIMIT ?"
         params.append(int(limit))
+    from tix import access
+
     cur = reader.connect().execute(sql, params)
     names = [c[0] for c in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    return access.visible([dict(zip(names, r, strict=True)) for r in cur.fetchall()])
 
 
 def take_next(batch, login: str) -> dict | None:
