@@ -46,3 +46,8 @@ def events(store, kind=None) -> list[dict]:
 def status(store, number: int = 1) -> str:
     store.reload_config()
     return store.read().ticket(number)["status"]
+
+
+def via(ev: dict) -> str:
+    """The command of an event, without the `(admin X as Y)` note that `--as` adds (tix.access)."""
+    return ev["via"].split(" (admin ")[0]

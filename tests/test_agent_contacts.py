@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.agentday import events, make_desk, run
+from tests.agentday import via, events, make_desk, run
 from tests.plugins.email import add_config, make_mail
 
 
@@ -27,7 +27,7 @@ def test_set_is_audited_like_a_ticket_change(desk, tix):
     c = contact(desk)
     assert c["name"] == "Sari Wulandari" and c["fields"] == {"tier": "vip", "language": "en"}
     (ev,) = [e for e in events(desk, "contact.updated")]
-    assert (ev["actor"], ev["via"], ev["why"], ev["contact"]) == ("user:ani", "tix contact set", "mitra sejak 2025", 1)
+    assert (ev["actor"], via(ev), ev["why"], ev["contact"]) == ("user:ani", "tix contact set", "mitra sejak 2025", 1)
     assert ev["data"] == {"set": {"fields.tier": "vip", "fields.language": "en", "name": "Sari Wulandari"},
                           "old": {"fields.tier": None, "fields.language": None, "name": "Sari"}}
     run(tix, "contact", "set", "1", "tier=vip")  # unchanged: no event
@@ -112,7 +112,7 @@ def test_contact_history_shows_who_changed_what(desk, tix):
     out = run(tix, "contact", "show", "1", "--history").stdout
     assert "  tier: vip\n" in out
     (line,) = [x for x in out.splitlines() if "contact.updated" in x]
-    assert line.split() == ["2026-11-20", "10:00", "user:ani", "tix", "contact", "set", "contact.updated",
-                            "fields.tier:", "None", "->", "vip", "why:", "mitra"]
+    assert line.split()[:3] == ["2026-11-20", "10:00", "user:ani"] and " tix contact set" in line
+    assert line.split("contact.updated")[1].split() == ["fields.tier:", "None", "->", "vip", "why:", "mitra"]
     data = orjson.loads(run(tix, "contact", "show", "1", "--history", "-f", "json").stdout)
     assert [e["type"] for e in data["history"]] == ["contact.created", "contact.updated"]

@@ -10,7 +10,7 @@ import sys
 import orjson
 import pytest
 
-from tests.agentday import T0, events, make_desk, run
+from tests.agentday import via, T0, events, make_desk, run
 from tests.plugins.email import add_config
 
 SLA = ("calendars:\n  always:\n    timezone: Asia/Jakarta\n    hours: 24/7\n    holidays: false\n"
@@ -59,7 +59,7 @@ def test_next_takes_the_oldest_unassigned_ticket_of_my_teams(desk, tix):
     t = desk.read().ticket(1)
     assert (t["assignee"], t["status"]) == ("ani", "open")
     (ev,) = [e for e in events(desk, "ticket.updated") if e["data"]["set"].get("assignee")]
-    assert (ev["actor"], ev["via"]) == ("user:ani", "tix next")
+    assert (ev["actor"], via(ev)) == ("user:ani", "tix next")
     assert run(tix, "next", "--as", "ani").stdout == "#3  Kedua\n"
     before = len(events(desk))
     proc = run(tix, "next", "--as", "ani", check=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.agentday import customer_writes, events, make_desk, run, status
+from tests.agentday import via, customer_writes, events, make_desk, run, status
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def test_first_reply_opens_a_new_ticket(desk, tix):
     run(tix, "reply", "1", "-m", "Sedang kami cek.", "--no-send", "--as", "ani")
     assert status(desk) == "open"
     (ev,) = [e for e in events(desk, "ticket.updated") if e["data"]["set"].get("status")]
-    assert (ev["actor"], ev["via"], ev["data"]["old"], ev["why"]) == (
+    assert (ev["actor"], via(ev), ev["data"]["old"], ev["why"]) == (
         "user:ani", "tix reply", {"status": "new"}, "first agent reply")
     run(tix, "reply", "1", "-m", "Masih kami cek.", "--no-send", "--as", "ani")
     assert status(desk) == "open" and len(events(desk, "ticket.updated")) == 1  # an open ticket stays open
