@@ -149,3 +149,14 @@ def test_agent_reply_is_one_core_function(desk, tix):
     with desk.writing(actor="user:ani", via="test") as batch:
         (item,) = agent_reply(batch, get_ticket(batch, 1), "Halo.", outcome="pending", force=True)
     assert item["to"] == ["sari@pelanggan.example"] and desk.read().ticket(1)["status"] == "pending"
+
+
+def test_preview_lists_attachments_without_storing_them(desk, tix, tmp_path):
+    f = tmp_path / "resi.txt"
+    f.write_text("JNE0123456789\n")
+    before = files(desk.root)
+    out = run(tix, "reply", "1", "--preview", "-m", "Resi terlampir.", "--attach", str(f)).stdout
+    assert out.endswith("\n\nResi terlampir.\n\n[attachment: resi.txt, text/plain, 14 bytes]\n")
+    assert files(desk.root) == before  # no blob, no event
+    proc = run(tix, "reply", "1", "--preview", "-m", "x", "--attach", str(tmp_path / "nope.pdf"), check=2)
+    assert proc.stderr == f"Error: --attach {tmp_path / 'nope.pdf'}: no such file\n"
