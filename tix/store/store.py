@@ -24,7 +24,7 @@ from tix.store.files import clean_stale
 from tix.store.lock import WriteLock
 from tix.store.log import EventLog, Position, report_damage
 from tix.store.reader import Reader
-from tix.store import history
+from tix.store import history, rewrite
 from tix.store.snapshot import Snapshot, rows_to_arrow
 
 CONFIG_NAME = configmod.CONFIG_NAME
@@ -96,6 +96,7 @@ class Store:
         self._lock: WriteLock | None = None
         self.rebuild_problems: list = []  # what the last `rebuild` skipped (damaged lines, seq gaps)
         self._rebuilding = False
+        self.resumed_rewrite: dict | None = None  # the plan `heal` finished, if any
         self.cache: dict[str, object] = {}
         """Indexes kept for the life of this Store object, by key: `mail_index` (tix.channels.mail.smtp:
         the Message-ID index of sent mail, caught up before each use). Never written to disk;
@@ -174,6 +175,7 @@ class Store:
         (`files.clean_stale`), and rebuild a damaged snapshot from the log."""
         self.log.repair(self.path("quarantine"))
         clean_stale(self.root)
+        self.resumed_rewrite = rewrite.resume(self)  # an erasure or purge a crash cut short
         damage = None if getattr(self, "_rebuilding", False) else self.snapshot.damage()
         if damage:
             report_damage(f"snapshot/{damage.split(':')[0]}", None,

@@ -1,0 +1,571 @@
+"""Erasing a contact's personal data (UU PDP right to erasure), and the planner retention shares.
+
+`erase_contact(store, cid, why)` removes or redacts every trace of one customer (the contact,
+and the contacts merged into it) under the write lock, as one journaled rewrite
+(`tix.store.rewrite`: a kill -9 leaves the old state or, after the next writer, the new one):
+
+- event data: in the segments that hold their events (only those), the lines are rewritten
+  at the same length. Events of their contacts lose all data (a merge keeps `into`); events
+  of their tickets lose the personal fields (`PERSONAL`: sender, recipients, subject, text,
+  html, note bodies, WhatsApp ids and profile, payloads, attachment names and hashes, raw
+  paths); any other string holding one of their identifiers (email address, phone number,
+  WhatsApp ids, full name) has it cut out, in any event. Ticket numbers, times, statuses,
+  teams, assignments, priorities, tags, SLA steps and outbox bookkeeping stay, so reports
+  still add up;
+- raw messages: their bytes in a pack are overwritten with zeros (the other messages of
+  the pack keep their offsets); a file of their own is deleted; a WhatsApp payload that also
+  holds other customers keeps those and loses theirs;
+- blobs referenced only by their messages are deleted;
+- the WhatsApp spool (payloads not fetched yet), quarantine entries and torn/damaged log
+  copies holding their identifiers are redacted or removed;
+- their outbox items not sent yet are given up (`outbox.failed`, `permanent`, attempt 0,
+  error `contact erased`);
+- caches: `state/message-index.json` and `state/outbox.json` are dropped (rebuilt from the
+  log), the Parquet snapshot is patched in place (their tickets' subjects blanked, their
+  contact rows emptied) and older generations pruned; log positions stay valid, so the SLA
+  and history caches (which hold no personal data) stay as they are;
+- one `contact.erased` event per contact (data: counts and the rewrite's id, no personal
+  data) records who, when and why.
+
+`tix purge` (tix.tickets.retention) builds the same `Planner` with other selections.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from tix.errors import NotFound, TixError, UsageError
+from tix.store.log import COMMIT_MARK, unmark
+from tix.store.rewrite import Rewrite, same_length_line
+
+# Keys (at any depth of an event's data) that hold a person's data on a customer's ticket.
+PERSONAL = frozenset({
+    "from", "from_name", "from_user_id", "to", "cc", "bcc", "reply_to", "subject", "text", "text_full", "html",
+    "body", "payload", "context", "system", "profile", "wa_username", "username", "recipient_id", "emails",
+    "phones", "add_emails", "remove_emails", "add_phones", "remove_phones", "sender", "address", "caption",
+    "filename", "location", "contacts", "reaction", "refused",
+})
+# Values never searched for identifiers: what reports count and group by.
+STRUCTURAL = frozenset({"assignee", "team", "status", "priority", "category", "channel", "inbox", "actor", "via",
+                        "type", "ts", "seq", "state", "purpose", "kind", "outbox", "message", "message_id"})
+FILE_KEYS = ("raw", "raw_span")
+CACHES = ("state/message-index.json", "state/outbox.json")
+MIN_NEEDLE = 5  # shorter identifiers are only removed from the contact's own events
+
+
+class AlreadyErased(TixError):
+    """Erasing a contact twice (exit 1, nothing written)."""
+
+    exit_code = 1
+
+
+@dataclass
+class Subject:
+    """Whose data a rewrite removes: contacts, their tickets, and their identifiers."""
+
+    contacts: set[int]
+    tickets: set[int]
+    needles: list[str]  # identifiers searched case-insensitively in any string
+    phones: set[str] = field(default_factory=set)  # WhatsApp wa_ids (digits)
+    users: set[str] = field(default_factory=set)  # WhatsApp business-scoped user ids
+
+    def needle_rx(self) -> re.Pattern | None:
+        parts = sorted({n for n in self.needles if n}, key=len, reverse=True)
+        return re.compile("|".join(re.escape(n) for n in parts), re.I) if parts else None
+
+
+@dataclass
+class Plan:
+    """What a rewrite touches (for --dry-run and the summary)."""
+
+    segments: dict[str, int] = field(default_factory=dict)  # segment -> lines rewritten
+    packs: dict[str, list] = field(default_factory=dict)  # pack -> spans zeroed
+    deleted: list[str] = field(default_factory=list)  # raw files, blobs, spool files
+    redacted: list[str] = field(default_factory=list)  # payloads, spool files rewritten
+    removed: list[str] = field(default_factory=list)  # quarantine entries
+    outbox: list[str] = field(default_factory=list)  # outbox items given up
+    contacts: list[int] = field(default_factory=list)
+    tickets: list[int] = field(default_factory=list)
+    events: int = 0
+
+    def lines(self) -> list[str]:
+        out = [f"{seg}: {n} events rewritten" for seg, n in sorted(self.segments.items())]
+        out += [f"{p}: {len(s)} messages cut out" for p, s in sorted(self.packs.items())]
+        out += [f"{p}: deleted" for p in sorted(self.deleted)]
+        out += [f"{p}: redacted" for p in sorted(self.redacted)]
+        out += [f"{p}: removed" for p in sorted(self.removed)]
+        out += [f"outbox {o}: given up" for o in self.outbox]
+        if self.contacts or self.tickets:
+            out.append(f"snapshot: {len(self.tickets)} tickets and {len(self.contacts)} contacts redacted")
+        out += [f"{c}: dropped (rebuilt from the log)" for c in CACHES]
+        return out
+
+
+# -- choosing whom ------------------------------------------------------------------------------
+def subject_of(reader, cid: int) -> Subject:
+    """The contact `cid`, the contacts merged into it, their tickets and identifiers."""
+    con = reader.connect()
+    row = reader.contact(cid)
+    if row is None:
+        raise NotFound(f"contact {cid} not found")
+    if "erased" in orjson.loads(row.get("fields") or "{}"):
+        raise AlreadyErased(f"contact {cid} is already erased; nothing to do")
+    ids = {cid} | {r[0] for r in con.execute("SELECT id FROM contacts WHERE merged_into = ?", [cid]).fetchall()}
+    return subject_for(reader, ids)
+
+
+def subject_for(reader, ids: set[int]) -> Subject:
+    con = reader.connect()
+    marks = ",".join("?" * len(ids))
+    rows = con.execute(f"SELECT id, name, emails, phones, fields FROM contacts WHERE id IN ({marks})",
+                       list(ids)).fetchall()
+    tickets = {r[0] for r in con.execute(f"SELECT number FROM tickets WHERE contact IN ({marks})",
+                                          list(ids)).fetchall()}
+    needles: list[str] = []
+    phones: set[str] = set()
+    users: set[str] = set()
+    for _cid, name, emails, phones_, fields in rows:
+        fields = orjson.loads(fields or "{}")
+        needles += [e for e in emails or ()]
+        for p in phones_ or ():
+            phones.add(p)
+            needles += [p, "0" + p[2:]] if p.startswith("62") else [p]
+        for key in ("wa_user_id", "wa_username"):
+            if fields.get(key):
+                needles.append(str(fields[key]))
+        if fields.get("wa_user_id"):
+            users.add(str(fields["wa_user_id"]))
+        if name:
+            needles.append(name)
+    return Subject(set(ids), tickets, [n for n in needles if n], phones, users)
+
+
+# -- redacting one event ---------------------------------------------------------------------------
+class Redactor:
+    """Decides what happens to each event line and which files go with it."""
+
+    def __init__(self, subject: Subject):
+        self.s = subject
+        self.rx = subject.needle_rx()
+        strong = [n for n in subject.needles if len(n) >= MIN_NEEDLE]
+        self.strong = re.compile("|".join(re.escape(n) for n in sorted(set(strong), key=len, reverse=True)),
+                                 re.I) if strong else None
+        parts = [self.strong.pattern.encode()] if self.strong else []
+        if subject.tickets:
+            parts.append(rb'"ticket":(?:%s)[,}]' % "|".join(map(str, sorted(subject.tickets))).encode())
+        parts.append(rb'"contact":(?:%s)[,}]' % "|".join(map(str, sorted(subject.contacts))).encode())
+        self.line_rx = re.compile(b"|".join(parts), re.I)
+
+    def owns(self, ev: dict) -> bool:
+        return ev.get("contact") in self.s.contacts or ev.get("ticket") in self.s.tickets or (
+            isinstance(ev.get("data"), dict) and ev["data"].get("ticket") in self.s.tickets)
+
+    def redact(self, ev: dict) -> tuple[dict, dict] | None:
+        """(new event, the data it had) when the event changes, else None."""
+        data = ev.get("data") or {}
+        if self.owns(ev):
+            if ev.get("type", "").startswith("contact.") and ev.get("contact") in self.s.contacts:
+                new_data = {"into": data["into"]} if "into" in data else {}
+            else:
+                new_data = _strip(data)
+            new_data = self._cut(new_data, self.rx)
+        else:
+            new_data = self._cut(data, self.strong)
+        new = dict(ev, data=new_data)
+        if ev.get("why"):
+            why = self._cut(ev["why"], self.rx if self.owns(ev) else self.strong)
+            if why:
+                new["why"] = why
+            else:
+                new.pop("why")
+        return (new, data) if new != ev else None
+
+    def _cut(self, value, rx):
+        if rx is None:
+            return value
+        if isinstance(value, str):
+            return rx.sub("", value)
+        if isinstance(value, list):
+            return [self._cut(v, rx) for v in value]
+        if isinstance(value, dict):
+            return {k: (v if k in STRUCTURAL else self._cut(v, rx)) for k, v in value.items()}
+        return value
+
+
+def _strip(value):
+    """Data of an event on the customer's ticket without its personal keys (see PERSONAL)."""
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for k, v in value.items():
+        if k in FILE_KEYS:
+            continue
+        if k in PERSONAL:
+            out[k] = "" if isinstance(v, str) else [] if isinstance(v, list) else {} if isinstance(v, dict) else None
+        elif k == "attachments" and isinstance(v, list):
+            out[k] = [{"type": a.get("type"), "size": a.get("size")} if isinstance(a, dict) else None for a in v]
+        elif k in ("sha256", "media_id", "url", "name", "sha"):
+            out[k] = None if v is not None else v
+        else:
+            out[k] = _strip(v)
+    return out
+
+
+# -- planning the rewrite -------------------------------------------------------------------------
+class Planner:
+    """Builds one `Rewrite` (or, dry, only its `Plan`) from redactors over the whole store."""
+
+    def __init__(self, store, rewrite: Rewrite | None):
+        self.store = store
+        self.rw = rewrite
+        self.plan = Plan()
+        self.blobs: set[str] = set()  # candidates: referenced by a redacted event
+        self.spans: dict[str, list] = {}
+        self.payloads: dict[str, list] = {}  # WhatsApp payload -> subjects
+        self.scrub: dict[str, list] = {}  # raw file -> needle patterns to blank (others' files)
+        self.dropped: set[str] = set()
+
+    def _replace(self, rel: str, data: bytes) -> None:
+        if self.rw is not None:
+            self.rw.replace(rel, data)
+
+    def events(self, redactors: list, segments: list[str] | None = None) -> None:
+        """Rewrite, at the same length, every event line a redactor changes (only the segments holding one)."""
+        log = self.store.log
+        rx = re.compile(b"|".join(r.line_rx.pattern for r in redactors), re.I) if len(redactors) > 1 \
+            else redactors[0].line_rx
+        for name in segments if segments is not None else log.segments():
+            data = (log.dir / name).read_bytes()
+            out = None
+            last = -1
+            count = 0
+            for m in rx.finditer(data):
+                start = data.rfind(b"\n", 0, m.start()) + 1
+                if start <= last:
+                    continue
+                end = data.find(b"\n", m.end()) + 1
+                if end == 0:
+                    break  # a torn tail: never committed (heal cut it before we came)
+                last = start
+                line = data[start:end]
+                try:
+                    ev = orjson.loads(unmark(line[:-1]))
+                except ValueError:
+                    continue  # a damaged line: tix check names it
+                new = self._redact(redactors, ev)
+                if new is None:
+                    continue
+                if out is None:
+                    out = bytearray(data)
+                out[start:end] = same_length_line(line, new)
+                count += 1
+            if count:
+                self.plan.segments[f"events/{name}"] = count
+                self.plan.events += count
+                self._replace(f"events/{name}", bytes(out))
+
+    def _redact(self, redactors, ev: dict) -> dict | None:
+        changed = None
+        for r in redactors:
+            res = r.redact(changed or ev)
+            if res is None:
+                continue
+            changed, old = res
+            self._files(r, ev, old)
+        return changed
+
+    def _files(self, r, ev: dict, old: dict) -> None:
+        """The files an event referred to: theirs go, others' are scrubbed of the identifiers."""
+        raw = old.get("raw")
+        owned = r.owns(ev) if hasattr(r, "owns") else True
+        for att in old.get("attachments") or ():
+            if isinstance(att, dict) and att.get("sha256") and getattr(r, "drops_blobs", True) and owned:
+                self.blobs.add(att["sha256"])
+        if old.get("sha256") and owned and isinstance(old.get("sha256"), str):
+            self.blobs.add(old["sha256"])
+        if not isinstance(raw, str) or not getattr(r, "drops_raw", True):
+            return
+        if not owned:
+            if r.strong is not None:
+                self.scrub.setdefault(raw, []).append(r.strong)
+        elif old.get("raw_span"):
+            self.spans.setdefault(raw, []).append(old["raw_span"])
+        elif raw.startswith("messages/whatsapp/") and not raw.startswith("messages/whatsapp/out/") \
+                and hasattr(r, "s"):
+            self.payloads.setdefault(raw, []).append(r.s)
+        else:
+            self.dropped.add(raw)
+
+    def files(self) -> None:
+        """Prepare the raw files, packs, payloads and blobs the redacted events named."""
+        root = self.store.root
+        for rel, spans in sorted(self.spans.items()):
+            path = root / rel
+            if rel in self.dropped or not path.is_file():
+                continue
+            data = bytearray(path.read_bytes())
+            for off, length in spans:
+                data[int(off):int(off) + int(length)] = bytes(int(length))
+            self.plan.packs[rel] = spans
+            self._replace(rel, bytes(data))
+        for rel in sorted(self.dropped):
+            if (root / rel).is_file():
+                self.plan.deleted.append(rel)
+                self._delete(rel)
+        for rel, subjects in sorted(self.payloads.items()):
+            path = root / rel
+            if rel in self.dropped or not path.is_file():
+                continue
+            new = redact_payload(path.read_bytes(), subjects)
+            if new is not None:
+                self.plan.redacted.append(rel)
+                self._replace(rel, new)
+        for rel, patterns in sorted(self.scrub.items()):
+            path = root / rel
+            if rel in self.dropped or rel in self.payloads or rel in self.spans or not path.is_file():
+                continue
+            data = path.read_bytes()
+            new = _blank(data, patterns)
+            if new != data:
+                self.plan.redacted.append(rel)
+                self._replace(rel, new)
+
+    def blobs_unreferenced(self) -> None:
+        """Delete the candidate blobs no event (after the rewrite) refers to any more."""
+        left = set(self.blobs)
+        if not left:
+            return
+        log = self.store.log
+        for name in log.segments():
+            if not left:
+                break
+            rel = f"events/{name}"
+            data = self._current(rel)
+            for h in list(left):
+                if h.encode() in data:
+                    left.discard(h)
+        for h in sorted(left):
+            rel = f"blobs/sha256/{h[:2]}/{h}"
+            if (self.store.root / rel).is_file():
+                self.plan.deleted.append(rel)
+                self._delete(rel)
+
+    def _current(self, rel: str) -> bytes:
+        """A file's bytes as the rewrite will leave them."""
+        if self.rw is not None:
+            for op in reversed(self.rw.ops):
+                if op[0] == "replace" and op[2] == rel:
+                    return (self.store.root / op[1]).read_bytes()
+        return (self.store.root / rel).read_bytes()
+
+    def _delete(self, rel: str) -> None:
+        if self.rw is not None:
+            self.rw.delete(rel)
+
+    def spool_and_quarantine(self, subjects: list[Subject]) -> None:
+        """WhatsApp payloads not fetched yet, quarantine entries and torn/damaged log copies."""
+        root = self.store.root
+        rxs = [re.compile(s.needle_rx().pattern.encode(), re.I) for s in subjects if s.needle_rx() is not None]
+        if not rxs:
+            return
+        spool = root / "spool" / "whatsapp"
+        for path in sorted(spool.glob("*.json")) if spool.is_dir() else ():
+            data = path.read_bytes()
+            if not any(rx.search(data) for rx in rxs):
+                continue
+            rel = str(path.relative_to(root))
+            new = redact_payload(data, subjects)
+            if new is None or not _has_items(new):
+                self.plan.deleted.append(rel)
+                self._delete(rel)
+            else:
+                self.plan.redacted.append(rel)
+                self._replace(rel, _blank(new, rxs))
+        q = root / "quarantine"
+        for path in sorted(q.rglob("*")) if q.is_dir() else ():
+            if not path.is_file() or path.is_symlink():
+                continue
+            if any(rx.search(path.read_bytes()) for rx in rxs):
+                entry = path.parent if path.parent.parent.parent == q else path
+                rel = str(entry.relative_to(root))
+                if rel not in self.plan.removed:
+                    self.plan.removed.append(rel)
+                    if self.rw is not None:
+                        self.rw.rmtree(rel) if entry.is_dir() else self.rw.delete(rel)
+
+
+def _blank(data: bytes, patterns) -> bytes:
+    """Overwrite each match with as many `*` (offsets of everything else stay)."""
+    for rx in patterns:
+        pat = rx if isinstance(rx.pattern, bytes) else re.compile(rx.pattern.encode(), re.I)
+        data = pat.sub(lambda m: b"*" * len(m.group(0)), data)
+    return data
+
+
+def _has_items(payload: bytes) -> bool:
+    try:
+        doc = orjson.loads(payload)
+    except ValueError:
+        return True
+    for entry in doc.get("entry") or ():
+        for change in entry.get("changes") or ():
+            value = change.get("value") or {}
+            if value.get("messages") or value.get("statuses") or value.get("errors"):
+                return True
+    return False
+
+
+def redact_payload(raw: bytes, subjects: list[Subject]) -> bytes | None:
+    """A WhatsApp webhook payload without the given customers' contacts, messages and statuses
+    (other customers' stay), with any identifier left in it blanked; None if nothing changed."""
+    phones = set().union(*(s.phones for s in subjects))
+    users = set().union(*(s.users for s in subjects))
+    try:
+        doc = orjson.loads(raw)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        for entry in doc.get("entry") or ():
+            for change in entry.get("changes") or ():
+                value = change.get("value") or {}
+                if value.get("contacts"):
+                    value["contacts"] = [c for c in value["contacts"] if not (
+                        str(c.get("wa_id")) in phones or str(c.get("user_id")) in users)]
+                if value.get("messages"):
+                    value["messages"] = [m for m in value["messages"] if not (
+                        str(m.get("from")) in phones or str(m.get("from_user_id")) in users)]
+                if value.get("statuses"):
+                    value["statuses"] = [s for s in value["statuses"] if str(s.get("recipient_id")) not in phones]
+        new = orjson.dumps(doc)
+    else:
+        new = raw
+    rxs = [s.needle_rx() for s in subjects if s.needle_rx() is not None]
+    new = _blank(new, rxs)
+    return None if new == raw else new
+
+
+# -- the command -------------------------------------------------------------------------------------
+def plan_erasure(store, cid: int, rewrite: Rewrite | None, reader=None) -> tuple[Plan, Subject]:
+    """Plan (and, given a Rewrite, prepare) the erasure of contact `cid` (lock held to write)."""
+    from tix.outbox.index import OutboxIndex
+
+    subject = subject_of(reader or store.read(), cid)
+    planner = Planner(store, rewrite)
+    redactor = Redactor(subject)
+    planner.events([redactor])
+    planner.files()
+    planner.blobs_unreferenced()
+    planner.spool_and_quarantine([subject])
+    box = OutboxIndex.load(store)
+    plan = planner.plan
+    for item in box.ordered():
+        if item["status"] == "pending" and item.get("ticket") in subject.tickets:
+            plan.outbox.append(item["id"])
+            if rewrite is not None:
+                rewrite.events.append({"type": "outbox.failed", "ticket": item["ticket"], "data": {
+                    "outbox": item["id"], "channel": item["channel"], "attempt": 0, "error": "contact erased",
+                    "permanent": True}})
+    plan.contacts = sorted(subject.contacts)
+    plan.tickets = sorted(subject.tickets)
+    if rewrite is not None:
+        rewrite.caches += list(CACHES)
+        rewrite.extra.update(finish="tix.tickets.erase:patch_snapshot", tickets=plan.tickets,
+                             contacts=plan.contacts, fields=_fields_after(store, subject, redactor))
+    return plan, subject
+
+
+def _fields_after(store, subject: Subject, redactor: Redactor) -> dict:
+    """The custom fields of their tickets with the identifiers cut out (for the snapshot patch)."""
+    if not subject.tickets:
+        return {}
+    con = store.read().connect()
+    marks = ",".join("?" * len(subject.tickets))
+    rows = con.execute(f"SELECT number, fields FROM tickets WHERE number IN ({marks})",
+                       sorted(subject.tickets)).fetchall()
+    out = {}
+    for number, fields in rows:
+        value = orjson.loads(fields or "{}")
+        out[str(number)] = orjson.dumps(redactor._cut(value, redactor.rx), option=orjson.OPT_SORT_KEYS).decode()
+    return out
+
+
+def erase_contact(store, cid: int, why: str, actor: str, dry_run: bool = False) -> Plan:
+    """Erase contact `cid`'s personal data (see the module docstring). Returns what was touched.
+
+    Raises NotFound (unknown contact), AlreadyErased, UsageError (no reason given).
+    """
+    if not (why or "").strip():
+        raise UsageError("say why: --why TEXT (recorded in the audit trail)")
+    via = "tix contact erase"
+    if dry_run:
+        return plan_erasure(store, cid, None)[0]
+    with store.lock():
+        resumed = store.resumed_rewrite
+        if resumed and cid in (resumed.get("extra") or {}).get("contacts", ()):
+            return Plan(contacts=[cid])  # a rerun: the interrupted erasure of this contact is now done
+        rw = Rewrite(store, f"erase contact {cid}")
+        try:
+            plan, _subject = plan_erasure(store, cid, rw)
+            for c in plan.contacts:
+                rw.events.append({"type": "contact.erased", "contact": c, "why": why,
+                                  "data": {"tickets": len(plan.tickets), "events": plan.events}})
+            rw.commit()
+        except BaseException:
+            shutil.rmtree(rw.dir, ignore_errors=True)
+            raise
+        rw.apply(actor, via)
+    return plan
+
+
+def patch_snapshot(store, plan: dict) -> None:
+    """The `finish` step of a rewrite: blank the subjects of the redacted tickets and empty the
+    erased contacts in the snapshot files (same log position), then drop older generations."""
+    import duckdb
+
+    extra = plan.get("extra") or {}
+    meta = store.snapshot.meta()
+    if not meta:
+        return
+    tickets = [int(t) for t in extra.get("tickets") or ()]
+    contacts = [int(c) for c in extra.get("contacts") or ()]
+    raw_only = extra.get("raw_only") or False
+    if raw_only or (not tickets and not contacts):
+        return
+    con = duckdb.connect()
+    con.execute("CREATE TEMP TABLE fix(number BIGINT, fields VARCHAR)")
+    if tickets:
+        fields = extra.get("fields") or {}
+        con.executemany("INSERT INTO fix VALUES (?, ?)", [(t, fields.get(str(t))) for t in tickets])
+    con.execute("CREATE TEMP TABLE gone(id BIGINT)")
+    if contacts:
+        con.executemany("INSERT INTO gone VALUES (?)", [(c,) for c in contacts])
+    files: dict = {}
+    for kind in ("tickets", "tickets_delta"):
+        path = store.snapshot.path(meta, kind)
+        if path is not None:
+            con.execute(f"CREATE TEMP TABLE {kind}_old AS SELECT * FROM read_parquet('{_sql(path)}')")
+            files[kind] = (f"SELECT t.* REPLACE (CASE WHEN f.number IS NULL OR t.subject IS NULL THEN t.subject "
+                           f"ELSE '' END AS subject, coalesce(f.fields, t.fields) AS fields) FROM {kind}_old t "
+                           f"LEFT JOIN fix f ON t.number = f.number ORDER BY t.number")
+    for kind in ("contacts", "contacts_delta"):
+        path = store.snapshot.path(meta, kind)
+        if path is not None:
+            con.execute(f"CREATE TEMP TABLE {kind}_old AS SELECT * FROM read_parquet('{_sql(path)}')")
+            files[kind] = (f"SELECT c.* REPLACE (CASE WHEN g.id IS NULL THEN c.name END AS name, "
+                           f"CASE WHEN g.id IS NULL THEN c.emails ELSE []::VARCHAR[] END AS emails, "
+                           f"CASE WHEN g.id IS NULL THEN c.phones ELSE []::VARCHAR[] END AS phones, "
+                           f"CASE WHEN g.id IS NULL THEN c.fields ELSE '{{}}' END AS fields) "
+                           f"FROM {kind}_old c LEFT JOIN gone g ON c.id = g.id ORDER BY c.id")
+    keep = {k: meta[k] for k in ("seq", "segment", "offset", "max_ticket", "max_contact")}
+    new_meta = store.snapshot.write(files, keep, con=con)
+    store.snapshot.prune_except(new_meta)
+
+
+def _sql(path: Path) -> str:
+    return str(path).replace("'", "''")
