@@ -14,7 +14,8 @@ from tix.cli.common import FormatOpt, actor, check_format, info, open_store
 
 
 def register(app) -> None:
-    group = typer.Typer(help="Customers: list, show, link identifiers, merge duplicates, erase, export.", no_args_is_help=True)
+    group = typer.Typer(help="Customers: list, show, link identifiers, merge duplicates, erase, export.",
+                        no_args_is_help=True)
     group.command("list")(contact_list)
     group.command("show")(contact_show)
     group.command("link")(contact_link_cmd)

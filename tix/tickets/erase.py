@@ -39,7 +39,7 @@ from pathlib import Path
 import orjson
 
 from tix.errors import NotFound, TixError, UsageError
-from tix.store.log import COMMIT_MARK, unmark
+from tix.store.log import unmark
 from tix.store.rewrite import Rewrite, same_length_line
 
 # Keys (at any depth of an event's data) that hold a person's data on a customer's ticket.
@@ -230,10 +230,13 @@ class Planner:
         self.payloads: dict[str, list] = {}  # WhatsApp payload -> subjects
         self.scrub: dict[str, list] = {}  # raw file -> needle patterns to blank (others' files)
         self.dropped: set[str] = set()
+        self.new_logs: dict[str, bytes] = {}  # dry run: the segments as they would be
 
     def _replace(self, rel: str, data: bytes) -> None:
         if self.rw is not None:
             self.rw.replace(rel, data)
+        elif rel.startswith("events/"):
+            self.new_logs[rel] = data
 
     def events(self, redactors: list, segments: list[str] | None = None) -> None:
         """Rewrite, at the same length, every event line a redactor changes (only the segments holding one)."""
@@ -358,6 +361,8 @@ class Planner:
 
     def _current(self, rel: str) -> bytes:
         """A file's bytes as the rewrite will leave them."""
+        if rel in self.new_logs:
+            return self.new_logs[rel]
         if self.rw is not None:
             for op in reversed(self.rw.ops):
                 if op[0] == "replace" and op[2] == rel:

@@ -78,7 +78,8 @@ def export_document(store, reader, cid: int) -> dict:
     marks = ",".join("?" * len(ids))
     cols = ", ".join(TICKET_KEYS)
     trows = con.execute(f"SELECT {cols} FROM tickets WHERE contact IN ({marks}) ORDER BY number", ids).fetchall()
-    tickets = {r[0]: {**{k: _time(v) for k, v in zip(TICKET_KEYS, r)}, "messages": [], "notes": []} for r in trows}
+    tickets = {r[0]: {**{k: _time(v) for k, v in zip(TICKET_KEYS, r, strict=True)}, "messages": [], "notes": []}
+               for r in trows}
     for ev, _pos in store.log.read():
         t = tickets.get(ev.get("ticket"))
         if t is None:
