@@ -63,9 +63,10 @@ def grep(store, needle: str) -> str:
 
 
 def _tickets(tix) -> dict:
-    rows = json.loads(tix("list", "all", "-f", "json", check=0).stdout)
-    return {r["number"]: {k: r[k] for k in ("status", "team", "assignee", "priority", "contact", "created_at")}
-            for r in rows}
+    rows = json.loads(tix("sql", "SELECT number, status, team, assignee, priority, contact, created_at, tags, "
+                          "first_response_at, resolved_at, messages_in, messages_out, notes FROM tickets",
+                          "-f", "json", check=0).stdout)
+    return {r.pop("number"): r for r in rows}
 
 
 @pytest.fixture
@@ -108,6 +109,7 @@ def full_store(mail_store, wa_store, tix, monkeypatch, mail):
 def test_erase_leaves_no_trace_and_keeps_the_figures(full_store, tix, store):
     cid = full_store
     before = _tickets(tix)
+    assert len(before) == 4 and before[1]["assignee"] == "ani"
     sla_before = tix("sql", "SELECT ticket, target, state FROM sla ORDER BY ALL", "-f", "json", check=0).stdout
     dry = tix("contact", "erase", str(cid), "--why", "request 2026-11-21", "--dry-run", check=0)
     assert "events rewritten" in dry.stdout and "messages cut out" in dry.stdout
@@ -175,6 +177,7 @@ def test_kill_9_leaves_old_or_new_and_a_rerun_completes(store, rk, tix, tix_proc
     cid = _small_store(rk, tix)
     log_before = {p.name: p.read_bytes() for p in store.path("events").iterdir()}
     before = _tickets(tix)
+    assert len(before) == 2
     proc = tix_proc("contact", "erase", str(cid), "--why", "request", env={"TIX_TEST_KILL_AT": point})
     assert proc.returncode == -9, proc.stderr
     if point == "rewrite-prepared":  # the plan was not committed: the old state, byte for byte
