@@ -39,6 +39,7 @@ SETTINGS: dict[str, tuple[Any, type, str]] = {
 KNOWN_SECTIONS = (
     "settings", "teams", "agents", "custom_fields",
     "channels", "outbound", "calendars", "sla", "whatsapp", "notify", "auto_reply", "reports",
+    "retention",
 )
 
 # Sections validated by the stage that owns them: section -> "module:function".
@@ -50,6 +51,7 @@ SECTION_VALIDATORS: dict[str, str] = {
     "calendars": "tix.sla.calendar:validate_section",
     "sla": "tix.sla.policy:validate_section",
     "reports": "tix.store.history:validate_section",
+    "retention": "tix.tickets.retention:validate_section",
 }
 
 
