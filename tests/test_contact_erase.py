@@ -96,6 +96,9 @@ def full_store(mail_store, wa_store, tix, monkeypatch, mail):
     tix("escalate", check=0)
     tix("report", "backlog", check=0)
     tix("rebuild", check=0)
+    store.smtp.reply_code = "451 4.3.0 try again later"  # this reply stays queued until the erasure
+    tix("reply", str(number), "-m", f"Terima kasih {SARI_NAME}.")
+    tix("outbox", "list", check=0)
     # a message quarantined (its headers cannot be parsed into a ticket) and one waiting in the spool
     from tix.store import quarantine
 
@@ -114,10 +117,15 @@ def test_erase_leaves_no_trace_and_keeps_the_figures(full_store, tix, store):
     dry = tix("contact", "erase", str(cid), "--why", "request 2026-11-21", "--dry-run", check=0)
     assert "events rewritten" in dry.stdout and "messages cut out" in dry.stdout
     assert grep(store, SARI_EMAIL)  # a dry run changes nothing
+    caches = [store.path("state", "outbox.json"), store.path("state", "message-index.json")]
+    assert all(p.is_file() for p in caches) and SARI_EMAIL in caches[0].read_text()
     tix("contact", "erase", str(cid), "--why", "UU PDP erasure request 2026-11-21", check=0)
     for needle in (SARI_EMAIL, SARI_PHONE, SARI_NAME, "6281234567890"[2:]):
         assert grep(store, needle) == "", needle
     assert grep(store, RUDI_EMAIL) and grep(store, ADA_PHONE)  # the others stay
+    assert all(p.is_file() for p in caches)  # patched in place, not dropped
+    queued = json.loads(tix("outbox", "list", "-f", "json", check=0).stdout)
+    assert [(q["status"], q["error"]) for q in queued if q["ticket"] == 1] == [("dead", "contact erased")]
     assert _tickets(tix) == before
     assert tix("sql", "SELECT ticket, target, state FROM sla ORDER BY ALL", "-f", "json", check=0).stdout \
         == sla_before

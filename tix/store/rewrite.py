@@ -79,12 +79,13 @@ class Rewrite:
         self.extra: dict = {}  # what the caller's `finish` needs (e.g. the snapshot patch)
         self._n = 0
 
-    def replace(self, rel: str, data: bytes) -> None:
-        """Replace the file at store-relative `rel` with `data` (prepared now, done by `apply`)."""
+    def replace(self, rel: str, data: bytes, mode: int = FILE_MODE) -> None:
+        """Replace the file at store-relative `rel` with `data` (prepared now, done by `apply`);
+        `mode`: 0o600 for caches."""
         self.dir.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         self._n += 1
         tmp = self.dir / f"{self._n}.new"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
         try:
             write_all(fd, data)
             os.fsync(fd)

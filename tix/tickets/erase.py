@@ -53,7 +53,8 @@ PERSONAL = frozenset({
 STRUCTURAL = frozenset({"assignee", "team", "status", "priority", "category", "channel", "inbox", "actor", "via",
                         "type", "ts", "seq", "state", "purpose", "kind", "outbox", "message", "message_id"})
 FILE_KEYS = ("raw", "raw_span")
-CACHES = ("state/message-index.json", "state/outbox.json")
+CACHES = ("state/message-index.json", "state/outbox.json")  # dropped by a purge, patched by an erasure
+CUSTOMER = ("reply", "auto_reply")  # outbox purposes that are messages to the customer
 MIN_NEEDLE = 5  # shorter identifiers are only removed from the contact's own events
 
 
@@ -117,7 +118,7 @@ class Plan:
         out += [f"outbox {o}: given up" for o in self.outbox]
         if self.contacts or self.tickets:
             out.append(f"snapshot: {len(self.tickets)} tickets and {len(self.contacts)} contacts redacted")
-        out += [f"{c}: dropped (rebuilt from the log)" for c in CACHES]
+        out += [f"{c}: redacted" for c in CACHES]
         return out
 
 
@@ -547,7 +548,7 @@ def plan_erasure(store, cid: int, rewrite: Rewrite | None, reader=None) -> tuple
     box = OutboxIndex.load(store)
     plan = planner.plan
     for item in box.ordered():
-        if item["status"] == "pending" and item.get("ticket") in subject.tickets:
+        if item["status"] == "pending" and item.get("ticket") in subject.tickets and item["purpose"] in CUSTOMER:
             plan.outbox.append(item["id"])
             if rewrite is not None:
                 rewrite.events.append({"type": "outbox.failed", "ticket": item["ticket"], "data": {
@@ -556,10 +557,38 @@ def plan_erasure(store, cid: int, rewrite: Rewrite | None, reader=None) -> tuple
     plan.contacts = sorted(subject.contacts)
     plan.tickets = sorted(subject.tickets)
     if rewrite is not None:
-        rewrite.caches += list(CACHES)
+        _patch_caches(store, rewrite, subject, redactor)
         rewrite.extra.update(finish="tix.tickets.erase:patch_snapshot", tickets=plan.tickets,
                              contacts=plan.contacts, fields=_fields_after(store, subject, redactor))
     return plan, subject
+
+
+def _patch_caches(store, rewrite: Rewrite, subject: Subject, redactor: Redactor) -> None:
+    """The outbox index and the message index, without the customer's data, at the same log
+    position (the rewritten lines kept their length); their events since then are redacted."""
+    strong = redactor.strong
+    path = store.path("state", "outbox.json")
+    if path.is_file():
+        doc = orjson.loads(path.read_bytes())
+        for item in (doc.get("items") or {}).values():
+            if item.get("ticket") in subject.tickets or (item.get("data") or {}).get("ticket") in subject.tickets:
+                item["data"] = _strip(item.get("data") or {})
+                if item.get("purpose") in CUSTOMER and item.get("status") == "pending":
+                    item.update(status="dead", next_try=None, error="contact erased", attempts=0)
+            elif strong is not None:
+                item["data"] = redactor._cut(item.get("data"), strong)
+        rewrite.replace("state/outbox.json", orjson.dumps(doc), mode=0o600)
+    path = store.path("state", "message-index.json")
+    if path.is_file():
+        doc = orjson.loads(path.read_bytes())
+        if strong is not None:
+            doc["auto_sent"] = {k: v for k, v in (doc.get("auto_sent") or {}).items() if not strong.search(k)}
+        for wamid, entry in list((doc.get("statuses") or {}).items()):
+            if isinstance(entry, list) and len(entry) > 2 and entry[2] is not None and (
+                    (strong is not None and strong.search(orjson.dumps(entry[2]).decode()))
+                    or doc.get("mids", {}).get(wamid) in subject.tickets):
+                entry[2] = _strip(entry[2])
+        rewrite.replace("state/message-index.json", orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS), mode=0o600)
 
 
 def _fields_after(store, subject: Subject, redactor: Redactor) -> dict:
