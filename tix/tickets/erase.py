@@ -253,6 +253,7 @@ class Planner:
         self.scrub: dict[str, list] = {}  # raw file -> needle patterns to blank (others' files)
         self.dropped: set[str] = set()
         self.new_logs: dict[str, bytes] = {}  # dry run: the segments as they would be
+        self.queued: dict[str, dict] = {}  # customer messages queued and not sent, among the lines read
 
     def _replace(self, rel: str, data: bytes) -> None:
         if self.rw is not None:
@@ -291,6 +292,7 @@ class Planner:
                     ev = orjson.loads(unmark(line[:-1]))
                 except ValueError:
                     continue  # a damaged line: tix check names it
+                self._track_outbox(ev)
                 new = self._redact(redactors, ev)
                 if new is None:
                     continue
@@ -322,6 +324,16 @@ class Planner:
             if lines:
                 out[Path(filename).name] = [line.encode() for line in lines]
         return out
+
+    def _track_outbox(self, ev: dict) -> None:
+        """Fold the outbox events among the lines read (all of a ticket's are: they name it)."""
+        kind, d = ev.get("type"), ev.get("data") if isinstance(ev.get("data"), dict) else {}
+        oid = d.get("outbox") or d.get("id")
+        if kind == "message.sent" and d.get("outbox") and d.get("state", "queued") == "queued":
+            self.queued[d["outbox"]] = {"id": d["outbox"], "ticket": ev.get("ticket"),
+                                        "channel": d.get("channel") or "email"}
+        elif kind == "outbox.sent" or (kind == "outbox.failed" and d.get("permanent")):
+            self.queued.pop(oid, None)
 
     def _redact(self, redactors, ev: dict) -> dict | None:
         changed = None
@@ -536,8 +548,6 @@ def redact_payload(raw: bytes, subjects: list[Subject]) -> bytes | None:
 # -- the command -------------------------------------------------------------------------------------
 def plan_erasure(store, cid: int, rewrite: Rewrite | None, reader=None) -> tuple[Plan, Subject]:
     """Plan (and, given a Rewrite, prepare) the erasure of contact `cid` (lock held to write)."""
-    from tix.outbox.index import OutboxIndex
-
     subject = subject_of(reader or store.read(), cid)
     planner = Planner(store, rewrite)
     redactor = Redactor(subject)
@@ -545,10 +555,9 @@ def plan_erasure(store, cid: int, rewrite: Rewrite | None, reader=None) -> tuple
     planner.files()
     planner.blobs_unreferenced()
     planner.spool_and_quarantine([subject])
-    box = OutboxIndex.load(store)
     plan = planner.plan
-    for item in box.ordered():
-        if item["status"] == "pending" and item.get("ticket") in subject.tickets and item["purpose"] in CUSTOMER:
+    for item in planner.queued.values():
+        if item["ticket"] in subject.tickets:
             plan.outbox.append(item["id"])
             if rewrite is not None:
                 rewrite.events.append({"type": "outbox.failed", "ticket": item["ticket"], "data": {
