@@ -57,10 +57,7 @@ def settings(store) -> dict:
     problems = validate_section(node, store.config.path)
     if problems:
         raise ConfigError(problems)
-    if not node:
-        raise ConfigError([Problem(str(store.config.path), None,
-                                   "no retention: section in tix.yaml; nothing to purge (see README 'Retention')")])
-    return dict(node)
+    return dict(node)  # no section: nothing expires
 
 
 def months_before(now: datetime, months: int) -> datetime:
@@ -158,6 +155,8 @@ def purge(store, actor: str, dry_run: bool = False, now: datetime | None = None)
     """Apply `retention:` (see the module docstring). Returns the counts (and, dry, the lines)."""
     conf = settings(store)
     now = now or utcnow()
+    if not conf:
+        return PurgeReport()
     with store.lock() if not dry_run else _nolock():
         rw = None if dry_run else Rewrite(store, "purge")
         try:
