@@ -43,7 +43,9 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
   `message.received` / `message.sent` (one message; `auto: true` for auto-replies),
   `ticket.routed` (`upto`: the seq routed up to), `contact.created`, `contact.updated`
   (`set`, `add_emails`, `remove_emails`, `add_phones`, `remove_phones`),
-  `contact.merged` (`into`), `contact.erased`. Other types are kept in the log and the
+  `contact.merged` (`into`), `contact.erased` (the contact's name, emails and phones
+  emptied, `fields` becomes `{"erased": TS}`; data: counts and `rewrite`, the id of the
+  rewrite that erased it; see tix.tickets.erase). Other types are kept in the log and the
   `events` view but change no ticket field (they do bump `updated_at`, except the
   bookkeeping types `ticket.routed`, `outbox.sent`, `outbox.failed`, `message.status`).
 - Data of the message events, as written by the channels: `message.received` has
@@ -85,13 +87,17 @@ the next writer, as soon as it holds the lock, cuts all of that off (`EventLog.r
 up to 1 MB of the bytes is kept in `quarantine/torn-SEGMENT-TIME-FROM-TO.bin`). A command that commits more
 than once (intake commits each chunk before acknowledging it at the source, escalate the
 steps of each SLA policy, the outbox each outcome before the next send) says so, and a
-rerun goes on from its last commit without doing anything twice.
+rerun goes on from its last commit without doing anything twice. `store.purged` (no ticket;
+data: the counts of a `tix purge`) records a retention run.
 `state/log-format.json` (`{"format": 2, "marked_since": {"segment": S, "offset": O}}`)
 says from where lines carry marks: the lines before that position were written before
 commit marks existed and each whole line of them is committed. A log without that file (an
 older store, or a copy of `events/` alone) is read that way throughout, and its first
-writer records where marks begin. A tool that rewrites the log (an erasure) keeps each
-line's mark where it was and moves `marked_since` with the bytes before it.
+writer records where marks begin. A tool that rewrites the log (an erasure, a purge:
+tix.store.rewrite) keeps each line's mark where it was and each line's byte length (a
+shorter event is padded with spaces after its `{`), so `marked_since` and every saved log
+position stay valid; it is journaled in `state/rewrite/` and finished by the next writer
+if a crash cuts it short.
 
 Damage. A whole line that is not a JSON event (a disk error, a bad edit) is damaged:
 readers skip it and say so once, in one line on stderr (`events/2026-11.jsonl:123: damaged

@@ -186,7 +186,11 @@ def _plan(store, conf: dict, now: datetime, rw) -> PurgeReport:
     if raw_before or payload_before:
         redactors.append(RawExpiry(raw_before, payload_before))
     if redactors:
-        planner.events(redactors)
+        segments = None
+        if not subjects:  # expired raw only: events before the cutoff lie in segments of months up to it
+            last = max(x[:7] for x in (raw_before, payload_before) if x)
+            segments = [n for n in store.log.segments() if n[:7] <= last]
+        planner.events(redactors, segments)
         planner.files()
         _empty_packs(store, planner)
         planner.blobs_unreferenced()
