@@ -146,7 +146,7 @@ def _apply(store, plan: dict, actor: str, via: str) -> dict:
             tmp, target = root / op[1], root / op[2]
             if tmp.exists():
                 os.replace(tmp, target)
-                touched.add(target.parent)
+                touched.update((target.parent, tmp.parent))
         elif op[0] == "delete":
             try:
                 (root / op[1]).unlink()

@@ -107,6 +107,7 @@ class Plan:
     outbox: list[str] = field(default_factory=list)  # outbox items given up
     contacts: list[int] = field(default_factory=list)
     tickets: list[int] = field(default_factory=list)
+    caches: list[str] = field(default_factory=list)  # cache files redacted (or, by a purge, dropped)
     events: int = 0
 
     def lines(self) -> list[str]:
@@ -118,7 +119,7 @@ class Plan:
         out += [f"outbox {o}: given up" for o in self.outbox]
         if self.contacts or self.tickets:
             out.append(f"snapshot: {len(self.tickets)} tickets and {len(self.contacts)} contacts redacted")
-        out += [f"{c}: redacted" for c in CACHES]
+        out += [f"{c}: redacted" for c in self.caches]
         return out
 
 
@@ -565,6 +566,7 @@ def plan_erasure(store, cid: int, rewrite: Rewrite | None, reader=None) -> tuple
                     "permanent": True}})
     plan.contacts = sorted(subject.contacts)
     plan.tickets = sorted(subject.tickets)
+    plan.caches = [c for c in CACHES if store.path(c).is_file()]
     if rewrite is not None:
         _patch_caches(store, rewrite, subject, redactor)
         rewrite.extra.update(finish="tix.tickets.erase:patch_snapshot", tickets=plan.tickets,

@@ -199,11 +199,14 @@ def _plan(store, conf: dict, now: datetime, rw) -> PurgeReport:
     if conf.get("quarantine_after_days"):
         _old_quarantine(store, planner, now - timedelta(days=conf["quarantine_after_days"]))
     plan = planner.plan
+    plan.caches = [c for c in CACHES if store.path(c).is_file()]
     report.raw_files = len([p for p in plan.deleted if p.startswith("messages/")]) + len(plan.packs)
     report.payloads = len([p for p in plan.deleted if p.startswith("messages/whatsapp/")])
     report.blobs = len([p for p in plan.deleted if p.startswith("blobs/")])
     report.quarantine = len(plan.removed)
     report.lines = plan.lines() if (plan.events or plan.deleted or plan.removed) else []
+    report.lines = [ln.replace(": redacted", ": dropped (rebuilt from the log)") if ln.startswith("state/") else ln
+                    for ln in report.lines]
     if rw is not None:
         rw.caches += list(CACHES)
         tickets = sorted({t for s in subjects for t in s.tickets})
