@@ -646,48 +646,49 @@ def erase_contact(store, cid: int, why: str, actor: str, dry_run: bool = False) 
 
 
 def patch_snapshot(store, plan: dict) -> None:
-    """The `finish` step of a rewrite: blank the subjects of the redacted tickets and empty the
-    erased contacts in the snapshot files (same log position), then drop older generations."""
-    import duckdb
+    """The `finish` step of a rewrite: blank the subjects (and the identifiers in the custom fields)
+    of the redacted tickets and empty the erased contacts in the snapshot files (same log
+    position; only the files holding such a row are rewritten), then drop older generations."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
 
     extra = plan.get("extra") or {}
     meta = store.snapshot.meta()
-    if not meta:
-        return
     tickets = [int(t) for t in extra.get("tickets") or ()]
     contacts = [int(c) for c in extra.get("contacts") or ()]
-    raw_only = extra.get("raw_only") or False
-    if raw_only or (not tickets and not contacts):
+    if not meta or (not tickets and not contacts):
         return
-    con = duckdb.connect()
-    con.execute("CREATE TEMP TABLE fix(number BIGINT, fields VARCHAR)")
-    if tickets:
-        fields = extra.get("fields") or {}
-        con.executemany("INSERT INTO fix VALUES (?, ?)", [(t, fields.get(str(t))) for t in tickets])
-    con.execute("CREATE TEMP TABLE gone(id BIGINT)")
-    if contacts:
-        con.executemany("INSERT INTO gone VALUES (?)", [(c,) for c in contacts])
+    fields = extra.get("fields") or {}
     files: dict = {}
     for kind in ("tickets", "tickets_delta"):
         path = store.snapshot.path(meta, kind)
-        if path is not None:
-            con.execute(f"CREATE TEMP TABLE {kind}_old AS SELECT * FROM read_parquet('{_sql(path)}')")
-            files[kind] = (f"SELECT t.* REPLACE (CASE WHEN f.number IS NULL OR t.subject IS NULL THEN t.subject "
-                           f"ELSE '' END AS subject, coalesce(f.fields, t.fields) AS fields) FROM {kind}_old t "
-                           f"LEFT JOIN fix f ON t.number = f.number ORDER BY t.number")
+        table = pq.read_table(path) if path is not None and tickets else None
+        mask = pc.is_in(table["number"], value_set=pa.array(tickets, pa.int64())) if table is not None else None
+        if mask is None or not pc.any(mask).as_py():
+            continue
+        subject = table["subject"]
+        subject = pc.if_else(pc.and_(mask, pc.is_valid(subject)), pa.scalar("", pa.string()), subject)
+        numbers = pc.filter(table["number"], mask).to_pylist()
+        old = pc.filter(table["fields"], mask).to_pylist()
+        new = pa.array([fields.get(str(n), o) for n, o in zip(numbers, old, strict=True)], pa.string())
+        table = table.set_column(table.schema.get_field_index("subject"), "subject", subject)
+        table = table.set_column(table.schema.get_field_index("fields"), "fields",
+                                 pc.replace_with_mask(table["fields"].combine_chunks(), mask.combine_chunks(), new))
+        files[kind] = table
     for kind in ("contacts", "contacts_delta"):
         path = store.snapshot.path(meta, kind)
-        if path is not None:
-            con.execute(f"CREATE TEMP TABLE {kind}_old AS SELECT * FROM read_parquet('{_sql(path)}')")
-            files[kind] = (f"SELECT c.* REPLACE (CASE WHEN g.id IS NULL THEN c.name END AS name, "
-                           f"CASE WHEN g.id IS NULL THEN c.emails ELSE []::VARCHAR[] END AS emails, "
-                           f"CASE WHEN g.id IS NULL THEN c.phones ELSE []::VARCHAR[] END AS phones, "
-                           f"CASE WHEN g.id IS NULL THEN c.fields ELSE '{{}}' END AS fields) "
-                           f"FROM {kind}_old c LEFT JOIN gone g ON c.id = g.id ORDER BY c.id")
-    keep = {k: meta[k] for k in ("seq", "segment", "offset", "max_ticket", "max_contact")}
-    new_meta = store.snapshot.write(files, keep, con=con)
-    store.snapshot.prune_except(new_meta)
+        table = pq.read_table(path) if path is not None and contacts else None
+        mask = pc.is_in(table["id"], value_set=pa.array(contacts, pa.int64())) if table is not None else None
+        if mask is None or not pc.any(mask).as_py():
+            continue
+        for name, value in (("name", None), ("fields", "{}"), ("emails", []), ("phones", [])):
+            col = table[name]
+            table = table.set_column(table.schema.get_field_index(name), name,
+                                     pc.if_else(mask, pa.scalar(value, col.type), col))
+        files[kind] = table
+    if files:
+        keep = {k: meta[k] for k in ("seq", "segment", "offset", "max_ticket", "max_contact")}
+        meta = store.snapshot.write(files, keep)
+    store.snapshot.prune_except(meta)
 
-
-def _sql(path: Path) -> str:
-    return str(path).replace("'", "''")
