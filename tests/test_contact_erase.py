@@ -123,6 +123,10 @@ def test_erase_leaves_no_trace_and_keeps_the_figures(full_store, tix, store):
     for needle in (SARI_EMAIL, SARI_PHONE, SARI_NAME, "6281234567890"[2:]):
         assert grep(store, needle) == "", needle
     assert grep(store, RUDI_EMAIL) and grep(store, ADA_PHONE)  # the others stay
+    (payload,) = store.path("messages", "whatsapp").rglob("*.json")  # Sari's and Ada's messages in one
+    value = json.loads(payload.read_bytes())["entry"][0]["changes"][0]["value"]
+    assert [m["from"] for m in value["messages"]] == [ADA_PHONE]
+    assert [c["wa_id"] for c in value["contacts"]] == [ADA_PHONE]
     assert all(p.is_file() for p in caches)  # patched in place, not dropped
     queued = json.loads(tix("outbox", "list", "-f", "json", check=0).stdout)
     assert [(q["status"], q["error"]) for q in queued if q["ticket"] == 1] == [("dead", "contact erased")]

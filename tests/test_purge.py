@@ -90,3 +90,24 @@ def test_a_retention_rule_that_does_not_parse_is_one_line_with_file_and_line(sto
     line_no = int(lines[0].split(":")[1])
     assert store.path("tix.yaml").read_text().splitlines()[line_no - 1].strip().startswith("raw_after_month")
     assert sorted(os.listdir(store.root)) == before and not store.log.segments()
+
+
+def test_processed_whatsapp_payloads_go_after_spool_after_days_and_the_text_stays(wa_store, tix, monkeypatch):
+    from tests.plugins.whatsapp import spool, text_payload
+
+    monkeypatch.setenv("TIX_NOW", "2026-09-10T03:00:00Z")
+    spool(wa_store, text_payload("wamid.OLD1", "pesan lama tetap", ts=1757473200))
+    tix("fetch", check=0)
+    monkeypatch.setenv("TIX_NOW", NOW)
+    spool(wa_store, text_payload("wamid.NEW1", "pesan baru", ts=1763607000))
+    tix("fetch", check=0)
+    assert sorted(p.parent.name for p in wa_store.path("messages", "whatsapp").rglob("*.json")) == [
+        "2026-09", "2026-11"]
+    add_config(wa_store, "retention:\n  spool_after_days: 7\n")
+    tix("purge", check=0)
+    assert [p.parent.name for p in wa_store.path("messages", "whatsapp").rglob("*.json")] == ["2026-11"]
+    rows = _sql(tix, "SELECT data->>'text' AS text, data->>'raw' AS raw FROM events "
+                     "WHERE type = 'message.received' ORDER BY seq")
+    assert rows[0] == {"text": "pesan lama tetap", "raw": None}
+    assert rows[1]["raw"].startswith("messages/whatsapp/2026-11")
+    assert tix("check", check=0).returncode == 0
