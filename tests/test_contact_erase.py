@@ -114,7 +114,9 @@ def test_erase_leaves_no_trace_and_keeps_the_figures(full_store, tix, store):
     before = _tickets(tix)
     assert len(before) == 4 and before[1]["assignee"] == "ani"
     sla_before = tix("sql", "SELECT ticket, target, state FROM sla ORDER BY ALL", "-f", "json", check=0).stdout
+    assert [p for p in store.path("blobs").rglob("*") if p.is_file()]  # Sari's receipt
     dry = tix("contact", "erase", str(cid), "--why", "request 2026-11-21", "--dry-run", check=0)
+    assert "blobs/sha256/" in dry.stdout
     assert "events rewritten" in dry.stdout and "messages cut out" in dry.stdout
     assert grep(store, SARI_EMAIL)  # a dry run changes nothing
     caches = [store.path("state", "outbox.json"), store.path("state", "message-index.json")]
@@ -128,6 +130,7 @@ def test_erase_leaves_no_trace_and_keeps_the_figures(full_store, tix, store):
     assert [m["from"] for m in value["messages"]] == [ADA_PHONE]
     assert [c["wa_id"] for c in value["contacts"]] == [ADA_PHONE]
     assert all(p.is_file() for p in caches)  # patched in place, not dropped
+    assert not [p for p in store.path("blobs").rglob("*") if p.is_file()]  # referenced by her message only
     queued = json.loads(tix("outbox", "list", "-f", "json", check=0).stdout)
     assert [(q["status"], q["error"]) for q in queued if q["ticket"] == 1] == [("dead", "contact erased")]
     assert _tickets(tix) == before
