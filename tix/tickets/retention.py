@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from tix.errors import ConfigError, Problem
-from tix.store.log import iso, parse_ts_or_none, utcnow
+from tix.store.log import iso, utcnow
 from tix.store.rewrite import Rewrite
 from tix.tickets.erase import CACHES, Planner, Redactor, Subject, subject_for
 
@@ -197,7 +197,7 @@ def _plan(store, conf: dict, now: datetime, rw) -> PurgeReport:
     report = PurgeReport(contacts=sum(len(s.contacts) for s in subjects), events=planner.plan.events,
                          segments=len(planner.plan.segments))
     if conf.get("quarantine_after_days"):
-        _old_quarantine(store, planner, now - timedelta(days=conf["quarantine_after_days"]))
+        _old_quarantine(store, planner, now, conf["quarantine_after_days"])
     plan = planner.plan
     plan.caches = [c for c in CACHES if store.path(c).is_file()]
     report.raw_files = len([p for p in plan.deleted if p.startswith("messages/")]) + len(plan.packs)
@@ -256,19 +256,20 @@ def _empty_packs(store, planner: Planner) -> None:
                 planner.plan.deleted.append(op[2])
 
 
-def _old_quarantine(store, planner: Planner, before: datetime) -> None:
+def _old_quarantine(store, planner: Planner, now: datetime, days: int) -> None:
+    """Quarantine entries older than `days` (selected as `tix quarantine drop --older` does),
+    removed by the rewrite, each recorded by a `quarantine.dropped` event (no error text: it may
+    quote the input)."""
     from tix.store import quarantine
 
-    for entry in quarantine.entries(store):
-        ts = parse_ts_or_none(entry.get("ts"))
-        if ts is None:
-            ts = datetime.fromtimestamp(Path(entry["path"]).stat().st_mtime, timezone.utc)
-        if ts >= before:
-            continue
+    for entry in quarantine.older_than(store, days * 86400, now=now):
         rel = str(Path(entry["path"]).relative_to(store.root))
         planner.plan.removed.append(rel)
         if planner.rw is not None:
-            planner.rw.rmtree(rel) if entry["kind"] not in ("torn", "damaged") else planner.rw.delete(rel)
+            planner.rw.rmtree(rel) if Path(entry["path"]).is_dir() else planner.rw.delete(rel)
+            planner.rw.events.append({"type": "quarantine.dropped", "data": {
+                "quarantine": entry["id"], "kind": entry["kind"], "source": entry.get("source"),
+                "key": entry.get("key")}})
 
 
 def _why(conf: dict) -> str:
