@@ -87,8 +87,10 @@ class Subject:
 
     def needle_rx(self) -> re.Pattern | None:
         """Identifiers and names: what is cut out of the strings of their own events and files."""
-        pattern = alternation([*self.needles, *self.names])
-        return re.compile(pattern, re.I) if pattern else None
+        if not hasattr(self, "_rx"):
+            pattern = alternation([*self.needles, *self.names])
+            self._rx = re.compile(pattern, re.I) if pattern else None
+        return self._rx
 
     def strong_pattern(self) -> str | None:
         """The identifiers unique to this person (never a name): searched for in the whole store."""
@@ -137,30 +139,38 @@ def subject_of(reader, cid: int) -> Subject:
 
 
 def subject_for(reader, ids: set[int]) -> Subject:
+    return subjects_for(reader, {min(ids): set(ids)})[0]
+
+
+def subjects_for(reader, groups: dict[int, set[int]]) -> list[Subject]:
+    """One Subject per group of contact ids (a contact and those merged into it), read in one
+    pass over the contacts and tickets (a purge may anonymise thousands at once)."""
     con = reader.connect()
-    marks = ",".join("?" * len(ids))
-    rows = con.execute(f"SELECT id, name, emails, phones, fields FROM contacts WHERE id IN ({marks})",
-                       list(ids)).fetchall()
-    tickets = {r[0] for r in con.execute(f"SELECT number FROM tickets WHERE contact IN ({marks})",
-                                          list(ids)).fetchall()}
-    needles: list[str] = []
-    names: list[str] = []
-    phones: set[str] = set()
-    users: set[str] = set()
-    for _cid, name, emails, phones_, fields in rows:
+    owner = {c: key for key, ids in groups.items() for c in ids}
+    con.execute("CREATE OR REPLACE TEMP TABLE erase_ids(id BIGINT)")
+    con.executemany("INSERT INTO erase_ids VALUES (?)", [(c,) for c in owner])
+    rows = con.execute("SELECT id, name, emails, phones, fields FROM contacts WHERE id IN (SELECT id FROM erase_ids)"
+                       ).fetchall()
+    tickets: dict[int, set[int]] = {key: set() for key in groups}
+    for number, contact in con.execute("SELECT number, contact FROM tickets WHERE contact IN "
+                                       "(SELECT id FROM erase_ids)").fetchall():
+        tickets[owner[contact]].add(number)
+    out = {key: Subject(set(ids), tickets[key], []) for key, ids in groups.items()}
+    for cid, name, emails, phones_, fields in rows:
+        s = out[owner[cid]]
         fields = orjson.loads(fields or "{}")
-        needles += [e for e in emails or ()]
+        s.needles += [e for e in emails or () if e]
         for p in phones_ or ():
-            phones.add(p)
-            needles += [p, "0" + p[2:]] if p.startswith("62") else [p]
+            s.phones.add(p)
+            s.needles += [p, "0" + p[2:]] if p.startswith("62") else [p]
         for key in ("wa_user_id", "wa_username"):
             if fields.get(key):
-                needles.append(str(fields[key]))
+                s.needles.append(str(fields[key]))
         if fields.get("wa_user_id"):
-            users.add(str(fields["wa_user_id"]))
+            s.users.add(str(fields["wa_user_id"]))
         if name:
-            names.append(name)
-    return Subject(set(ids), tickets, [n for n in needles if n], phones, users, names)
+            s.names.append(name)
+    return [out[key] for key in groups]
 
 
 # -- redacting one event ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from pathlib import Path
 from tix.errors import ConfigError, Problem
 from tix.store.log import iso, utcnow
 from tix.store.rewrite import Rewrite
-from tix.tickets.erase import CACHES, Planner, Redactor, Subject, subject_for
+from tix.tickets.erase import CACHES, Planner, Redactor, Subject, subjects_for
 
 KEYS = {"contacts_after_months": int, "raw_after_months": int, "quarantine_after_days": int,
         "spool_after_days": int}
@@ -231,11 +231,11 @@ def _expired_contacts(store, conf: dict, now: datetime) -> list[Subject]:
         "WHERE c.merged_into IS NULL AND json_extract(c.fields, '$.erased') IS NULL "
         "GROUP BY c.id HAVING bool_and(t.status IN ('resolved', 'closed')) "
         "AND max(coalesce(t.closed_at, t.resolved_at, t.updated_at)) < ?", [cutoff]).fetchall()
-    out = []
-    for (cid,) in rows:
-        merged = {r[0] for r in con.execute("SELECT id FROM contacts WHERE merged_into = ?", [cid]).fetchall()}
-        out.append(subject_for(reader, {cid} | merged))
-    return out
+    groups = {cid: {cid} for (cid,) in rows}
+    for cid, into in con.execute("SELECT id, merged_into FROM contacts WHERE merged_into IS NOT NULL").fetchall():
+        if into in groups:
+            groups[into].add(cid)
+    return subjects_for(reader, groups) if groups else []
 
 
 def _empty_packs(store, planner: Planner) -> None:
