@@ -147,13 +147,12 @@ def subjects_for(reader, groups: dict[int, set[int]]) -> list[Subject]:
     pass over the contacts and tickets (a purge may anonymise thousands at once)."""
     con = reader.connect()
     owner = {c: key for key, ids in groups.items() for c in ids}
-    con.execute("CREATE OR REPLACE TEMP TABLE erase_ids(id BIGINT)")
-    con.executemany("INSERT INTO erase_ids VALUES (?)", [(c,) for c in owner])
-    rows = con.execute("SELECT id, name, emails, phones, fields FROM contacts WHERE id IN (SELECT id FROM erase_ids)"
-                       ).fetchall()
+    ids = [list(owner)]
+    rows = con.execute("SELECT id, name, emails, phones, fields FROM contacts WHERE id IN "
+                       "(SELECT unnest(?::BIGINT[]))", ids).fetchall()
     tickets: dict[int, set[int]] = {key: set() for key in groups}
     for number, contact in con.execute("SELECT number, contact FROM tickets WHERE contact IN "
-                                       "(SELECT id FROM erase_ids)").fetchall():
+                                       "(SELECT unnest(?::BIGINT[]))", ids).fetchall():
         tickets[owner[contact]].add(number)
     out = {key: Subject(set(ids), tickets[key], []) for key, ids in groups.items()}
     for cid, name, emails, phones_, fields in rows:
@@ -494,7 +493,11 @@ def _matches(data: bytes, rx, redactors) -> list[tuple[int, int]]:
     """(start, end) of every match in a segment, in order. With literal needles (an erasure),
     bytes.find in a lowered copy (memchr speed); else the regular expression."""
     if not all(getattr(r, "needle_bytes", None) for r in redactors):
-        return [(m.start(), m.end()) for m in rx.finditer(data)]
+        out = []
+        for r in redactors:  # each its own pattern; `wants` skips a match without parsing its line
+            wants = getattr(r, "wants", None)
+            out += [(m.start(), m.end()) for m in r.line_rx.finditer(data) if wants is None or wants(m)]
+        return sorted(out)
     low = data.lower()
     out = []
     for r in redactors:

@@ -98,7 +98,11 @@ class Multi(Redactor):
         self.strong = None
         import re
 
-        self.line_rx = re.compile(rb'"(?:ticket|contact)":\d+[,}]')
+        self.line_rx = re.compile(rb'"(ticket|contact)":(\d+)[,}]')
+
+    def wants(self, m) -> bool:
+        """A line naming one of the tickets or contacts (decided before parsing it)."""
+        return int(m.group(2)) in (self.s.tickets if m.group(1) == b"ticket" else self.s.contacts)
 
     def redact(self, ev: dict):
         d = ev.get("data") if isinstance(ev.get("data"), dict) else {}
