@@ -111,3 +111,15 @@ def test_processed_whatsapp_payloads_go_after_spool_after_days_and_the_text_stay
     assert rows[0] == {"text": "pesan lama tetap", "raw": None}
     assert rows[1]["raw"].startswith("messages/whatsapp/2026-11")
     assert tix("check", check=0).returncode == 0
+
+
+def test_a_killed_purge_is_finished_by_the_next_writer(aged, tix, tix_proc):
+    add_config(aged, "retention:\n  contacts_after_months: 12\n  raw_after_months: 12\n")
+    proc = tix_proc("purge", env={"TIX_TEST_KILL_AT": "rewrite-applying", "TIX_NOW": NOW})
+    assert proc.returncode == -9
+    assert aged.path("state", "rewrite", "plan.json").is_file()
+    tix("note", "2", "-m", "next writer", check=0)  # any writer finishes the purge first
+    assert not aged.path("state", "rewrite").exists()
+    assert grep(aged, "lama@pelanggan.example") == "" and grep(aged, "baru@pelanggan.example")
+    assert [r["type"] for r in _sql(tix, "SELECT type FROM events WHERE type = 'store.purged'")] == ["store.purged"]
+    assert tix("check", check=0).returncode == 0
