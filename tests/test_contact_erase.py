@@ -81,7 +81,7 @@ def full_store(mail_store, wa_store, tix, monkeypatch, mail):
                attachments=[("struk.pdf", "application/pdf", b"%PDF-1.4 struk Sari " * 20)])
     store.imap.deliver(raw)
     store.imap.deliver(mail(frm=f"Rudi Hartono <{RUDI_EMAIL}>", subject="Invoice", body="Minta invoice"))
-    spool(store, _two_customers_payload(1763607000))
+    spool(store, _two_customers_payload(1795143000))
     tix("fetch", check=0)
     tix("route", check=0)
     sari = json.loads(tix("contact", "list", "Sari", "-f", "json", check=0).stdout)
@@ -90,11 +90,15 @@ def full_store(mail_store, wa_store, tix, monkeypatch, mail):
     tix("contact", "merge", str(wa_c), str(email_c), "--why", f"same person {SARI_NAME}", check=0)
     number = json.loads(tix("list", "contact:%d" % email_c, "-f", "json", check=0).stdout)[0]["number"]
     tix("reply", str(number), "-m", f"Halo {SARI_NAME}, paket dikirim hari ini.", check=0)
+    wa_number = json.loads(tix("list", "channel:whatsapp", "contact:%d" % email_c, "-f", "json",
+                                check=0).stdout)[0]["number"]
+    tix("reply", str(wa_number), "-m", f"Halo {SARI_NAME}, kami cek dulu.", check=0)  # through the fake Graph API
     tix("outbox", "flush", check=0)
     tix("assign", str(number), "ani", check=0)
     monkeypatch.setenv("TIX_NOW", "2026-11-20T09:00:00Z")
     tix("escalate", check=0)
     tix("report", "backlog", check=0)
+    tix("report", "weekly", "--mail-to", "lead@toko.example", check=0)
     tix("rebuild", check=0)
     store.smtp.reply_code = "451 4.3.0 try again later"  # this reply stays queued until the erasure
     tix("reply", str(number), "-m", f"Terima kasih {SARI_NAME}.")
@@ -103,7 +107,7 @@ def full_store(mail_store, wa_store, tix, monkeypatch, mail):
     from tix.store import quarantine
 
     quarantine.put(store, "email", f"From: {SARI_EMAIL}\r\n\r\nbroken".encode(), "test: unparsable")
-    spool(store, _two_customers_payload(1763608000))
+    spool(store, _two_customers_payload(1795144000))
     for needle in (SARI_EMAIL, SARI_PHONE, SARI_NAME):
         assert grep(store, needle), needle
     return email_c

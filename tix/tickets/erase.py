@@ -15,7 +15,8 @@ and the contacts merged into it) under the write lock, as one journaled rewrite
 - raw messages: their bytes in a pack are overwritten with zeros (the other messages of
   the pack keep their offsets); a file of their own is deleted; a WhatsApp payload that also
   holds other customers keeps those and loses theirs;
-- blobs referenced only by their messages are deleted;
+- blobs referenced only by their messages are deleted; copies of report mail sent to staff
+  lose every mention of them (names included: decoded and re-encoded);
 - the WhatsApp spool (payloads not fetched yet), quarantine entries and torn/damaged log
   copies holding their identifiers are redacted or removed;
 - their outbox items not sent yet are given up (`outbox.failed`, `permanent`, attempt 0,
@@ -445,6 +446,22 @@ class Planner:
         if self.rw is not None:
             self.rw.delete(rel)
 
+    def report_mails(self, subjects: list[Subject]) -> None:
+        """Copies of report mail tix sent to staff (`messages/*/out/…/r*.eml`) lose every
+        mention of the customers, names included (decoded: base64 and quoted-printable parts too)."""
+        rxs = [s.needle_rx() for s in subjects if s.needle_rx() is not None]
+        if not rxs:
+            return
+        for path in sorted(self.store.root.glob("messages/*/out/*/*/*/r*.eml")):
+            if path.is_symlink() or not path.is_file():
+                continue
+            rel = str(path.relative_to(self.store.root))
+            new = scrub_mail(self._current(rel), rxs)  # after the bytes-level scrub of `files`, if any
+            if new is not None:
+                if rel not in self.plan.redacted:
+                    self.plan.redacted.append(rel)
+                self._replace(rel, new)
+
     def spool_and_quarantine(self, subjects: list[Subject]) -> None:
         """WhatsApp payloads not fetched yet, quarantine entries and torn/damaged log copies."""
         root = self.store.root
@@ -517,6 +534,39 @@ def _blank(data: bytes, patterns) -> bytes:
     return data
 
 
+def scrub_mail(raw: bytes, rxs: list) -> bytes | None:
+    """A stored mail with every match of `rxs` cut out of its headers and decoded text parts
+    (re-encoded as they were); None when nothing matched."""
+    from email import message_from_bytes, policy
+
+    msg = message_from_bytes(raw, policy=policy.default)
+    changed = False
+    for name, value in list(msg.items()):
+        new = _cut_all(str(value), rxs)
+        if new != str(value):
+            msg.replace_header(name, new)
+            changed = True
+    for part in msg.walk():
+        if part.is_multipart() or part.get_content_maintype() != "text":
+            continue
+        text = part.get_content()
+        new = _cut_all(text, rxs)
+        if new != text:
+            cte = part.get("Content-Transfer-Encoding")
+            part.set_content(new, subtype=part.get_content_subtype(),
+                             cte=cte if cte in ("base64", "quoted-printable", "7bit", "8bit") else None)
+            changed = True
+    if not changed:
+        return None
+    return msg.as_bytes()
+
+
+def _cut_all(text: str, rxs) -> str:
+    for rx in rxs:
+        text = rx.sub("", text)
+    return text
+
+
 def _has_items(payload: bytes) -> bool:
     try:
         doc = orjson.loads(payload)
@@ -569,6 +619,7 @@ def plan_erasure(store, cid: int, rewrite: Rewrite | None, reader=None) -> tuple
     planner.files()
     planner.blobs_unreferenced()
     planner.spool_and_quarantine([subject])
+    planner.report_mails([subject])
     plan = planner.plan
     for item in planner.queued.values():
         if item["ticket"] in subject.tickets:
