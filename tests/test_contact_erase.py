@@ -216,3 +216,15 @@ def test_kill_9_leaves_old_or_new_and_a_rerun_completes(store, rk, tix, tix_proc
     assert tix("check", check=0).returncode == 0
     after = _tickets(tix)
     assert {k: v for k, v in after.items() if k != 1} == {k: v for k, v in before.items() if k != 1}
+
+
+def test_a_line_that_would_grow_drops_the_personal_keys_instead():
+    from tix.tickets.erase import _fit
+
+    ev = {"seq": 7, "ts": "2026-11-20T03:00:00.000000Z", "type": "message.received", "ticket": 1,
+          "data": {"contacts": 3, "auto": False}}
+    line = b'{"seq":7,"ts":"2026-11-20T03:00:00.000000Z","type":"message.received","ticket":1,' \
+           b'"data":{"contacts":3,"auto":false},"commit":true}\n'
+    out = _fit(line, dict(ev, data={"contacts": None, "auto": False}))
+    assert len(out) == len(line) and out.endswith(b',"commit":true}\n')
+    assert orjson.loads(out[:-16] + b"}")["data"] == {"auto": False}

@@ -23,6 +23,7 @@ Layout::
                                parts and format; rebuilt from the log when missing or damaged)
     state/                     channel cursors, counters, `lock` (the write lock),
                                `log-format.json` (where the log's commit marks begin: "Batches")
+                               `rewrite/` (an erasure or purge under way: tix.store.rewrite)
     spool/whatsapp/            webhook payloads waiting for `tix fetch`
     quarantine/                inputs that could not be processed, with the error beside them
 

@@ -309,7 +309,7 @@ class Planner:
                     continue
                 if out is None:
                     out = bytearray(data)
-                out[start:end] = same_length_line(line, new)
+                out[start:end] = _fit(line, new)
                 count += 1
             if count:
                 self.plan.segments[f"events/{name}"] = count
@@ -492,6 +492,21 @@ class Planner:
                     self.plan.removed.append(rel)
                     if self.rw is not None:
                         self.rw.rmtree(rel) if entry.is_dir() else self.rw.delete(rel)
+
+
+def _fit(line: bytes, new: dict) -> bytes:
+    """The redacted event as a line of the original's length; should blanking have made it longer
+    (a number under a personal key, a float written shorter by another tool), its personal keys
+    are dropped instead, and failing that its whole data (the event keeps seq, time and type)."""
+    try:
+        return same_length_line(line, new)
+    except ValueError:
+        pass
+    data = new.get("data") if isinstance(new.get("data"), dict) else {}
+    try:
+        return same_length_line(line, dict(new, data={k: v for k, v in data.items() if k not in PERSONAL}))
+    except ValueError:
+        return same_length_line(line, dict(new, data={}))
 
 
 def _located(data: bytes, lines: list[bytes]) -> list[tuple[int, int]]:
