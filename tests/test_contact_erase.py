@@ -103,6 +103,8 @@ def full_store(mail_store, wa_store, tix, monkeypatch, mail):
     store.smtp.reply_code = "451 4.3.0 try again later"  # this reply stays queued until the erasure
     tix("reply", str(number), "-m", f"Terima kasih {SARI_NAME}.")
     tix("outbox", "list", check=0)
+    store.refresh_snapshot()  # the tail since the rebuild goes into a delta file
+    assert store.snapshot.meta()["tickets_delta"]
     # a message quarantined (its headers cannot be parsed into a ticket) and one waiting in the spool
     from tix.store import quarantine
 
