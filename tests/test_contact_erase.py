@@ -230,3 +230,25 @@ def test_a_line_that_would_grow_drops_the_personal_keys_instead():
     out = _fit(line, dict(ev, data={"contacts": None, "auto": False}))
     assert len(out) == len(line) and out.endswith(b',"commit":true}\n')
     assert orjson.loads(out[:-16] + b"}")["data"] == {"auto": False}
+
+
+def test_only_the_segments_holding_their_data_are_rewritten(store, rk, tix, monkeypatch):
+    from datetime import datetime, timezone
+
+    months = []
+    for i, month in enumerate((9, 10, 11)):
+        at = datetime(2026, month, 3, 3, 0, tzinfo=timezone.utc)
+        monkeypatch.setenv("TIX_NOW", at.isoformat())
+        sender = SARI_EMAIL if month == 10 else f"other{i}@example.com"
+        months.append(rk.message(sender=sender, name=SARI_NAME if month == 10 else f"Other {i}", at=at))
+    assert store.log.segments() == ["2026-09.jsonl", "2026-10.jsonl", "2026-11.jsonl"]
+    before = {n: (store.path("events", n).stat().st_ino, store.path("events", n).read_bytes())
+              for n in store.log.segments()}
+    cid = rk.ticket(months[1])["contact"]
+    dry = tix("contact", "erase", str(cid), "--why", "request", "--dry-run", check=0).stdout
+    assert [ln for ln in dry.splitlines() if ln.startswith("events/")] == ["events/2026-10.jsonl: 3 events rewritten"]
+    tix("contact", "erase", str(cid), "--why", "request", check=0)
+    assert store.path("events", "2026-09.jsonl").stat().st_ino == before["2026-09.jsonl"][0]
+    assert store.path("events", "2026-10.jsonl").stat().st_ino != before["2026-10.jsonl"][0]
+    assert store.path("events", "2026-11.jsonl").stat().st_ino == before["2026-11.jsonl"][0]
+    assert store.path("events", "2026-11.jsonl").read_bytes().startswith(before["2026-11.jsonl"][1])  # + the event
