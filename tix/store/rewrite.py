@@ -23,8 +23,10 @@ the byte length it had (JSON allows the whitespace), and keeps its commit mark, 
 saved log position stays valid: the snapshot's, the outbox's, the message index's, the SLA
 and history caches' and `state/log-format.json`'s. Caches that hold the data itself are
 dropped (rebuilt from the log when next used) or patched (the snapshot, by the caller).
-Between a crash and the next writer, readers may see a rewrite half applied (some files
-redacted, others not); no reader ever sees a torn file.
+A reader that finds a committed plan (`Store.read`) finishes it first when it can take the
+write lock without waiting; when a writer holds the lock (it is applying or finishing it) or
+the user may not write, it says so in one line and reads on, and may then see some files
+already redacted and others not yet. No reader ever sees a torn file.
 """
 from __future__ import annotations
 

@@ -217,7 +217,26 @@ class Store:
     def read(self, messages: bool = False) -> "Reader":
         """A consistent view: the snapshot plus the log tail folded on top of it (with
         `messages`, the tail's message events keep their data: see `Reader`)."""
+        if (self._lock is None or not self._lock.held) and self.path(*rewrite.REWRITE_DIR, rewrite.PLAN).exists():
+            self._finish_rewrite()
         return Reader(self, messages=messages)
+
+    def _finish_rewrite(self) -> None:
+        """A reader that finds an erasure or purge a crash cut short finishes it first (taking the
+        write lock without waiting), so that it reads the old state or the new one, never a mix.
+        When a writer holds the lock (it finishes it), or this user may not write, it reads on."""
+        from tix.errors import StoreLocked
+
+        lock = self.lock()
+        wait, lock.timeout = lock.timeout, 0
+        try:
+            with lock:
+                pass
+        except (StoreLocked, StoreWriteError, OSError):  # a writer is at it; or this user may not write
+            report_damage("state/rewrite/plan.json", None,
+                          "an erasure or purge is being finished; the next writer completes it")
+        finally:
+            lock.timeout = wait
 
     def connect(self):
         """A DuckDB connection with read-only views `tickets`, `contacts`, `events`."""
