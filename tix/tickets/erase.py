@@ -243,7 +243,7 @@ def _strip(value):
             out[k] = "" if isinstance(v, str) else [] if isinstance(v, list) else {} if isinstance(v, dict) else None
         elif k == "attachments" and isinstance(v, list):
             out[k] = [{"type": a.get("type"), "size": a.get("size")} if isinstance(a, dict) else None for a in v]
-        elif k in ("sha256", "media_id", "url", "name", "sha"):
+        elif k in ("sha256", "media_id", "url", "name", "sha", "blob"):
             out[k] = None if v is not None else v
         else:
             out[k] = _strip(v)

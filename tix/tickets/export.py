@@ -85,6 +85,9 @@ def export_document(store, reader, cid: int) -> dict:
         if t is None:
             continue
         _add(t, ev)
+    for t in tickets.values():
+        for m in t["messages"]:
+            m.pop("_key", None)
     contact = {"id": row["id"], "name": row.get("name"), "emails": list(row.get("emails") or []),
                "phones": list(row.get("phones") or []), "fields": orjson.loads(row.get("fields") or "{}"),
                "created_at": _time(row.get("created_at")), "updated_at": _time(row.get("updated_at")),
@@ -99,7 +102,18 @@ def _add(ticket: dict, ev: dict) -> None:
             "ts": ev["ts"], "direction": "in" if kind == "message.received" else "out",
             "channel": d.get("channel"), "from": d.get("from"), "to": d.get("to"), "cc": d.get("cc"),
             "subject": d.get("subject"), "text": d.get("text_full") or d.get("text"), "auto": bool(d.get("auto")),
-            "attachments": [_attachment(a) for a in d.get("attachments") or () if isinstance(a, dict)]})
+            "attachments": [_attachment(a) for a in d.get("attachments") or () if isinstance(a, dict)],
+            "_key": d.get("message")})
+    elif kind == "message.media" and d.get("status") == "stored" and d.get("sha256"):
+        # a WhatsApp attachment downloaded after its message: it joins that message's attachments
+        for m in ticket["messages"]:
+            if m.get("_key") == d.get("message"):
+                got = _attachment({"name": None, "type": d.get("type"), "size": d.get("size"), "sha256": d["sha256"]})
+                empty = next((a for a in m["attachments"] if a["file"] is None), None)
+                if empty is None:
+                    m["attachments"].append(got)
+                else:
+                    empty.update(file=got["file"], sha256=got["sha256"], size=got["size"] or empty["size"])
     elif kind == "ticket.note" and d.get("kind") == "intake":
         ticket["notes"].append({"ts": ev["ts"], "body": d.get("body")})
 
