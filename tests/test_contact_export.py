@@ -48,3 +48,25 @@ def test_existing_file_needs_force_and_unknown_contact_is_not_found(tix, rk, tmp
     proc = tix("contact", "export", "99", "-o", str(tmp_path / "y.zip"))
     assert (proc.returncode, proc.stderr) == (1, "Error: contact 99 not found\n")
     assert not (tmp_path / "y.zip").exists()
+
+
+def test_whatsapp_media_is_exported_with_its_message_then_erased_with_it(wa_store, graph, tix, tmp_path):
+    import hashlib
+    import os
+
+    from tests.plugins.whatsapp import spool
+    from tests.test_whatsapp_intake import image_payload
+
+    data = os.urandom(2000)
+    sha = graph.add_media("900000000000009", data)
+    spool(wa_store, image_payload("wamid.IMG9", "900000000000009", sha))
+    tix("fetch", check=0)
+    blob = wa_store.path("blobs", "sha256", hashlib.sha256(data).hexdigest()[:2], hashlib.sha256(data).hexdigest())
+    assert blob.read_bytes() == data
+    cid = json.loads(tix("contact", "list", "-f", "json", check=0).stdout)[0]["id"]
+    tix("contact", "export", str(cid), "-o", str(tmp_path / "wa.zip"), check=0)
+    with zipfile.ZipFile(tmp_path / "wa.zip") as z:
+        (att,) = json.loads(z.read("tix-export.json"))["tickets"][0]["messages"][0]["attachments"]
+        assert z.read(att["file"]) == data
+    tix("contact", "erase", str(cid), "--why", "request", check=0)
+    assert not blob.exists()

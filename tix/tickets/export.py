@@ -88,6 +88,11 @@ def export_document(store, reader, cid: int) -> dict:
     for t in tickets.values():
         for m in t["messages"]:
             m.pop("_key", None)
+            for a in m["attachments"]:
+                a.pop("_media", None)
+                digest = a.get("sha256") or ""
+                if not (len(digest) == 64 and store.path("blobs", "sha256", digest[:2], digest).is_file()):
+                    a.update(file=None, sha256=None)  # never stored (too large), or WhatsApp media not fetched
     contact = {"id": row["id"], "name": row.get("name"), "emails": list(row.get("emails") or []),
                "phones": list(row.get("phones") or []), "fields": orjson.loads(row.get("fields") or "{}"),
                "created_at": _time(row.get("created_at")), "updated_at": _time(row.get("updated_at")),
@@ -108,12 +113,13 @@ def _add(ticket: dict, ev: dict) -> None:
         # a WhatsApp attachment downloaded after its message: it joins that message's attachments
         for m in ticket["messages"]:
             if m.get("_key") == d.get("message"):
-                got = _attachment({"name": None, "type": d.get("type"), "size": d.get("size"), "sha256": d["sha256"]})
-                empty = next((a for a in m["attachments"] if a["file"] is None), None)
-                if empty is None:
+                got = _attachment({"name": d.get("name"), "type": d.get("type"), "size": d.get("size"),
+                                   "sha256": d["sha256"]})
+                same = next((a for a in m["attachments"] if a.get("_media") == d.get("media_id")), None)
+                if same is None:
                     m["attachments"].append(got)
                 else:
-                    empty.update(file=got["file"], sha256=got["sha256"], size=got["size"] or empty["size"])
+                    same.update(file=got["file"], sha256=got["sha256"], size=got["size"] or same["size"])
     elif kind == "ticket.note" and d.get("kind") == "intake":
         ticket["notes"].append({"ts": ev["ts"], "body": d.get("body")})
 
@@ -121,7 +127,7 @@ def _add(ticket: dict, ev: dict) -> None:
 def _attachment(a: dict) -> dict:
     digest = a.get("sha256")
     return {"name": a.get("name"), "type": a.get("type"), "size": a.get("size"),
-            "file": f"attachments/{digest}" if digest else None, "sha256": digest}
+            "file": f"attachments/{digest}" if digest else None, "sha256": digest, "_media": a.get("media_id")}
 
 
 def _time(value):
