@@ -56,6 +56,7 @@ STRUCTURAL = frozenset({"assignee", "team", "status", "priority", "category", "c
 FILE_KEYS = ("raw", "raw_span")
 CACHES = ("state/message-index.json", "state/outbox.json")  # dropped by a purge, patched by an erasure
 CUSTOMER = ("reply", "auto_reply")  # outbox purposes that are messages to the customer
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 MIN_NEEDLE = 5  # shorter identifiers are only removed from the contact's own events
 
 
@@ -360,11 +361,10 @@ class Planner:
         """The files an event referred to: theirs go, others' are scrubbed of the identifiers."""
         raw = old.get("raw")
         owned = r.owns(ev) if hasattr(r, "owns") else True
-        for att in old.get("attachments") or ():
-            if isinstance(att, dict) and att.get("sha256") and getattr(r, "drops_blobs", True) and owned:
-                self.blobs.add(att["sha256"])
-        if old.get("sha256") and owned and isinstance(old.get("sha256"), str):
-            self.blobs.add(old["sha256"])
+        hashes = [a.get("sha256") for a in old.get("attachments") or () if isinstance(a, dict)]
+        hashes.append(old.get("sha256"))
+        if owned and getattr(r, "drops_blobs", True):  # our blobs only: 64 hex digits (WhatsApp's own are base64)
+            self.blobs.update(h for h in hashes if isinstance(h, str) and _HEX64.fullmatch(h))
         if not isinstance(raw, str) or not getattr(r, "drops_raw", True):
             return
         if not owned:
