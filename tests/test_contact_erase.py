@@ -103,6 +103,7 @@ def full_store(mail_store, wa_store, tix, monkeypatch, mail):
     store.smtp.reply_code = "451 4.3.0 try again later"  # this reply stays queued until the erasure
     tix("reply", str(number), "-m", f"Terima kasih {SARI_NAME}.")
     tix("outbox", "list", check=0)
+    tix("search", "Wulandari", check=0)  # builds the full-text index (a cache holding her text)
     store.refresh_snapshot()  # the tail since the rebuild goes into a delta file
     assert store.snapshot.meta()["tickets_delta"]
     # a message quarantined (its headers cannot be parsed into a ticket) and one waiting in the spool
@@ -127,6 +128,7 @@ def test_erase_leaves_no_trace_and_keeps_the_figures(full_store, tix, store):
     assert grep(store, SARI_EMAIL)  # a dry run changes nothing
     caches = [store.path("state", "outbox.json"), store.path("state", "message-index.json")]
     assert all(p.is_file() for p in caches) and SARI_EMAIL in caches[0].read_text()
+    assert store.path("state", "search.sqlite").is_file()
     tix("contact", "erase", str(cid), "--why", "UU PDP erasure request 2026-11-21", check=0)
     for needle in (SARI_EMAIL, SARI_PHONE, SARI_NAME, "6281234567890"[2:]):
         assert grep(store, needle) == "", needle

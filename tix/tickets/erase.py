@@ -21,9 +21,10 @@ and the contacts merged into it) under the write lock, as one journaled rewrite
   copies holding their identifiers are redacted or removed;
 - their outbox items not sent yet are given up (`outbox.failed`, `permanent`, attempt 0,
   error `contact erased`);
-- caches: `state/message-index.json` and `state/outbox.json` are dropped (rebuilt from the
-  log), the Parquet snapshot is patched in place (their tickets' subjects blanked, their
-  contact rows emptied) and older generations pruned; log positions stay valid, so the SLA
+- caches: `state/message-index.json` and `state/outbox.json` are redacted in place, the
+  search index `state/search.sqlite` is dropped (rebuilt on the next search), the Parquet
+  snapshot is patched in place (their tickets' subjects blanked, their contact rows
+  emptied) and older generations pruned; log positions stay valid, so the SLA
   and history caches (which hold no personal data) stay as they are;
 - one `contact.erased` event per contact (data: counts and the rewrite's id, no personal
   data) records who, when and why.
@@ -55,6 +56,7 @@ STRUCTURAL = frozenset({"assignee", "team", "status", "priority", "category", "c
                         "type", "ts", "seq", "state", "purpose", "kind", "outbox", "message", "message_id"})
 FILE_KEYS = ("raw", "raw_span")
 CACHES = ("state/message-index.json", "state/outbox.json")  # dropped by a purge, patched by an erasure
+SEARCH = tuple(f"state/search.sqlite{x}" for x in ("", "-wal", "-shm", "-journal"))  # dropped: rebuilt on use
 CUSTOMER = ("reply", "auto_reply")  # outbox purposes that are messages to the customer
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 MIN_NEEDLE = 5  # shorter identifiers are only removed from the contact's own events
@@ -123,7 +125,8 @@ class Plan:
         out += [f"outbox {o}: given up" for o in self.outbox]
         if self.contacts or self.tickets:
             out.append(f"snapshot: {len(self.tickets)} tickets and {len(self.contacts)} contacts redacted")
-        out += [f"{c}: redacted" for c in self.caches]
+        out += [f"{c}: redacted" if c in CACHES else f"{c}: dropped (rebuilt from the log when next used)"
+                for c in self.caches]
         return out
 
 
@@ -645,9 +648,10 @@ def plan_erasure(store, cid: int, rewrite: Rewrite | None, reader=None) -> tuple
                     "permanent": True}})
     plan.contacts = sorted(subject.contacts)
     plan.tickets = sorted(subject.tickets)
-    plan.caches = [c for c in CACHES if store.path(c).is_file()]
+    plan.caches = [c for c in (*CACHES, *SEARCH) if store.path(c).is_file()]
     if rewrite is not None:
         _patch_caches(store, rewrite, subject, redactor)
+        rewrite.caches += list(SEARCH)  # the full-text index holds their text: built again on the next search
         rewrite.extra.update(finish="tix.tickets.erase:patch_snapshot", tickets=plan.tickets,
                              contacts=plan.contacts, fields=_fields_after(store, subject, redactor))
     return plan, subject

@@ -28,7 +28,7 @@ from pathlib import Path
 from tix.errors import ConfigError, Problem
 from tix.store.log import iso, utcnow
 from tix.store.rewrite import Rewrite
-from tix.tickets.erase import CACHES, Planner, Redactor, Subject, subjects_for
+from tix.tickets.erase import CACHES, SEARCH, Planner, Redactor, Subject, subjects_for
 
 KEYS = {"contacts_after_months": int, "raw_after_months": int, "quarantine_after_days": int,
         "spool_after_days": int}
@@ -203,7 +203,7 @@ def _plan(store, conf: dict, now: datetime, rw) -> PurgeReport:
     if conf.get("quarantine_after_days"):
         _old_quarantine(store, planner, now, conf["quarantine_after_days"])
     plan = planner.plan
-    plan.caches = [c for c in CACHES if store.path(c).is_file()]
+    plan.caches = [c for c in (*CACHES, *SEARCH) if store.path(c).is_file()]
     report.raw_files = len([p for p in plan.deleted if p.startswith("messages/")]) + len(plan.packs)
     report.payloads = len([p for p in plan.deleted if p.startswith("messages/whatsapp/")])
     report.blobs = len([p for p in plan.deleted if p.startswith("blobs/")])
@@ -212,7 +212,7 @@ def _plan(store, conf: dict, now: datetime, rw) -> PurgeReport:
     report.lines = [ln.replace(": redacted", ": dropped (rebuilt from the log)") if ln.startswith("state/") else ln
                     for ln in report.lines]
     if rw is not None:
-        rw.caches += list(CACHES)
+        rw.caches += [*CACHES, *SEARCH]
         tickets = sorted({t for s in subjects for t in s.tickets})
         rw.extra.update(finish="tix.tickets.erase:patch_snapshot", tickets=tickets,
                         contacts=sorted({c for s in subjects for c in s.contacts}), fields={})
