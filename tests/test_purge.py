@@ -49,11 +49,12 @@ def test_purge_raw_only_keeps_the_text_and_the_contact(aged, tix):
     dry = tix("purge", "--dry-run", check=0)
     assert "would purge:" in dry.stdout and "1 quarantine" in dry.stdout
     blobs_before = sorted(p.name for p in aged.path("blobs").rglob("*") if p.is_file())
-    assert len(blobs_before) == 2
+    assert len(blobs_before) == 2 and len(list(aged.path("messages").rglob("*.pack"))) == 2
     out = tix("-v", "purge", check=0).stdout
     assert out.startswith("purged: 0 contacts, 1 events")
     blobs = sorted(p.name for p in aged.path("blobs").rglob("*") if p.is_file())
     assert len(blobs) == 1  # the old attachment went, the recent one stays
+    assert len(list(aged.path("messages").rglob("*.pack"))) == 1  # the old pack held only expired mail
     rows = _sql(tix, "SELECT ticket, data->>'text' AS text, data->>'raw' AS raw FROM events "
                      "WHERE type = 'message.received' ORDER BY ticket")
     assert rows[0]["text"].startswith("teks lama tetap") and rows[0]["raw"] is None and rows[1]["raw"]
