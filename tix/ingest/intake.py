@@ -91,6 +91,7 @@ class Inbound:
     about: str | None = None  # a reaction, edit or deletion: the id of the message it is about
     sent_at: datetime | None = None  # the time the channel vouches for; None: the run's time
     passive: bool = False  # never reopens, never changes a status
+    reply: bool = True  # counted in the report's `replies` when it joins an existing ticket
 
 
 class Intake:
@@ -313,7 +314,15 @@ class Intake:
 
     # -- threading and reopening ----------------------------------------------------------------
     def thread(self, m: Inbound) -> int:
-        """The ticket a message goes to (opening or reopening one); see the module docstring."""
+        """The ticket a message goes to (opening or reopening one); see the module docstring.
+        Counts it in the report: a new ticket, or (`m.reply`) a reply."""
+        before = self.report.tickets_created
+        number = self._thread(m)
+        if m.reply and self.report.tickets_created == before:
+            self.report.replies += 1
+        return number
+
+    def _thread(self, m: Inbound) -> int:
         if m.about is not None:
             number = self.index.ticket_of(m.about)
             if self.row(number) is not None:

@@ -45,7 +45,8 @@ import orjson
 from tix.channels import base
 from tix.channels.whatsapp import media as wamedia
 from tix.channels.whatsapp.config import Settings, digits, load_settings
-from tix.channels.whatsapp.payload import STATUS_RANK, MetaErrors, Payload, PayloadError, Skipped, Status, decode
+from tix.channels.whatsapp.payload import (STATUS_RANK, AccountEvent, BadChange, Call, Echo, MetaErrors, Payload,
+                                           PayloadError, Preference, Skipped, Status, decode)
 from tix.errors import TixError
 from tix.ingest.intake import Identity, Inbound, NewTicket
 from tix.store.files import atomic_write
@@ -100,13 +101,27 @@ class WhatsAppStep:
     def take(self, item: base.RawItem, payload: Payload, spec: dict, replay: bool = False) -> None:
         run = self.run
         raw = f"messages/whatsapp/{self.month}/{hashlib.sha256(item.raw).hexdigest()[:32]}.json"
-        for part in payload.parts():
-            if isinstance(part, Skipped):
-                run.report.warnings.append(f"{raw}: skipped change field {part.field!r}")
+        for n, part in enumerate(payload.parts()):
+            if isinstance(part, BadChange):
+                if replay:
+                    raise PayloadError(part.error)
+                bad = base.RawItem(item.source, f"{item.key}#{n}", part.body,
+                                   {**item.meta, "where": f"{item.where} change {n} ({part.field})"})
+                run.quarantine(self, bad, part.error)
+            elif isinstance(part, Skipped):
+                run.report.skip(part.field, part.why)
             elif isinstance(part, Status):
                 self._status(part)
             elif isinstance(part, MetaErrors):
                 self._meta_errors(part, raw)
+            elif isinstance(part, AccountEvent):
+                self._account(part, raw)
+            elif isinstance(part, Echo):
+                self._echo(part, raw)
+            elif isinstance(part, Preference):
+                self._preference(part, raw)
+            elif isinstance(part, Call):
+                self._call(part, raw)
             elif part.kind == "system":
                 self._system(part, raw)
             else:
@@ -146,26 +161,162 @@ class WhatsAppStep:
                          why="new WhatsApp conversation")
 
     def _system(self, m, raw: str) -> None:
+        """An identity change (`user_changed_number`, `user_changed_user_id`; no `from` needed):
+        the old and new number / user id are linked on one contact, and the notice joins the
+        conversation."""
         run = self.run
         if run.index.seen(m.wamid):
             run.report.duplicates += 1
             return
-        cid = self._contact(m)
         system = m.system
-        new_id = digits(system.get("wa_id") or system.get("new_wa_id"))
-        if system.get("type") == "user_changed_number" and new_id and run.contacts.find(phone=new_id) is None:
-            run.emit("contact.updated", contact=cid, data={"add_phones": [new_id]},
-                     why="WhatsApp: the customer changed number")
-            run.journal.set(run.contacts.by_phone, normalize_phone(new_id), cid)
-        cur = run.row(run.conversation(cid, m.number.number))
-        ticket = cur["number"] if cur is not None and cur["status"] in ("new", "open", "pending") else None
+        new_phone = digits(system.get("wa_id") or system.get("new_wa_id")) or None
+        new_user = system.get("user_id") or None
+        old_users = [u for u in (system.get("previous_user_id"), m.user_id) if u and u != new_user]
+        old_phone = m.wa_id if m.wa_id != new_phone else None
+        idx = run.contacts
+        cid = next((c for c in [*(idx.find(user_id=u) for u in old_users), idx.find(phone=old_phone) if old_phone
+                                else None, idx.find(user_id=new_user) if new_user else None,
+                                idx.find(phone=new_phone) if new_phone else None] if c is not None), None)
+        if cid is None:
+            if not (new_phone or new_user or old_phone or old_users):
+                run.report.skip("messages (system)", f"{system.get('type')} names no number or user id")
+                return
+            cid = run.contact(Identity(name=m.name, phone=new_phone or old_phone, user_id=new_user), "WhatsApp")
+        self._link(cid, system, new_phone, new_user, old_users, old_phone)
+        ticket = self._last_ticket(cid, m.number.number)
         run.emit("whatsapp.system", ticket=ticket, contact=cid,
                  data={"message": m.wamid, "channel": "whatsapp", "system": system, "text": m.data["text"],
-                       "raw": raw, "inbox": m.number.number})
+                       "raw": raw, "inbox": m.number.number, "sent_at": m.sent_at,
+                       "previous": {"wa_id": old_phone, "user_ids": old_users},
+                       "new": {"wa_id": new_phone, "user_id": new_user}})
         run.remember(m.wamid)
         if ticket is not None:
             run.index.add_mid(m.wamid, ticket, run.journal, thread=False)
-        run.report.stored += 1
+        run.report.contact_events += 1
+
+    def _link(self, cid: int, system: dict, new_phone, new_user, old_users, old_phone) -> None:
+        run = self.run
+        idx, j = run.contacts, run.journal
+        change: dict = {}
+        sets: dict = {}
+        if new_phone and idx.find(phone=new_phone) != cid:
+            change["add_phones"] = [new_phone]
+            j.set(idx.by_phone, normalize_phone(new_phone), cid)
+        if old_phone and idx.find(phone=old_phone) is None:
+            change.setdefault("add_phones", []).append(old_phone)
+            j.set(idx.by_phone, normalize_phone(old_phone), cid)
+        if new_user and idx.by_user.get(new_user) != cid:
+            sets["fields.wa_user_id"] = new_user
+            j.set(idx.by_user, new_user, cid)
+        if old_users:
+            sets["fields.wa_previous_user_ids"] = old_users
+            for u in old_users:
+                j.set(idx.by_user, u, cid)
+        if sets:
+            change["set"] = sets
+        if change:
+            what = "number" if system.get("type") == "user_changed_number" else "WhatsApp user id"
+            run.emit("contact.updated", contact=cid, data=change, why=f"WhatsApp: the customer changed {what}")
+
+    def _last_ticket(self, cid: int, inbox: str) -> int | None:
+        """The conversation's ticket (open, else the last one), where a notice about the contact shows."""
+        row = self.run.row(self.run.conversation(cid, inbox))
+        return row["number"] if row is not None else None
+
+    # -- coexistence: the phone app, preferences, calls, the account ------------------------------
+    def _echo(self, e: Echo, raw: str) -> None:
+        """A message the business sent from the WhatsApp Business app: an outbound message on
+        the customer's ticket (never reopening it), marked `from_phone`."""
+        run = self.run
+        if run.index.seen(e.wamid):
+            run.report.duplicates += 1
+            return
+        cid = run.contact(Identity(phone=e.wa_id, user_id=e.user_id), "WhatsApp")
+        data = dict(e.data)
+        context = data.pop("context", None)
+        subject = " ".join(str(data.get("text") or "").split())[:80] or "WhatsApp message"
+        new = NewTicket(subject=subject, inbox=e.number.number, team=e.number.team or self.settings.team,
+                        status="pending", why="WhatsApp conversation started from the phone app")
+        number = run.thread(Inbound("whatsapp", cid, new, label="from the phone app",
+                                    refs=(context,) if context else (), conversation=e.number.number,
+                                    sent_at=parse_ts_or_none(e.sent_at), passive=True, reply=False))
+        full = {"message": e.wamid, "channel": "whatsapp", "wa_type": e.kind, "from_phone": True, "state": "sent",
+                "auto": False, "from": e.number.number, "to": [e.wa_id or e.user_id], "subject": None,
+                "text": data.pop("text"), "attachments": data.pop("attachments"), "context": context, "raw": raw,
+                "sent_at": e.sent_at, "phone_number_id": e.number.phone_number_id, "inbox": e.number.number, **data}
+        run.emit("message.sent", ticket=number, contact=cid, data=full, why="sent from the WhatsApp Business app")
+        run.remember(e.wamid)
+        run.index.add_mid(e.wamid, number, run.journal, thread=False)
+        run.report.echoes += 1
+
+    def _preference(self, p: Preference, raw: str) -> None:
+        """Marketing stop / resume: kept on the contact (`fields.wa_marketing`), honoured by
+        template sends (`tix.channels.whatsapp.send`), and noted in the conversation."""
+        run = self.run
+        if run.index.seen(p.key):
+            run.report.duplicates += 1
+            return
+        cid = run.contact(Identity(name=p.name, phone=p.wa_id, user_id=p.user_id), "WhatsApp")
+        category, value = str(p.data.get("category") or "unknown"), p.data.get("value")
+        field = "wa_marketing" if category == "marketing_messages" else f"wa_pref_{category}"
+        run.emit("contact.updated", contact=cid, data={"set": {f"fields.{field}": value}},
+                 why=f"WhatsApp: the customer chose {value!r} for {category}")
+        text = f"[{category.replace('_', ' ')}: {value}]" + (f" {p.data['detail']}" if p.data.get("detail") else "")
+        run.emit("whatsapp.preference", ticket=self._last_ticket(cid, p.number.number), contact=cid,
+                 data={"channel": "whatsapp", "key": p.key, **p.data, "text": text, "raw": raw,
+                       "inbox": p.number.number, "sent_at": p.data.get("at")})
+        run.remember(p.key)
+        run.report.contact_events += 1
+
+    def _call(self, c: Call, raw: str) -> None:
+        """A call with the customer: recorded, on the contact's ticket where one exists."""
+        run = self.run
+        if run.index.seen(c.key):
+            run.report.duplicates += 1
+            return
+        if not c.wa_id and not c.user_id:
+            run.report.skip("calls", "a call that names no customer")
+            return
+        cid = run.contact(Identity(name=c.name, phone=c.wa_id, user_id=c.user_id), "WhatsApp")
+        d = c.data
+        how = "call from the customer" if str(d.get("direction") or "").upper() != "BUSINESS_INITIATED" \
+            else "call to the customer"
+        text = f"[{how}: {d.get('event') or '?'}" + (f", {d['status']}" if d.get("status") else "") + \
+            (f", {d['duration']} s" if d.get("duration") is not None else "") + "]"
+        run.emit("whatsapp.call", ticket=self._last_ticket(cid, c.number.number), contact=cid,
+                 data={"channel": "whatsapp", "key": c.key, **d, "text": text, "raw": raw, "inbox": c.number.number,
+                       "sent_at": d.get("at")})
+        run.remember(c.key)
+        run.report.contact_events += 1
+
+    def _account(self, a: AccountEvent, raw: str) -> None:
+        """A change about the account, a number or a template: a `whatsapp.account` event; an
+        incident (ban, restriction, rejection, pause) also queues the `whatsapp.alerts` notification."""
+        run = self.run
+        if run.index.seen(a.key):
+            run.report.duplicates += 1
+            return
+        run.emit("whatsapp.account", data={**a.data, "raw": raw})
+        run.remember(a.key)
+        run.report.account_events += 1
+        if a.data["severity"] == "incident":
+            run.report.warnings.append(f"whatsapp account: {a.data['text']}")
+            self._alert(a)
+
+    def _alert(self, a: AccountEvent) -> None:
+        from tix.outbox import notify
+
+        alerts = self.settings.raw.get("alerts") if self.settings is not None else None
+        if not isinstance(alerts, dict):
+            return
+        subject = f"WhatsApp incident: {a.data['field']} {a.data.get('event') or ''}".strip()
+        body = f"{a.data['text']}\n\nSee: tix sql \"SELECT ts, data FROM events WHERE type = 'whatsapp.account'\"\n"
+        emails = alerts.get("email") or []
+        for addr in [emails] if isinstance(emails, str) else emails:
+            notify(self.run.batch, "email", str(addr), subject, body, key=f"{a.key}:{addr}")
+        if alerts.get("webhook"):
+            notify(self.run.batch, "webhook", str(alerts["webhook"]), subject, body,
+                   payload={"slack": True} if alerts.get("slack") else None, key=f"{a.key}:webhook")
 
     # -- statuses of what tix sent --------------------------------------------------------------
     def _status(self, st: Status) -> None:
@@ -228,7 +379,8 @@ def pending_media(store) -> list[dict]:
         "SELECT data->>'message', data->>'media_id' FROM events WHERE type = 'message.media'").fetchall()}
     rows = con.execute(
         "SELECT ticket, contact, ts, data->>'message', CAST(data->'attachments' AS VARCHAR), data->>'phone_number_id' "
-        "FROM events WHERE type = 'message.received' AND data->>'channel' = 'whatsapp' "
+        "FROM events WHERE (type = 'message.received' OR (type = 'message.sent' AND data->>'from_phone' = 'true')) "
+        "AND data->>'channel' = 'whatsapp' "
         "AND json_array_length(data->'attachments') > 0 ORDER BY seq").fetchall()
     con.close()
     out = []

@@ -10,7 +10,8 @@ from tix.model import fmt_phone
 from tix.store import Store
 from tix.store.log import parse_ts
 
-CONVERSATION = ("ticket.created", "message.received", "message.sent", "ticket.note")
+CONVERSATION = ("ticket.created", "message.received", "message.sent", "ticket.note", "whatsapp.system",
+                "whatsapp.preference", "whatsapp.call")
 
 
 def ticket_view(store: Store, number: int) -> dict:
@@ -58,9 +59,11 @@ def show_ticket(store: Store, number: int, history: bool = False, fmt: str = "te
         ids = [*(c.get("emails") or []), *(fmt_phone(p) for p in c.get("phones") or [])]
         out.write(f"  customer: {who} <{', '.join(ids)}> (contact {c['id']})\n")
     out.write("\n")
+    media = {(ev["data"].get("message"), ev["data"].get("media_id")): ev["data"]
+             for ev in view["events"] if ev["type"] == "message.media" and ev.get("data")}
     for ev in view["events"]:
         if ev["type"] in CONVERSATION:
-            _conversation_entry(ev, tz, out)
+            _conversation_entry(ev, tz, out, media, store.root)
     if history:
         out.write("History:\n")
         _history(view["events"], tz, out)
@@ -76,9 +79,10 @@ def _history(events: list[dict], tz, out) -> None:
                   + "\n")
 
 
-def _conversation_entry(ev: dict, tz, out) -> None:
+def _conversation_entry(ev: dict, tz, out, media: dict | None = None, root=None) -> None:
     data = ev.get("data") or {}
-    when = _local(ev["ts"], tz)
+    # a message's own time (Meta's timestamp: when the customer sent it), else when it was recorded
+    when = _local(data.get("sent_at") or ev["ts"], tz)
     if ev["type"] == "ticket.created":
         out.write(f"--- {when}  opened by {ev['actor']} via {data.get('channel') or '-'}\n\n")
         return
@@ -87,19 +91,65 @@ def _conversation_entry(ev: dict, tz, out) -> None:
         label = "customer (logged)" if kind == "intake" else f"note ({kind})" if kind else "internal note"
         out.write(f"--- {when}  {label} by {ev['actor']}\n{data.get('body', '').rstrip()}\n\n")
         return
+    if ev["type"].startswith("whatsapp."):  # identity change, preference, call: a notice in the conversation
+        out.write(f"--- {when}  WhatsApp notice\n{str(data.get('text') or '').rstrip()}\n\n")
+        return
     sender = fmt_phone(data.get("from")) if data.get("channel") == "whatsapp" else data.get("from")
     who = data.get("from_name") or sender or ev["actor"]
     if ev["type"] == "message.received":
         out.write(f"--- {when}  from {who} <{sender or ''}> via {data.get('channel', '')}\n")
+    elif data.get("from_phone"):
+        out.write(f"--- {when}  reply sent from the WhatsApp Business app (phone) via whatsapp\n")
     else:
         state = "auto-reply" if data.get("auto") else "reply"
         out.write(f"--- {when}  {state} by {ev['actor']} via {data.get('channel', '')}\n")
     text = data.get("text") or ""
     out.write(text.rstrip() + "\n")
     for att in data.get("attachments") or ():
-        size = f"{att['size']} bytes" if att.get("size") is not None else (att.get("status") or "size unknown")
-        out.write(f"    [attachment: {att.get('name') or '(unnamed)'}, {att.get('type')}, {size}]\n")
+        _attachment(att, (media or {}).get((data.get("message"), att.get("media_id"))), root, out)
+    _details(data, out)
     out.write("\n")
+
+
+def _attachment(att: dict, stored: dict | None, root, out) -> None:
+    """One attachment: name, type, size and state; where the file is once stored."""
+    got = {**att, **(stored or {})}
+    status = got.get("status") or "unknown"
+    label = {"pending": "not downloaded yet (tix fetch retries)",
+             "expired": "expired: Meta keeps media 7 days"}.get(status, status)
+    size = f"{got['size']} bytes, " if got.get("size") is not None else ""
+    out.write(f"    [attachment: {got.get('name') or '(unnamed)'}, {got.get('type')}, {size}{label}]\n")
+    if got.get("blob"):
+        where = f"{root}/{got['blob']}" if root is not None else got["blob"]
+        out.write(f"      file: {where} (copy it out to save it)\n")
+
+
+def _details(data: dict, out) -> None:
+    """What a WhatsApp message carries besides its text: errors, flow answers, an order, a
+    product, an ad it came from."""
+    for err in data.get("errors") or ():
+        if isinstance(err, dict):
+            details = (err.get("error_data") or {}).get("details") if isinstance(err.get("error_data"), dict) else None
+            out.write(f"    ! WhatsApp error {err.get('code')}: {err.get('title') or err.get('message') or ''}"
+                      f"{' - ' + str(details) if details else ''}\n")
+    flow = data.get("flow")
+    if isinstance(flow, dict):
+        out.write(f"    flow reply{' (' + str(flow['name']) + ')' if flow.get('name') else ''}:\n")
+        for key, value in (flow.get("fields") or {}).items():
+            out.write(f"      {key}: {_plain(value)}\n")
+    order = data.get("order")
+    if isinstance(order, dict):
+        out.write(f"    order (catalog {order.get('catalog_id') or '-'}):\n")
+        for item in order.get("items") or ():
+            out.write(f"      {item.get('sku')}  x{item.get('quantity')}  {item.get('price')} "
+                      f"{item.get('currency') or ''}".rstrip() + "\n")
+    product = data.get("product")
+    if isinstance(product, dict):
+        out.write(f"    about product {product.get('sku')} (catalog {product.get('catalog_id')})\n")
+    ref = data.get("referral")
+    if isinstance(ref, dict):
+        head = f'"{ref["headline"]}" ' if ref.get("headline") else ""
+        out.write(f"    came from {ref.get('source_type') or 'a referral'} {head}<{ref.get('source_url') or '-'}>\n")
 
 
 def _summary(ev: dict) -> str:
@@ -112,6 +162,8 @@ def _summary(ev: dict) -> str:
         return f"subject: {data.get('subject')!r}"
     if ev["type"] in ("message.received", "message.sent"):
         return f"{data.get('channel', '')} {data.get('message') or ''}".strip()
+    if ev["type"].startswith("whatsapp.") and data.get("text"):
+        return clip_words(" ".join(str(data["text"]).split()), 100)
     if ev["type"] == "ticket.note":
         return clip_words(" ".join((data.get("body") or "").split()), 60)
     return clip_words(", ".join(f"{k}: {_plain(v)}" for k, v in data.items()), 100)

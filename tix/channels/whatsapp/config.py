@@ -12,7 +12,7 @@ DEFAULT_VERSION = "v25.0"
 
 _KEYS = ("numbers", "verify_token_env", "verify_token_file", "app_secret_env", "app_secret_file",
          "token_env", "token_file", "base_url", "version", "team", "reopen_days", "window_hours",
-         "max_body_bytes", "templates", "path")
+         "max_body_bytes", "templates", "path", "alerts")
 _NUMBER_KEYS = ("phone_number_id", "number", "team")
 
 
@@ -84,6 +84,12 @@ def validate_config(section, fname: str) -> list[Problem]:
     if urlsplit(base).scheme not in ("http", "https"):
         problems.append(Problem(fname, line("base_url"), f"whatsapp.base_url must be an http(s) URL, got {base!r}"))
     problems += _check_templates(section, fname, line)
+    alerts = section.get("alerts")
+    if alerts is not None:
+        if not isinstance(alerts, dict):
+            problems.append(Problem(fname, line("alerts"), "whatsapp.alerts must be a mapping (email, webhook, slack)"))
+        else:
+            problems += check_keys(alerts, ("email", "webhook", "slack"), fname, "whatsapp.alerts")
     return problems
 
 

@@ -182,11 +182,23 @@ def _context(conv: dict, now: datetime) -> str | None:
     return None
 
 
+def _opted_out(contact: dict) -> bool:
+    """Whether the customer's last WhatsApp preference stopped marketing messages."""
+    from tix.tickets.contacts import contact_fields
+
+    fields = contact.get("fields")
+    fields = fields if isinstance(fields, dict) else contact_fields(contact)
+    return str(fields.get("wa_marketing") or "").lower() == "stop"
+
+
 def _template_body(settings, key: str, row: dict, contact: dict | None, text: str) -> dict:
     spec = settings.templates.get(key)
     if spec is None:
         names = ", ".join(sorted(settings.templates)) or "none"
         raise UsageError(f"unknown WhatsApp template {key!r}; configured in whatsapp.templates: {names}")
+    if str(spec.get("category") or "").lower() == "marketing" and contact and _opted_out(contact):
+        raise UsageError(f"ticket #{row['number']}: the customer stopped marketing messages on WhatsApp; "
+                         f"{key!r} is a marketing template (whatsapp.templates.{key}.category), not sent")
     from jinja2 import TemplateError
 
     from tix.templates import environment
