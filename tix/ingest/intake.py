@@ -91,7 +91,6 @@ class Inbound:
     about: str | None = None  # a reaction, edit or deletion: the id of the message it is about
     sent_at: datetime | None = None  # the time the channel vouches for; None: the run's time
     passive: bool = False  # never reopens, never changes a status
-    reply: bool = True  # counted in the report's `replies` when it joins an existing ticket
 
 
 class Intake:
@@ -315,10 +314,10 @@ class Intake:
     # -- threading and reopening ----------------------------------------------------------------
     def thread(self, m: Inbound) -> int:
         """The ticket a message goes to (opening or reopening one); see the module docstring.
-        Counts it in the report: a new ticket, or (`m.reply`) a reply."""
+        Counts it in the report: a new ticket, or a reply (it joined one)."""
         before = self.report.tickets_created
         number = self._thread(m)
-        if m.reply and self.report.tickets_created == before:
+        if self.report.tickets_created == before:
             self.report.replies += 1
         return number
 

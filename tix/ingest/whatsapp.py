@@ -239,7 +239,7 @@ class WhatsAppStep:
                         status="pending", why="WhatsApp conversation started from the phone app")
         number = run.thread(Inbound("whatsapp", cid, new, label="from the phone app",
                                     refs=(context,) if context else (), conversation=e.number.number,
-                                    sent_at=parse_ts_or_none(e.sent_at), passive=True, reply=False))
+                                    sent_at=parse_ts_or_none(e.sent_at), passive=True))
         full = {"message": e.wamid, "channel": "whatsapp", "wa_type": e.kind, "from_phone": True, "state": "sent",
                 "auto": False, "from": e.number.number, "to": [e.wa_id or e.user_id], "subject": None,
                 "text": data.pop("text"), "attachments": data.pop("attachments"), "context": context, "raw": raw,

@@ -176,7 +176,7 @@ class Payload:
         """The earliest message or status time (0 when it has none): Meta's retries arrive
         late, so a chunk is applied in this order (API-NOTES §1)."""
         times = [_int(item.get("timestamp")) for value in self._values()
-                 for key in ("messages", "statuses", "message_echoes", "calls")
+                 for key in ("messages", "statuses", "message_echoes", "calls", "user_preferences")
                  for item in (value.get(key) if isinstance(value.get(key), list) else ()) if isinstance(item, dict)]
         return min(times, default=0)
 
