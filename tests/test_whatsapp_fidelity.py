@@ -394,3 +394,29 @@ def test_every_field_fixture_is_taken_in_or_counted(wa_store, name):
     assert taken >= 1, rep
     assert rep.quarantined == (1 if name == "many_changes_one_text" else 0), rep.errors
     assert PNID  # the fixtures name the configured number
+
+
+def test_webhook_events_lists_account_events_for_admins(wa_store, tix):
+    spool(wa_store, body("account_update_banned"), name="1.json")
+    spool(wa_store, body("account_review_update"), name="2.json")
+    fetch_spool(wa_store, media=False)
+    rows = json.loads(tix("webhook", "events", "-f", "json").stdout)
+    assert [(r["field"], r["severity"]) for r in rows] == [("account_update", "incident"),
+                                                           ("account_review_update", "info")]
+    rows = json.loads(tix("webhook", "events", "--incidents", "-f", "json").stdout)
+    assert [r["text"] for r in rows] == ["account DISABLED_UPDATE; ban: DISABLE on 2026-12-01"]
+    assert "ban: DISABLE" in tix("webhook", "events").stdout
+
+
+def test_the_commented_whatsapp_example_with_alerts_is_valid():
+    from pathlib import Path
+
+    from tix import yamlio
+    from tix.channels.whatsapp import validate_config
+
+    text = (Path(__file__).resolve().parent.parent / "tix" / "data" / "tix.example.yaml").read_text()
+    start = text.index("# whatsapp:\n")
+    block = text[start:text.index("\n\n", start)]
+    doc = yamlio.loads("\n".join(line[2:] for line in block.splitlines()), "tix.yaml")
+    assert "alerts" in doc["whatsapp"] and doc["whatsapp"]["templates"]["promo"]["category"] == "marketing"
+    assert validate_config(doc["whatsapp"], "tix.yaml") == []

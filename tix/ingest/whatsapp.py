@@ -3,9 +3,11 @@
     spool chunk -> decode (envelope) -> in time order (Meta's retries arrive late)
         -> per payload: every message / status / error report -> events -> keep the raw payload
 
-A payload is one item: if any part of it fails (a phone_number_id not in tix.yaml, a
-message without id or sender, a malformed message), everything the payload did is rolled
-back and the payload goes to quarantine whole. The raw payload of every payload taken in
+A payload is one item, taken in change by change: a change that cannot be used (a
+phone_number_id not in tix.yaml, a message without id or sender, a malformed value) is
+quarantined alone as a one-change payload, and the rest of the payload is taken in; a
+payload that is not JSON or not a WhatsApp object is quarantined whole. An unexpected
+failure rolls the whole payload back and quarantines it. The raw payload of every payload taken in
 is kept under `messages/whatsapp/YYYY-MM/<sha256-prefix>.json` (a hard link to the spool
 file, which the receiver fsynced), so a redelivered payload is kept once.
 
@@ -26,8 +28,27 @@ Format contract (events written here; see tix.store for the envelope):
   wamid is known.
 - `message.media` data: `message`, `media_id`, `status` (`stored` | `expired`), `blob`
   (`blobs/sha256/ab/<hex>`), `sha256` (hex), `size`, `type`.
-- `whatsapp.system` (number or identity changes) and `whatsapp.error` (errors Meta reports
-  in a webhook with no message, once per `key`) are kept in the log for the audit trail.
+- `whatsapp.system` (`user_changed_number`, `user_changed_user_id`, with or without `from`):
+  `message`, `system`, `text`, `sent_at`, `previous` {wa_id, user_ids}, `new` {wa_id,
+  user_id}; on the conversation's ticket (open, else the last one) if there is one. The
+  contact gets the new number (`add_phones`), `fields.wa_user_id` and
+  `fields.wa_previous_user_ids` (a `contact.updated`).
+- `message.sent` with `from_phone: true`: a message the business sent from the WhatsApp
+  Business app (coexistence echo): `message` (wamid), `state: "sent"`, `to`, `text`,
+  `attachments`, `sent_at`, `wa_type`; on the conversation's ticket (never reopening it),
+  else a new `pending` ticket.
+- `whatsapp.preference`: `key`, `category`, `value` (`stop` | `resume`), `detail`, `at`,
+  `text`; the contact gets `fields.wa_marketing` (marketing_messages) or
+  `fields.wa_pref_<category>`. `whatsapp.call`: `key`, `call`, `event`, `direction`,
+  `status`, `duration`, `start`, `end`, `at`, `text`. Both on the contact, and on the
+  conversation's ticket where one exists.
+- `whatsapp.account`: `key`, `field`, `event`, `severity` (`incident` | `info`), `text`,
+  `waba`, `phone_number`, `template`, `value` (Meta's), `raw`; an incident also queues the
+  `whatsapp.alerts` notification once.
+- `whatsapp.error` (errors Meta reports in a webhook with no message, once per `key`).
+- message data also keeps, per type: `order` {catalog_id, text, items [{sku, quantity,
+  price, currency}]}, `flow` {name, fields} (an `nfm_reply`), `product` {catalog_id, sku}
+  (a question about a catalog product), `referral` (a click-to-WhatsApp ad), `errors`.
 
 Threading (the rules are `tix.ingest.intake`'s): the conversation is the business
 number, so there is one open ticket per (contact, business number); a reply (`context`)
@@ -358,6 +379,19 @@ class WhatsAppStep:
             e = e if isinstance(e, dict) else {}
             run.report.warnings.append(f"whatsapp {part.phone_number_id}: Meta reported error {e.get('code')}: "
                                        f"{e.get('title') or e.get('message')}")
+
+
+def account_events(store, incidents: bool = False) -> list[dict]:
+    """`tix webhook events`: the recorded `whatsapp.account` events (bans, restrictions,
+    number and template changes), oldest first; only incidents with `incidents`."""
+    con = store.read().connect()
+    rows = con.execute(
+        "SELECT ts, data->>'field', data->>'event', data->>'severity', data->>'phone_number', data->>'template', "
+        "data->>'text' FROM events WHERE type = 'whatsapp.account' AND (NOT ? OR data->>'severity' = 'incident') "
+        "ORDER BY seq", [incidents]).fetchall()
+    con.close()
+    names = ("ts", "field", "event", "severity", "number", "template", "text")
+    return [dict(zip(names, r, strict=True)) for r in rows]
 
 
 def failed_note(ticket: int, data: dict) -> str:

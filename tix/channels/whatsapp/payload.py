@@ -2,17 +2,24 @@
 
 A spooled payload (the body of one signed POST, byte for byte) is decoded in two steps:
 
-- `decode(body, settings)` checks the envelope (JSON, `object`, an `entry` list, each with
-  a `changes` list) and returns a `Payload`; anything else raises `PayloadError`.
-- `Payload.parts()` then yields, change by change, what the payload says: a `Message`
-  (one inbound message: its wamid, the idempotency key; the sender's wa_id / business-scoped
-  user_id and profile; the business `Number` it came to; the message's own time; and
-  `describe(msg)`: text or a `[placeholder]`, attachments, context and the type's own
-  data), a `Status` (delivery status of a message tix sent), `MetaErrors` (errors Meta
-  reports with no message) or `Skipped` (a change of another field). It raises
-  `PayloadError` when it reaches something unusable (a phone_number_id not in tix.yaml, a
-  message without id or sender, a malformed message), so intake rolls back what it already
-  did with the payload and quarantines it whole.
+- `decode(body, settings)` checks the envelope (JSON, `object`, an `entry` list) and returns
+  a `Payload`; anything else raises `PayloadError` (the payload is quarantined whole).
+- `Payload.parts()` then yields, change by change, what the payload says:
+  - from `messages`-like fields (`messages`, `smb_message_echoes`, `user_preferences`,
+    `calls`): a `Message` (one inbound message: its wamid, the idempotency key; the
+    sender's wa_id / business-scoped user_id and profile; the business `Number` it came
+    to; the message's own time; and `describe(msg)`: text or a `[placeholder]`,
+    attachments, context and the type's own data; a `system` message needs no sender), an
+    `Echo` (sent by the business from the phone app), a `Status`, a `Preference`, a
+    `Call`, `MetaErrors` (errors Meta reports with no message);
+  - an `AccountEvent` for a change of an `ACCOUNT_FIELDS` field (account, number,
+    template, group), with its severity (`incident` for a ban, restriction, rejection,
+    flag or pause);
+  - `Skipped` for what tix knowingly leaves out (an unknown field, `history`, a group
+    message), counted in the fetch summary;
+  - `BadChange` for a change that cannot be used (malformed, or a phone_number_id not in
+    tix.yaml): intake quarantines that change alone, as a one-change payload that
+    `tix quarantine replay` can take in after a fix; its siblings are taken in.
 
 Messages and statuses of one change come in time order. Nothing here reads or writes the
 store: `tix.ingest.whatsapp` turns the parts into contacts, tickets and events.
