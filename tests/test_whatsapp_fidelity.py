@@ -420,3 +420,19 @@ def test_the_commented_whatsapp_example_with_alerts_is_valid():
     doc = yamlio.loads("\n".join(line[2:] for line in block.splitlines()), "tix.yaml")
     assert "alerts" in doc["whatsapp"] and doc["whatsapp"]["templates"]["promo"]["category"] == "marketing"
     assert validate_config(doc["whatsapp"], "tix.yaml") == []
+
+
+def test_a_previous_user_id_still_finds_the_contact_in_a_later_run(wa_store):
+    spool(wa_store, text_payload("wamid.L1", "hi", user_id="US.1000000000000000001"))
+    fetch_spool(wa_store, media=False)
+    spool(wa_store, body("system_user_changed_user_id"))
+    fetch_spool(wa_store, media=False)
+    late = text_payload("wamid.L2", "late delivery under my old id", ts=1760000300, user_id="US.1000000000000000001")
+    late["entry"][0]["changes"][0]["value"]["contacts"][0].pop("wa_id")
+    late["entry"][0]["changes"][0]["value"]["messages"][0].pop("from")
+    late["entry"][0]["changes"][0]["value"]["messages"][0]["from_user_id"] = "US.1000000000000000001"
+    spool(wa_store, late)
+    rep = fetch_spool(wa_store, media=False)
+    assert rep.stored == 1 and rep.replies == 1
+    assert {e["contact"] for e in events(wa_store, "message.received")} == {1}
+    assert contact(wa_store, 1)["fields"]["wa_user_id"] == "US.1000000000000000003"
