@@ -201,7 +201,8 @@ def test_user_changed_number_without_from_links_old_and_new_and_shows_in_the_con
     assert sysev["ticket"] == 1 and sysev["contact"] == 1
     assert {e["ticket"] for e in events(wa_store, "message.received")} == {1}
     shown = tix("show", "1").stdout
-    assert "WhatsApp notice\n[system] User Ada changed from 15555550100 to 15555550199" in shown
+    assert ("WhatsApp notice\n[system] User Ada changed from 15555550100 to 15555550199 (linked on the contact: "
+            "number +15555550199 added; user id US.1000000000000000001 -> US.1000000000000000002)") in shown
 
 
 def test_user_changed_user_id_links_the_new_id(wa_store):

@@ -205,8 +205,9 @@ class WhatsAppStep:
             cid = run.contact(Identity(name=m.name, phone=new_phone or old_phone, user_id=new_user), "WhatsApp")
         self._link(cid, system, new_phone, new_user, old_users, old_phone)
         ticket = self._last_ticket(cid, m.number.number)
+        text = _linked(m.data["text"], old_phone, new_phone, old_users, new_user)
         run.emit("whatsapp.system", ticket=ticket, contact=cid,
-                 data={"message": m.wamid, "channel": "whatsapp", "system": system, "text": m.data["text"],
+                 data={"message": m.wamid, "channel": "whatsapp", "system": system, "text": text,
                        "raw": raw, "inbox": m.number.number, "sent_at": m.sent_at,
                        "previous": {"wa_id": old_phone, "user_ids": old_users},
                        "new": {"wa_id": new_phone, "user_id": new_user}})
@@ -379,6 +380,16 @@ class WhatsAppStep:
             e = e if isinstance(e, dict) else {}
             run.report.warnings.append(f"whatsapp {part.phone_number_id}: Meta reported error {e.get('code')}: "
                                        f"{e.get('title') or e.get('message')}")
+
+
+def _linked(text: str, old_phone, new_phone, old_users, new_user) -> str:
+    """The system notice with what tix linked on the contact."""
+    links = []
+    if new_phone and old_phone != new_phone:
+        links.append(f"number +{old_phone} -> +{new_phone}" if old_phone else f"number +{new_phone} added")
+    if new_user and old_users:
+        links.append(f"user id {', '.join(old_users)} -> {new_user}")
+    return f"{text} (linked on the contact: {'; '.join(links)})" if links else text
 
 
 def account_events(store, incidents: bool = False) -> list[dict]:
