@@ -270,7 +270,8 @@ def test_calls_are_recorded_on_the_contacts_ticket(wa_store, tix):
     spool(wa_store, text_payload("wamid.C1", "please call me", ts=1760000700), name="1.json")
     spool(wa_store, body("calls"), name="2.json")
     rep = fetch_spool(wa_store, media=False)
-    assert rep.contact_events == 2 and rep.errors == []
+    assert rep.contact_events == 2 and rep.errors == [] and rep.statuses == 0
+    assert rep.skips == ["calls (call status): call statuses are not recorded"]
     calls = events(wa_store, "whatsapp.call")
     assert [c["data"]["event"] for c in calls] == ["connect", "terminate"] and {c["ticket"] for c in calls} == {1}
     assert calls[1]["data"]["duration"] == 33

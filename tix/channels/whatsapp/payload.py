@@ -254,7 +254,10 @@ class Payload:
             yield _echo(echo, number)
         for st in _by_time(value.get("statuses"), "status"):
             found = True
-            yield _status(st, pnid)
+            if st.get("type") == "call":  # ringing / accepted / rejected of a call: the call events tell it
+                yield Skipped(f"{field} (call status)", "call statuses are not recorded")
+            else:
+                yield _status(st, pnid)
         for pref in _by_time(value.get("user_preferences"), "user preference"):
             found = True
             yield _preference(pref, profiles, number)
