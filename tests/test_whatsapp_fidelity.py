@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from tests.plugins.email import make_mail
-from tests.plugins.whatsapp import FIXTURES, PNID, envelope, spool, text_payload
+from tests.plugins.whatsapp import FIXTURES, PNID, envelope, sign, spool, text_payload
 from tix.ingest import fetch_all, fetch_spool
 
 FIELDS = FIXTURES / "from-docs" / "webhooks" / "fields"
@@ -73,6 +73,34 @@ def test_a_post_of_18_changes_keeps_the_text_and_quarantines_only_the_bad_change
     assert ("fetched: 1 stored (1 new tickets), 0 replies, 0 bounces, 0 statuses, 15 account events, "
             "0 contact events, 0 sent from the phone, 1 skipped, 0 already stored, 1 quarantined") in proc.stdout
     assert "skipped 1x history: the phone app's past chats are not imported" in proc.stdout
+
+
+def test_every_field_posted_signed_to_the_receiver_is_answered_and_taken_in(wa_store, receiver, tix):
+    """The issue's reproduction end to end: each payload POSTed signed to `tix webhook serve`,
+    then fetched: only the one malformed change is quarantined, every message is taken in."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    u = urlsplit(receiver)
+    files = sorted(FIELDS.glob("*.json"))
+    for f in files:
+        raw = f.read_bytes()
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+        conn.request("POST", "/", body=raw, headers={"X-Hub-Signature-256": sign(raw),
+                                                     "Content-Type": "application/json"})
+        assert conn.getresponse().status == 200, f.name
+        conn.close()
+    proc = tix("-v", "fetch", "--no-send")
+    assert proc.returncode == 1 and proc.stderr.count("quarantined as") == 1
+    wamids = {e["data"]["message"] for e in events(wa_store, "message.received")}
+    for f in files:
+        for entry in json.loads(f.read_text())["entry"]:
+            for change in entry["changes"]:
+                msgs = change["value"].get("messages")
+                for m in msgs if isinstance(msgs, list) else ():
+                    if m.get("type") != "system" and not m.get("group_id"):
+                        assert m["id"] in wamids, f.name
+    assert not list(wa_store.path("spool", "whatsapp").glob("*.json"))
 
 
 def test_account_fields_are_typed_events_and_incidents_are_marked(wa_store):
