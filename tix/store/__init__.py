@@ -60,7 +60,11 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
   `subject`, `text`, `raw`, `auto`, `template`, `payload` (`state: queued`: written to
   the outbox, counted as sent from then on). `message.quarantined` (no
   ticket: `channel`, `source`, `source_key`, `message`, `quarantine`, `error`),
-  `message.unmatched` (a bounce of no known ticket), `message.media` (a WhatsApp download).
+  `message.unmatched` (a bounce of no known ticket), `message.media` (a WhatsApp download);
+  `message.sent` with `from_phone: true` and no `outbox` is a WhatsApp message the business
+  sent from the phone app. WhatsApp notices `whatsapp.system`, `whatsapp.preference`,
+  `whatsapp.call` (on the contact, and the ticket of its conversation if any) and
+  `whatsapp.account`, `whatsapp.error` (no ticket): data in `tix.ingest.whatsapp`.
   `ticket.note` kinds: `intake` (typed in by an agent), `bounce`, `linked`, `send_failed`.
 - Stage events: `rule.auto_reply`, `rule.failed` (rules), `sla.step`, `sla.breached`
   (SLA). The outbox (everything tix sends; the full vocabulary is in `tix.outbox`):
