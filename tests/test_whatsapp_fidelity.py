@@ -294,6 +294,17 @@ def test_marketing_opt_out_is_stored_and_refuses_marketing_templates(wa_store, t
     assert tix("reply", "1", "--template", "promo", "--no-send").returncode == 0
 
 
+def test_a_template_meta_moved_to_marketing_is_refused_after_a_stop(wa_store, tix):
+    spool(wa_store, text_payload("wamid.P2", "hi"), name="1.json")
+    spool(wa_store, body("user_preferences_stop"), name="2.json")
+    fetch_spool(wa_store, media=False)
+    assert tix("reply", "1", "--template", "followup", "--no-send").returncode == 0  # utility so far
+    spool(wa_store, body("template_category_update"))  # ticket_update: UTILITY -> MARKETING
+    fetch_spool(wa_store, media=False)
+    proc = tix("reply", "1", "--template", "followup", "--no-send")
+    assert proc.returncode == 2 and "'followup' is a marketing template" in proc.stderr
+
+
 def test_calls_are_recorded_on_the_contacts_ticket(wa_store, tix):
     spool(wa_store, text_payload("wamid.C1", "please call me", ts=1760000700), name="1.json")
     spool(wa_store, body("calls"), name="2.json")
