@@ -477,3 +477,17 @@ def test_a_previous_user_id_still_finds_the_contact_in_a_later_run(wa_store):
     assert rep.stored == 1 and rep.replies == 1
     assert {e["contact"] for e in events(wa_store, "message.received")} == {1}
     assert contact(wa_store, 1)["fields"]["wa_user_id"] == "US.1000000000000000003"
+
+
+def test_identity_changes_over_runs_keep_every_previous_user_id(wa_store):
+    spool(wa_store, text_payload("wamid.H1", "hi", user_id="US.1000000000000000001"))
+    fetch_spool(wa_store, media=False)
+    spool(wa_store, body("system_user_changed_number"))  # 001 -> 002, new number 15555550199
+    fetch_spool(wa_store, media=False)
+    spool(wa_store, body("system_user_changed_user_id"))  # names 001 as previous, new 003
+    fetch_spool(wa_store, media=False)
+    c = contact(wa_store, 1)
+    assert c["fields"]["wa_user_id"] == "US.1000000000000000003"
+    assert c["fields"]["wa_previous_user_ids"] == ["US.1000000000000000001", "US.1000000000000000002"]
+    assert sorted(c["phones"]) == ["15555550100", "15555550199"]
+    assert len(events(wa_store, "whatsapp.system")) == 2

@@ -194,10 +194,7 @@ class WhatsAppStep:
         new_user = system.get("user_id") or None
         old_users = [u for u in (system.get("previous_user_id"), m.user_id) if u and u != new_user]
         old_phone = m.wa_id if m.wa_id != new_phone else None
-        idx = run.contacts
-        cid = next((c for c in [*(idx.find(user_id=u) for u in old_users), idx.find(phone=old_phone) if old_phone
-                                else None, idx.find(user_id=new_user) if new_user else None,
-                                idx.find(phone=new_phone) if new_phone else None] if c is not None), None)
+        cid = self._find(old_users, old_phone, new_user, new_phone)
         if cid is None:
             if not (new_phone or new_user or old_phone or old_users):
                 run.report.skip("messages (system)", f"{system.get('type')} names no number or user id")
@@ -216,7 +213,20 @@ class WhatsAppStep:
             run.index.add_mid(m.wamid, ticket, run.journal, thread=False)
         run.report.contact_events += 1
 
+    def _find(self, old_users, old_phone, new_user, new_phone) -> int | None:
+        """The contact of an identity change: by the old ids first, then the new ones."""
+        idx = self.run.contacts
+        for user, phone in [*((u, None) for u in old_users), (None, old_phone), (new_user, None), (None, new_phone)]:
+            cid = idx.find(user_id=user) if user else idx.find(phone=phone) if phone else None
+            if cid is not None:
+                return cid
+        return None
+
     def _link(self, cid: int, system: dict, new_phone, new_user, old_users, old_phone) -> None:
+        """Put the new number and user id on the contact; keep the user ids it had before
+        (`fields.wa_previous_user_ids`), so a late message under an old id still finds it."""
+        from tix.tickets.contacts import contact_fields
+
         run = self.run
         idx, j = run.contacts, run.journal
         change: dict = {}
@@ -230,9 +240,14 @@ class WhatsAppStep:
         if new_user and idx.by_user.get(new_user) != cid:
             sets["fields.wa_user_id"] = new_user
             j.set(idx.by_user, new_user, cid)
-        if old_users:
-            sets["fields.wa_previous_user_ids"] = old_users
-            for u in old_users:
+        row = run.batch.reader.contact(cid)
+        had = contact_fields(row) if row else {}
+        previous = [u for u in [*(had.get("wa_previous_user_ids") or []), had.get("wa_user_id"), *old_users]
+                    if u and u != new_user]
+        previous = list(dict.fromkeys(previous))
+        if previous != (had.get("wa_previous_user_ids") or []):
+            sets["fields.wa_previous_user_ids"] = previous
+            for u in previous:
                 j.set(idx.by_user, u, cid)
         if sets:
             change["set"] = sets
