@@ -491,3 +491,22 @@ def test_identity_changes_over_runs_keep_every_previous_user_id(wa_store):
     assert c["fields"]["wa_previous_user_ids"] == ["US.1000000000000000001", "US.1000000000000000002"]
     assert sorted(c["phones"]) == ["15555550100", "15555550199"]
     assert len(events(wa_store, "whatsapp.system")) == 2
+
+
+def test_replaying_a_post_quarantined_whole_by_an_older_tix_takes_the_text_in(wa_store):
+    """Stores upgraded from a tix that quarantined the 18-change POST whole: replay takes in
+    the customer's text and the account changes and keeps only the bad change quarantined."""
+    from tix.ingest import replay_quarantined
+    from tix.store import quarantine
+
+    raw = (FIELDS / "many_changes_one_text.json").read_bytes()
+    old = quarantine.put(wa_store, "whatsapp", raw, "malformed messages change: …", source="whatsapp",
+                         key="spool:00000000000000000001-1-1.json", ext="json")
+    rep = replay_quarantined(wa_store)
+    assert rep.replayed == [old] and not rep.failed
+    assert [e["data"]["text"] for e in events(wa_store, "message.received")] == ["hello, my order has not arrived"]
+    assert len(events(wa_store, "whatsapp.account")) == 15
+    (left,) = quarantine.entries(wa_store)
+    assert left["id"] != old and "not an object" in left["error"]
+    again = replay_quarantined(wa_store)  # the bad change alone: still bad, stays
+    assert again.failed == [left["id"]] and not again.replayed

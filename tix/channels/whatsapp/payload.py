@@ -187,6 +187,12 @@ class Payload:
                  for item in (value.get(key) if isinstance(value.get(key), list) else ()) if isinstance(item, dict)]
         return min(times, default=0)
 
+    @property
+    def changes(self) -> int:
+        """How many changes (an entry without a changes list counts as one) the payload holds."""
+        return sum(len(e["changes"]) if isinstance(e, dict) and isinstance(e.get("changes"), list) else 1
+                   for e in self.payload["entry"])
+
     def _values(self) -> Iterator[dict]:
         for entry in self.payload["entry"]:
             changes = entry.get("changes") if isinstance(entry, dict) else None
