@@ -510,3 +510,51 @@ def test_replaying_a_post_quarantined_whole_by_an_older_tix_takes_the_text_in(wa
     assert left["id"] != old and "not an object" in left["error"]
     again = replay_quarantined(wa_store)  # the bad change alone: still bad, stays
     assert again.failed == [left["id"]] and not again.replayed
+
+
+PYWA_SHOWN = {
+    "message:text": "Body Text\n",
+    "message:image": "[image]\n    [attachment: image.jpg, image/jpeg, not downloaded yet (tix fetch retries)]\n",
+    "message:media_with_url": "[image]\n    [attachment: image.jpg, image/jpeg, not downloaded yet",
+    "message:video": "caption\n    [attachment: video.mp4, video/mp4, not downloaded yet",
+    "message:document": "caption\n    [attachment: filename.pdf, application/pdf, not downloaded yet",
+    "message:audio": "[audio]\n    [attachment: audio.oga, audio/ogg; codecs=opus, not downloaded yet",
+    "message:voice": "[voice message]\n    [attachment: audio.oga",
+    "message:static_sticker": "[sticker]\n    [attachment: sticker.webp, image/webp",
+    "message:animated_sticker": "[animated sticker]\n    [attachment: sticker.webp",
+    "message:reaction": "[reaction \U0001F62E]\n",
+    "message:unreaction_empty": "[reaction removed]\n",
+    "message:unreaction_no_emoji": "[reaction removed]\n",
+    "message:current_location": "[location] (12.25089, 43.90539)\n",
+    "message:chosen_location": "[location] Facebook HQ, 1 Hacker Way, Menlo Park, CA 94025 (37.4611978, -122.2164385)",
+    "message:contacts": "[contact card] Chandler Bing +1 555-555-5555; Monica +1 666-666-6666;",
+    "message:order": "[order: 3 items]\n    order (catalog 354160437058781):\n      HAMBURGER  x3  30 ILS\n",
+    "message:unsupported": "[unsupported message - Message type unknown]\n    ! WhatsApp error 131051: Message "
+                           "type unknown - Message type is currently not supported.\n",
+    "message:unsupported_with_type": "[unsupported message: pool - Message type unknown]\n",
+    "message:reply": "replied text\n",
+    "message:forwarded": "forwarded text\n    (forwarded)\n",
+    "message:forwarded_many_times": "text forwarded many times\n    (forwarded many times)\n",
+    "message:interactive_message_with_err": "[interactive message]\n",
+    "message:referral": 'BODY\n    came from ad or post "AD_TITLE" <AD_OR_POST_FB_URL>\n',
+    "callback_button:button": "title\n",
+    "callback_button:quick_reply": "title\n",
+    "callback_button:quick_reply_without_context": "title\n",
+    "callback_selection:callback": "title\n",
+    "callback_selection:description": "title (description)\n",
+    "edited_message:image": "[edited] Updated image caption\n    [attachment: image.jpg",
+    "deleted_message:revoke": "[message deleted by the customer]\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(PYWA_SHOWN))
+def test_show_renders_each_message_type(wa_store, tix, case):
+    """`tix show` for every inbound message type in the pywa fixtures (MIT, tests/data/whatsapp/pywa)."""
+    name, key = case.split(":")
+    payload = json.loads((FIXTURES / "pywa" / f"{name}.json").read_text())[key]
+    text = (json.dumps(payload).replace("1122334455667", PNID).replace("106540352242922", PNID)
+            .replace("<BUSINESS_PHONE_NUMBER_ID>", PNID))
+    spool(wa_store, text.encode())
+    fetch_spool(wa_store, media=False)
+    shown = tix("show", "1").stdout
+    assert "via whatsapp\n" + PYWA_SHOWN[case] in shown, shown

@@ -127,6 +127,8 @@ def _attachment(att: dict, stored: dict | None, root, out) -> None:
 def _details(data: dict, out) -> None:
     """What a WhatsApp message carries besides its text: errors, flow answers, an order, a
     product, an ad it came from."""
+    if data.get("forwarded"):
+        out.write(f"    (forwarded{' many times' if data['forwarded'] == 'frequently' else ''})\n")
     for err in data.get("errors") or ():
         if isinstance(err, dict):
             details = (err.get("error_data") or {}).get("details") if isinstance(err.get("error_data"), dict) else None
