@@ -73,6 +73,13 @@ def test_a_post_of_18_changes_keeps_the_text_and_quarantines_only_the_bad_change
     assert ("fetched: 1 stored (1 new tickets), 0 replies, 0 bounces, 0 statuses, 15 account events, "
             "0 contact events, 0 sent from the phone, 1 skipped, 0 already stored, 1 quarantined") in proc.stdout
     assert "skipped 1x history: the phone app's past chats are not imported" in proc.stdout
+    # Meta redelivers the POST: nothing new, the bad change is not quarantined twice
+    spool(wa_store, body("many_changes_one_text"))
+    proc = tix("-v", "fetch", "--no-send")
+    assert proc.returncode == 0, proc.stderr
+    assert ("fetched: 0 stored (0 new tickets), 0 replies, 0 bounces, 0 statuses, 0 account events, "
+            "0 contact events, 0 sent from the phone, 1 skipped, 17 already stored, 0 quarantined") in proc.stdout
+    assert len(list(qdir.iterdir())) == 1
 
 
 def test_every_field_posted_signed_to_the_receiver_is_answered_and_taken_in(wa_store, receiver, tix):

@@ -5,7 +5,8 @@
 
 A payload is one item, taken in change by change: a change that cannot be used (a
 phone_number_id not in tix.yaml, a message without id or sender, a malformed value) is
-quarantined alone as a one-change payload, and the rest of the payload is taken in; a
+quarantined alone as a one-change payload (once: keyed by its content, so a redelivered
+POST does not quarantine it again), and the rest of the payload is taken in; a
 payload that is not JSON or not a WhatsApp object is quarantined whole. An unexpected
 failure rolls the whole payload back and quarantines it. The raw payload of every payload taken in
 is kept under `messages/whatsapp/YYYY-MM/<sha256-prefix>.json` (a hard link to the spool
@@ -128,7 +129,11 @@ class WhatsAppStep:
                     raise PayloadError(part.error)
                 # (replaying a whole payload quarantined by an older tix splits it: the bad change
                 # gets an entry of its own, the rest is taken in)
-                bad = base.RawItem(item.source, f"{item.key}#{n}", part.body,
+                key = "wa-change:" + hashlib.sha256(part.body).hexdigest()[:24]  # the same change redelivered
+                if key in run.index.qkeys:  # is quarantined already: once
+                    run.report.duplicates += 1
+                    continue
+                bad = base.RawItem(item.source, key, part.body,
                                    {**item.meta, "where": f"{item.where} change {n} ({part.field})"})
                 run.quarantine(self, bad, part.error)
             elif isinstance(part, Skipped):
