@@ -565,3 +565,21 @@ def test_show_renders_each_message_type(wa_store, tix, case):
     fetch_spool(wa_store, media=False)
     shown = tix("show", "1").stdout
     assert "via whatsapp\n" + PYWA_SHOWN[case] in shown, shown
+
+
+def test_show_gives_an_email_attachment_its_size_and_file(wa_store, tmp_path, tix):
+    from tests.plugins.email import add_config
+
+    md = tmp_path / "maildir"
+    for sub in ("new", "cur", "tmp"):
+        (md / sub).mkdir(parents=True)
+    add_config(wa_store, f"channels:\n  - name: inbox\n    type: maildir\n    path: {md}\n"
+                         f"    address: support@toko.example\n    team: support\n")
+    (md / "new" / "1.test").write_bytes(make_mail(attachments=[("struk.pdf", "application/pdf", b"%PDF-1.4 x")]))
+    fetch_all(wa_store, media=False)
+    shown = tix("show", "1").stdout
+    import hashlib
+
+    hexd = hashlib.sha256(b"%PDF-1.4 x").hexdigest()
+    assert "    [attachment: struk.pdf, application/pdf, 10 bytes]\n" in shown
+    assert f"      file: {wa_store.root}/blobs/sha256/{hexd[:2]}/{hexd} (copy it out to save it)" in shown

@@ -112,15 +112,24 @@ def _conversation_entry(ev: dict, tz, out, media: dict | None = None, root=None)
 
 
 def _attachment(att: dict, stored: dict | None, root, out) -> None:
-    """One attachment: name, type, size and state; where the file is once stored."""
+    """One attachment: name, type, size and (WhatsApp media) its download state; where the
+    file is once stored (`blobs/sha256/ab/<hex>`)."""
     got = {**att, **(stored or {})}
-    status = got.get("status") or "unknown"
-    label = {"pending": "not downloaded yet (tix fetch retries)",
-             "expired": "expired: Meta keeps media 7 days"}.get(status, status)
-    size = f"{got['size']} bytes, " if got.get("size") is not None else ""
-    out.write(f"    [attachment: {got.get('name') or '(unnamed)'}, {got.get('type')}, {size}{label}]\n")
-    if got.get("blob"):
-        where = f"{root}/{got['blob']}" if root is not None else got["blob"]
+    parts = [str(got.get("name") or "(unnamed)"), str(got.get("type"))]
+    if got.get("size") is not None:
+        parts.append(f"{got['size']} bytes")
+    status = got.get("status")
+    if status is not None:  # WhatsApp media: downloaded by `tix fetch` after the message
+        parts.append({"pending": "not downloaded yet (tix fetch retries)",
+                      "expired": "expired: Meta keeps media 7 days"}.get(status, status))
+    elif got.get("size") is None:
+        parts.append("size unknown")
+    out.write(f"    [attachment: {', '.join(parts)}]\n")
+    blob = got.get("blob")
+    if not blob and status is None and got.get("sha256") and len(str(got["sha256"])) == 64:  # an email's
+        blob = f"blobs/sha256/{got['sha256'][:2]}/{got['sha256']}"
+    if blob and (root is None or (root / blob).is_file()):
+        where = f"{root}/{blob}" if root is not None else blob
         out.write(f"      file: {where} (copy it out to save it)\n")
 
 
