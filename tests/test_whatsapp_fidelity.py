@@ -583,3 +583,17 @@ def test_show_gives_an_email_attachment_its_size_and_file(wa_store, tmp_path, ti
     hexd = hashlib.sha256(b"%PDF-1.4 x").hexdigest()
     assert "    [attachment: struk.pdf, application/pdf, 10 bytes]\n" in shown
     assert f"      file: {wa_store.root}/blobs/sha256/{hexd[:2]}/{hexd} (copy it out to save it)" in shown
+
+
+@pytest.mark.parametrize("alerts, error", [
+    ("{email: ops}", "whatsapp.alerts.email: not an email address: 'ops'"),
+    ("{webhook: 'https://u:secret@hooks.example/x'}", "whatsapp.alerts.webhook https://hooks.example/…: a user:"),
+    ("{slack: true}", "whatsapp.alerts needs email: ADDRESS(ES) or webhook: URL"),
+])
+def test_alerts_targets_are_checked(alerts, error):
+    from tix import yamlio
+    from tix.channels.whatsapp import validate_config
+
+    doc = yamlio.loads(f"whatsapp:\n  numbers: [{{phone_number_id: '1'}}]\n  alerts: {alerts}\n", "tix.yaml")
+    problems = [str(p) for p in validate_config(doc["whatsapp"], "tix.yaml")]
+    assert len(problems) == 1 and error in problems[0] and "secret" not in problems[0]

@@ -89,7 +89,26 @@ def validate_config(section, fname: str) -> list[Problem]:
         if not isinstance(alerts, dict):
             problems.append(Problem(fname, line("alerts"), "whatsapp.alerts must be a mapping (email, webhook, slack)"))
         else:
-            problems += check_keys(alerts, ("email", "webhook", "slack"), fname, "whatsapp.alerts")
+            problems += _check_alerts(alerts, fname, line("alerts"))
+    return problems
+
+
+def _check_alerts(alerts: dict, fname: str, where) -> list[Problem]:
+    """`whatsapp.alerts`: whom a WhatsApp incident notifies (email addresses, a webhook)."""
+    from tix.config import check_keys
+    from tix.outbox.webhook import target_problem
+
+    problems = check_keys(alerts, ("email", "webhook", "slack"), fname, "whatsapp.alerts")
+    emails = alerts.get("email") or []
+    for e in [emails] if isinstance(emails, str) else emails if isinstance(emails, list) else [emails]:
+        if "@" not in str(e):
+            problems.append(Problem(fname, where, f"whatsapp.alerts.email: not an email address: {e!r}"))
+    if alerts.get("webhook"):
+        problem = target_problem(str(alerts["webhook"]))
+        if problem:
+            problems.append(Problem(fname, where, f"whatsapp.alerts.webhook {problem}"))
+    if not alerts.get("email") and not alerts.get("webhook"):
+        problems.append(Problem(fname, where, "whatsapp.alerts needs email: ADDRESS(ES) or webhook: URL"))
     return problems
 
 
