@@ -597,3 +597,13 @@ def test_alerts_targets_are_checked(alerts, error):
     doc = yamlio.loads(f"whatsapp:\n  numbers: [{{phone_number_id: '1'}}]\n  alerts: {alerts}\n", "tix.yaml")
     problems = [str(p) for p in validate_config(doc["whatsapp"], "tix.yaml")]
     assert len(problems) == 1 and error in problems[0] and "secret" not in problems[0]
+
+
+def test_an_old_incident_is_recorded_but_alerts_no_one(wa_store):
+    edit_config(wa_store, "\n  version: v25.0\n", "\n  version: v25.0\n  alerts:\n    email: [ops@toko.example]\n")
+    old = body("account_update_banned")
+    old["entry"][0]["time"] = 1760000000  # October 2025: long before the run
+    spool(wa_store, old)
+    rep = fetch_spool(wa_store, media=False)
+    assert rep.account_events == 1 and events(wa_store, "whatsapp.account")[0]["data"]["at"] == "2025-10-09T08:53:20.000000Z"
+    assert not events(wa_store, "outbox.queued")

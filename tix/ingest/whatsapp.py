@@ -44,8 +44,9 @@ Format contract (events written here; see tix.store for the envelope):
   `status`, `duration`, `start`, `end`, `at`, `text`. Both on the contact, and on the
   conversation's ticket where one exists.
 - `whatsapp.account`: `key`, `field`, `event`, `severity` (`incident` | `info`), `text`,
-  `waba`, `phone_number`, `template`, `value` (Meta's), `raw`; an incident also queues the
-  `whatsapp.alerts` notification once.
+  `waba`, `phone_number`, `template`, `at` (the entry's time, if Meta gave one), `value`
+  (Meta's), `raw`; an incident also queues the `whatsapp.alerts` notification once (not
+  when `at` is more than `ALERT_DAYS` old).
 - `whatsapp.error` (errors Meta reports in a webhook with no message, once per `key`).
 - message data also keeps, per type: `order` {catalog_id, text, items [{sku, quantity,
   price, currency}]}, `flow` {name, fields} (an `nfm_reply`), `product` {catalog_id, sku}
@@ -76,6 +77,7 @@ from tix.store.log import iso, parse_ts, parse_ts_or_none, utcnow
 from tix.tickets import normalize_phone
 
 PASSIVE = ("reaction", "revoke")  # never reopen a ticket, never change its status
+ALERT_DAYS = 7  # an incident Meta reported longer ago (its `entry.time`) is recorded but alerts no one
 
 
 class WhatsAppStep:
@@ -345,7 +347,9 @@ class WhatsAppStep:
         run.report.account_events += 1
         if a.data["severity"] == "incident":
             run.report.warnings.append(f"whatsapp account: {a.data['text']}")
-            self._alert(a)
+            at = parse_ts_or_none(a.data.get("at"))
+            if at is None or run.clock() - at <= timedelta(days=ALERT_DAYS):  # never alert on old news
+                self._alert(a)
 
     def _alert(self, a: AccountEvent) -> None:
         from tix.outbox import notify

@@ -232,7 +232,7 @@ class Payload:
         if not isinstance(value, dict):
             raise PayloadError(f"a {field} change without a value object")
         if field in ACCOUNT_FIELDS:
-            yield account_event(entry.get("id"), field, value)
+            yield account_event(entry.get("id"), field, value, _iso_unix(entry.get("time")))
             return
         if field in SKIP_FIELDS:
             yield Skipped(field, SKIP_FIELDS[field])
@@ -300,7 +300,7 @@ def _one(entry, change) -> bytes:
                          "entry": [{"id": entry.get("id"), "time": entry.get("time"), "changes": [change]}]})
 
 
-def account_event(waba, field: str, value: dict) -> AccountEvent:
+def account_event(waba, field: str, value: dict, at: str | None = None) -> AccountEvent:
     """The `whatsapp.account` event of one change about the account, a number or a template."""
     event = value.get("event") or value.get("decision") or value.get("alert_type") or None
     severity = "info"
@@ -314,7 +314,7 @@ def account_event(waba, field: str, value: dict) -> AccountEvent:
     data = {"channel": "whatsapp", "field": field, "event": event, "severity": severity,
             "text": account_text(field, value), "waba": str(waba) if waba is not None else None,
             "phone_number": digits(value.get("display_phone_number") or value.get("phone_number")) or None,
-            "template": value.get("message_template_name"), "value": value}
+            "template": value.get("message_template_name"), "at": at, "value": value}
     key = orjson.dumps([waba, field, value], option=orjson.OPT_SORT_KEYS)
     data["key"] = "acct:" + hashlib.sha256(key).hexdigest()[:24]
     return AccountEvent(data["key"], data)
