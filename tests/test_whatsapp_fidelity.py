@@ -607,3 +607,20 @@ def test_an_old_incident_is_recorded_but_alerts_no_one(wa_store):
     rep = fetch_spool(wa_store, media=False)
     assert rep.account_events == 1 and events(wa_store, "whatsapp.account")[0]["data"]["at"] == "2025-10-09T08:53:20.000000Z"
     assert not events(wa_store, "outbox.queued")
+
+
+def test_what_the_customer_sent_reaches_the_terminal_harmlessly(wa_store, tix):
+    evil = "\x1b]0;owned\x07\u202e"
+    flow = body("flow_reply")
+    reply = flow["entry"][0]["changes"][0]["value"]["messages"][0]["interactive"]["nfm_reply"]
+    reply["response_json"] = json.dumps({"note": evil})
+    order = body("order")
+    order["entry"][0]["changes"][0]["value"]["messages"][0]["order"]["product_items"][0]["product_retailer_id"] = evil
+    ad = body("ad_referral")
+    ad["entry"][0]["changes"][0]["value"]["messages"][0]["referral"]["headline"] = evil
+    for i, b in enumerate((flow, order, ad)):
+        spool(wa_store, b, name=f"{i}.json")
+    fetch_spool(wa_store, media=False)
+    shown = tix("show", "1").stdout
+    assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown
+    assert shown.count("\u241b]0;owned\u2407") == 5  # subject, flow line and field, SKU, headline
