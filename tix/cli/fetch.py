@@ -70,10 +70,9 @@ def fetch_summary(rep) -> list[str]:
     line per kind of thing skipped (with its count), then the warnings."""
     def counts(c: dict) -> str:
         return (f"{c['stored']} stored ({c['tickets_created']} new tickets), {c['replies']} replies, "
-                f"{c['bounces']} bounces, "
-                f"{c['statuses']} statuses, {c['account_events']} account events, {c['contact_events']} contact "
-                f"events, {c['echoes']} sent from the phone, {c['skipped']} skipped, {c['duplicates']} already "
-                f"stored, {c['quarantined']} quarantined")
+                f"{c['bounces']} bounces, {c['statuses']} statuses, {c['account_events']} account events, "
+                f"{c['contact_events']} contact events, {c['echoes']} sent from the phone, {c['skipped']} skipped, "
+                f"{c['duplicates']} already stored, {c['quarantined']} quarantined")
 
     from collections import Counter
 
