@@ -605,7 +605,8 @@ def test_an_old_incident_is_recorded_but_alerts_no_one(wa_store):
     old["entry"][0]["time"] = 1760000000  # October 2025: long before the run
     spool(wa_store, old)
     rep = fetch_spool(wa_store, media=False)
-    assert rep.account_events == 1 and events(wa_store, "whatsapp.account")[0]["data"]["at"] == "2025-10-09T08:53:20.000000Z"
+    assert rep.account_events == 1
+    assert events(wa_store, "whatsapp.account")[0]["data"]["at"] == "2025-10-09T08:53:20.000000Z"
     assert not events(wa_store, "outbox.queued")
 
 
