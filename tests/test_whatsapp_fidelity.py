@@ -542,7 +542,8 @@ PYWA_SHOWN = {
     "message:reply": "replied text\n",
     "message:forwarded": "forwarded text\n    (forwarded)\n",
     "message:forwarded_many_times": "text forwarded many times\n    (forwarded many times)\n",
-    "message:interactive_message_with_err": "[interactive message]\n",
+    "message:interactive_message_with_err": "[interactive message]\n    ! WhatsApp error 131000: Something went wrong"
+                                            " - Unsupported webhook payload\n",
     "message:referral": 'BODY\n    came from ad or post "AD_TITLE" <AD_OR_POST_FB_URL>\n',
     "callback_button:button": "title\n",
     "callback_button:quick_reply": "title\n",

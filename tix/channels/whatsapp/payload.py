@@ -253,8 +253,11 @@ class Payload:
             found = True
             if msg.get("group_id"):
                 yield Skipped("messages (group)", "group messages are not taken in")
-            else:
-                yield _message(msg, profiles, number)
+                continue
+            m = _message(msg, profiles, number)
+            if isinstance(value.get("errors"), list) and value["errors"] and not m.data.get("errors"):
+                m.data["errors"] = value["errors"]  # errors Meta reports beside the message are about it
+            yield m
         for echo in _by_time(value.get("message_echoes"), "message echo"):
             found = True
             yield _echo(echo, number)
