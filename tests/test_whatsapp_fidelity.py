@@ -626,3 +626,19 @@ def test_what_the_customer_sent_reaches_the_terminal_harmlessly(wa_store, tix):
     shown = tix("show", "1").stdout
     assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown
     assert shown.count("\u241b]0;owned\u2407") == 5  # subject, flow line and field, SKU, headline
+
+
+def test_a_message_deleted_on_the_phone_joins_its_ticket_as_a_business_deletion(wa_store, tix):
+    spool(wa_store, text_payload("wamid.Q", "question", ts=1760000300), name="1.json")
+    spool(wa_store, body("smb_message_echoes"), name="2.json")
+    revoke = body("smb_message_echoes")
+    echo = revoke["entry"][0]["changes"][0]["value"]["message_echoes"][0]
+    echo.update(id="wamid.ECHO0002", timestamp="1760000600", type="revoke",
+                revoke={"original_message_id": "wamid.ECHO0001"})
+    echo.pop("text")
+    spool(wa_store, revoke, name="3.json")
+    rep = fetch_spool(wa_store, media=False)
+    assert rep.echoes == 2 and rep.tickets_created == 1
+    sent = events(wa_store, "message.sent")
+    assert [e["ticket"] for e in sent] == [1, 1] and sent[1]["data"]["revoke_of"] == "wamid.ECHO0001"
+    assert "[message deleted from the phone app]" in tix("show", "1").stdout

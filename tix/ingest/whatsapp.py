@@ -285,6 +285,7 @@ class WhatsAppStep:
                         status="pending", why="WhatsApp conversation started from the phone app")
         number = run.thread(Inbound("whatsapp", cid, new, label="from the phone app",
                                     refs=(context,) if context else (), conversation=e.number.number,
+                                    about=data.get("edit_of") or data.get("revoke_of"),
                                     sent_at=parse_ts_or_none(e.sent_at), passive=True))
         full = {"message": e.wamid, "channel": "whatsapp", "wa_type": e.kind, "from_phone": True, "state": "sent",
                 "auto": False, "from": e.number.number, "to": [e.wa_id or e.user_id], "subject": None,

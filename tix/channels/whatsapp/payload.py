@@ -409,7 +409,10 @@ def _echo(msg: dict, number: Number) -> Echo:
     if not to and not uid:
         raise PayloadError(f"message echo {wamid}: no recipient (neither to nor to_user_id)")
     kind = msg.get("type") or "unknown"
-    return Echo(wamid, kind, to, uid, number, _iso_unix(msg.get("timestamp")), describe(msg))
+    data = describe(msg)
+    if kind == "revoke":  # the business deleted one of its messages on the phone
+        data["text"] = "[message deleted from the phone app]"
+    return Echo(wamid, kind, to, uid, number, _iso_unix(msg.get("timestamp")), data)
 
 
 def _preference(p: dict, profiles: list, number: Number) -> Preference:
