@@ -27,6 +27,7 @@ SKIP = {
 }
 # Examples that run but end with a documented non-zero exit in a test store: prefix -> (code, reason).
 EXPECTED_EXIT = {
+    "tix import": (2, "an export (or an IMAP source) the test store does not have"),
     "tix quarantine show 5b8d2c0e41a7": (1, "an entry id of someone else's quarantine"),
 }
 # Commands an example needs to have run before it: prefix -> setup lines.

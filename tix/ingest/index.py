@@ -150,6 +150,10 @@ class MessageIndex:
     def _sent(self, ev: dict, data: dict, ticket) -> None:
         if data.get("from_phone") and data.get("message"):  # sent from the phone app: taken in once
             self.keys.add(data["message"])
+        if data.get("imported"):  # an agent's reply taken from an import: its keys dedupe it
+            for k in (data.get("message"), data.get("source_key")):
+                if k:
+                    self.keys.add(k)
         if ticket is not None and data.get("message_id"):
             self.add_mid(data["message_id"], ticket)
             self.sent.add(data["message_id"])

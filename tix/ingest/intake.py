@@ -102,6 +102,8 @@ class Intake:
         self.config = store.config
         self.now = now.astimezone(timezone.utc) if now else None
         self.ts = iso(self.now) if self.now else None
+        self.run_ts = self.ts
+        self.item_time: datetime | None = None  # an imported item's own time (`at`)
         self.index = MessageIndex.load(store)
         self.journal = Journal()
         self.files = Files(store.root)
@@ -115,9 +117,20 @@ class Intake:
         self._tail_mark = None
 
     def clock(self) -> datetime:
-        return self.now or utcnow()
+        return self.item_time or self.now or utcnow()
+
+    def at(self, when: datetime | None) -> None:
+        """The current item happened at `when` (an import keeps its original time): its
+        events carry it and the reopen window is measured from it. Reset by `take`."""
+        if when is not None:
+            self.item_time = when.astimezone(timezone.utc)
+            self.ts = iso(self.item_time)
 
     # -- the steps ----------------------------------------------------------------------------------
+    def use_step(self, step) -> None:
+        """Take items of `step.channel` in with this step (an importer's; see tix.importers)."""
+        self._steps[step.channel] = step
+
     def step(self, channel: str):
         """The channel's step (its decode and its part of taking an item in), made once per run."""
         if channel not in self._steps:
@@ -150,6 +163,7 @@ class Intake:
         A failure rolls the item back whole and quarantines it (with `replay`, raises).
         """
         self.actor = f"channel:{item.source}"
+        self.ts, self.item_time = self.run_ts, None
         mark = Savepoint.take(self.batch, self.journal, self.report)
         try:
             if isinstance(decoded, Exception):
@@ -161,6 +175,7 @@ class Intake:
                 raise
             self.quarantine(step, item, _error_text(exc), step.key_of(item, decoded))
         self.journal.clear()
+        self.ts, self.item_time = self.run_ts, None
 
     def quarantine(self, step, item: RawItem, error: str, key: str | None = None) -> None:
         """Keep the item with its error in quarantine/ (fsynced), record its keys, report it."""

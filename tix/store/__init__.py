@@ -58,7 +58,9 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
   `calendar`, `text_truncated`; WhatsApp adds `wa_type`, `context`, `from_user_id`.
   `message.sent` has `outbox`, `state`, `channel`, `message_id`, `from`, `to`, `cc`,
   `subject`, `text`, `raw`, `auto`, `template`, `payload` (`state: queued`: written to
-  the outbox, counted as sent from then on). `message.quarantined` (no
+  the outbox, counted as sent from then on). Imported history (`tix.importers`): both
+  carry `imported: true`; an imported `message.sent` has no `outbox` (it was never sent
+  by tix), and the event's `ts` is the message's own time. `message.quarantined` (no
   ticket: `channel`, `source`, `source_key`, `message`, `quarantine`, `error`),
   `message.unmatched` (a bounce of no known ticket), `message.media` (a WhatsApp download);
   `message.sent` with `from_phone: true` and no `outbox` is a WhatsApp message the business
@@ -66,8 +68,9 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
   `whatsapp.call` (on the contact, and the ticket of its conversation if any) and
   `whatsapp.account`, `whatsapp.error` (no ticket): data in `tix.ingest.whatsapp`.
   `ticket.note` kinds: `intake` (typed in by an agent), `bounce`, `linked`, `send_failed`.
-- Stage events: `rule.auto_reply`, `rule.failed` (rules), `sla.step`, `sla.breached`
-  (SLA). The outbox (everything tix sends; the full vocabulary is in `tix.outbox`):
+- Stage events: `rule.auto_reply`, `rule.failed` (rules), `sla.step` (`history: true`:
+  a breach older than `act_within`, recorded, nobody notified), `sla.breached` (SLA).
+  The outbox (everything tix sends; the full vocabulary is in `tix.outbox`):
   `outbox.queued` (a notification or report mail; no ticket: `outbox`, `purpose`, `kind`
   (the channel), `key`, `target`, `subject`, `body`, `payload`, `ticket`, `raw`),
   `outbox.sent` (`outbox`, `channel`, `attempt`, and what the channel answered),
