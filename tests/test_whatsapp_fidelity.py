@@ -70,14 +70,14 @@ def test_a_post_of_18_changes_keeps_the_text_and_quarantines_only_the_bad_change
     assert [c["field"] for c in alone["entry"][0]["changes"]] == ["messages"]
     assert alone["entry"][0]["changes"][0]["value"]["messages"] == "not a list"
     assert "change 16 (messages)" in proc.stderr
-    assert ("fetched: 1 stored (1 new tickets), 0 replies, 0 bounces, 0 statuses, 15 account events, "
+    assert ("fetched: 1 stored (1 new tickets), 0 on existing tickets, 0 bounces, 0 statuses, 15 account events, "
             "0 contact events, 0 sent from the phone, 1 skipped, 0 already stored, 1 quarantined") in proc.stdout
     assert "skipped 1x history: the phone app's past chats are not imported" in proc.stdout
     # Meta redelivers the POST: nothing new, the bad change is not quarantined twice
     spool(wa_store, body("many_changes_one_text"))
     proc = tix("-v", "fetch", "--no-send")
     assert proc.returncode == 0, proc.stderr
-    assert ("fetched: 0 stored (0 new tickets), 0 replies, 0 bounces, 0 statuses, 0 account events, "
+    assert ("fetched: 0 stored (0 new tickets), 0 on existing tickets, 0 bounces, 0 statuses, 0 account events, "
             "0 contact events, 0 sent from the phone, 1 skipped, 17 already stored, 0 quarantined") in proc.stdout
     assert len(list(qdir.iterdir())) == 1
 
@@ -180,7 +180,7 @@ def test_unknown_field_unknown_type_and_unknown_status_are_counted_never_quarant
     assert "skipped 1x some_future_field: unknown field" in proc.stdout
     assert "skipped 1x history: the phone app's past chats are not imported" in proc.stdout
     assert "skipped 1x messages (group): group messages are not taken in" in proc.stdout
-    assert ("fetched: 1 stored (1 new tickets), 0 replies, 0 bounces, 1 statuses, 0 account events, "
+    assert ("fetched: 1 stored (1 new tickets), 0 on existing tickets, 0 bounces, 1 statuses, 0 account events, "
             "0 contact events, 0 sent from the phone, 3 skipped, 0 already stored, 0 quarantined") in proc.stdout
     (msg,) = events(wa_store, "message.received")
     assert msg["data"]["text"] == "[unknown message - Message type unknown]"
@@ -227,7 +227,7 @@ def test_user_changed_number_without_from_links_old_and_new_and_shows_in_the_con
                                  user_id="US.1000000000000000002"), name="3.json")
     rep = fetch_spool(wa_store, media=False)
     assert rep.errors == [] and rep.quarantined == 0 and rep.contact_events == 1
-    assert rep.tickets_created == 1 and rep.replies == 1
+    assert rep.tickets_created == 1 and rep.joined == 1
     c = contact(wa_store, 1)
     assert sorted(c["phones"]) == ["15555550100", "15555550199"]
     assert c["fields"]["wa_user_id"] == "US.1000000000000000002"
@@ -257,7 +257,7 @@ def test_a_message_sent_from_the_phone_app_is_an_outbound_message_on_the_ticket(
     spool(wa_store, text_payload("wamid.ASK", "where is my parcel?", ts=1760000300), name="1.json")
     spool(wa_store, body("smb_message_echoes"), name="2.json")
     rep = fetch_spool(wa_store, media=False)
-    assert rep.echoes == 1 and rep.tickets_created == 1 and rep.replies == 1 and rep.stored == 1
+    assert rep.echoes == 1 and rep.tickets_created == 1 and rep.joined == 1 and rep.stored == 1
     (sent,) = events(wa_store, "message.sent")
     d = sent["data"]
     assert sent["ticket"] == 1 and d["from_phone"] is True and d["message"] == "wamid.ECHO0001"
@@ -401,7 +401,7 @@ def test_fetch_counts_21_new_whatsapp_tickets(wa_store, tix):
     spool(wa_store, text_payload("wamid.N99", "and again", wa_id="15555550200", ts=1760000200))
     proc = tix("-v", "fetch", "--no-send")
     assert proc.returncode == 0, proc.stderr
-    assert "fetched: 22 stored (21 new tickets), 1 replies," in proc.stdout
+    assert "fetched: 22 stored (21 new tickets), 1 on existing tickets," in proc.stdout
 
 
 def test_fetch_counts_every_channel_and_they_add_up(wa_store, tmp_path, tix):
@@ -422,12 +422,12 @@ def test_fetch_counts_every_channel_and_they_add_up(wa_store, tmp_path, tix):
     spool(wa_store, body("unknown_field"), name="4.json")
     spool(wa_store, body("status_unknown_message"), name="5.json")
     rep = fetch_all(wa_store, media=False)
-    assert rep.sources["inbox"]["tickets_created"] == 1 and rep.sources["inbox"]["replies"] == 1
+    assert rep.sources["inbox"]["tickets_created"] == 1 and rep.sources["inbox"]["joined"] == 1
     wa = rep.sources["whatsapp"]
-    assert (wa["stored"], wa["tickets_created"], wa["replies"], wa["echoes"], wa["statuses"],
+    assert (wa["stored"], wa["tickets_created"], wa["joined"], wa["echoes"], wa["statuses"],
             wa["account_events"], wa["skipped"], wa["quarantined"]) == (1, 1, 1, 1, 1, 1, 1, 0)
     for c in rep.sources.values():
-        assert c["stored"] + c["echoes"] == c["tickets_created"] + c["replies"] + c["bounces"]
+        assert c["stored"] + c["echoes"] == c["tickets_created"] + c["joined"] + c["bounces"]
     assert rep.tickets_created == 2
     proc = tix("-v", "fetch", "--no-send")  # nothing new: the per-source lines are still there
     assert "  inbox: 0 stored (0 new tickets)" in proc.stdout and "  whatsapp: 0 stored" in proc.stdout
@@ -481,7 +481,7 @@ def test_a_previous_user_id_still_finds_the_contact_in_a_later_run(wa_store):
     late["entry"][0]["changes"][0]["value"]["messages"][0]["from_user_id"] = "US.1000000000000000001"
     spool(wa_store, late)
     rep = fetch_spool(wa_store, media=False)
-    assert rep.stored == 1 and rep.replies == 1
+    assert rep.stored == 1 and rep.joined == 1
     assert {e["contact"] for e in events(wa_store, "message.received")} == {1}
     assert contact(wa_store, 1)["fields"]["wa_user_id"] == "US.1000000000000000003"
 

@@ -73,7 +73,7 @@ class RawItem:
 
 
 COUNTS = ("stored", "duplicates", "quarantined", "left", "tickets_created", "statuses", "media_stored",
-          "media_pending", "replies", "bounces", "account_events", "contact_events", "echoes", "skipped")
+          "media_pending", "joined", "bounces", "account_events", "contact_events", "echoes", "skipped")
 
 
 @dataclass
@@ -92,7 +92,7 @@ class FetchReport:
     media_stored: int = 0  # WhatsApp media downloaded into blobs/
     media_pending: int = 0  # … still to download (retried by the next run)
     warnings: list[str] = field(default_factory=list)
-    replies: int = 0  # messages that joined an existing ticket
+    joined: int = 0  # messages that joined an existing ticket (a reply, a follow-up)
     bounces: int = 0  # delivery reports noted on the ticket of the message that bounced
     account_events: int = 0  # WhatsApp account, number and template changes recorded
     contact_events: int = 0  # WhatsApp identity changes, preferences and calls recorded

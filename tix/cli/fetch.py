@@ -69,7 +69,7 @@ def fetch_summary(rep) -> list[str]:
     """The -v lines of `tix fetch`: the counts in all, per source when there are several, one
     line per kind of thing skipped (with its count), then the warnings."""
     def counts(c: dict) -> str:
-        return (f"{c['stored']} stored ({c['tickets_created']} new tickets), {c['replies']} replies, "
+        return (f"{c['stored']} stored ({c['tickets_created']} new tickets), {c['joined']} on existing tickets, "
                 f"{c['bounces']} bounces, {c['statuses']} statuses, {c['account_events']} account events, "
                 f"{c['contact_events']} contact events, {c['echoes']} sent from the phone, {c['skipped']} skipped, "
                 f"{c['duplicates']} already stored, {c['quarantined']} quarantined")

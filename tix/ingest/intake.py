@@ -337,11 +337,11 @@ class Intake:
     # -- threading and reopening ----------------------------------------------------------------
     def thread(self, m: Inbound) -> int:
         """The ticket a message goes to (opening or reopening one); see the module docstring.
-        Counts it in the report: a new ticket, or a reply (it joined one)."""
+        Counts it in the report: a new ticket, or one it joined."""
         before = self.report.tickets_created
         number = self._thread(m)
         if self.report.tickets_created == before:
-            self.report.replies += 1
+            self.report.joined += 1
         return number
 
     def _thread(self, m: Inbound) -> int:
