@@ -17,7 +17,8 @@ The shared rules, written once:
   it is about; a conversation (WhatsApp: contact + business number) with an open ticket
   joins it (one open ticket per conversation); else the first known message it answers
   (email In-Reply-To/References, WhatsApp `context`), else a subject tag `[#N]` of a ticket
-  of the same contact, else the conversation's last ticket; else a new ticket.
+  of the same contact, else the conversation's last ticket; else a new ticket. A ticket that
+  was merged stands for the ticket it was merged into (`MessageIndex.final`).
 - **Reopen** (`_continue`): a customer message on a pending ticket sets it open; on a
   resolved or closed one it reopens it when it was sent within `reopen_days` of the
   resolution (the `settings:` value, or the channel section's own `reopen_days`), else
@@ -345,16 +346,18 @@ class Intake:
         return number
 
     def _thread(self, m: Inbound) -> int:
+        final = self.index.final  # a merged ticket's messages go to the ticket it was merged into
         if m.about is not None:
             number = self.index.ticket_of(m.about)
             if self.row(number) is not None:
                 return number
-        conv = self.row(self.conversation(m.contact, m.conversation)) if m.conversation is not None else None
+        conv = self.row(final(self.conversation(m.contact, m.conversation))) if m.conversation is not None else None
         if conv is not None and conv["status"] in OPEN:
             return self._continue(conv, m)
         row = next((r for r in (self.row(self.index.ticket_of(ref)) for ref in m.refs) if r is not None), None)
         if row is None:
-            row = next((r for r in map(self.row, m.tags) if r is not None and r.get("contact") == m.contact), None)
+            row = next((self.row(final(r["number"])) for r in map(self.row, m.tags)
+                        if r is not None and r.get("contact") == m.contact), None)
         row = row or conv
         if row is None:
             return self._new_ticket(m)

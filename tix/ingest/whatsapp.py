@@ -266,7 +266,7 @@ class WhatsAppStep:
 
     def _last_ticket(self, cid: int, inbox: str) -> int | None:
         """The conversation's ticket (open, else the last one), where a notice about the contact shows."""
-        row = self.run.row(self.run.conversation(cid, inbox))
+        row = self.run.row(self.run.index.final(self.run.conversation(cid, inbox)))
         return row["number"] if row is not None else None
 
     # -- coexistence: the phone app, preferences, calls, the account ------------------------------

@@ -9,6 +9,7 @@ from tix.errors import NotFound
 from tix.model import fmt_phone
 from tix.store import Store
 from tix.store.log import parse_ts
+from tix.tickets.attachments import safe_name
 
 CONVERSATION = ("ticket.created", "message.received", "message.sent", "ticket.note", "whatsapp.system",
                 "whatsapp.preference", "whatsapp.call")
@@ -20,16 +21,23 @@ def ticket_view(store: Store, number: int) -> dict:
     row = reader.ticket(number)
     if row is None:
         raise NotFound(f"ticket #{number} not found")
+    from tix.tickets.merge import conversation, other_open_tickets
+
     contact = reader.contact(row["contact"]) if row.get("contact") else None
     events = store.events_for(ticket=number)
-    return {"ticket": dict(row), "contact": dict(contact) if contact else None, "events": events}
+    folded = conversation(store, number, events)
+    media = {(e["data"].get("message"), e["data"].get("media_id")): e["data"]  # WhatsApp downloads
+             for e in folded if e["type"] == "message.media" and e.get("data")}
+    return {"ticket": dict(row), "contact": dict(contact) if contact else None, "events": events,
+            "conversation": [e for e in folded if e["type"] in CONVERSATION], "media": media,
+            "other_open": other_open_tickets(reader, row)}
 
 
 def show_ticket(store: Store, number: int, history: bool = False, fmt: str = "text", out=None) -> None:
     view = ticket_view(store, number)
     if fmt == "json":
-        data = {"ticket": view["ticket"], "contact": view["contact"],
-                "conversation": [e for e in view["events"] if e["type"] in CONVERSATION]}
+        data = {"ticket": view["ticket"], "contact": view["contact"], "conversation": view["conversation"],
+                "other_open_tickets": view["other_open"]}
         if history:
             data["history"] = view["events"]
         out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
@@ -58,12 +66,16 @@ def show_ticket(store: Store, number: int, history: bool = False, fmt: str = "te
         who = c.get("name") or "(no name)"
         ids = [*(c.get("emails") or []), *(fmt_phone(p) for p in c.get("phones") or [])]
         out.write(f"  customer: {who} <{', '.join(ids)}> (contact {c['id']})\n")
+    if view["other_open"]:
+        out.write("  other open tickets: " + ", ".join(
+            f"#{o['number']} {o['status']} {clip_words(' '.join(str(o['subject'] or '').split()), 40)!r}"
+            for o in view["other_open"]) + "\n")
     out.write("\n")
-    media = {(ev["data"].get("message"), ev["data"].get("media_id")): ev["data"]
-             for ev in view["events"] if ev["type"] == "message.media" and ev.get("data")}
-    for ev in view["events"]:
-        if ev["type"] in CONVERSATION:
-            _conversation_entry(ev, tz, out, media, store.root)
+    shown = [0]  # attachments so far: `tix attachment N INDEX` counts them in this order
+    for ev in view["conversation"]:
+        if ev["ticket"] != number and ev["type"] != "ticket.created":
+            ev = {**ev, "merged_from": ev["ticket"]}
+        _conversation_entry(ev, tz, out, shown, view["media"], number)
     if history:
         out.write("History:\n")
         _history(view["events"], tz, out)
@@ -79,7 +91,8 @@ def _history(events: list[dict], tz, out) -> None:
                   + "\n")
 
 
-def _conversation_entry(ev: dict, tz, out, media: dict | None = None, root=None) -> None:
+def _conversation_entry(ev: dict, tz, out, shown: list | None = None, media: dict | None = None,
+                        number: int | None = None) -> None:
     data = ev.get("data") or {}
     # a message's own time (Meta's timestamp: when the customer sent it), else when it was recorded
     when = _local(data.get("sent_at") or ev["ts"], tz)
@@ -96,41 +109,43 @@ def _conversation_entry(ev: dict, tz, out, media: dict | None = None, root=None)
         return
     sender = fmt_phone(data.get("from")) if data.get("channel") == "whatsapp" else data.get("from")
     who = data.get("from_name") or sender or ev["actor"]
+    ref = f"  [msg {ev['seq']}]" + (f" (from #{ev['merged_from']})" if ev.get("merged_from") else "")
     if ev["type"] == "message.received":
-        out.write(f"--- {when}  from {who} <{sender or ''}> via {data.get('channel', '')}\n")
+        out.write(f"--- {when}  from {who} <{sender or ''}> via {data.get('channel', '')}{ref}\n")
     elif data.get("from_phone"):
-        out.write(f"--- {when}  reply sent from the WhatsApp Business app (phone) via whatsapp\n")
+        out.write(f"--- {when}  reply sent from the WhatsApp Business app (phone) via whatsapp{ref}\n")
     else:
         state = "auto-reply" if data.get("auto") else "reply"
-        out.write(f"--- {when}  {state} by {ev['actor']} via {data.get('channel', '')}\n")
+        out.write(f"--- {when}  {state} by {ev['actor']} via {data.get('channel', '')}{ref}\n")
     text = data.get("text") or ""
     out.write(text.rstrip() + "\n")
     for att in data.get("attachments") or ():
-        _attachment(att, (media or {}).get((data.get("message"), att.get("media_id"))), root, out)
+        if shown is not None and isinstance(att, dict):
+            shown[0] += 1
+        got = {**att, **((media or {}).get((data.get("message"), att.get("media_id"))) or {})} \
+            if isinstance(att, dict) and att.get("media_id") else att
+        _attachment(got, shown[0] if shown is not None else None, number, out)
     _details(data, out)
     out.write("\n")
 
 
-def _attachment(att: dict, stored: dict | None, root, out) -> None:
-    """One attachment: name, type, size and (WhatsApp media) its download state; where the
-    file is once stored (`blobs/sha256/ab/<hex>`)."""
-    got = {**att, **(stored or {})}
-    parts = [str(got.get("name") or "(unnamed)"), str(got.get("type"))]
-    if got.get("size") is not None:
-        parts.append(f"{got['size']} bytes")
-    status = got.get("status")
+def _attachment(att: dict, index: int | None, number: int | None, out) -> None:
+    """One attachment: name, type, size and (WhatsApp media) whether it is stored yet, and
+    how to save it (`tix attachment N INDEX`)."""
+    name = safe_name(att.get("name"), index, att.get("type")) if index is not None else att.get("name")
+    parts = [str(name or "(unnamed)"), str(att.get("type"))]
+    if att.get("size") is not None:
+        parts.append(f"{att['size']} bytes")
+    status = att.get("status")
     if status is not None:  # WhatsApp media: downloaded by `tix fetch` after the message
         parts.append({"pending": "not downloaded yet (tix fetch retries)",
                       "expired": "expired: Meta keeps media 7 days"}.get(status, status))
-    elif got.get("size") is None:
+    elif att.get("size") is None:
         parts.append("size unknown")
-    out.write(f"    [attachment: {', '.join(parts)}]\n")
-    blob = got.get("blob")
-    if not blob and status is None and got.get("sha256") and len(str(got["sha256"])) == 64:  # an email's
-        blob = f"blobs/sha256/{got['sha256'][:2]}/{got['sha256']}"
-    if blob and (root is None or (root / blob).is_file()):
-        where = f"{root}/{blob}" if root is not None else blob
-        out.write(f"      file: {where} (copy it out to save it)\n")
+    out.write(f"    [attachment{'' if index is None else f' {index}'}: {', '.join(parts)}]\n")
+    stored = att.get("blob") or (status is None and att.get("sha256"))
+    if stored and index is not None and number is not None:
+        out.write(f"      save: tix attachment {number} {index} -o FILE\n")
 
 
 def _details(data: dict, out) -> None:
