@@ -73,7 +73,11 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
   carry `imported: true`; an imported `message.sent` has no `outbox` (it was never sent
   by tix), and the event's `ts` is the message's own time. `message.quarantined` (no
   ticket: `channel`, `source`, `source_key`, `message`, `quarantine`, `error`),
-  `message.unmatched` (a bounce of no known ticket), `message.media` (a WhatsApp download).
+  `message.unmatched` (a bounce of no known ticket), `message.media` (a WhatsApp download);
+  `message.sent` with `from_phone: true` and no `outbox` is a WhatsApp message the business
+  sent from the phone app. WhatsApp notices `whatsapp.system`, `whatsapp.preference`,
+  `whatsapp.call` (on the contact, and the ticket of its conversation if any) and
+  `whatsapp.account`, `whatsapp.error` (no ticket): data in `tix.ingest.whatsapp`.
   `ticket.note` kinds: `intake` (typed in by an agent), `bounce`, `linked`, `send_failed`,
   `merged` (`merged`: the ticket merged in, or `into`), `split` (`split_from`, `messages`, or `into`).
 - Stage events: `rule.auto_reply`, `rule.failed` (rules), `sla.step` (`history: true`:
