@@ -49,7 +49,8 @@ PERSONAL = frozenset({
     "from", "from_name", "from_user_id", "to", "cc", "bcc", "reply_to", "subject", "text", "text_full", "html",
     "body", "payload", "context", "system", "profile", "wa_username", "username", "recipient_id", "emails",
     "phones", "add_emails", "remove_emails", "add_phones", "remove_phones", "sender", "address", "caption",
-    "filename", "location", "contacts", "reaction", "refused",
+    "filename", "location", "contacts", "reaction", "refused", "wa_id", "new_wa_id", "user_id", "user_ids",
+    "previous_user_id", "wa_previous_user_ids",
 })
 # Values never searched for identifiers: what reports count and group by.
 STRUCTURAL = frozenset({"assignee", "team", "status", "priority", "category", "channel", "inbox", "actor", "via",
@@ -170,8 +171,11 @@ def subjects_for(reader, groups: dict[int, set[int]]) -> list[Subject]:
         for key in ("wa_user_id", "wa_username"):
             if fields.get(key):
                 s.needles.append(str(fields[key]))
-        if fields.get("wa_user_id"):
-            s.users.add(str(fields["wa_user_id"]))
+        users = [fields.get("wa_user_id"), *(fields.get("wa_previous_user_ids") or [])]
+        for u in users:
+            if u:
+                s.users.add(str(u))
+                s.needles.append(str(u))
         if name:
             s.names.append(name)
     return [out[key] for key in groups]
