@@ -61,6 +61,7 @@ SETTINGS: dict[str, tuple[Any, type, str]] = {
 KNOWN_SECTIONS = (
     "settings", "teams", "agents", "custom_fields", "contact_fields",
     "channels", "outbound", "calendars", "sla", "whatsapp", "notify", "auto_reply", "reports", "redact",
+    "retention",
 )
 
 # Sections validated by the stage that owns them: section -> "module:function".
@@ -72,6 +73,7 @@ SECTION_VALIDATORS: dict[str, str] = {
     "calendars": "tix.sla.calendar:validate_section",
     "sla": "tix.sla.policy:validate_section",
     "reports": "tix.store.history:validate_section",
+    "retention": "tix.tickets.retention:validate_section",
     "redact": "tix.redact:validate_section",
 }
 

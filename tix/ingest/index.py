@@ -130,7 +130,7 @@ class MessageIndex:
         elif kind in ("message.received", "message.unmatched", "whatsapp.system") or (
                 kind == "ticket.note" and data.get("kind") == "bounce"):
             self._received(data, ticket)
-        elif kind == "whatsapp.error":
+        elif kind.startswith("whatsapp."):  # error, account, preference, call: kept once by key
             if data.get("key"):
                 self.keys.add(data["key"])
         elif kind == "message.sent":
@@ -158,6 +158,8 @@ class MessageIndex:
             self.mids[data["message"]] = ticket
 
     def _sent(self, ev: dict, data: dict, ticket) -> None:
+        if data.get("from_phone") and data.get("message"):  # sent from the phone app: taken in once
+            self.keys.add(data["message"])
         if data.get("imported"):  # an agent's reply taken from an import: its keys dedupe it
             for k in (data.get("message"), data.get("source_key")):
                 if k:

@@ -107,6 +107,7 @@ class MailStep:
             return
         if p.bounce:
             self._bounce(item, p, ckey, spec)
+            run.report.bounces += 1
         else:
             cid = run.contact(Identity(name=p.from_name, email=p.from_addr), "email")
             number = run.thread(Inbound(
