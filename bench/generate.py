@@ -25,7 +25,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tix.store import Store
-from tix.store.log import segment_name
+from tix.store.log import COMMIT_MARK, segment_name
 
 CHANNELS = (("whatsapp", 55), ("email", 40), ("phone", 5))
 TEAMS = (("support", 50), ("billing", 25), ("shipping", 25))
@@ -207,13 +207,17 @@ def generate(path: str | Path, tickets: int = 10000, seed: int = 0, days: int = 
             emit(ts, ev)
         _flush(store, current_seg, lines, out)
         if rebuild:
+            t = time.perf_counter()
             store.rebuild()
+            if progress:
+                print(f"  rebuild {time.perf_counter() - t:.1f} s", file=sys.stderr)
     return store
 
 
 def _flush(store: Store, segment, lines, out) -> None:
-    if segment and lines:
-        store.log.append(lines, segment)
+    if segment and lines:  # one committed batch: its last line carries the commit mark
+        data = b"".join(lines)
+        store.log.append(data[:-2] + COMMIT_MARK, segment, sync=False)
 
 
 def main() -> None:

@@ -56,7 +56,11 @@ def bulk_update(store: Store, filter_text: str = "", *, numbers: list[int] | Non
 
 def _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, confirmed, dry_run,
            all_statuses=False) -> UpdateResult:
-    columns = ["number", "tags", "fields", *[k for k in changes if not k.startswith("fields.")]]
+    # only the columns the changes compare with: fetching every ticket's tags and custom
+    # fields costs more than the rest of a large update
+    columns = ["number", *(["tags"] if add or remove else []),
+               *(["fields"] if any(k.startswith("fields.") for k in changes) else []),
+               *[k for k in changes if not k.startswith("fields.")]]
     rows = select(batch.reader, filter_text, columns=list(dict.fromkeys(columns)), sort="number",
                   numbers=numbers, config=store.config,
                   default_open=bool(filter_text.strip()) and not all_statuses)
