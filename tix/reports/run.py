@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 
 from tix.config import Problem, suggest
 from tix.errors import ConfigError, NotFound, UsageError
-from tix.reports.definition import ReportDef, Section, duckdb_problem, parse_file
+from tix.reports.definition import ReportDef, Section, duckdb_problem, parse_file, spare_connection
 from tix.reports.labels import Labels
 from tix.reports.params import Resolved, resolve
 from tix.store import history
 from tix.store.log import utcnow
-from tix.store.views import sandbox, statements
+from tix.store.views import names_used, sandbox, statements
 
 
 def builtin_dir() -> Path:
@@ -146,9 +146,14 @@ def run_report(store, name: str, params: dict[str, str] | None = None, week: str
     resolved = resolve(report, params, week, tz, now)
     own = con is None
     if own:
+        # only the views the report's SQL names (and those they read); all of them when the
+        # SLA clocks are computed (tix.reports.clocks reads several)
+        only = names_used(*(s.sql for s in report.sections), *(r for s in report.sections for r in s.requires))
+        if "sla" in only:
+            only = None
         reader = store.read()
-        con = reader.connect()
-        history.register(con, store, upto=reader.end)
+        con = reader.connect(spare_connection(), only=only)
+        history.register(con, store, upto=reader.end, only=only)
     elif "history" not in _views(con):
         history.register(con, store)
     prepare(con, tz)

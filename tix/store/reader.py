@@ -147,15 +147,16 @@ class Reader:
         return self._base_rows("contacts", {cid}).get(cid)
 
     # -- DuckDB -------------------------------------------------------------------------------
-    def connect(self, con=None):
+    def connect(self, con=None, only=None):
         """Register the store's views (`tickets`, `contacts`, `events`, `messages`, the stages' own:
-        see tix.store.views) on a DuckDB connection, a new one unless given."""
+        see tix.store.views) on a DuckDB connection, a new one unless given; with `only` (names
+        a query uses), just the views those need."""
         import duckdb
 
         from tix.store import views
 
         con = con or duckdb.connect()
-        views.register(con, self)
+        views.register(con, self, only)
         return con
 
     def write_snapshot(self) -> dict:
