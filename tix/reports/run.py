@@ -112,6 +112,7 @@ class ReportResult:
     generated_at: datetime
     source: Path
     labels: Labels = None
+    chart_cache: Path | None = None  # where the HTML renderer keeps drawn charts (tix.reports.charts)
 
     def section(self, name: str) -> SectionResult:
         for s in self.sections:
@@ -171,7 +172,7 @@ def run_report(store, name: str, params: dict[str, str] | None = None, week: str
     sections = [s for s in sections if s.kind != "setup"]
     labels = Labels(locale, tz, report.labels, names=cfg.display_names())
     return ReportResult(report.name, report.title(locale), report.description(locale), locale, tz,
-                        resolved, sections, now, report.path, labels)
+                        resolved, sections, now, report.path, labels, store.path("snapshot", "charts"))
 
 
 def _new_store_period(store, report, params: dict, week: str | None, tz: str, now: datetime) -> dict:
