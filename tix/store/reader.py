@@ -171,7 +171,7 @@ class Reader:
 
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
-        if self.tail_lines < 100_000:  # a second thread saves little here and holds ~30 MB more
+        if self.tail_lines < 400_000:  # a second thread saves little here and holds ~30 MB more
             con.execute("SET threads = 1")
         meta = {"seq": self.last_seq, "segment": self.end.segment,
                 "offset": self.end.offset, "max_ticket": self.max_ticket, "max_contact": self.max_contact}

@@ -90,8 +90,9 @@ def _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, 
                 result.preview.append(f"{fmt_number(row['number'])}: " + "; ".join(_describe(e) for e in made))
                 result.changes.append({"ticket": row["number"], "events": [
                     {"type": e["type"], "data": e["data"]} for e in made]})
-        if not dry_run and len(batch.pending) >= 50000:
+        if not dry_run and len(batch.pending) >= 10000:
             batch.flush(commit=False)  # frees memory; the whole update still commits as one batch
+            batch.written.clear()  # (nothing reads back what an update wrote)
     return result
 
 
