@@ -1,7 +1,7 @@
 """How each command's cost grows with the store: a table at several store sizes, with a yardstick.
 
     python bench/generate.py /tmp/tix-10k --tickets 10000      (and 100000, 1000000)
-    python bench/bench_growth.py /tmp/tix-10k /tmp/tix-100k [/tmp/tix-1m] [--runs 3] [--skip-rebuild]
+    python bench/bench_growth.py /tmp/tix-10k /tmp/tix-100k [/tmp/tix-1m] [--runs 3] [--skip-rebuild] [--tix CMD]
 
 Each store is copied first (`cp -a`: the commands write caches, an update writes events) and
 the copy removed at the end. For each command: the median wall and CPU seconds (the process
@@ -49,8 +49,11 @@ def run(cmd: list[str], env: dict, stdin: bytes | None = None) -> tuple[float, f
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
+TIX = [sys.executable, "-m", "tix"]
+
+
 def tix(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tix", *args]
+    return [*TIX, *args]
 
 
 def main() -> None:
@@ -58,7 +61,13 @@ def main() -> None:
     ap.add_argument("stores", nargs="+")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--skip-rebuild", action="store_true", help="leave out `tix rebuild` (minutes at 1M)")
+    ap.add_argument("--tix", help="the command that runs tix (default: this python -m tix), e.g. another "
+                                  "checkout's, to compare before and after")
     args = ap.parse_args()
+    if args.tix:
+        import shlex
+
+        TIX[:] = shlex.split(args.tix)
     table: dict[str, dict[str, str]] = {}
     sizes = []
     for src in args.stores:
