@@ -24,6 +24,16 @@ from tix.errors import ConfigError, Problem, UsageError
 
 CONFIG_NAME = "tix.yaml"
 
+def _duration(value) -> str:
+    """A setting in the duration grammar (`4h`, `1d`): kept as written, checked here."""
+    from tix.durations import parse_duration
+
+    parse_duration(value)
+    return str(value)
+
+
+_duration.__name__ = "a duration (e.g. 30m, 4h, 1d)"
+
 # One declaration of the settings: name -> (default, converter, description).
 SETTINGS: dict[str, tuple[Any, type, str]] = {
     "timezone": ("Asia/Jakarta", str, "site time zone for display, calendars and reports"),
@@ -34,6 +44,7 @@ SETTINGS: dict[str, tuple[Any, type, str]] = {
     "bulk_confirm_over": (50, int, "`tix update` without --yes refuses more tickets than this off a terminal"),
     "reopen_days": (14, int, "a customer reply within this many days reopens a resolved ticket"),
     "business_calendar": ("", str, "the calendar (calendars:) of business hours for rules and auto-replies"),
+    "act_within": ("4h", _duration, "auto-replies, notifications and SLA steps only for what is newer than this"),
 }
 
 KNOWN_SECTIONS = (
@@ -74,6 +85,12 @@ class Config:
 
     def setting(self, name: str):
         return self.settings[name]
+
+    def act_within(self) -> float:
+        """Seconds: side effects that reach people only for what is newer than this (issue 17)."""
+        from tix.durations import parse_duration
+
+        return parse_duration(self.setting("act_within"))
 
     def display_names(self) -> dict[str, dict[str, str]]:
         """How people see teams and agents: {"team": {key: name}, "assignee"/"agent": {login: name}}."""

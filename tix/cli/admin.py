@@ -74,7 +74,7 @@ def rebuild(
         help="Put a log.damaged event in place of each damaged log line whose seq is known "
              "(its bytes stay in quarantine/), so that the log is whole again."),
 ) -> None:
-    """Rebuild the Parquet snapshot from the event log (the log is the truth).
+    """Rebuild the Parquet snapshot and the search index from the event log (the log is the truth).
 
     Damaged log lines are left out, copied to quarantine/ and listed as FILE:LINE: …, and
     the exit code is 1; `tix check` tells what to do about them.
@@ -83,6 +83,10 @@ def rebuild(
     """
     store = open_store()
     meta = store.rebuild(replace_damaged=replace_damaged)
+    from tix.store.search import SearchIndex
+
+    with store.lock():
+        SearchIndex(store).rebuild()  # the search index is a cache of the log too
     problems = store.rebuild_problems
     for problem in problems:
         typer.echo(str(problem), err=True)

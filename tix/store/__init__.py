@@ -24,7 +24,8 @@ Layout::
     snapshot/charts/<sha256>.svg   the HTML reports' charts by a digest of what they show (a cache:
                                tix.reports.charts; any file may be removed at any time)
     state/                     channel cursors, counters, `lock` (the write lock),
-                               `log-format.json` (where the log's commit marks begin: "Batches")
+                               `log-format.json` (where the log's commit marks begin: "Batches"),
+                               `search.sqlite` (the full-text index, a cache: tix.store.search)
     spool/whatsapp/            webhook payloads waiting for `tix fetch`
     quarantine/                inputs that could not be processed, with the error beside them
 
@@ -48,7 +49,10 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
   `message.received` / `message.sent` (one message; `auto: true` for auto-replies),
   `ticket.routed` (`upto`: the seq routed up to), `contact.created`, `contact.updated`
   (`set`, `add_emails`, `remove_emails`, `add_phones`, `remove_phones`),
-  `contact.merged` (`into`), `contact.erased`. Other types are kept in the log and the
+  `contact.merged` (`into`), `contact.erased`. `ticket.merged` (`into`) and `ticket.split`
+  (`into`, `messages`: seqs, `message_ids`) change no field themselves (the merge's status
+  and `fields.merged_into` are a `ticket.updated`); readers fold them (tix.tickets.merge).
+  Other types are kept in the log and the
   `events` view but change no ticket field (they do bump `updated_at`, except the
   bookkeeping types `ticket.routed`, `outbox.sent`, `outbox.failed`, `message.status`).
 - Data of the message events, as written by the channels: `message.received` has
@@ -59,13 +63,18 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
   `auto`/`auto_reason`, `language`, `inbox`, `date`, `source`, `source_key`, `reply_to`,
   `calendar`, `text_truncated`; WhatsApp adds `wa_type`, `context`, `from_user_id`.
   `message.sent` has `outbox`, `state`, `channel`, `message_id`, `from`, `to`, `cc`,
-  `subject`, `text`, `raw`, `auto`, `template`, `payload` (`state: queued`: written to
-  the outbox, counted as sent from then on). `message.quarantined` (no
+  `subject`, `text`, `raw`, `auto`, `template`, `payload`, `attachments` (as inbound, each
+  with its `sha256` blob: `tix reply --attach`) (`state: queued`: written to
+  the outbox, counted as sent from then on). Imported history (`tix.importers`): both
+  carry `imported: true`; an imported `message.sent` has no `outbox` (it was never sent
+  by tix), and the event's `ts` is the message's own time. `message.quarantined` (no
   ticket: `channel`, `source`, `source_key`, `message`, `quarantine`, `error`),
   `message.unmatched` (a bounce of no known ticket), `message.media` (a WhatsApp download).
-  `ticket.note` kinds: `intake` (typed in by an agent), `bounce`, `linked`, `send_failed`.
-- Stage events: `rule.auto_reply`, `rule.failed` (rules), `sla.step`, `sla.breached`
-  (SLA). The outbox (everything tix sends; the full vocabulary is in `tix.outbox`):
+  `ticket.note` kinds: `intake` (typed in by an agent), `bounce`, `linked`, `send_failed`,
+  `merged` (`merged`: the ticket merged in, or `into`), `split` (`split_from`, `messages`, or `into`).
+- Stage events: `rule.auto_reply`, `rule.failed` (rules), `sla.step` (`history: true`:
+  a breach older than `act_within`, recorded, nobody notified), `sla.breached` (SLA).
+  The outbox (everything tix sends; the full vocabulary is in `tix.outbox`):
   `outbox.queued` (a notification or report mail; no ticket: `outbox`, `purpose`, `kind`
   (the channel), `key`, `target`, `subject`, `body`, `payload`, `ticket`, `raw`),
   `outbox.sent` (`outbox`, `channel`, `attempt`, and what the channel answered),

@@ -24,7 +24,7 @@ from tix.store.files import clean_stale
 from tix.store.lock import WriteLock
 from tix.store.log import EventLog, Position, report_damage
 from tix.store.reader import Reader
-from tix.store import history
+from tix.store import history, search
 from tix.store.snapshot import Snapshot, rows_to_arrow
 
 CONFIG_NAME = configmod.CONFIG_NAME
@@ -203,6 +203,7 @@ class Store:
                     raise exc.with_outcome(
                         "the changes are saved; only the snapshot (a cache) was not refreshed: "
                         "the next command does it once there is space (or run tix rebuild)") from None
+                search.catch_up(self)  # the search index (a cache) follows each commit, when there is one
 
     def append(self, events: list[dict]) -> list[dict]:
         """Append fully formed events (seq assigned here) under the lock. Used by importers."""

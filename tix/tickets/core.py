@@ -6,6 +6,7 @@ change. The CLI only parses options and renders; tests call these directly.
 """
 from __future__ import annotations
 
+import shlex
 from datetime import date
 
 from tix.config import Config, suggest
@@ -240,12 +241,21 @@ def get_ticket(batch_or_store, number: int) -> dict:
 LIST_COLUMNS = ("number", "status", "priority", "team", "assignee", "channel", "subject", "created_at", "updated_at")
 
 
+def _body_search(store):
+    """Bare words and `text:` of a filter also search message bodies (tix.store.search)."""
+    from tix.store.search import SearchIndex
+
+    index = SearchIndex(store)
+    return lambda words: index.tickets(shlex.quote(words))  # a "quoted phrase" stays one phrase
+
+
 def select(reader, filter_text="", *, columns=LIST_COLUMNS, sort="-updated", limit: int | None = None,
            numbers: list[int] | None = None, default_open: bool = False, config: Config | None = None,
            con=None) -> list[dict]:
     """Tickets matching a filter (and/or a list of numbers) as dicts, sorted and limited."""
     config = config or reader.store.config
-    flt = compile_filter(filter_text, config.custom_fields, tz=config.setting("timezone"))
+    flt = compile_filter(filter_text, config.custom_fields, tz=config.setting("timezone"),
+                         search=_body_search(reader.store))
     where, params = [flt.sql], list(flt.params)
     if default_open and not flt.mentions_status:
         where.append("status IN ('new', 'open', 'pending')")
