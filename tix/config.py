@@ -24,6 +24,16 @@ from tix.errors import ConfigError, Problem, UsageError
 
 CONFIG_NAME = "tix.yaml"
 
+def boolean(value) -> bool:
+    """A YAML true/false (a word like "no" is not quietly true)."""
+    if not isinstance(value, bool):
+        raise ValueError(value)
+    return value
+
+
+boolean.__name__ = "true or false"
+
+
 def _duration(value) -> str:
     """A setting in the duration grammar (`4h`, `1d`): kept as written, checked here."""
     from tix.durations import parse_duration
@@ -45,11 +55,12 @@ SETTINGS: dict[str, tuple[Any, type, str]] = {
     "reopen_days": (14, int, "a customer reply within this many days reopens a resolved ticket"),
     "business_calendar": ("", str, "the calendar (calendars:) of business hours for rules and auto-replies"),
     "act_within": ("4h", _duration, "auto-replies, notifications and SLA steps only for what is newer than this"),
+    "audit_reads": (False, boolean, "log who read what (show, attachment, contact export, sql) to access/"),
 }
 
 KNOWN_SECTIONS = (
     "settings", "teams", "agents", "custom_fields",
-    "channels", "outbound", "calendars", "sla", "whatsapp", "notify", "auto_reply", "reports",
+    "channels", "outbound", "calendars", "sla", "whatsapp", "notify", "auto_reply", "reports", "redact",
 )
 
 # Sections validated by the stage that owns them: section -> "module:function".
@@ -61,6 +72,7 @@ SECTION_VALIDATORS: dict[str, str] = {
     "calendars": "tix.sla.calendar:validate_section",
     "sla": "tix.sla.policy:validate_section",
     "reports": "tix.store.history:validate_section",
+    "redact": "tix.redact:validate_section",
 }
 
 
@@ -72,6 +84,8 @@ class Agent:
     teams: list[str] = field(default_factory=list)
     skills: list[str] = field(default_factory=list)
     away: bool = False
+    logins: tuple[str, ...] = ()  # the OS logins that act as this agent (tix.access)
+    role: str = "agent"  # agent, lead or admin (tix.access.ROLES)
 
 
 @dataclass
@@ -287,7 +301,8 @@ def _teams(node, fname, problems) -> dict[str, dict]:
     return {str(k): dict(v or {}) for k, v in node.items()}
 
 
-_AGENT_KEYS = ("name", "email", "teams", "skills", "away")
+_AGENT_KEYS = ("name", "email", "teams", "skills", "away", "login", "role")
+_ROLES = ("agent", "lead", "admin")  # tix.access.ROLES (not imported: loading the config stays light)
 
 
 def _agents(node, teams, fname, problems) -> dict[str, Agent]:
@@ -305,9 +320,19 @@ def _agents(node, teams, fname, problems) -> dict[str, Agent]:
             if team not in teams:
                 problems.append(Problem(fname, _line(spec, "teams"),
                                         f"agent {login!r} is in unknown team {team!r}{suggest(team, teams)}"))
+        role = str(spec.get("role") or "agent")
+        if role not in _ROLES:
+            problems.append(Problem(fname, _line(spec, "role"), f"agent {login!r}: unknown role {role!r}"
+                                    f"{suggest(role, _ROLES)}; roles: {', '.join(_ROLES)}"))
+        logins = spec.get("login") or []
+        logins = [logins] if isinstance(logins, (str, int)) else logins
+        for other in (a for a in out.values() if set(a.logins) & {str(x) for x in logins}):
+            problems.append(Problem(fname, _line(spec, "login"), f"agent {login!r}: login "
+                                    f"{sorted(set(other.logins) & {str(x) for x in logins})[0]!r} is also "
+                                    f"agent {other.name!r}'s"))
         out[str(login)] = Agent(str(login), str(spec.get("name") or login), str(spec.get("email") or ""),
                                 list(spec.get("teams") or []), [str(s) for s in spec.get("skills") or []],
-                                bool(spec.get("away", False)))
+                                bool(spec.get("away", False)), tuple(str(x) for x in logins), role)
     return out
 
 

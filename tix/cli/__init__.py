@@ -42,7 +42,7 @@ app = typer.Typer(
 
 # Command modules, in the order their commands appear in `tix --help`.
 MODULES = ("admin", "tickets", "contacts", "fetch", "importing", "rules", "sla", "reports", "whatsapp",
-           "search", "attachments", "merge")
+           "search", "attachments", "merge", "access")
 
 
 def _version(value: bool) -> None:

@@ -7,7 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from tix.cli.common import FormatOpt, actor, check_format, error, info, is_tty, open_store, read_ids, state
+from tix.cli.common import (FormatOpt, actor, authorize, check_format, error, info, is_tty, open_store, read_ids,
+                            state)
 
 
 def register(app: typer.Typer) -> None:
@@ -214,8 +215,15 @@ def config_check() -> None:
 
     store = Store(find_store(state.store_path))  # not open_store: its load stops at tix.yaml's first problems
     problems = configmod.check_store(store)
+    if store._config is not None:  # tix.yaml loaded: who may check it (its own problems are no secret)
+        authorize(store)
     for p in problems:
         typer.echo(str(p), err=True)
     if problems:
         raise typer.Exit(2)
+    if state.verbose or is_tty(sys.stderr):
+        from tix.access import NO_LOGINS_WARNING, declared_logins
+
+        if not declared_logins(store.config):
+            typer.echo(f"warning: {NO_LOGINS_WARNING}", err=True)
     info("configuration ok")

@@ -28,6 +28,8 @@ Layout::
                                `search.sqlite` (the full-text index, a cache: tix.store.search)
     spool/whatsapp/            webhook payloads waiting for `tix fetch`
     quarantine/                inputs that could not be processed, with the error beside them
+    access/YYYY-MM.jsonl       with `audit_reads: true`: who read what, one JSON line per read,
+                               appended without the lock (format: tix.accesslog)
 
 Event lines. Each line of a segment is one JSON object followed by `\\n`::
 
@@ -38,7 +40,8 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
 - `seq`: integer, strictly increasing by one across the whole log (all segments).
 - `ts`: UTC, ISO 8601 with microseconds and `Z`.
 - `actor`: `user:NAME`, `rule:NAME`, `sla:POLICY`, `channel:NAME` or `system`.
-- `via`: the command (or rule/job) that made the change.
+- `via`: the command (or rule/job) that made the change; under `--as` it ends with
+  ` (admin NAME as OTHER)`, the admin who acted for `actor` (tix.access).
 - `type`: what happened; `ticket` and/or `contact` name what it happened to;
   `data` is the change itself; `why` (optional) the reason given by the actor.
 - `commit`: `true` on the last line of each batch only, as its last key (see "Batches");

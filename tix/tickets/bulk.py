@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tix import access
 from tix.errors import NotFound, UsageError
 from tix.model import fmt_number
 from tix.store import DryBatch, Store
@@ -56,9 +57,9 @@ def bulk_update(store: Store, filter_text: str = "", *, numbers: list[int] | Non
 
 def _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, confirmed, dry_run,
            all_statuses=False) -> UpdateResult:
-    # only the columns the changes compare with: fetching every ticket's tags and custom
-    # fields costs more than the rest of a large update
-    columns = ["number", *(["tags"] if add or remove else []),
+    # only the columns the changes compare with (and `team`, for an agent's scope): fetching
+    # every ticket's tags and custom fields costs more than the rest of a large update
+    columns = ["number", "team", *(["tags"] if add or remove else []),
                *(["fields"] if any(k.startswith("fields.") for k in changes) else []),
                *[k for k in changes if not k.startswith("fields.")]]
     rows = select(batch.reader, filter_text, columns=list(dict.fromkeys(columns)), sort="number",
@@ -69,6 +70,7 @@ def _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, 
         if missing:
             shown = ", ".join(fmt_number(n) for n in missing[:10]) + (" …" if len(missing) > 10 else "")
             raise NotFound(f"{len(missing)} ticket(s) not found: {shown}; nothing changed")
+    access.check_bulk(rows)  # a lead's bulk update stays within their teams
     limit = store.config.setting("bulk_confirm_over")
     if len(rows) > limit and not confirmed:
         raise UsageError(f"refusing to change {len(rows)} tickets without --yes "

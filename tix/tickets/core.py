@@ -9,6 +9,7 @@ from __future__ import annotations
 import shlex
 from datetime import date
 
+from tix import access
 from tix.config import Config, suggest
 from tix.errors import NotFound, UsageError
 from tix.model import CHANNELS, PRIORITIES, SETTABLE, STATUSES
@@ -196,6 +197,8 @@ def set_fields(batch: Batch, row: dict, changes: dict, why: str | None = None) -
             old[key] = current
     if not new:
         return None
+    if "team" in new:
+        access.check_team_change(row, new["team"])  # across teams: leads
     ev = batch.emit("ticket.updated", ticket=row["number"], data={"set": new, "old": old}, why=why)
     _apply_local(row, new)
     return ev
@@ -234,6 +237,7 @@ def get_ticket(batch_or_store, number: int) -> dict:
     row = reader.ticket(number)
     if row is None:
         raise NotFound(f"ticket #{number} not found")
+    access.check_ticket(row)  # an agent works the tickets of their teams
     return dict(row)
 
 
@@ -252,11 +256,19 @@ def _body_search(store):
 def select(reader, filter_text="", *, columns=LIST_COLUMNS, sort="-updated", limit: int | None = None,
            numbers: list[int] | None = None, default_open: bool = False, config: Config | None = None,
            con=None) -> list[dict]:
-    """Tickets matching a filter (and/or a list of numbers) as dicts, sorted and limited."""
+    """Tickets matching a filter (and/or a list of numbers) as dicts, sorted and limited.
+
+    Run by an agent (tix.access), only their teams' tickets and team-less ones are selected.
+    """
     config = config or reader.store.config
     flt = compile_filter(filter_text, config.custom_fields, tz=config.setting("timezone"),
                          search=_body_search(reader.store))
     where, params = [flt.sql], list(flt.params)
+    scope = access.list_scope()
+    if scope:
+        limit_to = compile_filter(scope, config.custom_fields, tz=config.setting("timezone"))
+        where.append(limit_to.sql)
+        params += limit_to.params
     if default_open and not flt.mentions_status:
         where.append("status IN ('new', 'open', 'pending')")
     if numbers is not None:

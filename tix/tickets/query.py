@@ -208,6 +208,9 @@ def _term(name: str, op: str, value: str, custom_fields, now: datetime, tz: str)
         _check(vals, STATUSES, "status")
     if vals == ["none"]:
         return f"{name} IS NULL", []
+    if "none" in vals:  # team:billing,none: billing's tickets and those of no team
+        sql, params = _in(name, [v for v in vals if v != "none"])
+        return f"({name} IS NULL OR {sql})", params
     return _in(name, vals)
 
 

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from tix import access
 from tix.errors import NotFound
 from tix.model import fmt_phone
 from tix.store import Store
@@ -20,6 +21,7 @@ def ticket_view(store: Store, number: int) -> dict:
     row = reader.ticket(number)
     if row is None:
         raise NotFound(f"ticket #{number} not found")
+    access.check_ticket(row)  # an agent reads the tickets of their teams
     from tix.tickets.merge import conversation, other_open_tickets
 
     contact = reader.contact(row["contact"]) if row.get("contact") else None
@@ -29,8 +31,14 @@ def ticket_view(store: Store, number: int) -> dict:
             "other_open": other_open_tickets(reader, row)}
 
 
-def show_ticket(store: Store, number: int, history: bool = False, fmt: str = "text", out=None) -> None:
+def show_ticket(store: Store, number: int, history: bool = False, fmt: str = "text", out=None,
+                redact: bool = False) -> None:
+    """Print one ticket as text or JSON; `redact`: names, addresses, phones and patterns masked (tix.redact)."""
     view = ticket_view(store, number)
+    if redact:
+        from tix.redact import Redactor
+
+        view = Redactor.for_store(store).learn(view).value(view)
     if fmt == "json":
         data = {"ticket": view["ticket"], "contact": view["contact"], "conversation": view["conversation"],
                 "other_open_tickets": view["other_open"]}
