@@ -81,6 +81,8 @@ def test_filters_select_by_contact_fields(desk, tix):
     assert numbers("contact.tier:none") == [2]
     assert numbers("contact.tier:vip,gold", "contact.name:Sari") == [1]
     assert numbers("contact.language:en") == []
+    run(tix, "update", "contact.tier:vip", "--set", "priority=high", "--yes")  # bulk updates select the same way
+    assert [desk.read().ticket(n)["priority"] for n in (1, 2)] == ["high", "normal"]
     proc = run(tix, "list", "contact.tier:", check=2)
     assert proc.stderr.startswith("Error: filter term contact.tier: needs a value")
 

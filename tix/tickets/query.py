@@ -79,6 +79,7 @@ class Filter:
     sql: str = "TRUE"
     params: list = field(default_factory=list)
     mentions_status: bool = False
+    views: tuple[str, ...] = ("tickets",)  # the views its SQL reads (`contact.FIELD` terms read contacts too)
 
 
 def shell_safe(name: str) -> str:
@@ -135,7 +136,8 @@ def compile_filter(text: str | list[str], custom_fields=(), now: datetime | None
             sql, vals = f"{sql}{_IN_BODIES}", [*vals, search(value)]
         clauses.append(f"NOT ({sql})" if neg else f"({sql})")
         params += vals
-    return Filter(" AND ".join(clauses) or "TRUE", params, mentions_status)
+    views = ("tickets", "contacts") if any("FROM contacts c" in c for c in clauses) else ("tickets",)
+    return Filter(" AND ".join(clauses) or "TRUE", params, mentions_status, views)
 
 
 def _contact_field(name: str) -> bool:
