@@ -38,7 +38,7 @@ SETTINGS: dict[str, tuple[Any, type, str]] = {
 
 KNOWN_SECTIONS = (
     "settings", "teams", "agents", "custom_fields",
-    "channels", "outbound", "calendars", "sla", "whatsapp", "notify", "auto_reply", "reports",
+    "channels", "outbound", "calendars", "sla", "whatsapp", "notify", "auto_reply", "reports", "agent_mail",
 )
 
 # Sections validated by the stage that owns them: section -> "module:function".
@@ -50,6 +50,7 @@ SECTION_VALIDATORS: dict[str, str] = {
     "calendars": "tix.sla.calendar:validate_section",
     "sla": "tix.sla.policy:validate_section",
     "reports": "tix.store.history:validate_section",
+    "agent_mail": "tix.channels.mail.agentauth:validate_section",
 }
 
 
@@ -61,6 +62,7 @@ class Agent:
     teams: list[str] = field(default_factory=list)
     skills: list[str] = field(default_factory=list)
     away: bool = False
+    mail_client: bool = False  # works from their own mail client (`agent_mail:`, tix.ingest.agentmail)
 
 
 @dataclass
@@ -270,7 +272,7 @@ def _teams(node, fname, problems) -> dict[str, dict]:
     return {str(k): dict(v or {}) for k, v in node.items()}
 
 
-_AGENT_KEYS = ("name", "email", "teams", "skills", "away")
+_AGENT_KEYS = ("name", "email", "teams", "skills", "away", "mail_client")
 
 
 def _agents(node, teams, fname, problems) -> dict[str, Agent]:
@@ -290,7 +292,23 @@ def _agents(node, teams, fname, problems) -> dict[str, Agent]:
                                         f"agent {login!r} is in unknown team {team!r}{suggest(team, teams)}"))
         out[str(login)] = Agent(str(login), str(spec.get("name") or login), str(spec.get("email") or ""),
                                 list(spec.get("teams") or []), [str(s) for s in spec.get("skills") or []],
-                                bool(spec.get("away", False)))
+                                bool(spec.get("away", False)), bool(spec.get("mail_client", False)))
+        if spec.get("mail_client"):
+            problems += _mail_client_problems(str(login), spec, fname, _line(spec, "mail_client"))
+    return out
+
+
+def _mail_client_problems(login: str, spec: dict, fname: str, line) -> list[Problem]:
+    """An agent who works from their mail client needs an address, and a login that fits
+    in the reply token of a `+tag` address (tix.channels.mail.agentauth)."""
+    from tix.channels.mail.agentauth import LOGIN_RE
+
+    out = []
+    if "@" not in str(spec.get("email") or ""):
+        out.append(Problem(fname, line, f"agent {login!r}: mail_client needs the agent's email address"))
+    if not LOGIN_RE.fullmatch(login):
+        out.append(Problem(fname, line, f"agent {login!r}: mail_client needs a login of letters, digits, "
+                                        "'_' or '-' (at most 32): it goes into the reply address"))
     return out
 
 
@@ -466,7 +484,7 @@ def _check_reports(store) -> list[Problem]:
     return problems
 
 
-SECRET_SECTIONS = ("channels", "outbound", "whatsapp")
+SECRET_SECTIONS = ("channels", "outbound", "whatsapp", "agent_mail")
 
 
 def check_secrets(store) -> list[Problem]:
@@ -486,7 +504,7 @@ def check_secrets(store) -> list[Problem]:
             problems += _secrets_of(spec, where, fname)
             if spec.get("type") in ("maildir", "mbox") and spec.get("path"):
                 problems += _exists(spec, "path", where, fname)
-    for section in ("outbound", "whatsapp"):
+    for section in ("outbound", "whatsapp", "agent_mail"):
         node = cfg.raw.get(section)
         if isinstance(node, dict):
             problems += _secrets_of(node, section, fname)

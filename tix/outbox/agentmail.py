@@ -1,0 +1,157 @@
+"""Mail to agents who work from their own mail client (`mail_client: true` under `agents:`).
+
+`queue_agent_mail(store)` runs in `tix fetch` (after the intake, before the outbox is sent)
+and in `tix outbox flush`. It reads the events appended since its last run (its position
+is `state/agent-mail.json`, a cache: without it, the events of the last `max_age`) and
+queues one notification per ticket and agent, through the one outbox, when:
+
+- the ticket was assigned to an agent with `mail_client: true` who still has it, or
+- a customer message (not an automatic one) arrived on a ticket such an agent has,
+
+and the ticket is not closed, and the event is not older than `agent_mail.max_age`
+(DESIGN invariant 9). The mail is `templates/agent_mail.txt.j2` (the one template
+environment) with the ticket, its customer, the agent, why it is sent and the last
+`agent_mail.summary` messages and notes; its Reply-To carries the reply token
+(`tix.channels.mail.agentauth`) naming the ticket, the agent and the seq of the ticket's
+last event the mail shows. The agent's reply comes back through `tix fetch`
+(`tix.ingest.agentmail`). Each mail is keyed `agentmail:TICKET:AGENT:SEQ`: running twice
+queues nothing twice.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from email.utils import formataddr
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from tix.channels.mail import agentauth
+from tix.durations import parse_duration
+from tix.errors import UsageError
+from tix.outbox.enqueue import notify
+from tix.store.files import atomic_write
+from tix.store.log import Position, iso, parse_ts, segment_name, utcnow
+
+CURSOR = ("state", "agent-mail.json")
+TEXT_LIMIT = 2000  # characters of one message in the summary
+
+
+def queue_agent_mail(store, now=None, via: str = "tix fetch") -> int:
+    """Queue the mail agents should get for what happened since the last run; how many."""
+    config = store.config
+    agents = {a.name: a for a in agentauth.mail_agents(config).values()}
+    if not agents:
+        return 0
+    spec = agentauth.settings(config)
+    if "@" not in spec["reply_to"]:
+        raise UsageError("agent_mail: no reply address (set agent_mail.reply_to or outbound.from)")
+    now = now or utcnow()
+    floor = iso(now - timedelta(seconds=parse_duration(str(spec["max_age"]))))
+    queued = 0
+    with store.writing(actor="system", via=via) as batch:
+        todo, end = _scan(store, _cursor(store, floor), floor)
+        if todo:
+            key = agentauth.secret(store, create=True)
+            rows = batch.reader.tickets(todo.keys())
+            for number, seen in sorted(todo.items()):
+                row = rows.get(number)
+                agent = agents.get(row.get("assignee")) if row else None
+                if agent is None or row["status"] == "closed":
+                    continue
+                if agent.name in seen["assigned"] or seen["customer"]:
+                    reason = "assigned" if agent.name in seen["assigned"] else "customer"
+                    queued += _queue_one(store, batch, dict(row), agent, reason, seen["seq"], key, spec)
+    if end is not None:
+        atomic_write(store.path(*CURSOR), orjson.dumps({"segment": end.segment, "offset": end.offset}), mode=0o600)
+    return queued
+
+
+def _cursor(store, floor: str) -> Position:
+    """Where the last run stopped; else the start of the segment of `floor`."""
+    try:
+        saved = orjson.loads(store.path(*CURSOR).read_bytes())
+        pos = Position(str(saved["segment"]), int(saved["offset"]))
+        if (store.path("events", pos.segment)).stat().st_size >= pos.offset:
+            return pos
+    except (OSError, ValueError, KeyError, TypeError):  # a missing or damaged cache
+        pass
+    return Position(segment_name(floor), 0)
+
+
+def _scan(store, start: Position, floor: str) -> tuple[dict, Position | None]:
+    """{ticket: {"seq", "assigned": {agents}, "customer": bool}} for the events after `start`."""
+    todo: dict[int, dict] = {}
+    end = None
+    for ev, pos in store.log.read(start):
+        end = pos
+        number = ev.get("ticket")
+        if number is None or str(ev.get("ts") or "") < floor:
+            continue
+        seen = todo.setdefault(number, {"seq": 0, "assigned": set(), "customer": False})
+        seen["seq"] = max(seen["seq"], int(ev.get("seq") or 0))
+        data = ev.get("data") or {}
+        kind = ev.get("type")
+        if kind == "ticket.created" and data.get("assignee"):
+            seen["assigned"].add(data["assignee"])
+        elif kind == "ticket.updated" and (data.get("set") or {}).get("assignee"):
+            seen["assigned"].add(data["set"]["assignee"])
+        elif kind == "message.received" and not data.get("auto"):
+            seen["customer"] = True
+    return {n: s for n, s in todo.items() if s["assigned"] or s["customer"]}, end
+
+
+def _queue_one(store, batch, row: dict, agent, reason: str, seq: int, key: bytes, spec: dict) -> int:
+    from tix import templates
+
+    number = row["number"]
+    tag = agentauth.token(key, number, agent.name, seq)
+    ctx = context(store, row, agent, reason, int(spec["summary"]))
+    error = None
+    try:
+        body = templates.render(templates.environment(store), str(spec["template"]), ctx)
+    except templates.TemplateFailed as exc:
+        body, error = "", str(exc)
+    prefix = str(store.config.setting("subject_tag"))
+    subject = f"[{prefix}{number}] {row.get('subject') or ''}".strip()
+    notify(batch, "email", formataddr((agent.display, agent.email)), subject, body,
+           payload={"reply_to": agentauth.reply_address(spec["reply_to"], tag),
+                    "agent_mail": {"ticket": number, "agent": agent.name, "seq": seq, "reason": reason}},
+           key=f"agentmail:{number}:{agent.name}:{seq}", ticket=number, error=error)
+    return 1
+
+
+def context(store, row: dict, agent, reason: str, summary: int) -> dict:
+    """What `agent_mail.txt.j2` gets (see templates/agent_mail.txt.j2)."""
+    reader = store.read()
+    contact = reader.contact(row["contact"]) if row.get("contact") is not None else None
+    tz = ZoneInfo(store.config.setting("timezone"))
+    entries = [entry(ev, tz) for ev in store.events_for(ticket=row["number"])
+               if ev["type"] in ("message.received", "message.sent", "ticket.note")]
+    entries = [e for e in entries if e is not None]
+    last = next((e for e in reversed(entries) if e["kind"] == "customer"), None)
+    return {"ticket": {**row, "ref": f"#{row['number']}"}, "contact": dict(contact) if contact else {},
+            "agent": {"login": agent.name, "name": agent.display, "email": agent.email},
+            "reason": reason, "message": last, "conversation": entries[-summary:] if summary else [],
+            "earlier": max(len(entries) - summary, 0)}
+
+
+def entry(ev: dict, tz) -> dict | None:
+    """One message or note of the conversation as the template shows it."""
+    data = ev.get("data") or {}
+    if ev["type"] == "message.received":
+        if data.get("auto"):
+            return None
+        kind, who, text = "customer", data.get("from_name") or data.get("from") or "customer", data.get("text")
+    elif ev["type"] == "message.sent":
+        if data.get("auto"):
+            return None
+        kind, who, text = "agent", str(ev.get("actor") or "").split(":", 1)[-1], data.get("text")
+    else:
+        if not data.get("body"):
+            return None
+        kind, who, text = "note", str(ev.get("actor") or "").split(":", 1)[-1], data.get("body")
+    text = str(text or "").strip()
+    if len(text) > TEXT_LIMIT:
+        text = text[:TEXT_LIMIT] + " …"
+    return {"kind": kind, "who": who, "text": text, "at": parse_ts(ev["ts"]).astimezone(tz),
+            "channel": data.get("channel"), "seq": ev.get("seq")}
