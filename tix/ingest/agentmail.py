@@ -197,9 +197,9 @@ class AgentMail:
     def collision(self, number: int, seq: int, login: str) -> None:
         """Bounced when the ticket gained a customer message or another agent's reply after `seq`."""
         store, batch = self.run.store, self.run.batch
-        for ev in [*store.events_for(ticket=number), *(e for e in batch.pending if e.get("ticket") == number)]:
+        for ev in [*store.log.read_after(seq), *batch.pending]:
             data = ev.get("data") or {}
-            if int(ev.get("seq") or 0) <= seq or data.get("auto"):
+            if ev.get("ticket") != number or int(ev.get("seq") or 0) <= seq or data.get("auto"):
                 continue
             if ev["type"] == "message.received":
                 raise Bounced(f"#{number} has a newer customer message ({ev['ts'][:16]}Z) than the mail you answered")

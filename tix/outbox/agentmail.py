@@ -19,6 +19,7 @@ queues nothing twice.
 """
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from email.utils import formataddr
 from zoneinfo import ZoneInfo
@@ -33,6 +34,9 @@ from tix.store.files import atomic_write
 from tix.store.log import Position, iso, parse_ts, segment_name, utcnow
 
 CURSOR = ("state", "agent-mail.json")
+CONVERSATION = ("message.received", "message.sent", "ticket.note")
+_TYPES = tuple(b'"type":"%s"' % t.encode() for t in CONVERSATION)
+_TICKET = re.compile(rb'"ticket":(\d+)[,}]')  # the event's own comes first (before "data")
 TEXT_LIMIT = 2000  # characters of one message in the summary
 
 
@@ -50,17 +54,21 @@ def queue_agent_mail(store, now=None, via: str = "tix fetch") -> int:
     queued = 0
     with store.writing(actor="system", via=via) as batch:
         todo, end = _scan(store, _cursor(store, floor), floor)
-        if todo:
+        mail = []
+        rows = batch.reader.tickets(todo.keys()) if todo else {}
+        for number, seen in sorted(todo.items()):
+            row = rows.get(number)
+            agent = agents.get(row.get("assignee")) if row else None
+            if agent is not None and row["status"] != "closed" and (agent.name in seen["assigned"]
+                                                                    or seen["customer"]):
+                mail.append((dict(row), agent, "assigned" if agent.name in seen["assigned"] else "customer",
+                             seen["seq"]))
+        if mail:
             key = agentauth.secret(store, create=True)
-            rows = batch.reader.tickets(todo.keys())
-            for number, seen in sorted(todo.items()):
-                row = rows.get(number)
-                agent = agents.get(row.get("assignee")) if row else None
-                if agent is None or row["status"] == "closed":
-                    continue
-                if agent.name in seen["assigned"] or seen["customer"]:
-                    reason = "assigned" if agent.name in seen["assigned"] else "customer"
-                    queued += _queue_one(store, batch, dict(row), agent, reason, seen["seq"], key, spec)
+            history = conversations(store, [m[0]["number"] for m in mail])
+            for row, agent, reason, seq in mail:
+                ctx = context(store, batch.reader, row, agent, reason, history[row["number"]], int(spec["summary"]))
+                queued += _queue_one(store, batch, ctx, agent, seq, key, spec)
     if end is not None:
         atomic_write(store.path(*CURSOR), orjson.dumps({"segment": end.segment, "offset": end.offset}), mode=0o600)
     return queued
@@ -100,12 +108,12 @@ def _scan(store, start: Position, floor: str) -> tuple[dict, Position | None]:
     return {n: s for n, s in todo.items() if s["assigned"] or s["customer"]}, end
 
 
-def _queue_one(store, batch, row: dict, agent, reason: str, seq: int, key: bytes, spec: dict) -> int:
+def _queue_one(store, batch, ctx: dict, agent, seq: int, key: bytes, spec: dict) -> int:
     from tix import templates
 
+    row = ctx["ticket"]
     number = row["number"]
     tag = agentauth.token(key, number, agent.name, seq)
-    ctx = context(store, row, agent, reason, int(spec["summary"]))
     error = None
     try:
         body = templates.render(templates.environment(store), str(spec["template"]), ctx)
@@ -115,19 +123,33 @@ def _queue_one(store, batch, row: dict, agent, reason: str, seq: int, key: bytes
     subject = f"[{prefix}{number}] {row.get('subject') or ''}".strip()
     notify(batch, "email", formataddr((agent.display, agent.email)), subject, body,
            payload={"reply_to": agentauth.reply_address(spec["reply_to"], tag),
-                    "agent_mail": {"ticket": number, "agent": agent.name, "seq": seq, "reason": reason}},
+                    "agent_mail": {"ticket": number, "agent": agent.name, "seq": seq, "reason": ctx["reason"]}},
            key=f"agentmail:{number}:{agent.name}:{seq}", ticket=number, error=error)
     return 1
 
 
-def context(store, row: dict, agent, reason: str, summary: int) -> dict:
+def conversations(store, numbers) -> dict[int, list[dict]]:
+    """The messages and notes of these tickets, in log order, in one pass over the log."""
+    want = set(numbers)
+    out: dict[int, list[dict]] = {n: [] for n in want}
+    for raw, _seg, _off in store.log.read_raw():
+        m = _TICKET.search(raw)
+        if m is None or int(m.group(1)) not in want or not any(t in raw for t in _TYPES):
+            continue
+        try:
+            ev = orjson.loads(raw)
+        except ValueError:  # a damaged line: `tix check` names it
+            continue
+        if ev.get("ticket") in want and ev.get("type") in CONVERSATION:
+            out[ev["ticket"]].append(ev)
+    return out
+
+
+def context(store, reader, row: dict, agent, reason: str, events: list[dict], summary: int) -> dict:
     """What `agent_mail.txt.j2` gets (see templates/agent_mail.txt.j2)."""
-    reader = store.read()
     contact = reader.contact(row["contact"]) if row.get("contact") is not None else None
     tz = ZoneInfo(store.config.setting("timezone"))
-    entries = [entry(ev, tz) for ev in store.events_for(ticket=row["number"])
-               if ev["type"] in ("message.received", "message.sent", "ticket.note")]
-    entries = [e for e in entries if e is not None]
+    entries = [e for e in (entry(ev, tz) for ev in events) if e is not None]
     last = next((e for e in reversed(entries) if e["kind"] == "customer"), None)
     return {"ticket": {**row, "ref": f"#{row['number']}"}, "contact": dict(contact) if contact else {},
             "agent": {"login": agent.name, "name": agent.display, "email": agent.email},

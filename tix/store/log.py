@@ -312,6 +312,24 @@ class EventLog:
                     self.damaged(name, start, _why(exc))
         return None
 
+    def read_after(self, seq: int) -> list[dict]:
+        """The committed events whose seq is above `seq`, in log order: read backwards from
+        `end()`, so the cost is that of the newer events only (a damaged line is skipped)."""
+        end = self.end()
+        out: list[dict] = []
+        for name in reversed([s for s in self.segments() if s <= end.segment]):
+            stop = end.offset if name == end.segment else None
+            for line, start in self._lines_backward(name, stop):
+                try:
+                    ev = orjson.loads(unmark(line))
+                except ValueError as exc:
+                    self.damaged(name, start, _why(exc))
+                    continue
+                if int(ev.get("seq") or 0) <= seq:
+                    return out[::-1]
+                out.append(ev)
+        return out[::-1]
+
     def _lines_backward(self, name: str, stop: int | None) -> Iterator[tuple[bytes, int]]:
         """(line without newline, its start offset) for the whole lines before `stop`, last first."""
         with open(self.dir / name, "rb") as fh:
