@@ -296,3 +296,13 @@ def test_config_errors_name_the_line(store, tix):
     assert "agent_mail: unknown key 'authserv' (did you mean 'authserv_id'?)" in res.stderr
     assert "agent_mail: max_age:" in res.stderr
     assert all(line.startswith(str(path) + ":") for line in res.stderr.splitlines())
+
+
+def test_config_check_renders_the_agent_mail_template(store, tix, smtp_server):
+    add_config(store, smtp_server.outbound_yaml())
+    enable_agent_mail(store)
+    assert tix("config", "check").returncode == 0, tix("config", "check").stderr
+    store.path("templates", "agent_mail.txt.j2").write_text("Tiket {{ ticket.ref }}\n{{ tiket.subject }}\n")
+    res = tix("config", "check")
+    assert res.returncode == 2
+    assert "templates/agent_mail.txt.j2:2:" in res.stderr and "tiket" in res.stderr

@@ -363,6 +363,7 @@ STORE_CHECKS: tuple[tuple[str, str], ...] = (
     ("business calendar", "tix.config:_check_business_calendar"),
     ("rules", "tix.config:_check_rules"),
     ("templates", "tix.config:_check_templates"),
+    ("agent mail", "tix.outbox.agentmail:check_template"),
     ("reports", "tix.config:_check_reports"),
     ("environment variables and files", "tix.config:check_secrets"),
 )

@@ -151,7 +151,7 @@ def context(store, reader, row: dict, agent, reason: str, events: list[dict], su
     tz = ZoneInfo(store.config.setting("timezone"))
     entries = [e for e in (entry(ev, tz) for ev in events) if e is not None]
     last = next((e for e in reversed(entries) if e["kind"] == "customer"), None)
-    return {"ticket": {**row, "ref": f"#{row['number']}"}, "contact": dict(contact) if contact else {},
+    return {"ticket": {**row, "ref": f"#{row['number']}"}, "contact": dict(contact) if contact else {"name": None},
             "agent": {"login": agent.name, "name": agent.display, "email": agent.email},
             "reason": reason, "message": last, "conversation": entries[-summary:] if summary else [],
             "earlier": max(len(entries) - summary, 0)}
@@ -177,3 +177,41 @@ def entry(ev: dict, tz) -> dict | None:
         text = text[:TEXT_LIMIT] + " …"
     return {"kind": kind, "who": who, "text": text, "at": parse_ts(ev["ts"]).astimezone(tz),
             "channel": data.get("channel"), "seq": ev.get("seq")}
+
+
+def check_template(store) -> list:
+    """`tix config check`: the agent mail template rendered with a sample ticket (when an agent
+    works from their mail client), so that a misspelt variable shows now, not in the first mail."""
+    from types import SimpleNamespace
+
+    from tix import templates
+    from tix.config import CONFIG_NAME
+    from tix.errors import Problem
+    from tix.store.fold import empty_ticket
+
+    agents = list(agentauth.mail_agents(store.config).values())
+    if not agents:
+        return []
+    spec = agentauth.settings(store.config)
+    problems = []
+    if "@" not in spec["reply_to"]:
+        problems.append(Problem(str(store.root / CONFIG_NAME), store.config.line_of("agent_mail"),
+                                "agent_mail: no reply address: set agent_mail.reply_to or outbound.from"))
+    row = {**empty_ticket(1042), "subject": "Pesanan INV-1001 belum sampai", "status": "open", "channel": "email",
+           "assignee": agents[0].name}
+    ts = iso(utcnow())
+    sample = [{"seq": 1, "ts": ts, "actor": "channel:support", "type": "message.received", "ticket": 1042,
+               "data": {"from": "sari@example.com", "from_name": "Sari", "text": "Paket saya belum sampai.",
+                        "channel": "email"}}]
+    reader = SimpleNamespace(contact=lambda cid: None)
+    for reason in ("assigned", "customer"):
+        ctx = context(store, reader, row, agents[0], reason, sample, int(spec["summary"]))
+        try:
+            templates.render(templates.environment(store), str(spec["template"]), ctx)
+        except templates.TemplateFailed as exc:
+            text = str(exc)
+            head, _, message = text.partition(": ")
+            name, _, line = head.rpartition(":")
+            problems.append(Problem(name, int(line), message) if line.isdigit() else Problem(head, None, message))
+            break
+    return problems
