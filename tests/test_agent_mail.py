@@ -70,6 +70,15 @@ def agent_reply(reply_to: str, body: str, frm: str = f"Ani Lestari <{ANI}>", sub
 QUOTE = "\n\n-- \nAni Lestari\nToko Contoh\n\nOn Fri, 20 Nov 2026 at 10:00, Toko Support wrote:\n> Halo, pesanan saya\n"
 
 
+def append(store, raw: bytes) -> None:
+    """Put a mail into the support mailbox by IMAP APPEND (as a mail client or an MDA would)."""
+    client = store.imap.client()
+    try:
+        client.append("INBOX", raw)
+    finally:
+        client.logout()
+
+
 def customer_mails(store) -> list:
     return mails_to(store, CUSTOMER)
 
@@ -113,7 +122,7 @@ def test_agent_reply_goes_to_the_customer_without_quote_and_signature(am_store, 
     customer_ticket(am_store, tix)
     reply_to = str(assigned_mail(am_store, tix)["Reply-To"])
     raw = agent_reply(reply_to, "Dana sudah kami kembalikan, mohon cek 1-3 hari kerja." + QUOTE)
-    am_store.imap.deliver(raw)
+    append(am_store, raw)
     assert tix("fetch").returncode == 0
     (sent,) = customer_mails(am_store)
     text = sent.get_content()
@@ -124,12 +133,14 @@ def test_agent_reply_goes_to_the_customer_without_quote_and_signature(am_store, 
     assert ev["actor"] == "user:ani" and ev["ticket"] == 1
     (got,) = events(am_store, "agentmail.received")
     assert got["data"]["outcome"] == "replied" and got["actor"] == "user:ani"
+    assert tix("check").returncode == 0 and tix("rebuild").returncode == 0
+    assert am_store.ticket(1)["first_response_at"] == ev["ts"]
     # the same mail again (another folder, a re-scan) is a no-op
-    am_store.imap.deliver(raw)
+    append(am_store, raw)
     assert tix("fetch").returncode == 0
     assert len(customer_mails(am_store)) == 1 and len(events(am_store, "agentmail.received")) == 1
     # a second reply to the same mail is no collision: the agent's own reply is not another's
-    am_store.imap.deliver(agent_reply(reply_to, "Satu lagi: nomor resinya JNE123." + QUOTE))
+    append(am_store, agent_reply(reply_to, "Satu lagi: nomor resinya JNE123." + QUOTE))
     assert tix("fetch").returncode == 0
     assert len(customer_mails(am_store)) == 2
 
@@ -138,7 +149,7 @@ def test_agent_reply_on_a_whatsapp_ticket_goes_out_through_the_cloud_api(am_stor
     spool(wa_store, text_payload("wamid.A1", "Paket saya belum sampai", ts=int(utcnow().timestamp()) - 60))
     assert tix("fetch").returncode == 0
     reply_to = str(assigned_mail(am_store, tix)["Reply-To"])
-    am_store.imap.deliver(agent_reply(reply_to, "Paket sedang dikirim ulang hari ini." + QUOTE))
+    append(am_store, agent_reply(reply_to, "Paket sedang dikirim ulang hari ini." + QUOTE))
     assert tix("fetch").returncode == 0
     texts = [r["json"]["text"]["body"] for r in graph.sent() if r["json"].get("type") == "text"]
     assert texts == ["Paket sedang dikirim ulang hari ini."]
@@ -149,7 +160,7 @@ def test_agent_reply_on_a_whatsapp_ticket_goes_out_through_the_cloud_api(am_stor
 def test_status_commands_reply_and_set_the_status(am_store, tix, first_line, expect):
     customer_ticket(am_store, tix)
     reply_to = str(assigned_mail(am_store, tix)["Reply-To"])
-    am_store.imap.deliver(agent_reply(reply_to, f"{first_line}\nMohon kirim foto resinya." + QUOTE))
+    append(am_store, agent_reply(reply_to, f"{first_line}\nMohon kirim foto resinya." + QUOTE))
     assert tix("fetch").returncode == 0
     assert am_store.ticket(1)["status"] == expect
     (sent,) = customer_mails(am_store)
@@ -159,7 +170,7 @@ def test_status_commands_reply_and_set_the_status(am_store, tix, first_line, exp
 def test_status_command_alone_sends_nothing(am_store, tix):
     customer_ticket(am_store, tix)
     reply_to = str(assigned_mail(am_store, tix)["Reply-To"])
-    am_store.imap.deliver(agent_reply(reply_to, "#resolve" + QUOTE))
+    append(am_store, agent_reply(reply_to, "#resolve" + QUOTE))
     assert tix("fetch").returncode == 0
     assert am_store.ticket(1)["status"] == "resolved" and customer_mails(am_store) == []
 
@@ -167,7 +178,7 @@ def test_status_command_alone_sends_nothing(am_store, tix):
 def test_note_command_is_an_internal_note(am_store, tix):
     customer_ticket(am_store, tix)
     reply_to = str(assigned_mail(am_store, tix)["Reply-To"])
-    am_store.imap.deliver(agent_reply(reply_to, "#note\nPelanggan ini sudah tiga kali komplain." + QUOTE))
+    append(am_store, agent_reply(reply_to, "#note\nPelanggan ini sudah tiga kali komplain." + QUOTE))
     assert tix("fetch").returncode == 0
     assert customer_mails(am_store) == []
     notes = [e for e in events(am_store, "ticket.note") if e["ticket"] == 1]
@@ -177,7 +188,7 @@ def test_note_command_is_an_internal_note(am_store, tix):
 def test_assign_command_reassigns(am_store, tix):
     customer_ticket(am_store, tix)
     reply_to = str(assigned_mail(am_store, tix)["Reply-To"])
-    am_store.imap.deliver(agent_reply(reply_to, "#assign budi\nSoal refund, Budi yang pegang." + QUOTE))
+    append(am_store, agent_reply(reply_to, "#assign budi\nSoal refund, Budi yang pegang." + QUOTE))
     assert tix("fetch").returncode == 0
     assert am_store.ticket(1)["assignee"] == "budi" and customer_mails(am_store) == []
     (upd,) = [e for e in events(am_store, "ticket.updated") if e["data"]["set"].get("assignee") == "budi"]
@@ -187,7 +198,7 @@ def test_assign_command_reassigns(am_store, tix):
 def test_unknown_command_bounces_back_to_the_agent(am_store, tix):
     customer_ticket(am_store, tix)
     reply_to = str(assigned_mail(am_store, tix)["Reply-To"])
-    am_store.imap.deliver(agent_reply(reply_to, "#close\nSelesai." + QUOTE))
+    append(am_store, agent_reply(reply_to, "#close\nSelesai." + QUOTE))
     assert tix("fetch").returncode == 0
     assert customer_mails(am_store) == []
     refusal = mails_to(am_store, ANI)[-1]
@@ -201,7 +212,7 @@ def test_collision_keeps_the_text_as_a_note_and_tells_the_agent(am_store, tix):
     # the customer writes again before the agent's reply (to the older mail) arrives
     am_store.imap.deliver(make_mail(subject="Re: [#1] Pesanan belum sampai", body="Oh, sudah sampai ternyata!"))
     assert tix("fetch").returncode == 0
-    am_store.imap.deliver(agent_reply(reply_to, "Kami kirim ulang paketnya." + QUOTE))
+    append(am_store, agent_reply(reply_to, "Kami kirim ulang paketnya." + QUOTE))
     assert tix("fetch").returncode == 0
     assert customer_mails(am_store) == []
     refusal = mails_to(am_store, ANI)[-1]
@@ -238,7 +249,7 @@ def test_forged_agent_mail_is_quarantined(am_store, tix, case):
     else:
         raw = agent_reply(reply_to, "Silakan transfer ke rekening 123.", frm="Penipu <ani@example-co.id>")
         reason = "not from an agent with mail_client"
-    am_store.imap.deliver(raw)
+    append(am_store, raw)
     res = tix("fetch")
     assert res.returncode == 1 and "agent mail refused" in res.stderr and reason in res.stderr
     assert customer_mails(am_store) == []
@@ -252,7 +263,7 @@ def test_authentication_results_of_another_server_are_not_trusted(am_store, tix)
     """A forger can write any header; only our authserv-id's counts, and a pass must be aligned."""
     customer_ticket(am_store, tix)
     reply_to = str(assigned_mail(am_store, tix)["Reply-To"])
-    am_store.imap.deliver(agent_reply(reply_to, "Oke.", auth=f"{AUTHSERV}; dkim=pass header.d=evil.example; "
+    append(am_store, agent_reply(reply_to, "Oke.", auth=f"{AUTHSERV}; dkim=pass header.d=evil.example; "
                                                               "spf=pass smtp.mailfrom=x@evil.example"))
     assert tix("fetch").returncode == 1 and customer_mails(am_store) == []
 
@@ -306,3 +317,33 @@ def test_config_check_renders_the_agent_mail_template(store, tix, smtp_server):
     res = tix("config", "check")
     assert res.returncode == 2
     assert "templates/agent_mail.txt.j2:2:" in res.stderr and "tiket" in res.stderr
+
+
+def test_without_an_authentication_results_header_the_token_and_from_suffice(am_store, tix):
+    customer_ticket(am_store, tix)
+    reply_to = str(assigned_mail(am_store, tix)["Reply-To"])
+    append(am_store, agent_reply(reply_to, "Baik, kami cek dulu.", auth=None))
+    assert tix("fetch").returncode == 0
+    assert len(customer_mails(am_store)) == 1
+
+
+def test_out_of_office_from_the_agent_is_recorded_and_ignored(am_store, tix):
+    customer_ticket(am_store, tix)
+    reply_to = str(assigned_mail(am_store, tix)["Reply-To"])
+    raw = make_mail(subject="Out of office", body="Saya cuti sampai Senin.", frm=ANI, to=reply_to,
+                    headers={"Auto-Submitted": "auto-replied"})
+    append(am_store, raw)
+    assert tix("fetch").returncode == 0
+    assert customer_mails(am_store) == [] and _quarantine(tix) == []
+    (got,) = events(am_store, "agentmail.received")
+    assert got["data"]["outcome"].startswith("ignored: an automatic mail")
+
+
+def test_whatsapp_window_closed_bounces_back(am_store, wa_store, graph, tix):
+    spool(wa_store, text_payload("wamid.B1", "Halo?", ts=int(utcnow().timestamp()) - 3 * 86400))
+    assert tix("fetch").returncode == 0
+    reply_to = str(assigned_mail(am_store, tix)["Reply-To"])
+    append(am_store, agent_reply(reply_to, "Maaf terlambat." + QUOTE))
+    assert tix("fetch").returncode == 0
+    assert [r for r in graph.sent() if r["json"].get("type") == "text"] == []
+    assert "24" in mails_to(am_store, ANI)[-1].get_content()

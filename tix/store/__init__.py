@@ -58,7 +58,11 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
   the outbox, counted as sent from then on). `message.quarantined` (no
   ticket: `channel`, `source`, `source_key`, `message`, `quarantine`, `error`),
   `message.unmatched` (a bounce of no known ticket), `message.media` (a WhatsApp download).
-  `ticket.note` kinds: `intake` (typed in by an agent), `bounce`, `linked`, `send_failed`.
+  `ticket.note` kinds: `intake` (typed in by an agent), `bounce`, `linked`, `send_failed`,
+  `agent_mail` (an agent's `#note` by mail), `agent_mail_refused` (an agent's mail not acted on).
+  `agentmail.received` (actor `user:AGENT`): an agent's reply by mail (tix.ingest.agentmail):
+  `message`/`source_key` (its idempotency keys), `source`, `channel`, `message_id`, `from`,
+  `subject`, `agent`, `seq` (of its reply token), `command`, `outcome`, `text`, `raw`, `raw_span`.
 - Stage events: `rule.auto_reply`, `rule.failed` (rules), `sla.step`, `sla.breached`
   (SLA). The outbox (everything tix sends; the full vocabulary is in `tix.outbox`):
   `outbox.queued` (a notification or report mail; no ticket: `outbox`, `purpose`, `kind`
