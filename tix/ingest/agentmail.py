@@ -168,7 +168,7 @@ class AgentMail:
                 self.run.config.check_agent(arg)
             except UsageError as exc:
                 raise Bounced(str(exc)) from None
-            self._set(row, "assignee", lambda: tickets.assign(batch, row, arg, why="by agent mail"))
+            self._set(row, lambda: tickets.assign(batch, row, arg, why="by agent mail"))
             if text:
                 batch.emit("ticket.note", ticket=row["number"], data={"body": text, "kind": "agent_mail"})
             return f"assigned to {arg}"
@@ -181,18 +181,19 @@ class AgentMail:
             done.append("replied")
         if command in ("pending", "resolve"):
             if command == "resolve":
-                self._set(row, "status", lambda: tickets.close(batch, row, resolved=True, why="by agent mail"))
+                self._set(row, lambda: tickets.close(batch, row, resolved=True, why="by agent mail"))
             else:
-                self._set(row, "status", lambda: tickets.set_fields(batch, row, {"status": "pending"},
+                self._set(row, lambda: tickets.set_fields(batch, row, {"status": "pending"},
                                                                     why="by agent mail"))
             done.append(f"status {row['status']}")
         return ", ".join(done)
 
-    def _set(self, row: dict, field: str, change) -> None:
+    def _set(self, row: dict, change) -> None:
         """Run a change of the run's cached row, undoably (the intake may roll the item back)."""
-        old = row.get(field)
+        old = {f: row.get(f) for f in ("status", "assignee", "team")}
         change()
-        self.run.journal.record(row, field, old)
+        for f, value in old.items():
+            self.run.journal.record(row, f, value)
 
     def collision(self, number: int, seq: int, login: str) -> None:
         """Bounced when the ticket gained a customer message or another agent's reply after `seq`."""

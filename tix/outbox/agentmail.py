@@ -37,6 +37,7 @@ CURSOR = ("state", "agent-mail.json")
 CONVERSATION = ("message.received", "message.sent", "ticket.note")
 _TYPES = tuple(b'"type":"%s"' % t.encode() for t in CONVERSATION)
 _TICKET = re.compile(rb'"ticket":(\d+)[,}]')  # the event's own comes first (before "data")
+PASSIVE = ("reaction", "revoke")  # WhatsApp reactions and deletions are no news (tix.ingest.whatsapp)
 TEXT_LIMIT = 2000  # characters of one message in the summary
 
 
@@ -103,7 +104,7 @@ def _scan(store, start: Position, floor: str) -> tuple[dict, Position | None]:
             seen["assigned"].add(data["assignee"])
         elif kind == "ticket.updated" and (data.get("set") or {}).get("assignee"):
             seen["assigned"].add(data["set"]["assignee"])
-        elif kind == "message.received" and not data.get("auto"):
+        elif kind == "message.received" and not data.get("auto") and data.get("wa_type") not in PASSIVE:
             seen["customer"] = True
     return {n: s for n, s in todo.items() if s["assigned"] or s["customer"]}, end
 
