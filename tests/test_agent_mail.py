@@ -347,3 +347,21 @@ def test_whatsapp_window_closed_bounces_back(am_store, wa_store, graph, tix):
     assert tix("fetch").returncode == 0
     assert [r for r in graph.sent() if r["json"].get("type") == "text"] == []
     assert "24" in mails_to(am_store, ANI)[-1].get_content()
+
+
+def test_checks_hold_when_mail_is_parsed_in_worker_processes(am_store, tix, monkeypatch):
+    """Parse workers drop the header object: the Authentication-Results check must read the raw."""
+    from tix.ingest.parsing import Parser
+
+    customer_ticket(am_store, tix)
+    reply_to = str(assigned_mail(am_store, tix)["Reply-To"])
+    monkeypatch.setenv("TIX_PARSE_WORKERS", "1")
+    monkeypatch.setattr(Parser, "MAIN_SHARE", 0.0)  # every message of the chunk parsed in the worker
+    for i in range(Parser.MIN_POOL):
+        am_store.imap.deliver(make_mail(subject=f"Pertanyaan {i}", frm=f"c{i}@pelanggan.example"))
+    append(am_store, agent_reply(reply_to, "Transfer ke rekening 999.",
+                                 auth=f"{AUTHSERV}; dkim=fail header.d=example.co.id; spf=fail smtp.mailfrom={ANI}"))
+    append(am_store, agent_reply(reply_to, "Sudah kami proses." + QUOTE))
+    res = tix("fetch")
+    assert res.returncode == 1 and "no DKIM or SPF pass" in res.stderr
+    assert [m.get_content().strip() for m in customer_mails(am_store)] == ["Sudah kami proses."]

@@ -150,7 +150,9 @@ class AgentMail:
         number, login, seq = agentauth.check_token(self.key(), tag)
         if login != agent.name.lower():
             raise agentauth.Refused(f"the reply token is agent {login}'s, the mail is from {agent.name} <{sender}>")
-        values = [str(v) for v in (headers.get_all("Authentication-Results") or [])] if headers is not None else []
+        if headers is None:  # fail closed: an Authentication-Results we cannot read is no pass
+            raise agentauth.Refused("its header cannot be read")
+        values = [str(v) for v in (headers.get_all("Authentication-Results") or [])]
         agentauth.check_auth_results(values, self.spec.get("authserv_id"), sender)
         return agent, number, seq
 

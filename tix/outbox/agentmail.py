@@ -186,7 +186,7 @@ def check_template(store) -> list:
     from types import SimpleNamespace
 
     from tix import templates
-    from tix.config import CONFIG_NAME
+    from tix.config import CONFIG_NAME, _where
     from tix.errors import Problem
     from tix.store.fold import empty_ticket
 
@@ -210,9 +210,6 @@ def check_template(store) -> list:
         try:
             templates.render(templates.environment(store), str(spec["template"]), ctx)
         except templates.TemplateFailed as exc:
-            text = str(exc)
-            head, _, message = text.partition(": ")
-            name, _, line = head.rpartition(":")
-            problems.append(Problem(name, int(line), message) if line.isdigit() else Problem(head, None, message))
+            problems.append(Problem(*_where(str(exc)), str(exc).split(": ", 1)[-1]))
             break
     return problems
