@@ -27,7 +27,7 @@ SKIP = {
 }
 # Examples that run but end with a documented non-zero exit in a test store: prefix -> (code, reason).
 EXPECTED_EXIT = {
-    "tix quarantine show 20261124T081253-5b8d": (1, "an entry id of someone else's quarantine"),
+    "tix quarantine show 5b8d2c0e41a7": (1, "an entry id of someone else's quarantine"),
 }
 # Commands an example needs to have run before it: prefix -> setup lines.
 SETUP = {

@@ -85,6 +85,17 @@ def test_subject_tag_needs_the_tickets_contact(md_store):
     assert [e["ticket"] for e in events(md_store, "message.received")] == [1, 1, 2]
 
 
+def test_a_reply_carries_its_own_ticket_tag_only(md_store, tix):
+    """A customer who typed `[#1]` in a new message's subject got `Re: … [#1] [#2]`."""
+    drop(md_store, make_mail(msgid="<t1@x>", subject="Refund"))
+    drop(md_store, make_mail(msgid="<t3@x>", subject="Re: Refund [#1] ", frm="mallory@evil.example"))
+    fetch_all(md_store, now=NOW)
+    for n in (1, 2):
+        assert tix("reply", str(n), "-m", "Baik, kami cek.", "--no-send").returncode == 0
+    subjects = [it["subject"] for it in orjson.loads(tix("outbox", "list", "-f", "json").stdout)]
+    assert subjects == ["Re: Refund [#1]", "Re: Refund [#2]"]
+
+
 def _resolve(store, number, when):
     with store.writing(actor="user:ani", via="test") as b:
         b.emit("ticket.updated", ticket=number, data={"set": {"status": "resolved"}, "old": {"status": "new"}},

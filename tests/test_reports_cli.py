@@ -68,3 +68,23 @@ def test_usage_errors_exit_2(report_store, tix):
 def test_sql_has_the_messages_view(report_store, tix):
     proc = tix("sql", "SELECT count(*) AS n FROM messages WHERE direction = 'in'", "--format", "json", check=0)
     assert json.loads(proc.stdout) == [{"n": 9}]
+
+
+def test_a_store_that_began_this_week_reports_this_week_by_default(store, tix, monkeypatch):
+    """Reports on a new store defaulted to the last complete week: all zeros in week one."""
+    monkeypatch.setenv("TIX_NOW", "2026-12-03T05:00:00Z")  # a Thursday, 12:00 in Asia/Jakarta
+    for subject in ("Paket belum sampai", "Refund"):
+        assert tix("new", subject, "--email", "sari@pelanggan.example").returncode == 0
+    doc = json.loads(tix("report", "weekly", "-f", "json", check=0).stdout)
+    head = {r["metric"]: r["value"] for r in doc["sections"][0]["rows"]}
+    assert (doc["week"], head["new_tickets"]) == ("2026-W49", 2)
+    trend = next(s for s in doc["sections"] if s["name"] == "trend")["rows"]
+    assert trend[-1]["new_tickets"] == 2
+    rt = json.loads(tix("report", "response-times", "-f", "json", check=0).stdout)["params"]
+    assert (rt["since"], rt["until"]) == ("2026-11-08T17:00:00Z", "2026-12-06T17:00:00Z")  # four weeks to this one
+    # a week on, the store has a past: the default is the last complete week again (a Monday's cron)
+    monkeypatch.setenv("TIX_NOW", "2026-12-07T02:00:00Z")
+    doc = json.loads(tix("report", "weekly", "-f", "json", check=0).stdout)
+    assert doc["week"] == "2026-W49"
+    monkeypatch.setenv("TIX_NOW", "2026-12-15T02:00:00Z")
+    assert json.loads(tix("report", "weekly", "-f", "json", check=0).stdout)["week"] == "2026-W50"

@@ -249,3 +249,16 @@ def test_messages_view(report_store):
     row = con.execute("SELECT channel, \"from\", \"to\", agent, ts FROM messages "
                       "WHERE ticket = 1 AND direction = 'out' AND NOT auto").fetchone()
     assert row == ("email", None, "customer1@example.com", "ani", datetime(2026, 11, 16, 3, 0))
+
+
+def test_durations_under_an_hour_show_minutes_worth_and_never_minus_zero():
+    """Hour medians of `0,0` hid minute-level times; ages printed as `-0,0`."""
+    from tix.reports.labels import Labels
+
+    L = Labels("id")
+    assert L.value(0.05, "first_response_median_hours") == "0,05"  # 3 minutes
+    assert L.value(0.25, "median_hours") == "0,25"
+    assert L.value(0.001, "median_hours") == "< 0,01"
+    assert L.value(-0.0004, "age_days") == "0,0"  # a clock's skew of seconds
+    assert L.value(-0.04, "x") == "0,0" and L.value(2.25, "median_hours") == "2,2"
+    assert Labels("en").value(0.05, "median_hours") == "0.05"

@@ -58,3 +58,22 @@ def test_chromium_screenshot_is_not_blank(report_store, tmp_path):
     # the header and first cards are drawn at the top of the page
     top = img.crop((0, 0, img.width, 400)).getcolors(maxcolors=1 << 20)
     assert len(top) > 50
+
+
+def test_a_zero_percent_bar_is_drawn():
+    """A 0% bar was invisible: a team with no clock met looked like a team with no data."""
+    from types import SimpleNamespace
+
+    from tix.reports.charts import draw
+    from tix.reports.labels import Labels
+
+    rows = [{"team": "billing", "compliance": 0.0}, {"team": "support", "compliance": 0.95}]
+    section = SimpleNamespace(name="by_team", title="SLA", labels={}, dicts=lambda: rows,
+                              chart=SimpleNamespace(kind="hbar", x="team", y=["compliance"]))
+    svg = draw(section, SimpleNamespace(labels=Labels("id"), locale="id"))
+    import re
+
+    (red,) = re.findall(r'<path d="([^"]+)"[^>]*style="fill: #c8423b', svg)  # the 0% bar, in red
+    xs = [float(x) for x in re.findall(r"[ML] ([\d.]+) ", red + " ")]
+    assert max(xs) - min(xs) > 1.5  # visibly wide
+    assert "0,0%" in svg

@@ -101,7 +101,13 @@ CASES = [
      - name: a
        then:
          - notify: {webhook: "ftp://x"}
-     """, "rules/10-bad.yaml:3: notify webhook must be an http(s) URL or env:VARIABLE, got 'ftp://x'"),
+     """, "rules/10-bad.yaml:3: notify webhook must be an http(s) URL or env:VARIABLE holding one (got ftp:…)"),
+    ("""
+     - name: a
+       then:
+         - notify: {webhook: "https://ops:s3cret-pw@hooks.example.com/T0/B0"}
+     """, "rules/10-bad.yaml:3: notify webhook https://hooks.example.com/…: a user:password@ in the URL would be "
+          "stored in the event log; put the URL in an environment variable and write env:NAME"),
     ("""
      - name: a
        iff: {channel: email}

@@ -34,3 +34,14 @@ def test_example_calendars_and_policies_are_valid_and_used(store):
     n = Timeline(store).create(jkt(2026, 11, 23, 9, 0), priority="urgent")
     report = escalate(store, now=jkt(2026, 11, 23, 9, 50), flush_outbox=False)
     assert [(p.ticket, p.step.name) for p in report.planned] == [(n, "warn-lead")]
+
+
+def test_a_webhook_with_a_password_in_its_url_is_refused_without_echoing_it(store, tix):
+    """A webhook URL with `user:password@` was stored in full in the event log."""
+    block = uncommented_sla_example().replace('"env:TIX_SLACK_WEBHOOK"', '"https://ops:s3cret-pw@hooks.example.com/T0"')
+    path = store.path("tix.yaml")
+    path.write_text(path.read_text(encoding="utf-8") + "\n" + block, encoding="utf-8")
+    proc = tix("config", "check")
+    assert proc.returncode == 2
+    assert "a user:password@ in the URL would be stored in the event log" in proc.stderr
+    assert "s3cret" not in proc.stderr + proc.stdout

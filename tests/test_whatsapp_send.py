@@ -221,3 +221,19 @@ def test_tix_reply_template_outside_window(wa_store, graph, tix):
     assert sent["type"] == "template" and sent["template"]["name"] == "ticket_update"
     both = tix("reply", "1", "--template", "followup", "--macro", "x")
     assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_a_template_whose_parameter_would_be_empty_is_refused_before_queueing(wa_store, graph, tix):
+    """`tix reply N --template NAME` without -m sent an empty template parameter (Meta rejects it)."""
+    spool(wa_store, text_payload("wamid.OLD3", "lama sekali", wa_id="15555550101", ts=T0))
+    fetch_spool(wa_store)
+    proc = tix("reply", "1", "--template", "withtext")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("Error: whatsapp.templates.withtext: parameter 2 ({{ text | truncate(60) }}) is "
+                                   "empty (give the text with -m TEXT); WhatsApp refuses a template with an empty "
+                                   "parameter")
+    assert graph.sent() == [] and tix("outbox", "list", "-f", "json").stdout.strip() == "[]"
+    proc = tix("reply", "1", "--template", "withtext", "-m", "Paket sudah dikirim ulang")
+    assert proc.returncode == 0, proc.stderr
+    params = graph.sent()[-1]["json"]["template"]["components"][0]["parameters"]
+    assert params == [{"type": "text", "text": "1"}, {"type": "text", "text": "Paket sudah dikirim ulang"}]

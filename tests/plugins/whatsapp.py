@@ -47,6 +47,10 @@ whatsapp:
       name: ticket_update
       language: en_US
       params: ["{{{{ ticket.number }}}}", "{{{{ ticket.status }}}}"]
+    withtext:
+      name: ticket_note
+      language: id
+      params: ["{{{{ ticket.number }}}}", "{{{{ text | truncate(60) }}}}"]
 """
 
 

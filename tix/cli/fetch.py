@@ -1,4 +1,4 @@
-"""Intake and outbound commands: fetch, reply, quarantine list|show|replay, outbox list|flush."""
+"""Intake and outbound commands: fetch, reply, quarantine list|show|replay|drop, outbox list|flush."""
 from __future__ import annotations
 
 import os
@@ -12,7 +12,7 @@ import typer
 from tix.cli.common import FormatOpt, Progress, actor, check_format, error, info, is_tty, open_store, ticket_arg
 from tix.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 
-quarantine_app = typer.Typer(help="Inputs that could not be processed: list, show, replay after a fix.",
+quarantine_app = typer.Typer(help="Inputs that could not be processed: list, show, replay after a fix, drop for good.",
                              no_args_is_help=True)
 outbox_app = typer.Typer(help="Outgoing messages waiting to be sent: list, flush.", no_args_is_help=True)
 
@@ -149,20 +149,73 @@ def _editor() -> str:
 
 
 # -- quarantine ----------------------------------------------------------------------------------
+OlderOpt = typer.Option(None, "--older", metavar="AGE", help="Only entries quarantined more than AGE ago (30d, 12h).")
+
+
+def _older(store, older: str | None) -> list[dict]:
+    from tix.durations import parse_duration
+    from tix.store import quarantine
+
+    if older is None:
+        return quarantine.entries(store)
+    try:
+        seconds = parse_duration(older)
+    except ValueError as exc:
+        raise UsageError(f"--older {older!r}: {exc}") from None
+    return quarantine.older_than(store, seconds)
+
+
 @quarantine_app.command("list")
-def quarantine_list(fmt: str = FormatOpt) -> None:
+def quarantine_list(fmt: str = FormatOpt, older: Optional[str] = OlderOpt) -> None:
     """List quarantined inputs with their error.
 
-    Example: tix quarantine list --format json
+    Example: tix quarantine list --older 30d --format json
     """
-    from tix.store import quarantine
     from tix.render import render
 
     check_format(fmt)
     store = open_store()
     rows = [{"id": e["id"], "kind": e["kind"], "source": e.get("source"), "ts": e.get("ts"),
-             "attempts": e.get("attempts"), "error": e.get("error")} for e in quarantine.entries(store)]
+             "attempts": e.get("attempts"), "error": e.get("error")} for e in _older(store, older)]
     render(rows, fmt, columns=["id", "kind", "source", "ts", "attempts", "error"])
+
+
+@quarantine_app.command("drop")
+def quarantine_drop(ids: Optional[List[str]] = typer.Argument(None, help="Entry ids ('-': read them from stdin)."),
+                    why: str = typer.Option(..., "--why", help="Why it is dropped (recorded with who and when)."),
+                    older: Optional[str] = OlderOpt,
+                    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be dropped; drop nothing.")
+                    ) -> None:
+    """Delete entries for good (a poison item nobody can fix), recorded as a quarantine.dropped
+    event with who, when and why. Fetch keeps skipping the items at their source.
+
+    Example: tix quarantine drop --older 30d --why "spam kept past the 30-day review"
+    """
+    from tix.store import quarantine
+
+    if not why.strip():
+        raise UsageError("--why must say why the entries are dropped")
+    if ids == ["-"]:
+        ids = sys.stdin.read().split()
+    if not ids and older is None:
+        raise UsageError("name the entries to drop, or --older AGE")
+    store = open_store()
+    candidates = _older(store, older)
+    if ids:
+        wanted = [quarantine.get(store, i)["id"] for i in ids]
+        todo = [e for e in candidates if e["id"] in wanted]
+        missing = [i for i in wanted if i not in {e["id"] for e in todo}]
+        if missing:
+            raise UsageError(f"{missing[0]} is not older than {older}; nothing dropped")
+    else:
+        todo = candidates
+    if dry_run:
+        for e in todo:
+            typer.echo(f"would drop {e['id']} ({e['kind']}): {e.get('error')}")
+        return
+    with store.writing(actor=actor(), via="tix quarantine drop") as batch:
+        dropped = quarantine.drop(batch, todo, why)
+    info(f"dropped {len(dropped)} quarantine entr{'y' if len(dropped) == 1 else 'ies'}")
 
 
 @quarantine_app.command("show")
@@ -170,7 +223,7 @@ def quarantine_show(qid: str = typer.Argument(..., help="Entry id (or a unique p
                     raw: bool = typer.Option(False, "--raw", help="Print the input itself, byte for byte.")) -> None:
     """Show one entry: its error and where it came from (--raw: the input itself).
 
-    Example: tix quarantine show 20261124T081253-5b8d --raw > msg.eml
+    Example: tix quarantine show 5b8d2c0e41a7 --raw > msg.eml
     """
     import json
 

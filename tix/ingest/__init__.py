@@ -71,6 +71,7 @@ def fetch_all(store, now: datetime | None = None, limit: int | None = None, sour
         finally:
             run.close(failed)
         run.index.save(store, upto=batch)
+        run.clean_quarantine()
     if media and any(spec["type"] == "whatsapp" for spec in specs):
         _media(store, report, now)
     return report

@@ -134,6 +134,14 @@ class Intake:
             step.close(failed)
         self.files.close()
 
+    def clean_quarantine(self) -> int:
+        """After a run's last commit, under the lock: drop quarantine entries of this run's
+        channels that no `message.quarantined` event records (a run killed between an entry
+        and its event; the rerun that quarantined the item again kept the same entry)."""
+        qkeys = self.index.qkeys
+        return sum(quarantine.clean(self.store, channel, lambda e: not e.get("key") or e["key"] in qkeys)
+                   for channel in self._steps)
+
     # -- one item -------------------------------------------------------------------------------
     def take(self, step, item: RawItem, decoded, spec: dict, replay: bool = False) -> None:
         """Take one item in, all or nothing (the step counts what it stored in `report`).

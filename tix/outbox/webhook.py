@@ -9,6 +9,7 @@ URL's scheme and host. 5xx, 408, 429 and network errors are `SendTemporary`; oth
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import urlsplit
 
 import orjson
@@ -25,6 +26,24 @@ def webhook_url(target: str) -> str:
             raise SendTemporary(f"webhook: environment variable {target[4:]} is not set")
         return url
     return target
+
+
+def target_problem(target: str) -> str | None:
+    """What is wrong with a configured webhook target (None: fine), worded without its secret.
+
+    A literal URL must be http(s) with a host and no `user:password@`: the target is recorded
+    in the event log with the notification, and a password belongs in an environment
+    variable (`env:NAME`), which is recorded by name only."""
+    if re.fullmatch(r"env:[A-Za-z_][A-Za-z0-9_]*", target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in target):
+        got = f"{parts.scheme}:…" if parts.scheme and parts.scheme not in ("http", "https") else "no host"
+        return f"must be an http(s) URL or env:VARIABLE holding one (got {got})"
+    if "@" in parts.netloc:
+        return (f"{redact(target)}: a user:password@ in the URL would be stored in the event log; put the URL "
+                "in an environment variable and write env:NAME")
+    return None
 
 
 def redact(url: str) -> str:

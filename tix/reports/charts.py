@@ -105,7 +105,9 @@ def _hbar(ax, fig, chart, rows, section, result) -> None:
     colors = [PALETTE[0]] * len(vals)
     if pct:  # compliance: green when at least 90%, orange from 75%, red below
         colors = ["#3c9d5d" if v >= 0.9 else "#e0a030" if v >= 0.75 else "#c8423b" for v in vals]
-    ax.barh(range(len(ys)), vals, color=colors, height=0.6)
+    top = 1.0 if pct else (max(vals) if vals else 1) or 1
+    # a 0 (0% compliance) is a value, not a missing bar: a stub in its colour, beside its label
+    ax.barh(range(len(ys)), [v if v else top * 0.006 for v in vals], color=colors, height=0.6)
     ax.set_yticks(range(len(ys)), ys)
     ax.invert_yaxis()
     for i, v in enumerate(vals):

@@ -5,7 +5,7 @@ its own with `-- label: column = English | Indonesian`. An unknown column is sho
 name with underscores turned into spaces.
 
 Formatting follows the column name: `*_pct`, `*_rate` and `compliance` are fractions shown
-as percentages; `*_hours`/`*_days` are durations with one decimal; `weekday` (1 = Monday)
+as percentages; `*_hours`/`*_days` are durations with one decimal (two under one: 0,05 h); `weekday` (1 = Monday)
 becomes the day's name; times are shown in the site time zone.
 """
 from __future__ import annotations
@@ -174,7 +174,14 @@ class Labels:
         if isinstance(value, float) and value.is_integer() and not column.endswith(DURATION_SUFFIXES):
             value = int(value)  # a count that came through a DOUBLE column
         if isinstance(value, float) or (hasattr(value, "as_tuple") and not isinstance(value, int)):
-            return format_decimal(round(float(value), 1), "#,##0.0", locale=self.locale)
+            value = float(value)
+            if column.endswith(DURATION_SUFFIXES) and 0 < abs(value) < 0.95:
+                # under an hour (a day): two decimals, so 3 minutes is 0,05 h, not 0,0
+                if abs(value) < 0.005:  # a few seconds: shown as such; below zero, a clock's skew: 0
+                    return "< " + format_decimal(0.01, "0.00", locale=self.locale) if value > 0 else \
+                        format_decimal(0, "0.0", locale=self.locale)
+                return format_decimal(round(value, 2), "#,##0.0#", locale=self.locale)
+            return format_decimal(round(value, 1) + 0.0, "#,##0.0", locale=self.locale)  # + 0.0: never -0,0
         if isinstance(value, int):
             return format_decimal(value, locale=self.locale)
         if isinstance(value, (list, tuple)):

@@ -142,7 +142,8 @@ def run_report(store, name: str, params: dict[str, str] | None = None, week: str
     locale = locale or cfg.setting("locale")
     _check_zone(tz)
     now = now or utcnow()
-    resolved = resolve(report, params or {}, week, tz, now)
+    params = _new_store_period(store, report, params or {}, week, tz, now)
+    resolved = resolve(report, params, week, tz, now)
     own = con is None
     if own:
         reader = store.read()
@@ -166,6 +167,30 @@ def run_report(store, name: str, params: dict[str, str] | None = None, week: str
     labels = Labels(locale, tz, report.labels, names=cfg.display_names())
     return ReportResult(report.name, report.title(locale), report.description(locale), locale, tz,
                         resolved, sections, now, report.path, labels)
+
+
+def _new_store_period(store, report, params: dict, week: str | None, tz: str, now: datetime) -> dict:
+    """A period report whose default ends at this week's Monday (the last complete week, or
+    weeks) on a store whose first event is in the current week: the same length of time
+    moved one week on, so it ends with the current week so far instead of showing only the
+    time before the store began. Returns the params to use (unchanged when that does not apply)."""
+    since, until = report.params.get("since"), report.params.get("until")
+    if week or since is None or until is None or {"since", "until", "week"} & set(params):
+        return params
+    if str(until.default) != "monday" or not str(since.default).startswith("monday-"):
+        return params
+    from datetime import timedelta
+
+    from tix.store.log import parse_ts
+
+    local = now.astimezone(ZoneInfo(tz))
+    monday = (local - timedelta(days=local.weekday())).date()
+    first = next(store.log.read(), None)
+    if first is not None and parse_ts(first[0]["ts"]).astimezone(ZoneInfo(tz)).date() < monday:
+        return params
+    start = resolve(report, {}, None, tz, now).since.date()
+    return {**params, "since": (start + timedelta(days=7)).isoformat(),
+            "until": (monday + timedelta(days=7)).isoformat()}
 
 
 def _check_zone(tz: str) -> None:

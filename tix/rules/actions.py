@@ -400,8 +400,12 @@ class Builder:
             return None
         how, target = hows[0], str(value[hows[0]])
         ok = True
-        if how == "webhook" and not re.match(r"^(https?://[^\s/]+|env:[A-Za-z_][A-Za-z0-9_]*$)", target):
-            ok = self._bad(line, f"notify webhook must be an http(s) URL or env:VARIABLE, got {target!r}")
+        if how == "webhook":
+            from tix.outbox.webhook import target_problem
+
+            problem = target_problem(target)
+            if problem:
+                ok = self._bad(line, f"notify webhook {problem}")
         if how == "email" and "@" not in target and target != "assignee" and target not in self.config.agents:
             ok = self._bad(line, f"notify email must be an address, an agent or 'assignee', got {target!r}"
                                  f"{suggest(target, self.config.agents)}")

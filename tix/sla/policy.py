@@ -308,9 +308,11 @@ def _step(node, j, fname, sl, where, teams, agents, problems) -> Step | None:
                     problems.append(Problem(fname, lines.get("notify", sl), f"{where}: not an email address: {e!r}"))
             if notify.get("webhook"):
                 url = str(notify["webhook"])
-                if not url.startswith(("http://", "https://", "env:")):
-                    problems.append(Problem(fname, lines.get("notify", sl),
-                                            f"{where}: webhook must be an http(s) URL or env:VARIABLE holding one"))
+                from tix.outbox.webhook import target_problem
+
+                problem = target_problem(url)
+                if problem:
+                    problems.append(Problem(fname, lines.get("notify", sl), f"{where}: webhook {problem}"))
                 step.webhook = url
                 step.slack = bool(notify.get("slack", False))
     step.raise_priority = bool(node.get("raise_priority", False))

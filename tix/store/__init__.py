@@ -18,6 +18,9 @@ Layout::
     messages/…                 raw inbound/outbound messages exactly as received/sent
     blobs/sha256/ab/<hex>      attachments, content-addressed, stored once
     snapshot/                  Parquet cache of current state (see tix.store.snapshot)
+    snapshot/history/          Parquet cache of ticket history for reports, one row per event
+                               that matters to them (see tix.store.history: its own meta.json,
+                               parts and format; rebuilt from the log when missing or damaged)
     state/                     channel cursors, counters, `lock` (the write lock),
                                `log-format.json` (where the log's commit marks begin: "Batches")
     spool/whatsapp/            webhook payloads waiting for `tix fetch`

@@ -247,7 +247,7 @@ def clean_stale(root: str | os.PathLike, unknown_age: float = 3600.0, live_age: 
                         if not entry.is_file(follow_symlinks=False):
                             break
                         age = now - entry.stat(follow_symlinks=False).st_mtime
-                        if (pid is not None and pid != os.getpid() and not _alive(pid)) \
+                        if (pid is not None and pid != os.getpid() and not pid_alive(pid)) \
                                 or age > (unknown_age if pid is None else live_age):
                             os.unlink(entry.path)
                             removed += 1
@@ -269,7 +269,7 @@ def _stale_patterns() -> dict[str, list]:
     return by_dir
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -76,11 +76,12 @@ _RE = re.compile(r"^\s*((re|aw|sv|fw|fwd|balas|bls)\s*(\[\d+\])?\s*:\s*)+", re.I
 
 
 def reply_subject(subject: str, number: int, prefix: str = "#") -> str:
-    base = _RE.sub("", subject or "").strip() or "(no subject)"
+    """`Re: SUBJECT [#N]`: the ticket's own tag once, and no other ticket's tag (a customer who
+    typed `[#1]` in a new message's subject must not get `Re: … [#1] [#9]`)."""
+    base = _RE.sub("", subject or "").strip()
     tag = f"[{prefix}{number}]"
-    if tag not in base:
-        base = f"{base} {tag}"
-    return f"Re: {base}"
+    base = " ".join(re.sub(rf"\[{re.escape(prefix)}\d+\]", " ", base).split()) or "(no subject)"
+    return f"Re: {base} {tag}"
 
 
 def compose(store, reader, ticket_row: dict, text: str, template=None) -> dict:

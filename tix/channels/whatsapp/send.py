@@ -195,13 +195,18 @@ def _template_body(settings, key: str, row: dict, contact: dict | None, text: st
     values = {"ticket": row, "contact": contact or {}, "text": text or ""}
     params = []
     try:
-        for p in spec.get("params") or []:
+        for i, p in enumerate(spec.get("params") or [], 1):
             if isinstance(p, dict):  # named parameter: {name: template}
                 (pname, tmpl), = p.items()
-                params.append({"type": "text", "parameter_name": str(pname),
-                               "text": env.from_string(str(tmpl)).render(values)})
+                param = {"type": "text", "parameter_name": str(pname),
+                         "text": env.from_string(str(tmpl)).render(values)}
             else:
-                params.append({"type": "text", "text": env.from_string(str(p)).render(values)})
+                tmpl, param = p, {"type": "text", "text": env.from_string(str(p)).render(values)}
+            if not param["text"].strip():  # Meta refuses an empty parameter: say so before queueing
+                hint = " (give the text with -m TEXT)" if "text" in str(tmpl) and not (text or "").strip() else ""
+                raise UsageError(f"whatsapp.templates.{key}: parameter {i} ({tmpl}) is empty{hint}; "
+                                 "WhatsApp refuses a template with an empty parameter")
+            params.append(param)
     except (TemplateError, ValueError) as exc:
         raise UsageError(f"whatsapp.templates.{key}: {exc}") from None
     tpl: dict = {"name": str(spec["name"]), "language": {"code": str(spec.get("language") or "id")}}
