@@ -19,7 +19,6 @@ queues nothing twice.
 """
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from email.utils import formataddr
 from zoneinfo import ZoneInfo
@@ -35,8 +34,6 @@ from tix.store.log import Position, iso, parse_ts, segment_name, utcnow
 
 CURSOR = ("state", "agent-mail.json")
 CONVERSATION = ("message.received", "message.sent", "ticket.note")
-_TYPES = tuple(b'"type":"%s"' % t.encode() for t in CONVERSATION)
-_TICKET = re.compile(rb'"ticket":(\d+)[,}]')  # the event's own comes first (before "data")
 PASSIVE = ("reaction", "revoke")  # WhatsApp reactions and deletions are no news (tix.ingest.whatsapp)
 TEXT_LIMIT = 2000  # characters of one message in the summary
 
@@ -66,7 +63,7 @@ def queue_agent_mail(store, now=None, via: str = "tix fetch") -> int:
                              seen["seq"]))
         if mail:
             key = agentauth.secret(store, create=True)
-            history = conversations(store, [m[0]["number"] for m in mail])
+            history = conversations(store, [m[0] for m in mail])
             for row, agent, reason, seq in mail:
                 ctx = context(store, batch.reader, row, agent, reason, history[row["number"]], int(spec["summary"]))
                 queued += _queue_one(store, batch, ctx, agent, seq, key, spec)
@@ -129,21 +126,21 @@ def _queue_one(store, batch, ctx: dict, agent, seq: int, key: bytes, spec: dict)
     return 1
 
 
-def conversations(store, numbers) -> dict[int, list[dict]]:
-    """The messages and notes of these tickets, in log order, in one pass over the log."""
-    want = set(numbers)
-    out: dict[int, list[dict]] = {n: [] for n in want}
-    for raw, _seg, _off in store.log.read_raw():
-        m = _TICKET.search(raw)
-        if m is None or int(m.group(1)) not in want or not any(t in raw for t in _TYPES):
-            continue
-        try:
-            ev = orjson.loads(raw)
-        except ValueError:  # a damaged line: `tix check` names it
-            continue
-        if ev.get("ticket") in want and ev.get("type") in CONVERSATION:
-            out[ev["ticket"]].append(ev)
-    return out
+def conversations(store, rows: list[dict]) -> dict[int, list[dict]]:
+    """The messages and notes of these tickets, in log order: one pass backwards over the log,
+    down to the creation of the oldest of them (recent tickets cost only the recent log)."""
+    out: dict[int, list[dict]] = {row["number"]: [] for row in rows}
+    left = set(out)  # tickets whose `ticket.created` is not reached yet
+    for ev in store.log.read_backward():
+        number = ev.get("ticket")
+        if number in out:
+            if ev.get("type") in CONVERSATION:
+                out[number].append(ev)
+            elif ev.get("type") == "ticket.created":
+                left.discard(number)
+                if not left:
+                    break
+    return {n: evs[::-1] for n, evs in out.items()}
 
 
 def context(store, reader, row: dict, agent, reason: str, events: list[dict], summary: int) -> dict:
