@@ -365,3 +365,17 @@ def test_checks_hold_when_mail_is_parsed_in_worker_processes(am_store, tix, monk
     res = tix("fetch")
     assert res.returncode == 1 and "no DKIM or SPF pass" in res.stderr
     assert [m.get_content().strip() for m in customer_mails(am_store)] == ["Sudah kami proses."]
+
+
+def test_the_scan_position_is_a_cache(am_store, tix):
+    """Lost or stale (the log rewritten by an erasure), the position is rebuilt: nothing is mailed twice."""
+    customer_ticket(am_store, tix)
+    assigned_mail(am_store, tix)
+    cursor = am_store.path("state", "agent-mail.json")
+    saved = orjson.loads(cursor.read_bytes())
+    cursor.write_bytes(orjson.dumps({**saved, "seq": saved["seq"] + 7}))  # no longer ends that event
+    assert tix("fetch").returncode == 0
+    cursor.unlink()
+    assert tix("fetch").returncode == 0
+    assert len(mails_to(am_store, ANI)) == 1
+    assert orjson.loads(cursor.read_bytes())["seq"] >= saved["seq"]

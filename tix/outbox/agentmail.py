@@ -30,7 +30,7 @@ from tix.durations import parse_duration
 from tix.errors import UsageError
 from tix.outbox.enqueue import notify
 from tix.store.files import atomic_write
-from tix.store.log import Position, iso, parse_ts, segment_name, utcnow
+from tix.store.log import Position, iso, parse_ts, segment_name, seq_before, utcnow
 
 CURSOR = ("state", "agent-mail.json")
 CONVERSATION = ("message.received", "message.sent", "ticket.note")
@@ -68,28 +68,32 @@ def queue_agent_mail(store, now=None, via: str = "tix fetch") -> int:
                 ctx = context(store, batch.reader, row, agent, reason, history[row["number"]], int(spec["summary"]))
                 queued += _queue_one(store, batch, ctx, agent, seq, key, spec)
     if end is not None:
-        atomic_write(store.path(*CURSOR), orjson.dumps({"segment": end.segment, "offset": end.offset}), mode=0o600)
+        atomic_write(store.path(*CURSOR), orjson.dumps({"segment": end[0].segment, "offset": end[0].offset,
+                                                        "seq": end[1]}), mode=0o600)
     return queued
 
 
 def _cursor(store, floor: str) -> Position:
-    """Where the last run stopped; else the start of the segment of `floor`."""
+    """Where the last run stopped (if the log was not rewritten since: an erasure); else the
+    start of the segment of `floor`. Starting earlier than needed only costs reading: the
+    notifications' keys keep anything from being queued twice."""
     try:
         saved = orjson.loads(store.path(*CURSOR).read_bytes())
         pos = Position(str(saved["segment"]), int(saved["offset"]))
-        if (store.path("events", pos.segment)).stat().st_size >= pos.offset:
+        if seq_before(store.log.dir / pos.segment, pos.offset) == saved["seq"]:
             return pos
     except (OSError, ValueError, KeyError, TypeError):  # a missing or damaged cache
         pass
     return Position(segment_name(floor), 0)
 
 
-def _scan(store, start: Position, floor: str) -> tuple[dict, Position | None]:
-    """{ticket: {"seq", "assigned": {agents}, "customer": bool}} for the events after `start`."""
+def _scan(store, start: Position, floor: str) -> tuple[dict, tuple | None]:
+    """{ticket: {"seq", "assigned": {agents}, "customer": bool}} for the events after `start`,
+    and (position, seq) of the last one."""
     todo: dict[int, dict] = {}
     end = None
     for ev, pos in store.log.read(start):
-        end = pos
+        end = (pos, ev.get("seq"))
         number = ev.get("ticket")
         if number is None or str(ev.get("ts") or "") < floor:
             continue
