@@ -371,6 +371,7 @@ def test_the_scan_position_is_a_cache(am_store, tix):
     """Lost or stale (the log rewritten by an erasure), the position is rebuilt: nothing is mailed twice."""
     customer_ticket(am_store, tix)
     assigned_mail(am_store, tix)
+    assert tix("note", "1", "-m", "Budi: cek resi JNE", "--as", "budi").returncode == 0  # a later event
     cursor = am_store.path("state", "agent-mail.json")
     saved = orjson.loads(cursor.read_bytes())
     cursor.write_bytes(orjson.dumps({**saved, "seq": saved["seq"] + 7}))  # no longer ends that event

@@ -14,8 +14,8 @@ environment) with the ticket, its customer, the agent, why it is sent and the la
 `agent_mail.summary` messages and notes; its Reply-To carries the reply token
 (`tix.channels.mail.agentauth`) naming the ticket, the agent and the seq of the ticket's
 last event the mail shows. The agent's reply comes back through `tix fetch`
-(`tix.ingest.agentmail`). Each mail is keyed `agentmail:TICKET:AGENT:SEQ`: running twice
-queues nothing twice.
+(`tix.ingest.agentmail`). Each mail is keyed `agentmail:TICKET:AGENT:SEQ` (the seq of the
+assignment or customer message that caused it): running twice queues nothing twice.
 """
 from __future__ import annotations
 
@@ -59,14 +59,13 @@ def queue_agent_mail(store, now=None, via: str = "tix fetch") -> int:
             agent = agents.get(row.get("assignee")) if row else None
             if agent is not None and row["status"] != "closed" and (agent.name in seen["assigned"]
                                                                     or seen["customer"]):
-                mail.append((dict(row), agent, "assigned" if agent.name in seen["assigned"] else "customer",
-                             seen["seq"]))
+                mail.append((dict(row), agent, "assigned" if agent.name in seen["assigned"] else "customer", seen))
         if mail:
             key = agentauth.secret(store, create=True)
             history = conversations(store, [m[0] for m in mail])
-            for row, agent, reason, seq in mail:
+            for row, agent, reason, seen in mail:
                 ctx = context(store, batch.reader, row, agent, reason, history[row["number"]], int(spec["summary"]))
-                queued += _queue_one(store, batch, ctx, agent, seq, key, spec)
+                queued += _queue_one(store, batch, ctx, agent, seen, key, spec)
     if end is not None:
         atomic_write(store.path(*CURSOR), orjson.dumps({"segment": end[0].segment, "offset": end[0].offset,
                                                         "seq": end[1]}), mode=0o600)
@@ -88,8 +87,9 @@ def _cursor(store, floor: str) -> Position:
 
 
 def _scan(store, start: Position, floor: str) -> tuple[dict, tuple | None]:
-    """{ticket: {"seq", "assigned": {agents}, "customer": bool}} for the events after `start`,
-    and (position, seq) of the last one."""
+    """{ticket: {"seq", "trigger", "assigned": {agents}, "customer": bool}} for the events after
+    `start` (`seq`: the ticket's last event; `trigger`: its last assignment or customer message),
+    and (position, seq) of the last event."""
     todo: dict[int, dict] = {}
     end = None
     for ev, pos in store.log.read(start):
@@ -97,8 +97,9 @@ def _scan(store, start: Position, floor: str) -> tuple[dict, tuple | None]:
         number = ev.get("ticket")
         if number is None or str(ev.get("ts") or "") < floor:
             continue
-        seen = todo.setdefault(number, {"seq": 0, "assigned": set(), "customer": False})
-        seen["seq"] = max(seen["seq"], int(ev.get("seq") or 0))
+        seen = todo.setdefault(number, {"seq": 0, "trigger": 0, "assigned": set(), "customer": False})
+        seq = int(ev.get("seq") or 0)
+        seen["seq"] = max(seen["seq"], seq)
         data = ev.get("data") or {}
         kind = ev.get("type")
         if kind == "ticket.created" and data.get("assignee"):
@@ -107,14 +108,19 @@ def _scan(store, start: Position, floor: str) -> tuple[dict, tuple | None]:
             seen["assigned"].add(data["set"]["assignee"])
         elif kind == "message.received" and not data.get("auto") and data.get("wa_type") not in PASSIVE:
             seen["customer"] = True
+        else:
+            continue
+        seen["trigger"] = seq
     return {n: s for n, s in todo.items() if s["assigned"] or s["customer"]}, end
 
 
-def _queue_one(store, batch, ctx: dict, agent, seq: int, key: bytes, spec: dict) -> int:
+def _queue_one(store, batch, ctx: dict, agent, seen: dict, key: bytes, spec: dict) -> int:
+    """One mail: its token names the ticket's last event (the collision rule's starting point),
+    its key the event that caused it (a scan run again from further back queues nothing twice)."""
     from tix import templates
 
     row = ctx["ticket"]
-    number = row["number"]
+    number, seq = row["number"], seen["seq"]
     tag = agentauth.token(key, number, agent.name, seq)
     error = None
     try:
@@ -126,7 +132,7 @@ def _queue_one(store, batch, ctx: dict, agent, seq: int, key: bytes, spec: dict)
     notify(batch, "email", formataddr((agent.display, agent.email)), subject, body,
            payload={"reply_to": agentauth.reply_address(spec["reply_to"], tag),
                     "agent_mail": {"ticket": number, "agent": agent.name, "seq": seq, "reason": ctx["reason"]}},
-           key=f"agentmail:{number}:{agent.name}:{seq}", ticket=number, error=error)
+           key=f"agentmail:{number}:{agent.name}:{seen['trigger']}", ticket=number, error=error)
     return 1
 
 
