@@ -377,8 +377,9 @@ def check_store(store) -> list[Problem]:
     Then, each on its own (one that raises is a problem too, the others still run): calendars
     and SLA policies with their references to teams and agents, the business calendar of the
     rules, every rule file, every template (compiled; those whose context tix knows rendered
-    with a sample, the agent mail's too when an agent has `mail_client`), every report file, and every environment variable and file the
-    configuration names (`*_env`, `*_file`, `ca_file`, maildir/mbox paths, `env:VAR` webhooks).
+    with a sample, the agent mail's too when an agent has `mail_client`), every report file,
+    and every environment variable and file the configuration names (`*_env`, `*_file`,
+    `ca_file`, maildir/mbox paths, `env:VAR` webhooks).
     """
     try:
         cfg = load(store.root / CONFIG_NAME, validate_sections=True)
