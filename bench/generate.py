@@ -5,7 +5,8 @@
 N tickets created over a year (weekday and office-hour peaks in Asia/Jakarta), about ten
 events each: contact created, ticket created, customer message, assignment, agent replies
 after log-normal response times, customer follow-ups, pending spells, tags, notes,
-resolution and closing. Channels, teams, priorities and categories follow realistic
+resolution and closing. The first customer message names the product, problem, city, courier
+and tracking number (words for `tix search`). Channels, teams, priorities and categories follow realistic
 shares; about 10% of tickets are still open at the end (recent ones, and a stale few).
 Events are written to monthly segments in time order with strictly increasing seq, then
 the snapshot is built with `tix rebuild`. The same seed gives the same store, byte for byte.
@@ -25,7 +26,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tix.store import Store
-from tix.store.log import segment_name
+from tix.store.log import COMMIT_MARK, segment_name
 
 CHANNELS = (("whatsapp", 55), ("email", 40), ("phone", 5))
 TEAMS = (("support", 50), ("billing", 25), ("shipping", 25))
@@ -43,6 +44,16 @@ SUBJECTS = {
 TEXTS = ["Halo kak, mohon dibantu ya. Terima kasih.", "Hi, could you please check this for me? Thanks.",
          "Sudah 3 hari belum ada kabar, mohon segera diproses.", "Please advise, this is urgent.",
          "Baik kak, saya tunggu infonya.", "Thank you, that solved it."]
+# Message bodies: one of TEXTS plus a sentence made of these (a per-ticket random stream, so
+# the rest of the store is the same as without them), so that a search has words to find.
+PRODUCTS = ["sepatu", "kemeja batik", "tas kulit", "headphone", "blender", "kopi arabika", "Café latte sachet",
+            "jaket", "celana jeans", "smartwatch", "kursi gaming", "rice cooker", "jam tangan", "dompet",
+            "keyboard", "sabun cuci", "parfum", "helm", "kompor", "crème brûlée mix"]
+CITIES = ["Jakarta", "Surabaya", "Bandung", "Medan", "Makassar", "Denpasar", "Yogyakarta", "Semarang",
+          "Palembang", "Balikpapan", "Manado", "Pontianak"]
+COURIERS = ["JNE", "J&T", "SiCepat", "AnterAja", "Pos Indonesia", "Ninja Xpress", "GoSend", "GrabExpress"]
+PROBLEMS = ["belum sampai", "rusak saat diterima", "warnanya berbeda", "ukurannya tidak sesuai", "hilang",
+            "arrived damaged", "is the wrong size", "never arrived", "was charged twice", "kurang satu"]
 NAMES = ["Sari", "Joko", "Rina", "Agus", "Dewi", "Tom", "Lina", "Budi", "Putri", "Eko", "Maya", "Andi"]
 
 
@@ -75,6 +86,13 @@ def _creation_times(rng: random.Random, n: int, start: float, end: float) -> lis
     return out
 
 
+def _detail(number: int, order: str) -> str:
+    """A sentence about the order: product, problem, city, courier and a tracking number."""
+    r = random.Random(number * 7919)
+    return (f"Pesanan {order}: {r.choice(PRODUCTS)} {r.choice(PROBLEMS)}, dikirim ke {r.choice(CITIES)} "
+            f"via {r.choice(COURIERS)} resi {r.choice('JSTP')}{r.randint(10**9, 10**10 - 1)}.")
+
+
 def _ticket_events(rng: random.Random, number: int, t0: float, end: float, contact: int, new_contact: bool,
                    name: str, ident: str) -> list[tuple[float, dict]]:
     channel = _weighted(rng, CHANNELS)
@@ -94,7 +112,7 @@ def _ticket_events(rng: random.Random, number: int, t0: float, end: float, conta
     evs.append((t0, {"type": "ticket.created", "ticket": number, "actor": "channel:" + channel, "via": "tix fetch",
                      "data": created}))
     msg = {"message": f"gen-{number}-0", "channel": channel, "from": ident, "from_name": name, "subject": subject,
-           "text": rng.choice(TEXTS), "auto": False}
+           "text": rng.choice(TEXTS) + " " + _detail(number, order), "auto": False}
     evs.append((t0 + 0.002, {"type": "message.received", "ticket": number, "actor": "channel:" + channel,
                              "via": "tix fetch", "data": msg}))
     t = t0 + rng.uniform(30, 600)
@@ -212,8 +230,8 @@ def generate(path: str | Path, tickets: int = 10000, seed: int = 0, days: int = 
 
 
 def _flush(store: Store, segment, lines, out) -> None:
-    if segment and lines:
-        store.log.append(lines, segment)
+    if segment and lines:  # one committed batch (the last line carries the commit mark)
+        store.log.append(b"".join(lines)[:-2] + COMMIT_MARK, segment)
 
 
 def main() -> None:

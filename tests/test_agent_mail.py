@@ -299,13 +299,13 @@ def test_config_errors_name_the_line(store, tix):
     path = store.path("tix.yaml")
     text = path.read_text().replace("    email: ani@example.co.id\n", "    mail_client: true\n", 1)
     text = text.replace("  budi:\n", "  budi.s:\n    mail_client: true\n", 1)
-    path.write_text(text + "\nagent_mail:\n  authserv: mx.example\n  max_age: soon\n")
+    path.write_text(text + "\nagent_mail:\n  authserv: mx.example\n  summary: -1\n")
     res = tix("config", "check")
     assert res.returncode == 2
     assert "agent 'ani': mail_client needs the agent's email address" in res.stderr
     assert "agent 'budi.s': mail_client needs a login of letters" in res.stderr
     assert "agent_mail: unknown key 'authserv' (did you mean 'authserv_id'?)" in res.stderr
-    assert "agent_mail: max_age:" in res.stderr
+    assert "agent_mail: summary must be 0 or more" in res.stderr
     assert all(line.startswith(str(path) + ":") for line in res.stderr.splitlines())
 
 

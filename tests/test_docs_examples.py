@@ -27,11 +27,15 @@ SKIP = {
 }
 # Examples that run but end with a documented non-zero exit in a test store: prefix -> (code, reason).
 EXPECTED_EXIT = {
+    "tix import": (2, "an export (or an IMAP source) the test store does not have"),
     "tix quarantine show 5b8d2c0e41a7": (1, "an entry id of someone else's quarantine"),
+    "tix split 1042 --messages": (2, "message seqs of someone else's ticket (tests/test_merge_split.py splits)"),
 }
 # Commands an example needs to have run before it: prefix -> setup lines.
 SETUP = {
     "tix reopen 1042": ["tix close 1042"],
+    "tix attachment 1042 1": ["tix reply 1042 -m Terlampir --attach pesan.eml"],
+    "tix attachment 1042 pesan.eml": ["tix reply 1042 -m Terlampir --attach pesan.eml"],
 }
 # Paths in examples that mean "your server": mapped into the test's temp dir ({tmp}) or its store ({store}).
 PATHS = {"/srv/helpdesk": "{tmp}/helpdesk", "/srv/tix": "{store}", "/tmp/tix-demo": "{tmp}/tix-demo"}

@@ -24,6 +24,26 @@ from tix.errors import ConfigError, Problem, UsageError
 
 CONFIG_NAME = "tix.yaml"
 
+def boolean(value) -> bool:
+    """A YAML true/false (a word like "no" is not quietly true)."""
+    if not isinstance(value, bool):
+        raise ValueError(value)
+    return value
+
+
+boolean.__name__ = "true or false"
+
+
+def _duration(value) -> str:
+    """A setting in the duration grammar (`4h`, `1d`): kept as written, checked here."""
+    from tix.durations import parse_duration
+
+    parse_duration(value)
+    return str(value)
+
+
+_duration.__name__ = "a duration (e.g. 30m, 4h, 1d)"
+
 # One declaration of the settings: name -> (default, converter, description).
 SETTINGS: dict[str, tuple[Any, type, str]] = {
     "timezone": ("Asia/Jakarta", str, "site time zone for display, calendars and reports"),
@@ -34,11 +54,14 @@ SETTINGS: dict[str, tuple[Any, type, str]] = {
     "bulk_confirm_over": (50, int, "`tix update` without --yes refuses more tickets than this off a terminal"),
     "reopen_days": (14, int, "a customer reply within this many days reopens a resolved ticket"),
     "business_calendar": ("", str, "the calendar (calendars:) of business hours for rules and auto-replies"),
+    "act_within": ("4h", _duration, "auto-replies, notifications and SLA steps only for what is newer than this"),
+    "audit_reads": (False, boolean, "log who read what (show, attachment, contact export, sql) to access/"),
 }
 
 KNOWN_SECTIONS = (
     "settings", "teams", "agents", "custom_fields",
-    "channels", "outbound", "calendars", "sla", "whatsapp", "notify", "auto_reply", "reports", "agent_mail",
+    "channels", "outbound", "calendars", "sla", "whatsapp", "notify", "auto_reply", "reports", "redact",
+    "agent_mail",
 )
 
 # Sections validated by the stage that owns them: section -> "module:function".
@@ -50,6 +73,7 @@ SECTION_VALIDATORS: dict[str, str] = {
     "calendars": "tix.sla.calendar:validate_section",
     "sla": "tix.sla.policy:validate_section",
     "reports": "tix.store.history:validate_section",
+    "redact": "tix.redact:validate_section",
     "agent_mail": "tix.channels.mail.agentauth:validate_section",
 }
 
@@ -62,6 +86,8 @@ class Agent:
     teams: list[str] = field(default_factory=list)
     skills: list[str] = field(default_factory=list)
     away: bool = False
+    logins: tuple[str, ...] = ()  # the OS logins that act as this agent (tix.access)
+    role: str = "agent"  # agent, lead or admin (tix.access.ROLES)
     mail_client: bool = False  # works from their own mail client (`agent_mail:`, tix.ingest.agentmail)
 
 
@@ -76,6 +102,12 @@ class Config:
 
     def setting(self, name: str):
         return self.settings[name]
+
+    def act_within(self) -> float:
+        """Seconds: side effects that reach people only for what is newer than this (issue 17)."""
+        from tix.durations import parse_duration
+
+        return parse_duration(self.setting("act_within"))
 
     def display_names(self) -> dict[str, dict[str, str]]:
         """How people see teams and agents: {"team": {key: name}, "assignee"/"agent": {login: name}}."""
@@ -272,7 +304,8 @@ def _teams(node, fname, problems) -> dict[str, dict]:
     return {str(k): dict(v or {}) for k, v in node.items()}
 
 
-_AGENT_KEYS = ("name", "email", "teams", "skills", "away", "mail_client")
+_AGENT_KEYS = ("name", "email", "teams", "skills", "away", "login", "role", "mail_client")
+_ROLES = ("agent", "lead", "admin")  # tix.access.ROLES (not imported: loading the config stays light)
 
 
 def _agents(node, teams, fname, problems) -> dict[str, Agent]:
@@ -290,9 +323,20 @@ def _agents(node, teams, fname, problems) -> dict[str, Agent]:
             if team not in teams:
                 problems.append(Problem(fname, _line(spec, "teams"),
                                         f"agent {login!r} is in unknown team {team!r}{suggest(team, teams)}"))
+        role = str(spec.get("role") or "agent")
+        if role not in _ROLES:
+            problems.append(Problem(fname, _line(spec, "role"), f"agent {login!r}: unknown role {role!r}"
+                                    f"{suggest(role, _ROLES)}; roles: {', '.join(_ROLES)}"))
+        logins = spec.get("login") or []
+        logins = [logins] if isinstance(logins, (str, int)) else logins
+        for other in (a for a in out.values() if set(a.logins) & {str(x) for x in logins}):
+            problems.append(Problem(fname, _line(spec, "login"), f"agent {login!r}: login "
+                                    f"{sorted(set(other.logins) & {str(x) for x in logins})[0]!r} is also "
+                                    f"agent {other.name!r}'s"))
         out[str(login)] = Agent(str(login), str(spec.get("name") or login), str(spec.get("email") or ""),
                                 list(spec.get("teams") or []), [str(s) for s in spec.get("skills") or []],
-                                bool(spec.get("away", False)), bool(spec.get("mail_client", False)))
+                                bool(spec.get("away", False)), tuple(str(x) for x in logins), role,
+                                mail_client=bool(spec.get("mail_client", False)))
         if spec.get("mail_client"):
             problems += _mail_client_problems(str(login), spec, fname, _line(spec, "mail_client"))
     return out

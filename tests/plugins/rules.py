@@ -17,8 +17,9 @@ from tix.store.log import iso
 
 
 class RulesKit:
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, mp=None):
         self.store = store
+        self.mp = mp
 
     def rules(self, text: str, name: str = "50-test.yaml") -> str:
         """Write a rule file (dedented) into the store's rules/; returns its path."""
@@ -36,6 +37,10 @@ class RulesKit:
                 at: datetime | None = None, contact: int | None = None, ticket_fields: dict | None = None) -> int:
         """A new ticket with its first message (number None), or a reply on ticket `number`."""
         ts = iso(at or datetime.now(timezone.utc))
+        if at is not None and self.mp is not None:
+            # Route as it would run live, just after the message arrived: auto-replies and
+            # notifications go only to messages newer than `act_within` (issue 17).
+            self.mp.setenv("TIX_NOW", ts)
         inbox = inbox or ("support@toko.co.id" if channel == "email" else "6281100001111")
         data = {"channel": channel, "from": sender, "from_name": name, "to": list(to or [inbox]),
                 "cc": list(cc or []), "subject": subject, "text": text, "attachments": list(attachments),
@@ -74,8 +79,8 @@ class RulesKit:
 
 
 @pytest.fixture
-def rk(store) -> RulesKit:
+def rk(store, monkeypatch) -> RulesKit:
     """The store with an empty rules/ (the examples removed) and helpers to fill it."""
     shutil.rmtree(store.path("rules"))
     store.path("rules").mkdir()
-    return RulesKit(store)
+    return RulesKit(store, monkeypatch)

@@ -4,7 +4,9 @@ the webhook receiver, and helpers to sign and spool payloads.
 `FakeGraph` follows the documented Cloud API (API-NOTES §2, §3, §5):
 `POST /{ver}/{pnid}/messages` (bearer required, else error 190; validates messaging_product,
 to/recipient and the type's object; returns a fresh wamid), `GET /{ver}/{media_id}` (JSON with
-a `url` pointing back at the fake), `GET /media/{id}` (bytes, bearer required). Errors are
+a `url` pointing back at the fake), `GET /media/{id}` (bytes, bearer required), `POST
+/{ver}/{pnid}/media` (a multipart upload: `file`, `type`, `messaging_product`; returns a media
+id, kept in `uploads`; a message naming an unknown media id is refused with 100). Errors are
 injected per call with the documented envelopes from the fixtures. Every request is recorded
 (method, path, headers, JSON) so tests assert what tix sent.
 """
@@ -77,6 +79,8 @@ class FakeGraph:
         self.failures: list[tuple[int, int | None]] = []  # (http status, code or None)
         self.media: dict[str, tuple[bytes, str]] = {}
         self.media_sha_override: dict[str, str] = {}
+        self.uploads: dict[str, dict] = {}  # media id -> {"data", "type", "filename", "form"}
+        self.upload_failures: list[tuple[int, int | None]] = []
         self._ids = itertools.count(1)
         self.lock = threading.Lock()
         fake = self
@@ -131,6 +135,8 @@ class FakeGraph:
         parts = [p for p in url.path.split("/") if p]
         if method == "POST" and len(parts) == 3 and parts[2] == "messages":
             return self._send(h, rec)
+        if method == "POST" and len(parts) == 3 and parts[2] == "media":
+            return self._upload(h, rec)
         if method == "GET" and len(parts) == 2 and parts[0] == "media":
             return self._media_bytes(h, parts[1])
         if method == "GET" and len(parts) == 2:
@@ -148,10 +154,39 @@ class FakeGraph:
         if body.get("messaging_product") != "whatsapp" or not (body.get("to") or body.get("recipient")) \
                 or not isinstance(body.get(kind), dict):
             return self._json(h, 400, api_error(100))
+        media_id = body[kind].get("id")
+        if kind in ("image", "video", "audio", "document", "sticker") and media_id not in self.uploads:
+            return self._json(h, 400, api_error(100))
         wamid = f"wamid.FAKE{next(self._ids):06d}="
         who = {"input": body.get("to") or body.get("recipient")}
         who.update({"wa_id": body["to"].lstrip("+")} if body.get("to") else {"user_id": body["recipient"]})
         return self._json(h, 200, {"messaging_product": "whatsapp", "contacts": [who], "messages": [{"id": wamid}]})
+
+    def _upload(self, h, rec):
+        """Media upload (multipart/form-data), as the Cloud API documents it."""
+        from email.parser import BytesParser
+        from email.policy import HTTP
+
+        with self.lock:
+            failure = self.upload_failures.pop(0) if self.upload_failures else None
+        if failure:
+            status, code = failure
+            return self._json(h, status, api_error(code) if code else {"error": {"message": "boom"}})
+        head = f"Content-Type: {rec['headers'].get('content-type', '')}\r\n\r\n".encode()
+        msg = BytesParser(policy=HTTP).parsebytes(head + rec["body"])
+        form, upload = {}, None
+        for part in msg.iter_parts() if msg.is_multipart() else ():
+            name = part.get_param("name", header="content-disposition")
+            if part.get_filename() is not None:
+                upload = {"data": part.get_payload(decode=True), "type": part.get_content_type(),
+                          "filename": part.get_filename()}
+            else:
+                form[name] = part.get_payload(decode=True).decode()
+        if upload is None or form.get("messaging_product") != "whatsapp" or not form.get("type"):
+            return self._json(h, 400, api_error(100))
+        media_id = f"{next(self._ids) + 9000000000000000}"
+        self.uploads[media_id] = {**upload, "form": form}
+        return self._json(h, 200, {"id": media_id})
 
     def _media_info(self, h, media_id):
         if media_id not in self.media:

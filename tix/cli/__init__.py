@@ -41,7 +41,8 @@ app = typer.Typer(
 )
 
 # Command modules, in the order their commands appear in `tix --help`.
-MODULES = ("admin", "tickets", "contacts", "fetch", "rules", "sla", "reports", "whatsapp")
+MODULES = ("admin", "tickets", "contacts", "fetch", "importing", "rules", "sla", "reports", "whatsapp",
+           "search", "attachments", "merge", "access")
 
 
 def _version(value: bool) -> None:

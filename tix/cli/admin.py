@@ -7,7 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from tix.cli.common import FormatOpt, actor, check_format, error, info, is_tty, open_store, read_ids, state
+from tix.cli.common import (FormatOpt, actor, authorize, check_format, error, info, is_tty, open_store, read_ids,
+                            state)
 
 
 def register(app: typer.Typer) -> None:
@@ -74,7 +75,7 @@ def rebuild(
         help="Put a log.damaged event in place of each damaged log line whose seq is known "
              "(its bytes stay in quarantine/), so that the log is whole again."),
 ) -> None:
-    """Rebuild the Parquet snapshot from the event log (the log is the truth).
+    """Rebuild the Parquet snapshot and the search index from the event log (the log is the truth).
 
     Damaged log lines are left out, copied to quarantine/ and listed as FILE:LINE: …, and
     the exit code is 1; `tix check` tells what to do about them.
@@ -83,6 +84,10 @@ def rebuild(
     """
     store = open_store()
     meta = store.rebuild(replace_damaged=replace_damaged)
+    from tix.store.search import SearchIndex
+
+    with store.lock():
+        SearchIndex(store).rebuild()  # the search index is a cache of the log too
     problems = store.rebuild_problems
     for problem in problems:
         typer.echo(str(problem), err=True)
@@ -210,8 +215,15 @@ def config_check() -> None:
 
     store = Store(find_store(state.store_path))  # not open_store: its load stops at tix.yaml's first problems
     problems = configmod.check_store(store)
+    if store._config is not None:  # tix.yaml loaded: who may check it (its own problems are no secret)
+        authorize(store)
     for p in problems:
         typer.echo(str(p), err=True)
     if problems:
         raise typer.Exit(2)
+    if state.verbose or is_tty(sys.stderr):
+        from tix.access import NO_LOGINS_WARNING, declared_logins
+
+        if not declared_logins(store.config):
+            typer.echo(f"warning: {NO_LOGINS_WARNING}", err=True)
     info("configuration ok")

@@ -22,6 +22,8 @@ state = _State()
 
 FORMATS = ("table", "json", "csv")
 FormatOpt = typer.Option("table", "--format", "-f", help="Output format: table, json or csv.")
+RedactOpt = typer.Option(False, "--redact", help="Mask names, email addresses, phone numbers and the "
+                                                 "`redact: patterns:` of tix.yaml, for sharing outside the team.")
 
 
 # Every option that takes a time (`--now`, `--at`) reads it the same way: tix.store.log.parse_local.
@@ -43,14 +45,57 @@ def local_time(text: str | None, store, option: str):
 
 
 def open_store():
+    """Open the store and check that this user may run this command on it (tix.access)."""
     from tix.store import Store
 
-    return Store.open(state.store_path)
+    store = Store.open(state.store_path)
+    authorize(store)
+    return store
+
+
+def authorize(store) -> None:
+    """The one permission check of every command (tix.access.PERMISSIONS), and the access log
+    entry of an audited read (`audit_reads: true`): the command and its arguments."""
+    from tix import access
+
+    ctx = _context()
+    if ctx is None:  # not a command (library use): no user to check
+        return
+    command = " ".join(ctx.command_path.split()[1:])
+    rule = access.rule_for(command)
+    ident = access.authorize(store, command, state.as_user)
+    if rule.audit and store.config.setting("audit_reads"):
+        from tix.accesslog import record
+
+        record(store, ident, command, _given(ctx))
+
+
+def _given(ctx) -> dict:
+    """The arguments of the command as the user gave them (defaults left out): what was read."""
+    out = {}
+    for name, value in ctx.params.items():
+        source = ctx.get_parameter_source(name) if hasattr(ctx, "get_parameter_source") else None
+        if value not in (None, False, (), []) and getattr(source, "name", "") != "DEFAULT":
+            out[name] = value
+    return out
+
+
+def _context():
+    try:
+        from click import get_current_context
+    except ImportError:  # typer >= 0.16 vendors click as typer._click
+        from typer._click.globals import get_current_context  # type: ignore[import-not-found]
+    return get_current_context(silent=True)
 
 
 def actor() -> str:
+    """The event actor: the checked identity's (`user:AGENT`; `--as NAME` for admins)."""
+    from tix import access
     from tix.store import default_actor
 
+    ident = access.current()
+    if ident is not None:
+        return ident.actor()
     if state.as_user:
         name = state.as_user
         return name if ":" in name else f"user:{name}"
@@ -189,6 +234,16 @@ def run(app) -> int:
     Standard output and error go through `tix.render.SafeStream`: nothing a customer wrote
     reaches the terminal as a control sequence.
     """
+    from tix import access
+
+    access.reset()  # each command checks its own user (even in one process), and forgets it after
+    try:
+        return _run(app)
+    finally:
+        access.reset()
+
+
+def _run(app) -> int:
     from tix.render import SafeStream
 
     sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)

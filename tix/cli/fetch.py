@@ -76,15 +76,18 @@ def reply(
     template: Optional[str] = typer.Option(None, "--template",
                                            help="WhatsApp: send this approved template (whatsapp.templates in "
                                                 "tix.yaml); the only way to write after the 24-hour window."),
+    attach: Optional[List[str]] = typer.Option(None, "--attach",
+                                               help="Attach this file (repeatable; size limits per channel)."),
 ) -> None:
     """Reply to the customer on the ticket's channel (queued in the outbox, then sent).
 
     Text from -m, --file, stdin, --macro, or $EDITOR when run at a terminal. On WhatsApp,
     more than 24 hours after the customer's last message, use --template NAME.
 
-    Example: tix reply 1042 -m "Dana sudah kami kembalikan, mohon cek 1-3 hari kerja."
+    Example: tix reply 1042 -m "Dana sudah kami kembalikan, mohon cek 1-3 hari kerja." --attach pesan.eml
     """
-    from tix.outbox import flush, queue
+    from tix.outbox import flush
+    from tix.outbox.attachments import queue_reply
     from tix.tickets import get_ticket
 
     store = open_store()
@@ -96,15 +99,17 @@ def reply(
                 raise UsageError("give either --template (WhatsApp) or --macro, not both")
             text = message if message not in (None, "-") else (sys.stdin.read() if message == "-" else "")
         else:
-            text = _reply_text(store, batch, row, message, file, macro)
-        item = queue(batch, row, row.get("channel") or "email", text, template=template or macro)
-    info(f"#{n}: queued {item['outbox']} to {', '.join(item['to'])}")
+            text = "" if attach and message is None and file is None and macro is None and is_tty(sys.stdin) \
+                else _reply_text(store, batch, row, message, file, macro)
+        items = queue_reply(batch, row, row.get("channel") or "email", text, attach, template=template or macro)
+    for item in items:
+        info(f"#{n}: queued {item['outbox']} to {', '.join(item['to'])}")
     if no_send:
         raise typer.Exit(EXIT_OK)
     out = flush(store, wait=float(store.config.setting("lock_timeout")), via="tix reply")
     for line in out.errors:
         error(line)
-    if item["outbox"] not in {it["id"] for it in out.sent_items}:
+    if any(item["outbox"] not in {it["id"] for it in out.sent_items} for item in items):
         error(f"#{n}: the reply stays queued and is retried by the next tix fetch / tix outbox flush")
         raise typer.Exit(EXIT_PARTIAL)
     info(f"#{n}: sent")

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from tix.cli.common import info, open_store
+from tix.cli.common import RedactOpt, info, open_store
 
 REPORT_FORMATS = ("table", "html", "md", "csv", "json")
 
@@ -44,6 +44,7 @@ def report(
         [], "--mail-to", help="Send the HTML report with a text alternative to this address (repeatable)."),
     section: Optional[str] = typer.Option(None, "--section", help="Only this section (table, md, csv, json)."),
     locale: Optional[str] = typer.Option(None, "--locale", help="id or en (default: the `locale` setting)."),
+    redact: bool = RedactOpt,
 ) -> None:
     from tix.errors import UsageError
 
@@ -58,6 +59,10 @@ def report(
     from tix.reports import run_report
 
     result = run_report(store, name, params, week=week, locale=locale)
+    if redact:
+        from tix.redact import Redactor, redact_report
+
+        result = redact_report(result, Redactor.for_store(store))
     if mail_to:
         _mail(store, result, mail_to)
         if out is None:

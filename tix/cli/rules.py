@@ -61,10 +61,14 @@ def route(
             render(rows, fmt, columns=["ticket", "rule", "action"])
         typer.echo(f"dry run: would route {result.routed} tickets with {result.events} events; nothing written",
                    err=fmt != "table")
+        if result.skipped_line():
+            typer.echo(result.skipped_line(), err=fmt != "table")
     else:
         for ln in result.lines:
             info(f"#{ln.ticket} {ln.rule}: {ln.text}")
         info(f"routed {result.routed} tickets, {result.events} events")
+        if result.skipped_line():
+            info(result.skipped_line())
     if result.exit_code:
         raise typer.Exit(result.exit_code)
 

@@ -56,6 +56,8 @@ def escalate(
              f"{len(report.planned)} actions, {report.events_written} events written in {report.rounds} "
              f"round{'s' if report.rounds != 1 else ''}"
              f"{' (cold start: folded the whole log)' if report.cold else ''} in {report.timings['total']:.2f} s")
+    if report.skipped and (dry_run or state.verbose):
+        typer.echo(f"not notified (history: breached before act_within): {report.skipped} SLA steps", err=True)
     for line in report.errors:
         error(line)
     _report_notify(report.notify)

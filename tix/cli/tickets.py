@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from tix.cli.common import FormatOpt, actor, check_format, info, open_store, ticket_arg
+from tix.cli.common import FormatOpt, RedactOpt, actor, check_format, info, open_store, ticket_arg
 
 
 def register(app: typer.Typer) -> None:
@@ -64,6 +64,7 @@ def list_(
                              help="number, created, updated, priority, status, team, assignee; - for descending."),
     limit: Optional[int] = typer.Option(100, "--limit", "-n", help="At most this many (0 = no limit)."),
     fmt: str = FormatOpt,
+    redact: bool = RedactOpt,
 ) -> None:
     """List tickets: open ones (new, open, pending) unless the filter names a status or --all.
 
@@ -89,8 +90,13 @@ def list_(
             terms.append(f"{name}:{value}")
     store = open_store()
     columns = list(LIST_COLUMNS) + (["tags"] if fmt != "table" else [])
-    rows = select(store.read(), " ".join(_quote(t) for t in terms), columns=columns, sort=sort,
-                  limit=limit or None, default_open=not all_)
+    reader = store.read()
+    rows = select(reader, " ".join(_quote(t) for t in terms), columns=[*columns, "contact"] if redact else columns,
+                  sort=sort, limit=limit or None, default_open=not all_)
+    if redact:
+        from tix.redact import Redactor
+
+        rows = Redactor.for_store(store).learn_contacts(reader, rows).rows(rows)
     for r in rows:
         if fmt == "table":
             r["number"] = f"#{r['number']}"
@@ -114,6 +120,7 @@ def show(
     number: str = typer.Argument(..., help="Ticket number (1042 or #1042)."),
     history: bool = typer.Option(False, "--history", help="Print the full audit trail: every event."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
+    redact: bool = RedactOpt,
 ) -> None:
     """Show a ticket: its fields and the conversation (--history for the full audit trail).
 
@@ -123,7 +130,7 @@ def show(
 
     check_format(fmt, ("text", "json"))
     store = open_store()
-    show_ticket(store, ticket_arg(number), history=history, fmt=fmt, out=sys.stdout)
+    show_ticket(store, ticket_arg(number), history=history, fmt=fmt, out=sys.stdout, redact=redact)
 
 
 def _one(number: str, via: str, why: Optional[str], change) -> None:

@@ -90,6 +90,12 @@ def fetch_source(run: Intake, spec: dict, budget: int | None) -> FetchReport:
     except Exception as exc:  # noqa: BLE001 - a source that cannot open is an error line
         report.errors.append(source_error(spec, exc))
         return report
+    return take_source(run, source, spec, budget)
+
+
+def take_source(run: Intake, source, spec: dict, budget: int | None = None) -> FetchReport:
+    """An opened source (a `channels:` one, or an importer's) through the intake, chunk by chunk."""
+    report = run.report
     step = run.step(source.channel)
     done = 0
     try:

@@ -12,7 +12,9 @@ It answers, without scanning the log:
   + body hash) and the source key (IMAP UIDVALIDITY+UID, maildir name, mbox hash);
   WhatsApp: the wamid (messages and system notices) and the key of Meta's error reports.
   `qkeys` holds the keys of quarantined items (skipped by fetch, not by replay).
-- `ticket_of(id)`: the ticket a Message-ID or wamid (received or sent) belongs to;
+- `ticket_of(id)`: the ticket a Message-ID or wamid (received or sent) belongs to (after a
+  merge the ticket it went into, after a split the new ticket);
+- `final(ticket)`: the ticket it was merged into, if it was (`ticket.merged`);
 - `thread(ticket)`: the last Message-IDs of a ticket (for In-Reply-To / References);
 - `status_of(wamid)`: the furthest delivery status of a WhatsApp message tix sent;
 - `auto_count(addr, since)`: the auto-reply cap. (What is still to send: `tix.outbox`.)
@@ -31,7 +33,7 @@ VERSION = 4
 NAME = "message-index.json"
 OLD_NAMES = ("mail-index.pickle",)  # earlier caches, removed when this one is saved
 INTERESTING = (b'"type":"message.', b'"type":"outbox.sent"', b'"type":"whatsapp.', b'"kind":"bounce"',
-               b'"type":"agentmail.received"')
+               b'"type":"ticket.merged"', b'"type":"ticket.split"', b'"type":"agentmail.received"')
 STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 100}
 THREAD = 20  # Message-IDs kept per ticket
 
@@ -45,6 +47,7 @@ class MessageIndex:
         self.threads: dict[int, list[str]] = {}
         self.auto_sent: dict[str, list[str]] = {}
         self.statuses: dict[str, list] = {}  # wamid -> [rank, rank recorded with its ticket, status data]
+        self.merged: dict[int, int] = {}  # ticket -> the ticket it was merged into (tix.tickets.merge)
         self.seq = 0
         self.pos = Position("", 0)
         self.pos_seq = 0
@@ -100,7 +103,7 @@ class MessageIndex:
         return {"version": VERSION, "segment": self.pos.segment, "offset": self.pos.offset,
                 "pos_seq": self.pos_seq, "seq": self.seq, "keys": list(self.keys), "qkeys": list(self.qkeys),
                 "sent": list(self.sent), "mids": self.mids, "threads": self.threads,
-                "auto_sent": self.auto_sent, "statuses": self.statuses}
+                "auto_sent": self.auto_sent, "statuses": self.statuses, "merged": self.merged}
 
     @classmethod
     def _from_json(cls, d: dict) -> "MessageIndex":
@@ -109,6 +112,7 @@ class MessageIndex:
         idx.mids = d["mids"]
         idx.threads = {int(k): v for k, v in d["threads"].items()}
         idx.auto_sent, idx.statuses = d["auto_sent"], d["statuses"]
+        idx.merged = {int(k): v for k, v in (d.get("merged") or {}).items()}
         idx.seq, idx.pos_seq = d["seq"], d["pos_seq"]
         idx.pos = Position(d["segment"], d["offset"])
         return idx
@@ -140,6 +144,11 @@ class MessageIndex:
         elif kind == "outbox.sent":
             if ticket is not None and data.get("message"):  # a WhatsApp message's wamid
                 self.mids[data["message"]] = ticket
+        elif kind == "ticket.merged" and ticket is not None and data.get("into") is not None:
+            self.merged[ticket] = data["into"]
+        elif kind == "ticket.split" and data.get("into") is not None:
+            for mid in data.get("message_ids") or ():
+                self.mids[mid] = data["into"]
 
     def _received(self, data: dict, ticket) -> None:
         for k in (data.get("message"), data.get("source_key")):
@@ -153,6 +162,10 @@ class MessageIndex:
             self.mids[data["message"]] = ticket
 
     def _sent(self, ev: dict, data: dict, ticket) -> None:
+        if data.get("imported"):  # an agent's reply taken from an import: its keys dedupe it
+            for k in (data.get("message"), data.get("source_key")):
+                if k:
+                    self.keys.add(k)
         if ticket is not None and data.get("message_id"):
             self.add_mid(data["message_id"], ticket)
             self.sent.add(data["message_id"])
@@ -206,7 +219,16 @@ class MessageIndex:
         return bool(key) and (key in self.keys or key in self.qkeys)
 
     def ticket_of(self, mid: str) -> int | None:
-        return self.mids.get(mid)
+        """The ticket of a message: where it was stored or split to, following merges."""
+        return self.final(self.mids.get(mid))
+
+    def final(self, ticket: int | None) -> int | None:
+        """Where `ticket` lives now: itself, or the ticket it was merged into (and so on)."""
+        for _ in range(50):
+            if ticket not in self.merged:
+                break
+            ticket = self.merged[ticket]
+        return ticket
 
     def thread(self, ticket: int) -> list[str]:
         return list(self.threads.get(ticket, ()))

@@ -17,7 +17,8 @@ The shared rules, written once:
   it is about; a conversation (WhatsApp: contact + business number) with an open ticket
   joins it (one open ticket per conversation); else the first known message it answers
   (email In-Reply-To/References, WhatsApp `context`), else a subject tag `[#N]` of a ticket
-  of the same contact, else the conversation's last ticket; else a new ticket.
+  of the same contact, else the conversation's last ticket; else a new ticket. A ticket that
+  was merged stands for the ticket it was merged into (`MessageIndex.final`).
 - **Reopen** (`_continue`): a customer message on a pending ticket sets it open; on a
   resolved or closed one it reopens it when it was sent within `reopen_days` of the
   resolution (the `settings:` value, or the channel section's own `reopen_days`), else
@@ -102,6 +103,8 @@ class Intake:
         self.config = store.config
         self.now = now.astimezone(timezone.utc) if now else None
         self.ts = iso(self.now) if self.now else None
+        self.run_ts = self.ts
+        self.item_time: datetime | None = None  # an imported item's own time (`at`)
         self.index = MessageIndex.load(store)
         self.journal = Journal()
         self.files = Files(store.root)
@@ -115,9 +118,20 @@ class Intake:
         self._tail_mark = None
 
     def clock(self) -> datetime:
-        return self.now or utcnow()
+        return self.item_time or self.now or utcnow()
+
+    def at(self, when: datetime | None) -> None:
+        """The current item happened at `when` (an import keeps its original time): its
+        events carry it and the reopen window is measured from it. Reset by `take`."""
+        if when is not None:
+            self.item_time = when.astimezone(timezone.utc)
+            self.ts = iso(self.item_time)
 
     # -- the steps ----------------------------------------------------------------------------------
+    def use_step(self, step) -> None:
+        """Take items of `step.channel` in with this step (an importer's; see tix.importers)."""
+        self._steps[step.channel] = step
+
     def step(self, channel: str):
         """The channel's step (its decode and its part of taking an item in), made once per run."""
         if channel not in self._steps:
@@ -150,6 +164,7 @@ class Intake:
         A failure rolls the item back whole and quarantines it (with `replay`, raises).
         """
         self.actor = f"channel:{item.source}"
+        self.ts, self.item_time = self.run_ts, None
         mark = Savepoint.take(self.batch, self.journal, self.report)
         try:
             if isinstance(decoded, Exception):
@@ -161,6 +176,7 @@ class Intake:
                 raise
             self.quarantine(step, item, _error_text(exc), step.key_of(item, decoded))
         self.journal.clear()
+        self.ts, self.item_time = self.run_ts, None
 
     def quarantine(self, step, item: RawItem, error: str, key: str | None = None) -> None:
         """Keep the item with its error in quarantine/ (fsynced), record its keys, report it."""
@@ -322,16 +338,18 @@ class Intake:
     # -- threading and reopening ----------------------------------------------------------------
     def thread(self, m: Inbound) -> int:
         """The ticket a message goes to (opening or reopening one); see the module docstring."""
+        final = self.index.final  # a merged ticket's messages go to the ticket it was merged into
         if m.about is not None:
             number = self.index.ticket_of(m.about)
             if self.row(number) is not None:
                 return number
-        conv = self.row(self.conversation(m.contact, m.conversation)) if m.conversation is not None else None
+        conv = self.row(final(self.conversation(m.contact, m.conversation))) if m.conversation is not None else None
         if conv is not None and conv["status"] in OPEN:
             return self._continue(conv, m)
         row = next((r for r in (self.row(self.index.ticket_of(ref)) for ref in m.refs) if r is not None), None)
         if row is None:
-            row = next((r for r in map(self.row, m.tags) if r is not None and r.get("contact") == m.contact), None)
+            row = next((self.row(final(r["number"])) for r in map(self.row, m.tags)
+                        if r is not None and r.get("contact") == m.contact), None)
         row = row or conv
         if row is None:
             return self._new_ticket(m)

@@ -2,18 +2,18 @@
 
 `queue_agent_mail(store)` runs in `tix fetch` (after the intake, before the outbox is sent)
 and in `tix outbox flush`. It reads the events appended since its last run (its position
-is `state/agent-mail.json`, a cache: without it, the events of the last `max_age`) and
+is `state/agent-mail.json`, a cache: without it, the events of the last `act_within`) and
 queues one notification per ticket and agent, through the one outbox, when:
 
 - the ticket was assigned to an agent with `mail_client: true` who still has it, or
 - a customer message (not an automatic one) arrived on a ticket such an agent has,
 
-and the ticket is not closed, and the event is not older than `agent_mail.max_age`
-(DESIGN invariant 9). The mail is `templates/agent_mail.txt.j2` (the one template
-environment) with the ticket, its customer, the agent, why it is sent and the last
-`agent_mail.summary` messages and notes; its Reply-To carries the reply token
-(`tix.channels.mail.agentauth`) naming the ticket, the agent and the seq of the ticket's
-last event the mail shows. The agent's reply comes back through `tix fetch`
+and the ticket is not resolved or closed, and the event is not older than the setting
+`act_within` nor imported history (DESIGN invariant 9, as for every notification). The
+mail is `templates/agent_mail.txt.j2` (the one template environment) with the ticket, its
+customer, the agent, why it is sent and the last `agent_mail.summary` messages and notes;
+its Reply-To carries the reply token (`tix.channels.mail.agentauth`) naming the ticket, the
+agent and the seq of the ticket's last event the mail shows. The agent's reply comes back through `tix fetch`
 (`tix.ingest.agentmail`). Each mail is keyed `agentmail:TICKET:AGENT:SEQ` (the seq of the
 assignment or customer message that caused it): running twice queues nothing twice.
 """
@@ -26,7 +26,6 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from tix.channels.mail import agentauth
-from tix.durations import parse_duration
 from tix.errors import UsageError
 from tix.outbox.enqueue import notify
 from tix.store.files import atomic_write
@@ -48,7 +47,7 @@ def queue_agent_mail(store, now=None, via: str = "tix fetch") -> int:
     if "@" not in spec["reply_to"]:
         raise UsageError("agent_mail: no reply address (set agent_mail.reply_to or outbound.from)")
     now = now or utcnow()
-    floor = iso(now - timedelta(seconds=parse_duration(str(spec["max_age"]))))
+    floor = iso(now - timedelta(seconds=config.act_within()))
     queued = 0
     with store.writing(actor="system", via=via) as batch:
         todo, end = _scan(store, _cursor(store, floor), floor)
@@ -57,7 +56,7 @@ def queue_agent_mail(store, now=None, via: str = "tix fetch") -> int:
         for number, seen in sorted(todo.items()):
             row = rows.get(number)
             agent = agents.get(row.get("assignee")) if row else None
-            if agent is not None and row["status"] != "closed" and (agent.name in seen["assigned"]
+            if agent is not None and row["status"] not in ("resolved", "closed") and (agent.name in seen["assigned"]
                                                                     or seen["customer"]):
                 mail.append((dict(row), agent, "assigned" if agent.name in seen["assigned"] else "customer", seen))
         if mail:
@@ -95,7 +94,7 @@ def _scan(store, start: Position, floor: str) -> tuple[dict, tuple | None]:
     for ev, pos in store.log.read(start):
         end = (pos, ev.get("seq"))
         number = ev.get("ticket")
-        if number is None or str(ev.get("ts") or "") < floor:
+        if number is None or str(ev.get("ts") or "") < floor or (ev.get("data") or {}).get("imported"):
             continue
         seen = todo.setdefault(number, {"seq": 0, "trigger": 0, "assigned": set(), "customer": False})
         seq = int(ev.get("seq") or 0)

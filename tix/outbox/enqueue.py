@@ -71,9 +71,13 @@ def auto_reply_cap(config) -> int:
 
 # -- customer messages ---------------------------------------------------------------------------
 def queue(batch, ticket_row: dict, channel: str, body_text: str, *, actor: str | None = None, auto: bool = False,
-          subject: str | None = None, template: str | None = None, extra: dict | None = None) -> dict:
+          subject: str | None = None, template: str | None = None, extra: dict | None = None,
+          attachments=None) -> dict:
     """Compose and queue one message to the customer in `batch`; returns the `message.sent` data
     (plus `ticket`), or `{"state": "suppressed"|"capped", …}` for an auto-reply not sent.
+
+    `attachments`: files checked by `tix.outbox.attachments.load` (WhatsApp: one), stored as
+    blobs and named in the item (`attachments`: name, type, size, sha256).
 
     Raises UsageError (nothing written) when the channel is unknown or its composer refuses.
     """
@@ -84,7 +88,9 @@ def queue(batch, ticket_row: dict, channel: str, body_text: str, *, actor: str |
         compose = _load(COMPOSERS[channel])
     except (ImportError, AttributeError) as exc:
         raise UsageError(f"channel {channel!r} has no composer yet ({exc})") from None
-    payload = compose(store, batch.reader, ticket_row, body_text, template)
+    files = list(attachments or ())
+    payload = compose(store, batch.reader, ticket_row, body_text or (files[0].name if files else body_text), template)
+    infos = _attach(store, channel, payload, files) if files else None
     if subject:
         payload["subject"] = subject
     raw_to = payload.get("to") or []
@@ -96,10 +102,12 @@ def queue(batch, ticket_row: dict, channel: str, body_text: str, *, actor: str |
     if auto and _over_cap(batch, to, now):
         return {"state": "capped", "ticket": ticket_row["number"], "to": to, "auto": True}
     oid = new_id("o", now)
-    rel = _write(store, channel, oid, payload, auto, ticket_row["number"], now)
+    rel = _write(store, channel, oid, payload, auto, ticket_row["number"], now, files)
     data = {"outbox": oid, "state": "queued", "channel": channel, "message_id": payload.get("message_id"),
             "from": payload.get("from"), "to": to, "cc": payload.get("cc") or [], "subject": payload.get("subject"),
             "text": body_text, "raw": rel, "auto": bool(auto), "template": template, "payload": payload}
+    if infos:
+        data["attachments"] = infos
     if extra:
         data.update(extra)
     ev = batch.emit("message.sent", ticket=ticket_row["number"], data=data, actor=actor)
@@ -126,13 +134,28 @@ def _over_cap(batch, to: list[str], now: datetime) -> bool:
     return any(idx.auto_count(addr, since) + pending.count(addr) >= cap for addr in to)
 
 
-def _write(store, channel: str, oid: str, payload: dict, auto: bool, ticket: int, now: datetime) -> str:
+def _attach(store, channel: str, payload: dict, files: list) -> list[dict]:
+    from tix.outbox.attachments import store_blobs
+
+    infos = store_blobs(store, files)
+    if channel == "whatsapp":
+        from tix.channels.whatsapp.send import as_media
+
+        as_media(payload, infos)
+    else:
+        payload["attachments"] = infos
+    return infos
+
+
+def _write(store, channel: str, oid: str, payload: dict, auto: bool, ticket: int, now: datetime,
+           files=()) -> str:
     mod = importlib.import_module(COMPOSERS[channel].split(":")[0])
     render = getattr(mod, "render", None)
     if render is not None:
         x_loop = (store.config.section("outbound", {}) or {}).get("x_loop")
         try:
-            body = render(payload, auto, oid, ticket=ticket, x_loop=x_loop, now=now)
+            body = render(payload, auto, oid, ticket=ticket, x_loop=x_loop, now=now,
+                          **({"files": files} if files else {}))
         except (ValueError, TypeError, UnicodeError) as exc:  # e.g. an address the email library refuses
             raise UsageError(f"cannot make the {channel} message: {' '.join(str(exc).split())}") from None
         ext = EXT.get(channel, "eml")

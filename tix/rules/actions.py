@@ -170,6 +170,10 @@ class AutoReplyAction(Action):
         return None
 
     def apply(self, rt, rule, ctx) -> str | None:
+        why = rt.history(ctx)
+        if why:
+            rt.skipped["auto_reply"] += 1
+            return f"no auto-reply: {why}"
         why = self.blocked(rt, rule, ctx)
         if why:
             return f"no auto-reply: {why}"
@@ -203,6 +207,10 @@ class NotifyAction(Action):
         return f"notify {self.how} {_shown(self.target)}"
 
     def apply(self, rt, rule, ctx) -> str | None:
+        why = rt.history(ctx)
+        if why:
+            rt.skipped["notification"] += 1
+            return f"no notification: {why}"
         target = self.target
         if self.how == "email":
             target = rt.resolve_email(target, ctx)

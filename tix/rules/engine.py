@@ -53,11 +53,20 @@ class RouteResult:
     lines: list[Line] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     planned: list[dict] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)  # actions that would reach people, on history
     record: bool = True  # keep `lines` (dry run, -v, explain); off, a cron run skips the bookkeeping
 
     @property
     def exit_code(self) -> int:
         return 1 if self.errors else 0
+
+    def skipped_line(self) -> str | None:
+        """One line counting what was not sent because it was history (None: nothing)."""
+        if not self.skipped:
+            return None
+        names = {"auto_reply": ("auto-reply", "auto-replies"), "notification": ("notification", "notifications")}
+        parts = ", ".join(f"{n} {names[kind][n != 1]}" for kind, n in sorted(self.skipped.items()))
+        return f"not sent (history: older than act_within, or resolved/closed): {parts}"
 
 
 # -- batches ---------------------------------------------------------------------------------
@@ -195,6 +204,22 @@ class Runtime:
         self.own_addresses = {a.email.lower() for a in self.config.agents.values() if a.email}
         self._as: dict[str, AsRule] = {}
         self.ts = iso(now)  # every event of a run carries the run's time: they are one batch
+        self.act_from = now - timedelta(seconds=self.config.act_within())
+        self.skipped: Counter = Counter()
+
+    def history(self, ctx) -> str | None:
+        """Why an action that reaches people must not run for this message (None: it may).
+
+        Side effects only on what is recent (DESIGN invariant 9, issue 17): never for a
+        resolved or closed ticket, never for a message older than `act_within`, such as
+        imported history. Classifying, tagging and assigning still happen.
+        """
+        status = ctx.ticket.get("status")
+        if status in ("resolved", "closed"):
+            return f"ticket is {status}"
+        if ctx.arrived < self.act_from:
+            return f"message older than act_within ({self.config.setting('act_within')})"
+        return None
 
     def as_rule(self, rule) -> AsRule:
         b = self._as.get(rule.name)
@@ -353,6 +378,9 @@ def route(store: Store, *, dry_run: bool = False, reroute: bool = False, numbers
         rt = _run(store, batch, batch.reader, ruleset, result, reroute, numbers, now)
         batch.flush()
         rt.assigner.save()
+        index = store.cache.get("mail_index")  # loaded to thread auto-replies: keep it warm (a cache)
+        if index is not None:
+            index.save(store)
     return result
 
 
@@ -381,6 +409,7 @@ def _run(store, batch, reader, ruleset, result, reroute, numbers, now) -> Runtim
                    ts=rt.ts)
         result.routed += 1
     result.events = len(batch.pending) - start
+    result.skipped.update(rt.skipped)
     if rt.dry_run:
         result.planned = list(batch.pending[start:])
     return rt

@@ -24,7 +24,7 @@ from tix.rules.conditions import Context, Result
 from tix.rules.engine import INTAKE_TYPES, DryBatch, RouteResult, Runtime, apply_rules, build_message, load
 from tix.store import Store
 from tix.store.fold import empty_ticket
-from tix.store.log import parse_local, parse_ts_or_none, utcnow
+from tix.store.log import parse_local, parse_ts, parse_ts_or_none, utcnow
 
 
 def explain_rules(rt: Runtime, ruleset, ctx: Context) -> list[str]:
@@ -100,6 +100,9 @@ def explain(store: Store, number: int, now: datetime | None = None) -> list[str]
     when, msg, seq, arrived = build_message(intake, ticket)
     contact = reader.contact(ticket["contact"]) if ticket.get("contact") is not None else None
     rt = _runtime(store, reader, now, fresh=set())
+    routed_at = [e["ts"] for e in events if e["type"] == "ticket.routed"]
+    if routed_at and state != "not routed yet":  # act_within as it was when the ticket was routed
+        rt.act_from = parse_ts(routed_at[-1]) - (rt.now - rt.act_from)
     if recorded:
         rt.assigner = _Replay(rt.assigner, recorded)
     ctx = Context(msg, ticket, contact, when, arrived, rt.site, ruleset.bank, ruleset.kwbank)
@@ -178,6 +181,7 @@ def test_message(store: Store, path: str | Path, reply: bool = False, at: dateti
     if contact:
         ticket["contact"] = contact["id"]
     rt = _runtime(store, reader, None, fresh={0})
+    rt.act_from = min(rt.act_from, arrived or rt.now)  # a message tried here is as if it arrived now
     ctx = Context(msg, ticket, contact, "reply" if reply else "new", arrived or rt.now, rt.site,
                   ruleset.bank, ruleset.kwbank)
     return [_header(ctx, str(path)), *explain_rules(rt, ruleset, ctx)]

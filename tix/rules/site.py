@@ -53,7 +53,7 @@ class BusinessHours:
     calendar: object  # tix.sla.calendar.Calendar
 
     def is_open(self, when: datetime) -> bool:
-        return bool(self.calendar.is_open([when.timestamp()])[0])
+        return self.calendar.is_open_at(when.timestamp())
 
     def describe(self, locale: str, when: datetime | None = None) -> str:
         """`Senin-Jumat 08.00-12.00, 13.00-17.00; Sabtu 09.00-13.00 WIB` (or in English)."""

@@ -61,10 +61,13 @@ class Planned:
     target_s: float = 0.0
     window_close: float | None = None
     window_in: float = 0.0
+    history: bool = False  # a notifying step of a breach before act_within: nobody is notified (issue 17)
 
     def describe(self) -> str:
         if self.step is None:
             return "record breach"
+        if self.history:
+            return f"step {self.step.name}: {self.step.describe()} (history: breached before act_within, no notice)"
         return f"step {self.step.name}: {self.step.describe()}"
 
 
@@ -87,6 +90,11 @@ class EscalateReport:
     def ok(self) -> bool:
         return not self.errors and (self.notify is None or self.notify.ok)
 
+    @property
+    def skipped(self) -> int:
+        """Notifying steps whose notices were not sent: their breach is older than act_within."""
+        return sum(1 for p in self.planned if p.history)
+
 
 # -- settings -----------------------------------------------------------------------------------
 @dataclass
@@ -96,6 +104,7 @@ class SlaSettings:
     tz: str
     window: float = WINDOW  # WhatsApp's window (`whatsapp: window_hours`, default 24)
     agents: dict = field(default_factory=dict)  # login -> tix.config.Agent (for `email: assignee`)
+    act_within: float = 4 * 3600.0  # steps of a breach older than this are history (settings.act_within)
 
 
 def load_settings(store) -> SlaSettings:
@@ -115,7 +124,7 @@ def load_settings(store) -> SlaSettings:
         window = float(wa.get("window_hours") or 24) * 3600
     except (TypeError, ValueError):
         window = WINDOW  # the whatsapp section's own validator reports it
-    return SlaSettings(sla, cals, tz, window, cfg.agents)
+    return SlaSettings(sla, cals, tz, window, cfg.agents, cfg.act_within())
 
 
 # -- the run ------------------------------------------------------------------------------------------
@@ -345,6 +354,9 @@ def _plan(ctx: dict, settings: SlaSettings, now: float, report: EscalateReport) 
                         bool(c.breached[row]), bool(ctx["done"][row]), float(c.due[row]), float(c.used[row]),
                         float(c.target_s[row]))
     _plan_window(ctx, settings, now, report)
+    for p in report.planned:  # side effects only on what is recent (DESIGN invariant 9)
+        p.history = p.step is not None and bool(p.step.email or p.step.webhook) and p.state == "breached" \
+            and p.due is not None and p.due < now - settings.act_within
 
 
 def _anything_new(ctx, c, target: str, rows: np.ndarray, all_keys) -> np.ndarray:
@@ -468,7 +480,8 @@ def _do(batch, p: Planned, row: dict, renderer, box=None) -> str | None:
     step = p.step
     batch.emit("sla.step", ticket=p.ticket, data={"policy": p.policy, "target": p.target, "state": p.state,
                                                   "step": step.name, "key": p.key, "cycle": p.cycle,
-                                                  "actions": step.describe()})
+                                                  "actions": step.describe(),
+                                                  **({"history": True} if p.history else {})})
     why = f"SLA {p.policy}: {TARGET_LABEL[p.target]} {p.state}"
     changes = {}
     if step.raise_priority and row.get("priority") in PRIORITY_RANK:
@@ -483,7 +496,7 @@ def _do(batch, p: Planned, row: dict, renderer, box=None) -> str | None:
         tickets.set_fields(batch, row, changes, why=why)
     if step.tags:
         tickets.tag(batch, row, add=step.tags, why=why)
-    if step.email or step.webhook:
+    if (step.email or step.webhook) and not p.history:  # history: recorded once, nobody notified
         return _notify(batch, p, row, renderer, box)
     return None
 

@@ -22,9 +22,12 @@ Layout::
                                that matters to them (see tix.store.history: its own meta.json,
                                parts and format; rebuilt from the log when missing or damaged)
     state/                     channel cursors, counters, `lock` (the write lock),
-                               `log-format.json` (where the log's commit marks begin: "Batches")
+                               `log-format.json` (where the log's commit marks begin: "Batches"),
+                               `search.sqlite` (the full-text index, a cache: tix.store.search)
     spool/whatsapp/            webhook payloads waiting for `tix fetch`
     quarantine/                inputs that could not be processed, with the error beside them
+    access/YYYY-MM.jsonl       with `audit_reads: true`: who read what, one JSON line per read,
+                               appended without the lock (format: tix.accesslog)
 
 Event lines. Each line of a segment is one JSON object followed by `\\n`::
 
@@ -35,7 +38,8 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
 - `seq`: integer, strictly increasing by one across the whole log (all segments).
 - `ts`: UTC, ISO 8601 with microseconds and `Z`.
 - `actor`: `user:NAME`, `rule:NAME`, `sla:POLICY`, `channel:NAME` or `system`.
-- `via`: the command (or rule/job) that made the change.
+- `via`: the command (or rule/job) that made the change; under `--as` it ends with
+  ` (admin NAME as OTHER)`, the admin who acted for `actor` (tix.access).
 - `type`: what happened; `ticket` and/or `contact` name what it happened to;
   `data` is the change itself; `why` (optional) the reason given by the actor.
 - `commit`: `true` on the last line of each batch only, as its last key (see "Batches");
@@ -46,7 +50,10 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
   `message.received` / `message.sent` (one message; `auto: true` for auto-replies),
   `ticket.routed` (`upto`: the seq routed up to), `contact.created`, `contact.updated`
   (`set`, `add_emails`, `remove_emails`, `add_phones`, `remove_phones`),
-  `contact.merged` (`into`), `contact.erased`. Other types are kept in the log and the
+  `contact.merged` (`into`), `contact.erased`. `ticket.merged` (`into`) and `ticket.split`
+  (`into`, `messages`: seqs, `message_ids`) change no field themselves (the merge's status
+  and `fields.merged_into` are a `ticket.updated`); readers fold them (tix.tickets.merge).
+  Other types are kept in the log and the
   `events` view but change no ticket field (they do bump `updated_at`, except the
   bookkeeping types `ticket.routed`, `outbox.sent`, `outbox.failed`, `message.status`).
 - Data of the message events, as written by the channels: `message.received` has
@@ -57,17 +64,22 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
   `auto`/`auto_reason`, `language`, `inbox`, `date`, `source`, `source_key`, `reply_to`,
   `calendar`, `text_truncated`; WhatsApp adds `wa_type`, `context`, `from_user_id`.
   `message.sent` has `outbox`, `state`, `channel`, `message_id`, `from`, `to`, `cc`,
-  `subject`, `text`, `raw`, `auto`, `template`, `payload` (`state: queued`: written to
-  the outbox, counted as sent from then on). `message.quarantined` (no
+  `subject`, `text`, `raw`, `auto`, `template`, `payload`, `attachments` (as inbound, each
+  with its `sha256` blob: `tix reply --attach`) (`state: queued`: written to
+  the outbox, counted as sent from then on). Imported history (`tix.importers`): both
+  carry `imported: true`; an imported `message.sent` has no `outbox` (it was never sent
+  by tix), and the event's `ts` is the message's own time. `message.quarantined` (no
   ticket: `channel`, `source`, `source_key`, `message`, `quarantine`, `error`),
   `message.unmatched` (a bounce of no known ticket), `message.media` (a WhatsApp download).
   `ticket.note` kinds: `intake` (typed in by an agent), `bounce`, `linked`, `send_failed`,
+  `merged` (`merged`: the ticket merged in, or `into`), `split` (`split_from`, `messages`, or `into`),
   `agent_mail` (an agent's `#note` by mail), `agent_mail_refused` (an agent's mail not acted on).
   `agentmail.received` (actor `user:AGENT`): an agent's reply by mail (tix.ingest.agentmail):
   `message`/`source_key` (its idempotency keys), `source`, `channel`, `message_id`, `from`,
   `subject`, `agent`, `seq` (of its reply token), `command`, `outcome`, `text`, `raw`, `raw_span`.
-- Stage events: `rule.auto_reply`, `rule.failed` (rules), `sla.step`, `sla.breached`
-  (SLA). The outbox (everything tix sends; the full vocabulary is in `tix.outbox`):
+- Stage events: `rule.auto_reply`, `rule.failed` (rules), `sla.step` (`history: true`:
+  a breach older than `act_within`, recorded, nobody notified), `sla.breached` (SLA).
+  The outbox (everything tix sends; the full vocabulary is in `tix.outbox`):
   `outbox.queued` (a notification or report mail; no ticket: `outbox`, `purpose`, `kind`
   (the channel), `key`, `target`, `subject`, `body`, `payload`, `ticket`, `raw`),
   `outbox.sent` (`outbox`, `channel`, `attempt`, and what the channel answered),

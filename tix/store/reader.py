@@ -141,6 +141,13 @@ class Reader:
             return self.state.tickets[number]
         return self._base_rows("tickets", {number}).get(number)
 
+    def contacts(self, ids) -> dict[int, dict]:
+        """The rows of these contacts (those that exist), in one read of the snapshot."""
+        ids = set(ids)
+        out = {c: self.state.contacts[c] for c in ids if c in self.state.contacts}
+        out.update(self._base_rows("contacts", ids - out.keys()))
+        return out
+
     def contact(self, cid: int) -> dict | None:
         if cid in self.state.contacts:
             return self.state.contacts[cid]

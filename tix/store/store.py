@@ -7,7 +7,6 @@ the write lock and `Store.writing` (a `tix.store.batch.Batch` under it), reads
 """
 from __future__ import annotations
 
-import getpass
 import os
 import shutil
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ from tix.store.files import clean_stale
 from tix.store.lock import WriteLock
 from tix.store.log import EventLog, Position, report_damage
 from tix.store.reader import Reader
-from tix.store import history
+from tix.store import history, search
 from tix.store.snapshot import Snapshot, rows_to_arrow
 
 CONFIG_NAME = configmod.CONFIG_NAME
@@ -66,22 +65,31 @@ def find_store(explicit: str | os.PathLike | None = None, cwd: Path | None = Non
     for candidate in (explicit, os.environ.get("TIX_STORE")):
         if candidate:
             path = Path(candidate).expanduser()
-            if (path / CONFIG_NAME).is_file():
+            if _is_config(path):
                 return path.resolve()
             raise StoreNotFound(f"no tix store at {path} (no {CONFIG_NAME}); create one with: tix init {path}")
     here = (cwd or Path.cwd()).resolve()
     for path in (here, *here.parents):
-        if (path / CONFIG_NAME).is_file():
+        if _is_config(path):
             return path
     raise StoreNotFound("no tix store found here or above; create one with: tix init DIR "
                         "(or point --store / TIX_STORE at one)")
 
 
-def default_actor() -> str:
+def _is_config(directory: Path) -> bool:
+    """Does `directory` hold a tix.yaml? One this user may not even look at is one line, not a traceback."""
     try:
-        return f"user:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "user:unknown"
+        return (directory / CONFIG_NAME).is_file()
+    except PermissionError:
+        raise StoreNotFound(f"{directory}: permission denied; this store's files are not yours to read "
+                            f"(run tix as its owner, e.g. through sudo: see the README, \"Who may do what\")") from None
+
+
+def default_actor() -> str:
+    """`user:LOGIN` of the real user of this process (its uid, never $USER or $LOGNAME)."""
+    from tix.access import os_login
+
+    return f"user:{os_login()}"
 
 
 class Store:
@@ -93,6 +101,7 @@ class Store:
         self.log = EventLog(self.root / "events", self.root / "state" / "log-format.json")
         self.snapshot = Snapshot(self.root / "snapshot")
         self._config: configmod.Config | None = None
+        self.via_note = ""  # " (admin X as Y)" under --as (tix.access): added to every event's via
         self._lock: WriteLock | None = None
         self.rebuild_problems: list = []  # what the last `rebuild` skipped (damaged lines, seq gaps)
         self._rebuilding = False
@@ -189,7 +198,7 @@ class Store:
         """
         lock = self.lock(timeout)
         with lock:
-            batch = Batch(self, actor or default_actor(), via)
+            batch = Batch(self, actor or default_actor(), via + self.via_note)
             try:
                 yield batch
                 batch.flush()
@@ -203,6 +212,7 @@ class Store:
                     raise exc.with_outcome(
                         "the changes are saved; only the snapshot (a cache) was not refreshed: "
                         "the next command does it once there is space (or run tix rebuild)") from None
+                search.catch_up(self)  # the search index (a cache) follows each commit, when there is one
 
     def append(self, events: list[dict]) -> list[dict]:
         """Append fully formed events (seq assigned here) under the lock. Used by importers."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tix import access
 from tix.errors import NotFound, UsageError
 from tix.model import fmt_number
 from tix.store import DryBatch, Store
@@ -56,7 +57,7 @@ def bulk_update(store: Store, filter_text: str = "", *, numbers: list[int] | Non
 
 def _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, confirmed, dry_run,
            all_statuses=False) -> UpdateResult:
-    columns = ["number", "tags", "fields", *[k for k in changes if not k.startswith("fields.")]]
+    columns = ["number", "team", "tags", "fields", *[k for k in changes if not k.startswith("fields.")]]
     rows = select(batch.reader, filter_text, columns=list(dict.fromkeys(columns)), sort="number",
                   numbers=numbers, config=store.config,
                   default_open=bool(filter_text.strip()) and not all_statuses)
@@ -65,6 +66,7 @@ def _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, 
         if missing:
             shown = ", ".join(fmt_number(n) for n in missing[:10]) + (" …" if len(missing) > 10 else "")
             raise NotFound(f"{len(missing)} ticket(s) not found: {shown}; nothing changed")
+    access.check_bulk(rows)  # a lead's bulk update stays within their teams
     limit = store.config.setting("bulk_confirm_over")
     if len(rows) > limit and not confirmed:
         raise UsageError(f"refusing to change {len(rows)} tickets without --yes "

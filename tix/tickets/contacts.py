@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from tix import access
 from tix.errors import NotFound, UsageError
 from tix.store import Batch
 
@@ -147,10 +148,11 @@ def contact_view(reader, cid: int) -> dict:
     con = reader.connect()
     merged = [r[0] for r in con.execute("SELECT id FROM contacts WHERE merged_into = ?", [cid]).fetchall()]
     ids = [cid, *merged]
-    cur = con.execute("SELECT number, status, channel, inbox, subject, created_at, updated_at FROM tickets "
+    cur = con.execute("SELECT number, status, channel, inbox, team, subject, created_at, updated_at FROM tickets "
                       "WHERE contact IN (SELECT unnest(?::BIGINT[])) ORDER BY created_at", [ids])
     names = [d[0] for d in cur.description]
-    return {"contact": row, "merged": merged, "tickets": [dict(zip(names, r, strict=True)) for r in cur.fetchall()]}
+    tickets = access.visible([dict(zip(names, r, strict=True)) for r in cur.fetchall()])  # an agent: their teams'
+    return {"contact": row, "merged": merged, "tickets": tickets}
 
 
 def contact_link(batch, cid: int, emails=(), phones=(), wa_user_ids=(), name: str | None = None) -> dict | None:

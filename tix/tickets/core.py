@@ -6,8 +6,10 @@ change. The CLI only parses options and renders; tests call these directly.
 """
 from __future__ import annotations
 
+import shlex
 from datetime import date
 
+from tix import access
 from tix.config import Config, suggest
 from tix.errors import NotFound, UsageError
 from tix.model import CHANNELS, PRIORITIES, SETTABLE, STATUSES
@@ -195,6 +197,8 @@ def set_fields(batch: Batch, row: dict, changes: dict, why: str | None = None) -
             old[key] = current
     if not new:
         return None
+    if "team" in new:
+        access.check_team_change(row, new["team"])  # across teams: leads
     ev = batch.emit("ticket.updated", ticket=row["number"], data={"set": new, "old": old}, why=why)
     _apply_local(row, new)
     return ev
@@ -233,6 +237,7 @@ def get_ticket(batch_or_store, number: int) -> dict:
     row = reader.ticket(number)
     if row is None:
         raise NotFound(f"ticket #{number} not found")
+    access.check_ticket(row)  # an agent works the tickets of their teams
     return dict(row)
 
 
@@ -240,13 +245,30 @@ def get_ticket(batch_or_store, number: int) -> dict:
 LIST_COLUMNS = ("number", "status", "priority", "team", "assignee", "channel", "subject", "created_at", "updated_at")
 
 
+def _body_search(store):
+    """Bare words and `text:` of a filter also search message bodies (tix.store.search)."""
+    from tix.store.search import SearchIndex
+
+    index = SearchIndex(store)
+    return lambda words: index.tickets(shlex.quote(words))  # a "quoted phrase" stays one phrase
+
+
 def select(reader, filter_text="", *, columns=LIST_COLUMNS, sort="-updated", limit: int | None = None,
            numbers: list[int] | None = None, default_open: bool = False, config: Config | None = None,
            con=None) -> list[dict]:
-    """Tickets matching a filter (and/or a list of numbers) as dicts, sorted and limited."""
+    """Tickets matching a filter (and/or a list of numbers) as dicts, sorted and limited.
+
+    Run by an agent (tix.access), only their teams' tickets and team-less ones are selected.
+    """
     config = config or reader.store.config
-    flt = compile_filter(filter_text, config.custom_fields, tz=config.setting("timezone"))
+    flt = compile_filter(filter_text, config.custom_fields, tz=config.setting("timezone"),
+                         search=_body_search(reader.store))
     where, params = [flt.sql], list(flt.params)
+    scope = access.list_scope()
+    if scope:
+        limit_to = compile_filter(scope, config.custom_fields, tz=config.setting("timezone"))
+        where.append(limit_to.sql)
+        params += limit_to.params
     if default_open and not flt.mentions_status:
         where.append("status IN ('new', 'open', 'pending')")
     if numbers is not None:

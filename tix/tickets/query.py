@@ -26,8 +26,9 @@ When a shell has taken `idle>14d` as the word `idle` and a redirection (writing 
 `14d`), tix is left with a bare field name (or `idle:` without a value): that is an error
 showing the shell-safe form, never a subject search.
 
-Other bare words and "quoted phrases" search the subject (case-insensitive); `text:WORD`
-searches for a word that is also a field name. A custom field declared in tix.yaml filters
+Other bare words and "quoted phrases" search the subject and every message and note of the
+ticket (case- and accent-insensitive, tix.store.search; a substring of the subject also
+matches); `text:WORD` searches for a word that is also a field name. A custom field declared in tix.yaml filters
 like a built-in one.
 
 `tix list` and `tix update` both select open tickets (new, open, pending) unless the filter
@@ -96,8 +97,12 @@ def parse_duration(text: str) -> timedelta:
 
 
 def compile_filter(text: str | list[str], custom_fields=(), now: datetime | None = None,
-                   tz: str = "Asia/Jakarta") -> Filter:
-    """Parse a filter; raise UsageError naming the bad term and the accepted values or forms."""
+                   tz: str = "Asia/Jakarta", search=None) -> Filter:
+    """Parse a filter; raise UsageError naming the bad term and the accepted values or forms.
+
+    `search`: a function (words -> ticket numbers) over message bodies (tix.store.search);
+    with it, bare words and `text:` match subjects and bodies, else subjects only.
+    """
     now = now or utcnow()
     clauses: list[str] = []
     params: list = []
@@ -107,7 +112,11 @@ def compile_filter(text: str | list[str], custom_fields=(), now: datetime | None
         m = _TERM.match(tok)
         if m is None or m.group("field") not in fields:
             clauses.append(_word(tok, m, fields))
-            params.append("%" + _like_escape(tok[1:] if _negated(tok) else tok) + "%")
+            word = tok[1:] if _negated(tok) else tok
+            params.append("%" + _like_escape(word) + "%")
+            if search is not None:
+                clauses[-1] = clauses[-1][:-1] + _IN_BODIES + ")"
+                params.append(search(word))
             continue
         neg, name, op, value = m.group("neg"), m.group("field"), m.group("op"), m.group("value")
         if op == ":" and value[:1] in ("<", ">", "="):
@@ -119,9 +128,14 @@ def compile_filter(text: str | list[str], custom_fields=(), now: datetime | None
         if name == "status" or (name == "is" and value in STATUS_IS):
             mentions_status = True
         sql, vals = _term(name, op, value, custom_fields, now, tz)
+        if name == "text" and search is not None:
+            sql, vals = f"{sql}{_IN_BODIES}", [*vals, search(value)]
         clauses.append(f"NOT ({sql})" if neg else f"({sql})")
         params += vals
     return Filter(" AND ".join(clauses) or "TRUE", params, mentions_status)
+
+
+_IN_BODIES = " OR number IN (SELECT unnest(?::BIGINT[]))"
 
 
 def _negated(tok: str) -> bool:
@@ -194,6 +208,9 @@ def _term(name: str, op: str, value: str, custom_fields, now: datetime, tz: str)
         _check(vals, STATUSES, "status")
     if vals == ["none"]:
         return f"{name} IS NULL", []
+    if "none" in vals:  # team:billing,none: billing's tickets and those of no team
+        sql, params = _in(name, [v for v in vals if v != "none"])
+        return f"({name} IS NULL OR {sql})", params
     return _in(name, vals)
 
 

@@ -5,10 +5,12 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from tix import access
 from tix.errors import NotFound
 from tix.model import fmt_phone
 from tix.store import Store
 from tix.store.log import parse_ts
+from tix.tickets.attachments import safe_name
 
 CONVERSATION = ("ticket.created", "message.received", "message.sent", "ticket.note")
 
@@ -19,16 +21,27 @@ def ticket_view(store: Store, number: int) -> dict:
     row = reader.ticket(number)
     if row is None:
         raise NotFound(f"ticket #{number} not found")
+    access.check_ticket(row)  # an agent reads the tickets of their teams
+    from tix.tickets.merge import conversation, other_open_tickets
+
     contact = reader.contact(row["contact"]) if row.get("contact") else None
     events = store.events_for(ticket=number)
-    return {"ticket": dict(row), "contact": dict(contact) if contact else None, "events": events}
+    return {"ticket": dict(row), "contact": dict(contact) if contact else None, "events": events,
+            "conversation": [e for e in conversation(store, number, events) if e["type"] in CONVERSATION],
+            "other_open": other_open_tickets(reader, row)}
 
 
-def show_ticket(store: Store, number: int, history: bool = False, fmt: str = "text", out=None) -> None:
+def show_ticket(store: Store, number: int, history: bool = False, fmt: str = "text", out=None,
+                redact: bool = False) -> None:
+    """Print one ticket as text or JSON; `redact`: names, addresses, phones and patterns masked (tix.redact)."""
     view = ticket_view(store, number)
+    if redact:
+        from tix.redact import Redactor
+
+        view = Redactor.for_store(store).learn(view).value(view)
     if fmt == "json":
-        data = {"ticket": view["ticket"], "contact": view["contact"],
-                "conversation": [e for e in view["events"] if e["type"] in CONVERSATION]}
+        data = {"ticket": view["ticket"], "contact": view["contact"], "conversation": view["conversation"],
+                "other_open_tickets": view["other_open"]}
         if history:
             data["history"] = view["events"]
         out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
@@ -57,10 +70,16 @@ def show_ticket(store: Store, number: int, history: bool = False, fmt: str = "te
         who = c.get("name") or "(no name)"
         ids = [*(c.get("emails") or []), *(fmt_phone(p) for p in c.get("phones") or [])]
         out.write(f"  customer: {who} <{', '.join(ids)}> (contact {c['id']})\n")
+    if view["other_open"]:
+        out.write("  other open tickets: " + ", ".join(
+            f"#{o['number']} {o['status']} {clip_words(' '.join(str(o['subject'] or '').split()), 40)!r}"
+            for o in view["other_open"]) + "\n")
     out.write("\n")
-    for ev in view["events"]:
-        if ev["type"] in CONVERSATION:
-            _conversation_entry(ev, tz, out)
+    shown = [0]  # attachments so far: `tix attachment N INDEX` counts them in this order
+    for ev in view["conversation"]:
+        if ev["ticket"] != number and ev["type"] != "ticket.created":
+            ev = {**ev, "merged_from": ev["ticket"]}
+        _conversation_entry(ev, tz, out, shown)
     if history:
         out.write("History:\n")
         _history(view["events"], tz, out)
@@ -76,7 +95,7 @@ def _history(events: list[dict], tz, out) -> None:
                   + "\n")
 
 
-def _conversation_entry(ev: dict, tz, out) -> None:
+def _conversation_entry(ev: dict, tz, out, shown: list | None = None) -> None:
     data = ev.get("data") or {}
     when = _local(ev["ts"], tz)
     if ev["type"] == "ticket.created":
@@ -89,16 +108,21 @@ def _conversation_entry(ev: dict, tz, out) -> None:
         return
     sender = fmt_phone(data.get("from")) if data.get("channel") == "whatsapp" else data.get("from")
     who = data.get("from_name") or sender or ev["actor"]
+    ref = f"  [msg {ev['seq']}]" + (f" (from #{ev['merged_from']})" if ev.get("merged_from") else "")
     if ev["type"] == "message.received":
-        out.write(f"--- {when}  from {who} <{sender or ''}> via {data.get('channel', '')}\n")
+        out.write(f"--- {when}  from {who} <{sender or ''}> via {data.get('channel', '')}{ref}\n")
     else:
         state = "auto-reply" if data.get("auto") else "reply"
-        out.write(f"--- {when}  {state} by {ev['actor']} via {data.get('channel', '')}\n")
+        out.write(f"--- {when}  {state} by {ev['actor']} via {data.get('channel', '')}{ref}\n")
     text = data.get("text") or ""
     out.write(text.rstrip() + "\n")
     for att in data.get("attachments") or ():
         size = f"{att['size']} bytes" if att.get("size") is not None else (att.get("status") or "size unknown")
-        out.write(f"    [attachment: {att.get('name') or '(unnamed)'}, {att.get('type')}, {size}]\n")
+        if shown is not None and isinstance(att, dict):
+            shown[0] += 1
+        number = f" {shown[0]}" if shown is not None else ""
+        name = safe_name(att.get("name"), shown[0], att.get("type")) if shown is not None else att.get("name")
+        out.write(f"    [attachment{number}: {name or '(unnamed)'}, {att.get('type')}, {size}]\n")
     out.write("\n")
 
 

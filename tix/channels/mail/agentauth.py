@@ -35,7 +35,6 @@ Config (`agent_mail:` in tix.yaml)::
       authserv_id: mx.example.co.id       # trust Authentication-Results from this server only
       template: agent_mail.txt.j2         # templates/: the mail an agent gets
       summary: 6                          # messages of the conversation shown in it
-      max_age: 1h                         # never mail about anything older than this
 """
 from __future__ import annotations
 
@@ -52,8 +51,8 @@ from tix.errors import Problem, UsageError
 LOGIN_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 TAG_RE = re.compile(r"t(\d{1,12})\.([a-z0-9_-]{1,32})\.(\d{1,15})\.([a-z2-7]{16})")
 KEYS = {"reply_to": str, "secret_env": str, "secret_file": str, "authserv_id": str, "template": str,
-        "summary": int, "max_age": str}
-DEFAULTS = {"template": "agent_mail.txt.j2", "summary": 6, "max_age": "1h"}
+        "summary": int}
+DEFAULTS = {"template": "agent_mail.txt.j2", "summary": 6}
 SECRET_FILE = ("state", "agent-mail.key")
 
 
@@ -65,7 +64,6 @@ class Refused(UsageError):
 def validate_section(node, fname: str) -> list[Problem]:
     """The `agent_mail:` section of tix.yaml: one Problem per mistake, with its line."""
     from tix.config import check_keys
-    from tix.durations import parse_duration
 
     if not isinstance(node, dict):
         return [Problem(fname, getattr(node, "line", None), "agent_mail must be a mapping (reply_to, authserv_id, …)")]
@@ -76,11 +74,6 @@ def validate_section(node, fname: str) -> list[Problem]:
 
     if node.get("reply_to") and "@" not in parseaddr(str(node["reply_to"]))[1]:
         out.append(Problem(fname, at("reply_to"), "agent_mail: reply_to must be an address"))
-    if node.get("max_age") is not None:
-        try:
-            parse_duration(str(node["max_age"]))
-        except (UsageError, ValueError) as exc:
-            out.append(Problem(fname, at("max_age"), f"agent_mail: max_age: {exc}"))
     if isinstance(node.get("summary"), int) and not isinstance(node["summary"], bool) and node["summary"] < 0:
         out.append(Problem(fname, at("summary"), "agent_mail: summary must be 0 or more"))
     return out

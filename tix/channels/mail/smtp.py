@@ -10,6 +10,7 @@ Config (`outbound:` in tix.yaml)::
       password_env: TIX_SMTP_PASSWORD
       from: "Toko Contoh Support <support@example.co.id>"
       auto_reply_cap: 3           # automatic replies per recipient per 24 h (tix.outbox)
+      attachment_limit_mb: 25     # `tix reply --attach`: the files of one reply together (tix.outbox.attachments)
 
 A reply goes out from the address the ticket came in on (its `inbox`), with our own
 Message-ID, In-Reply-To / References naming the customer's last messages and the
@@ -34,7 +35,7 @@ from tix.store.log import utcnow
 
 KEYS = {"host": str, "port": int, "security": str, "user": str, "password_env": str, "password_file": str,
         "from": str, "auto_reply_cap": int, "timeout": (int, float), "x_loop": str, "ca_file": str,
-        "allow_plaintext": bool}
+        "allow_plaintext": bool, "attachment_limit_mb": (int, float)}
 SECURITY = ("starttls", "ssl", "plain")
 
 
@@ -127,8 +128,9 @@ def _index(store):
 
 
 def render(payload: dict, auto: bool, outbox_id: str, ticket: int | None = None, x_loop: str | None = None,
-           now=None) -> bytes:
-    """The RFC 5322 bytes of a composed payload (what is stored and what is sent)."""
+           now=None, files=()) -> bytes:
+    """The RFC 5322 bytes of a composed payload (what is stored and what is sent); `files`
+    (tix.outbox.attachments.Outgoing) are attached, as `payload["attachments"]` names them."""
     msg = EmailMessage()
     msg["From"] = payload["from"]
     msg["To"] = ", ".join(payload["to"])
@@ -149,6 +151,10 @@ def render(payload: dict, auto: bool, outbox_id: str, ticket: int | None = None,
         msg["X-Loop"] = x_loop or parseaddr(payload["from"])[1]
         msg["Precedence"] = "auto_reply"
     msg.set_content(payload["text"])
+    for f in files:
+        maintype, _, subtype = f.type.partition("/")
+        msg.add_attachment(f.data, maintype=maintype or "application", subtype=subtype or "octet-stream",
+                           filename=f.name)
     # CRLF line ends: bare LFs are refused by strict servers (and are what smtplib sends as is)
     return msg.as_bytes(policy=SMTP)
 

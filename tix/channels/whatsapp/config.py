@@ -12,7 +12,7 @@ DEFAULT_VERSION = "v25.0"
 
 _KEYS = ("numbers", "verify_token_env", "verify_token_file", "app_secret_env", "app_secret_file",
          "token_env", "token_file", "base_url", "version", "team", "reopen_days", "window_hours",
-         "max_body_bytes", "templates", "path")
+         "max_body_bytes", "templates", "path", "media_limits_mb")
 _NUMBER_KEYS = ("phone_number_id", "number", "team")
 
 
@@ -84,6 +84,27 @@ def validate_config(section, fname: str) -> list[Problem]:
     if urlsplit(base).scheme not in ("http", "https"):
         problems.append(Problem(fname, line("base_url"), f"whatsapp.base_url must be an http(s) URL, got {base!r}"))
     problems += _check_templates(section, fname, line)
+    problems += _check_media_limits(section, fname, line)
+    return problems
+
+
+def _check_media_limits(section, fname, line) -> list[Problem]:
+    """`media_limits_mb`: {image|video|audio|sticker|document: MB} (tix.outbox.attachments)."""
+    from tix.outbox.attachments import WHATSAPP_MB
+
+    limits = section.get("media_limits_mb")
+    if limits is None:
+        return []
+    if not isinstance(limits, dict):
+        return [Problem(fname, line("media_limits_mb"), "whatsapp.media_limits_mb must be a mapping of media type "
+                                                        f"to MB ({', '.join(WHATSAPP_MB)})")]
+    from tix.config import check_keys
+
+    problems = check_keys(limits, tuple(WHATSAPP_MB), fname, "whatsapp.media_limits_mb", listing="types")
+    for key, value in limits.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            problems.append(Problem(fname, line("media_limits_mb"), f"whatsapp.media_limits_mb.{key} must be a "
+                                                                    f"number of MB > 0, got {value!r}"))
     return problems
 
 

@@ -18,6 +18,11 @@ The outbox (tix.outbox) uses these:
   `{"message": wamid, "channel": "whatsapp", ...}`; the status webhooks of that wamid then
   update the message (tix.channels.whatsapp).
 
+A reply with a file (`tix reply --attach`, tix.outbox.attachments) is one media message per
+file (`as_media`): the item names the blob (`media`), and sending it first uploads the bytes
+(`POST {base_url}/{version}/{phone_number_id}/media`, multipart), then sends the message
+with the media id Meta answered.
+
 Errors are classified by Graph `error.code`, never by HTTP status or text (API-NOTES §2):
 `SendTemporary` (retry with backoff; `.retry_after` seconds when the code says how long),
 `TemplateRequired` (131047, a `SendPermanent`: do not resend free text), `SendPermanent`
@@ -215,6 +220,48 @@ def _template_body(settings, key: str, row: dict, contact: dict | None, text: st
     return {"type": "template", "template": tpl}
 
 
+def as_media(item: dict, infos: list[dict]) -> dict:
+    """Make a composed text item a media message carrying the one file `infos` names (a blob
+    reference: name, type, size, sha256). The file is uploaded when the item is sent."""
+    from tix.outbox.attachments import whatsapp_kind
+
+    (info,) = infos
+    kind = whatsapp_kind(info["type"])
+    request = {k: v for k, v in item["request"].items() if k not in ("text", "type")}
+    request["type"] = kind
+    request[kind] = {"filename": info["name"]} if kind == "document" else {}
+    item.update(request=request, media=info, text="")
+    return item
+
+
+def upload_media(store, settings, token: str, item: dict, session=None) -> str:
+    """POST the item's blob to `/{phone-number-id}/media` (multipart); the media id Meta gives."""
+    import requests
+
+    from tix.store.files import read_regular
+
+    info = item["media"]
+    data = read_regular(store.path("blobs", "sha256", info["sha256"][:2], info["sha256"]))
+    url = f"{settings.base_url}/{settings.version}/{item['phone_number_id']}/media"
+    try:
+        resp = (session or requests).post(url, headers={"Authorization": f"Bearer {token}"}, timeout=(5, 120),
+                                          data={"messaging_product": "whatsapp", "type": info["type"]},
+                                          files={"file": (info["name"], data, info["type"])})
+    except requests.RequestException as exc:
+        err = SendTemporary(f"WhatsApp media upload failed: {exc.__class__.__name__}")
+        err.code, err.retry_after = None, None
+        raise err from None
+    if resp.status_code == 200:
+        try:
+            return str(resp.json()["id"])
+        except (ValueError, KeyError, TypeError):
+            pass
+        err = SendTemporary("WhatsApp media upload answered 200 without a media id")
+        err.code, err.retry_after = None, None
+        raise err
+    raise classify(resp.status_code, _error(resp), attempts=0)
+
+
 # -- send ------------------------------------------------------------------------------------
 def send_item(store, item: dict, session=None) -> dict:
     """POST one composed item to the Cloud API; classify failures (see the module docstring)."""
@@ -228,6 +275,9 @@ def send_item(store, item: dict, session=None) -> dict:
     token = _token(settings)
     payload = item.get("payload") if isinstance(item.get("payload"), dict) else item  # an outbox item wraps it
     body = dict(payload["request"])
+    if payload.get("media"):  # upload the file first, then send the message naming its media id
+        kind = body["type"]
+        body[kind] = {**body[kind], "id": upload_media(store, settings, token, payload, session)}
     ref = item.get("id") or item.get("outbox_id")
     if ref and "biz_opaque_callback_data" not in body:
         body["biz_opaque_callback_data"] = str(ref)
