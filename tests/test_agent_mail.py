@@ -380,3 +380,16 @@ def test_the_scan_position_is_a_cache(am_store, tix):
     assert tix("fetch").returncode == 0
     assert len(mails_to(am_store, ANI)) == 1
     assert orjson.loads(cursor.read_bytes())["seq"] >= saved["seq"]
+
+
+def test_a_reassigned_ticket_is_not_the_former_agents_to_answer(am_store, tix):
+    customer_ticket(am_store, tix)
+    reply_to = str(assigned_mail(am_store, tix)["Reply-To"])
+    assert tix("assign", "1", "budi").returncode == 0
+    append(am_store, agent_reply(reply_to, "#resolve\nSudah beres." + QUOTE))
+    assert tix("fetch").returncode == 0
+    assert customer_mails(am_store) == [] and am_store.ticket(1)["status"] == "open"
+    assert "now assigned to budi" in mails_to(am_store, ANI)[-1].get_content()
+    append(am_store, agent_reply(reply_to, "#note\nUntuk Budi: resi JNE123." + QUOTE))  # a note is still welcome
+    assert tix("fetch").returncode == 0
+    assert [e for e in events(am_store, "ticket.note") if e["data"].get("kind") == "agent_mail"]

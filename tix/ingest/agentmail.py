@@ -23,9 +23,10 @@ the agent as actor (`user:LOGIN`); the first line may be a command:
     #assign NAME     the ticket goes to agent NAME; text below: an internal note (a handover)
 
 Collision rule: the token names the last event of the ticket the agent's mail showed. When
-the ticket has since gained a customer message or another agent's reply, a reply or status
-change is not made: the text is kept as a note and the agent gets a one-line mail saying
-why (as for an unknown command, an empty reply, or a WhatsApp window that has closed).
+the ticket has since gained a customer message or another agent's reply, or is no longer
+assigned to the agent, a reply, status change or reassignment is not made: the text is
+kept as a note and the agent gets a one-line mail saying why (as for an unknown command, an
+empty reply, or a WhatsApp window that has closed).
 
 Every agent mail taken in is an `agentmail.received` event (its idempotency keys, the raw
 message under messages/, the agent, the command and the outcome): fetching it again is a no-op.
@@ -166,6 +167,8 @@ class AgentMail:
             batch.emit("ticket.note", ticket=row["number"], data={"body": text, "kind": "agent_mail"})
             return "note"
         if command == "assign":
+            if row.get("assignee") != login:
+                raise Bounced(f"#{row['number']} is now assigned to {row.get('assignee') or 'nobody'}")
             try:
                 self.run.config.check_agent(arg)
             except UsageError as exc:
@@ -174,6 +177,8 @@ class AgentMail:
             if text:
                 batch.emit("ticket.note", ticket=row["number"], data={"body": text, "kind": "agent_mail"})
             return f"assigned to {arg}"
+        if row.get("assignee") != login:  # reassigned since the mail: not hers to answer any more
+            raise Bounced(f"#{row['number']} is now assigned to {row.get('assignee') or 'nobody'}")
         if command is None and not text:
             raise Bounced("the reply is empty (nothing above the quoted mail and the signature)")
         done = []
