@@ -68,6 +68,15 @@ def test_agent_works_tickets_of_their_teams_only(tickets, tix):
     assert [t["number"] for t in seen["tickets"]] == [1, 2]
 
 
+def test_search_shows_an_agent_only_their_teams_tickets(tickets, tix):
+    for n in ("1", "2"):
+        tix("note", n, "-m", "kardus penyok", check=0)
+    found = json.loads(tix("search", "penyok", "-f", "json", env=as_("citra.d"), check=0).stdout)
+    assert [r["number"] for r in found] == [2]  # not #1, billing's
+    found = json.loads(tix("search", "penyok", "-f", "json", env=as_("budi.s"), check=0).stdout)
+    assert sorted(r["number"] for r in found) == [1, 2]  # a lead sees across teams
+
+
 def test_moving_tickets_between_teams_is_for_leads(tickets, tix):
     proc = tix("assign", "2", "citra", "--team", "support", env=as_("citra.d"))
     assert (proc.returncode, proc.stderr) == (2, "Error: moving #2 to team support needs the role lead; "

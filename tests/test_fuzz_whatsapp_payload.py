@@ -1,9 +1,10 @@
 """Property tests of the WhatsApp payload decoder (issue 12's fuzzing harness).
 
-Whatever a POST body holds, `decode` and `Payload.parts()` yield parts or raise
-`PayloadError` (the payload is then quarantined whole, with that reason), never anything
-else; texts and names they yield carry no control character that could reach a terminal
-raw (the CLI's output stream shows them as symbols).
+Whatever a POST body holds, `decode` returns a Payload or raises `PayloadError` (the
+payload is then quarantined whole, with that reason), and `Payload.parts()` then yields
+parts and never raises: a change it cannot read is a `BadChange` (quarantined alone, its
+siblings taken in). Texts and names they yield carry no control character that could
+reach a terminal raw (the CLI's output stream shows them as symbols).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tix.channels.whatsapp.config import Number, Settings
-from tix.channels.whatsapp.payload import Message, PayloadError, decode
+from tix.channels.whatsapp.payload import AccountEvent, BadChange, Message, PayloadError, decode
 
 SETTINGS = Settings(raw={}, numbers={"123": Number("123", "6281100000000")})
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow],
@@ -49,17 +50,29 @@ def payloads(draw):
                  max_size=2))),
              "messages": draw(st.one_of(json_values, st.lists(messages(), max_size=3))),
              "statuses": draw(st.one_of(st.none(), json_values))}
-    change = {"field": draw(st.sampled_from(["messages", "account_update", "", None])), "value": value}
-    return {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [change]}]}
+    for key in ("message_echoes", "user_preferences", "calls", "errors", "event", "ban_info"):
+        if draw(st.booleans()):
+            value[key] = draw(st.one_of(json_values, st.lists(st.dictionaries(
+                st.sampled_from(["id", "to", "from", "wa_id", "type", "text", "event", "value", "timestamp"]),
+                scalars, max_size=5), max_size=2)))
+    fields = ["messages", "account_update", "", None, "smb_message_echoes", "user_preferences", "calls",
+              "message_template_status_update", "history", "bogus_field"]
+    changes = [{"field": draw(st.sampled_from(fields)), "value": value}, draw(json_values)]
+    return {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": changes[:draw(st.integers(1, 2))]}]}
 
 
 def _drain(body: bytes) -> None:
     try:
-        for part in decode(body, SETTINGS).parts():
-            if isinstance(part, Message):
-                assert isinstance(part.wamid, str) and part.wamid
+        payload = decode(body, SETTINGS)
     except PayloadError:
-        pass
+        return
+    for part in payload.parts():  # never raises: a bad change is a BadChange
+        if isinstance(part, Message):
+            assert isinstance(part.wamid, str) and part.wamid
+        elif isinstance(part, BadChange):
+            assert part.error and orjson.loads(part.body)["entry"]  # a payload of its own, for replay
+        elif isinstance(part, AccountEvent):
+            assert isinstance(part.data["text"], str) and part.key
 
 
 def test_an_absurd_timestamp_is_no_time_not_a_crash():

@@ -454,7 +454,8 @@ def test_describe_never_gives_empty_text():
 
     flow = {"type": "interactive", "interactive": {"type": "nfm_reply", "nfm_reply": {
         "response_json": "{\"a\": 1}", "body": "Sent", "name": "flow"}}}
-    assert describe(flow)["text"] == "Sent" and describe(flow)["reply"]["type"] == "nfm_reply"
+    assert describe(flow)["text"] == "[flow reply: flow] a: 1"
+    assert describe(flow)["flow"] == {"name": "flow", "fields": {"a": 1}}
     assert describe({"type": "text", "text": {"body": ""}})["text"] == "[empty text message]"
     assert describe({"type": "image",
                      "image": {"id": "1", "mime_type": "image/png"}})["attachments"][0]["name"] == "image.png"

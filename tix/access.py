@@ -58,7 +58,8 @@ PERMISSIONS: dict[str, Rule] = {
     # agents: their own work
     "new": AGENT, "list": AGENT_T, "show": Rule("agent", teams=True, audit=True),
     "note": AGENT_T, "assign": AGENT_T, "set": AGENT_T, "tag": AGENT_T, "close": AGENT_T, "reopen": AGENT_T,
-    "reply": AGENT_T, "mine": AGENT_T, "next": AGENT_T, "search": AGENT_T, "macro": AGENT, "merge": AGENT_T,
+    "reply": AGENT_T, "mine": AGENT_T, "next": AGENT_T, "search": AGENT_T, "macro": AGENT,
+    "merge": AGENT_T, "split": AGENT_T,
     "attachment": Rule("agent", teams=True, audit=True),
     "contact list": AGENT, "contact show": Rule("agent", audit=True), "contact link": AGENT,
     "sla": AGENT, "rules check": AGENT, "rules test": AGENT,

@@ -61,6 +61,7 @@ SETTINGS: dict[str, tuple[Any, type, str]] = {
 KNOWN_SECTIONS = (
     "settings", "teams", "agents", "custom_fields",
     "channels", "outbound", "calendars", "sla", "whatsapp", "notify", "auto_reply", "reports", "redact",
+    "retention",
     "agent_mail",
 )
 
@@ -73,6 +74,7 @@ SECTION_VALIDATORS: dict[str, str] = {
     "calendars": "tix.sla.calendar:validate_section",
     "sla": "tix.sla.policy:validate_section",
     "reports": "tix.store.history:validate_section",
+    "retention": "tix.tickets.retention:validate_section",
     "redact": "tix.redact:validate_section",
     "agent_mail": "tix.channels.mail.agentauth:validate_section",
 }

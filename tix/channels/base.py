@@ -73,7 +73,7 @@ class RawItem:
 
 
 COUNTS = ("stored", "duplicates", "quarantined", "left", "tickets_created", "statuses", "media_stored",
-          "media_pending")
+          "media_pending", "joined", "bounces", "account_events", "contact_events", "echoes", "skipped")
 
 
 @dataclass
@@ -92,14 +92,26 @@ class FetchReport:
     media_stored: int = 0  # WhatsApp media downloaded into blobs/
     media_pending: int = 0  # … still to download (retried by the next run)
     warnings: list[str] = field(default_factory=list)
+    joined: int = 0  # messages that joined an existing ticket (a reply, a follow-up)
+    bounces: int = 0  # delivery reports noted on the ticket of the message that bounced
+    account_events: int = 0  # WhatsApp account, number and template changes recorded
+    contact_events: int = 0  # WhatsApp identity changes, preferences and calls recorded
+    echoes: int = 0  # WhatsApp messages the business sent from the phone app, recorded
+    skipped: int = 0  # things knowingly not taken in (one entry each in `skips`)
+    skips: list[str] = field(default_factory=list)  # "field: why" of each skipped thing
+
+    def skip(self, what: str, why: str) -> None:
+        self.skipped += 1
+        self.skips.append(f"{what}: {why}")
 
     def merge(self, other: "FetchReport", name: str | None = None) -> None:
         for attr in COUNTS:
             setattr(self, attr, getattr(self, attr) + getattr(other, attr))
         self.errors += other.errors
         self.warnings += other.warnings
+        self.skips += other.skips
         if name:
-            self.sources[name] = {a: getattr(other, a) for a in ("stored", "duplicates", "quarantined", "left")}
+            self.sources[name] = {a: getattr(other, a) for a in COUNTS}
 
     @property
     def ok(self) -> bool:

@@ -1,4 +1,4 @@
-"""Store administration: init, rebuild, check, sql, update, config check, demo."""
+"""Store administration: init, rebuild, check, sql, update, purge, config check, demo."""
 from __future__ import annotations
 
 import sys
@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
     app.command("check")(check)
     app.command("sql")(sql)
     app.command("update")(update)
+    app.command("purge")(purge)
     config_app = typer.Typer(help="Check the store's configuration.", no_args_is_help=True)
     config_app.command("check")(config_check)
     app.add_typer(config_app, name="config")
@@ -227,3 +228,26 @@ def config_check() -> None:
         if not declared_logins(store.config):
             typer.echo(f"warning: {NO_LOGINS_WARNING}", err=True)
     info("configuration ok")
+
+
+def purge(
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; change nothing."),
+) -> None:
+    """Apply the retention rules of tix.yaml (`retention:`): anonymise old contacts, drop old raw
+    messages and attachments (the text stays), delete old quarantine entries and WhatsApp payloads.
+
+    Run from cron (crontab.example). Silent on success; -v prints the counts.
+    Example: tix purge --dry-run
+    """
+    from tix.tickets.retention import purge as run_purge
+
+    store = open_store()
+    report = run_purge(store, actor(), dry_run=dry_run)
+    if dry_run:
+        for line in report.lines:
+            sys.stdout.write(line + "\n")
+    counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in report.counts().items())
+    if dry_run:
+        sys.stdout.write(f"would purge: {counts}\n")
+    else:
+        info(f"purged: {counts}")

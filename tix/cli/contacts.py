@@ -14,11 +14,14 @@ from tix.cli.common import FormatOpt, actor, check_format, info, open_store
 
 
 def register(app) -> None:
-    group = typer.Typer(help="Customers: list, show, link identifiers, merge duplicates.", no_args_is_help=True)
+    group = typer.Typer(help="Customers: list, show, link identifiers, merge duplicates, erase, export.",
+                        no_args_is_help=True)
     group.command("list")(contact_list)
     group.command("show")(contact_show)
     group.command("link")(contact_link_cmd)
     group.command("merge")(contact_merge_cmd)
+    group.command("erase")(contact_erase_cmd)
+    group.command("export")(contact_export_cmd)
     app.add_typer(group, name="contact")
 
 
@@ -125,3 +128,49 @@ def contact_merge_cmd(
     with store.writing(actor=actor(), via="tix contact merge") as batch:
         events = contact_merge(batch, src, dst, why)
     info(f"contact {src} merged into {dst} ({len(events)} events)")
+
+
+def contact_erase_cmd(
+    contact: str = typer.Argument(..., help="Contact id."),
+    why: Optional[str] = typer.Option(None, "--why", help="Reason (required), recorded in the audit trail."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be touched; change nothing."),
+) -> None:
+    """Erase a customer's personal data (UU PDP right to erasure) from the whole store.
+
+    Events are redacted in the segments holding them, their raw messages, blobs, spool and
+    quarantine entries removed, caches refreshed; tickets, times, statuses and SLA figures stay.
+    Example: tix contact erase 12 --why "erasure request of 2026-11-20, ref DPO-7"
+    """
+    from tix.tickets.contacts import parse_contact_id
+    from tix.tickets.erase import erase_contact
+
+    cid = parse_contact_id(contact)
+    store = open_store()
+    plan = erase_contact(store, cid, why or "", actor(), dry_run=dry_run)
+    if dry_run:
+        for line in plan.lines():
+            sys.stdout.write(line + "\n")
+        return
+    info(f"contact {cid} erased: {plan.events} events in {len(plan.segments)} segments, "
+         f"{len(plan.tickets)} tickets kept")
+
+
+def contact_export_cmd(
+    contact: str = typer.Argument(..., help="Contact id."),
+    output: str = typer.Option(..., "--output", "-o", help="The zip file to write."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing file."),
+) -> None:
+    """Export a customer's data as one zip (UU PDP rights of access and portability).
+
+    The zip holds tix-export.json (contact, tickets, messages, intake notes, UTC times; format
+    in README "Personal data") and attachments/. Internal notes are left out.
+    Example: tix contact export 12 -o sari.zip
+    """
+    from tix.tickets.contacts import parse_contact_id
+    from tix.tickets.export import export_contact
+
+    cid = parse_contact_id(contact)
+    store = open_store()
+    counts = export_contact(store, cid, output, force=force)
+    info(f"contact {cid}: {counts['tickets']} tickets, {counts['messages']} messages, "
+         f"{counts['attachments']} attachments -> {output}")

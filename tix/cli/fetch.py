@@ -53,8 +53,8 @@ def fetch(
         error(f"{rep.quarantined} message(s) quarantined; see: tix quarantine list")
     if rep.left:
         typer.echo(f"stopped at the batch cap: {rep.left} message(s) left for the next run")
-    info(f"fetched: {rep.stored} stored ({rep.tickets_created} new tickets), {rep.duplicates} already stored, "
-         f"{rep.quarantined} quarantined")
+    for line in fetch_summary(rep):
+        info(line)
     failed = not _agent_mail(store, "tix fetch") or failed
     if not no_send:
         out = flush(store, via="tix fetch")
@@ -64,6 +64,27 @@ def fetch(
             info(_flushed(out))
         failed = failed or bool(out.errors)
     raise typer.Exit(EXIT_PARTIAL if failed else EXIT_OK)
+
+
+def fetch_summary(rep) -> list[str]:
+    """The -v lines of `tix fetch`: the counts in all, per source when there are several, one
+    line per kind of thing skipped (with its count), then the warnings."""
+    def counts(c: dict) -> str:
+        return (f"{c['stored']} stored ({c['tickets_created']} new tickets), {c['joined']} on existing tickets, "
+                f"{c['bounces']} bounces, {c['statuses']} statuses, {c['account_events']} account events, "
+                f"{c['contact_events']} contact events, {c['echoes']} sent from the phone, {c['skipped']} skipped, "
+                f"{c['duplicates']} already stored, {c['quarantined']} quarantined")
+
+    from collections import Counter
+
+    from tix.channels.base import COUNTS
+
+    lines = ["fetched: " + counts({a: getattr(rep, a) for a in COUNTS})]
+    if len(rep.sources) > 1:
+        lines += [f"  {name}: {counts(c)}" for name, c in rep.sources.items()]
+    lines += [f"skipped {n}x {what}" for what, n in sorted(Counter(rep.skips).items())]
+    lines += [f"warning: {w}" for w in rep.warnings]
+    return lines
 
 
 def reply(

@@ -36,9 +36,14 @@ def search(
     check_format(fmt)
     store = open_store()
     hits = SearchIndex(store).search(" ".join(query), limit=limit or None)
+    from tix import access
+
     tickets = store.read().tickets([h["ticket"] for h in hits]) if hits else {}
+    seen = {t["number"] for t in access.visible([dict(t) for t in tickets.values()])}  # an agent: their teams'
     rows = []
     for h in hits:
+        if h["ticket"] not in seen:
+            continue
         t = tickets.get(h["ticket"]) or {}
         rows.append({"number": f"#{h['ticket']}" if fmt == "table" else h["ticket"], "status": t.get("status"),
                      "subject": t.get("subject"), "where": _WHERE.get(h["kind"], h["kind"]),

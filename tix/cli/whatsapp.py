@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from tix.cli.common import open_store, state
+from tix.cli.common import FormatOpt, check_format, open_store, state
 
 
 def register(app) -> None:
@@ -11,7 +11,25 @@ def register(app) -> None:
     group = typer.Typer(help="The WhatsApp webhook receiver (Meta pushes; `tix fetch` ingests the spool).",
                         no_args_is_help=True)
     group.command("serve")(webhook_serve)
+    group.command("events")(webhook_events)
     app.add_typer(group, name="webhook")
+
+
+def webhook_events(
+    incidents: bool = typer.Option(False, "--incidents", help="Only incidents: bans, restrictions, rejections."),
+    fmt: str = FormatOpt,
+) -> None:
+    """List what WhatsApp reported about the account, its numbers and templates (`tix fetch` records it).
+
+    Example: tix webhook events --incidents
+    """
+    from tix.ingest.whatsapp import account_events
+    from tix.render import render
+
+    check_format(fmt)
+    store = open_store()
+    render(account_events(store, incidents), fmt, tz=store.config.setting("timezone"),
+           columns=["ts", "field", "event", "severity", "number", "template", "text"])
 
 
 def webhook_serve(

@@ -134,7 +134,7 @@ class MessageIndex:
             for k in (data.get("message"), data.get("source_key")):  # an agent's mail: its keys only
                 if k:
                     self.keys.add(k)
-        elif kind == "whatsapp.error":
+        elif kind.startswith("whatsapp."):  # error, account, preference, call: kept once by key
             if data.get("key"):
                 self.keys.add(data["key"])
         elif kind == "message.sent":
@@ -162,6 +162,8 @@ class MessageIndex:
             self.mids[data["message"]] = ticket
 
     def _sent(self, ev: dict, data: dict, ticket) -> None:
+        if data.get("from_phone") and data.get("message"):  # sent from the phone app: taken in once
+            self.keys.add(data["message"])
         if data.get("imported"):  # an agent's reply taken from an import: its keys dedupe it
             for k in (data.get("message"), data.get("source_key")):
                 if k:

@@ -337,7 +337,15 @@ class Intake:
 
     # -- threading and reopening ----------------------------------------------------------------
     def thread(self, m: Inbound) -> int:
-        """The ticket a message goes to (opening or reopening one); see the module docstring."""
+        """The ticket a message goes to (opening or reopening one); see the module docstring.
+        Counts it in the report: a new ticket, or one it joined."""
+        before = self.report.tickets_created
+        number = self._thread(m)
+        if self.report.tickets_created == before:
+            self.report.joined += 1
+        return number
+
+    def _thread(self, m: Inbound) -> int:
         final = self.index.final  # a merged ticket's messages go to the ticket it was merged into
         if m.about is not None:
             number = self.index.ticket_of(m.about)

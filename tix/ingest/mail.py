@@ -112,6 +112,7 @@ class MailStep:
             self.agent_mail.take(item, p, ckey, spec)  # an agent's reply: before any customer threading
         elif p.bounce:
             self._bounce(item, p, ckey, spec)
+            run.report.bounces += 1
         else:
             cid = run.contact(Identity(name=p.from_name, email=p.from_addr), "email")
             number = run.thread(Inbound(

@@ -73,10 +73,12 @@ class Savepoint:
     counts: tuple
     errors: int
     warnings: int
+    skips: int
 
     @classmethod
     def take(cls, batch, journal: Journal, report) -> "Savepoint":
-        return cls(batch.savepoint(), journal.mark(), _counts(report), len(report.errors), len(report.warnings))
+        return cls(batch.savepoint(), journal.mark(), _counts(report), len(report.errors), len(report.warnings),
+                   len(report.skips))
 
     def rollback(self, batch, journal: Journal, report) -> None:
         batch.rollback(self.batch)
@@ -85,3 +87,4 @@ class Savepoint:
             setattr(report, name, value)
         del report.errors[self.errors:]
         del report.warnings[self.warnings:]
+        del report.skips[self.skips:]

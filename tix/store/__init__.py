@@ -23,7 +23,8 @@ Layout::
                                parts and format; rebuilt from the log when missing or damaged)
     state/                     channel cursors, counters, `lock` (the write lock),
                                `log-format.json` (where the log's commit marks begin: "Batches"),
-                               `search.sqlite` (the full-text index, a cache: tix.store.search)
+                               `search.sqlite` (the full-text index, a cache: tix.store.search),
+                               `rewrite/` (an erasure or purge under way: tix.store.rewrite)
     spool/whatsapp/            webhook payloads waiting for `tix fetch`
     quarantine/                inputs that could not be processed, with the error beside them
     access/YYYY-MM.jsonl       with `audit_reads: true`: who read what, one JSON line per read,
@@ -50,7 +51,9 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
   `message.received` / `message.sent` (one message; `auto: true` for auto-replies),
   `ticket.routed` (`upto`: the seq routed up to), `contact.created`, `contact.updated`
   (`set`, `add_emails`, `remove_emails`, `add_phones`, `remove_phones`),
-  `contact.merged` (`into`), `contact.erased`. `ticket.merged` (`into`) and `ticket.split`
+  `contact.merged` (`into`), `contact.erased` (the contact's name, emails and phones
+  emptied, `fields` becomes `{"erased": TS}`; data: counts and `rewrite`, the id of the
+  rewrite that erased it; see tix.tickets.erase). `ticket.merged` (`into`) and `ticket.split`
   (`into`, `messages`: seqs, `message_ids`) change no field themselves (the merge's status
   and `fields.merged_into` are a `ticket.updated`); readers fold them (tix.tickets.merge).
   Other types are kept in the log and the
@@ -70,7 +73,11 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
   carry `imported: true`; an imported `message.sent` has no `outbox` (it was never sent
   by tix), and the event's `ts` is the message's own time. `message.quarantined` (no
   ticket: `channel`, `source`, `source_key`, `message`, `quarantine`, `error`),
-  `message.unmatched` (a bounce of no known ticket), `message.media` (a WhatsApp download).
+  `message.unmatched` (a bounce of no known ticket), `message.media` (a WhatsApp download);
+  `message.sent` with `from_phone: true` and no `outbox` is a WhatsApp message the business
+  sent from the phone app. WhatsApp notices `whatsapp.system`, `whatsapp.preference`,
+  `whatsapp.call` (on the contact, and the ticket of its conversation if any) and
+  `whatsapp.account`, `whatsapp.error` (no ticket): data in `tix.ingest.whatsapp`.
   `ticket.note` kinds: `intake` (typed in by an agent), `bounce`, `linked`, `send_failed`,
   `merged` (`merged`: the ticket merged in, or `into`), `split` (`split_from`, `messages`, or `into`),
   `agent_mail` (an agent's `#note` by mail), `agent_mail_refused` (an agent's mail not acted on).
@@ -104,13 +111,17 @@ the next writer, as soon as it holds the lock, cuts all of that off (`EventLog.r
 up to 1 MB of the bytes is kept in `quarantine/torn-SEGMENT-TIME-FROM-TO.bin`). A command that commits more
 than once (intake commits each chunk before acknowledging it at the source, escalate the
 steps of each SLA policy, the outbox each outcome before the next send) says so, and a
-rerun goes on from its last commit without doing anything twice.
+rerun goes on from its last commit without doing anything twice. `store.purged` (no ticket;
+data: the counts of a `tix purge`) records a retention run.
 `state/log-format.json` (`{"format": 2, "marked_since": {"segment": S, "offset": O}}`)
 says from where lines carry marks: the lines before that position were written before
 commit marks existed and each whole line of them is committed. A log without that file (an
 older store, or a copy of `events/` alone) is read that way throughout, and its first
-writer records where marks begin. A tool that rewrites the log (an erasure) keeps each
-line's mark where it was and moves `marked_since` with the bytes before it.
+writer records where marks begin. A tool that rewrites the log (an erasure, a purge:
+tix.store.rewrite) keeps each line's mark where it was and each line's byte length (a
+shorter event is padded with spaces after its `{`), so `marked_since` and every saved log
+position stay valid; it is journaled in `state/rewrite/` and finished by the next writer
+if a crash cuts it short.
 
 Damage. A whole line that is not a JSON event (a disk error, a bad edit) is damaged:
 readers skip it and say so once, in one line on stderr (`events/2026-11.jsonl:123: damaged

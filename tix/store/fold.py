@@ -205,7 +205,7 @@ def _apply_contact(state: State, kind: str, cid: int, ev: dict) -> None:
     elif kind == "contact.merged":
         c["merged_into"] = data.get("into")
     elif kind == "contact.erased":
-        c.update(name=None, emails=[], phones=[], fields="{}")
+        c.update(name=None, emails=[], phones=[], fields=_json({"erased": ev["ts"]}))
 
 
 def _edit(values: list, add, remove) -> list:

@@ -198,6 +198,11 @@ class Snapshot:
         self._prune(keep={*_names(new_meta), *_names(old)})
         return new_meta
 
+    def prune_except(self, meta: dict) -> None:
+        """Remove every older generation now (an erasure: no copy of the old rows may stay),
+        except files a reader still leases (it removes them when it is done, or the next writer)."""
+        self._prune(keep=set(_names(meta)))
+
     def _size(self, old: dict, files: dict) -> int:
         """Bytes the files being replaced take now: about what their new versions need."""
         total = 0

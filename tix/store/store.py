@@ -23,7 +23,7 @@ from tix.store.files import clean_stale
 from tix.store.lock import WriteLock
 from tix.store.log import EventLog, Position, report_damage
 from tix.store.reader import Reader
-from tix.store import history, search
+from tix.store import history, rewrite, search
 from tix.store.snapshot import Snapshot, rows_to_arrow
 
 CONFIG_NAME = configmod.CONFIG_NAME
@@ -105,6 +105,7 @@ class Store:
         self._lock: WriteLock | None = None
         self.rebuild_problems: list = []  # what the last `rebuild` skipped (damaged lines, seq gaps)
         self._rebuilding = False
+        self.resumed_rewrite: dict | None = None  # the plan `heal` finished, if any
         self.cache: dict[str, object] = {}
         """Indexes kept for the life of this Store object, by key: `mail_index` (tix.channels.mail.smtp:
         the Message-ID index of sent mail, caught up before each use). Never written to disk;
@@ -183,6 +184,7 @@ class Store:
         (`files.clean_stale`), and rebuild a damaged snapshot from the log."""
         self.log.repair(self.path("quarantine"))
         clean_stale(self.root)
+        self.resumed_rewrite = rewrite.resume(self)  # an erasure or purge a crash cut short
         damage = None if getattr(self, "_rebuilding", False) else self.snapshot.damage()
         if damage:
             report_damage(f"snapshot/{damage.split(':')[0]}", None,
@@ -225,7 +227,26 @@ class Store:
     def read(self, messages: bool = False) -> "Reader":
         """A consistent view: the snapshot plus the log tail folded on top of it (with
         `messages`, the tail's message events keep their data: see `Reader`)."""
+        if (self._lock is None or not self._lock.held) and self.path(*rewrite.REWRITE_DIR, rewrite.PLAN).exists():
+            self._finish_rewrite()
         return Reader(self, messages=messages)
+
+    def _finish_rewrite(self) -> None:
+        """A reader that finds an erasure or purge a crash cut short finishes it first (taking the
+        write lock without waiting), so that it reads the old state or the new one, never a mix.
+        When a writer holds the lock (it finishes it), or this user may not write, it reads on."""
+        from tix.errors import StoreLocked
+
+        lock = self.lock()
+        wait, lock.timeout = lock.timeout, 0
+        try:
+            with lock:
+                pass
+        except (StoreLocked, StoreWriteError, OSError):  # a writer is at it; or this user may not write
+            report_damage("state/rewrite/plan.json", None,
+                          "an erasure or purge is being finished; the next writer completes it")
+        finally:
+            lock.timeout = wait
 
     def connect(self):
         """A DuckDB connection with read-only views `tickets`, `contacts`, `events`."""

@@ -35,10 +35,14 @@ class ContactIndex:
     def load(cls, reader) -> ContactIndex:
         idx = cls()
         con = reader.connect()
-        rows = con.execute("SELECT id, name, emails, phones, merged_into, json_extract_string(fields, '$.wa_user_id') "
+        rows = con.execute("SELECT id, name, emails, phones, merged_into, json_extract_string(fields, '$.wa_user_id'), "
+                           "CAST(json_extract(fields, '$.wa_previous_user_ids') AS VARCHAR) "
                            "FROM contacts ORDER BY id").fetchall()
-        for cid, name, emails, phones, merged, user in rows:
+        for cid, name, emails, phones, merged, user, previous in rows:
             target = merged or cid
+            for old in orjson.loads(previous) if previous else ():  # ids a WhatsApp user had before
+                if isinstance(old, str):
+                    idx.by_user.setdefault(old, target)
             for e in emails or ():
                 idx.by_email[e.lower()] = target
             for p in phones or ():

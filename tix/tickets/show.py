@@ -12,7 +12,8 @@ from tix.store import Store
 from tix.store.log import parse_ts
 from tix.tickets.attachments import safe_name
 
-CONVERSATION = ("ticket.created", "message.received", "message.sent", "ticket.note")
+CONVERSATION = ("ticket.created", "message.received", "message.sent", "ticket.note", "whatsapp.system",
+                "whatsapp.preference", "whatsapp.call")
 
 
 def ticket_view(store: Store, number: int) -> dict:
@@ -26,8 +27,11 @@ def ticket_view(store: Store, number: int) -> dict:
 
     contact = reader.contact(row["contact"]) if row.get("contact") else None
     events = store.events_for(ticket=number)
+    folded = conversation(store, number, events)
+    media = {(e["data"].get("message"), e["data"].get("media_id")): e["data"]  # WhatsApp downloads
+             for e in folded if e["type"] == "message.media" and e.get("data")}
     return {"ticket": dict(row), "contact": dict(contact) if contact else None, "events": events,
-            "conversation": [e for e in conversation(store, number, events) if e["type"] in CONVERSATION],
+            "conversation": [e for e in folded if e["type"] in CONVERSATION], "media": media,
             "other_open": other_open_tickets(reader, row)}
 
 
@@ -79,7 +83,7 @@ def show_ticket(store: Store, number: int, history: bool = False, fmt: str = "te
     for ev in view["conversation"]:
         if ev["ticket"] != number and ev["type"] != "ticket.created":
             ev = {**ev, "merged_from": ev["ticket"]}
-        _conversation_entry(ev, tz, out, shown)
+        _conversation_entry(ev, tz, out, shown, view["media"], number)
     if history:
         out.write("History:\n")
         _history(view["events"], tz, out)
@@ -95,9 +99,11 @@ def _history(events: list[dict], tz, out) -> None:
                   + "\n")
 
 
-def _conversation_entry(ev: dict, tz, out, shown: list | None = None) -> None:
+def _conversation_entry(ev: dict, tz, out, shown: list | None = None, media: dict | None = None,
+                        number: int | None = None) -> None:
     data = ev.get("data") or {}
-    when = _local(ev["ts"], tz)
+    # a message's own time (Meta's timestamp: when the customer sent it), else when it was recorded
+    when = _local(data.get("sent_at") or ev["ts"], tz)
     if ev["type"] == "ticket.created":
         out.write(f"--- {when}  opened by {ev['actor']} via {data.get('channel') or '-'}\n\n")
         return
@@ -106,24 +112,78 @@ def _conversation_entry(ev: dict, tz, out, shown: list | None = None) -> None:
         label = "customer (logged)" if kind == "intake" else f"note ({kind})" if kind else "internal note"
         out.write(f"--- {when}  {label} by {ev['actor']}\n{data.get('body', '').rstrip()}\n\n")
         return
+    if ev["type"].startswith("whatsapp."):  # identity change, preference, call: a notice in the conversation
+        out.write(f"--- {when}  WhatsApp notice\n{str(data.get('text') or '').rstrip()}\n\n")
+        return
     sender = fmt_phone(data.get("from")) if data.get("channel") == "whatsapp" else data.get("from")
     who = data.get("from_name") or sender or ev["actor"]
     ref = f"  [msg {ev['seq']}]" + (f" (from #{ev['merged_from']})" if ev.get("merged_from") else "")
     if ev["type"] == "message.received":
         out.write(f"--- {when}  from {who} <{sender or ''}> via {data.get('channel', '')}{ref}\n")
+    elif data.get("from_phone"):
+        out.write(f"--- {when}  reply sent from the WhatsApp Business app (phone) via whatsapp{ref}\n")
     else:
         state = "auto-reply" if data.get("auto") else "reply"
         out.write(f"--- {when}  {state} by {ev['actor']} via {data.get('channel', '')}{ref}\n")
     text = data.get("text") or ""
     out.write(text.rstrip() + "\n")
     for att in data.get("attachments") or ():
-        size = f"{att['size']} bytes" if att.get("size") is not None else (att.get("status") or "size unknown")
         if shown is not None and isinstance(att, dict):
             shown[0] += 1
-        number = f" {shown[0]}" if shown is not None else ""
-        name = safe_name(att.get("name"), shown[0], att.get("type")) if shown is not None else att.get("name")
-        out.write(f"    [attachment{number}: {name or '(unnamed)'}, {att.get('type')}, {size}]\n")
+        got = {**att, **((media or {}).get((data.get("message"), att.get("media_id"))) or {})} \
+            if isinstance(att, dict) and att.get("media_id") else att
+        _attachment(got, shown[0] if shown is not None else None, number, out)
+    _details(data, out)
     out.write("\n")
+
+
+def _attachment(att: dict, index: int | None, number: int | None, out) -> None:
+    """One attachment: name, type, size and (WhatsApp media) whether it is stored yet, and
+    how to save it (`tix attachment N INDEX`)."""
+    name = safe_name(att.get("name"), index, att.get("type")) if index is not None else att.get("name")
+    parts = [str(name or "(unnamed)"), str(att.get("type"))]
+    if att.get("size") is not None:
+        parts.append(f"{att['size']} bytes")
+    status = att.get("status")
+    if status is not None:  # WhatsApp media: downloaded by `tix fetch` after the message
+        parts.append({"pending": "not downloaded yet (tix fetch retries)",
+                      "expired": "expired: Meta keeps media 7 days"}.get(status, status))
+    elif att.get("size") is None:
+        parts.append("size unknown")
+    out.write(f"    [attachment{'' if index is None else f' {index}'}: {', '.join(parts)}]\n")
+    stored = att.get("blob") or (status is None and att.get("sha256"))
+    if stored and index is not None and number is not None:
+        out.write(f"      save: tix attachment {number} {index} -o FILE\n")
+
+
+def _details(data: dict, out) -> None:
+    """What a WhatsApp message carries besides its text: errors, flow answers, an order, a
+    product, an ad it came from."""
+    if data.get("forwarded"):
+        out.write(f"    (forwarded{' many times' if data['forwarded'] == 'frequently' else ''})\n")
+    for err in data.get("errors") or ():
+        if isinstance(err, dict):
+            details = (err.get("error_data") or {}).get("details") if isinstance(err.get("error_data"), dict) else None
+            out.write(f"    ! WhatsApp error {err.get('code')}: {err.get('title') or err.get('message') or ''}"
+                      f"{' - ' + str(details) if details else ''}\n")
+    flow = data.get("flow")
+    if isinstance(flow, dict):
+        out.write(f"    flow reply{' (' + str(flow['name']) + ')' if flow.get('name') else ''}:\n")
+        for key, value in (flow.get("fields") or {}).items():
+            out.write(f"      {key}: {_plain(value)}\n")
+    order = data.get("order")
+    if isinstance(order, dict):
+        out.write(f"    order (catalog {order.get('catalog_id') or '-'}):\n")
+        for item in order.get("items") or ():
+            out.write(f"      {item.get('sku')}  x{item.get('quantity')}  {item.get('price')} "
+                      f"{item.get('currency') or ''}".rstrip() + "\n")
+    product = data.get("product")
+    if isinstance(product, dict):
+        out.write(f"    about product {product.get('sku')} (catalog {product.get('catalog_id')})\n")
+    ref = data.get("referral")
+    if isinstance(ref, dict):
+        head = f'"{ref["headline"]}" ' if ref.get("headline") else ""
+        out.write(f"    came from {ref.get('source_type') or 'a referral'} {head}<{ref.get('source_url') or '-'}>\n")
 
 
 def _summary(ev: dict) -> str:
@@ -136,6 +196,8 @@ def _summary(ev: dict) -> str:
         return f"subject: {data.get('subject')!r}"
     if ev["type"] in ("message.received", "message.sent"):
         return f"{data.get('channel', '')} {data.get('message') or ''}".strip()
+    if ev["type"].startswith("whatsapp.") and data.get("text"):
+        return clip_words(" ".join(str(data["text"]).split()), 100)
     if ev["type"] == "ticket.note":
         return clip_words(" ".join((data.get("body") or "").split()), 60)
     return clip_words(", ".join(f"{k}: {_plain(v)}" for k, v in data.items()), 100)

@@ -12,7 +12,7 @@ DEFAULT_VERSION = "v25.0"
 
 _KEYS = ("numbers", "verify_token_env", "verify_token_file", "app_secret_env", "app_secret_file",
          "token_env", "token_file", "base_url", "version", "team", "reopen_days", "window_hours",
-         "max_body_bytes", "templates", "path", "media_limits_mb")
+         "max_body_bytes", "templates", "path", "media_limits_mb", "alerts")
 _NUMBER_KEYS = ("phone_number_id", "number", "team")
 
 
@@ -85,6 +85,31 @@ def validate_config(section, fname: str) -> list[Problem]:
         problems.append(Problem(fname, line("base_url"), f"whatsapp.base_url must be an http(s) URL, got {base!r}"))
     problems += _check_templates(section, fname, line)
     problems += _check_media_limits(section, fname, line)
+    alerts = section.get("alerts")
+    if alerts is not None:
+        if not isinstance(alerts, dict):
+            problems.append(Problem(fname, line("alerts"), "whatsapp.alerts must be a mapping (email, webhook, slack)"))
+        else:
+            problems += _check_alerts(alerts, fname, line("alerts"))
+    return problems
+
+
+def _check_alerts(alerts: dict, fname: str, where) -> list[Problem]:
+    """`whatsapp.alerts`: whom a WhatsApp incident notifies (email addresses, a webhook)."""
+    from tix.config import check_keys
+    from tix.outbox.webhook import target_problem
+
+    problems = check_keys(alerts, ("email", "webhook", "slack"), fname, "whatsapp.alerts")
+    emails = alerts.get("email") or []
+    for e in [emails] if isinstance(emails, str) else emails if isinstance(emails, list) else [emails]:
+        if "@" not in str(e):
+            problems.append(Problem(fname, where, f"whatsapp.alerts.email: not an email address: {e!r}"))
+    if alerts.get("webhook"):
+        problem = target_problem(str(alerts["webhook"]))
+        if problem:
+            problems.append(Problem(fname, where, f"whatsapp.alerts.webhook {problem}"))
+    if not alerts.get("email") and not alerts.get("webhook"):
+        problems.append(Problem(fname, where, "whatsapp.alerts needs email: ADDRESS(ES) or webhook: URL"))
     return problems
 
 

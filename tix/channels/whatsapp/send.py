@@ -85,6 +85,7 @@ def compose(store, reader, ticket_row: dict, text: str, template: str | None = N
         template = None  # a text macro (already rendered into `text`), not a WhatsApp template
         item["template"] = None
     if template:
+        _check_marketing(store, settings, template, ticket_row, contact)
         base.update(_template_body(settings, template, ticket_row, contact, text))
     else:
         _check_window(settings, conv, number, now)
@@ -185,6 +186,40 @@ def _context(conv: dict, now: datetime) -> str | None:
     if answered_since or now - _when(last.get("sent_at") or last["ts"]) > CONTEXT_AFTER:
         return last["message"]
     return None
+
+
+def _check_marketing(store, settings, key: str, row: dict, contact: dict | None) -> None:
+    """Refuse a marketing template to a customer who stopped marketing messages. A template is
+    marketing by `whatsapp.templates.KEY.category`, else by the category Meta last reported
+    for it (a `template_category_update`)."""
+    spec = settings.templates.get(key)
+    if spec is None or not contact or not _opted_out(contact):
+        return
+    category = spec.get("category") or _meta_category(store, str(spec.get("name")))
+    if str(category or "").lower() == "marketing":
+        raise UsageError(f"ticket #{row['number']}: the customer stopped marketing messages on WhatsApp; "
+                         f"{key!r} is a marketing template, not sent")
+
+
+def _meta_category(store, name: str) -> str | None:
+    con = store.read().connect()
+    try:
+        row = con.execute("SELECT coalesce(data->'value'->>'new_category', data->'value'->>'correct_category') "
+                          "FROM events WHERE type = 'whatsapp.account' AND data->>'template' = ? "
+                          "AND data->>'field' IN ('template_category_update', 'template_correct_category_detection') "
+                          "ORDER BY seq DESC LIMIT 1", [name]).fetchone()
+    finally:
+        con.close()
+    return row[0] if row else None
+
+
+def _opted_out(contact: dict) -> bool:
+    """Whether the customer's last WhatsApp preference stopped marketing messages."""
+    from tix.tickets.contacts import contact_fields
+
+    fields = contact.get("fields")
+    fields = fields if isinstance(fields, dict) else contact_fields(contact)
+    return str(fields.get("wa_marketing") or "").lower() == "stop"
 
 
 def _template_body(settings, key: str, row: dict, contact: dict | None, text: str) -> dict:
