@@ -393,3 +393,15 @@ def test_a_reassigned_ticket_is_not_the_former_agents_to_answer(am_store, tix):
     append(am_store, agent_reply(reply_to, "#note\nUntuk Budi: resi JNE123." + QUOTE))  # a note is still welcome
     assert tix("fetch").returncode == 0
     assert [e for e in events(am_store, "ticket.note") if e["data"].get("kind") == "agent_mail"]
+
+
+def test_erasing_the_customer_leaves_nothing_of_them_in_the_agent_mail(am_store, tix):
+    customer_ticket(am_store, tix, body="Halo, pesanan saya INV-1001 belum sampai, alamat Jl. Melati 7.")
+    reply_to = str(assigned_mail(am_store, tix)["Reply-To"])
+    append(am_store, agent_reply(reply_to, "Paket ke Jl. Melati 7 sudah dikirim ulang." + QUOTE))
+    assert tix("fetch").returncode == 0
+    assert tix("contact", "erase", "1", "--why", "test").returncode == 0
+    log = b"".join(p.read_bytes() for p in am_store.path("events").iterdir())
+    assert b"Melati" not in log and CUSTOMER.encode() not in log
+    packs = b"".join(p.read_bytes() for p in am_store.path("messages").rglob("*") if p.is_file())
+    assert b"Melati" not in packs
