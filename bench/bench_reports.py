@@ -12,6 +12,7 @@ where the time goes. `--sla` adds two SLA policies (office calendar with Indones
 to the store's tix.yaml first, so that the reports compute clocks too.
 
 Targets (issue 6): weekly HTML < 2 s, backlog < 0.5 s, memory < 1 GiB, at 1M tickets.
+Issue 16: backlog within 2x of a bare DuckDB query of the snapshot (printed), weekly HTML < 1.2 s.
 Issue 20: the weekly report stays within its time before the history was read.
 """
 from __future__ import annotations
@@ -49,6 +50,27 @@ def bench(store: Path, label: str, args: list[str], runs: int) -> None:
     rss = max(m for _, _, m in results)
     print(f"{label:<34} best {min(walls):6.2f} s   median {statistics.median(walls):6.2f} s   "
           f"CPU {cpu:5.2f} s   max RSS {rss:5.0f} MiB   (load {os.getloadavg()[0]:.1f})")
+
+
+def yardstick(store: Path, args: list[str], runs: int) -> None:
+    """Issue 16: the report beside a bare `python -c` DuckDB query of the snapshot's Parquet, in
+    turn (A B A B …); the median of the pairs' CPU ratios (the target: within 2x)."""
+    import orjson
+
+    meta = orjson.loads((store / "snapshot" / "meta.json").read_bytes())
+    parquet = str(store / "snapshot" / meta["tickets"])
+    code = ("import duckdb, sys; print(duckdb.sql(\"SELECT team, count(*) FROM read_parquet('\" + sys.argv[1] + "
+            "\"') WHERE status IN ('new', 'open', 'pending') GROUP BY team\").fetchall())")
+    pairs = []
+    for _ in range(runs):
+        a = run_cli(store, *args)
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", code, parquet], stdout=subprocess.DEVNULL)
+        _, _, usage = os.wait4(proc.pid, 0)
+        pairs.append((a, (time.perf_counter() - t0, usage.ru_utime + usage.ru_stime)))
+    ratio = statistics.median(a[1] / b[1] for a, b in pairs)
+    print(f"  {'tix ' + ' '.join(args):<32} / bare DuckDB query: CPU x{ratio:.2f} (median of {runs} pairs; "
+          f"wall x{statistics.median(a[0] / b[0] for a, b in pairs):.2f})   (load {os.getloadavg()[0]:.1f})")
 
 
 def sections(store_path: Path) -> None:
@@ -145,6 +167,7 @@ def main() -> None:
     bench(store, "tix report weekly --format html", ["report", "weekly", "--format", "html", "--out", str(out)],
           args.runs)
     bench(store, "tix report backlog", ["report", "backlog"], args.runs)
+    yardstick(store, ["report", "backlog"], args.runs)
     for name in ("response-times", "volume", "agents", "sla"):
         bench(store, f"tix report {name}", ["report", name], args.runs)
     bench(store, "tix report weekly --format json", ["report", "weekly", "--format", "json"], args.runs)

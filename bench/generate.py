@@ -225,7 +225,10 @@ def generate(path: str | Path, tickets: int = 10000, seed: int = 0, days: int = 
             emit(ts, ev)
         _flush(store, current_seg, lines, out)
         if rebuild:
+            t = time.perf_counter()
             store.rebuild()
+            if progress:
+                print(f"  rebuild {time.perf_counter() - t:.1f} s", file=sys.stderr)
     return store
 
 

@@ -85,10 +85,18 @@ def rebuild(
     """
     store = open_store()
     meta = store.rebuild(replace_damaged=replace_damaged)
+    from tix.store.files import write_error
     from tix.store.search import SearchIndex
 
-    with store.lock():
-        SearchIndex(store).rebuild()  # the search index is a cache of the log too
+    index = SearchIndex(store)
+    try:
+        with store.lock():
+            index.rebuild()  # the search index is a cache of the log too
+    except Exception as exc:  # noqa: BLE001 - a full disk is one line; anything else is raised as it is
+        index.remove()  # half an index is no use, and gives the space back
+        raise write_error(exc, store.path("state", "search.sqlite"), 0,
+                          "the snapshot is rebuilt; the search index (a cache) is not: "
+                          "the next search builds it once there is space") from None
     problems = store.rebuild_problems
     for problem in problems:
         typer.echo(str(problem), err=True)

@@ -63,6 +63,60 @@ def draw(section, result, salt: str = "") -> str:
     return svg.replace(">", f"><title>{_esc(section.title)}</title>", 1)
 
 
+def draw_cached(section, result, salt: str, cache_dir) -> str:
+    """`draw`, remembered in `cache_dir` by a digest of everything the drawing reads (the
+    section's rows, names, chart and labels, the report's locale and labels, this module and
+    the installed matplotlib): a report drawn again with the same figures (a past week, a
+    report mailed and also saved) does not even import matplotlib. The cache is best effort:
+    a store this user may only read draws every time. At most CACHE_FILES charts are kept."""
+    if cache_dir is None:
+        return draw(section, result, salt)
+    import hashlib
+    from pathlib import Path
+
+    import orjson
+
+    L = result.labels
+    key = orjson.dumps([CACHE_FORMAT, _code_stamp(), salt, section.name, section.title, section.kind,
+                        [section.chart.kind, section.chart.x, list(section.chart.y), section.chart.value],
+                        section.columns, section.rows, section.labels, result.locale,
+                        getattr(L, "extra", None), getattr(L, "names", None), getattr(L, "tz_name", None)],
+                       default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    path = Path(cache_dir) / f"{hashlib.sha256(key).hexdigest()}.svg"
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        pass
+    svg = draw(section, result, salt)
+    try:
+        from tix.store.files import atomic_write
+
+        atomic_write(path, svg, sync_dir=False)  # a cache: a lost file is drawn again
+        kept = sorted(Path(cache_dir).glob("*.svg"), key=lambda p: p.stat().st_mtime)
+        for old in kept[:-CACHE_FILES]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass
+    return svg
+
+
+CACHE_FORMAT = 1
+CACHE_FILES = 200
+
+
+def _code_stamp() -> list:
+    """What identifies the drawing code: this file, and matplotlib's version (found without
+    importing it)."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("matplotlib")
+    mpl = os.stat(spec.origin) if spec and spec.origin else None
+    me = os.stat(__file__)
+    return [me.st_size, me.st_mtime_ns, mpl.st_size if mpl else 0, mpl.st_mtime_ns if mpl else 0,
+            spec.origin if spec else ""]
+
+
 def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 

@@ -314,7 +314,7 @@ def _check_sql(section: Section, fname: str, problems: list[Problem]) -> None:
     import duckdb
 
     try:
-        statements = duckdb.extract_statements(section.sql)
+        statements = _parser().extract_statements(section.sql)
     except duckdb.Error as exc:
         problems.append(duckdb_problem(exc, fname, section.line))
         return
@@ -324,6 +324,31 @@ def _check_sql(section: Section, fname: str, problems: list[Problem]) -> None:
                                 f"found {len(statements)}"))
     stripped = _SQL_NOISE.sub(" ", section.sql)
     section.params = sorted(set(_SQL_PARAM.findall(stripped)))
+
+
+_SPARE = None  # the connection statements are parsed with; it holds nothing (parsing creates no object)
+
+
+def _parser():
+    global _SPARE
+    if _SPARE is None:
+        import duckdb
+
+        _SPARE = duckdb.connect()
+    return _SPARE
+
+
+def spare_connection():
+    """A DuckDB connection with nothing on it, for a report to run on: the one report files were
+    parsed with (handed over once: the next parse opens another), or a new one. Opening a
+    database costs more than most reports' queries."""
+    global _SPARE
+    con, _SPARE = _SPARE, None
+    if con is None:
+        import duckdb
+
+        con = duckdb.connect()
+    return con
 
 
 def _check_names(report: ReportDef, fname: str, problems: list[Problem]) -> None:

@@ -173,7 +173,7 @@ def html(result, template_dirs: list[Path] | None = None) -> str:
     for i, s in enumerate(result.sections):
         svg = None
         if s.chart is not None and s.rows and not s.note:
-            svg = Markup(charts.draw(s, result, salt=f"{result.name}-{i}"))
+            svg = Markup(charts.draw_cached(s, result, f"{result.name}-{i}", getattr(result, "chart_cache", None)))
         sections.append({
             "name": s.name, "title": s.title, "kind": s.kind, "note": _note(result, s), "chart": svg,
             "columns": [column_label(result, s, c) for c in s.columns],

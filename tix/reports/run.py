@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 
 from tix.config import Problem, suggest
 from tix.errors import ConfigError, NotFound, UsageError
-from tix.reports.definition import ReportDef, Section, duckdb_problem, parse_file
+from tix.reports.definition import ReportDef, Section, duckdb_problem, parse_file, spare_connection
 from tix.reports.labels import Labels
 from tix.reports.params import Resolved, resolve
 from tix.store import history
 from tix.store.log import utcnow
-from tix.store.views import sandbox, statements
+from tix.store.views import names_used, sandbox, statements
 
 
 def builtin_dir() -> Path:
@@ -112,6 +112,7 @@ class ReportResult:
     generated_at: datetime
     source: Path
     labels: Labels = None
+    chart_cache: Path | None = None  # where the HTML renderer keeps drawn charts (tix.reports.charts)
 
     def section(self, name: str) -> SectionResult:
         for s in self.sections:
@@ -146,9 +147,14 @@ def run_report(store, name: str, params: dict[str, str] | None = None, week: str
     resolved = resolve(report, params, week, tz, now)
     own = con is None
     if own:
+        # only the views the report's SQL names (and those they read); all of them when the
+        # SLA clocks are computed (tix.reports.clocks reads several)
+        only = names_used(*(s.sql for s in report.sections), *(r for s in report.sections for r in s.requires))
+        if "sla" in only:
+            only = None
         reader = store.read()
-        con = reader.connect()
-        history.register(con, store, upto=reader.end)
+        con = reader.connect(spare_connection(), only=only)
+        history.register(con, store, upto=reader.end, only=only)
     elif "history" not in _views(con):
         history.register(con, store)
     prepare(con, tz)
@@ -166,7 +172,7 @@ def run_report(store, name: str, params: dict[str, str] | None = None, week: str
     sections = [s for s in sections if s.kind != "setup"]
     labels = Labels(locale, tz, report.labels, names=cfg.display_names())
     return ReportResult(report.name, report.title(locale), report.description(locale), locale, tz,
-                        resolved, sections, now, report.path, labels)
+                        resolved, sections, now, report.path, labels, store.path("snapshot", "charts"))
 
 
 def _new_store_period(store, report, params: dict, week: str | None, tz: str, now: datetime) -> dict:

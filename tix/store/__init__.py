@@ -21,6 +21,8 @@ Layout::
     snapshot/history/          Parquet cache of ticket history for reports, one row per event
                                that matters to them (see tix.store.history: its own meta.json,
                                parts and format; rebuilt from the log when missing or damaged)
+    snapshot/charts/<sha256>.svg   the HTML reports' charts by a digest of what they show (a cache:
+                               tix.reports.charts; any file may be removed at any time)
     state/                     channel cursors, counters, `lock` (the write lock),
                                `log-format.json` (where the log's commit marks begin: "Batches"),
                                `search.sqlite` (the full-text index, a cache: tix.store.search),

@@ -133,7 +133,8 @@ def read_regular(path: str | os.PathLike) -> bytes:
 
 # errnos that mean "the disk" rather than "the caller": full, over quota, failing, read-only
 DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG}
-_DISK_TEXT = re.compile(r"no space left|disk quota|input/output error|read-only file system", re.I)
+_DISK_TEXT = re.compile(r"no space left|disk quota|input/output error|read-only file system|database or disk is full|"
+                        r"disk I/O error", re.I)  # the last two: SQLite's words
 MB = 1 << 20
 
 
@@ -161,7 +162,7 @@ def write_error(exc: BaseException, path: str | os.PathLike, needed: int | None 
     shown = path.relative_to(root) if root else path
     where = f"store {root}: " if root else ""
     full = (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)) \
-        or "space" in str(exc).lower() or "quota" in str(exc).lower()
+        or any(w in str(exc).lower() for w in ("space", "quota", "disk is full"))
     if full:
         try:
             free = shutil.disk_usage(root or path.parent).free

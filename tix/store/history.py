@@ -474,10 +474,25 @@ def validate_section(node, path) -> list:
     return problems
 
 
-def register(con, store, upto: Position | None = None, excluded=None) -> None:
+def register(con, store, upto: Position | None = None, excluded=None, only=None) -> None:
     """Create the history views on `con`, up to the log position `upto` (a reader's end; default
     the log's end). Builds or extends the cache when needed. `excluded`: the tags that mark a
-    ticket as not a customer's request (default: the `reports: exclude_tags` setting)."""
+    ticket as not a customer's request (default: the `reports: exclude_tags` setting).
+
+    `only`: the views a caller's SQL uses (tix.store.views.names_used): just those, and what
+    they read, are created; with none of them, the cache is not even read (the variable
+    `tix_exclude_tags`, which the reports' `excluded()` macro reads, is always set).
+    """
+    tags = exclude_tags(store.config) if excluded is None else list(excluded)
+    con.execute("SET VARIABLE tix_exclude_tags = $tags::VARCHAR[]", {"tags": tags})
+    if only is not None:
+        from tix.store.views import closure
+
+        want = closure(only) & set(view_depends())
+        if not want:
+            return
+    else:
+        want = set(view_depends())
     h = History(store)
     meta = h.meta()
     try:
@@ -489,6 +504,7 @@ def register(con, store, upto: Position | None = None, excluded=None) -> None:
             rows = []
     except OSError:  # the cache cannot be written (a store this user may only read): fold in memory
         meta, rows = None, []
+    in_memory = False
     if meta is None:
         log = store.log
         end = upto or log.end()
@@ -497,11 +513,12 @@ def register(con, store, upto: Position | None = None, excluded=None) -> None:
         source = events_source(files, last or 0) if files else "(SELECT NULL::BIGINT AS seq WHERE false)"
         if files:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _history_mem AS {fold_sql(extract_sql(source), None)}")
+            in_memory = True
         meta = {"parts": []}
     parts = h.parts(meta)
     empty = ", ".join(f"NULL::{t} AS {c}" for c, t in COLUMNS.items())
     stored = f"SELECT * FROM read_parquet({_listing(parts)})" if parts else f"SELECT {empty} WHERE false"
-    if _has_table(con, "_history_mem"):
+    if in_memory:
         stored = "SELECT * FROM _history_mem"
     if rows:
         con.register("_history_x", _extracted_arrow(rows))
@@ -510,11 +527,12 @@ def register(con, store, upto: Position | None = None, excluded=None) -> None:
         con.unregister("_history_x")
         stored += " UNION ALL SELECT * FROM _history_tail"
     con.execute("SET enable_object_cache = true")  # parse the parts' Parquet metadata once, not per query
-    tags = exclude_tags(store.config) if excluded is None else list(excluded)
-    con.execute("SET VARIABLE tix_exclude_tags = $tags::VARCHAR[]", {"tags": tags})
     con.execute(f"CREATE OR REPLACE TEMP VIEW history AS {stored}")
-    failures = con.execute("SELECT count(*) FROM history WHERE kind = 'failed'").fetchall()[0][0]
+    failures = con.execute("SELECT count(*) FROM history WHERE kind = 'failed'").fetchall()[0][0] \
+        if "_lost_by_ticket" in want else 0
     for sql in VIEWS_SQL:
+        if _created(sql) not in want:
+            continue
         if not failures and "_lost_by_ticket AS" in sql:  # nothing was given up: skip reading every reply
             sql = ("CREATE OR REPLACE TEMP TABLE _lost_by_ticket AS SELECT NULL::BIGINT AS ticket, "
                    "NULL::INTEGER[] AS nos, NULL::VARCHAR[] AS outboxes WHERE false")
@@ -588,3 +606,24 @@ VIEWS_SQL = (
     WHERE (kind = 'created' OR event IN ('resolution', 'reopen', 'team'))
       AND (is_open <> was_open OR (is_open AND team IS DISTINCT FROM prev_team))""",
 )
+
+
+_CREATED = re.compile(r"CREATE OR REPLACE TEMP (?:VIEW|TABLE) (\w+)")
+_WORD = re.compile(r"\w+")
+
+
+def _created(sql: str) -> str:
+    return _CREATED.search(sql).group(1)
+
+
+def view_depends() -> dict[str, tuple[str, ...]]:
+    """Each history view and the views it reads (the names in its SQL), for `register(only=…)`."""
+    if not _DEPENDS:
+        _DEPENDS["history"] = ()
+        for sql in VIEWS_SQL:
+            words = set(_WORD.findall(sql.split(" AS", 1)[1]))
+            _DEPENDS[_created(sql)] = tuple(n for n in [*_DEPENDS, "tickets"] if n in words)
+    return _DEPENDS
+
+
+_DEPENDS: dict[str, tuple[str, ...]] = {}

@@ -154,15 +154,16 @@ class Reader:
         return self._base_rows("contacts", {cid}).get(cid)
 
     # -- DuckDB -------------------------------------------------------------------------------
-    def connect(self, con=None):
+    def connect(self, con=None, only=None):
         """Register the store's views (`tickets`, `contacts`, `events`, `messages`, the stages' own:
-        see tix.store.views) on a DuckDB connection, a new one unless given."""
+        see tix.store.views) on a DuckDB connection, a new one unless given; with `only` (names
+        a query uses), just the views those need."""
         import duckdb
 
         from tix.store import views
 
         con = con or duckdb.connect()
-        views.register(con, self)
+        views.register(con, self, only)
         return con
 
     def write_snapshot(self) -> dict:
@@ -177,7 +178,7 @@ class Reader:
 
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
-        if self.tail_lines < 100_000:  # a second thread saves little here and holds ~30 MB more
+        if self.tail_lines < 400_000:  # a second thread saves little here and holds ~30 MB more
             con.execute("SET threads = 1")
         meta = {"seq": self.last_seq, "segment": self.end.segment,
                 "offset": self.end.offset, "max_ticket": self.max_ticket, "max_contact": self.max_contact}
@@ -203,13 +204,8 @@ class Reader:
         # named with our pid: a writer taking the lock removes the copies of killed refreshes
         fd, tmp = tempfile.mkstemp(prefix=f"tail-{os.getpid()}-", suffix=".jsonl", dir=self.store.path("state"))
         try:
-            longest = 0
-            with os.fdopen(fd, "wb") as fh:  # the tail's ticket events, streamed from the log
-                for raw, _seg, _off in self.store.log.read_raw(self.start, self.end):
-                    if b'"ticket":' in raw:
-                        line = _fold_line(raw)
-                        longest = max(longest, len(line))
-                        fh.write(line)
+            with os.fdopen(fd, "wb") as fh:  # the tail's events, copied from the log
+                longest = _copy_tail(self.store.log, self.start, self.end, fh)
             snap = self.snapshot_sql("tickets")
             base = f"({snap})" if snap else None
             source = events_source(tmp, longest=longest)
@@ -269,6 +265,38 @@ def _fold_line(raw: bytes) -> bytes:
         if cut > 0:
             return raw[:cut] + b',"data":{}}\n'
     return raw + b"\n"
+
+
+def _copy_tail(log, start: Position | None, end: Position, fh, chunk: int = 8 << 20) -> int:
+    """Copy the committed lines between `start` and `end` (whole lines: a reader's positions)
+    to `fh` as the SQL fold reads them (`_fold_line`: messages without their data), in large
+    blocks; returns the longest line's length. Commit marks stay (the fold ignores the key),
+    and so do lines without a ticket (the fold skips them)."""
+    longest = 0
+    for name in log.segments():
+        if (start is not None and name < start.segment) or name > end.segment:
+            continue
+        pos = start.offset if start is not None and name == start.segment else 0
+        stop = end.offset if name == end.segment else None
+        with open(log.dir / name, "rb") as src:
+            src.seek(pos)
+            carry = b""
+            while stop is None or pos < stop:
+                block = src.read(chunk if stop is None else min(chunk, stop - pos))
+                if not block:
+                    break
+                pos += len(block)
+                block = carry + block
+                cut = block.rfind(b"\n") + 1
+                block, carry = block[:cut], block[cut:]
+                if not block:
+                    continue
+                longest = max(longest, max(map(len, block.split(b"\n"))))
+                if b'"message.received"' in block:
+                    block = b"".join(_fold_line(line) for line in block[:-1].split(b"\n"))
+                fh.write(block)
+            # a reader's end is the end of a committed line: nothing is left over
+    return longest
 
 
 # A delta smaller than this is never worth compacting into the base.

@@ -26,6 +26,7 @@ here, because keeping the cache fresh reads the log's newest lines: a cost only 
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,15 +38,54 @@ if TYPE_CHECKING:
     from tix.store.store import Store
 
 
-def register(con, reader) -> None:
-    """Create every view on `con` from what `reader` read (timestamps are naive UTC)."""
+def register(con, reader, only=None) -> None:
+    """Create every view on `con` from what `reader` read (timestamps are naive UTC).
+
+    `only`: the names a caller's SQL uses (`names_used`): just those views, and those they
+    read, are created (a report that reads `tickets` pays for no `events` or `sla` view).
+    """
     con.execute("SET TimeZone = 'UTC'")
-    _merged_view(con, "tickets", "number", reader.snapshot_sql("tickets"), reader.state.tickets, TICKET_COLUMNS)
-    _merged_view(con, "contacts", "id", reader.snapshot_sql("contacts"), reader.state.contacts, CONTACT_COLUMNS)
-    _events_view(con, reader.store.log.dir, reader.last_seq)
-    con.execute(MESSAGES_SQL)
+    want = None if only is None else closure(only)
+    if want is None or "tickets" in want:
+        _merged_view(con, "tickets", "number", reader.snapshot_sql("tickets"), reader.state.tickets, TICKET_COLUMNS)
+    if want is None or "contacts" in want:
+        _merged_view(con, "contacts", "id", reader.snapshot_sql("contacts"), reader.state.contacts, CONTACT_COLUMNS)
+    if want is None or "events" in want:
+        _events_view(con, reader.store.log.dir, reader.last_seq)
+    if want is None or "messages" in want:
+        con.execute(MESSAGES_SQL)
     for hook in VIEW_HOOKS:
-        _call_hook(hook, con, reader)
+        if want is None or want & set(HOOK_VIEWS.get(hook, ())):
+            _call_hook(hook, con, reader)
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def names_used(*texts: str) -> set[str]:
+    """Every word of these SQL texts, lowercased: a superset of the views they read (a name
+    in a comment or a string counts too, so no view a query reads is ever left out)."""
+    return {w.lower() for text in texts for w in _WORD.findall(text or "")}
+
+
+def closure(names) -> set[str]:
+    """`names` with every view (of this module and of tix.store.history) the named ones read."""
+    from tix.store.history import view_depends
+
+    depends = {**BASE_DEPENDS, **view_depends()}
+    out: set[str] = set()
+    todo = [n for n in names if n in depends]
+    while todo:
+        name = todo.pop()
+        if name not in out:
+            out.add(name)
+            todo.extend(depends[name])
+    return out
+
+
+# The views of this module and what each reads; views of the stages' hooks (HOOK_VIEWS) too.
+BASE_DEPENDS: dict[str, tuple[str, ...]] = {"tickets": (), "contacts": (), "events": (), "messages": ("events",),
+                                            "sla": ()}
 
 
 def _merged_view(con, name: str, key: str, snap_sql: str | None, tail_rows: dict, columns: dict) -> None:
@@ -77,6 +117,7 @@ def _merged_view(con, name: str, key: str, snap_sql: str | None, tail_rows: dict
 # Further views, owned by other stages: "module:function(con, reader)". A stage whose module
 # is not there yet is skipped; an error inside a present module is raised.
 VIEW_HOOKS = ("tix.sla.views:register",)
+HOOK_VIEWS = {"tix.sla.views:register": ("sla",)}
 
 
 def _call_hook(target: str, con, reader) -> None:

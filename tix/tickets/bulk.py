@@ -57,7 +57,11 @@ def bulk_update(store: Store, filter_text: str = "", *, numbers: list[int] | Non
 
 def _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, confirmed, dry_run,
            all_statuses=False) -> UpdateResult:
-    columns = ["number", "team", "tags", "fields", *[k for k in changes if not k.startswith("fields.")]]
+    # only the columns the changes compare with (and `team`, for an agent's scope): fetching
+    # every ticket's tags and custom fields costs more than the rest of a large update
+    columns = ["number", "team", *(["tags"] if add or remove else []),
+               *(["fields"] if any(k.startswith("fields.") for k in changes) else []),
+               *[k for k in changes if not k.startswith("fields.")]]
     rows = select(batch.reader, filter_text, columns=list(dict.fromkeys(columns)), sort="number",
                   numbers=numbers, config=store.config,
                   default_open=bool(filter_text.strip()) and not all_statuses)
@@ -88,8 +92,9 @@ def _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, 
                 result.preview.append(f"{fmt_number(row['number'])}: " + "; ".join(_describe(e) for e in made))
                 result.changes.append({"ticket": row["number"], "events": [
                     {"type": e["type"], "data": e["data"]} for e in made]})
-        if not dry_run and len(batch.pending) >= 50000:
+        if not dry_run and len(batch.pending) >= 10000:
             batch.flush(commit=False)  # frees memory; the whole update still commits as one batch
+            batch.written.clear()  # (nothing reads back what an update wrote)
     return result
 
 

@@ -279,7 +279,7 @@ def select(reader, filter_text="", *, columns=LIST_COLUMNS, sort="-updated", lim
     if limit is not None:
         sql += " LIMIT ?"
         params.append(int(limit))
-    con = con or reader.connect()
+    con = con or reader.connect(only=("tickets",))  # a filter reads the tickets view only
     cur = con.execute(sql, params)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

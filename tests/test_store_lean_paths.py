@@ -1,0 +1,178 @@
+"""Issue 16: the cheaper paths give the same answers as the full ones.
+
+- a report or `tix list` creates only the views its SQL names (and those they read);
+- `tix rebuild` keeps only the part of each event a fold reads, under a DuckDB memory limit,
+  and folds contacts a chunk at a time: the same snapshot as folding everything at once;
+- a snapshot refresh copies the log tail in blocks (commit marks, messages, lines without a
+  ticket): the same rows as a rebuild;
+- an HTML report's charts are kept by a digest of what they show, and used again.
+No timing here: the figures are in bench/ (bench_growth.py, bench_store.py, bench_reports.py).
+"""
+from __future__ import annotations
+
+import io
+import shutil
+
+import duckdb
+
+from tests.plugins.reports import NOW
+from tix.reports import render, run_report
+from tix.store import Store, history, views
+from tix.store import reader as readermod
+from tix.store import store as storemod
+from tix.tickets import create_ticket, get_ticket, set_fields, tag
+from tix.tickets.bulk import bulk_update
+
+
+def _names(con) -> set[str]:
+    rows = con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal "
+                       "UNION SELECT table_name FROM duckdb_tables()").fetchall()
+    return {r[0] for r in rows}
+
+
+def _fill(store: Store, n: int = 6) -> None:
+    with store.writing(actor="user:a", via="t") as b:
+        cids = []
+        for i in range(3):
+            cids.append(b.new_contact_id())
+            b.emit("contact.created", contact=cids[-1], data={"name": f"C {i}", "emails": [f"c{i}@example.com"],
+                                                              "phones": [], "fields": {}})
+        for i in range(n):
+            create_ticket(b, f"t{i} \"quoted\" \\ text", team="billing", contact=cids[i % 3])
+    with store.writing(actor="user:a", via="t") as b:
+        for i in range(1, n + 1, 2):
+            row = get_ticket(b, i)
+            set_fields(b, row, {"status": "pending", "fields.order_id": f"PO-{i}"})
+            tag(b, row, add=["vip"])
+        b.emit("message.received", ticket=2, data={"message": "m1", "channel": "email", "text": "x" * 5000,
+                                                    "auto": False})
+        b.emit("message.sent", ticket=2, data={"message": "m2", "channel": "email", "text": "reply", "auto": True})
+        b.emit("contact.updated", contact=cids[0], data={"set": {"name": "Renamed", "fields.city": "Bandung"},
+                                                   "add_phones": ["6281100"]})
+
+
+def _rows(store: Store, kind: str = "tickets"):
+    key = "number" if kind == "tickets" else "id"
+    return store.connect().execute(f"SELECT * FROM {kind} ORDER BY {key}").fetchall()
+
+
+def _rebuilt(store: Store, tmp_path, name: str) -> Store:
+    copy = tmp_path / name
+    shutil.copytree(store.root, copy)
+    shutil.rmtree(copy / "snapshot")
+    (copy / "snapshot").mkdir()
+    other = Store(copy)
+    other.rebuild()
+    return other
+
+
+def test_only_the_named_views_and_what_they_read_are_created(store):
+    _fill(store)
+    reader = store.read()
+    con = reader.connect(only={"tickets"})
+    assert {"tickets"} <= _names(con) and not {"events", "messages", "contacts", "sla"} & _names(con)
+    con = reader.connect(only=views.names_used("SELECT count(*) FROM messages"))
+    assert {"events", "messages"} <= _names(con) and "tickets" not in _names(con)
+    history.register(con, store, upto=reader.end, only={"messages"})  # names no history view: none made
+    assert "history" not in _names(con)
+    assert con.execute("SELECT getvariable('tix_exclude_tags')").fetchall()[0][0]  # the excluded() macro's list
+    con = reader.connect(only={"backlog_changes"})
+    history.register(con, store, upto=reader.end, only={"backlog_changes"})
+    assert {"history", "backlog_changes"} <= _names(con) and not {"replies", "first_responses"} & _names(con)
+    con = reader.connect(only={"first_responses"})
+    history.register(con, store, upto=reader.end, only={"first_responses"})
+    assert {"tickets", "excluded_tickets", "replies", "first_responses"} <= _names(con)
+    full = reader.connect()
+    history.register(full, store, upto=reader.end)
+    assert con.execute("SELECT * FROM first_responses ORDER BY ticket").fetchall() == \
+        full.execute("SELECT * FROM first_responses ORDER BY ticket").fetchall()
+
+
+def test_a_view_named_anywhere_in_a_report_is_created(store):
+    """A name in a string or a comment counts (a superset is harmless; a missing view is not)."""
+    assert {"tickets", "events"} <= views.names_used("SELECT * FROM query_table('TICKETS') -- events")
+
+
+def test_every_report_gives_what_it_gave_with_every_view(report_store, monkeypatch):
+    names = ["backlog", "weekly", "response-times", "volume", "agents", "sla"]
+    week = {n: None if n == "backlog" else "2026-W47" for n in names}
+    lean = {n: run_report(report_store, n, week=week[n], now=NOW) for n in names}
+    monkeypatch.setattr("tix.reports.run.names_used", lambda *texts: {"sla"})  # forces every view
+    for n in names:
+        full = run_report(report_store, n, week=week[n], now=NOW)
+        assert [(s.name, s.columns, s.rows, s.note) for s in lean[n].sections] == \
+            [(s.name, s.columns, s.rows, s.note) for s in full.sections], n
+
+
+def test_rebuild_under_a_small_memory_limit_and_in_contact_chunks_equals_the_refreshed_snapshot(
+        store, tmp_path, monkeypatch):
+    _fill(store, 9)
+    store.refresh_snapshot()
+    tickets, contacts = _rows(store), _rows(store, "contacts")
+    monkeypatch.setattr(storemod, "REBUILD_MEMORY", "64MB")
+    monkeypatch.setattr(storemod, "CONTACT_CHUNK", 1)
+    other = _rebuilt(store, tmp_path, "rebuilt")
+    assert _rows(other) == tickets
+    assert _rows(other, "contacts") == contacts
+    assert other.snapshot.meta()["max_contact"] == store.read().max_contact == 3
+    assert len(contacts) == 3
+
+
+def test_a_refresh_of_a_tail_with_messages_marks_and_contact_lines_equals_a_rebuild(store, tmp_path, monkeypatch):
+    _fill(store)
+    store.refresh_snapshot()
+    _fill(store, 4)  # a tail: created, updated, tagged, messages (one long), contact lines, commit marks
+    monkeypatch.setattr(readermod, "_copy_tail", _small_blocks(readermod._copy_tail))
+    store.refresh_snapshot()
+    assert _rows(store) == _rows(_rebuilt(store, tmp_path, "rebuilt"))
+
+
+def _small_blocks(copy):
+    def run(log, start, end, fh):
+        return copy(log, start, end, fh, chunk=97)  # lines cut across blocks
+    return run
+
+
+def test_bulk_update_of_tags_only_and_fields_only(store):
+    _fill(store)
+    result = bulk_update(store, "", numbers=[1, 2, 3], add_tags=["x"], confirmed=True, actor="user:a")
+    assert result.changed == 3
+    result = bulk_update(store, "", numbers=[1, 2], set_pairs=["order_id=PO-9"], confirmed=True, actor="user:a")
+    assert result.changed == 2
+    rows = store.connect().execute("SELECT number, tags, fields->>'$.order_id' FROM tickets WHERE number <= 3 "
+                                   "ORDER BY number").fetchall()
+    assert rows == [(1, ["vip", "x"], "PO-9"), (2, ["x"], "PO-9"), (3, ["vip", "x"], "PO-3")]
+
+
+def _html(store) -> str:
+    result = run_report(store, "weekly", week="2026-W47", now=NOW, locale="en")
+    out = io.StringIO()
+    render(result, "html", out, template_dirs=[store.path("templates")])
+    return out.getvalue()
+
+
+def test_charts_are_drawn_once_and_used_again(report_store):
+    first = _html(report_store)
+    cached = sorted(report_store.path("snapshot", "charts").glob("*.svg"))
+    assert len(cached) == first.count("<svg") == 3
+    assert _html(report_store) == first
+    cached[0].write_text('<svg class="chart">from the cache</svg>', encoding="utf-8")
+    assert "from the cache" in _html(report_store)  # used as it is: nothing drawn again
+
+
+def test_charts_are_drawn_when_the_cache_cannot_be_written(report_store):
+    first = _html(report_store)
+    shutil.rmtree(report_store.path("snapshot", "charts"))
+    report_store.path("snapshot", "charts").write_text("not a directory", encoding="utf-8")
+    assert _html(report_store) == first
+
+
+def test_the_yardstick_query_of_the_benches_reads_the_snapshot(store):
+    """bench_growth.py times a bare DuckDB query of the snapshot's Parquet beside each command."""
+    _fill(store)
+    store.refresh_snapshot()
+    meta = store.snapshot.meta()
+    path = str(store.path("snapshot", meta["tickets"]))
+    rows = duckdb.sql(f"SELECT team, count(*) FROM read_parquet('{path}') "
+                      "WHERE status IN ('new', 'open', 'pending') GROUP BY team").fetchall()
+    assert rows == [("billing", 6)]
