@@ -62,6 +62,7 @@ KNOWN_SECTIONS = (
     "settings", "teams", "agents", "custom_fields", "contact_fields",
     "channels", "outbound", "calendars", "sla", "whatsapp", "notify", "auto_reply", "reports", "redact",
     "retention",
+    "agent_mail",
 )
 
 # Sections validated by the stage that owns them: section -> "module:function".
@@ -75,6 +76,7 @@ SECTION_VALIDATORS: dict[str, str] = {
     "reports": "tix.store.history:validate_section",
     "retention": "tix.tickets.retention:validate_section",
     "redact": "tix.redact:validate_section",
+    "agent_mail": "tix.channels.mail.agentauth:validate_section",
 }
 
 
@@ -89,6 +91,7 @@ class Agent:
     logins: tuple[str, ...] = ()  # the OS logins that act as this agent (tix.access)
     role: str = "agent"  # agent, lead or admin (tix.access.ROLES)
     signature: str = ""  # what macros sign with: {{ agent.signature }}
+    mail_client: bool = False  # works from their own mail client (`agent_mail:`, tix.ingest.agentmail)
 
 
 @dataclass
@@ -306,7 +309,7 @@ def _teams(node, fname, problems) -> dict[str, dict]:
     return {str(k): dict(v or {}) for k, v in node.items()}
 
 
-_AGENT_KEYS = ("name", "email", "teams", "skills", "away", "login", "role", "signature")
+_AGENT_KEYS = ("name", "email", "teams", "skills", "away", "login", "role", "signature", "mail_client")
 _ROLES = ("agent", "lead", "admin")  # tix.access.ROLES (not imported: loading the config stays light)
 
 
@@ -338,7 +341,23 @@ def _agents(node, teams, fname, problems) -> dict[str, Agent]:
         out[str(login)] = Agent(str(login), str(spec.get("name") or login), str(spec.get("email") or ""),
                                 list(spec.get("teams") or []), [str(s) for s in spec.get("skills") or []],
                                 bool(spec.get("away", False)), tuple(str(x) for x in logins), role,
-                                str(spec.get("signature") or ""))
+                                str(spec.get("signature") or ""), mail_client=bool(spec.get("mail_client", False)))
+        if spec.get("mail_client"):
+            problems += _mail_client_problems(str(login), spec, fname, _line(spec, "mail_client"))
+    return out
+
+
+def _mail_client_problems(login: str, spec: dict, fname: str, line) -> list[Problem]:
+    """An agent who works from their mail client needs an address, and a login that fits
+    in the reply token of a `+tag` address (tix.channels.mail.agentauth)."""
+    from tix.channels.mail.agentauth import LOGIN_RE
+
+    out = []
+    if "@" not in str(spec.get("email") or ""):
+        out.append(Problem(fname, line, f"agent {login!r}: mail_client needs the agent's email address"))
+    if not LOGIN_RE.fullmatch(login):
+        out.append(Problem(fname, line, f"agent {login!r}: mail_client needs a login of letters, digits, "
+                                        "'_' or '-' (at most 32): it goes into the reply address"))
     return out
 
 
@@ -399,6 +418,7 @@ STORE_CHECKS: tuple[tuple[str, str], ...] = (
     ("business calendar", "tix.config:_check_business_calendar"),
     ("rules", "tix.config:_check_rules"),
     ("templates", "tix.config:_check_templates"),
+    ("agent mail", "tix.outbox.agentmail:check_template"),
     ("reports", "tix.config:_check_reports"),
     ("environment variables and files", "tix.config:check_secrets"),
 )
@@ -412,8 +432,9 @@ def check_store(store) -> list[Problem]:
     Then, each on its own (one that raises is a problem too, the others still run): calendars
     and SLA policies with their references to teams and agents, the business calendar of the
     rules, every rule file, every template (compiled; those whose context tix knows rendered
-    with a sample), every report file, and every environment variable and file the
-    configuration names (`*_env`, `*_file`, `ca_file`, maildir/mbox paths, `env:VAR` webhooks).
+    with a sample, the agent mail's too when an agent has `mail_client`), every report file,
+    and every environment variable and file the configuration names (`*_env`, `*_file`,
+    `ca_file`, maildir/mbox paths, `env:VAR` webhooks).
     """
     try:
         cfg = load(store.root / CONFIG_NAME, validate_sections=True)
@@ -520,7 +541,7 @@ def _check_reports(store) -> list[Problem]:
     return problems
 
 
-SECRET_SECTIONS = ("channels", "outbound", "whatsapp")
+SECRET_SECTIONS = ("channels", "outbound", "whatsapp", "agent_mail")
 
 
 def check_secrets(store) -> list[Problem]:
@@ -540,7 +561,7 @@ def check_secrets(store) -> list[Problem]:
             problems += _secrets_of(spec, where, fname)
             if spec.get("type") in ("maildir", "mbox") and spec.get("path"):
                 problems += _exists(spec, "path", where, fname)
-    for section in ("outbound", "whatsapp"):
+    for section in ("outbound", "whatsapp", "agent_mail"):
         node = cfg.raw.get(section)
         if isinstance(node, dict):
             problems += _secrets_of(node, section, fname)

@@ -55,6 +55,7 @@ def fetch(
         typer.echo(f"stopped at the batch cap: {rep.left} message(s) left for the next run")
     for line in fetch_summary(rep):
         info(line)
+    failed = not _agent_mail(store, "tix fetch") or failed
     if not no_send:
         out = flush(store, via="tix fetch")
         for line in out.errors:
@@ -360,13 +361,30 @@ def outbox_flush(
     from tix.outbox import flush
 
     store = open_store()
+    mailed = _agent_mail(store, "tix outbox flush")
     rep = flush(store, force=force)
     for line in rep.errors:
         error(line)
     if rep.busy:
         info("outbox: another tix is sending; left to it")
     info(_flushed(rep))
-    raise typer.Exit(EXIT_PARTIAL if rep.errors else EXIT_OK)
+    raise typer.Exit(EXIT_PARTIAL if rep.errors or not mailed else EXIT_OK)
+
+
+def _agent_mail(store, via: str) -> bool:
+    """Queue the mail of agents who work from their mail client (tix.outbox.agentmail); False
+    (after one error line) when that failed: the rest of the command goes on."""
+    from tix.errors import StoreLocked, TixError
+    from tix.outbox.agentmail import queue_agent_mail
+
+    try:
+        queue_agent_mail(store, via=via)
+    except StoreLocked:
+        raise
+    except TixError as exc:
+        error(f"agent mail: {exc}")
+        return False
+    return True
 
 
 def _flushed(rep) -> str:

@@ -40,6 +40,38 @@ KINDS = ("mbox", "maildir", "imap", "whatsapp", "helpdesk")
 TAG = "imported"
 
 
+class ExportStep:
+    """The intake step of an export that is not mail (a chat, another helpdesk's rows): its
+    items arrive already decoded by their Source, so decoding passes them through; a subclass
+    sets `channel`, `ext`, `replay_type` and writes `take`."""
+
+    channel = ext = replay_type = ""
+
+    def __init__(self, run, source):
+        self.run = run
+        self.source = source
+        self.last: dict[int, tuple[str, str]] = {}  # ticket -> ("in" | "out", time of its last message)
+
+    def decode(self, source, budget):
+        for chunk in source.chunks(budget):
+            yield chunk, [(item, None) for item in chunk]
+
+    def decode_one(self, item):
+        return None
+
+    def key_of(self, item, decoded) -> str:
+        return item.key
+
+    def replay_spec(self, entry: dict) -> dict:
+        return {"name": entry.get("source") or f"import-{self.replay_type}", "type": self.replay_type}
+
+    def finish(self, source) -> None:
+        source.close()
+
+    def close(self, failed: bool = False) -> None:
+        pass
+
+
 @dataclass
 class ImportReport(FetchReport):
     replies: int = 0  # the shop's own messages, recorded as sent

@@ -49,7 +49,7 @@ import orjson
 from tix import tickets
 from tix.channels.base import RawItem, Source
 from tix.errors import ConfigError, UsageError
-from tix.importers import TAG
+from tix.importers import TAG, ExportStep
 from tix.ingest.intake import Identity, Inbound, NewTicket
 
 REQUIRED = ("ticket", "time", "body", "from")
@@ -193,35 +193,13 @@ class HelpdeskSource(Source):
         return dt if dt.tzinfo else dt.replace(tzinfo=self.map.tz)
 
 
-class HelpdeskStep:
+class HelpdeskStep(ExportStep):
     """Takes one exported ticket in: its messages at their times, then its fields."""
 
     channel = "helpdesk"
     ext = "json"
 
-    def __init__(self, run, source: HelpdeskSource):
-        self.run = run
-        self.source = source
-        self.last: dict[int, tuple[str, str]] = {}
-
-    def decode(self, source, budget):
-        for chunk in source.chunks(budget):
-            yield chunk, [(item, None) for item in chunk]
-
-    def decode_one(self, item):
-        return None
-
-    def key_of(self, item, decoded) -> str:
-        return item.key
-
-    def replay_spec(self, entry: dict) -> dict:
-        return {"name": entry.get("source") or "import-helpdesk", "type": "helpdesk"}
-
-    def finish(self, source) -> None:
-        source.close()
-
-    def close(self, failed: bool = False) -> None:
-        pass
+    replay_type = "helpdesk"
 
     def take(self, item: RawItem, decoded, spec: dict, replay: bool = False) -> None:
         run, m = self.run, self.source.map

@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 
 from tix.channels.base import RawItem, Source
 from tix.errors import UsageError
-from tix.importers import TAG
+from tix.importers import TAG, ExportStep
 from tix.ingest.intake import Identity, Inbound, NewTicket
 
 _TIME = r"\d{1,2}[.:]\d{2}(?:[.:]\d{2})?(?:[\s\u202f\u00a0]?[AaPp]\.?\s?[Mm]\.?)?"
@@ -201,36 +201,17 @@ def _phone_like(name: str) -> str | None:
     return digits if re.fullmatch(r"\+?\d{8,15}", digits) else None
 
 
-class ChatStep:
+class ChatStep(ExportStep):
     """Takes a chat export's messages in through the intake (see the module docstring)."""
 
     channel = "whatsapp-export"
     ext = "txt"
 
+    replay_type = "whatsapp"
+
     def __init__(self, run, source: ChatSource):
-        self.run = run
-        self.source = source
-        self.last: dict[int, tuple[str, str]] = {}  # ticket -> ("in" | "out", time of its last message)
+        super().__init__(run, source)
         self.resolve_gap: timedelta | None = None  # set by the importer with resolve_answered
-
-    def decode(self, source, budget):
-        for chunk in source.chunks(budget):
-            yield chunk, [(item, None) for item in chunk]
-
-    def decode_one(self, item):
-        return None
-
-    def key_of(self, item, decoded) -> str:
-        return item.key
-
-    def replay_spec(self, entry: dict) -> dict:
-        return {"name": entry.get("source") or "import-whatsapp", "type": "whatsapp"}
-
-    def finish(self, source) -> None:
-        source.close()
-
-    def close(self, failed: bool = False) -> None:
-        pass
 
     def take(self, item: RawItem, decoded, spec: dict, replay: bool = False) -> None:
         run, src, meta = self.run, self.source, item.meta

@@ -33,7 +33,7 @@ VERSION = 4
 NAME = "message-index.json"
 OLD_NAMES = ("mail-index.pickle",)  # earlier caches, removed when this one is saved
 INTERESTING = (b'"type":"message.', b'"type":"outbox.sent"', b'"type":"whatsapp.', b'"kind":"bounce"',
-               b'"type":"ticket.merged"', b'"type":"ticket.split"')
+               b'"type":"ticket.merged"', b'"type":"ticket.split"', b'"type":"agentmail.received"')
 STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 100}
 THREAD = 20  # Message-IDs kept per ticket
 
@@ -130,6 +130,10 @@ class MessageIndex:
         elif kind in ("message.received", "message.unmatched", "whatsapp.system") or (
                 kind == "ticket.note" and data.get("kind") == "bounce"):
             self._received(data, ticket)
+        elif kind == "agentmail.received":
+            for k in (data.get("message"), data.get("source_key")):  # an agent's mail: its keys only
+                if k:
+                    self.keys.add(k)
         elif kind.startswith("whatsapp."):  # error, account, preference, call: kept once by key
             if data.get("key"):
                 self.keys.add(data["key"])

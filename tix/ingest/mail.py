@@ -14,7 +14,8 @@ newest first, against every Message-ID tix has received or sent; then the subjec
 is passive: it never reopens a ticket; without a thread it opens a ticket tagged `auto`,
 closed unless the source says `auto_messages: ticket`. Delivery reports become a
 `ticket.note` (kind `bounce`) on the ticket of the message that bounced, or a
-`message.unmatched` event, and never open a ticket.
+`message.unmatched` event, and never open a ticket. Mail from (or to the reply address of)
+an agent who works from their mail client is `tix.ingest.agentmail`'s, before any threading.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import re
 from tix.channels import base
 from tix.channels.mail import inbox_of, own_addresses
 from tix.channels.mail import parse as mailparse
+from tix.ingest.agentmail import AgentMail
 from tix.ingest.intake import Identity, Inbound, NewTicket
 from tix.ingest.parsing import Parser, Prefetch
 
@@ -41,6 +43,7 @@ class MailStep:
         prefix = re.escape(str(run.config.setting("subject_tag")))
         self.tag_re = re.compile(r"\[" + prefix + r"(\d+)\]")
         self._prefetch: Prefetch | None = None
+        self.agent_mail = AgentMail.load(run)  # None unless an agent works from their mail client
 
     # -- fetch and decode -----------------------------------------------------------------------
     def decode(self, source, budget):
@@ -105,7 +108,9 @@ class MailStep:
             run.remember(item.key)  # skip it cheaply next time (the saved index is a cache of the log)
             run.report.duplicates += 1
             return
-        if p.bounce:
+        if self.agent_mail is not None and not p.bounce and self.agent_mail.claims(p):
+            self.agent_mail.take(item, p, ckey, spec)  # an agent's reply: before any customer threading
+        elif p.bounce:
             self._bounce(item, p, ckey, spec)
             run.report.bounces += 1
         else:

@@ -153,7 +153,8 @@ def _utf8_options(conn: smtplib.SMTP, envelope: str, rcpts: list[str]) -> list[s
 
 
 def notification_message(item: dict, spec: dict) -> tuple[str, list[str], bytes, str]:
-    """A notification as an email: plain text from its subject and body."""
+    """A notification as an email: plain text from its subject and body (and a Reply-To from
+    its payload's `reply_to`)."""
     sender = str(spec.get("from") or spec.get("user") or "tix@localhost")
     msg = EmailMessage()
     msg["From"] = sender
@@ -164,6 +165,9 @@ def notification_message(item: dict, spec: dict) -> tuple[str, list[str], bytes,
     msg["Message-ID"] = make_msgid(idstring=item["id"], domain=domain)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: never auto-reply to this
     msg["X-Tix-Notification"] = item["id"]
+    reply_to = (item.get("payload") or {}).get("reply_to")
+    if reply_to:  # agent mail: the address with the reply token (tix.outbox.agentmail)
+        msg["Reply-To"] = str(reply_to)
     msg.set_content(item.get("body") or "")
     return parseaddr(sender)[1], _addresses(item["target"]), msg.as_bytes(policy=SMTP), msg["Message-ID"]
 

@@ -82,7 +82,11 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
   `whatsapp.call` (on the contact, and the ticket of its conversation if any) and
   `whatsapp.account`, `whatsapp.error` (no ticket): data in `tix.ingest.whatsapp`.
   `ticket.note` kinds: `intake` (typed in by an agent), `bounce`, `linked`, `send_failed`,
-  `merged` (`merged`: the ticket merged in, or `into`), `split` (`split_from`, `messages`, or `into`).
+  `merged` (`merged`: the ticket merged in, or `into`), `split` (`split_from`, `messages`, or `into`),
+  `agent_mail` (an agent's `#note` by mail), `agent_mail_refused` (an agent's mail not acted on).
+  `agentmail.received` (actor `user:AGENT`): an agent's reply by mail (tix.ingest.agentmail):
+  `message`/`source_key` (its idempotency keys), `source`, `channel`, `message_id`, `from`,
+  `subject`, `agent`, `seq` (of its reply token), `command`, `outcome`, `text`, `raw`, `raw_span`.
 - Stage events: `rule.auto_reply`, `rule.failed` (rules), `sla.step` (`history: true`:
   a breach older than `act_within`, recorded, nobody notified), `sla.breached` (SLA).
   The outbox (everything tix sends; the full vocabulary is in `tix.outbox`):

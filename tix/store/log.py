@@ -301,16 +301,28 @@ class EventLog:
 
     def last_event(self) -> dict | None:
         """The last committed, readable event of the log, read backwards from `end()`."""
+        return next(self.read_backward(), None)
+
+    def read_backward(self) -> Iterator[dict]:
+        """Every committed event, the last first, read backwards from `end()`: the cost of
+        what the caller reads before it stops (a damaged line is reported and skipped)."""
         end = self.end()
-        loads = orjson.loads
         for name in reversed([s for s in self.segments() if s <= end.segment]):
             stop = end.offset if name == end.segment else None
             for line, start in self._lines_backward(name, stop):
                 try:
-                    return loads(unmark(line))
+                    yield orjson.loads(unmark(line))
                 except ValueError as exc:
                     self.damaged(name, start, _why(exc))
-        return None
+
+    def read_after(self, seq: int) -> list[dict]:
+        """The committed events whose seq is above `seq`, in log order (read backwards)."""
+        out: list[dict] = []
+        for ev in self.read_backward():
+            if int(ev.get("seq") or 0) <= seq:
+                break
+            out.append(ev)
+        return out[::-1]
 
     def _lines_backward(self, name: str, stop: int | None) -> Iterator[tuple[bytes, int]]:
         """(line without newline, its start offset) for the whole lines before `stop`, last first."""
