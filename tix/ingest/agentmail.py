@@ -20,6 +20,7 @@ the agent as actor (`user:LOGIN`); the first line may be a command:
     #note            the text is an internal note
     #pending         status pending (waiting on the customer); text below: a reply first
     #resolve         status resolved; text below: a reply first
+                     (the moves of `tix reply --pending/--resolve`: tix.tickets.status)
     #assign NAME     the ticket goes to agent NAME; text below: an internal note (a handover)
 
 Collision rule: the token names the last event of the ticket the agent's mail showed. When
@@ -42,6 +43,7 @@ from tix.channels.base import Undecodable
 from tix.channels.mail import agentauth
 from tix.channels.mail import parse as mailparse
 from tix.errors import UsageError
+from tix.tickets.status import after_reply, check_outcome
 
 COMMANDS = ("note", "pending", "resolve", "assign")
 _COMMAND = re.compile(r"#([A-Za-z]+)(?:[ \t]+(\S+))?[ \t]*")
@@ -181,19 +183,18 @@ class AgentMail:
             raise Bounced(f"#{row['number']} is now assigned to {row.get('assignee') or 'nobody'}")
         if command is None and not text:
             raise Bounced("the reply is empty (nothing above the quoted mail and the signature)")
-        done = []
-        if text or command is None:
+        outcome = {"pending": "pending", "resolve": "resolved"}.get(command)
+        try:
+            check_outcome(row, outcome)  # the moves `tix reply --pending/--resolve` may make
+        except UsageError as exc:
+            raise Bounced(str(exc)) from None
+        if text:
             self.collision(row["number"], seq, login)
             self.reply(login, row, text, ckey)
-            done.append("replied")
-        if command in ("pending", "resolve"):
-            if command == "resolve":
-                self._set(row, lambda: tickets.close(batch, row, resolved=True, why="by agent mail"))
-            else:
-                self._set(row, lambda: tickets.set_fields(batch, row, {"status": "pending"},
-                                                                    why="by agent mail"))
-            done.append(f"status {row['status']}")
-        return ", ".join(done)
+            self._set(row, lambda: after_reply(batch, row, outcome))  # as after `tix reply`: new -> open, …
+            return "replied" + (f", status {row['status']}" if outcome else "")
+        self._set(row, lambda: tickets.set_fields(batch, row, {"status": outcome}, why="by agent mail"))
+        return f"status {row['status']}"
 
     def _set(self, row: dict, change) -> None:
         """Run a change of the run's cached row, undoably (the intake may roll the item back)."""
