@@ -1,4 +1,4 @@
-from tix.cli import main
+from tix.idle import main
 
 if __name__ == "__main__":
     main()

@@ -37,10 +37,13 @@ def fetch(
 
     Example: */5 * * * * tix --store /srv/tix fetch
     """
+    from tix import idle
     from tix.ingest import fetch_all
     from tix.outbox import flush
 
     store = open_store()
+    whole = not (source or limit is not None or no_send)
+    sig = idle.taken(store, "fetch") if whole else None
     progress = Progress()
     try:
         rep = fetch_all(store, limit=limit, sources=source or None, progress=progress)
@@ -63,6 +66,9 @@ def fetch(
         if out.sent or out.failed:
             info(_flushed(out))
         failed = failed or bool(out.errors)
+    if whole:  # nothing new before the next outbox retry, unless a source changes (tix.idle)
+        stampable, retry = idle.outbox_until(store) if not (failed or rep.left) else (False, None)
+        idle.stamp(store, "fetch", sig, retry, idle=stampable)
     raise typer.Exit(EXIT_PARTIAL if failed else EXIT_OK)
 
 

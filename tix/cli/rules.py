@@ -38,7 +38,7 @@ def route(
       tix fetch; tix route          # from cron (route even when a source failed)
       tix route --explain 1042
     """
-    from tix import rules
+    from tix import idle, rules
     from tix.render import render
 
     check_format(fmt)
@@ -49,6 +49,8 @@ def route(
                 typer.echo(line)
         return
     numbers = [ticket_arg(t) for t in tickets] if tickets else None
+    whole = not (numbers or dry_run or reroute)
+    sig = idle.taken(store, "route") if whole else None
     result = rules.route(store, dry_run=dry_run, reroute=reroute, numbers=numbers,
                          record=dry_run or state.verbose > 0)
     for err in result.errors:
@@ -69,6 +71,8 @@ def route(
         info(f"routed {result.routed} tickets, {result.events} events")
         if result.skipped_line():
             info(result.skipped_line())
+    if whole:  # a complete run: nothing left for an identical next one (tix.idle)
+        idle.stamp(store, "route", sig, idle=not result.exit_code)
     if result.exit_code:
         raise typer.Exit(result.exit_code)
 

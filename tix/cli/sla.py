@@ -39,11 +39,14 @@ def escalate(
 
     Example: tix escalate --dry-run
     """
+    from tix import idle
     from tix.render import render
     from tix.sla.escalate import escalate as run
 
     check_format(fmt)
     store = open_store()
+    whole = not (dry_run or now)
+    sig = idle.taken(store, "escalate") if whole else None
     report = run(store, now=_now(now, store), dry_run=dry_run, rebuild=rebuild)
     tz = store.config.setting("timezone")
     if dry_run or state.verbose:
@@ -61,6 +64,9 @@ def escalate(
     for line in report.errors:
         error(line)
     _report_notify(report.notify)
+    if whole:  # nothing due again before the earliest clock or retry (tix.idle)
+        stampable, retry = idle.outbox_until(store, purposes=("notification",)) if report.ok else (False, None)
+        idle.stamp(store, "escalate", sig, idle.earliest(report.next_due, retry), idle=stampable)
     if not report.ok:
         raise typer.Exit(1)
 

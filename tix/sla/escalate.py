@@ -85,6 +85,7 @@ class EscalateReport:
     notify: object | None = None  # tix.outbox.FlushReport of the notifications sent at the end
     errors: list[str] = field(default_factory=list)  # notifications that could not be made (queued as failed)
     timings: dict = field(default_factory=dict)
+    next_due: str | None = None  # the earliest a clock or window could warn or breach (ISO UTC; tix.idle)
 
     @property
     def ok(self) -> bool:
@@ -199,6 +200,7 @@ def _settle(store, settings: SlaSettings, now: datetime, report: EscalateReport,
         ctx = _compute(store, st, settings, t, rnd)
         _plan(ctx, settings, t, rnd)
         _absorb(report, rnd, n, clock)
+        report.next_due = next_due(ctx, settings, t)
         if report.dry_run:
             return
         written = _act(store, ctx, settings, rnd)
@@ -314,6 +316,36 @@ def _compute(store, st, settings: SlaSettings, now: float, report: EscalateRepor
     return {"con": con, "table": out, "numbers": numbers, "done": done, "wa": wa, "pol": pol,
             "clocks": clocks, "eligible": ~done | (touched & ~st.cold), "write_done": done & touched,
             "policies": settings.sla.policies}
+
+
+def next_due(ctx: dict, settings: SlaSettings, now: float) -> str | None:
+    """The earliest time after `now` at which, with no new event, a clock could reach its
+    warning or its breach, or a WhatsApp window its warning: what an idle run waits for.
+
+    A lower bound: business time never runs faster than the clock, so a clock with R
+    business seconds left cannot get there before now + R. None: nothing ever comes due.
+    """
+    best = np.inf
+    live_rows = ~ctx["done"] & (ctx["pol"] >= 0)
+    warn = np.array([p.warn_at if p.warn_at is not None else np.nan for p in ctx["policies"]] + [np.nan],
+                    np.float64)[ctx["pol"]]
+    for c in ctx["clocks"].values():
+        running = c.has & live_rows & ~c.paused & np.isnan(c.met)
+        goal = c.target_s
+        at_warn = np.where(np.isnan(warn * goal), goal, np.minimum(warn * goal, goal))
+        left = np.where(c.state == "ok", at_warn - c.used, np.where(c.state == "warning", goal - c.used, np.nan))
+        left = left[running & ~np.isnan(left)]
+        if len(left):
+            best = min(best, now + max(float(left.min()), 0.0))
+    from tix.sla.clock import _f64
+
+    table = ctx["table"]
+    awaiting = table["awaiting"].to_numpy(zero_copy_only=False)
+    warn_at = _f64(table, "last_customer") + settings.window - settings.sla.window_warning
+    soon = warn_at[ctx["wa"] & live_rows & awaiting & (warn_at > now)]
+    if len(soon):
+        best = min(best, float(soon.min()))
+    return None if not np.isfinite(best) else iso(_dt(best))
 
 
 def _recorded(table, target: str, cycle: np.ndarray, breach_keys) -> np.ndarray:
