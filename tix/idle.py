@@ -161,8 +161,10 @@ def current(store, cmd: str) -> bool:
 
 
 def taken(store, cmd: str) -> dict | None:
-    """The signature to stamp with, taken before the run (None: no idle exit for this store)."""
+    """The signature to stamp with, taken before the run (None: no idle exit for this store).
+    The old stamp goes first: a run killed half way leaves none, and the next run is full."""
     try:
+        _path(store, cmd).unlink(missing_ok=True)
         return signature(store, cmd)
     except Exception:  # noqa: BLE001 - a cache: no stamp rather than a failed command
         return None
