@@ -182,7 +182,8 @@ def test_an_sla_mail_template_reads_custom_fields_as_a_mapping(sla_store, timeli
     english(sla_store)
     use_smtp(sla_store, smtp_sink.port)
     path = sla_store.path("templates", "sla_warning.j2")
-    path.write_text("Subject: [#{{ number }}] order {{ ticket.fields.order_id }}\n\nOrder {{ ticket.fields.order_id }}\n")
+    path.write_text("Subject: [#{{ number }}] order {{ ticket.fields.order_id }}\n\n"
+                    "Order {{ ticket.fields.order_id }}\n")
     n = timeline.create(jkt(2026, 11, 23, 9, 0), priority="urgent", subject="Pembayaran gagal")
     assert tix("set", str(n), "fields.order_id=INV-7", env={"TIX_NOW": "2026-11-23T02:05:00Z"}).returncode == 0
     escalate(sla_store, now=jkt(2026, 11, 23, 9, 50))
