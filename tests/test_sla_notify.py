@@ -175,3 +175,17 @@ def test_email_to_the_assignee(sla_store, timeline, smtp_sink):
     got = sorted((rcpt[0], msg["Subject"].split("]")[0]) for rcpt, msg in smtp_sink.messages)
     assert got == sorted([("ani@example.co.id", f"[#{n}"), ("lead@example.co.id", f"[#{n}"),
                           ("lead@example.co.id", f"[#{m}")])
+
+
+def test_an_sla_mail_template_reads_custom_fields_as_a_mapping(sla_store, timeline, smtp_sink, tix):
+    """Custom fields reached SLA templates as a JSON string: `{{ ticket.fields.order_id }}` failed."""
+    english(sla_store)
+    use_smtp(sla_store, smtp_sink.port)
+    path = sla_store.path("templates", "sla_warning.j2")
+    path.write_text("Subject: [#{{ number }}] order {{ ticket.fields.order_id }}\n\n"
+                    "Order {{ ticket.fields.order_id }}\n")
+    n = timeline.create(jkt(2026, 11, 23, 9, 0), priority="urgent", subject="Pembayaran gagal")
+    assert tix("set", str(n), "fields.order_id=INV-7", env={"TIX_NOW": "2026-11-23T02:05:00Z"}).returncode == 0
+    escalate(sla_store, now=jkt(2026, 11, 23, 9, 50))
+    (_rcpt, msg), = smtp_sink.messages
+    assert msg["Subject"] == f"[#{n}] order INV-7" and "Order INV-7" in msg.get_payload()

@@ -237,3 +237,14 @@ def test_a_template_whose_parameter_would_be_empty_is_refused_before_queueing(wa
     assert proc.returncode == 0, proc.stderr
     params = graph.sent()[-1]["json"]["template"]["components"][0]["parameters"]
     assert params == [{"type": "text", "text": "1"}, {"type": "text", "text": "Paket sudah dikirim ulang"}]
+
+
+def test_a_template_parameter_reads_custom_fields_as_a_mapping(wa_store, graph, tix):
+    """Custom fields reached WhatsApp template parameters as a JSON string."""
+    spool(wa_store, text_payload("wamid.OLD4", "lama sekali", wa_id="15555550101", ts=T0))
+    fetch_spool(wa_store)
+    assert tix("set", "1", "fields.order_id=INV-2026-1101").returncode == 0
+    proc = tix("reply", "1", "--template", "order")
+    assert proc.returncode == 0, proc.stderr
+    params = graph.sent()[-1]["json"]["template"]["components"][0]["parameters"]
+    assert params == [{"type": "text", "text": "INV-2026-1101"}]

@@ -53,6 +53,10 @@ whatsapp:
       name: ticket_note
       language: id
       params: ["{{{{ ticket.number }}}}", "{{{{ text | truncate(60) }}}}"]
+    order:
+      name: order_update
+      language: id
+      params: ["{{{{ ticket.fields.order_id }}}}"]
 """
 
 

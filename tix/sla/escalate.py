@@ -585,11 +585,11 @@ class _Renderer:
     def render(self, p: Planned, row: dict) -> tuple[str, str]:
         """(subject, body); a template that fails raises TemplateFailed (`templates/NAME:LINE: …`)."""
         from tix.render import local
-        from tix.templates import TemplateMissing, render
+        from tix.templates import TemplateMissing, render, with_fields
 
         name = self.template_name(p)
         fmt = "%Y-%m-%d %H:%M %Z"
-        ctx = {"ticket": row, "number": p.ticket, "policy": p.policy, "target": p.target,
+        ctx = {"ticket": with_fields(row), "number": p.ticket, "policy": p.policy, "target": p.target,
                "target_label": TARGET_LABEL[p.target], "state": p.state, "step": p.step.name,
                "due": local(_dt(p.due), self.tz, fmt) if p.due else "",
                "used": format_duration(p.used), "goal": format_duration(p.target_s),

@@ -229,10 +229,10 @@ def _template_body(settings, key: str, row: dict, contact: dict | None, text: st
         raise UsageError(f"unknown WhatsApp template {key!r}; configured in whatsapp.templates: {names}")
     from jinja2 import TemplateError
 
-    from tix.templates import environment
+    from tix.templates import environment, with_fields
 
     env = environment()
-    values = {"ticket": row, "contact": contact or {}, "text": text or ""}
+    values = {"ticket": with_fields(row), "contact": with_fields(contact), "text": text or ""}
     params = []
     try:
         for i, p in enumerate(spec.get("params") or [], 1):
