@@ -12,7 +12,7 @@ from email.policy import default
 import orjson
 import pytest
 
-from tests.plugins.email import add_config, make_mail
+from tests.plugins.email import make_mail, maildir_source
 from tests.plugins.whatsapp import spool, text_payload
 from tix.ingest import fetch_all, fetch_spool
 
@@ -26,12 +26,8 @@ def events(store, kind):
 
 @pytest.fixture
 def md_store(store, tmp_path, smtp_server):
-    md = tmp_path / "maildir"
-    for sub in ("new", "cur", "tmp"):
-        (md / sub).mkdir(parents=True)
-    add_config(store, f"channels:\n  - name: inbox\n    type: maildir\n    path: {md}\n    after: seen\n"
-                      f"    address: support@toko.example\n    team: support\n" + smtp_server.outbound_yaml())
-    store.md, store.smtp = md, smtp_server
+    maildir_source(store, tmp_path / "maildir", "    team: support\n" + smtp_server.outbound_yaml())
+    store.smtp = smtp_server
     return store
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import pytest
 
-from tests.plugins.email import add_config, make_mail
+from tests.plugins.email import add_config, drop, make_mail, maildir_source
 from tix.store import quarantine
 from tix.channels.base import read_raw
 from tix.ingest import fetch_all
@@ -17,19 +17,8 @@ NOW = datetime(2026, 11, 20, 4, 0, tzinfo=timezone.utc)
 
 @pytest.fixture
 def md_store(store, tmp_path):
-    md = tmp_path / "maildir"
-    for sub in ("new", "cur", "tmp"):
-        (md / sub).mkdir(parents=True)
-    add_config(store, f"channels:\n  - name: inbox\n    type: maildir\n    path: {md}\n    after: seen\n"
-                      f"    address: support@toko.example\n    team: support\n    attachment_limit: 1000\n")
-    store.md = md
-    store.n = 0
+    maildir_source(store, tmp_path / "maildir", "    team: support\n    attachment_limit: 1000\n")
     return store
-
-
-def drop(store, raw: bytes) -> None:
-    store.n += 1
-    (store.md / "new" / f"{store.n:05d}.test").write_bytes(raw)
 
 
 def events(store, kind=None):

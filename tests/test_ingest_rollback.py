@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import orjson
 import pytest
 
-from tests.plugins.email import add_config, make_mail
+from tests.plugins.email import make_mail, maildir_source
 from tests.plugins.whatsapp import envelope, spool, text_payload
 from tix.ingest import fetch_all, fetch_spool, replay_quarantined
 
@@ -64,12 +64,7 @@ def test_whatsapp_payload_failing_mid_intake_leaves_no_gap(wa_store, case):
 # -- email ---------------------------------------------------------------------------------------
 @pytest.fixture
 def md_store(store, tmp_path):
-    md = tmp_path / "maildir"
-    for sub in ("new", "cur", "tmp"):
-        (md / sub).mkdir(parents=True)
-    add_config(store, f"channels:\n  - name: inbox\n    type: maildir\n    path: {md}\n    after: seen\n"
-                      f"    address: support@toko.example\n")
-    store.md = md
+    maildir_source(store, tmp_path / "maildir")
     return store
 
 

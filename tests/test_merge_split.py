@@ -5,30 +5,18 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import orjson
-import pytest
 
-from tests.plugins.email import add_config, make_mail
+from tests.plugins.email import drop as put
+from tests.plugins.email import make_mail
 from tix.ingest import fetch_all
 
 NOW = datetime(2026, 11, 20, 4, 0, tzinfo=timezone.utc)
 PDF = b"%PDF-1.4 resi\n" * 5
 
 
-@pytest.fixture
-def md_store(store, tmp_path):
-    md = tmp_path / "maildir"
-    for sub in ("new", "cur", "tmp"):
-        (md / sub).mkdir(parents=True)
-    add_config(store, f"channels:\n  - name: inbox\n    type: maildir\n    path: {md}\n    after: seen\n"
-                      f"    address: support@toko.example\n    team: support\n")
-    store.md = md
-    store.n = 0
-    return store
-
-
 def drop(store, raw: bytes) -> None:
-    store.n += 1
-    (store.md / "new" / f"{store.n:05d}.test").write_bytes(raw)
+    """Deliver one message to the maildir source and fetch it."""
+    put(store, raw)
     assert fetch_all(store, now=NOW).errors == []
 
 

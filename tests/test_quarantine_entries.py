@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.plugins.email import add_config, make_mail
+from tests.plugins.email import add_config, drop, make_mail, maildir_source
 from tests.test_store_atomic_full_disk import fill, small_disk  # noqa: F401 - a fixture used below
 from tix.store import Store, quarantine
 
@@ -24,17 +24,8 @@ POISON = b"Subject: no sender\n\nhello\n"
 @pytest.fixture
 def md_store(store, tmp_path, monkeypatch):
     monkeypatch.setenv("TIX_NOW", NOW.isoformat())
-    md = tmp_path / "maildir"
-    for sub in ("new", "cur", "tmp"):
-        (md / sub).mkdir(parents=True)
-    add_config(store, f"channels:\n  - name: inbox\n    type: maildir\n    path: {md}\n    after: seen\n"
-                      f"    address: support@toko.example\n    team: support\n")
-    store.md = md
+    maildir_source(store, tmp_path / "maildir", "    team: support\n")
     return store
-
-
-def drop(store, name: str, raw: bytes) -> None:
-    (store.md / "new" / name).write_bytes(raw)
 
 
 def entry_dirs(store) -> list[Path]:
@@ -49,7 +40,7 @@ def quarantined_events(store) -> list[dict]:
 def test_a_rerun_after_a_kill_between_entry_and_event_keeps_one_entry(md_store, tix):
     """The entry was written before its event and its id held a timestamp, so a rerun after
     a kill wrote a second entry for the same item (386 directories for 381 events)."""
-    drop(md_store, "00001.test", POISON)
+    drop(md_store, POISON, "00001.test")
     # what a fetch killed after writing the entry (an hour earlier) and before its event left behind
     killed = quarantine.put(md_store, "email", POISON, "no sender address", source="inbox",
                             key="maildir:inbox:00001.test", now=NOW - timedelta(hours=1))
@@ -63,8 +54,8 @@ def test_a_rerun_after_a_kill_between_entry_and_event_keeps_one_entry(md_store, 
 
 
 def test_entries_no_event_records_and_dead_writers_temp_dirs_are_cleaned(md_store, tix):
-    drop(md_store, "00001.test", make_mail(msgid="<ok1@x>", subject="good one"))
-    drop(md_store, "00002.test", POISON)
+    drop(md_store, make_mail(msgid="<ok1@x>", subject="good one"), "00001.test")
+    drop(md_store, POISON, "00002.test")
     # a killed run's entry whose item then left the mailbox, and a killed writer's half entry
     orphan = quarantine.put(md_store, "email", b"Subject: gone\n\n", "no sender address", source="inbox",
                             key="maildir:inbox:00009.test")
@@ -92,7 +83,7 @@ def test_the_same_item_quarantined_twice_is_one_entry_with_its_first_time(store)
 
 
 def test_quarantine_drop_is_audited_and_fetch_still_skips_the_item(md_store, tix):
-    drop(md_store, "00001.test", POISON)
+    drop(md_store, POISON, "00001.test")
     assert tix("fetch").returncode == 1
     (entry,) = quarantine.entries(md_store)
     assert tix("quarantine", "drop", entry["id"]).returncode == 2  # --why is required
@@ -114,10 +105,10 @@ def test_quarantine_drop_is_audited_and_fetch_still_skips_the_item(md_store, tix
 
 
 def test_quarantine_list_and_drop_older_than(md_store, tix, monkeypatch):
-    drop(md_store, "00001.test", POISON)
+    drop(md_store, POISON, "00001.test")
     tix("fetch")
     monkeypatch.setenv("TIX_NOW", (NOW + timedelta(days=20)).isoformat())
-    drop(md_store, "00002.test", b"Subject: also no sender\n\nhi\n")
+    drop(md_store, b"Subject: also no sender\n\nhi\n", "00002.test")
     tix("fetch")
     monkeypatch.setenv("TIX_NOW", (NOW + timedelta(days=40)).isoformat())
     every = orjson.loads(tix("quarantine", "list", "-f", "json").stdout)

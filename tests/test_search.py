@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import orjson
 import pytest
 
-from tests.plugins.email import add_config, make_mail
+from tests.plugins.email import drop, make_mail
 from tests.plugins.whatsapp import spool, text_payload
 from tix.ingest import fetch_all, fetch_spool
 from tix.store.search import NAME, SearchIndex, fts_query
@@ -17,21 +17,6 @@ from tix.store.search import NAME, SearchIndex, fts_query
 NOW = datetime(2026, 11, 20, 4, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def md_store(store, tmp_path):
-    md = tmp_path / "maildir"
-    for sub in ("new", "cur", "tmp"):
-        (md / sub).mkdir(parents=True)
-    add_config(store, f"channels:\n  - name: inbox\n    type: maildir\n    path: {md}\n    after: seen\n"
-                      f"    address: support@toko.example\n    team: support\n")
-    store.md = md
-    store.n = 0
-    return store
-
-
-def drop(store, raw: bytes) -> None:
-    store.n += 1
-    (store.md / "new" / f"{store.n:05d}.test").write_bytes(raw)
 
 
 def numbers(tix, *terms):

@@ -138,6 +138,30 @@ def add_config(store, text: str) -> None:
     store.reload_config()
 
 
+def maildir_source(store, root, extra: str = ""):
+    """A maildir at `root`, the store's source `inbox` (after: seen, to support@toko.example);
+    `extra`: more YAML, first the source's own keys (indented four spaces). `drop` puts mail in it."""
+    for sub in ("new", "cur", "tmp"):
+        (root / sub).mkdir(parents=True)
+    add_config(store, f"channels:\n  - name: inbox\n    type: maildir\n    path: {root}\n    after: seen\n"
+                      f"    address: support@toko.example\n" + extra)
+    store.md, store.n = root, 0
+    return root
+
+
+def drop(store, raw: bytes, name: str | None = None) -> None:
+    """A message into the maildir source's new/, as a mail server delivers it."""
+    store.n += 1
+    (store.md / "new" / (name or f"{store.n:05d}.test")).write_bytes(raw)
+
+
+@pytest.fixture
+def md_store(store, tmp_path):
+    """The test store with a maildir source for team support (`drop` delivers to it)."""
+    maildir_source(store, tmp_path / "maildir", "    team: support\n")
+    return store
+
+
 @pytest.fixture
 def mail_store(store, imap_user, smtp_server):
     add_config(store, "channels:\n" + imap_user.source_yaml() + smtp_server.outbound_yaml())
