@@ -160,3 +160,30 @@ def test_preview_lists_attachments_without_storing_them(desk, tix, tmp_path):
     assert files(desk.root) == before  # no blob, no event
     proc = run(tix, "reply", "1", "--preview", "-m", "x", "--attach", str(tmp_path / "nope.pdf"), check=2)
     assert proc.stderr == f"Error: --attach {tmp_path / 'nope.pdf'}: no such file\n"
+
+
+def test_a_customer_reaction_or_deletion_since_the_show_is_no_collision(wa_store, tix):
+    """A WhatsApp reaction (or a deleted message) carries nothing to read: it does not refuse a reply;
+    a new text does."""
+    from datetime import datetime, timedelta, timezone
+
+    from tests.plugins.whatsapp import envelope, spool, text_payload
+    from tix.ingest import fetch_spool
+    from tix.store.log import iso
+
+    t0 = 1760000100
+    spool(wa_store, text_payload("wamid.IN1", "Halo kak, pesanan saya belum datang", ts=t0))
+    fetch_spool(wa_store)
+    env = {"TIX_NOW": iso(datetime.fromtimestamp(t0, timezone.utc) + timedelta(minutes=5))}
+    assert tix("show", "1", "--as", "ani", env=env).returncode == 0
+    react = {"from": "15555550100", "id": "wamid.R1", "timestamp": str(t0 + 60), "type": "reaction",
+             "reaction": {"message_id": "wamid.IN1", "emoji": "\U0001f44d"}}
+    spool(wa_store, envelope({"contacts": [{"profile": {"name": "Ada Example"}, "wa_id": "15555550100"}],
+                              "messages": [react]}))
+    fetch_spool(wa_store)
+    assert tix("reply", "1", "-m", "Sedang kami cek.", "--no-send", "--as", "ani", env=env).returncode == 0
+    assert tix("show", "1", "--as", "ani", env=env).returncode == 0
+    spool(wa_store, text_payload("wamid.IN2", "Kak?", ts=t0 + 120))
+    fetch_spool(wa_store)
+    refused = tix("reply", "1", "-m", "Sebentar ya.", "--no-send", "--as", "ani", env=env)
+    assert refused.returncode == 1 and "the customer" in refused.stderr

@@ -119,9 +119,13 @@ def check(store, row: dict, actor: str) -> None:
 
 
 def _collides(ev: dict, actor: str) -> bool:
-    if ev["type"] == "message.received":
-        return True
     data = ev.get("data") or {}
+    if ev["type"] == "message.received":
+        if data.get("wa_type"):  # a WhatsApp reaction or deletion says nothing new to answer
+            from tix.ingest.whatsapp import PASSIVE
+
+            return data["wa_type"] not in PASSIVE
+        return True
     return ev["type"] == "message.sent" and not data.get("auto") and ev.get("actor") != actor
 
 
