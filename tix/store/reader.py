@@ -14,7 +14,7 @@ import orjson
 from tix.model import CONTACT_COLUMNS, TICKET_COLUMNS
 from tix.store.fold import State
 from tix.store.log import Position, _why, report_damage, unmark
-from tix.store.snapshot import GONE, rows_to_arrow
+from tix.store.snapshot import GONE, base_order, rows_to_arrow
 
 if TYPE_CHECKING:
     from tix.store.store import Store
@@ -220,7 +220,7 @@ class Reader:
             return {}
         cols = ", ".join(f'"{c}"' for c in columns)
         if base is None:
-            return {kind: f"SELECT {cols} FROM _new_{kind} ORDER BY {key}", kind + "_delta": None}
+            return {kind: f"SELECT {cols} FROM _new_{kind} ORDER BY {base_order(kind)}", kind + "_delta": None}
         new_delta = f"SELECT {cols} FROM _new_{kind}"
         if delta is not None:
             new_delta = (f"SELECT {cols} FROM read_parquet('{delta}') WHERE {key} NOT IN "
@@ -231,7 +231,8 @@ class Reader:
         n_base = con.execute(f"SELECT count(*) FROM read_parquet('{base}')").fetchall()[0][0]
         if n_delta > max(COMPACT_MIN_ROWS, n_base // 4):
             merged = (f"SELECT {cols} FROM read_parquet('{base}') WHERE {key} NOT IN "
-                      f"(SELECT {key} FROM _delta_{kind}) UNION ALL SELECT {cols} FROM _delta_{kind} ORDER BY {key}")
+                      f"(SELECT {key} FROM _delta_{kind}) UNION ALL SELECT {cols} FROM _delta_{kind} "
+                      f"ORDER BY {base_order(kind)}")
             return {kind: merged, kind + "_delta": None}
         return {kind + "_delta": f"SELECT * FROM _delta_{kind} ORDER BY {key}"}
 

@@ -24,7 +24,7 @@ from tix.store.lock import WriteLock
 from tix.store.log import EventLog, Position, report_damage
 from tix.store.reader import Reader
 from tix.store import history, rewrite, search
-from tix.store.snapshot import Snapshot, rows_to_arrow
+from tix.store.snapshot import Snapshot, base_order, rows_to_arrow
 
 CONFIG_NAME = configmod.CONFIG_NAME
 SUBDIRS = ("events", "messages", "blobs", "snapshot", "state", "spool/whatsapp", "quarantine",
@@ -364,7 +364,7 @@ class Store:
         contacts, max_contact = _fold_contacts(con)
         con.execute("DROP TABLE ev")
         files["contacts"] = contacts
-        files["tickets"] = "SELECT * FROM folded ORDER BY number"
+        files["tickets"] = f"SELECT * FROM folded ORDER BY {base_order('tickets')}"
         meta = {"seq": last["seq"], "segment": pos.segment, "offset": pos.offset,
                 "max_ticket": max_ticket, "max_contact": max_contact}
         return self.snapshot.write(files, meta, con=con)
