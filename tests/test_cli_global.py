@@ -130,3 +130,25 @@ def test_history_columns_line_up_and_nothing_is_cut_mid_word(tix, store):
             "key: 1:first_response:0:breach, cycle: 0, actions: raise priority, tag sla-breached, notify …")
     shown = step.split("sla.step", 1)[1].strip().rstrip("…")
     assert full.startswith(shown) and full[len(shown)] in " ,:", step  # cut between words, never inside one
+
+
+def test_each_command_line_builds_only_its_own_module_and_the_same_command():
+    """`tix report backlog` imports and builds the report module only (issue 16: building every
+    command cost more than a report's query); the command it gets is the one `tix --help` lists."""
+    import typer.main
+
+    from tix.cli import MODULES, OWNERS, app, app_for, new_app
+
+    full = typer.main.get_command(app).commands
+    owners = {name: m for m in MODULES for name in typer.main.get_command(new_app((m,))).commands}
+    assert owners == OWNERS  # every command has its module, and only that one
+    tickets = {c for c, m in OWNERS.items() if m == "tickets"}
+    for argv, want in ((["report", "backlog"], {"report"}),
+                       (["-s", "/x", "-vv", "list", "status:open"], tickets),
+                       (["--as=ani", "note", "1", "-m", "x"], tickets),
+                       (["--as", "ani", "whoami"], {"audit", "whoami"}),
+                       (["--help"], set(full)), (["nosuch"], set(full)), ([], set(full))):
+        built = typer.main.get_command(app_for(argv)).commands
+        assert set(built) == want, argv
+        for name in built:
+            assert [p.name for p in built[name].params] == [p.name for p in full[name].params]

@@ -29,20 +29,31 @@ EPILOG = ("Global options (--store, -v, --as) may also follow the command: tix f
           "  2   usage or configuration error: nothing was written\n"
           "  75  store still locked by another tix process (cron retries next time)")
 
-app = typer.Typer(
-    name="tix",
-    help="tix: a command-line helpdesk for email and WhatsApp, run from cron over a store of plain files.",
-    epilog=EPILOG,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,  # rich tracebacks show local variables, secrets included
-    add_completion=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
 # Command modules, in the order their commands appear in `tix --help`.
 MODULES = ("admin", "tickets", "agent", "contacts", "fetch", "importing", "rules", "sla", "reports", "whatsapp",
            "search", "attachments", "merge", "access")
+
+# The module that registers each command: a command line names one command, and only its module
+# is imported and turned into Click objects (building all of them costs more than most
+# commands' work). tests/test_cli_global.py checks this against what the modules register.
+OWNERS = {
+    "init": "admin", "demo": "admin", "rebuild": "admin", "check": "admin", "sql": "admin", "update": "admin",
+    "purge": "admin", "config": "admin",
+    "new": "tickets", "list": "tickets", "show": "tickets", "note": "tickets", "assign": "tickets",
+    "close": "tickets", "reopen": "tickets", "tag": "tickets", "set": "tickets",
+    "mine": "agent", "next": "agent", "macro": "agent",
+    "contact": "contacts",
+    "fetch": "fetch", "reply": "fetch", "quarantine": "fetch", "outbox": "fetch",
+    "import": "importing",
+    "route": "rules", "rules": "rules",
+    "escalate": "sla", "sla": "sla", "notify": "sla",
+    "report": "reports",
+    "webhook": "whatsapp",
+    "search": "search",
+    "attachment": "attachments",
+    "merge": "merge", "split": "merge",
+    "audit": "access", "whoami": "access",
+}
 
 
 def _version(value: bool) -> None:
@@ -53,7 +64,6 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def _root(
     store: str = typer.Option(None, "--store", "-s",
                               help="Store directory (default: $TIX_STORE, then search upward for tix.yaml).",
@@ -69,8 +79,54 @@ def _root(
     state.as_user = as_user
 
 
-for _name in MODULES:
-    importlib.import_module(f"tix.cli.{_name}").register(app)
+def new_app(modules: tuple[str, ...] = MODULES) -> typer.Typer:
+    """The Typer app with the commands of these modules (all of them by default)."""
+    app = typer.Typer(
+        name="tix",
+        help="tix: a command-line helpdesk for email and WhatsApp, run from cron over a store of plain files.",
+        epilog=EPILOG,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,  # rich tracebacks show local variables, secrets included
+        add_completion=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_root)
+    for name in modules:
+        importlib.import_module(f"tix.cli.{name}").register(app)
+    return app
+
+
+_APP: typer.Typer | None = None
+
+
+def __getattr__(name: str):
+    """`tix.cli.app`: the app with every command, built on first use."""
+    global _APP
+    if name == "app":
+        if _APP is None:
+            _APP = new_app()
+        return _APP
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def app_for(argv: list[str]) -> typer.Typer:
+    """The app for this command line: just the named command's module when the command is
+    known, else (help, a mistyped command, no command) every command."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("--store", "-s", "--as"):
+            i += 2
+            continue
+        if arg.startswith("-"):
+            if arg in ("--verbose", "-v") or re.fullmatch(r"-v+", arg) or arg.startswith(("--store=", "--as=")):
+                i += 1
+                continue
+            break  # --help, --version, or an unknown option: the whole app answers
+        owner = OWNERS.get(arg)
+        return new_app((owner,)) if owner else __getattr__("app")
+    return __getattr__("app")
 
 
 # -- global options after the command -------------------------------------------------------------
@@ -95,8 +151,9 @@ GLOBAL_OPTIONS = (
 )
 
 
-def command():
-    """The Click command of `tix`: the Typer app, with the global options on every subcommand too.
+def command(app: typer.Typer | None = None):
+    """The Click command of `tix`: the Typer app (default: every command), with the global options
+    on every subcommand too.
 
     They are hidden in a subcommand's help (the root help lists them) and set the same state
     as the root's options; a value after the command wins over one before it.
@@ -104,7 +161,7 @@ def command():
     import typer.core
     import typer.main
 
-    group = typer.main.get_command(app)
+    group = typer.main.get_command(app or __getattr__("app"))
     stack = list(getattr(group, "commands", {}).values())
     while stack:
         cmd = stack.pop()
@@ -155,4 +212,4 @@ def main() -> None:
     """Console entry point: run the app, turning core exceptions into one-line errors."""
     from tix.cli.common import run
 
-    sys.exit(run(command()))
+    sys.exit(run(command(app_for(sys.argv[1:]))))
