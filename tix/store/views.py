@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from tix.errors import UsageError
 from tix.model import CONTACT_COLUMNS, TICKET_COLUMNS
-from tix.store.snapshot import rows_to_arrow
+from tix.store.snapshot import register_rows
 
 if TYPE_CHECKING:
     from tix.store.store import Store
@@ -103,7 +103,7 @@ def _merged_view(con, name: str, key: str, snap_sql: str | None, tail_rows: dict
             con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cast} FROM ({snap_sql})")
         return
     tail_name = f"_tail_{name}"
-    con.register(tail_name, rows_to_arrow(list(tail_rows.values()), columns))
+    register_rows(con, tail_name, list(tail_rows.values()), columns)
     if snap_sql is None:
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cast} FROM {tail_name}")
         return
