@@ -302,3 +302,30 @@ calendars:
     rules.route(Store(rk.store.root))
     tags = {n: list(rk.ticket(n)["tags"]) for n in (lunch, saturday, christmas, morning)}
     assert tags == {lunch: ["after-hours"], saturday: [], christmas: ["after-hours"], morning: []}
+
+
+def test_new_tickets_after_the_snapshot_are_routed_from_the_tail_without_reading_the_log(rk, monkeypatch):
+    """Issue 16 (growth): a ticket never routed has cutoff 0, which sent every run with a new
+    ticket to scan the whole log from its first segment; a ticket created in the tail has all
+    its events there. A ticket routed before the snapshot still reads its reply from the log."""
+    from tix.rules import engine
+
+    rk.rules(CLASSIFY)
+    old = rk.message(subject="halo", text="x")
+    rules.route(Store(rk.store.root))
+    Store(rk.store.root).rebuild()
+    a = rk.message(subject="refund please", text="x")
+    b = rk.message(subject="halo", text="ini mendesak")
+    scanned = []
+    real = engine._segments_after
+    monkeypatch.setattr(engine, "_segments_after", lambda store, seq: scanned.append(seq) or real(store, seq))
+    res = rules.route(Store(rk.store.root))
+    assert (res.routed, scanned) == (2, [])
+    assert (rk.ticket(a)["category"], rk.ticket(b)["priority"]) == ("refund", "urgent")
+    rk.message(old, subject="Re: halo", text="refund juga")  # routed before the snapshot: the log
+    Store(rk.store.root).rebuild()
+    c = rk.message(subject="refund lagi", text="y")
+    rk.message(old, subject="Re: halo", text="mendesak")
+    res = rules.route(Store(rk.store.root))
+    assert res.routed == 2 and len(scanned) == 1
+    assert (rk.ticket(c)["category"], rk.ticket(old)["priority"]) == ("refund", "urgent")

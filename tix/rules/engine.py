@@ -440,13 +440,24 @@ def _intake_events(store: Store, con, tickets: list[dict], cutoffs: dict[int, in
     them all, which is the usual case for a cron run after `tix fetch`; otherwise from one
     DuckDB scan of the newest segments.
     """
-    if tail and min(cutoffs.values()) + 1 >= tail[0]["seq"]:
-        return _intake_from_tail(tail, tickets, cutoffs)
+    out: dict[int, list] = {}
+    if tail:
+        # the tail holds every intake event of a ticket routed since it began, and of a
+        # ticket created in it (a new ticket's cutoff is 0, but it has no earlier events)
+        born = {ev["ticket"] for ev in tail if ev["type"] == "ticket.created"}
+        first = tail[0]["seq"]
+        covered = [t for t in tickets if cutoffs[t["number"]] + 1 >= first or t["number"] in born]
+        if covered:
+            out = _intake_from_tail(tail, covered, cutoffs)
+            if len(covered) == len(tickets):
+                return out
+            done = {t["number"] for t in covered}
+            tickets = [t for t in tickets if t["number"] not in done]
     import pyarrow as pa
 
-    segments = _segments_after(store, min(cutoffs.values()))
+    segments = _segments_after(store, min(cutoffs[t["number"]] for t in tickets))
     if not segments:
-        return {}
+        return out
     numbers = [t["number"] for t in tickets]
     con.register("_route_pending", pa.table({
         "number": pa.array(numbers, pa.int64()),
@@ -457,7 +468,6 @@ def _intake_events(store: Store, con, tickets: list[dict], cutoffs: dict[int, in
                         "ON e.ticket = p.number WHERE e.type IN (SELECT unnest(?::VARCHAR[])) "
                         "AND e.seq > p.cutoff AND e.seq <= p.upto ORDER BY e.seq",
                         [list(INTAKE_TYPES)], con=con)
-    out: dict[int, list] = {}
     loads = orjson.loads
     for number, seq, ts, kind, data in rows:
         out.setdefault(number, []).append((seq, ts, kind, loads(data) if data else {}))
