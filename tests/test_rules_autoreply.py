@@ -88,6 +88,31 @@ def test_rate_limited_per_sender_across_runs(rk):
     assert later not in replied
 
 
+def test_rate_limit_window_read_backwards_ends_at_its_start(rk):
+    """Issue 16: the rate limit reads the auto-replies backwards from the log's end and stops
+    at the first older than the window (it scanned the month's whole segment): two replies
+    at 09:00 block a third at 10:00 and none at 09:30 the next day; events imported since
+    with older times do not end the read early."""
+    from datetime import datetime, timedelta, timezone
+
+    rk.rules("""
+        - name: ack
+          then:
+            - auto_reply: {template: auto_reply_received.txt.j2, max_per_sender: 2, per_hours: 24}
+        """)
+    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    first = [rk.message(sender="spammy@example.com", subject=f"t{i}", at=t0 + timedelta(minutes=i)) for i in range(2)]
+    rules.route(Store(rk.store.root))
+    rk.message(sender="old@example.com", subject="imported", at=datetime(2025, 1, 1, tzinfo=timezone.utc))
+    rk.mp.setenv("TIX_NOW", "2026-03-02T10:00:00Z")
+    blocked = rk.message(sender="spammy@example.com", subject="t2", at=t0 + timedelta(hours=1))
+    rules.route(Store(rk.store.root))
+    day2 = rk.message(sender="spammy@example.com", subject="t3", at=t0 + timedelta(hours=24, minutes=30))
+    rules.route(Store(rk.store.root))
+    replied = {e["ticket"] for e in _sent(rk)}
+    assert {*first, day2} <= replied and blocked not in replied
+
+
 def test_auto_reply_on_a_channel_that_cannot_send_is_skipped(rk):
     rk.rules("""
         - name: ack

@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import orjson
 
@@ -128,13 +128,23 @@ class ReplyLog:
         return sum(1 for ts, to in self.sent if to == sender and ts >= since)
 
     def _load_recent(self, since: datetime) -> None:
+        """The auto-replies since `since`, read backwards from the log's end: the cost is the
+        log written since then, not the month's segment (which grows with the shop). Route
+        stamps its events with its own clock, so they are in time order: the first older
+        than `since` ends the read (imported events, with their own old times, are skipped
+        unread: they are never auto-replies)."""
         segs = self.store.log.segments()
-        rows = _event_query(self.store, segs[_segment_index(segs, since):],
-                            "SELECT ts, data->>'to' FROM ev WHERE type = 'rule.auto_reply' AND ts >= ?",
-                            [since.replace(tzinfo=None)])
-        known = {(ts, to) for ts, to in self.sent}
-        self.sent += [(ts.replace(tzinfo=timezone.utc), to) for ts, to in rows
-                      if (ts.replace(tzinfo=timezone.utc), to) not in known]
+        first = segs[_segment_index(segs, since)] if segs else None
+        rows = []
+        for ev in self.store.log.read_backward(match=b'"rule.auto_reply"', first_segment=first):
+            if ev.get("type") != "rule.auto_reply":
+                continue
+            ts = parse_ts(ev["ts"])
+            if ts < since:
+                break
+            rows.append((ts, (ev.get("data") or {}).get("to")))
+        known = set(self.sent)
+        self.sent += [r for r in rows if r not in known]
         self._recent_from = since
 
     def add(self, ticket: int, rule: str, sender: str, now: datetime) -> None:

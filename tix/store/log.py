@@ -303,13 +303,18 @@ class EventLog:
         """The last committed, readable event of the log, read backwards from `end()`."""
         return next(self.read_backward(), None)
 
-    def read_backward(self) -> Iterator[dict]:
+    def read_backward(self, match: bytes | None = None, first_segment: str | None = None) -> Iterator[dict]:
         """Every committed event, the last first, read backwards from `end()`: the cost of
-        what the caller reads before it stops (a damaged line is reported and skipped)."""
+        what the caller reads before it stops (a damaged line is reported and skipped).
+        `match`: only lines holding these bytes are decoded (e.g. b'"rule.auto_reply"');
+        `first_segment`: no segment before this one is read."""
         end = self.end()
-        for name in reversed([s for s in self.segments() if s <= end.segment]):
+        for name in reversed([s for s in self.segments() if s <= end.segment
+                              and (first_segment is None or s >= first_segment)]):
             stop = end.offset if name == end.segment else None
             for line, start in self._lines_backward(name, stop):
+                if match is not None and match not in line:
+                    continue
                 try:
                     yield orjson.loads(unmark(line))
                 except ValueError as exc:
