@@ -89,3 +89,27 @@ def test_one_environment_per_directory_list(tmp_path):
     assert environment(tmp_path) is not environment(tmp_path, autoescape=True)
     assert environment(tmp_path).filters["duration"](5400) == "1h30m"
     assert environment().get_template("sla_warning.j2")  # the package's examples come last
+
+
+def test_compiled_templates_are_kept_and_an_edited_one_compiles_again(tmp_path, monkeypatch):
+    """Issue 16: compiled templates are kept in the user's cache directory (the weekly HTML
+    report compiled its template on every run); an edited template is never served stale,
+    and a cache that cannot be written is no cache."""
+    from tix.templates import _environment, render as render_template
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    site = tmp_path / "templates"
+    site.mkdir()
+    (site / "a.txt.j2").write_text("one {{ x }}")
+    _environment.cache_clear()
+    assert render_template(environment(site), "a.txt.j2", {"x": 1}) == "one 1"
+    kept = list((tmp_path / "cache" / "tix" / "jinja-text").iterdir())
+    assert len(kept) == 1 and kept[0].stat().st_mode & 0o077 == 0
+    (site / "a.txt.j2").write_text("two {{ x }}")
+    _environment.cache_clear()  # a new run
+    assert render_template(environment(site), "a.txt.j2", {"x": 2}) == "two 2"
+    (tmp_path / "ro").write_text("a file, not a directory")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "ro"))
+    _environment.cache_clear()
+    assert render_template(environment(site), "a.txt.j2", {"x": 3}) == "two 3"
+    _environment.cache_clear()
