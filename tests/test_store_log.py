@@ -142,3 +142,25 @@ def test_failed_block_writes_nothing(store):
             create_ticket(batch, "never")
             raise RuntimeError("boom")
     assert list(EventLog(store.root / "events").read()) == []
+
+
+@pytest.mark.parametrize("block", [7, 64, 1 << 16])
+def test_reading_backward_only_matching_lines_finds_what_reading_every_line_finds(store, monkeypatch, block):
+    """Issue 16: `read_backward(match=…)` searches whole blocks for the bytes (a month with no
+    match costs a read, not a loop over its lines); the same events, last first, with a block
+    boundary anywhere in a line (tiny blocks), and `first_segment` leaves older months out."""
+    from tix.store import log as logmod
+
+    for i in range(40):
+        monkeypatch.setenv("TIX_NOW", f"2026-0{1 + i // 20}-{1 + i % 20:02d}T10:00:00Z")
+        with store.writing(actor="user:a", via="t") as b:
+            n = create_ticket(b, f"t{i}" + "é" * (i % 7), team="billing")
+            if i % 3 == 0:
+                b.emit("rule.auto_reply", ticket=n, actor="rule:ack", data={"to": f"c{i}@example.com"})
+    assert len(store.log.segments()) == 2
+    monkeypatch.setattr(logmod, "_BLOCK", block)
+    every = [ev for ev in store.log.read_backward() if ev["type"] == "rule.auto_reply"]
+    assert len(every) == 14
+    assert list(store.log.read_backward(match=b'"rule.auto_reply"')) == every
+    feb = list(store.log.read_backward(match=b'"rule.auto_reply"', first_segment=store.log.segments()[1]))
+    assert feb == [ev for ev in every if ev["ts"] >= "2026-02"] and 0 < len(feb) < 14

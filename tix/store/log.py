@@ -312,9 +312,8 @@ class EventLog:
         for name in reversed([s for s in self.segments() if s <= end.segment
                               and (first_segment is None or s >= first_segment)]):
             stop = end.offset if name == end.segment else None
-            for line, start in self._lines_backward(name, stop):
-                if match is not None and match not in line:
-                    continue
+            lines = self._lines_backward(name, stop) if match is None else self._matches_backward(name, stop, match)
+            for line, start in lines:
                 try:
                     yield orjson.loads(unmark(line))
                 except ValueError as exc:
@@ -350,6 +349,36 @@ class EventLog:
                         yield buf[:-1], 0
                     return
                 step = min(_BLOCK, pos)
+                pos -= step
+                fh.seek(pos)
+                buf = fh.read(step) + buf
+
+    def _matches_backward(self, name: str, stop: int | None, match: bytes) -> Iterator[tuple[bytes, int]]:
+        """Like `_lines_backward`, only the lines holding `match`, found by searching whole
+        blocks (a month's segment where nothing matches costs a read, not a loop per line)."""
+        with open(self.dir / name, "rb") as fh:
+            if stop is None:
+                size = os.fstat(fh.fileno()).st_size
+                stop = size - len(self._torn_bytes(name, size))
+            pos, buf = stop, b""  # buf: the bytes [pos, stop'), whole lines but maybe the first
+            while True:
+                # whole lines in buf start after its first newline (or at 0 at the file's start)
+                floor = 0 if pos == 0 else buf.find(b"\n") + 1
+                hi = len(buf)
+                while floor or pos == 0:
+                    at = buf.rfind(match, floor, hi)
+                    if at < 0:
+                        break
+                    start = buf.rfind(b"\n", 0, at) + 1
+                    if start < floor:
+                        break
+                    end = buf.find(b"\n", at)
+                    yield buf[start:end], pos + start
+                    hi = start
+                if pos == 0:
+                    return
+                buf = buf[:floor] if floor else buf  # the first, partial line: completed by the next block
+                step = min(_BLOCK * 8, pos)
                 pos -= step
                 fh.seek(pos)
                 buf = fh.read(step) + buf
