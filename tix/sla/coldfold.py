@@ -144,12 +144,13 @@ ORDER BY p.ticket
 """
 
 
-def fold_log(store) -> tuple[object, Position, int]:
+def fold_log(store, chunk_events: int | None = None) -> tuple[object, Position, int]:
     """(tracks as an Arrow table, log position folded up to, seq there) for the whole log.
 
     The JSON is read once into a narrow temp table; the window functions then run on one
-    range of ticket numbers at a time (about CHUNK_EVENTS events each), so that DuckDB sorts
-    in memory within FOLD_MEMORY instead of spilling the whole log's windows to disk.
+    range of ticket numbers at a time (about `chunk_events`, by default CHUNK_EVENTS, events
+    each), so that DuckDB sorts in memory within FOLD_MEMORY instead of spilling the whole
+    log's windows to disk.
     """
     import duckdb
     import pyarrow as pa
@@ -169,7 +170,7 @@ def fold_log(store) -> tuple[object, Position, int]:
     n, lo, hi = con.execute("SELECT count(*), min(ticket), max(ticket) FROM _sla_raw").fetchall()[0]
     if not n:
         return track_schema().empty_table(), end, upto
-    chunks = -(-n // CHUNK_EVENTS)
+    chunks = -(-n // (chunk_events or CHUNK_EVENTS))
     step = -(-(hi - lo + 1) // chunks)
     tables = [con.sql(_SQL, params={"lo": a, "hi": a + step - 1}).to_arrow_table().cast(track_schema())
               for a in range(lo, hi + 1, step)]
