@@ -17,55 +17,62 @@ from __future__ import annotations
 
 from tix.store.log import Position, seq_before
 
-_SQL = r"""
-WITH raw AS (
-  SELECT seq, ticket, type,
-         epoch_us(ts) / 1e6 AS t,
+# Stage 1, one scan of the JSON: per event that can matter, its ticket, time, the status it
+# sets and its kind (C created, S status, R customer, A agent, K key), kind NULL for one
+# that only counts for `gen` (a change that is not a status, an automatic message).
+_RAW = r"""
+SELECT seq, ticket, epoch_us(ts) / 1e6 AS t, new_st,
+       CASE WHEN type LIKE 'sla.%' THEN json_extract_string(data, '$.key') END AS key,
+       CASE WHEN type = 'ticket.created' THEN 'C'
+            WHEN type = 'ticket.updated' THEN CASE WHEN new_st IS NOT NULL THEN 'S' END
+            WHEN type LIKE 'message.%' THEN CASE WHEN NOT coalesce(TRY_CAST(json_extract_string(data, '$.auto')
+                                                                   AS BOOLEAN), false)
+                                                 THEN CASE type WHEN 'message.received' THEN 'R' ELSE 'A' END END
+            ELSE 'K' END AS k
+FROM (
+  SELECT seq, ticket, type, ts, data,
          CASE type WHEN 'ticket.created' THEN coalesce(json_extract_string(data, '$.status'), 'new')
-                   WHEN 'ticket.updated' THEN json_extract_string(data, '$.set.status') END AS new_st,
-         coalesce(TRY_CAST(json_extract_string(data, '$.auto') AS BOOLEAN), false) AS auto,
-         json_extract_string(data, '$.key') AS key
+                   WHEN 'ticket.updated' THEN json_extract_string(data, '$.set.status') END AS new_st
   FROM read_json($files, format = 'newline_delimited', ignore_errors = true,
                  columns = {'seq': 'BIGINT', 'ts': 'TIMESTAMP', 'type': 'VARCHAR', 'ticket': 'BIGINT', 'data': 'JSON'})
   WHERE ticket IS NOT NULL AND seq <= $upto
     AND type IN ('ticket.created', 'ticket.updated', 'message.received', 'message.sent', 'sla.step', 'sla.breached')
-),
-ev AS (  -- the events that can change a clock, with their kind: C created, S status, R customer, A agent, K key
-  SELECT seq, ticket, t, new_st, key,
-         CASE WHEN type = 'ticket.created' THEN 'C' WHEN type = 'ticket.updated' THEN 'S'
-              WHEN type = 'message.received' THEN 'R' WHEN type = 'message.sent' THEN 'A' ELSE 'K' END AS k
-  FROM raw
-  WHERE NOT (type = 'ticket.updated' AND new_st IS NULL) AND NOT (type LIKE 'message.%' AND auto)
-),
+)
+"""
+
+# Stage 2, per range of ticket numbers (a ticket's events are all in one range): the tracks.
+_SQL = r"""
+WITH raw AS (SELECT * FROM _sla_raw WHERE ticket BETWEEN $lo AND $hi),
+ev AS (SELECT seq, ticket, t, new_st, key, k FROM raw WHERE k IS NOT NULL),
 s1 AS (
   SELECT *,
     coalesce(last_value(new_st IGNORE NULLS) OVER w, 'new') AS st,
     coalesce(last_value(new_st IGNORE NULLS) OVER wp, 'new') AS prev_st,
     last_value(CASE WHEN k IN ('R', 'A') THEN k END IGNORE NULLS) OVER wp AS prev_msg,
-    count(*) FILTER (WHERE k = 'C') OVER w AS created_seen
+    count(*) FILTER (WHERE k = 'C') OVER w AS created_seen,
+    count(*) OVER wp AS n_before
   FROM ev
   WINDOW w AS (PARTITION BY ticket ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
          wp AS (PARTITION BY ticket ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 ),
-s2 AS (
+s2 AS (  -- cw after this event and after the one before (one window pass gives both)
   SELECT *,
-    coalesce(last_value(CASE
+    coalesce(last_value(cwx IGNORE NULLS) OVER w, false) AS cw,
+    coalesce(last_value(cwx IGNORE NULLS) OVER wp, false) AS prev_cw,
+    k = 'R' AND prev_msg = 'A' AS cycle_start
+  FROM (SELECT *, CASE
       WHEN k = 'R' AND st = 'pending' THEN true
       WHEN k = 'A' THEN false
       WHEN k IN ('S', 'C') AND st <> prev_st AND (st = 'pending' OR prev_st = 'pending') THEN false
-    END IGNORE NULLS) OVER w, false) AS cw,
-    k = 'R' AND prev_msg = 'A' AS cycle_start
-  FROM s1
-  WINDOW w AS (PARTITION BY ticket ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    END AS cwx FROM s1)
+  WINDOW w AS (PARTITION BY ticket ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
+         wp AS (PARTITION BY ticket ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 ),
-s3 AS (
-  SELECT *, st IN ('resolved', 'closed') OR (st = 'pending' AND NOT cw) AS paused
+s4 AS (  -- paused after this event and after the one before (the previous row's st and cw)
+  SELECT *, st IN ('resolved', 'closed') OR (st = 'pending' AND NOT cw) AS paused,
+         n_before > 0 AND (prev_st IN ('resolved', 'closed') OR (prev_st = 'pending' AND NOT prev_cw)) AS was_paused,
+         CASE WHEN n_before > 0 THEN prev_st END AS lag_st
   FROM s2
-),
-s4 AS (
-  SELECT *, coalesce(lag(paused) OVER (PARTITION BY ticket ORDER BY seq), false) AS was_paused,
-         lag(st) OVER (PARTITION BY ticket ORDER BY seq) AS lag_st
-  FROM s3
 ),
 edges AS (  -- pause starts and ends; an end closes the latest start
   SELECT ticket, seq, t, paused AND NOT was_paused AS p_start, was_paused AND NOT paused AS p_end,
@@ -137,9 +144,16 @@ ORDER BY p.ticket
 """
 
 
-def fold_log(store) -> tuple[object, Position, int]:
-    """(tracks as an Arrow table, log position folded up to, seq there) for the whole log."""
+def fold_log(store, chunk_events: int | None = None) -> tuple[object, Position, int]:
+    """(tracks as an Arrow table, log position folded up to, seq there) for the whole log.
+
+    The JSON is read once into a narrow temp table; the window functions then run on one
+    range of ticket numbers at a time (about `chunk_events`, by default CHUNK_EVENTS, events
+    each), so that DuckDB sorts in memory within FOLD_MEMORY instead of spilling the whole
+    log's windows to disk.
+    """
     import duckdb
+    import pyarrow as pa
 
     end = store.log.end()
     files = [str(store.log.dir / s) for s in store.log.segments()]
@@ -149,9 +163,25 @@ def fold_log(store) -> tuple[object, Position, int]:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
-    table = con.sql(_SQL, params={"files": files, "upto": upto}).to_arrow_table()
-    return table.cast(track_schema()), end, upto
+    con.execute("SET temp_directory = ?", [str(store.path("state", "duckdb-tmp"))])
+    con.execute(f"SET memory_limit = '{FOLD_MEMORY}'")
+    con.execute("SET preserve_insertion_order = false")
+    con.execute(f"CREATE TEMP TABLE _sla_raw AS {_RAW}", {"files": files, "upto": upto})
+    n, lo, hi = con.execute("SELECT count(*), min(ticket), max(ticket) FROM _sla_raw").fetchall()[0]
+    if not n:
+        return track_schema().empty_table(), end, upto
+    chunks = -(-n // (chunk_events or CHUNK_EVENTS))
+    step = -(-(hi - lo + 1) // chunks)
+    tables = [con.sql(_SQL, params={"lo": a, "hi": a + step - 1}).to_arrow_table().cast(track_schema())
+              for a in range(lo, hi + 1, step)]
+    con.close()
+    return pa.concat_tables(tables), end, upto
 
+
+# DuckDB's memory for the cold fold (it spills to state/duckdb-tmp beyond it), and the events
+# folded per range of tickets: 10M events take ~10 ranges, each sorted in memory.
+FOLD_MEMORY = "400MB"
+CHUNK_EVENTS = 1_000_000
 
 
 def track_schema():

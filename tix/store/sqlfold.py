@@ -37,31 +37,23 @@ def empty_base() -> str:
     return f"(SELECT {cols} WHERE false)"
 
 
-def fold_sql(source: str, base: str | None = None) -> str:
-    """SELECT producing one row per ticket named in `source`, folded on top of its `base` row.
+FIELDS = (*SIMPLE, "contact")
 
-    `source` is an events relation; `base` a relation with the snapshot's ticket columns
-    (the state before the first event of `source`), or None for a fold from nothing.
-    Each event's JSON is parsed once (multi-path `json_extract` into a materialized CTE);
-    every aggregate after that works on typed columns.
+
+def extract_sql(source: str) -> str:
+    """SELECT of the events of `source` with what the fold reads of their data as typed
+    columns: each event's JSON is parsed here once, and the fold works on these columns.
+
+    `f_<field>` is the JSON value a `ticket.created`/`ticket.updated` sets the field to (a JSON
+    `null` when it clears it, SQL NULL when it leaves it alone); `data` is kept for contact
+    events only (folded in Python), never a message's text.
     """
-    base = base or empty_base()
-    quiet = _lit(sorted(_QUIET))
-    opened = _lit(OPEN_STATUSES)
-    fields = (*SIMPLE, "contact")
-    created_paths = ", ".join(f"'$.{f}'" for f in fields)
-    updated_paths = ", ".join(f"'$.set.{f}'" for f in fields)
-    simple = ",\n    ".join(
-        f"arg_max_null(json_extract_string(v[{i}], '$'), seq) FILTER (WHERE v[{i}] IS NOT NULL) AS {f},\n    "
-        f"bool_or(v[{i}] IS NOT NULL) AS has_{f}"
-        for i, f in enumerate(SIMPLE, start=1))
-    ci = len(SIMPLE) + 1
-    final_simple = ",\n  ".join(
-        f"CASE WHEN a.has_{f} THEN a.{f} WHEN b.number IS NOT NULL THEN b.{f} ELSE {DEFAULTS.get(f, 'NULL')} END AS {f}"
-        for f in SIMPLE)
+    created_paths = ", ".join(f"'$.{f}'" for f in FIELDS)
+    updated_paths = ", ".join(f"'$.set.{f}'" for f in FIELDS)
+    fields = ", ".join(f"v[{i}] AS f_{f}" for i, f in enumerate(FIELDS, start=1))
     return f"""
-WITH e AS MATERIALIZED (
-  SELECT seq, ts, type, ticket,
+SELECT seq, ts, type, ticket, contact, {fields}, auto, upto, tag_add, tag_remove, fmap, data FROM (
+  SELECT seq, ts, type, ticket, contact,
     CASE type WHEN 'ticket.created' THEN json_extract(data, [{created_paths}])
               WHEN 'ticket.updated' THEN json_extract(data, [{updated_paths}]) END AS v,
     CASE WHEN type = 'message.sent'
@@ -75,16 +67,40 @@ WITH e AS MATERIALIZED (
          WHEN type = 'ticket.updated' AND contains(CAST(data AS VARCHAR), '"fields.')
               THEN map_from_entries(list_filter(
                   map_entries(CAST(json_extract(data, '$.set') AS MAP(VARCHAR, JSON))),
-                  lambda kv: starts_with(kv.key, 'fields.'))) END AS fmap
-  FROM {source} WHERE ticket IS NOT NULL
-),
+                  lambda kv: starts_with(kv.key, 'fields.'))) END AS fmap,
+    CASE WHEN starts_with(type, 'contact.') THEN data END AS data
+  FROM {source}
+)"""
+
+
+def fold_sql(source: str, base: str | None = None, extracted: bool = False) -> str:
+    """SELECT producing one row per ticket named in `source`, folded on top of its `base` row.
+
+    `source` is an events relation, or with `extracted` one that is already `extract_sql`
+    of it (`tix rebuild` keeps that in a table: the JSON is parsed while it is read);
+    `base` a relation with the snapshot's ticket columns (the state before the first event
+    of `source`), or None for a fold from nothing.
+
+    The aggregates each read only the rows and narrow columns they need: counts and times
+    over every event, the last value of each field over the field-setting events only
+    (taken as JSON, turned into a value once per ticket), status times over the status
+    changes only, tags and custom fields over the few events that touch them.
+    """
+    base = base or empty_base()
+    quiet = _lit(sorted(_QUIET))
+    opened = _lit(OPEN_STATUSES)
+    events = (f"SELECT * FROM {source} WHERE ticket IS NOT NULL" if extracted
+              else f"SELECT * FROM ({extract_sql(source)}) WHERE ticket IS NOT NULL")
+    last_values = ",\n    ".join(f"arg_max(f_{f}, seq) FILTER (WHERE f_{f} IS NOT NULL) AS {f}" for f in FIELDS)
+    final_simple = ",\n  ".join(
+        f"CASE WHEN f.{f} IS NOT NULL THEN json_extract_string(f.{f}, '$') WHEN b.number IS NOT NULL THEN b.{f} "
+        f"ELSE {DEFAULTS.get(f, 'NULL')} END AS {f}"
+        for f in SIMPLE)
+    return f"""
+WITH e AS {"NOT MATERIALIZED" if extracted else "MATERIALIZED"} ({events}),
 b AS MATERIALIZED (SELECT * FROM {base} WHERE number IN (SELECT DISTINCT ticket FROM e)),
 a AS (
   SELECT ticket,
-    {simple},
-    arg_max_null(TRY_CAST(json_extract_string(v[{ci}], '$') AS BIGINT), seq)
-      FILTER (WHERE v[{ci}] IS NOT NULL) AS contact,
-    bool_or(v[{ci}] IS NOT NULL) AS has_contact,
     arg_max(ts, seq) FILTER (WHERE type = 'ticket.created') AS created_ts,
     min(ts) AS first_ts,
     count(*) FILTER (WHERE type = 'message.received') AS messages_in,
@@ -99,18 +115,26 @@ a AS (
     max(seq) FILTER (WHERE type NOT IN {quiet}) AS last_seq
   FROM e GROUP BY ticket
 ),
+f AS (
+  SELECT ticket,
+    {last_values}
+  FROM e WHERE type IN ('ticket.created', 'ticket.updated') GROUP BY ticket
+),
 st AS (
-  SELECT e.ticket, e.seq, e.ts, e.type, json_extract_string(e.v[2], '$') AS new_status,
-         coalesce(lag(json_extract_string(e.v[2], '$')) OVER (PARTITION BY e.ticket ORDER BY e.seq),
-                  CASE WHEN e.type = 'ticket.updated' THEN coalesce(b.status, 'new') END) AS prev
-  FROM e LEFT JOIN b ON b.number = e.ticket WHERE e.v[2] IS NOT NULL
+  SELECT s.ticket, s.seq, s.ts, s.type, s.new_status,
+         coalesce(lag(s.new_status) OVER (PARTITION BY s.ticket ORDER BY s.seq),
+                  CASE WHEN s.type = 'ticket.updated' THEN coalesce(b.status, 'new') END) AS prev
+  FROM (SELECT ticket, seq, ts, type, json_extract_string(f_status, '$') AS new_status
+        FROM e WHERE f_status IS NOT NULL) s
+  LEFT JOIN b ON b.number = s.ticket
 ),
 st1 AS (
   SELECT ticket,
     count(*) FILTER (WHERE type = 'ticket.updated' AND new_status IN {opened}
                      AND prev IN ('resolved', 'closed')) AS reopened,
     max(seq) FILTER (WHERE new_status IN {opened}) AS last_open_seq,
-    arg_max(ts, seq) AS last_status_ts
+    arg_max(ts, seq) AS last_status_ts,
+    arg_max(new_status, seq) AS status
   FROM st GROUP BY ticket
 ),
 st2 AS (
@@ -142,7 +166,8 @@ SELECT a.ticket AS number,
   CASE WHEN tags.ticket IS NULL THEN coalesce(b.tags, []::VARCHAR[]) ELSE list_sort(list_distinct(list_concat(
       list_filter(coalesce(b.tags, []::VARCHAR[]), lambda x: NOT list_contains(tags.touched, x)),
       coalesce(tags.present, []::VARCHAR[])))) END AS tags,
-  CASE WHEN a.has_contact THEN a.contact ELSE b.contact END AS contact,
+  CASE WHEN f.contact IS NOT NULL THEN TRY_CAST(json_extract_string(f.contact, '$') AS BIGINT)
+       ELSE b.contact END AS contact,
   CASE WHEN flds.ticket IS NULL THEN coalesce(CAST(b.fields AS VARCHAR), '{{}}') ELSE
     CAST(to_json(map_from_entries(list_sort(list_concat(
       list_filter(map_entries(CAST(CAST(coalesce(b.fields, '{{}}') AS JSON) AS MAP(VARCHAR, JSON))),
@@ -152,12 +177,12 @@ SELECT a.ticket AS number,
   coalesce(a.updated_at, b.updated_at, a.created_ts, a.first_ts) AS updated_at,
   coalesce(b.first_response_at, a.first_response_at) AS first_response_at,
   CASE WHEN st1.ticket IS NULL THEN b.resolved_at
-       WHEN st_final.status = 'resolved' THEN st1.last_status_ts
-       WHEN st_final.status = 'closed'
+       WHEN st1.status = 'resolved' THEN st1.last_status_ts
+       WHEN st1.status = 'closed'
             THEN coalesce(st2.last_resolved_ts, CASE WHEN st1.last_open_seq IS NULL THEN b.resolved_at END,
                           st2.first_closed_ts) END AS resolved_at,
   CASE WHEN st1.ticket IS NULL THEN b.closed_at
-       WHEN st_final.status = 'closed' THEN st1.last_status_ts END AS closed_at,
+       WHEN st1.status = 'closed' THEN st1.last_status_ts END AS closed_at,
   coalesce(a.last_customer_at, b.last_customer_at) AS last_customer_at,
   coalesce(a.last_agent_at, b.last_agent_at) AS last_agent_at,
   (coalesce(b.messages_in, 0) + a.messages_in)::INTEGER AS messages_in,
@@ -169,12 +194,12 @@ SELECT a.ticket AS number,
   coalesce(a.last_seq, b.last_seq, 0) AS last_seq
 FROM a
 LEFT JOIN b ON b.number = a.ticket
-LEFT JOIN (SELECT ticket, arg_max(new_status, seq) AS status FROM st GROUP BY ticket) st_final USING (ticket)
+LEFT JOIN f USING (ticket)
 LEFT JOIN st1 USING (ticket) LEFT JOIN st2 USING (ticket) LEFT JOIN tags USING (ticket) LEFT JOIN flds USING (ticket)
 """
 
 
-def ticket_select_sql(source: str, base: str | None = None) -> str:
+def ticket_select_sql(source: str, base: str | None = None, extracted: bool = False) -> str:
     """The fold with the snapshot's column order and types, sorted by number."""
     cols = ", ".join(f'CAST("{c}" AS {"VARCHAR" if t == "JSON" else t}) AS "{c}"' for c, t in TICKET_COLUMNS.items())
-    return f"SELECT {cols} FROM ({fold_sql(source, base)}) ORDER BY number"
+    return f"SELECT {cols} FROM ({fold_sql(source, base, extracted)}) ORDER BY number"

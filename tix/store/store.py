@@ -335,7 +335,7 @@ class Store:
     def _rebuild(self, replace_damaged: bool) -> dict:
         import duckdb
 
-        from tix.store.sqlfold import events_source, ticket_select_sql
+        from tix.store.sqlfold import events_source, extract_sql, ticket_select_sql
 
         self.rebuild_problems = []
         last = self.log.last_event()
@@ -353,13 +353,14 @@ class Store:
         con.execute(f"SET memory_limit = '{REBUILD_MEMORY}'")
         con.execute("SET preserve_insertion_order = false")
         source = events_source(str(self.log.dir / "*.jsonl"))
-        # One scan of the JSON: the events land in a temp table, each with only the part of its
-        # data a fold reads (a message's text, most of the log's bytes, is left behind);
-        # tickets fold in SQL, contacts (a few %) in Python, one contact at a time.
-        con.execute(f"CREATE TEMP TABLE ev AS SELECT seq, ts, type, ticket, contact, {FOLD_DATA} AS data FROM {source}")
+        # One scan of the JSON: the events land in a temp table with what the folds read of
+        # their data already parsed into typed columns (`extract_sql`; a message's text is
+        # left behind); tickets fold in SQL on those columns, contacts (a few %) in Python,
+        # one contact at a time, from the data kept of contact events only.
+        con.execute(f"CREATE TEMP TABLE ev AS {extract_sql(source)}")
         if self._damaged_lines(con, replace_damaged) == "replaced":
             return self._rebuild(False)
-        con.execute(f"CREATE TEMP TABLE folded AS {ticket_select_sql('ev')}")
+        con.execute(f"CREATE TEMP TABLE folded AS {ticket_select_sql('ev', extracted=True)}")
         max_ticket = con.execute("SELECT coalesce(max(number), 0) FROM folded").fetchall()[0][0]
         contacts, max_contact = _fold_contacts(con)
         con.execute("DROP TABLE ev")
@@ -373,12 +374,6 @@ class Store:
 # DuckDB's memory for `tix rebuild` (it spills to state/duckdb-tmp beyond it): with Python,
 # the contacts and the Parquet writers, a rebuild of 1M tickets / 10M events stays under 1 GB.
 REBUILD_MEMORY = "500MB"
-
-# What `_rebuild` keeps of an event's data: what the SQL ticket fold (tix.store.sqlfold) and
-# the contact fold read. A message's text is never read: of a message, only `auto` is kept.
-FOLD_DATA = ("CASE WHEN type IN ('ticket.created', 'ticket.updated', 'ticket.tagged', 'ticket.routed') "
-             "OR starts_with(type, 'contact.') THEN data "
-             "WHEN type = 'message.sent' THEN json_object('auto', json_extract(data, '$.auto')) END")
 
 CONTACT_CHUNK = 20000  # contacts folded in Python, then turned into Arrow, at a time
 
