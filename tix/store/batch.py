@@ -118,16 +118,19 @@ class Batch:
             self._ts, self._ts_at = iso(utcnow()), t
         return self._ts
 
-    def fold_onto(self, row: dict) -> None:
+    def fold_onto(self, row: dict, copy: bool = True) -> None:
         """Fold this batch's events on a copy of `row`, a ticket's row as read before them (with
         at least the columns the fold reads for those events: it raises KeyError otherwise, and
         the batch stops folding). Only before the first event, or after every event so far was
-        folded; the events of a ticket not given here stop the folding too."""
+        folded; the events of a ticket not given here stop the folding too.
+
+        `copy=False`: fold onto `row` itself, for a caller that changes it only after each
+        event, and as the event did (tix.tickets.core.set_fields, tag): no second row in memory."""
         if self.folded is None:
             if not self._foldable or self.seq != self.first_seq:
                 return
             self.folded = State()
-        self.folded.tickets.setdefault(row["number"], dict(row))
+        self.folded.tickets.setdefault(row["number"], dict(row) if copy else row)
 
     def _fold(self, ev: dict) -> None:
         folded = self.folded

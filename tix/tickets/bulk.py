@@ -98,7 +98,7 @@ def _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, 
     for row in rows:
         start = len(batch.pending)
         if not dry_run:  # the snapshot refresh after a large update writes these rows as folded
-            batch.fold_onto(row)
+            batch.fold_onto(row, copy=False)  # set_fields and tag change a row after its event, as it did
         if changes:
             set_fields(batch, row, changes, why=why)
         if add or remove:
