@@ -2,7 +2,10 @@
 
 The tail (events after the snapshot's position) is folded in Python (tix.store.fold) on top
 of the snapshot rows it touches; `connect()` puts the merged rows behind DuckDB views
-(tix.store.views). `write_snapshot()` folds the tail into a new snapshot generation.
+(tix.store.views). `write_snapshot()` folds the tail into a new snapshot generation: in
+DuckDB from a copy of the tail (`_fold_tickets_sql`), or, when the tail is exactly a batch
+that folded its own events onto the rows it read (`Batch.fold_onto`: a bulk update), by
+joining those partial rows onto the snapshot's (`_folded_tickets`), the log not read back.
 """
 from __future__ import annotations
 
@@ -245,7 +248,7 @@ class Reader:
                 made = True
             if made and con.execute("SELECT count(*) FROM _new_tickets").fetchall()[0][0] == len(self.folded):
                 return
-        except (duckdb.Error, TypeError):  # TypeError: orjson, a value it cannot write
+        except (duckdb.Error, TypeError, OSError):  # TypeError: orjson, a value it cannot write
             pass
         finally:
             os.unlink(tmp)
