@@ -29,13 +29,14 @@ class Reader:
     """Snapshot + tail, read once. Never takes the lock; never sees a torn line."""
 
     def __init__(self, store: Store, fold_tickets: bool = True, messages: bool = False,
-                 batch: Batch | None = None):
+                 batch: Batch | None = None, upto: Position | None = None):
         """`messages`: keep the data of `message.received` events in `tail` (their text,
         most of the log's bytes; the rules engine reads it). Without it those events are
         decoded without their data: the fold never reads it.
 
-        `batch` (for `write_snapshot`, lock held): the tail is exactly that batch, just
-        committed, and it folded its events itself (`Batch.folded`): the log is not read."""
+        `batch` (for `write_snapshot`, lock held): that batch, just committed, folded its
+        events itself (`Batch.folded`); when the tail is exactly the batch, the log is not read.
+        `upto`: read the tail only up to there (a committed position), not to the log's end."""
         self.store = store
         self.messages = messages
         self.meta = _leased_meta(store.snapshot)
@@ -48,7 +49,7 @@ class Reader:
         self.end = start or Position("", 0)
         self.last_seq = (self.meta or {}).get("seq", 0)
         self.folded: dict[int, dict] | None = None  # `batch.folded`'s partial rows
-        if batch is not None and batch.folded is not None and self.meta:
+        if batch is not None and batch.folded is not None and self.meta and start == batch.start:
             self.folded = batch.folded.tickets
             self.tail_lines = batch.seq - batch.first_seq
             self.end, self.last_seq = store.log.end(), batch.seq
@@ -59,7 +60,7 @@ class Reader:
         loads = orjson.loads
         damaged = store.log.damaged
         last = None
-        for raw, seg, off in store.log.read_raw(start):
+        for raw, seg, off in store.log.read_raw(start, upto):
             self.end = Position(seg, off)
             self.tail_lines += 1
             try:

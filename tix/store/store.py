@@ -280,14 +280,17 @@ class Store:
         """Fold the tail into the snapshot once it holds `snapshot_every` events.
 
         Counting the tail's lines is cheap; the tail is only parsed and folded when due. When
-        the tail is exactly `batch` (just committed, lock held) and the batch folded its events
-        itself (`Batch.folded`), its rows are written as they are: the log is not read back.
+        `batch` (just committed, lock held) folded its events itself (`Batch.folded`), its rows
+        are written as they are, the log not read back; a tail before it (shorter than
+        `snapshot_every`) is folded from the log first, as a generation of its own.
         """
         meta = self.snapshot.meta()
         start = self.snapshot.position(meta)
         every = self.config.setting("snapshot_every")
-        if batch is not None and batch.folded is not None and meta and batch.start == start \
+        if batch is not None and batch.folded is not None and meta and batch.start is not None \
                 and not batch.pending and batch.seq - batch.first_seq >= every:
+            if batch.start != start:
+                Reader(self, fold_tickets=False, upto=batch.start).write_snapshot()
             Reader(self, fold_tickets=False, batch=batch).write_snapshot()
             history.catch_up(self)
             return True
