@@ -289,6 +289,7 @@ class Store:
         every = self.config.setting("snapshot_every")
         if batch is not None and batch.folded is not None and meta and batch.start is not None \
                 and not batch.pending and batch.seq - batch.first_seq >= every:
+            batch.use_reader(None)  # what it read before the batch (its tail, its DuckDB): not needed now
             if batch.start != start:
                 Reader(self, fold_tickets=False, upto=batch.start).write_snapshot()
             Reader(self, fold_tickets=False, batch=batch).write_snapshot()

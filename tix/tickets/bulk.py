@@ -48,14 +48,13 @@ def bulk_update(store: Store, filter_text: str = "", *, numbers: list[int] | Non
     if not filter_text.strip() and numbers is None:
         raise UsageError("give a filter (e.g. status:open team:billing) or --ids -; "
                          "to change every ticket say so with the filter is:any")
-    with _no_gc():
-        if dry_run:
-            batch = DryBatch(store, None, actor, "tix update --dry-run")
-            return _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, True, True,
-                          all_statuses)
-        with store.writing(actor=actor, via="tix update") as batch:
-            return _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, confirmed, False,
-                          all_statuses)
+    if dry_run:
+        batch = DryBatch(store, None, actor, "tix update --dry-run")
+        return _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, True, True,
+                      all_statuses)
+    with store.writing(actor=actor, via="tix update") as batch:
+        return _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, confirmed, False,
+                      all_statuses)
 
 
 @contextmanager
@@ -73,6 +72,13 @@ def _no_gc():
 
 def _apply(batch, store, filter_text, numbers, changes, add, remove, note, why, confirmed, dry_run,
            all_statuses=False) -> UpdateResult:
+    with _no_gc():
+        return _plan(batch, store, filter_text, numbers, changes, add, remove, note, why, confirmed, dry_run,
+                     all_statuses)
+
+
+def _plan(batch, store, filter_text, numbers, changes, add, remove, note, why, confirmed, dry_run,
+          all_statuses) -> UpdateResult:
     # only the columns the changes compare with (and `team`, for an agent's scope), and those
     # the fold reads for these events (the batch folds them: see below): fetching every
     # ticket's tags and custom fields costs more than the rest of a large update
