@@ -235,8 +235,11 @@ class Reader:
         try:
             for names, rows in groups.items():
                 cols = [c for c in names if c != "number" and c in TICKET_COLUMNS]
-                with open(tmp, "wb") as fh:
-                    fh.write(orjson.dumps(rows))  # one JSON array: ~10x faster than a line per row
+                with open(tmp, "wb") as fh:  # one JSON array, written a chunk at a time (a dumps for
+                    fh.write(b"[")  # each row would take ~10x longer; one for all, memory for all)
+                    for i in range(0, len(rows), _CHUNK):
+                        fh.write((b"," if i else b"") + orjson.dumps(rows[i:i + _CHUNK])[1:-1])
+                    fh.write(b"]")
                 typed = ", ".join(f"\"{c}\": '{_JSON_TYPES.get(TICKET_COLUMNS[c], TICKET_COLUMNS[c])}'"
                                   for c in ("number", *cols))
                 replace = ", ".join(f'CAST(CAST(p."{c}" AS TIMESTAMPTZ) AS TIMESTAMP) AS "{c}"'
@@ -361,6 +364,7 @@ def _copy_tail(log, start: Position | None, end: Position, fh, chunk: int = 8 <<
     return longest
 
 
+_CHUNK = 50000  # rows `_folded_tickets` turns into JSON at a time
 # How `_folded_tickets` reads a column of the snapshot's types from JSON (a time: an ISO string).
 _JSON_TYPES = {"TIMESTAMP": "VARCHAR", "JSON": "VARCHAR"}
 
