@@ -197,7 +197,7 @@ class Batch:
             if self.start is None:
                 self.start = self._open_from
         dumps = orjson.dumps
-        data = b"\n".join(map(dumps, events)) + b"\n"
+        data = b"".join([dumps(ev) + b"\n" for ev in events])
         if commit:
             data = data[:-2] + COMMIT_MARK  # `}\n` of the last line -> `,"commit":true}\n`
         try:
