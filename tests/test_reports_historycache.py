@@ -307,3 +307,26 @@ def test_report_exclude_tags_setting(store):
     cfg.write_text(cfg.read_text() + "  exclude: [x]\n")
     with pytest.raises(ConfigError, match="exclude"):
         load(cfg, validate_sections=True)
+
+
+def test_catch_up_skips_a_stretch_that_makes_no_rows_unread(tmp_path):
+    """A bulk change of priorities or tags makes no history rows: the cache moves past it
+    without a new part (the stretch is checked in blocks, not decoded line by line)."""
+    store = fresh(tmp_path)
+    write(store, [("ticket.created", n, {"status": "new", "team": "support"}, T0, "system") for n in (1, 2)])
+    h = History(store)
+    h.build()
+    parts = h.meta()["parts"]
+    write(store, [("ticket.updated", n, {"set": {"priority": "high"}, "old": {"priority": "normal"}},
+                   T0 + timedelta(hours=1), "user:ani") for n in (1, 2)]
+          + [("ticket.tagged", 2, {"add": ["vip"]}, T0 + timedelta(hours=2), "user:ani")])
+    meta = h.catch_up()
+    assert meta["parts"] == parts and meta["seq"] == store.log.last_event()["seq"] == 5
+    write(store, [("ticket.updated", 1, {"set": {"status": "resolved"}}, T0 + timedelta(hours=3), "user:ani"),
+                  ("ticket.updated", 2, {"set": {"priority": "low"}}, T0 + timedelta(hours=4), "user:ani")])
+    meta = h.catch_up()
+    assert len(meta["parts"]) == len(parts) + 1 and meta["seq"] == 7
+    con = store.connect()
+    history.register(con, store)
+    assert cached_rows(con) == reference(store)
+    assert [r["event"] for r in cached_rows(con)] == [None, None, "resolution"]

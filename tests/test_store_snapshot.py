@@ -140,3 +140,81 @@ def test_refresh_with_tickets_and_contacts_in_the_tail(tmp_path):
     r = store.read()
     assert r.meta["max_contact"] == 12 and r.meta["max_ticket"] == 12
     assert state_of(store) == rebuilt_state(store, tmp_path)
+
+
+def _copies_of_the_tail(monkeypatch) -> list:
+    """Record each time a snapshot refresh reads the log's tail back (`_copy_tail`)."""
+    import tix.store.reader as readermod
+
+    calls: list = []
+    copy = readermod._copy_tail
+
+    def recorded(*args, **kwargs):
+        calls.append(args[1:3])
+        return copy(*args, **kwargs)
+    monkeypatch.setattr(readermod, "_copy_tail", recorded)
+    return calls
+
+
+def test_bulk_update_refresh_writes_the_rows_it_folded(store, tix, tmp_path, monkeypatch):
+    """Issue 16: after a large `tix update` the refresh writes the rows the update folded
+    itself, without reading its events back from the log, and they equal a rebuild's."""
+    cfg = store.path("tix.yaml")
+    cfg.write_text(cfg.read_text().replace("snapshot_every: 20000", "snapshot_every: 3"))
+    store.reload_config()
+    with store.writing(actor="user:a", via="t") as b:
+        for i in range(10):
+            create_ticket(b, f"t{i}", team="billing", status=STATUSES[i % 5], tags=["vip"] if i % 2 else [],
+                          fields={"order_id": f"PO-{i}"} if i % 3 else {})
+    store.refresh_snapshot()
+    copies = _copies_of_the_tail(monkeypatch)
+    ids = "\n".join(str(n) for n in range(1, 11)) + "\n"
+    for args in (["--set", "status=open"],  # reopens the resolved and closed ones
+                 ["--set", "status=resolved", "--set", "priority=urgent"],
+                 ["--set", "status=closed", "--why", "done"],
+                 ["--set", "order_id=X-1", "--set", "team=support"],
+                 ["--set", "order_id=", "--add-tag", "checked", "--remove-tag", "vip"],
+                 ["--note", "called back", "--set", "assignee=ani"]):
+        tix("update", "--ids", "-", *args, "--yes", input=ids, check=0)
+        reader = store.read()
+        assert reader.tail == [] and reader.meta["seq"] == store.log.last_event()["seq"]
+        assert copies == []  # the refresh wrote the folded rows: the log was not read back
+        assert state_of(store) == rebuilt_state(store, tmp_path), args
+    closed = [e for e in store.events_for(ticket=4) if e["type"] == "ticket.updated"
+              and e["data"]["set"].get("status") == "closed"]
+    assert [(e["why"], e["via"], e["actor"].startswith("user:")) for e in closed] == [("done", "tix update", True)]
+
+
+def test_refresh_reads_the_log_when_the_batch_did_not_fold_it_all(store, tmp_path, monkeypatch):
+    cfg = store.path("tix.yaml")
+    cfg.write_text(cfg.read_text().replace("snapshot_every: 20000", "snapshot_every: 2"))
+    store.reload_config()
+    with store.writing(actor="user:a", via="t") as b:
+        for i in range(4):
+            create_ticket(b, f"t{i}", status="resolved" if i % 2 else "open")
+    store.refresh_snapshot()
+    copies = _copies_of_the_tail(monkeypatch)
+    with store.writing(actor="user:a", via="t") as b:  # a row without what the fold of a status reads
+        for n in (1, 2, 3):
+            b.fold_onto({"number": n, "status": b.reader.ticket(n)["status"]})
+            set_fields(b, get_ticket(b, n), {"status": "closed"})
+    assert b.folded is None and len(copies) == 1
+    assert state_of(store) == rebuilt_state(store, tmp_path)
+    with store.writing(actor="user:a", via="t") as b:
+        set_fields(b, get_ticket(b, 1), {"priority": "low"})  # a tail before the folded part
+    with store.writing(actor="user:a", via="t") as b:
+        for n in (2, 3):
+            row = get_ticket(b, n)
+            b.fold_onto(row)
+            set_fields(b, row, {"priority": "high"})
+    # the tail before the batch was folded from the log (up to the batch), the batch's rows as folded
+    assert b.folded is not None and len(copies) == 2 and copies[-1][1] == b.start
+    assert store.read().tail == []
+    assert state_of(store) == rebuilt_state(store, tmp_path)
+    with store.writing(actor="user:a", via="t") as b:  # a ticket the snapshot does not have yet
+        b.fold_onto({"number": 9, "priority": None})
+        b.emit("ticket.updated", ticket=9, data={"set": {"priority": "low"}, "old": {}})
+        b.fold_onto({"number": 4, "priority": "normal"})
+        b.emit("ticket.updated", ticket=4, data={"set": {"priority": "low"}, "old": {}})
+    assert b.folded is not None and len(copies) == 3  # its row could not be joined: the log was read
+    assert state_of(store) == rebuilt_state(store, tmp_path)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from tix.store.fold import State
 from tix.store.log import COMMIT_MARK, Position, iso, segment_name, utcnow
 
 if TYPE_CHECKING:
@@ -44,6 +45,15 @@ class Batch:
         self.written: list[dict] = []
         last = store.log.last_event()
         self.seq = last["seq"] if last else 0
+        self.first_seq = self.seq  # the seq before this batch's first event
+        self._foldable = True  # no event of this batch went unfolded yet
+        self.start: Position | None = None  # where the log ended before this batch's first event
+        self.folded: State | None = None
+        """The rows of the tickets this batch changes, as its events leave them, when the command
+        asked for it (`fold_onto`): partial rows (the columns it read, and those the fold sets).
+        None as soon as an event of the batch was not folded onto them: then it means nothing.
+        A snapshot refresh right after the batch writes them instead of reading the events back
+        (`Store.maybe_refresh_snapshot`)."""
         self._reader: Reader | None = None
         self._max_ticket: int | None = None
         self._max_contact: int | None = None
@@ -108,6 +118,30 @@ class Batch:
             self._ts, self._ts_at = iso(utcnow()), t
         return self._ts
 
+    def fold_onto(self, row: dict, copy: bool = True) -> None:
+        """Fold this batch's events on a copy of `row`, a ticket's row as read before them (with
+        at least the columns the fold reads for those events: it raises KeyError otherwise, and
+        the batch stops folding). Only before the first event, or after every event so far was
+        folded; the events of a ticket not given here stop the folding too.
+
+        `copy=False`: fold onto `row` itself, for a caller that changes it only after each
+        event, and as the event did (tix.tickets.core.set_fields, tag): no second row in memory."""
+        if self.folded is None:
+            if not self._foldable or self.seq != self.first_seq:
+                return
+            self.folded = State()
+        self.folded.tickets.setdefault(row["number"], dict(row) if copy else row)
+
+    def _fold(self, ev: dict) -> None:
+        folded = self.folded
+        if ev.get("ticket") in folded.tickets and "contact" not in ev:
+            try:
+                folded.apply(ev)
+                return
+            except KeyError:  # a column the fold reads was not read: the refresh reads the log
+                pass
+        self.folded, self._foldable = None, False
+
     def savepoint(self) -> Savepoint:
         """A mark to `rollback` to, e.g. before the events of one message that may fail."""
         return Savepoint(len(self.pending), self.seq, self._max_ticket, self._max_contact)
@@ -118,12 +152,16 @@ class Batch:
         if len(self.pending) < mark.pending or self.seq - len(self.pending) != mark.seq - mark.pending:
             raise ValueError("the batch was flushed after the savepoint; its events are written")
         del self.pending[mark.pending:]
+        if mark.seq != self.seq:  # what was folded of the events taken back cannot be unfolded
+            self.folded, self._foldable = None, False
         self.seq, self._max_ticket, self._max_contact = mark.seq, mark.max_ticket, mark.max_contact
 
     def add(self, ev: dict) -> dict:
         self.seq += 1
         ev["seq"] = self.seq
         self.pending.append(ev)
+        if self.folded is not None:
+            self._fold(ev)
         return ev
 
     def flush(self, commit: bool = True) -> Position | None:
@@ -156,6 +194,8 @@ class Batch:
             newest = segs[-1] if segs else ""
             self._segment = max(newest, segment_name(events[0]["ts"]))
             self._open_from = log.end()
+            if self.start is None:
+                self.start = self._open_from
         dumps = orjson.dumps
         data = b"".join([dumps(ev) + b"\n" for ev in events])
         if commit:

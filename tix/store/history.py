@@ -85,6 +85,13 @@ _EXTRACTED = {"seq": "BIGINT", "ts": "TIMESTAMP", "ticket": "BIGINT", "kind": "V
 _KINDS = {"ticket.created": "created", "ticket.updated": "updated", "message.received": "in",
           "message.sent": "out", "outbox.failed": "failed"}
 _TYPE = re.compile(rb'"type"\s*:\s*"(ticket\.created|ticket\.updated|message\.received|message\.sent|outbox\.failed)"')
+# Bytes each line that makes a row holds (its type, or a key of `set` an `updated` row
+# records; orjson escapes every quote inside a string, so these occur only as written here,
+# and a false hit only costs the line-by-line read). A stretch of the log without any of them
+# makes no rows: `gap` skips it unread.
+_ROW_MARKS = (b'"ticket.created"', b'"message.received"', b'"message.sent"', b'"outbox.failed"',
+              b'"status"', b'"team"', b'"assignee"')
+_SCAN = 8 << 20
 # A received message's `auto` flag, found without decoding its text (a quote inside a JSON
 # string is escaped, so this matches a key of the data object only).
 _AUTO = re.compile(rb'[{,]\s*"auto"\s*:\s*true')
@@ -332,6 +339,10 @@ class History:
         end = upto or self.store.log.end()
         if pos == end:
             return rows, end, seq
+        if pos is not None and self._no_rows(pos, end):  # e.g. after a bulk change of priorities
+            last_seq = seq_before(self.store.log.dir / end.segment, end.offset)
+            if last_seq is not None:
+                return rows, end, last_seq
         reached = pos or Position("", 0)
         last = None
         for raw, seg, off in self.store.log.read_raw(pos, end):  # committed batches only
@@ -345,6 +356,29 @@ class History:
         if last is not None:
             seq = orjson.loads(last)["seq"]
         return rows, reached, seq
+
+    def _no_rows(self, pos: Position, end: Position) -> bool:
+        """True when no line between `pos` and `end` can make a row (none holds one of
+        `_ROW_MARKS`): checked on large blocks of bytes, without splitting or decoding lines."""
+        log = self.store.log
+        for name in log.segments():
+            if name < pos.segment or name > end.segment:
+                continue
+            left = (end.offset if name == end.segment else (log.dir / name).stat().st_size) \
+                - (pos.offset if name == pos.segment else 0)
+            with open(log.dir / name, "rb") as fh:
+                fh.seek(pos.offset if name == pos.segment else 0)
+                carry = b""
+                while left > 0:
+                    block = fh.read(min(_SCAN, left))
+                    if not block:
+                        break
+                    left -= len(block)
+                    block = carry + block
+                    if any(mark in block for mark in _ROW_MARKS):
+                        return False
+                    carry = block[-32:]  # a mark cut across two blocks
+        return True
 
     def build(self) -> dict:
         """Fold the whole log into parts, one segment (a month) at a time: each DuckDB scan

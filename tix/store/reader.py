@@ -2,7 +2,10 @@
 
 The tail (events after the snapshot's position) is folded in Python (tix.store.fold) on top
 of the snapshot rows it touches; `connect()` puts the merged rows behind DuckDB views
-(tix.store.views). `write_snapshot()` folds the tail into a new snapshot generation.
+(tix.store.views). `write_snapshot()` folds the tail into a new snapshot generation: in
+DuckDB from a copy of the tail (`_fold_tickets_sql`), or, when the tail is exactly a batch
+that folded its own events onto the rows it read (`Batch.fold_onto`: a bulk update), by
+joining those partial rows onto the snapshot's (`_folded_tickets`), the log not read back.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from tix.store.log import Position, _why, report_damage, unmark
 from tix.store.snapshot import GONE, base_order, rows_to_arrow
 
 if TYPE_CHECKING:
+    from tix.store.batch import Batch
     from tix.store.store import Store
 
 
@@ -24,10 +28,15 @@ if TYPE_CHECKING:
 class Reader:
     """Snapshot + tail, read once. Never takes the lock; never sees a torn line."""
 
-    def __init__(self, store: Store, fold_tickets: bool = True, messages: bool = False):
+    def __init__(self, store: Store, fold_tickets: bool = True, messages: bool = False,
+                 batch: Batch | None = None, upto: Position | None = None):
         """`messages`: keep the data of `message.received` events in `tail` (their text,
         most of the log's bytes; the rules engine reads it). Without it those events are
-        decoded without their data: the fold never reads it."""
+        decoded without their data: the fold never reads it.
+
+        `batch` (for `write_snapshot`, lock held): that batch, just committed, folded its
+        events itself (`Batch.folded`); when the tail is exactly the batch, the log is not read.
+        `upto`: read the tail only up to there (a committed position), not to the log's end."""
         self.store = store
         self.messages = messages
         self.meta = _leased_meta(store.snapshot)
@@ -39,10 +48,19 @@ class Reader:
         self.start = start
         self.end = start or Position("", 0)
         self.last_seq = (self.meta or {}).get("seq", 0)
+        self.folded: dict[int, dict] | None = None  # `batch.folded`'s partial rows
+        if batch is not None and batch.folded is not None and self.meta and start == batch.start:
+            self.folded = batch.folded.tickets
+            self.tail_lines = batch.seq - batch.first_seq
+            self.end, self.last_seq = store.log.end(), batch.seq
+            self.state = State()
+            self.max_ticket = max(self.meta.get("max_ticket", 0), max(self.folded, default=0))
+            self.max_contact = self.meta.get("max_contact", 0)
+            return
         loads = orjson.loads
         damaged = store.log.damaged
         last = None
-        for raw, seg, off in store.log.read_raw(start):
+        for raw, seg, off in store.log.read_raw(start, upto):
             self.end = Position(seg, off)
             self.tail_lines += 1
             try:
@@ -183,16 +201,65 @@ class Reader:
         meta = {"seq": self.last_seq, "segment": self.end.segment,
                 "offset": self.end.offset, "max_ticket": self.max_ticket, "max_contact": self.max_contact}
         files: dict = {}
-        if self.fold_tickets:
+        if self.folded is not None:
+            self._folded_tickets(con)
+        elif self.fold_tickets:
             con.register("_new_tickets", rows_to_arrow(
                 sorted(self.state.tickets.values(), key=lambda r: r["number"]), TICKET_COLUMNS))
         else:
             self._fold_tickets_sql(con)
         files.update(self._refresh(con, "tickets", "number", TICKET_COLUMNS))
-        con.register("_new_contacts", rows_to_arrow(
-            sorted(self.state.contacts.values(), key=lambda r: r["id"]), CONTACT_COLUMNS))
-        files.update(self._refresh(con, "contacts", "id", CONTACT_COLUMNS))
+        if self.state.contacts or self._file("contacts") is None:  # (no Arrow, no pyarrow, for none)
+            con.register("_new_contacts", rows_to_arrow(
+                sorted(self.state.contacts.values(), key=lambda r: r["id"]), CONTACT_COLUMNS))
+            files.update(self._refresh(con, "contacts", "id", CONTACT_COLUMNS))
         return self.store.snapshot.write(files, meta, con=con)
+
+    def _folded_tickets(self, con) -> None:
+        """`_new_tickets` = the snapshot rows of the tickets a writer folded itself (`Batch.folded`),
+        the columns of its partial rows replaced by theirs. Should that fail (a ticket missing
+        from the snapshot, a value of another type), the tail is folded from the log instead
+        (`_fold_tickets_sql`): the events are committed, and the refresh must not fail them."""
+        import os
+        import tempfile
+
+        import duckdb
+
+        groups: dict[tuple, list[dict]] = {}  # rows with the same columns: one JOIN each
+        for row in self.folded.values():
+            groups.setdefault(tuple(row), []).append(row)
+        snap = self.snapshot_sql("tickets")
+        fd, tmp = tempfile.mkstemp(prefix=f"tail-{os.getpid()}-rows-", suffix=".jsonl", dir=self.store.path("state"))
+        os.close(fd)
+        made = False
+        try:
+            for names, rows in groups.items():
+                cols = [c for c in names if c != "number" and c in TICKET_COLUMNS]
+                with open(tmp, "wb") as fh:  # one JSON array, written a chunk at a time (a dumps for
+                    fh.write(b"[")  # each row would take ~10x longer; one for all, memory for all)
+                    for i in range(0, len(rows), _CHUNK):
+                        if i:
+                            fh.write(b",")
+                        fh.write(memoryview(orjson.dumps(rows[i:i + _CHUNK]))[1:-1])  # (no copy)
+                    fh.write(b"]")
+                typed = ", ".join(f"\"{c}\": '{_JSON_TYPES.get(TICKET_COLUMNS[c], TICKET_COLUMNS[c])}'"
+                                  for c in ("number", *cols))
+                replace = ", ".join(f'CAST(CAST(p."{c}" AS TIMESTAMPTZ) AS TIMESTAMP) AS "{c}"'
+                                    if TICKET_COLUMNS[c] == "TIMESTAMP" else f'p."{c}" AS "{c}"' for c in cols)
+                path = tmp.replace("'", "''")
+                select = (f"SELECT s.* {f'REPLACE ({replace})' if cols else ''} FROM ({snap}) s JOIN "
+                          f"read_json('{path}', format='array', columns={{{typed}}}) p ON s.number = p.number")
+                verb = "INSERT INTO _new_tickets" if made else "CREATE TEMP TABLE _new_tickets AS"
+                con.execute(f"{verb} {select}")
+                made = True
+            if made and con.execute("SELECT count(*) FROM _new_tickets").fetchall()[0][0] == len(self.folded):
+                return
+        except (duckdb.Error, TypeError, OSError):  # TypeError: orjson, a value it cannot write
+            pass
+        finally:
+            os.unlink(tmp)
+        con.execute("DROP TABLE IF EXISTS _new_tickets")
+        self._fold_tickets_sql(con)
 
     def _fold_tickets_sql(self, con) -> None:
         """`_new_tickets` = the tail's tickets folded by DuckDB on top of their snapshot rows."""
@@ -298,6 +365,11 @@ def _copy_tail(log, start: Position | None, end: Position, fh, chunk: int = 8 <<
                 fh.write(block)
             # a reader's end is the end of a committed line: nothing is left over
     return longest
+
+
+_CHUNK = 50000  # rows `_folded_tickets` turns into JSON at a time
+# How `_folded_tickets` reads a column of the snapshot's types from JSON (a time: an ISO string).
+_JSON_TYPES = {"TIMESTAMP": "VARCHAR", "JSON": "VARCHAR"}
 
 
 # A delta smaller than this is never worth compacting into the base.

@@ -209,7 +209,7 @@ class Store:
                 raise
             if lock.depth == 1:
                 try:
-                    self.maybe_refresh_snapshot()
+                    self.maybe_refresh_snapshot(batch)
                 except StoreWriteError as exc:
                     raise exc.with_outcome(
                         "the changes are saved; only the snapshot (a cache) was not refreshed: "
@@ -276,13 +276,25 @@ class Store:
         return out
 
     # -- snapshot --------------------------------------------------------------------------
-    def maybe_refresh_snapshot(self) -> bool:
+    def maybe_refresh_snapshot(self, batch: Batch | None = None) -> bool:
         """Fold the tail into the snapshot once it holds `snapshot_every` events.
 
-        Counting the tail's lines is cheap; the tail is only parsed and folded when due.
+        Counting the tail's lines is cheap; the tail is only parsed and folded when due. When
+        `batch` (just committed, lock held) folded its events itself (`Batch.folded`), its rows
+        are written as they are, the log not read back; a tail before it (shorter than
+        `snapshot_every`) is folded from the log first, as a generation of its own.
         """
-        start = self.snapshot.position(self.snapshot.meta())
+        meta = self.snapshot.meta()
+        start = self.snapshot.position(meta)
         every = self.config.setting("snapshot_every")
+        if batch is not None and batch.folded is not None and meta and batch.start is not None \
+                and not batch.pending and batch.seq - batch.first_seq >= every:
+            batch.use_reader(None)  # what it read before the batch (its tail, its DuckDB): not needed now
+            if batch.start != start:
+                Reader(self, fold_tickets=False, upto=batch.start).write_snapshot()
+            Reader(self, fold_tickets=False, batch=batch).write_snapshot()
+            history.catch_up(self)
+            return True
         count = 0
         for _ in self.log.read_raw(start):
             count += 1

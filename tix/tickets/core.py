@@ -191,12 +191,17 @@ def reopen(batch: Batch, row: dict, why: str | None = None) -> dict | None:
 
 def set_fields(batch: Batch, row: dict, changes: dict, why: str | None = None) -> dict | None:
     """Emit one `ticket.updated` with the fields that actually change; None if none do."""
-    import orjson
-
-    custom = orjson.loads(row.get("fields") or "{}") if any(k.startswith("fields.") for k in changes) else {}
+    custom = None  # the row's custom fields, decoded when a change names one
     new, old = {}, {}
     for key, value in changes.items():
-        current = custom.get(key[7:]) if key.startswith("fields.") else row.get(key)
+        if key.startswith("fields."):
+            if custom is None:
+                import orjson
+
+                custom = orjson.loads(row.get("fields") or "{}")
+            current = custom.get(key[7:])
+        else:
+            current = row.get(key)
         if current != value:
             new[key] = value
             old[key] = current
@@ -276,9 +281,10 @@ def select(reader, filter_text="", *, columns=LIST_COLUMNS, sort="-updated", lim
         params += limit_to.params
     if default_open and not flt.mentions_status:
         where.append("status IN ('new', 'open', 'pending')")
-    if numbers is not None:
-        where.append("number IN (SELECT unnest(?::BIGINT[]))")
-        params.append(list(numbers))
+    if numbers is not None:  # as one string: DuckDB converts a Python list of 100k ints 4x slower
+        where.append("number IN (SELECT CAST(unnest(string_split(?, ',')) AS BIGINT))" if numbers else "false")
+        if numbers:
+            params.append(",".join(map(str, map(int, numbers))))
     cols = ", ".join(f'"{c}"' for c in columns)
     sql = f"SELECT {cols} FROM tickets WHERE {' AND '.join(where)} ORDER BY {order_by(sort)}"
     if limit is not None:
