@@ -131,6 +131,17 @@ class SearchIndex:
         self.remove()
         self.catch_up()
 
+    def sound(self) -> bool:
+        """The index file exists and SQLite finds nothing wrong in it (`PRAGMA quick_check`:
+        every page read once; whether it follows the log is checked by catching up)."""
+        if not self.exists():
+            return False
+        try:
+            with closing(sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)) as con:
+                return con.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+        except sqlite3.DatabaseError:
+            return False
+
     def _catch_up(self, con: sqlite3.Connection) -> None:
         end = self.store.log.end()
         con.execute("BEGIN IMMEDIATE")
