@@ -9,7 +9,7 @@ After the big run it measures the fixed cost of a cron run: `--small` (default 5
 fetched into a small store (a fresh one that took one `--small` batch before, untimed) and,
 with `--store DIR`, into that existing store (e.g. a copy of a 1M-ticket store): wall, CPU
 (user+sys of the process and its parse workers) and peak RSS, `--small-runs` times each
-(median quoted). `--store DIR` CHANGES that store: it adds an IMAP channel `bench` to its
+(median quoted). `--store DIR` CHANGES that store: it adds an IMAP channel `bench-email` to its
 tix.yaml for the runs (the file is put back afterwards) and the runs' messages and tickets
 stay in it, so give it a copy. Its first run is reported apart ("first fetch"): it may
 build caches the store never had (the message index of a store that never fetched).
@@ -230,7 +230,7 @@ def run(n: int, batch: int, seed: int, history: int = 0, replies: float = 0.0) -
         shutil.rmtree(work, ignore_errors=True)
 
 
-CHANNEL = ("  - name: bench\n    type: imap\n    host: 127.0.0.1\n    port: {port}\n    security: plain\n"
+CHANNEL = ("  - name: bench-email\n    type: imap\n    host: 127.0.0.1\n    port: {port}\n    security: plain\n"
            "    user: user1\n    password_env: TIX_BENCH_IMAP_PASSWORD\n    address: support@toko.example\n"
            "    batch: {batch}\n")
 

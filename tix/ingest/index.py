@@ -154,16 +154,16 @@ class Table:
     def flush(self) -> None:
         """Write this run's changes into the open transaction."""
         db, name = self.index.db, self.name
-        if db is None or not self.new:
+        if not self.index.writable or not self.new:
             return
         db.executemany("DELETE FROM kv WHERE t = ? AND k = ?",
                        [(name, str(k)) for k, v in self.new.items() if v is _GONE])
         db.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)",
                        [(name, str(k), orjson.dumps(v)) for k, v in self.new.items() if v is not _GONE])
-        for k, v in self.new.items():
-            self.cache[k] = _MISS if v is _GONE else v
+        for k in self.new:
+            self.cache.pop(k, None)
         self.new.clear()
-        if len(self.cache) > 100_000:  # a long catch-up: memory stays flat
+        if len(self.cache) > 50_000:  # a long run: memory stays flat
             self.cache.clear()
 STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 100}
 THREAD = 20  # Message-IDs kept per ticket
@@ -298,6 +298,16 @@ class MessageIndex:
                 store.path("state", old).unlink()
             except FileNotFoundError:
                 pass
+
+    def flush(self) -> None:
+        """Move this run's changes into the open transaction (`Intake.commit`, per chunk:
+        memory stays flat over a long run; they are committed with the position by `save`).
+        Only between items: a Journal cannot undo what was flushed."""
+        try:
+            for table in self.tables:
+                table.flush()
+        except sqlite3.OperationalError:  # a full disk: this run's changes are not saved (see `save`)
+            self._broken = True
 
     def _write(self) -> None:
         """Write what changed and the position, commit, and go on in a new transaction."""

@@ -221,6 +221,7 @@ class Intake:
         for ev in self.batch.written:  # the index keeps the contacts' identifiers (the rest it was told)
             if ev["type"].startswith("contact."):
                 self.index.fold_contact(ev)
+        self.index.flush()
         self.batch.written.clear()  # keep memory flat over a long run
         self._bound_tail()
 
