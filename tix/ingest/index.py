@@ -231,8 +231,11 @@ class MessageIndex:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
             # the source asks `skip` from the prefetch thread (tix.ingest.parsing)
             db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses at most the last save
+            # A rollback journal, not WAL: a reader (`tix reply --preview`) then writes nothing,
+            # not even a -shm file. The cache is large enough that a run's changes stay in
+            # memory until `save` (a spill would lock readers out until the commit).
+            db.execute("PRAGMA journal_mode=DELETE")
+            db.execute("PRAGMA cache_size=-65536")
             db.executescript(SCHEMA)
             db.execute("BEGIN IMMEDIATE")
         idx = cls(db)
