@@ -3,6 +3,16 @@
     .venv/bin/python bench/bench_email.py                 # 20,000 messages
     .venv/bin/python bench/bench_email.py -n 5000 --runs 2
     .venv/bin/python bench/bench_email.py --history 5000 --replies 0.3   # into a store with tickets
+    .venv/bin/python bench/bench_email.py -n 0 --store /work/bench-stores/1m-COPY   # only the small runs
+
+After the big run it measures the fixed cost of a cron run: `--small` (default 50) messages
+fetched into a small store (a fresh one that took one `--small` batch before, untimed) and,
+with `--store DIR`, into that existing store (e.g. a copy of a 1M-ticket store): wall, CPU
+(user+sys of the process and its parse workers) and peak RSS, `--small-runs` times each
+(median quoted). `--store DIR` CHANGES that store: it adds an IMAP channel `bench-email` to its
+tix.yaml for the runs (the file is put back afterwards) and the runs' messages and tickets
+stay in it, so give it a copy. Its first run is reported apart ("first fetch"): it may
+build caches the store never had (the message index of a store that never fetched).
 
 Needs root and /usr/sbin/dovecot (Debian package dovecot-imapd), like the tests. Builds
 realistic support mail (5–50 KB, English and Indonesian, replies with quoted history,
@@ -133,9 +143,10 @@ def tree_rss_kb(pid: int) -> int:
     return total
 
 
-def timed_fetch(env: dict) -> tuple[float, int, int, subprocess.CompletedProcess]:
+def timed_fetch(env: dict, usage_out: dict | None = None) -> tuple[float, int, int, subprocess.CompletedProcess]:
     """Run `tix fetch`; return wall seconds, its own peak RSS (KB, wait4) and the peak of
-    the sum over its process tree (the parse workers included, sampled every 50 ms)."""
+    the sum over its process tree (the parse workers included, sampled every 50 ms).
+    `usage_out` gets `cpu`: user+sys seconds of the process and the workers it reaped."""
     import threading
 
     t1 = time.perf_counter()
@@ -154,6 +165,8 @@ def timed_fetch(env: dict) -> tuple[float, int, int, subprocess.CompletedProcess
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t1
     proc.returncode = os.waitstatus_to_exitcode(status)
+    if usage_out is not None:
+        usage_out["cpu"] = usage.ru_utime + usage.ru_stime
     th.join()
     return wall, usage.ru_maxrss, peak_tree[0], subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
@@ -217,6 +230,67 @@ def run(n: int, batch: int, seed: int, history: int = 0, replies: float = 0.0) -
         shutil.rmtree(work, ignore_errors=True)
 
 
+CHANNEL = ("  - name: bench-email\n    type: imap\n    host: 127.0.0.1\n    port: {port}\n    security: plain\n"
+           "    user: user1\n    password_env: TIX_BENCH_IMAP_PASSWORD\n    address: support@toko.example\n"
+           "    batch: {batch}\n")
+
+
+def with_channel(text: str, port: int, batch: int) -> str:
+    """tix.yaml text with the bench's IMAP channel added (to its `channels:` list, if any)."""
+    entry = CHANNEL.format(port=port, batch=batch)
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.rstrip() in ("channels:", "channels: []"):
+            lines[i] = "channels:\n" + entry
+            return "".join(lines)
+    return text.rstrip("\n") + "\n\nchannels:\n" + entry
+
+
+def small_runs(store: Path, n: int, runs: int, batch: int, seed: int, fresh: bool) -> dict:
+    """`runs` timed fetches of `n` new messages each into `store` (made with `tix init` when
+    `fresh`, else an existing store whose tix.yaml gets the bench channel meanwhile), after
+    one fetch of `n` reported as `first`. Returns {"first": figures, "runs": [figures…]}."""
+    rng = random.Random(seed)
+    dc = Dovecot(users=1).start()
+    conf = store / "tix.yaml"
+    env = dict(os.environ, TIX_STORE=str(store), TIX_BENCH_IMAP_PASSWORD="secret")
+    if fresh:
+        subprocess.run([sys.executable, "-m", "tix", "init", str(store)], env=env, check=True, capture_output=True)
+    saved = conf.read_bytes()
+    out: dict = {"runs": []}
+    try:
+        conf.write_text(with_channel(saved.decode("utf-8"), dc.port, batch), encoding="utf-8")
+        for r in range(runs + 1):
+            for _ in range(n):
+                dc.deliver("user1", make_message(rng.randrange(1_000_000), rng))
+            usage: dict = {}
+            load = os.getloadavg()[0]
+            wall, peak, tree, proc = timed_fetch(env, usage)
+            if proc.returncode != 0:
+                raise SystemExit(f"tix fetch failed ({proc.returncode}): {proc.stderr}")
+            fig = {"wall": wall, "cpu": usage["cpu"], "rss_mb": peak / 1024, "load": load}
+            if r == 0:
+                out["first"] = fig
+            else:
+                out["runs"].append(fig)
+    finally:
+        conf.write_bytes(saved)
+        dc.stop()
+    return out
+
+
+def print_small(label: str, res: dict, n: int) -> None:
+    def fmt(f):
+        return f"wall {f['wall']:.2f} s, CPU {f['cpu']:.2f} s, peak RSS {f['rss_mb']:.0f} MB (load {f['load']:.1f})"
+
+    runs = sorted(res["runs"], key=lambda f: f["wall"])
+    print(f"{label}: first fetch of {n}: {fmt(res['first'])}")
+    if runs:
+        med = runs[len(runs) // 2]
+        print(f"{label}: {n} messages, median of {len(runs)}: {fmt(med)}; "
+              f"walls {' '.join(format(f['wall'], '.2f') for f in res['runs'])}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=20_000, help="messages in the mailbox (default 20000)")
@@ -227,15 +301,30 @@ def main() -> None:
                     help="messages fetched into the store first, untimed (e.g. 5000)")
     ap.add_argument("--replies", type=float, default=0.3,
                     help="with --history: share of the timed messages answering history messages")
+    ap.add_argument("--small", type=int, default=50,
+                    help="messages of each small run (the per-run cost of a cron fetch); 0: none")
+    ap.add_argument("--small-runs", type=int, default=3, help="timed small runs per store (median quoted)")
+    ap.add_argument("--store", type=Path, default=None,
+                    help="also time the small runs into this existing store (CHANGED: give a copy)")
     args = ap.parse_args()
     print(f"tix email intake benchmark: {args.n} messages from a local Dovecot, batch {args.batch}, "
           f"history {args.history}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
-    for r in range(args.runs):
+    for r in range(args.runs if args.n else 0):
         res = run(args.n, args.batch, args.seed + r, args.history, args.replies)
         print(f"run {r + 1}: {res['messages']} msgs "
               f"({res['replies']} replies to older tickets, {res['mbytes']:.0f} MB) "
               f"in {res['fetch_s']:.1f} s = {res['msg_per_s']:.0f} msg/s, peak RSS {res['peak_rss_mb']:.0f} MB "
               f"(whole process tree {res['tree_rss_mb']:.0f} MB)  [{res['summary']}]")
+    if args.small:
+        work = Path(tempfile.mkdtemp(prefix="tix-bench-small-"))
+        try:
+            print_small("small store", small_runs(work / "store", args.small, args.small_runs, args.batch,
+                                                  args.seed, fresh=True), args.small)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        if args.store:
+            print_small(f"store {args.store}", small_runs(args.store.resolve(), args.small, args.small_runs,
+                                                           args.batch, args.seed + 1, fresh=False), args.small)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,9 @@ def main() -> None:
         store = Store.open(str(root))
         tickets = store.read().max_ticket
         t = time.perf_counter()
-        MessageIndex.load(store).save(store)  # as `tix import` leaves it
+        idx = MessageIndex.load(store, writer=True)  # as `tix import` leaves it
+        idx.save(store)
+        idx.close()
         print(f"{tickets} tickets; message index built in {time.perf_counter() - t:.1f} s "
               f"(as an import leaves it); load average {os.getloadavg()[0]:.1f}")
         env = dict(os.environ, TIX_STORE=str(root), TIX_NOW=args.end)

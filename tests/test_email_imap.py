@@ -141,3 +141,30 @@ def test_a_copy_of_our_own_reply_coming_back_is_not_a_customer_message(mail_stor
     assert "1 already stored" in proc.stdout
     t = mail_store.ticket(1)
     assert (t["messages_in"], t["messages_out"]) == (1, 1)
+
+
+def test_imaplib_does_not_format_every_response_for_a_silent_logger(store, imap_user):
+    """imapclient turns imaplib's debug output on (level 5, sent to a logger): with that
+    logger silent, tix turns it off, or every message body is repr-formatted for nothing."""
+    import logging
+
+    from tix.channels.base import open_source, sources
+
+    add_config(store, "channels:\n" + imap_user.source_yaml())
+    imap_user.deliver(make_mail(msgid="<q@x>"))
+    src = open_source(store, sources(store.config)[0])
+    try:
+        assert len(list(src.items())) == 1
+        assert src.client._imap.debug == 0
+    finally:
+        src.close()
+    logger = logging.getLogger("imapclient.imaplib")
+    old = logger.level
+    logger.setLevel(logging.DEBUG)
+    src = open_source(store, sources(store.config)[0])
+    try:
+        list(src.items())
+        assert src.client._imap.debug == 5  # someone debugging a server keeps imaplib's lines
+    finally:
+        src.close()
+        logger.setLevel(old)

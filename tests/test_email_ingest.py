@@ -49,7 +49,7 @@ def test_refetch_is_a_noop_and_keys_survive_a_lost_index(md_store):
     fetch_all(md_store, now=NOW)
     # the message reappears (a crash before the ack, or another folder holding a copy)
     drop(md_store, make_mail(msgid="<a1@x>", headers={"Delivered-To": "other@toko.example"}))
-    os.unlink(md_store.root / "state" / "message-index.json")  # the cache is rebuilt from the log
+    os.unlink(md_store.root / "state" / "message-index.sqlite")  # the cache is rebuilt from the log
     rep = fetch_all(md_store, now=NOW)
     assert (rep.stored, rep.duplicates) == (0, 1)
     assert len(events(md_store, "message.received")) == 1
@@ -378,3 +378,34 @@ def test_fetch_draws_progress_on_a_terminal_only(md_store):
     assert proc.returncode == 0 and proc.stdout == b""
     assert b"inbox: 5 of 5 (100%)" in seen
     assert seen.endswith(b"\r\x1b[K")  # the line is cleared when done
+
+
+def test_contacts_follow_links_and_merges_made_between_runs(md_store):
+    """The intake finds senders in its saved index (not by reading every contact): what
+    other commands changed since its last run (a link, a merge) is folded in first, and a
+    lost index is rebuilt from the log with the same answers."""
+    from tix.tickets.contacts import contact_link, contact_merge
+
+    drop(md_store, make_mail(msgid="<c1@x>", frm="Sari <sari@pelanggan.example>"))
+    drop(md_store, make_mail(msgid="<c2@x>", frm="Budi <budi@pelanggan.example>", subject="Refund"))
+    fetch_all(md_store, now=NOW)
+    assert (md_store.root / "state" / "message-index.sqlite").is_file()
+    assert not (md_store.root / "state" / "message-index.json").exists()
+    sari, budi = (md_store.ticket(n)["contact"] for n in (1, 2))
+    with md_store.writing(actor="user:admin") as batch:
+        contact_link(batch, sari, emails=["sari.w@kantor.example"])
+    with md_store.writing(actor="user:admin") as batch:
+        contact_merge(batch, budi, sari)
+    drop(md_store, make_mail(msgid="<c3@x>", frm="Sari <SARI.W@kantor.example>", subject="Lagi"))
+    drop(md_store, make_mail(msgid="<c4@x>", frm="Budi <budi@pelanggan.example>", subject="Lagi juga"))
+    rep = fetch_all(md_store, now=NOW)
+    assert rep.stored == 2 and not rep.errors
+    assert [md_store.ticket(n)["contact"] for n in (3, 4)] == [sari, sari]
+    assert events(md_store, "contact.created") and len(events(md_store, "contact.created")) == 2
+    os.unlink(md_store.root / "state" / "message-index.sqlite")  # a cache: rebuilt from the log
+    drop(md_store, make_mail(msgid="<c5@x>", frm="Budi <budi@pelanggan.example>", subject="Sekali lagi"))
+    drop(md_store, make_mail(msgid="<c6@x>", frm="Ani <ani@pelanggan.example>", subject="Baru"))
+    rep = fetch_all(md_store, now=NOW)
+    assert rep.stored == 2 and not rep.errors
+    assert md_store.ticket(5)["contact"] == sari
+    assert len(events(md_store, "contact.created")) == 3  # only Ani is new

@@ -154,9 +154,11 @@ def _run(store, source, step_factory, spec, report, resolve_answered, dry_run, n
                 tmp.cleanup()
         if dry_run:
             report.planned = [_planned(ev) for ev in batch.pending if ev["type"] == "ticket.created"]
+            run.index.close()  # nothing saved
             raise _DryRun()
         run.commit()
         run.index.save(store, upto=batch)
+        run.index.close()
 
 
 def _dry_quarantine(report):

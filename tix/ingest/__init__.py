@@ -59,19 +59,22 @@ def fetch_all(store, now: datetime | None = None, limit: int | None = None, sour
     specs = base.sources(store.config, sources)
     with store.writing(actor="system", via="tix fetch") as batch:
         run = Intake(store, batch, now, progress)
-        failed = True
         try:
-            budget = limit
-            for spec in specs:
-                sub = fetch_source(run, spec, budget)
-                report.merge(sub, spec["name"])
-                if budget is not None:
-                    budget -= sub.stored + sub.quarantined
-            failed = False
+            failed = True
+            try:
+                budget = limit
+                for spec in specs:
+                    sub = fetch_source(run, spec, budget)
+                    report.merge(sub, spec["name"])
+                    if budget is not None:
+                        budget -= sub.stored + sub.quarantined
+                failed = False
+            finally:
+                run.close(failed)
+            run.index.save(store, upto=batch)
+            run.clean_quarantine()
         finally:
-            run.close(failed)
-        run.index.save(store, upto=batch)
-        run.clean_quarantine()
+            run.index.close()
     if media and any(spec["type"] == "whatsapp" for spec in specs):
         _media(store, report, now)
     return report
@@ -152,13 +155,16 @@ def replay(store, entry: dict, raw: bytes, now=None) -> None:
     with store.writing(actor="system", via="tix quarantine replay") as batch:
         run = Intake(store, batch, now)
         try:
-            step = run.step(entry["kind"])
-            item = RawItem(entry.get("source") or entry["kind"], entry.get("key"), raw, {})
-            run.take(step, item, step.decode_one(item), step.replay_spec(entry), replay=True)
-            run.commit()
+            try:
+                step = run.step(entry["kind"])
+                item = RawItem(entry.get("source") or entry["kind"], entry.get("key"), raw, {})
+                run.take(step, item, step.decode_one(item), step.replay_spec(entry), replay=True)
+                run.commit()
+            finally:
+                run.close()
+            run.index.save(store, upto=batch)
         finally:
-            run.close()
-        run.index.save(store, upto=batch)
+            run.index.close()
 
 
 def replay_quarantined(store, ids: list[str] | None = None, now=None) -> quarantine.ReplayReport:

@@ -1,11 +1,22 @@
 """The message index: what the log says about messages, kept as a rebuildable cache.
 
 The event log is the truth. This index is derived from it (`message.*`, `outbox.sent`,
-`whatsapp.*` events and bounce notes) and saved to `state/message-index.json` (0600)
-with the log position it covers. Loading it reads the saved copy and then folds every
-event after that position, so an index that was not saved (a crash, a kill) is caught up
-from the log: it can never miss a message that is in the store. Delete the file and it is
-rebuilt from the whole log. It is plain JSON: a cache is never code (DESIGN invariant 10).
+`whatsapp.*`, `contact.*` events and bounce notes) and saved to `state/message-index.sqlite`
+(0600, SQLite from the standard library) with the log position it covers. Loading it opens
+the saved copy and folds every event after that position, so an index that was not saved
+(a crash, a kill) is caught up from the log: it can never miss a message that is in the
+store. Delete the file and it is rebuilt from the whole log; an erasure or purge drops it
+(`tix.tickets.erase`). A cache is never code (DESIGN invariant 10): rows of JSON text.
+
+Nothing is read whole: each map (`keys`, `mids`, …) is a `Table`, this run's changes in
+memory over the saved rows, looked up key by key and written back by `save` in one
+transaction with the position. So a run costs what it takes in and what was written since
+the last run, not what the store holds (issue 16: the JSON copy of a 1M-ticket store was
+93 MB, read and written whole by every `tix fetch`).
+
+It also keeps the contacts' identifiers (`contacts()`: the intake's `ContactIndex`),
+folded from `contact.*` events by `tix.store.fold` (the one fold): each contact's row in
+`kv` (table `c`) and its email addresses, phones and WhatsApp user ids in `ckeys`.
 
 It answers, without scanning the log:
 - `seen(key)`: has this idempotency key been stored? Email: the content key (Message-ID
@@ -24,52 +35,234 @@ entries are undone (`tix.ingest.savepoint`).
 """
 from __future__ import annotations
 
+import os
+import sqlite3
+
 import orjson
 
-from tix.store.files import atomic_write
 from tix.store.log import Position
 
-VERSION = 4
-NAME = "message-index.json"
-OLD_NAMES = ("mail-index.pickle",)  # earlier caches, removed when this one is saved
+VERSION = 5
+NAME = "message-index.sqlite"
+FILES = tuple(NAME + x for x in ("", "-wal", "-shm", "-journal"))  # what an erasure drops (tix.tickets.erase)
+OLD_NAMES = ("mail-index.pickle", "message-index.json")  # earlier caches, removed when this one is saved
 INTERESTING = (b'"type":"message.', b'"type":"outbox.sent"', b'"type":"whatsapp.', b'"kind":"bounce"',
-               b'"type":"ticket.merged"', b'"type":"ticket.split"', b'"type":"agentmail.received"')
+               b'"type":"ticket.merged"', b'"type":"ticket.split"', b'"type":"agentmail.received"',
+               b'"type":"contact.')
+SPILL_EVERY = 200_000  # events folded in memory before a long catch-up writes them out (memory stays flat)
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);
+CREATE TABLE IF NOT EXISTS kv(t TEXT NOT NULL, k TEXT NOT NULL, v TEXT NOT NULL, PRIMARY KEY (t, k)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ckeys(kind TEXT NOT NULL, k TEXT NOT NULL, cid INTEGER NOT NULL, prio INTEGER NOT NULL,
+                                 PRIMARY KEY (kind, k, cid)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ckeys_cid ON ckeys(cid);
+"""
+_MISS = object()
+_GONE = object()
+
+
+class Table:
+    """One map of the index, dict- and set-like: this run's changes (`new`) over the rows
+    saved in SQLite (`db`; None: memory only). Keys are strings, or ints with `ints`;
+    values JSON. What `Journal` and the fold need: get, in, [], []=, pop, add, discard,
+    setdefault (its value is written back: the caller may change it in place), items."""
+
+    def __init__(self, index: "MessageIndex", name: str, ints: bool = False):
+        self.index = index
+        self.name = name
+        self.ints = ints
+        self.new: dict = {}
+        self.cache: dict = {}  # saved rows (or _MISS) read this run; the saved rows change only by `flush`
+
+    def _saved(self, key):
+        v = self.cache.get(key, _GONE)
+        if v is not _GONE:
+            return v
+        db = self.index.db
+        if db is None:
+            return _MISS
+        row = db.execute("SELECT v FROM kv WHERE t = ? AND k = ?", (self.name, str(key))).fetchone()
+        v = self.cache[key] = _MISS if row is None else orjson.loads(row[0])
+        return v
+
+    def prefetch(self, keys) -> None:
+        """Read the saved rows of these keys at once (a chunk's: one query instead of one each)."""
+        db = self.index.db
+        todo = list({k for k in keys if k is not None and k not in self.new and k not in self.cache})
+        if db is None or not todo:
+            return
+        for i in range(0, len(todo), 500):
+            part = todo[i:i + 500]
+            found = dict(db.execute(f"SELECT k, v FROM kv WHERE t = ? AND k IN ({','.join('?' * len(part))})",
+                                    (self.name, *map(str, part))).fetchall())
+            for k in part:
+                v = found.get(str(k))
+                self.cache[k] = _MISS if v is None else orjson.loads(v)
+
+    def get(self, key, default=None):
+        v = self.new.get(key, _MISS)
+        if v is _MISS:
+            v = self._saved(key)
+        return default if v is _MISS or v is _GONE else v
+
+    def __contains__(self, key) -> bool:
+        return self.get(key, _MISS) is not _MISS
+
+    def __getitem__(self, key):
+        v = self.get(key, _MISS)
+        if v is _MISS:
+            raise KeyError(key)
+        return v
+
+    def __setitem__(self, key, value) -> None:
+        self.new[key] = value
+
+    def pop(self, key, default=None):
+        v = self.get(key, _MISS)
+        if v is _MISS:
+            return default
+        self.new[key] = _GONE
+        return v
+
+    def setdefault(self, key, default):
+        v = self.get(key, _MISS)
+        if v is _MISS:
+            v = default
+        self.new[key] = v
+        return v
+
+    def add(self, key) -> None:
+        self.new[key] = 1
+
+    def discard(self, key) -> None:
+        self.pop(key)
+
+    def items(self):
+        """Every entry (reads all saved rows: for the rare whole-table questions)."""
+        out = {}
+        db = self.index.db
+        if db is not None:
+            for k, v in db.execute("SELECT k, v FROM kv WHERE t = ?", (self.name,)):
+                out[int(k) if self.ints else k] = orjson.loads(v)
+        for k, v in self.new.items():
+            if v is _GONE:
+                out.pop(k, None)
+            else:
+                out[k] = v
+        return list(out.items())
+
+    def flush(self) -> None:
+        """Write this run's changes into the open transaction."""
+        db, name = self.index.db, self.name
+        if not self.index.writable or not self.new:
+            return
+        db.executemany("DELETE FROM kv WHERE t = ? AND k = ?",
+                       [(name, str(k)) for k, v in self.new.items() if v is _GONE])
+        db.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)",
+                       [(name, str(k), orjson.dumps(v)) for k, v in self.new.items() if v is not _GONE])
+        for k in self.new:
+            self.cache.pop(k, None)
+        self.new.clear()
+        if len(self.cache) > 50_000:  # a long run: memory stays flat
+            self.cache.clear()
 STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 100}
 THREAD = 20  # Message-IDs kept per ticket
 
 
 class MessageIndex:
-    def __init__(self):
-        self.keys: set[str] = set()  # stored items' keys
-        self.qkeys: set[str] = set()  # quarantined items' keys
-        self.sent: set[str] = set()  # Message-IDs of messages tix sent (a copy coming back is ours)
-        self.mids: dict[str, int] = {}  # Message-ID or wamid -> ticket
-        self.threads: dict[int, list[str]] = {}
-        self.auto_sent: dict[str, list[str]] = {}
-        self.statuses: dict[str, list] = {}  # wamid -> [rank, rank recorded with its ticket, status data]
-        self.merged: dict[int, int] = {}  # ticket -> the ticket it was merged into (tix.tickets.merge)
+    def __init__(self, db: sqlite3.Connection | None = None):
+        self.db = db  # the saved index (a write transaction is open while a writer uses it); None: in memory
+        self.keys = Table(self, "k")  # stored items' keys
+        self.qkeys = Table(self, "q")  # quarantined items' keys
+        self.sent = Table(self, "s")  # Message-IDs of messages tix sent (a copy coming back is ours)
+        self.mids = Table(self, "m")  # Message-ID or wamid -> ticket
+        self.threads = Table(self, "t", ints=True)
+        self.auto_sent = Table(self, "a")
+        self.statuses = Table(self, "w")  # wamid -> [rank, rank recorded with its ticket, status data]
+        self.merged = Table(self, "g", ints=True)  # ticket -> the ticket it was merged into (tix.tickets.merge)
+        self.crows = Table(self, "c", ints=True)  # contact id -> its folded row (tix.store.fold), with `db` only
+        self.tables = (self.keys, self.qkeys, self.sent, self.mids, self.threads, self.auto_sent, self.statuses,
+                       self.merged, self.crows)
         self.seq = 0
         self.pos = Position("", 0)
         self.pos_seq = 0
+        self._folded = 0
+        self._ckey: dict = {}  # (kind, identifier) -> contact id or None, read this run (prefetch_contacts)
+        self._broken = False  # a write failed (a full disk): this run's changes are not saved
 
     # -- loading and saving --------------------------------------------------------------------
     @classmethod
-    def load(cls, store) -> "MessageIndex":
-        idx = None
-        try:
-            saved = orjson.loads(store.path("state", NAME).read_bytes())
-            if saved.get("version") == VERSION:
-                idx = cls._from_json(saved)
-                if not _position_valid(store, idx):
-                    idx = None
-        except FileNotFoundError:
-            pass
-        except (ValueError, TypeError, KeyError, AttributeError):  # a damaged cache is rebuilt from the log
+    def load(cls, store, writer: bool = False) -> "MessageIndex":
+        """The index caught up with the log. A `writer` (under the store's write lock) opens
+        the saved one for writing (made when missing, rebuilt when damaged or behind a
+        rewritten log) and may `save` it; others read it, or fold the log in memory when
+        there is none (or it cannot be read)."""
+        for attempt in (1, 2):
             idx = None
-        if idx is None:
-            idx = cls()
+            try:
+                idx = cls._open(store, writer)
+                idx.catch_up(store)
+                return idx
+            except sqlite3.OperationalError:  # cannot be written (a full disk…): the log in memory
+                if idx is not None:
+                    idx.close()
+                break
+            except sqlite3.DatabaseError:  # a damaged cache: rebuilt from the log
+                if idx is not None:
+                    idx.close()
+                if not writer or attempt == 2:
+                    break
+                remove(store)
+        idx = cls()
         idx.catch_up(store)
         return idx
+
+    @classmethod
+    def _open(cls, store, writer: bool) -> "MessageIndex":
+        path = store.path("state", NAME)
+        if not writer:
+            if not path.exists():
+                return cls()
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None,
+                                 check_same_thread=False)
+        else:
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+            # the source asks `skip` from the prefetch thread (tix.ingest.parsing)
+            db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            # A rollback journal, not WAL: a reader (`tix reply --preview`) then writes nothing,
+            # not even a -shm file. The cache is large enough that a run's changes stay in
+            # memory until `save` (a spill would lock readers out until the commit).
+            db.execute("PRAGMA journal_mode=DELETE")
+            db.execute("PRAGMA cache_size=-65536")
+            db.executescript(SCHEMA)
+            db.execute("BEGIN IMMEDIATE")
+        idx = cls(db)
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("version") == VERSION:
+            idx.seq, idx.pos_seq = int(meta["seq"]), int(meta["pos_seq"])
+            idx.pos = Position(meta["segment"], int(meta["offset"]))
+            if _position_valid(store, idx):
+                return idx
+        if not writer:  # stale or foreign: fold the log in memory
+            db.close()
+            return cls()
+        for table in ("meta", "kv", "ckeys"):
+            db.execute(f"DELETE FROM {table}")
+        idx.seq, idx.pos, idx.pos_seq = 0, Position("", 0), 0
+        return idx
+
+    def close(self) -> None:
+        if self.db is not None:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            self.db.close()
+            self.db = None
+
+    @property
+    def writable(self) -> bool:
+        return self.db is not None and not self._broken and self.db.in_transaction
 
     def catch_up(self, store) -> None:
         """Fold the events after `self.pos` into the index."""
@@ -81,41 +274,138 @@ class MessageIndex:
             last = raw
             if any(m in raw for m in INTERESTING):
                 self.apply(loads(raw))
+                self._folded += 1
+                if self._folded >= SPILL_EVERY and self.writable:  # a long catch-up: memory stays flat
+                    self.pos_seq = _seq_of(raw)
+                    self._write()
         if last is not None:
             self.pos_seq = _seq_of(last)
 
     def save(self, store, upto=None) -> None:
-        """Save the index. With `upto` (a flushed Batch whose events were all applied to
-        this index as they were made), it is saved as covering the log up to its end, so
-        the next load need not read this run's events again."""
+        """Save the index (a writer's: `load(writer=True)`). With `upto` (a flushed Batch
+        whose events were all applied to this index as they were made), it is saved as
+        covering the log up to its end, so the next load need not read this run's events
+        again. The index stays open: a later save writes what changed since."""
+        if not self.writable:
+            return
         if upto is not None and not upto.pending:
             self.pos = store.log.end()
             self.pos_seq = upto.seq
-        atomic_write(store.path("state", NAME), orjson.dumps(self._to_json(), option=orjson.OPT_NON_STR_KEYS),
-                     mode=0o600)
+        try:
+            self._write()
+        except sqlite3.OperationalError:  # a full disk: the saved index stays where it was (the log is the truth)
+            self._broken = True
+            return
         for old in OLD_NAMES:
             try:
                 store.path("state", old).unlink()
             except FileNotFoundError:
                 pass
 
-    def _to_json(self) -> dict:
-        return {"version": VERSION, "segment": self.pos.segment, "offset": self.pos.offset,
-                "pos_seq": self.pos_seq, "seq": self.seq, "keys": list(self.keys), "qkeys": list(self.qkeys),
-                "sent": list(self.sent), "mids": self.mids, "threads": self.threads,
-                "auto_sent": self.auto_sent, "statuses": self.statuses, "merged": self.merged}
+    def flush(self) -> None:
+        """Move this run's changes into the open transaction (`Intake.commit`, per chunk:
+        memory stays flat over a long run; they are committed with the position by `save`).
+        Only between items: a Journal cannot undo what was flushed."""
+        try:
+            for table in self.tables:
+                table.flush()
+        except sqlite3.OperationalError:  # a full disk: this run's changes are not saved (see `save`)
+            self._broken = True
 
-    @classmethod
-    def _from_json(cls, d: dict) -> "MessageIndex":
-        idx = cls()
-        idx.keys, idx.qkeys, idx.sent = set(d["keys"]), set(d["qkeys"]), set(d["sent"])
-        idx.mids = d["mids"]
-        idx.threads = {int(k): v for k, v in d["threads"].items()}
-        idx.auto_sent, idx.statuses = d["auto_sent"], d["statuses"]
-        idx.merged = {int(k): v for k, v in (d.get("merged") or {}).items()}
-        idx.seq, idx.pos_seq = d["seq"], d["pos_seq"]
-        idx.pos = Position(d["segment"], d["offset"])
-        return idx
+    def _write(self) -> None:
+        """Write what changed and the position, commit, and go on in a new transaction."""
+        db = self.db
+        for table in self.tables:
+            table.flush()
+        db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
+            ("version", VERSION), ("segment", self.pos.segment), ("offset", self.pos.offset),
+            ("pos_seq", self.pos_seq or 0), ("seq", self.seq)])
+        db.execute("COMMIT")
+        db.execute("BEGIN IMMEDIATE")
+        self._folded = 0
+
+    # -- contacts ------------------------------------------------------------------------------
+    def contacts(self, batch):
+        """The intake's `ContactIndex`: looked up here key by key (a writer's index), else
+        loaded whole from the batch's reader (`tix.tickets.ContactIndex.load`)."""
+        from tix.tickets.contacts import ContactIndex
+
+        if not self.writable:
+            return ContactIndex.load(batch.reader)
+        return ContactIndex(by_email=_Keys(self, "email"), by_phone=_Keys(self, "phone"), by_user=_Keys(self, "user"),
+                            names=_Names(self), merged=_Merged(self))
+
+    def fold_contact(self, ev: dict) -> None:
+        """A `contact.*` event: the contact's row (the one fold) and its identifiers (a
+        writer's index only: readers never ask about contacts)."""
+        if not self.writable:
+            return
+        from tix.store.fold import State
+
+        cid = ev.get("contact")
+        if cid is None:
+            return
+        old = self.crows.get(cid)
+        state = State(contacts={cid: dict(old)} if old else {})
+        state.apply(ev)
+        row = state.contacts.get(cid)
+        if row is None:
+            return
+        self.crows[cid] = row
+        before, after = _identifiers(old), _identifiers(row)
+        if before != after:
+            for kind, k, _ in before ^ after:
+                self._ckey.pop((kind, k), None)
+            try:
+                self.db.executemany("DELETE FROM ckeys WHERE kind = ? AND k = ? AND cid = ?",
+                                    [(kind, k, cid) for kind, k, _ in before - after])
+                self.db.executemany("INSERT OR REPLACE INTO ckeys VALUES (?, ?, ?, ?)",
+                                    [(kind, k, cid, prio) for kind, k, prio in after - before])
+            except sqlite3.OperationalError:  # a full disk: nothing of this run is saved (see `save`)
+                self._broken = True
+
+    def prefetch_contacts(self, emails) -> None:
+        """Read the contacts of these email addresses at once (a chunk's senders)."""
+        if not self.writable:
+            return
+        emails = list({e for e in emails if e and ("email", e) not in self._ckey})
+        cids = set()
+        for i in range(0, len(emails), 500):
+            part = emails[i:i + 500]
+            best: dict = {}
+            for k, c in self.db.execute(
+                    f"SELECT k, max(cid) FROM ckeys WHERE kind = 'email' AND k IN ({','.join('?' * len(part))}) "
+                    "GROUP BY k", part):
+                best[k] = c
+            for e in part:
+                self._ckey[("email", e)] = best.get(e)
+            cids.update(best.values())
+        self.crows.prefetch(cids)
+
+    def contact_row(self, cid) -> dict | None:
+        return self.crows.get(cid)
+
+    def contact_of(self, kind: str, key: str) -> int | None:
+        """The contact an identifier names, as `ContactIndex.load` decides it: the last
+        contact that has it (a WhatsApp user id: as its current id first, else the first
+        contact that had it before), then the contact that one was merged into."""
+        cid = self._ckey.get((kind, key), _MISS)
+        if cid is None:
+            return None
+        if cid is not _MISS:
+            c = self.crows.get(cid) or {}
+            return c.get("merged_into") or cid
+        if kind == "user":
+            row = self.db.execute("SELECT cid FROM ckeys WHERE kind = 'user' AND k = ? "
+                                  "ORDER BY prio DESC, CASE prio WHEN 2 THEN -cid ELSE cid END LIMIT 1",
+                                  (key,)).fetchone()
+        else:
+            row = self.db.execute("SELECT cid FROM ckeys WHERE kind = ? AND k = ? ORDER BY cid DESC LIMIT 1",
+                                  (kind, key)).fetchone()
+        if row is None:
+            return None
+        c = self.crows.get(row[0]) or {}
+        return c.get("merged_into") or row[0]
 
     # -- folding -----------------------------------------------------------------------------
     def apply(self, ev: dict) -> None:
@@ -123,7 +413,9 @@ class MessageIndex:
         data = ev.get("data") or {}
         self.seq = max(self.seq, ev.get("seq", 0))
         ticket = ev.get("ticket")
-        if kind == "message.quarantined":
+        if kind.startswith("contact."):
+            self.fold_contact(ev)
+        elif kind == "message.quarantined":
             for k in (data.get("message"), data.get("source_key")):
                 if k:
                     self.qkeys.add(k)
@@ -242,6 +534,90 @@ class MessageIndex:
 
     def auto_count(self, addr: str, since_iso: str) -> int:
         return sum(1 for ts in self.auto_sent.get(addr.lower(), ()) if ts >= since_iso)
+
+
+def remove(store) -> None:
+    """Drop the saved index (it is rebuilt from the log when next loaded)."""
+    for name in FILES:
+        store.path("state", name).unlink(missing_ok=True)
+
+
+def _identifiers(row: dict | None) -> set[tuple[str, str, int]]:
+    """(kind, key, priority) of a folded contact row, as `ContactIndex.load` reads them."""
+    if not row:
+        return set()
+    from tix.tickets.contacts import normalize_phone
+
+    out = {("email", e.lower(), 1) for e in row.get("emails") or ()}
+    out |= {("phone", normalize_phone(p), 1) for p in row.get("phones") or ()}
+    fields = orjson.loads(row.get("fields") or "{}")
+    if isinstance(fields, dict):
+        if fields.get("wa_user_id"):
+            out.add(("user", str(fields["wa_user_id"]), 2))
+        prev = fields.get("wa_previous_user_ids")
+        out |= {("user", old, 1) for old in (prev if isinstance(prev, list) else ()) if isinstance(old, str)}
+    return out
+
+
+class _Lookup:
+    """A map of the intake's ContactIndex: this run's entries (journaled) over the index."""
+
+    def __init__(self, index: MessageIndex):
+        self.index = index
+        self.new: dict = {}
+        self.cache: dict = {}  # answers read this run (this run's own contacts are in `new`)
+
+    def _saved(self, key):
+        raise NotImplementedError
+
+    def get(self, key, default=None):
+        v = self.new.get(key, _MISS)
+        if v is _MISS:
+            v = self.cache.get(key, _GONE)
+            if v is _GONE:
+                v = self.cache[key] = self._saved(key)
+        return default if v is _MISS or v is _GONE else v
+
+    def __contains__(self, key) -> bool:
+        return self.get(key, _MISS) is not _MISS
+
+    def __getitem__(self, key):
+        v = self.get(key, _MISS)
+        if v is _MISS:
+            raise KeyError(key)
+        return v
+
+    def __setitem__(self, key, value) -> None:
+        self.new[key] = value
+
+    def pop(self, key, default=None):
+        v = self.get(key, _MISS)
+        if v is _MISS:
+            return default
+        self.new[key] = _GONE
+        return v
+
+
+class _Keys(_Lookup):
+    def __init__(self, index: MessageIndex, kind: str):
+        super().__init__(index)
+        self.kind = kind
+
+    def _saved(self, key):
+        cid = self.index.contact_of(self.kind, key)
+        return _MISS if cid is None else cid
+
+
+class _Names(_Lookup):
+    def _saved(self, cid):
+        row = self.index.contact_row(cid)
+        return _MISS if row is None else row.get("name")
+
+
+class _Merged(_Lookup):
+    def _saved(self, cid):
+        row = self.index.contact_row(cid)
+        return _MISS if row is None or row.get("merged_into") is None else row["merged_into"]
 
 
 def _set(journal, mapping: dict, key, value) -> None:

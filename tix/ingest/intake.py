@@ -105,7 +105,7 @@ class Intake:
         self.ts = iso(self.now) if self.now else None
         self.run_ts = self.ts
         self.item_time: datetime | None = None  # an imported item's own time (`at`)
-        self.index = MessageIndex.load(store)
+        self.index = MessageIndex.load(store, writer=True)
         self.journal = Journal()
         self.files = Files(store.root)
         self.report = FetchReport()
@@ -218,6 +218,10 @@ class Intake:
         """
         self.files.sync()
         self.batch.flush()
+        for ev in self.batch.written:  # the index keeps the contacts' identifiers (the rest it was told)
+            if ev["type"].startswith("contact."):
+                self.index.fold_contact(ev)
+        self.index.flush()
         self.batch.written.clear()  # keep memory flat over a long run
         self._bound_tail()
 
@@ -248,9 +252,9 @@ class Intake:
     # -- contacts -------------------------------------------------------------------------------
     @property
     def contacts(self) -> tickets.ContactIndex:
-        """Loaded on first use: a run with nothing new never opens DuckDB."""
+        """Made on first use; looked up in the message index key by key (`MessageIndex.contacts`)."""
         if self._contacts is None:
-            self._contacts = tickets.ContactIndex.load(self.batch.reader)
+            self._contacts = self.index.contacts(self.batch)
         return self._contacts
 
     def contact(self, who: Identity, channel: str) -> int:

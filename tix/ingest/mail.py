@@ -51,7 +51,7 @@ class MailStep:
         self._prefetch = Prefetch(source.chunks(budget), self.parser.submit)
         for chunk, job in self._prefetch:
             parsed = self.parser.collect(job)
-            self._preload(parsed)
+            self._preload(chunk, parsed)
             yield chunk, list(zip(chunk, parsed, strict=True))
 
     def decode_one(self, item: base.RawItem):
@@ -71,10 +71,18 @@ class MailStep:
     def close(self, failed: bool = False) -> None:
         self.parser.close(failed=failed)
 
-    def _preload(self, parsed: list) -> None:
-        """The rows of every ticket this chunk's messages may thread to, in one read."""
+    def _preload(self, chunk: list, parsed: list) -> None:
+        """What this chunk's messages will ask the index (one query per table instead of
+        one per message), and the rows of every ticket they may thread to, in one read."""
         numbers = set()
         index = self.run.index
+        ok = [p for p in parsed if isinstance(p, mailparse.Parsed)]
+        keys = [it.key for it in chunk] + [p.key for p in ok]
+        index.keys.prefetch(keys)
+        index.qkeys.prefetch(keys)
+        index.sent.prefetch(p.message_id for p in ok)
+        index.mids.prefetch(m for p in ok for m in (p.message_id, *p.in_reply_to, *p.references))
+        index.prefetch_contacts((p.from_addr or "").strip().lower() for p in ok)
         for p in parsed:
             if not isinstance(p, mailparse.Parsed):
                 continue

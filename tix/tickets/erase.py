@@ -21,8 +21,8 @@ and the contacts merged into it) under the write lock, as one journaled rewrite
   copies holding their identifiers are redacted or removed;
 - their outbox items not sent yet are given up (`outbox.failed`, `permanent`, attempt 0,
   error `contact erased`);
-- caches: `state/message-index.json` and `state/outbox.json` are redacted in place, the
-  search index `state/search.sqlite` is dropped (rebuilt on the next search), the Parquet
+- caches: `state/outbox.json` is redacted in place, the search index `state/search.sqlite`
+  and the message index `state/message-index.sqlite` are dropped (rebuilt on next use), the Parquet
   snapshot is patched in place (their tickets' subjects blanked, their contact rows
   emptied) and older generations pruned; log positions stay valid, so the SLA
   and history caches (which hold no personal data) stay as they are;
@@ -57,7 +57,9 @@ STRUCTURAL = frozenset({"assignee", "team", "status", "priority", "category", "c
                         "type", "ts", "seq", "state", "purpose", "kind", "outbox", "message", "message_id"})
 FILE_KEYS = ("raw", "raw_span")
 CACHES = ("state/message-index.json", "state/outbox.json")  # dropped by a purge, patched by an erasure
-SEARCH = tuple(f"state/search.sqlite{x}" for x in ("", "-wal", "-shm", "-journal"))  # dropped: rebuilt on use
+# Dropped, rebuilt from the log on use: the full-text index and the message index (tix.ingest.index).
+SEARCH = tuple(f"state/{name}{x}" for name in ("search.sqlite", "message-index.sqlite")
+               for x in ("", "-wal", "-shm", "-journal"))
 CUSTOMER = ("reply", "auto_reply")  # outbox purposes that are messages to the customer
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 MIN_NEEDLE = 5  # shorter identifiers are only removed from the contact's own events
@@ -655,7 +657,7 @@ def plan_erasure(store, cid: int, rewrite: Rewrite | None, reader=None) -> tuple
     plan.caches = [c for c in (*CACHES, *SEARCH) if store.path(c).is_file()]
     if rewrite is not None:
         _patch_caches(store, rewrite, subject, redactor)
-        rewrite.caches += list(SEARCH)  # the full-text index holds their text: built again on the next search
+        rewrite.caches += list(SEARCH)  # the indexes hold their text and addresses: built again on next use
         rewrite.extra.update(finish="tix.tickets.erase:patch_snapshot", tickets=plan.tickets,
                              contacts=plan.contacts, fields=_fields_after(store, subject, redactor))
     return plan, subject
