@@ -17,7 +17,7 @@ import orjson
 from tix.model import CONTACT_COLUMNS, TICKET_COLUMNS
 from tix.store.fold import State
 from tix.store.log import Position, _why, report_damage, unmark
-from tix.store.snapshot import GONE, base_order, rows_to_arrow
+from tix.store.snapshot import GONE, base_order, from_json_value, json_type, rows_to_arrow
 
 if TYPE_CHECKING:
     from tix.store.batch import Batch
@@ -242,10 +242,9 @@ class Reader:
                             fh.write(b",")
                         fh.write(memoryview(orjson.dumps(rows[i:i + _CHUNK]))[1:-1])  # (no copy)
                     fh.write(b"]")
-                typed = ", ".join(f"\"{c}\": '{_JSON_TYPES.get(TICKET_COLUMNS[c], TICKET_COLUMNS[c])}'"
+                typed = ", ".join(f"\"{c}\": '{json_type(TICKET_COLUMNS[c])}'"
                                   for c in ("number", *cols))
-                replace = ", ".join(f'CAST(CAST(p."{c}" AS TIMESTAMPTZ) AS TIMESTAMP) AS "{c}"'
-                                    if TICKET_COLUMNS[c] == "TIMESTAMP" else f'p."{c}" AS "{c}"' for c in cols)
+                replace = ", ".join(f'{from_json_value("p", c, TICKET_COLUMNS[c])} AS "{c}"' for c in cols)
                 path = tmp.replace("'", "''")
                 select = (f"SELECT s.* {f'REPLACE ({replace})' if cols else ''} FROM ({snap}) s JOIN "
                           f"read_json('{path}', format='array', columns={{{typed}}}) p ON s.number = p.number")
@@ -368,8 +367,6 @@ def _copy_tail(log, start: Position | None, end: Position, fh, chunk: int = 8 <<
 
 
 _CHUNK = 50000  # rows `_folded_tickets` turns into JSON at a time
-# How `_folded_tickets` reads a column of the snapshot's types from JSON (a time: an ISO string).
-_JSON_TYPES = {"TIMESTAMP": "VARCHAR", "JSON": "VARCHAR"}
 
 
 # A delta smaller than this is never worth compacting into the base.

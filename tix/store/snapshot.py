@@ -94,6 +94,19 @@ def rows_to_arrow(rows: list[dict], columns: dict[str, str]):
     return pa.Table.from_arrays(arrays, schema=arrow_schema(columns))
 
 
+def json_type(sql_type: str) -> str:
+    """How a column of the snapshot's type `sql_type` is read from folded rows as JSON: a time
+    (an ISO string) and a JSON column (its text) as VARCHAR, the rest as themselves."""
+    return "VARCHAR" if sql_type in ("JSON", "TIMESTAMP") else sql_type
+
+
+def from_json_value(table: str, column: str, sql_type: str) -> str:
+    """SQL turning `table`.`column`, read as `json_type(sql_type)`, into the snapshot's type (a
+    time: naive UTC)."""
+    expr = f'{table}."{column}"'
+    return f"CAST(CAST({expr} AS TIMESTAMPTZ) AS TIMESTAMP)" if sql_type == "TIMESTAMP" else expr
+
+
 def register_rows(con, name: str, rows: list[dict], columns: dict[str, str]) -> None:
     """Temp table `name` on a DuckDB connection (whose TimeZone is UTC) holding folded rows
     (times as ISO strings) with the snapshot's column types, without pyarrow: the rows go in
@@ -101,9 +114,8 @@ def register_rows(con, name: str, rows: list[dict], columns: dict[str, str]) -> 
     numpy costs more (about 0.25 s) than a few thousand rows take this way."""
     import orjson
 
-    shape = {c: ("VARCHAR" if t in ("JSON", "TIMESTAMP") else t) for c, t in columns.items()}
-    cols = ", ".join(f'CAST(CAST(r."{c}" AS TIMESTAMPTZ) AS TIMESTAMP) AS "{c}"' if t == "TIMESTAMP"
-                     else f'r."{c}"' for c, t in columns.items())
+    shape = {c: json_type(t) for c, t in columns.items()}
+    cols = ", ".join(f'{from_json_value("r", c, t)} AS "{c}"' for c, t in columns.items())
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {cols} FROM "
                 f"(SELECT unnest(from_json($rows, $shape)) AS r)",
                 {"rows": orjson.dumps([{c: row.get(c) for c in columns} for row in rows]).decode(),
