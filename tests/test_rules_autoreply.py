@@ -113,6 +113,54 @@ def test_rate_limit_window_read_backwards_ends_at_its_start(rk):
     assert {*first, day2} <= replied and blocked not in replied
 
 
+def test_rate_limit_read_ends_a_day_before_its_window_but_not_at_an_import(rk, monkeypatch):
+    """Issue 16: with no auto-reply just before the window, the backward read went through
+    the month's whole segment (0.75 s at 1M tickets). Any event written a day before the
+    window now ends it; an imported one (its item's own, older time) does not. Tiny blocks
+    make the log many blocks long, as a month is."""
+    from datetime import datetime, timedelta, timezone
+
+    from tix.store import log as logmod
+    from tix.tickets import create_ticket
+
+    monkeypatch.setattr(logmod, "_BLOCK", 64)
+    rk.rules("""
+        - name: ack
+          then:
+            - auto_reply: {template: auto_reply_received.txt.j2, max_per_sender: 2, per_hours: 24}
+        """)
+    t0 = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)
+    old = [rk.message(sender="spammy@example.com", subject=f"o{i}", at=t0 - timedelta(days=3, minutes=i))
+           for i in range(2)]
+    rules.route(Store(rk.store.root))
+    rk.mp.setenv("TIX_NOW", "2026-03-08T08:00:00Z")  # more than a day before the window: no auto-replies
+    with rk.store.writing(actor="user:ani", via="tix") as b:
+        for i in range(20):
+            create_ticket(b, f"phone call {i}", team="support")
+    near = [rk.message(sender="spammy@example.com", subject=f"n{i}", at=t0 - timedelta(hours=1, minutes=i))
+            for i in range(2)]
+    rules.route(Store(rk.store.root))
+    rk.mp.setenv("TIX_NOW", "2025-01-01T00:00:00Z")
+    with rk.store.writing(actor="system", via="tix import") as b:
+        for i in range(8):
+            create_ticket(b, f"imported long ago {i}", team="support")
+    last = rk.message(sender="spammy@example.com", subject="now", at=t0)
+    ends = []
+    real = logmod.EventLog._matches_backward
+
+    def spy(self, *args):
+        for line, pos in real(self, *args):
+            if line is None:
+                ends.append(pos)
+            yield line, pos
+
+    monkeypatch.setattr(logmod.EventLog, "_matches_backward", spy)
+    rules.route(Store(rk.store.root))
+    replied = {e["ticket"] for e in _sent(rk)}
+    assert {*old, *near} <= replied and last not in replied  # the two of the last 24 h were counted
+    assert len(ends) == 1  # ended by an event of March 8, before reaching the replies of March 7
+
+
 def test_auto_reply_on_a_channel_that_cannot_send_is_skipped(rk):
     rk.rules("""
         - name: ack

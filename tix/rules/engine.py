@@ -129,14 +129,22 @@ class ReplyLog:
 
     def _load_recent(self, since: datetime) -> None:
         """The auto-replies since `since`, read backwards from the log's end: the cost is the
-        log written since then, not the month's segment (which grows with the shop). Route
-        stamps its events with its own clock, so they are in time order: the first older
-        than `since` ends the read (imported events, with their own old times, are skipped
+        log written since then (and a day more), not the month's segment (which grows with the
+        shop). Route stamps its events with its own clock, so they are in time order: the first
+        older than `since` ends the read (imported events, with their own old times, are skipped
         unread: they are never auto-replies)."""
         segs = self.store.log.segments()
         first = segs[_segment_index(segs, since)] if segs else None
+        # Any event not imported (imports keep their items' own, older times) written a day
+        # before the window also ends the read: every auto-reply before it is older still
+        # (a day leaves room for the clock being set back), even when none is near the window.
+        margin = since - timedelta(days=1)
+
+        def passed(ev: dict) -> bool:
+            return "import" not in str(ev.get("via") or "") and parse_ts(ev["ts"]) < margin
+
         rows = []
-        for ev in self.store.log.read_backward(match=b'"rule.auto_reply"', first_segment=first):
+        for ev in self.store.log.read_backward(match=b'"rule.auto_reply"', first_segment=first, passed=passed):
             if ev.get("type") != "rule.auto_reply":
                 continue
             ts = parse_ts(ev["ts"])

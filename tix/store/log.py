@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -303,17 +303,23 @@ class EventLog:
         """The last committed, readable event of the log, read backwards from `end()`."""
         return next(self.read_backward(), None)
 
-    def read_backward(self, match: bytes | None = None, first_segment: str | None = None) -> Iterator[dict]:
+    def read_backward(self, match: bytes | None = None, first_segment: str | None = None,
+                      passed: Callable[[dict], bool] | None = None) -> Iterator[dict]:
         """Every committed event, the last first, read backwards from `end()`: the cost of
         what the caller reads before it stops (a damaged line is reported and skipped).
         `match`: only lines holding these bytes are decoded (e.g. b'"rule.auto_reply"');
-        `first_segment`: no segment before this one is read."""
+        `first_segment`: no segment before this one is read; `passed` (with `match`): asked of
+        the first whole event of each block read, true ends the read (nothing before it is
+        wanted, e.g. it is older than a window)."""
         end = self.end()
         for name in reversed([s for s in self.segments() if s <= end.segment
                               and (first_segment is None or s >= first_segment)]):
             stop = end.offset if name == end.segment else None
-            lines = self._lines_backward(name, stop) if match is None else self._matches_backward(name, stop, match)
+            lines = self._lines_backward(name, stop) if match is None else \
+                self._matches_backward(name, stop, match, passed)
             for line, start in lines:
+                if line is None:
+                    return
                 try:
                     yield orjson.loads(unmark(line))
                 except ValueError as exc:
@@ -353,9 +359,12 @@ class EventLog:
                 fh.seek(pos)
                 buf = fh.read(step) + buf
 
-    def _matches_backward(self, name: str, stop: int | None, match: bytes) -> Iterator[tuple[bytes, int]]:
+    def _matches_backward(self, name: str, stop: int | None, match: bytes,
+                          passed: Callable[[dict], bool] | None = None) -> Iterator[tuple[bytes | None, int]]:
         """Like `_lines_backward`, only the lines holding `match`, found by searching whole
-        blocks (a month's segment where nothing matches costs a read, not a loop per line)."""
+        blocks (a month's segment where nothing matches costs a read, not a loop per line).
+        With `passed`: after each block, its first whole event is decoded and given to it;
+        true yields (None, position) and ends the read."""
         with open(self.dir / name, "rb") as fh:
             if stop is None:
                 size = os.fstat(fh.fileno()).st_size
@@ -377,6 +386,15 @@ class EventLog:
                     hi = start
                 if pos == 0:
                     return
+                if passed is not None and floor:
+                    nl = buf.find(b"\n", floor)
+                    try:
+                        first = orjson.loads(unmark(buf[floor:nl])) if nl > floor else None
+                    except ValueError:
+                        first = None
+                    if isinstance(first, dict) and passed(first):
+                        yield None, pos + floor
+                        return
                 buf = buf[:floor] if floor else buf  # the first, partial line: completed by the next block
                 step = min(_BLOCK * 8, pos)
                 pos -= step
