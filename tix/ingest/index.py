@@ -61,48 +61,23 @@ _MISS = object()
 _GONE = object()
 
 
-class Table:
-    """One map of the index, dict- and set-like: this run's changes (`new`) over the rows
-    saved in SQLite (`db`; None: memory only). Keys are strings, or ints with `ints`;
-    values JSON. What `Journal` and the fold need: get, in, [], []=, pop, add, discard,
-    setdefault (its value is written back: the caller may change it in place), items."""
+class _Overlay:
+    """A dict-like map: this run's changes (`new`, a popped key as _GONE) over saved answers,
+    each read once (`_read`: the value, or _MISS) and kept in `cache`."""
 
-    def __init__(self, index: "MessageIndex", name: str, ints: bool = False):
-        self.index = index
-        self.name = name
-        self.ints = ints
+    def __init__(self):
         self.new: dict = {}
-        self.cache: dict = {}  # saved rows (or _MISS) read this run; the saved rows change only by `flush`
+        self.cache: dict = {}
 
-    def _saved(self, key):
-        v = self.cache.get(key, _GONE)
-        if v is not _GONE:
-            return v
-        db = self.index.db
-        if db is None:
-            return _MISS
-        row = db.execute("SELECT v FROM kv WHERE t = ? AND k = ?", (self.name, str(key))).fetchone()
-        v = self.cache[key] = _MISS if row is None else orjson.loads(row[0])
-        return v
-
-    def prefetch(self, keys) -> None:
-        """Read the saved rows of these keys at once (a chunk's: one query instead of one each)."""
-        db = self.index.db
-        todo = list({k for k in keys if k is not None and k not in self.new and k not in self.cache})
-        if db is None or not todo:
-            return
-        for i in range(0, len(todo), 500):
-            part = todo[i:i + 500]
-            found = dict(db.execute(f"SELECT k, v FROM kv WHERE t = ? AND k IN ({','.join('?' * len(part))})",
-                                    (self.name, *map(str, part))).fetchall())
-            for k in part:
-                v = found.get(str(k))
-                self.cache[k] = _MISS if v is None else orjson.loads(v)
+    def _read(self, key):
+        raise NotImplementedError
 
     def get(self, key, default=None):
         v = self.new.get(key, _MISS)
         if v is _MISS:
-            v = self._saved(key)
+            v = self.cache.get(key, _GONE)
+            if v is _GONE:
+                v = self.cache[key] = self._read(key)
         return default if v is _MISS or v is _GONE else v
 
     def __contains__(self, key) -> bool:
@@ -123,6 +98,41 @@ class Table:
             return default
         self.new[key] = _GONE
         return v
+
+
+class Table(_Overlay):
+    """One map of the index, dict- and set-like: this run's changes (`new`) over the rows
+    saved in SQLite (`db`; None: memory only). Keys are strings, or ints with `ints`;
+    values JSON. What `Journal` and the fold need: get, in, [], []=, pop, add, discard,
+    setdefault (its value is written back: the caller may change it in place), items.
+    `cache`: saved rows (or _MISS) read this run; the saved rows change only by `flush`."""
+
+    def __init__(self, index: "MessageIndex", name: str, ints: bool = False):
+        super().__init__()
+        self.index = index
+        self.name = name
+        self.ints = ints
+
+    def _read(self, key):
+        db = self.index.db
+        if db is None:
+            return _MISS
+        row = db.execute("SELECT v FROM kv WHERE t = ? AND k = ?", (self.name, str(key))).fetchone()
+        return _MISS if row is None else orjson.loads(row[0])
+
+    def prefetch(self, keys) -> None:
+        """Read the saved rows of these keys at once (a chunk's: one query instead of one each)."""
+        db = self.index.db
+        todo = list({k for k in keys if k is not None and k not in self.new and k not in self.cache})
+        if db is None or not todo:
+            return
+        for i in range(0, len(todo), 500):
+            part = todo[i:i + 500]
+            found = dict(db.execute(f"SELECT k, v FROM kv WHERE t = ? AND k IN ({','.join('?' * len(part))})",
+                                    (self.name, *map(str, part))).fetchall())
+            for k in part:
+                v = found.get(str(k))
+                self.cache[k] = _MISS if v is None else orjson.loads(v)
 
     def setdefault(self, key, default):
         v = self.get(key, _MISS)
@@ -559,43 +569,13 @@ def _identifiers(row: dict | None) -> set[tuple[str, str, int]]:
     return out
 
 
-class _Lookup:
-    """A map of the intake's ContactIndex: this run's entries (journaled) over the index."""
+class _Lookup(_Overlay):
+    """A map of the intake's ContactIndex: this run's entries (journaled) over the index
+    (this run's own contacts are in `new`)."""
 
     def __init__(self, index: MessageIndex):
+        super().__init__()
         self.index = index
-        self.new: dict = {}
-        self.cache: dict = {}  # answers read this run (this run's own contacts are in `new`)
-
-    def _saved(self, key):
-        raise NotImplementedError
-
-    def get(self, key, default=None):
-        v = self.new.get(key, _MISS)
-        if v is _MISS:
-            v = self.cache.get(key, _GONE)
-            if v is _GONE:
-                v = self.cache[key] = self._saved(key)
-        return default if v is _MISS or v is _GONE else v
-
-    def __contains__(self, key) -> bool:
-        return self.get(key, _MISS) is not _MISS
-
-    def __getitem__(self, key):
-        v = self.get(key, _MISS)
-        if v is _MISS:
-            raise KeyError(key)
-        return v
-
-    def __setitem__(self, key, value) -> None:
-        self.new[key] = value
-
-    def pop(self, key, default=None):
-        v = self.get(key, _MISS)
-        if v is _MISS:
-            return default
-        self.new[key] = _GONE
-        return v
 
 
 class _Keys(_Lookup):
@@ -603,19 +583,19 @@ class _Keys(_Lookup):
         super().__init__(index)
         self.kind = kind
 
-    def _saved(self, key):
+    def _read(self, key):
         cid = self.index.contact_of(self.kind, key)
         return _MISS if cid is None else cid
 
 
 class _Names(_Lookup):
-    def _saved(self, cid):
+    def _read(self, cid):
         row = self.index.contact_row(cid)
         return _MISS if row is None else row.get("name")
 
 
 class _Merged(_Lookup):
-    def _saved(self, cid):
+    def _read(self, cid):
         row = self.index.contact_row(cid)
         return _MISS if row is None or row.get("merged_into") is None else row["merged_into"]
 
