@@ -77,9 +77,8 @@ def rebuild(
              "(its bytes stay in quarantine/), so that the log is whole again."),
     search: bool = typer.Option(
         False, "--search",
-        help="Build the search index anew too. Without it the index is checked (SQLite's "
-             "quick_check, and its place in the log) and brought up to date; it is built anew "
-             "only when missing or damaged."),
+        help="Build the search index anew too. Without it the index is brought up to date from "
+             "its place in the log (built when missing); `tix check` says when it is damaged."),
 ) -> None:
     """Rebuild the Parquet snapshot from the event log (the log is the truth), and check the search index.
 
@@ -96,10 +95,10 @@ def rebuild(
     index = SearchIndex(store)
     try:
         with store.lock():
-            if search or not index.sound():
+            if search or not index.exists():
                 index.rebuild()  # the search index is a cache of the log too
             else:
-                index.catch_up()  # at 1M tickets building it anew takes two minutes, a check seconds
+                index.catch_up()  # at 1M tickets building it anew takes two minutes
     except Exception as exc:  # noqa: BLE001 - a full disk is one line; anything else is raised as it is
         index.remove()  # half an index is no use, and gives the space back
         raise write_error(exc, store.path("state", "search.sqlite"), 0,
@@ -117,7 +116,8 @@ def rebuild(
 
 
 def check() -> None:
-    """Verify the whole store: every log line, seq contiguity, the snapshot against its meta.
+    """Verify the whole store: every log line, seq contiguity, the snapshot against its meta,
+    the search index's pages.
 
     Reads only (no lock). Each problem is one FILE[:LINE]: message line, then what to run;
     exit 1 when there is any. Silent when the store is whole (-v says so).

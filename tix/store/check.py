@@ -225,7 +225,8 @@ class CheckReport:
 
 def check_store(store: Store) -> CheckReport:
     """Verify the whole store without changing it: every line of the log, seq contiguity,
-    the log's format file, the snapshot against its meta and the log. Says what to run."""
+    the log's format file, the snapshot against its meta and the log, the search index's
+    pages. Says what to run."""
     from tix.store.snapshot import KINDS, parquet_problem
 
     report = CheckReport()
@@ -270,6 +271,12 @@ def check_store(store: Store) -> CheckReport:
         if bad:
             report.problems += bad
             report.advice.append("run `tix rebuild` (the snapshot is a cache of the log)")
+    from tix.store.search import NAME, SearchIndex
+
+    index = SearchIndex(store)
+    if index.exists() and not index.sound():
+        report.problems.append(Problem(f"state/{NAME}", None, "damaged (SQLite's quick_check finds errors)"))
+        report.advice.append("run `tix rebuild --search` (the search index is a cache of the log)")
     return report
 
 
