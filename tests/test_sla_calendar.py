@@ -227,3 +227,38 @@ def test_grows_its_range_on_demand():
     assert due.year >= 2032
     assert float(cal.between(start, due.timestamp())) == pytest.approx(2000 * 3600, abs=1e-3)
     assert timedelta(0) < due - local(start)
+
+
+def test_single_time_answers_match_the_vectorised_ones_without_numpy():
+    """Issue 16: `tix route` asks the business hours one message at a time; those answers come
+    from bisecting Python lists, so the rules never import numpy (0.25 s of every cron run).
+    They must agree with the vectorised arithmetic, across a DST change and holidays."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(11)
+    for cal in ALL:
+        cal.ensure(T0, T1)
+        ts = rng.uniform(T0, T1, 400)
+        k = len(cal.opens) // 2  # on an interval's bounds, and just outside them
+        ts[:4] = [cal.opens[k], cal.closes[k], cal.opens[k] - 1e-3, cal.closes[k] + 1e-3]
+        vector = cal.is_open(ts)
+        assert [cal.is_open_at(float(t)) for t in ts] == [bool(v) for v in vector]
+        a, b = float(ts[5]), float(ts[5]) + 9 * 86400
+        spans = cal.intervals(a, b)
+        assert sum(hi - lo for lo, hi in spans) == pytest.approx(float(cal.between(a, b)), abs=1e-6)
+    code = """
+import sys
+from zoneinfo import ZoneInfo
+from datetime import datetime
+from tix import yamlio
+from tix.sla.calendar import Calendar, parse_calendars
+specs, _ = parse_calendars(yamlio.loads(sys.argv[1], "c.yaml"), "c.yaml")
+cal = Calendar(specs["night"])
+t = datetime(2026, 12, 2, 23, 30, tzinfo=ZoneInfo("Asia/Jakarta")).timestamp()
+print(cal.is_open_at(t), cal.is_open_at(t + 7 * 3600), len(cal.intervals(t, t + 86400)), "numpy" in sys.modules)
+"""
+    night = ("night:\n  timezone: Asia/Jakarta\n  hours:\n    mon-fri: ['22:00-24:00', '00:00-06:00']\n"
+             "  holidays: false\n")
+    out = subprocess.run([sys.executable, "-c", code, night], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False", "2", "False"]

@@ -38,14 +38,17 @@ clock shows 02:00-02:30 again, and open from 02:30 CET on (3 real hours, not 3.5
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import numpy as np
 
 from tix.config import check_keys
 from tix.errors import Problem
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -336,15 +339,52 @@ def _change_between(tz, a: float, b: float) -> float:
 
 # -- the unrolled calendar ---------------------------------------------------------------------
 class Calendar:
-    """A calendar unrolled into UTC opening intervals over a range of years (grown on demand)."""
+    """A calendar unrolled into UTC opening intervals over a range of years (grown on demand).
+
+    The intervals are kept as two Python lists (`_opens`, `_closes`): what one question about
+    one time needs (`is_open_at`, `intervals`, which the rules ask per message) is a bisect on
+    them. The numpy arrays of the vectorised arithmetic (`opens`, `closes`, `cum`, `cum_end`)
+    are built from the lists on first use, so a command that only asks about single times
+    (`tix route`) never imports numpy (0.25 s of a cron run).
+    """
 
     def __init__(self, spec: CalendarSpec):
         self.spec = spec
         self.name = spec.name
         self.tz = ZoneInfo(spec.timezone)
         self.years: tuple[int, int] | None = None
-        self.opens = self.closes = self.cum = self.cum_end = np.zeros(0)
+        self._opens: list[float] = []
+        self._closes: list[float] = []
+        self._arrays: tuple | None = None
         self._holiday_cache: dict[int, dict] = {}
+
+    def _np(self) -> tuple:
+        """(opens, closes, cum, cum_end) as numpy arrays, built once per unrolled range."""
+        if self._arrays is None:
+            import numpy as np
+
+            opens = np.array(self._opens, dtype=np.float64)
+            closes = np.array(self._closes, dtype=np.float64)
+            lens = closes - opens
+            cum_end = np.cumsum(lens)
+            self._arrays = (opens, closes, cum_end - lens, cum_end)
+        return self._arrays
+
+    @property
+    def opens(self):
+        return self._np()[0]
+
+    @property
+    def closes(self):
+        return self._np()[1]
+
+    @property
+    def cum(self):
+        return self._np()[2]
+
+    @property
+    def cum_end(self):
+        return self._np()[3]
 
     @classmethod
     def always(cls, name: str = "24/7", tz: str = "UTC") -> "Calendar":
@@ -392,11 +432,9 @@ class Calendar:
                         else:
                             ivs.append([a, b])
             d += one
-        arr = np.array(ivs, dtype=np.float64).reshape(-1, 2)
-        self.opens, self.closes = arr[:, 0].copy(), arr[:, 1].copy()
-        lens = self.closes - self.opens
-        self.cum_end = np.cumsum(lens)
-        self.cum = self.cum_end - lens
+        self._opens = [float(a) for a, _b in ivs]
+        self._closes = [float(b) for _a, b in ivs]
+        self._arrays = None
         self.years = (y0, y1)
 
     def ensure(self, t_min: float, t_max: float) -> None:
@@ -408,12 +446,14 @@ class Calendar:
         if self.years:
             y_lo, y_hi = min(y_lo, self.years[0]), max(y_hi, self.years[1])
         self._unroll(y_lo, y_hi)
-        if len(self.opens) == 0:
+        if not self._opens:
             raise ValueError(f"calendar {self.name!r} has no opening hours between {y_lo} and {y_hi}")
 
     # -- arithmetic (vectorised; arguments are epoch seconds, scalars or arrays) -----------------
     def C(self, t):
         """Business seconds from the start of the unrolled range to t."""
+        import numpy as np
+
         t = np.asarray(t, dtype=np.float64)
         if t.size == 0:
             return t.copy()
@@ -426,6 +466,8 @@ class Calendar:
 
     def Cinv(self, x):
         """The earliest time at which C reaches x (inside or at the end of an opening interval)."""
+        import numpy as np
+
         x = np.asarray(x, dtype=np.float64)
         if x.size == 0:
             return x.copy()
@@ -437,6 +479,8 @@ class Calendar:
 
     def between(self, a, b):
         """Business seconds in [a, b] (0 where b <= a)."""
+        import numpy as np
+
         a = np.asarray(a, dtype=np.float64)
         b = np.asarray(b, dtype=np.float64)
         if a.size == 0:
@@ -446,6 +490,8 @@ class Calendar:
 
     def add(self, t, seconds):
         """The time `seconds` business seconds after t (t itself where seconds <= 0)."""
+        import numpy as np
+
         t = np.asarray(t, dtype=np.float64)
         s = np.asarray(seconds, dtype=np.float64)
         if t.size == 0:
@@ -455,6 +501,8 @@ class Calendar:
         return np.where(s > 0, out, t)
 
     def is_open(self, t) -> np.ndarray:
+        import numpy as np
+
         t = np.asarray(t, dtype=np.float64)
         self.ensure(float(t.min()), float(t.max()))
         i = np.maximum(np.searchsorted(self.opens, t, side="right") - 1, 0)
@@ -464,8 +512,8 @@ class Calendar:
         """`is_open` for one time (epoch seconds), without building arrays: the rules ask it
         once per message (a fifth of the time of `is_open([t])`)."""
         self.ensure(t, t)
-        i = max(int(self.opens.searchsorted(t, side="right")) - 1, 0)
-        return bool(self.opens[i] <= t <= self.closes[i])
+        i = max(bisect_right(self._opens, t) - 1, 0)
+        return self._opens[i] <= t <= self._closes[i]
 
     # -- explanation ---------------------------------------------------------------------------
     def intervals(self, a: float, b: float) -> list[tuple[float, float]]:
@@ -473,11 +521,11 @@ class Calendar:
         if b <= a:
             return []
         self.ensure(a, b)
-        i0 = max(int(np.searchsorted(self.opens, a, side="right")) - 1, 0)
-        i1 = int(np.searchsorted(self.opens, b, side="left"))
+        i0 = max(bisect_right(self._opens, a) - 1, 0)
+        i1 = bisect_left(self._opens, b)
         out = []
         for i in range(i0, i1):
-            lo, hi = max(a, self.opens[i]), min(b, self.closes[i])
+            lo, hi = max(a, self._opens[i]), min(b, self._closes[i])
             if hi > lo:
                 out.append((float(lo), float(hi)))
         return out
