@@ -33,7 +33,7 @@ def env_setup(tmp_path, monkeypatch):
     """No test may touch a real store: TIX_STORE points into the test's temp dir."""
     monkeypatch.setenv("TIX_STORE", str(tmp_path / "store"))
     monkeypatch.setenv("TIX_LOCK_TIMEOUT", "10")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # compiled templates (tix.templates)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # compiled templates, parsed YAML
     monkeypatch.delenv("TIX_ACTOR", raising=False)
 
 
