@@ -154,7 +154,7 @@ def run_report(store, name: str, params: dict[str, str] | None = None, week: str
             only = None
         reader = store.read()
         con = reader.connect(spare_connection(), only=only)
-        history.register(con, store, upto=reader.end, only=only)
+        history.register(con, store, upto=reader.end, only=only, reader=reader)
     elif "history" not in _views(con):
         history.register(con, store)
     prepare(con, tz)

@@ -508,7 +508,7 @@ def validate_section(node, path) -> list:
     return problems
 
 
-def register(con, store, upto: Position | None = None, excluded=None, only=None) -> None:
+def register(con, store, upto: Position | None = None, excluded=None, only=None, reader=None) -> None:
     """Create the history views on `con`, up to the log position `upto` (a reader's end; default
     the log's end). Builds or extends the cache when needed. `excluded`: the tags that mark a
     ticket as not a customer's request (default: the `reports: exclude_tags` setting).
@@ -516,6 +516,9 @@ def register(con, store, upto: Position | None = None, excluded=None, only=None)
     `only`: the views a caller's SQL uses (tix.store.views.names_used): just those, and what
     they read, are created; with none of them, the cache is not even read (the variable
     `tix_exclude_tags`, which the reports' `excluded()` macro reads, is always set).
+
+    `reader`: the reader whose views `con` has (`tickets` from its snapshot and tail): the
+    snapshot's part of `excluded_tickets` is then kept between runs (`_excluded`).
     """
     tags = exclude_tags(store.config) if excluded is None else list(excluded)
     con.execute("SET VARIABLE tix_exclude_tags = $tags::VARCHAR[]", {"tags": tags})
@@ -567,10 +570,53 @@ def register(con, store, upto: Position | None = None, excluded=None, only=None)
     for sql in VIEWS_SQL:
         if _created(sql) not in want:
             continue
+        if _created(sql) == "excluded_tickets" and reader is not None and _excluded(con, store, reader, tags):
+            continue
         if not failures and "_lost_by_ticket AS" in sql:  # nothing was given up: skip reading every reply
             sql = ("CREATE OR REPLACE TEMP TABLE _lost_by_ticket AS SELECT NULL::BIGINT AS ticket, "
                    "NULL::INTEGER[] AS nos, NULL::VARCHAR[] AS outboxes WHERE false")
         con.execute(sql)
+
+
+def _excluded(con, store, reader, tags: list[str]) -> bool:
+    """Create `excluded_tickets` from the snapshot's excluded tickets kept in
+    snapshot/history/excluded.json, and the reader's tail. Reading the tags of every ticket
+    is most of what a report costs besides its own query (0.05 s at a million tickets); the
+    snapshot's answer changes only with its files and the tags asked for, which key it.
+    False when there is no snapshot (the caller creates the table from `tickets`)."""
+    import hashlib
+    import os
+
+    snap = reader.snapshot_sql("tickets")
+    if snap is None:
+        return False
+    files = re.findall(r"read_parquet\('([^']+)'\)", snap)
+    try:
+        stats = [(f, st.st_size, st.st_mtime_ns, st.st_ino) for f in dict.fromkeys(files) for st in [os.stat(f)]]
+    except OSError:
+        return False
+    key = hashlib.sha256(orjson.dumps([snap, stats, sorted(tags)])).hexdigest()
+    path = store.path("snapshot", "history", "excluded.json")
+    try:
+        kept = orjson.loads(path.read_bytes())
+        numbers = kept["tickets"] if kept.get("key") == key else None
+    except (OSError, ValueError, TypeError, AttributeError):
+        numbers = None
+    if numbers is None:
+        numbers = [r[0] for r in con.execute(
+            f"SELECT DISTINCT number FROM ({snap}) WHERE list_has_any(tags, $tags::VARCHAR[]) ORDER BY number",
+            {"tags": tags}).fetchall()]
+        try:
+            atomic_write(path, orjson.dumps({"key": key, "tickets": numbers}), sync_dir=False)
+        except OSError:  # a store this user may only read: the answer is not kept
+            pass
+    tail = "_tail_tickets" if _has_table(con, "_tail_tickets") else None  # tix.store.views._merged_view
+    kept_sql = "SELECT unnest($n::BIGINT[]) AS ticket"
+    if tail:
+        kept_sql = (f"SELECT ticket FROM ({kept_sql}) WHERE ticket NOT IN (SELECT number FROM {tail}) "
+                    f"UNION SELECT number FROM {tail} WHERE list_has_any(tags, getvariable('tix_exclude_tags'))")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE excluded_tickets AS {kept_sql}", {"n": numbers})
+    return True
 
 
 def _has_table(con, name: str) -> bool:

@@ -224,7 +224,7 @@ def run_sql(store: Store, query: str) -> list[dict]:
     found = statements(con, query)
     if len(found) != 1:
         raise UsageError("give exactly one SQL statement")
-    history.register(con, store, upto=reader.end)  # the history views (tix.store.history) too
+    history.register(con, store, upto=reader.end, reader=reader)  # the history views (tix.store.history) too
     sandbox(con, store)
     try:
         cur = con.execute(found[0])
