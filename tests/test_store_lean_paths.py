@@ -254,3 +254,17 @@ def test_the_snapshots_excluded_tickets_are_kept_and_the_tail_still_counts(store
     store = Store.open(store.root)
     got, live = _excluded_now(store)
     assert got == live == [1, 3, 5, 7]
+
+
+def test_opening_a_store_and_reading_imports_no_sqlite_or_secrets(store):
+    """Issue 16: every command opens the store; the search index (SQLite) and the rewrite's
+    plan id (secrets, which pulls in hmac and the OpenSSL hashes) are imported where used."""
+    import subprocess
+    import sys
+
+    _fill(store)
+    code = ("import sys; from tix.store import Store; s = Store.open(sys.argv[1]); "
+            "n = s.connect().execute('SELECT count(*) FROM tickets').fetchall()[0][0]; "
+            "print(n, sorted(m for m in ('sqlite3', 'secrets') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(store.root)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["6", "[]"]

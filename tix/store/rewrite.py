@@ -31,7 +31,6 @@ already redacted and others not yet. No reader ever sees a torn file.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from pathlib import Path
 
@@ -73,7 +72,7 @@ class Rewrite:
     def __init__(self, store, label: str):
         self.store = store
         self.dir = store.path(*REWRITE_DIR)
-        self.id = secrets.token_hex(8)
+        self.id = os.urandom(8).hex()
         self.label = label
         self.ops: list[list[str]] = []
         self.events: list[dict] = []  # {"type", "contact"?, "ticket"?, "data", "why"?} appended after the files

@@ -37,12 +37,15 @@ the index exists), and every search before it queries (building it on first use)
 from __future__ import annotations
 
 import re
-import sqlite3
 from contextlib import closing
+from typing import TYPE_CHECKING
 
 import orjson
 
 from tix.store.log import Position, seq_before
+
+if TYPE_CHECKING:
+    import sqlite3  # imported where used: most commands never search (a few ms of every start)
 
 FORMAT = 1
 NAME = "search.sqlite"
@@ -76,6 +79,8 @@ class SearchIndex:
         return self.path.exists()
 
     def _connect(self) -> sqlite3.Connection:
+        import sqlite3
+
         fresh = not self.path.exists()
         if fresh:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,6 +101,8 @@ class SearchIndex:
 
         A reader that may not write `state/` (a user of the store's group) gets an index built
         in memory from the whole log instead: slower, never wrong."""
+        import sqlite3
+
         for attempt in (1, 2):
             try:
                 con = self._connect()
@@ -117,6 +124,8 @@ class SearchIndex:
         raise AssertionError("unreachable")
 
     def _in_memory(self) -> sqlite3.Connection:
+        import sqlite3
+
         con = sqlite3.connect(":memory:", isolation_level=None)
         con.executescript(SCHEMA)
         self._catch_up(con)
@@ -135,6 +144,8 @@ class SearchIndex:
         """The index file exists and SQLite finds nothing wrong in it (`PRAGMA quick_check`:
         every page read once, 2 s at 1M tickets; `tix check`). Whether it follows the log is
         checked by catching up."""
+        import sqlite3
+
         if not self.exists():
             return False
         try:
@@ -342,6 +353,8 @@ def catch_up(store) -> None:
 
     A failure here never fails the write (the events are committed; the index, a cache,
     catches up on its next use)."""
+    import sqlite3
+
     from tix.errors import TixError
 
     index = SearchIndex(store, timeout=2.0)  # busy (another process building it): that one catches up
