@@ -445,8 +445,15 @@ def _pending(con, reroute: bool, numbers) -> list[dict]:
     elif numbers is None:
         where.append("status IN (SELECT unnest(?::VARCHAR[]))")
         params.append(list(OPEN_STATUSES))
-    sql = "SELECT * FROM tickets" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY number"
-    cur = con.execute(sql, params)
+    # Which tickets first, then their rows: DuckDB does not push a filter comparing two columns
+    # into the scan, so `SELECT *` with it read every column of every ticket (0.26 s of CPU of
+    # each cron run at a million tickets, for the 50 new ones; the numbers alone: 0.04 s).
+    found = con.execute("SELECT number FROM tickets" + (" WHERE " + " AND ".join(where) if where else ""),
+                        params).fetchall()
+    if not found:
+        return []
+    cur = con.execute("SELECT * FROM tickets WHERE number IN (SELECT CAST(unnest(string_split(?, ',')) AS BIGINT)) "
+                      "ORDER BY number", [",".join(str(r[0]) for r in found)])
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
