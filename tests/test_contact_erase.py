@@ -131,6 +131,8 @@ def test_erase_leaves_no_trace_and_keeps_the_figures(full_store, tix, store):
     assert store.path("state", "search.sqlite").is_file()
     index = store.path("state", "message-index.sqlite")  # her addresses and Message-IDs: dropped, then rebuilt
     assert index.is_file()
+    old = store.path("state", "message-index.json")  # an older tix's index with her address: dropped
+    old.write_bytes(orjson.dumps({"auto_sent": {SARI_EMAIL: ["2026-11-20T01:00:00Z"]}, "statuses": {}}))
     tix("contact", "erase", str(cid), "--why", "UU PDP erasure request 2026-11-21", check=0)
     for needle in (SARI_EMAIL, SARI_PHONE, SARI_NAME, "6281234567890"[2:]):
         assert grep(store, needle) == "", needle
@@ -140,7 +142,7 @@ def test_erase_leaves_no_trace_and_keeps_the_figures(full_store, tix, store):
     assert [m["from"] for m in value["messages"]] == [ADA_PHONE]
     assert [c["wa_id"] for c in value["contacts"]] == [ADA_PHONE]
     assert all(p.is_file() for p in caches)  # patched in place, not dropped
-    assert not index.exists()
+    assert not index.exists() and not old.exists()
     assert not [p for p in store.path("blobs").rglob("*") if p.is_file()]  # referenced by her message only
     queued = json.loads(tix("outbox", "list", "-f", "json", check=0).stdout)
     assert [(q["status"], q["error"]) for q in queued if q["ticket"] == 1] == [("dead", "contact erased")]

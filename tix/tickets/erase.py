@@ -664,8 +664,9 @@ def plan_erasure(store, cid: int, rewrite: Rewrite | None, reader=None) -> tuple
 
 
 def _patch_caches(store, rewrite: Rewrite, subject: Subject, redactor: Redactor) -> None:
-    """The outbox index and the message index, without the customer's data, at the same log
-    position (the rewritten lines kept their length); their events since then are redacted."""
+    """The outbox index without the customer's data, at the same log position (the rewritten
+    lines kept their length); its events since then are redacted. (The message index,
+    `state/message-index.sqlite`, is dropped and rebuilt: `SEARCH`.)"""
     strong = redactor.strong
     path = store.path("state", "outbox.json")
     if path.is_file():
@@ -678,17 +679,8 @@ def _patch_caches(store, rewrite: Rewrite, subject: Subject, redactor: Redactor)
             elif strong is not None:
                 item["data"] = redactor._cut(item.get("data"), strong)
         rewrite.replace("state/outbox.json", orjson.dumps(doc), mode=0o600)
-    path = store.path("state", "message-index.json")
-    if path.is_file():
-        doc = orjson.loads(path.read_bytes())
-        if strong is not None:
-            doc["auto_sent"] = {k: v for k, v in (doc.get("auto_sent") or {}).items() if not strong.search(k)}
-        for wamid, entry in list((doc.get("statuses") or {}).items()):
-            if isinstance(entry, list) and len(entry) > 2 and entry[2] is not None and (
-                    (strong is not None and strong.search(orjson.dumps(entry[2]).decode()))
-                    or doc.get("mids", {}).get(wamid) in subject.tickets):
-                entry[2] = _strip(entry[2])
-        rewrite.replace("state/message-index.json", orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS), mode=0o600)
+    if store.path("state", "message-index.json").is_file():  # an older tix's index, never read again:
+        rewrite.caches.append("state/message-index.json")  # dropped, not patched
 
 
 def _fields_after(store, subject: Subject, redactor: Redactor) -> dict:
