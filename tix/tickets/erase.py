@@ -56,7 +56,7 @@ PERSONAL = frozenset({
 STRUCTURAL = frozenset({"assignee", "team", "status", "priority", "category", "channel", "inbox", "actor", "via",
                         "type", "ts", "seq", "state", "purpose", "kind", "outbox", "message", "message_id"})
 FILE_KEYS = ("raw", "raw_span")
-CACHES = ("state/message-index.json", "state/outbox.json")  # dropped by a purge, patched by an erasure
+CACHES = ("state/message-index.json", "state/outbox.json")  # dropped by a purge; an erasure patches the outbox
 # Dropped, rebuilt from the log on use: the full-text index and the message index (tix.ingest.index).
 SEARCH = tuple(f"state/{name}{x}" for name in ("search.sqlite", "message-index.sqlite")
                for x in ("", "-wal", "-shm", "-journal"))
