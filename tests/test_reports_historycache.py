@@ -187,6 +187,9 @@ def test_cold_build_catch_up_and_memory_tail_give_the_reference_rows(tmp_path_fa
                     seen.add(r["ticket"])
                 want.append((r["seq"], f, first))
         assert con.execute("SELECT seq, failed, first FROM replies ORDER BY seq").fetchall() == want
+        # backlog_changes, read from each part's companion file of just those rows: the same rows
+        assert con.execute("SELECT * FROM backlog_changes ORDER BY seq").fetchall() == con.execute(
+            f"SELECT {history.CHANGES_COLUMNS} FROM history WHERE {history.CHANGES_WHERE} ORDER BY seq").fetchall()
 
 
 def test_a_reader_far_behind_the_cache_writes_what_it_folded(tmp_path, monkeypatch):
@@ -330,3 +333,50 @@ def test_catch_up_skips_a_stretch_that_makes_no_rows_unread(tmp_path):
     history.register(con, store)
     assert cached_rows(con) == reference(store)
     assert [r["event"] for r in cached_rows(con)] == [None, None, "resolution"]
+
+
+def test_each_part_has_a_companion_of_its_backlog_changes_made_again_with_the_part(tmp_path, monkeypatch):
+    """Issue 16: the backlog's trend reads the history's `backlog_changes` rows from a companion
+    file per part (a fifth of the rows). A part made again under the same name (a rewritten
+    log) gets a new companion; companions of dropped parts go with them; a store this user may
+    not write reads the rows from the history itself."""
+    store = fresh(tmp_path)
+    events = [("ticket.created", 1, {"status": "new", "team": "support"}, T0, "system"),
+              ("ticket.created", 2, {"status": "new"}, T0, "system"),
+              ("message.received", 1, {"text": "a long message " * 20}, T0, "channel:email"),
+              ("ticket.updated", 1, {"set": {"team": "billing"}}, T0 + timedelta(hours=1), "user:ani"),
+              ("ticket.updated", 2, {"set": {"status": "resolved"}}, T0 + timedelta(hours=2), "user:ani")]
+    write(store, events)
+    h = History(store)
+    h.build()
+
+    def changes(con) -> list[tuple]:
+        return con.execute("SELECT ticket, seq, is_open, was_open, team, prev_team FROM backlog_changes "
+                           "ORDER BY seq").fetchall()
+
+    con = store.connect()
+    history.register(con, store)
+    want = changes(con)
+    assert [(r[0], r[2], r[3]) for r in want] == [(1, True, False), (2, True, False), (1, True, True),
+                                                 (2, False, True)]
+    [comp] = h.dir.glob("changes-*.parquet")
+    assert comp.name == history.changes_name(h.dir / h.meta()["parts"][0])
+    seg = store.log.dir / store.log.segments()[0]
+    text = seg.read_bytes().replace(b"a long message " * 20, b"[erased]")
+    seg.write_bytes(text.replace(b'"team": "billing"', b'"team": "support"').replace(b'"team":"billing"',
+                                                                                      b'"team":"support"'))
+    assert h.meta() is None  # the log was rewritten: the cache is built again, its part has the same name
+    con = store.connect()
+    history.register(con, store)
+    assert [(r[0], r[4], r[5]) for r in changes(con)] == [(1, "support", None), (2, None, None), (2, None, None)]
+    assert not comp.exists() and len(list(h.dir.glob("changes-*.parquet"))) == 1
+
+    def refuse(*a, **kw):
+        raise PermissionError(13, "Permission denied")
+
+    for p in h.dir.glob("changes-*.parquet"):
+        p.unlink()
+    monkeypatch.setattr(history, "commit_temp", refuse)
+    con = store.connect()
+    history.register(con, store)
+    assert len(changes(con)) == 3 and not list(h.dir.glob("changes-*.parquet"))

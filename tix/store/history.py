@@ -55,6 +55,7 @@ times, statuses, team and agent names.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import orjson
 
@@ -452,7 +453,12 @@ class History:
     def _commit(self, meta: dict, old: dict | None) -> dict:
         atomic_write(self.dir / "meta.json", orjson.dumps(meta, option=orjson.OPT_INDENT_2))
         keep = {*meta["parts"], *((old or {}).get("parts", []))}  # readers may still hold the old meta
-        for p in self.dir.glob("history-*.parquet"):
+        for name in list(keep):
+            try:
+                keep.add(changes_name(self.dir / name))
+            except OSError:
+                pass
+        for p in [*self.dir.glob("history-*.parquet"), *self.dir.glob("changes-*.parquet")]:
             if p.name not in keep:
                 p.unlink(missing_ok=True)
         return meta
@@ -572,10 +578,55 @@ def register(con, store, upto: Position | None = None, excluded=None, only=None,
             continue
         if _created(sql) == "excluded_tickets" and reader is not None and _excluded(con, store, reader, tags):
             continue
+        if _created(sql) == "backlog_changes" and not in_memory and _changes_view(con, h, parts, bool(rows)):
+            continue
         if not failures and "_lost_by_ticket AS" in sql:  # nothing was given up: skip reading every reply
             sql = ("CREATE OR REPLACE TEMP TABLE _lost_by_ticket AS SELECT NULL::BIGINT AS ticket, "
                    "NULL::INTEGER[] AS nos, NULL::VARCHAR[] AS outboxes WHERE false")
         con.execute(sql)
+
+
+def changes_name(part: Path) -> str:
+    """The companion file of a history part (its `backlog_changes` rows), named after the
+    part's name, size and mtime: a part made again under the same name (a rebuild after a
+    log rewrite) gets a new companion, never the old one's rows. OSError if it is gone."""
+    st = part.stat()
+    return f"changes-{part.stem.removeprefix('history-')}-{st.st_size:x}-{st.st_mtime_ns:x}.parquet"
+
+
+def _changes_view(con, h: History, parts: list[str], tail: bool) -> bool:
+    """Create `backlog_changes` over the parts' companion files (made for the parts that have
+    none yet), plus the in-memory tail's rows. The backlog's trend read every history row of
+    its weeks to keep a fifth of them (0.06 s of 0.45 at a million tickets). False when a
+    companion cannot be written (a store this user may only read): the caller creates the
+    view over `history`."""
+    files = []
+    con_w = None
+    for part in parts:
+        try:
+            comp = h.dir / changes_name(Path(part))
+        except OSError:
+            return False
+        if not comp.exists():
+            import duckdb
+
+            try:
+                con_w = con_w or _duck(h.store)
+                tmp = temp_name(comp)
+                con_w.execute(f"COPY (SELECT {CHANGES_COLUMNS} FROM read_parquet({_listing([part])}) "
+                              f"WHERE {CHANGES_WHERE} ORDER BY seq) TO {_listing([str(tmp)])[1:-1]} "
+                              f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP})")
+                commit_temp(tmp, comp, mode=FILE_MODE, sync_dir=False)
+            except (OSError, duckdb.Error):  # a directory this user may not write
+                return False
+        files.append(str(comp))
+    sources = [f"SELECT {CHANGES_COLUMNS} FROM read_parquet({_listing(files)})"] if files else []
+    if tail:
+        sources.append(f"SELECT {CHANGES_COLUMNS} FROM _history_tail WHERE {CHANGES_WHERE}")
+    if not sources:
+        sources.append(f"SELECT {CHANGES_COLUMNS} FROM history WHERE false")
+    con.execute("CREATE OR REPLACE TEMP VIEW backlog_changes AS " + " UNION ALL ".join(sources))
+    return True
 
 
 def _excluded(con, store, reader, tags: list[str]) -> bool:
@@ -624,6 +675,13 @@ def _has_table(con, name: str) -> bool:
 
 
 _OPEN, _DONE = _lit(OPEN_STATUSES), _lit(DONE)
+
+# `backlog_changes`: the history rows that change whether a ticket counts as open (for its
+# team); about a fifth of the history. Each part of the cache gets a companion file of just
+# these rows (`_changes_view`).
+CHANGES_COLUMNS = "ticket, seq, ts, team, prev_team, is_open, was_open"
+CHANGES_WHERE = ("(kind = 'created' OR event IN ('resolution', 'reopen', 'team')) "
+                 "AND (is_open <> was_open OR (is_open AND team IS DISTINCT FROM prev_team))")
 
 VIEWS_SQL = (
     # tickets that are not a customer's request (spam, automatic mail): kept out of report figures;
@@ -680,11 +738,10 @@ VIEWS_SQL = (
     WHERE r.first""",
     # (an open/closed change is a creation, a resolution or a reopen; a team change is `team`
     # unless it came with one of those: the filter on `event` lets Parquet skip the rest)
-    """CREATE OR REPLACE TEMP VIEW backlog_changes AS
-    SELECT ticket, seq, ts, team, prev_team, is_open, was_open
+    f"""CREATE OR REPLACE TEMP VIEW backlog_changes AS
+    SELECT {CHANGES_COLUMNS}
     FROM history
-    WHERE (kind = 'created' OR event IN ('resolution', 'reopen', 'team'))
-      AND (is_open <> was_open OR (is_open AND team IS DISTINCT FROM prev_team))""",
+    WHERE {CHANGES_WHERE}""",
 )
 
 
