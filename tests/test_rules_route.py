@@ -329,3 +329,47 @@ def test_new_tickets_after_the_snapshot_are_routed_from_the_tail_without_reading
     res = rules.route(Store(rk.store.root))
     assert res.routed == 2 and len(scanned) == 1
     assert (rk.ticket(c)["category"], rk.ticket(old)["priority"]) == ("refund", "urgent")
+
+
+def test_a_run_over_many_tickets_routes_them_a_chunk_at_a_time_with_the_same_events(rk, tmp_path, monkeypatch):
+    """Issue 16: the first route after importing a history read every pending ticket's row and
+    intake events into memory at once (9.3 GB at a million tickets). Over more tickets than a
+    chunk, the intake events are read from the log once into DuckDB (spilled to disk), and
+    the tickets are read, routed and written a chunk at a time, as one batch: the same events
+    as routing them all at once, in the same order, and the same tickets."""
+    import shutil
+
+    from tix.rules import engine
+
+    rk.rules(CLASSIFY + """
+- name: reply-tag
+  when: reply
+  then: [{tag: [replied]}]
+""")
+    numbers = [rk.message(subject=s, text=t) for s, t in [("refund please", "x"), ("halo", "ini mendesak"),
+                                                          ("biasa", "y"), ("refund lagi", "URGENT"),
+                                                          ("apa kabar", "z"), ("halo lagi", "w"), ("tujuh", "v")]]
+    rk.message(numbers[2], subject="Re: biasa", text="refund ya")
+    Store(rk.store.root).rebuild()  # the intake events are read from the log, not the tail
+    copy = tmp_path / "copy"
+    shutil.copytree(rk.store.root, copy)
+
+    def routed(root) -> tuple[list, list]:
+        store = Store(root)
+        events = [(e["type"], e.get("ticket"), e["actor"], e.get("data"), e.get("why"))
+                  for e, *_ in store.log.read() if e["actor"].startswith("rule:") or e["type"] == "ticket.routed"]
+        rows = store.connect().execute("SELECT number, category, team, priority, tags, routed_seq = intake_seq "
+                                       "FROM tickets ORDER BY number").fetchall()
+        return events, rows
+
+    res = rules.route(Store(rk.store.root))
+    monkeypatch.setattr(engine, "ROUTE_CHUNK", 3)
+    staged = []
+    real = engine._stage_intake
+    monkeypatch.setattr(engine, "_stage_intake", lambda *a: staged.append(1) or real(*a))
+    res_chunked = rules.route(Store(copy))
+    assert staged == [1] and res_chunked.routed == res.routed == 7 and res_chunked.events == res.events
+    assert routed(copy) == routed(rk.store.root)
+    events, rows = routed(copy)
+    assert [r[5] for r in rows] == [True] * 7 and sum(e[0] == "ticket.routed" for e in events) == 7
+    assert rules.route(Store(copy)).routed == 0  # and running it again changes nothing

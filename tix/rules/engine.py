@@ -404,38 +404,51 @@ def route(store: Store, *, dry_run: bool = False, reroute: bool = False, numbers
     return result
 
 
+ROUTE_CHUNK = 20_000  # tickets read, routed and written at a time (a whole imported history: flat memory)
+
+
 def _run(store, batch, reader, ruleset, result, reroute, numbers, now) -> Runtime:
     con = reader.connect()
     rt = Runtime(store, batch, batch.__class__ is DryBatch, now, lambda: con)
-    tickets = _pending(con, reroute, numbers)
-    if not tickets:
+    found = _pending(con, reroute, numbers)
+    if not found:
         return rt
-    cutoffs = {t["number"]: (0 if reroute else int(t["routed_seq"] or 0)) for t in tickets}
-    intake = _intake_events(store, con, tickets, cutoffs, reader.tail if reader.messages else None)
-    contacts = _contacts(con, tickets) if ruleset.uses_contact else {}
     # An auto-reply is a routed, sent message: a ticket never routed or never answered has had none.
-    rt.replies.fresh = {t["number"] for t in tickets if not t["routed_seq"] or not t["messages_out"]}
-    others = [t["created_at"] for t in tickets if t["number"] not in rt.replies.fresh and t["created_at"]]
+    rt.replies.fresh = {f[0] for f in found if not f[1] or not f[2]}
+    others = [f[3] for f in found if f[0] not in rt.replies.fresh and f[3]]
     rt.replies.oldest = _aware(min(others)) if others else None
-    start = len(batch.pending)
-    for ticket in tickets:
-        number = ticket["number"]
-        when, msg, seq, arrived = build_message(intake.get(number, []), ticket)
-        ctx = Context(msg, ticket, contacts.get(ticket.get("contact")), when, arrived, rt.site,
-                      ruleset.bank, ruleset.kwbank)
-        ctx.seq = seq
-        matched = apply_rules(rt, ruleset, ctx, result)
-        batch.emit("ticket.routed", ticket=number, data={"upto": int(ticket["intake_seq"] or 0), "rules": matched},
-                   ts=rt.ts)
-        result.routed += 1
-    result.events = len(batch.pending) - start
+    first = batch.seq
+    tail = reader.tail if reader.messages else None
+    chunked = len(found) > ROUTE_CHUNK
+    if chunked:  # the intake events of them all, read from the log once, kept by DuckDB (spilled to disk)
+        _stage_intake(store, con, found, reroute)
+    for i in range(0, len(found), ROUTE_CHUNK):
+        tickets = _rows(con, [f[0] for f in found[i:i + ROUTE_CHUNK]])
+        cutoffs = {t["number"]: (0 if reroute else int(t["routed_seq"] or 0)) for t in tickets}
+        intake = _intake_events(store, con, tickets, cutoffs, tail, staged=chunked)
+        contacts = _contacts(con, tickets) if ruleset.uses_contact else {}
+        for ticket in tickets:
+            number = ticket["number"]
+            when, msg, seq, arrived = build_message(intake.get(number, []), ticket)
+            ctx = Context(msg, ticket, contacts.get(ticket.get("contact")), when, arrived, rt.site,
+                          ruleset.bank, ruleset.kwbank)
+            ctx.seq = seq
+            matched = apply_rules(rt, ruleset, ctx, result)
+            batch.emit("ticket.routed", ticket=number, data={"upto": int(ticket["intake_seq"] or 0),
+                                                             "rules": matched}, ts=rt.ts)
+            result.routed += 1
+        del tickets, intake, contacts
+        if chunked:
+            batch.flush(commit=False)  # written, not yet committed: one commit at the end, as ever
+    result.events = batch.seq - first
     result.skipped.update(rt.skipped)
     if rt.dry_run:
-        result.planned = list(batch.pending[start:])
+        result.planned = list(batch.pending[len(batch.pending) - result.events:])
     return rt
 
 
-def _pending(con, reroute: bool, numbers) -> list[dict]:
+def _pending(con, reroute: bool, numbers) -> list[tuple]:
+    """(number, routed_seq, messages_out, created_at, intake_seq) of the tickets to route, by number."""
     where, params = [], []
     if numbers is not None:
         where.append("number IN (SELECT unnest(?::BIGINT[]))")
@@ -445,27 +458,66 @@ def _pending(con, reroute: bool, numbers) -> list[dict]:
     elif numbers is None:
         where.append("status IN (SELECT unnest(?::VARCHAR[]))")
         params.append(list(OPEN_STATUSES))
-    # Which tickets first, then their rows: DuckDB does not push a filter comparing two columns
-    # into the scan, so `SELECT *` with it read every column of every ticket (0.26 s of CPU of
-    # each cron run at a million tickets, for the 50 new ones; the numbers alone: 0.04 s).
-    found = con.execute("SELECT number FROM tickets" + (" WHERE " + " AND ".join(where) if where else ""),
-                        params).fetchall()
-    if not found:
-        return []
+    # The few columns first, then the rows a chunk at a time (`_rows`): DuckDB does not push a
+    # filter comparing two columns into the scan, so `SELECT *` with it read every column of
+    # every ticket (0.26 s of CPU of each cron run at a million tickets, for the 50 new ones).
+    return con.execute("SELECT number, routed_seq, messages_out, created_at, intake_seq FROM tickets"
+                       + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY number", params).fetchall()
+
+
+def _rows(con, numbers: list[int]) -> list[dict]:
+    """The rows of these tickets, by number."""
     cur = con.execute("SELECT * FROM tickets WHERE number IN (SELECT CAST(unnest(string_split(?, ',')) AS BIGINT)) "
-                      "ORDER BY number", [",".join(str(r[0]) for r in found)])
+                      "ORDER BY number", [",".join(map(str, numbers))])
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def _intake_events(store: Store, con, tickets: list[dict], cutoffs: dict[int, int], tail=None) -> dict[int, list]:
+def _stage_intake(store: Store, con, found: list[tuple], reroute: bool) -> None:
+    """A run over more tickets than a chunk (the first route after importing a history): the
+    intake events of them all, read from the log in one scan into DuckDB's table
+    `_route_intake`, sorted by ticket, under a memory limit (the rest spills to
+    state/duckdb-tmp); each chunk then reads its own range of tickets from it."""
+    import pyarrow as pa
+
+    con.execute("SET memory_limit = '400MB'")
+    con.execute("SET temp_directory = ?", [str(store.path("state", "duckdb-tmp"))])
+    con.execute("SET preserve_insertion_order = true")
+    segments = _segments_after(store, min(0 if reroute else int(f[1] or 0) for f in found))
+    con.register("_route_pending", pa.table({
+        "number": pa.array([f[0] for f in found], pa.int64()),
+        "cutoff": pa.array([0 if reroute else int(f[1] or 0) for f in found], pa.int64()),
+        "upto": pa.array([int(f[4] or 0) for f in found], pa.int64())}))
+    if not segments:
+        con.execute("CREATE OR REPLACE TEMP TABLE _route_intake AS SELECT NULL::BIGINT AS ticket, "
+                    "NULL::BIGINT AS seq, NULL::TIMESTAMP AS ts, NULL::VARCHAR AS type, NULL::JSON AS data WHERE false")
+        return
+    _event_query(store, segments,
+                 "CREATE OR REPLACE TEMP TABLE _route_intake AS "
+                 "SELECT e.ticket, e.seq, e.ts, e.type, e.data FROM ev e JOIN _route_pending p "
+                 "ON e.ticket = p.number WHERE e.type IN (SELECT unnest(?::VARCHAR[])) "
+                 "AND e.seq > p.cutoff AND e.seq <= p.upto ORDER BY e.ticket, e.seq",
+                 [list(INTAKE_TYPES)], con=con)
+    con.unregister("_route_pending")
+
+
+def _intake_events(store: Store, con, tickets: list[dict], cutoffs: dict[int, int], tail=None,
+                   staged: bool = False) -> dict[int, list]:
     """Each pending ticket's intake events after its cutoff.
 
     From the reader's tail (the events after the snapshot, already parsed) when it holds
     them all, which is the usual case for a cron run after `tix fetch`; otherwise from one
-    DuckDB scan of the newest segments.
+    DuckDB scan of the newest segments. `staged`: from `_route_intake` (`_stage_intake`),
+    which holds the events of every pending ticket; `tickets` are a range of numbers.
     """
     out: dict[int, list] = {}
+    loads = orjson.loads
+    if staged:
+        rows = con.execute("SELECT ticket, seq, ts, type, data FROM _route_intake WHERE ticket BETWEEN ? AND ? "
+                           "ORDER BY seq", [tickets[0]["number"], tickets[-1]["number"]]).fetchall()
+        for number, seq, ts, kind, data in rows:
+            out.setdefault(number, []).append((seq, ts, kind, loads(data) if data else {}))
+        return out
     if tail:
         # the tail holds every intake event of a ticket routed since it began, and of a
         # ticket created in it (a new ticket's cutoff is 0, but it has no earlier events)
