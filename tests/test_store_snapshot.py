@@ -218,3 +218,31 @@ def test_refresh_reads_the_log_when_the_batch_did_not_fold_it_all(store, tmp_pat
         b.emit("ticket.updated", ticket=4, data={"set": {"priority": "low"}, "old": {}})
     assert b.folded is not None and len(copies) == 3  # its row could not be joined: the log was read
     assert state_of(store) == rebuilt_state(store, tmp_path)
+
+
+def test_rebuild_in_parts_equals_one_fold_and_leaves_no_working_file(store, tmp_path, monkeypatch):
+    """`tix rebuild` folds tickets in ranges of numbers, in a working database under state/:
+    any number of parts gives the same rows, and the working file is gone afterwards."""
+    import tix.store.store as storemod
+
+    with store.writing(actor="user:a", via="t") as b:
+        for i in range(9):
+            create_ticket(b, f"t{i}", team="billing")
+    with store.writing(actor="user:a", via="t") as b:
+        for n in (2, 5, 9):
+            set_fields(b, get_ticket(b, n), {"status": "resolved", "fields.order_id": f"X{n}"})
+            tag(b, get_ticket(b, n), ["vip"])
+    one = rebuilt_state(store, tmp_path)
+    monkeypatch.setattr(storemod, "REBUILD_PART_EVENTS", 4)  # 24 events: 6 parts
+    assert rebuilt_state(store, tmp_path) == one
+    assert not list((tmp_path / "rebuilt" / "state").glob("rebuild-*"))
+
+
+def test_a_killed_rebuilds_working_database_is_removed(store):
+    from tix.store.files import clean_stale
+
+    dead = store.path("state", "rebuild-999999999.duckdb")
+    dead.write_bytes(b"x")
+    store.path("state", "rebuild-999999999.duckdb.wal").write_bytes(b"x")
+    assert clean_stale(store.root) == 2
+    assert not list(store.path("state").glob("rebuild-*"))
