@@ -50,6 +50,8 @@ COMMIT_EVERY = 50000  # events per transaction while building
 INTERESTING = (b'"type":"contact.erased"', b'"type":"ticket.created"', b'"type":"message.received"',
                b'"type":"message.sent"', b'"type":"ticket.note"', b'"type":"ticket.merged"', b'"type":"ticket.split"',
                b'"subject"')
+_INTERESTING = re.compile(b"|".join(re.escape(m) for m in INTERESTING))  # one pass a line, not eight
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);
 CREATE TABLE IF NOT EXISTS doc(rowid INTEGER PRIMARY KEY, ticket INTEGER NOT NULL, seq INTEGER NOT NULL,
@@ -185,12 +187,13 @@ class SearchIndex:
     def _fold(self, con, start: Position | None, end: Position) -> None:
         self._from_start = start is None  # folding the whole log: an erasure is already in it
         loads = orjson.loads
+        interesting = _INTERESTING.search
         count = 0
         last_seq = None
         pos = start
         for raw, seg, off in self.store.log.read_raw(start, end):
             pos = Position(seg, off)
-            if any(m in raw for m in INTERESTING):
+            if interesting(raw):
                 try:
                     ev = loads(raw)
                 except ValueError:
