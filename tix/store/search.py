@@ -228,7 +228,7 @@ class SearchIndex:
                     if len(block) == len(carry):
                         return False  # shorter than the position says: read line by line
                     left -= len(block) - len(carry)
-                    if _INTERESTING.search(block):
+                    if any(m in block for m in INTERESTING):  # (over a block: faster than the regex)
                         return False
                     carry = block[-64:]  # a pattern cut by the block's end is found in the next
             seq = seq_before(self.store.log.dir / end.segment, end.offset)
