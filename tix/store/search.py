@@ -213,24 +213,13 @@ class SearchIndex:
         if pos is not None and count:
             self._save(con, pos, raw, last_seq)
 
-    def _skip_dull(self, con, start: Position, end: Position, chunk: int = 8 << 20) -> bool:
-        """When no line from `start` to `end` (one segment) is of interest to the index (e.g. a
-        bulk update's events), move the position to `end` without decoding line by line:
-        the bytes are searched in large blocks (a bulk update of 100k tickets: 0.2 s -> 0.02 s)."""
-        if start.segment != end.segment or end.offset <= start.offset:
-            return False
+    def _skip_dull(self, con, start: Position, end: Position) -> bool:
+        """When no line from `start` to `end` is of interest to the index (e.g. a bulk update's
+        events), move the position to `end` without decoding line by line (`holds_any`; a
+        bulk update of 100k tickets: 0.2 s -> 0.05 s)."""
         try:
-            with open(self.store.log.dir / end.segment, "rb") as fh:
-                fh.seek(start.offset)
-                left, carry = end.offset - start.offset, b""
-                while left > 0:
-                    block = carry + fh.read(min(chunk, left))
-                    if len(block) == len(carry):
-                        return False  # shorter than the position says: read line by line
-                    left -= len(block) - len(carry)
-                    if any(m in block for m in INTERESTING):  # (over a block: faster than the regex)
-                        return False
-                    carry = block[-64:]  # a pattern cut by the block's end is found in the next
+            if self.store.log.holds_any(start, end, INTERESTING):
+                return False
             seq = seq_before(self.store.log.dir / end.segment, end.offset)
         except OSError:
             return False
