@@ -19,12 +19,12 @@ from tix.errors import NotFound, StoreNotFound, StoreWriteError
 from tix.model import CONTACT_COLUMNS, TICKET_COLUMNS
 from tix.store.batch import Batch
 from tix.store.fold import State
-from tix.store.files import clean_stale
+from tix.store.files import clean_stale, write_error
 from tix.store.lock import WriteLock
 from tix.store.log import EventLog, Position, report_damage
 from tix.store.reader import Reader
 from tix.store import history, rewrite, search
-from tix.store.snapshot import Snapshot, base_order, rows_to_arrow
+from tix.store.snapshot import OUTCOME as SNAPSHOT_OUTCOME, Snapshot, base_order, rows_to_arrow
 
 CONFIG_NAME = configmod.CONFIG_NAME
 SUBDIRS = ("events", "messages", "blobs", "snapshot", "state", "spool/whatsapp", "quarantine",
@@ -363,8 +363,9 @@ class Store:
         # read back by every part of the fold. Removed when done (or by `clean_stale`).
         work = self.path("state", f"rebuild-{os.getpid()}.duckdb")
         _remove_work(work)
-        con = duckdb.connect(str(work))
+        con = None
         try:
+            con = duckdb.connect(str(work))
             con.execute("SET TimeZone = 'UTC'")
             # Bounded memory: DuckDB spills to state/duckdb-tmp only past REBUILD_MEMORY, and
             # rows need not keep the files' order (every query below sorts what it needs).
@@ -395,6 +396,15 @@ class Store:
             max_ticket = con.execute("SELECT coalesce(max(number), 0) FROM folded").fetchall()[0][0]
             contacts, max_contact = _fold_contacts(con)
             con.execute("DROP TABLE ev")
+        except Exception as exc:  # a full disk is one line; anything else is raised as it is
+            if con is not None:
+                con.close()
+            _remove_work(work)
+            if isinstance(exc, StoreWriteError):  # already the one line (quarantine, a rebuild after replacing)
+                raise
+            needed = sum(p.stat().st_size for p in self.log.dir.glob("*.jsonl")) // 10  # ~ the working table
+            raise write_error(exc, work, needed, SNAPSHOT_OUTCOME) from None
+        try:
             files["contacts"] = contacts
             files["tickets"] = f"SELECT * FROM folded ORDER BY {base_order('tickets')}"
             meta = {"seq": last["seq"], "segment": pos.segment, "offset": pos.offset,
