@@ -201,3 +201,23 @@ def test_rebuild_keeps_the_index_and_check_names_a_damaged_one(store, tix):
     tix("rebuild", "--search", check=0)
     assert tix("check").returncode == 0
     assert numbers(tix, "basah") == [1] and numbers(tix, "patah") == [2]
+
+
+def test_a_stretch_of_dull_events_moves_the_position_and_the_rest_is_still_indexed(store, tix, monkeypatch):
+    """Events of no interest to the index (a bulk update of priorities) are passed over in
+    blocks, not line by line; a subject set by the same kind of update is still indexed."""
+    from tix.store import search
+
+    for i in range(3):
+        tix("new", f"Paket {i}", "--email", f"a{i}@x.id", "-m", "kardus basah", check=0)
+    assert numbers(tix, "basah") == [1, 2, 3]
+    read = []
+    monkeypatch.setattr(search.SearchIndex, "_fold", lambda self, con, start, end: read.append(start))
+    tix("update", "is:any", "--set", "priority=high", "--yes", check=0)
+    con = sqlite3.connect(store.path("state", NAME))
+    assert dict(con.execute("SELECT key, value FROM meta"))["seq"] == store.log.last_event()["seq"]
+    assert read == []  # the update's lines were not read one by one
+    monkeypatch.undo()
+    tix("update", "is:any", "--set", "subject=Payung rusak", "--yes", check=0)
+    assert numbers(tix, "payung") == [1, 2, 3] and numbers(tix, "basah") == [1, 2, 3]
+    assert con.execute("SELECT count(*) FROM doc").fetchone()[0] == 6  # a subject and a message each

@@ -218,3 +218,65 @@ def test_refresh_reads_the_log_when_the_batch_did_not_fold_it_all(store, tmp_pat
         b.emit("ticket.updated", ticket=4, data={"set": {"priority": "low"}, "old": {}})
     assert b.folded is not None and len(copies) == 3  # its row could not be joined: the log was read
     assert state_of(store) == rebuilt_state(store, tmp_path)
+
+
+def test_rebuild_in_parts_equals_one_fold_and_leaves_no_working_file(store, tmp_path, monkeypatch):
+    """`tix rebuild` folds tickets in ranges of numbers, in a working database under state/:
+    any number of parts gives the same rows, and the working file is gone afterwards."""
+    import tix.store.store as storemod
+
+    with store.writing(actor="user:a", via="t") as b:
+        for i in range(9):
+            create_ticket(b, f"t{i}", team="billing")
+    with store.writing(actor="user:a", via="t") as b:
+        for n in (2, 5, 9):
+            set_fields(b, get_ticket(b, n), {"status": "resolved", "fields.order_id": f"X{n}"})
+            tag(b, get_ticket(b, n), ["vip"])
+    one = rebuilt_state(store, tmp_path)
+    monkeypatch.setattr(storemod, "REBUILD_PART_EVENTS", 4)  # 24 events: 6 parts
+    assert rebuilt_state(store, tmp_path) == one
+    assert not list((tmp_path / "rebuilt" / "state").glob("rebuild-*"))
+
+
+def test_a_killed_rebuilds_working_database_is_removed(store):
+    from tix.store.files import clean_stale
+
+    dead = store.path("state", "rebuild-999999999.duckdb")
+    dead.write_bytes(b"x")
+    store.path("state", "rebuild-999999999.duckdb.wal").write_bytes(b"x")
+    assert clean_stale(store.root) == 2
+    assert not list(store.path("state").glob("rebuild-*"))
+
+
+def test_rebuild_folds_contacts_as_the_python_fold_does(store, tmp_path):
+    """Plain creations are taken in SQL by `tix rebuild` (`sqlfold.plain_contacts_sql`), the
+    rest by the Python fold: both give what the fold of the tail gives, row for row."""
+    created = [
+        {"name": "Ani", "emails": ["a@x.example"], "phones": [], "fields": {}},
+        {"name": "Budi", "emails": ["b@x.example", "b2@x.example", "b@x.example"], "phones": ["62811", "62811"]},
+        {"name": None, "phones": ["62812"], "fields": None},
+        {"name": "Çitra 😀", "emails": [], "phones": [], "fields": {"tier": "gold", "a": 1}},
+        {},
+        {"name": "Dewi", "emails": ["d@x.example"]},  # updated below
+        {"name": "Eko", "emails": ["e@x.example"]},  # merged below
+        {"name": "Fajar", "emails": ["f@x.example"], "fields": {"x": "y"}},  # erased below
+        {"name": "Gita", "emails": "g@x.example"},  # not a list: left to the Python fold
+    ]
+    with store.writing(actor="user:a", via="t") as b:
+        for i, data in enumerate(created, start=1):
+            b.emit("contact.created", contact=i, data=data)
+        b.emit("contact.updated", contact=6, data={"set": {"name": "Dewi S", "fields.vip": True},
+                                                   "add_emails": ["d2@x.example"], "remove_emails": ["d@x.example"]})
+        b.emit("contact.merged", contact=7, data={"into": 1})
+        b.emit("contact.erased", contact=8)
+        b.emit("contact.updated", contact=10, data={"add_phones": ["62813"]})  # no creation
+    cols = "id, name, emails, phones, fields, merged_into, created_at, updated_at"
+    folded = store.connect().execute(f"SELECT {cols} FROM contacts ORDER BY id").fetchall()
+    assert len(store.read().tail) == len(created) + 4  # folded in Python, from the log
+    copy = tmp_path / "rebuilt"
+    shutil.copytree(store.root, copy)
+    other = Store(copy)
+    other.rebuild()
+    assert other.read().tail == []
+    assert other.connect().execute(f"SELECT {cols} FROM contacts ORDER BY id").fetchall() == folded
+    assert other.read().meta["max_contact"] == 10

@@ -213,6 +213,7 @@ STALE_TEMPS = (
     ("state", TEMP_GLOB, r"\.(\d+)\.tmp$"),
     ("state", "tail-*.jsonl", r"^tail-(\d+)-"),  # a snapshot refresh's copy of the tail
     ("state", "*.tmp[0-9]*", r"\.tmp(\d+)$"),  # channel cursors
+    ("state", "rebuild-*.duckdb*", r"^rebuild-(\d+)\."),  # tix rebuild's working database
     ("state/seen", TEMP_GLOB, r"\.(\d+)\.tmp$"),  # what each agent has seen (tix.tickets.seen)
     ("snapshot", TEMP_GLOB, r"\.(\d+)\.tmp$"),
     ("snapshot", "*.parquet.tmp", None),

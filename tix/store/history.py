@@ -92,7 +92,6 @@ _TYPE = re.compile(rb'"type"\s*:\s*"(ticket\.created|ticket\.updated|message\.re
 # makes no rows: `gap` skips it unread.
 _ROW_MARKS = (b'"ticket.created"', b'"message.received"', b'"message.sent"', b'"outbox.failed"',
               b'"status"', b'"team"', b'"assignee"')
-_SCAN = 8 << 20
 # A received message's `auto` flag, found without decoding its text (a quote inside a JSON
 # string is escaped, so this matches a key of the data object only).
 _AUTO = re.compile(rb'[{,]\s*"auto"\s*:\s*true')
@@ -340,7 +339,7 @@ class History:
         end = upto or self.store.log.end()
         if pos == end:
             return rows, end, seq
-        if pos is not None and self._no_rows(pos, end):  # e.g. after a bulk change of priorities
+        if pos is not None and not self.store.log.holds_any(pos, end, _ROW_MARKS):  # e.g. a bulk change
             last_seq = seq_before(self.store.log.dir / end.segment, end.offset)
             if last_seq is not None:
                 return rows, end, last_seq
@@ -357,29 +356,6 @@ class History:
         if last is not None:
             seq = orjson.loads(last)["seq"]
         return rows, reached, seq
-
-    def _no_rows(self, pos: Position, end: Position) -> bool:
-        """True when no line between `pos` and `end` can make a row (none holds one of
-        `_ROW_MARKS`): checked on large blocks of bytes, without splitting or decoding lines."""
-        log = self.store.log
-        for name in log.segments():
-            if name < pos.segment or name > end.segment:
-                continue
-            left = (end.offset if name == end.segment else (log.dir / name).stat().st_size) \
-                - (pos.offset if name == pos.segment else 0)
-            with open(log.dir / name, "rb") as fh:
-                fh.seek(pos.offset if name == pos.segment else 0)
-                carry = b""
-                while left > 0:
-                    block = fh.read(min(_SCAN, left))
-                    if not block:
-                        break
-                    left -= len(block)
-                    block = carry + block
-                    if any(mark in block for mark in _ROW_MARKS):
-                        return False
-                    carry = block[-32:]  # a mark cut across two blocks
-        return True
 
     def build(self) -> dict:
         """Fold the whole log into parts, one segment (a month) at a time: each DuckDB scan

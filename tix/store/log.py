@@ -204,6 +204,31 @@ class EventLog:
             return []
         return sorted(p.name for p in self.dir.iterdir() if p.name.endswith(SEGMENT_SUFFIX))
 
+    def holds_any(self, since: Position, upto: Position, marks: tuple[bytes, ...], block: int = 8 << 20) -> bool:
+        """Whether any of `marks` occurs in the log's bytes from `since` to `upto`: checked on
+        large blocks, without splitting or decoding lines (a mark cut across two blocks is
+        found too). For a cache that only cares about some events: when none is there (e.g.
+        after a bulk change of priorities), it moves its position without reading the lines."""
+        overlap = max(map(len, marks)) - 1
+        for name in self.segments():
+            if name < since.segment or name > upto.segment:
+                continue
+            start = since.offset if name == since.segment else 0
+            left = (upto.offset if name == upto.segment else (self.dir / name).stat().st_size) - start
+            with open(self.dir / name, "rb") as fh:
+                fh.seek(start)
+                carry = b""
+                while left > 0:
+                    chunk = fh.read(min(block, left))
+                    if not chunk:
+                        break
+                    left -= len(chunk)
+                    chunk = carry + chunk
+                    if any(mark in chunk for mark in marks):  # bytes.find each: twice a regex's speed
+                        return True
+                    carry = chunk[-overlap:] if overlap else b""
+        return False
+
     def read(self, since: Position | None = None, upto: Position | None = None) -> Iterator[tuple[dict, Position]]:
         """Yield (event, position after it) for every committed event after `since`.
 

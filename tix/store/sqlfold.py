@@ -203,3 +203,35 @@ def ticket_select_sql(source: str, base: str | None = None, extracted: bool = Fa
     """The fold with the snapshot's column order and types, sorted by number."""
     cols = ", ".join(f'CAST("{c}" AS {"VARCHAR" if t == "JSON" else t}) AS "{c}"' for c, t in TICKET_COLUMNS.items())
     return f"SELECT {cols} FROM ({fold_sql(source, base, extracted)}) ORDER BY number"
+
+
+def plain_contacts_sql(events: str) -> str:
+    """SELECT of the contact rows (`CONTACT_COLUMNS`, `fields` as VARCHAR) of the contacts whose
+    only event is a plain `contact.created` -- a name (text or null), emails and phones (lists
+    of text, or none) and no custom fields -- as `fold` makes them: nearly every contact of a
+    store, taken in SQL on every core. Every other contact (updated, merged, erased, or
+    created with custom fields or odd values) is left to the Python fold.
+
+    `events` is `extract_sql` of the log (only `contact`, `type`, `ts` and `data` are read).
+    """
+    def texts(col: str) -> str:  # null, or a list of strings
+        return (f"(json_type({col}) IS NULL OR json_type({col}) = 'NULL' OR (json_type({col}) = 'ARRAY' AND "
+                f"coalesce(list_bool_and(list_transform(CAST({col} AS JSON[]), lambda x: json_type(x) = 'VARCHAR')), "
+                f"true)))")
+
+    def uniq(col: str) -> str:  # fold._uniq: the first of each value, in order
+        return (f"list_filter(coalesce(CAST({col} AS VARCHAR[]), []::VARCHAR[]), "
+                f"lambda x, i: list_position(coalesce(CAST({col} AS VARCHAR[]), []::VARCHAR[]), x) = i)")
+
+    return f"""
+SELECT contact AS id, json_extract_string(name, '$') AS name, {uniq('emails')} AS emails,
+  {uniq('phones')} AS phones, '{{}}' AS fields, NULL::BIGINT AS merged_into, ts AS created_at, ts AS updated_at
+FROM (
+  SELECT contact, ts, json_extract(data, '$.name') AS name, json_extract(data, '$.emails') AS emails,
+         json_extract(data, '$.phones') AS phones, json_extract(data, '$.fields') AS fields
+  FROM (SELECT contact, count(*) AS n, any_value(type) AS type, any_value(ts) AS ts, any_value(data) AS data
+        FROM {events} WHERE starts_with(type, 'contact.') AND contact IS NOT NULL GROUP BY contact)
+  WHERE n = 1 AND type = 'contact.created'
+)
+WHERE coalesce(json_type(name), 'NULL') IN ('VARCHAR', 'NULL') AND {texts('emails')} AND {texts('phones')}
+  AND coalesce(CAST(fields AS VARCHAR), 'null') IN ('null', '{{}}')"""
