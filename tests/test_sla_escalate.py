@@ -284,6 +284,25 @@ def test_cli_escalate_dry_run_lists_actions(sla_store, timeline, tix):
     assert quiet.stdout == "" and quiet.stderr == ""  # silent on success (cron)
 
 
+def test_cli_escalate_lists_at_most_a_screenful_of_actions_as_a_table(sla_store, timeline, tix):
+    """Issue 16: a first run on a big store plans hundreds of thousands of actions; -v and
+    --dry-run list the first SHOWN as a table, then a count per action and how many were left
+    out. csv and json still list every one."""
+    from tix.cli.sla import SHOWN
+
+    numbers = [timeline.create(jkt(2026, 11, 23, 9, i)) for i in range(30)]
+    now = "2026-11-25T09:00:00+07:00"
+    every = tix("escalate", "--dry-run", "--now", now, "-f", "csv", check=0).stdout.splitlines()[1:]
+    assert len(every) > SHOWN and {int(line.split(",")[0]) for line in every} == set(numbers)
+    out = tix("escalate", "--dry-run", "--now", now, check=0).stdout
+    listed = [line for line in out.splitlines() if line.split()[1:2] == ["normal"]]  # table rows
+    assert len(listed) == SHOWN
+    assert f"{len(every) - SHOWN} more actions not listed ({len(every)} in all)" in out
+    assert "       30  normal: step breach: raise priority; assignee=ani" in out
+    verbose = tix("-v", "escalate", "--now", now, check=0).stdout
+    assert f"{len(every) - SHOWN} more actions not listed ({len(every)} in all)" in verbose
+
+
 def test_done_parts_are_compacted_and_rows_stay_current(sla_store, timeline, monkeypatch):
     from tix.sla import state
 
