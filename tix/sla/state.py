@@ -22,7 +22,7 @@ from pathlib import Path
 
 import orjson
 
-from tix.sla.clock import TRACK_TYPES, Track, fold_event
+from tix.sla.clock import DONE, TRACK_TYPES, Track, fold_event
 from tix.sla.coldfold import fold_log, track_schema
 from tix.errors import StoreWriteError
 from tix.store.files import FILE_MODE, atomic_write, commit_temp, temp_name, write_error
@@ -78,6 +78,7 @@ class SlaState:
         self.pos: Position | None = None
         self.seq = 0
         self.cold = False
+        self.parts: list[str] = []  # done parts written in this run before `save` (write_part)
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
@@ -171,6 +172,51 @@ class SlaState:
         self.seq = loads(last)["seq"] if last is not None else 0
         self.touched = set(tracks)
 
+    def split_closed(self):
+        """Cold start: take the tracks of the tickets already resolved or closed out of `table`
+        and return them (the run acts on none of them: their rows are written apart)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        done = pc.is_in(self.table["status"], value_set=pa.array(list(DONE)))
+        closed = self.table.filter(done)
+        self.table = self.table.filter(pc.invert(done))
+        self.touched = set(self.table["ticket"].to_pylist())
+        return closed
+
+    def write_part(self, chunks) -> None:
+        """Write tables of rows (`schema()`) as one done part, a chunk at a time, so that they
+        are never all in memory at once; `save` lists it in the meta (until then no reader
+        sees it, and a later save prunes it if this run dies first)."""
+        import pyarrow.parquet as pq
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        name = f"sla-done-{self.seq}-closed.parquet"
+        path = self.dir / name
+        tmp = temp_name(path)
+        writer, nbytes = None, 0
+        try:
+            for chunk in chunks:  # computing a chunk raises as itself; writing it, as a full disk would
+                try:
+                    writer = writer or pq.ParquetWriter(tmp, chunk.schema, compression="zstd")
+                    writer.write_table(chunk)
+                except Exception as exc:  # noqa: BLE001 - pyarrow's own errors; a full disk becomes one line
+                    raise write_error(exc, path, nbytes + chunk.nbytes, SAVE_FAILED) from None
+                nbytes += chunk.nbytes
+            if writer is None:
+                return
+            try:
+                writer.close()
+            except Exception as exc:  # noqa: BLE001 - as above
+                raise write_error(exc, path, nbytes, SAVE_FAILED) from None
+            writer = None
+            commit_temp(tmp, path, mode=FILE_MODE, sync_dir=False, needed=nbytes)  # sla-meta.json syncs the dir
+            self.parts.append(name)
+        finally:
+            if writer is not None:
+                writer.close()
+            tmp.unlink(missing_ok=True)
+
     def all_tracks(self):
         """Every track of this run as one Arrow table sorted by ticket."""
         import pyarrow as pa
@@ -179,7 +225,13 @@ class SlaState:
         return table.sort_by("ticket")
 
     def fold_written(self, table, events: list[dict]):
-        """Fold the events this run wrote itself into `table` (keys, gen); move the position past them."""
+        """Fold the events this run wrote itself into `table`; move the position past them.
+
+        A run writes `sla.*` events and changes of priority, team, assignee and tags, never of
+        status: of a track, only `keys` (tix.sla.clock.fold_event appends each new key) and `gen`
+        (the seq of its last event of TRACK_TYPES) change. Both are set for the named rows in
+        place (a take-based scatter), not by decoding every row of the table into Python.
+        """
         import numpy as np
         import pyarrow as pa
 
@@ -187,21 +239,41 @@ class SlaState:
         if not events:
             return table
         self.seq = events[-1]["seq"]
-        numbers = table["ticket"].to_numpy()
-        names = {ev["ticket"] for ev in events if "ticket" in ev}
-        rows = sorted(int(i) for i in np.searchsorted(numbers, sorted(names)) if i < len(numbers))
-        rows = [r for r in rows if int(numbers[r]) in names]
-        tracks = {tr.ticket: tr for tr in arrow_to_tracks(table.take(rows))}
+        gens: dict[int, int] = {}
+        new_keys: dict[int, list] = {}
         for ev in events:
-            if ev.get("ticket") in tracks:
-                fold_event(tracks, ev)
-        for name in ("keys", "gen"):
-            values = table[name].to_pylist()
-            for r in rows:
-                values[r] = getattr(tracks[int(numbers[r])], name)
-            i = table.schema.get_field_index(name)
-            table = table.set_column(i, table.schema.field(i), pa.array(values, table.schema.field(i).type))
-        return table
+            number = ev.get("ticket")
+            if number is None or ev.get("type") not in TRACK_TYPES:
+                continue
+            gens[number] = ev.get("seq", gens.get(number, 0))
+            if ev["type"] in ("sla.step", "sla.breached"):
+                key = (ev.get("data") or {}).get("key")
+                if key:
+                    new_keys.setdefault(number, []).append(key)
+        numbers = table["ticket"].to_numpy()
+        want = np.array(sorted(gens), np.int64)
+        at = np.searchsorted(numbers, want)
+        ok = at < len(numbers)
+        ok[ok] = numbers[at[ok]] == want[ok]
+        rows, named = at[ok], want[ok].tolist()
+        if not len(rows):
+            return table
+        gen = table["gen"].to_numpy().copy()
+        gen[rows] = [gens[n] for n in named]
+        merged = []
+        for number, keys in zip(named, table["keys"].take(pa.array(rows)).to_pylist(), strict=True):
+            keys = list(keys or [])
+            for key in new_keys.get(number, ()):
+                if key not in keys:
+                    keys.append(key)
+            merged.append(keys)
+        index = np.arange(table.num_rows)
+        index[rows] = table.num_rows + np.arange(len(rows))
+        kfield = table.schema.field("keys")
+        keys_col = pa.concat_arrays([table["keys"].combine_chunks(), pa.array(merged, kfield.type)])
+        table = table.set_column(table.schema.get_field_index("keys"), kfield, keys_col.take(pa.array(index)))
+        gfield = table.schema.field("gen")
+        return table.set_column(table.schema.get_field_index("gen"), gfield, pa.array(gen, gfield.type))
 
     # -- saving -----------------------------------------------------------------------------------
     def save(self, table, done, write_done) -> dict:
@@ -218,7 +290,7 @@ class SlaState:
         old_files = {old_meta.get("live"), *old_meta.get("done", [])}
         try:
             _write(self.dir / live_name, live)
-            done_parts = list(old_meta.get("done", []))
+            done_parts = list(old_meta.get("done", [])) + self.parts
             if done.num_rows:
                 name = f"sla-done-{seq}.parquet"
                 if name in done_parts:
