@@ -136,7 +136,10 @@ def test_cold_start_writes_resolved_and_closed_tickets_apart_in_chunks(sla_store
     """Issue 16: a cold start computes the tickets already resolved or closed a chunk at a time
     and streams their rows into one done part; the rows are the same whatever the chunk, and
     a ticket reopened later carries on from its row in that part."""
+    import pyarrow.parquet as pq
+
     from tix.sla import escalate as esc
+    from tix.sla import state
 
     numbers = []
     for i in range(7):
@@ -151,6 +154,7 @@ def test_cold_start_writes_resolved_and_closed_tickets_apart_in_chunks(sla_store
     whole = sla_store.connect().execute(query).fetchall()
     assert first.cold and {r[0] for r in whole} == set(numbers)
     monkeypatch.setattr(esc, "CLOSED_CHUNK", 2)  # 4 closed tickets: 2 chunks
+    monkeypatch.setattr(state, "ROW_GROUP", 1)  # and a row group each
     files = sorted(sla_store.path("snapshot", "sla").iterdir())
     dry = escalate(sla_store, now=now, rebuild=True, dry_run=True)
     assert sorted(sla_store.path("snapshot", "sla").iterdir()) == files  # a dry run writes nothing
@@ -163,7 +167,13 @@ def test_cold_start_writes_resolved_and_closed_tickets_apart_in_chunks(sla_store
     assert sorted(p.name for p in sla_store.path("snapshot", "sla").glob("*.parquet")) == \
         sorted([meta["live"], *meta["done"]])
     timeline.status(numbers[0], jkt(2026, 11, 25, 9, 0), "open")  # reopened: its track comes from the part
+    timeline.create(jkt(2026, 11, 25, 9, 1))  # a new ticket: in no part
+    groups = []
+    read = pq.ParquetFile.read_row_groups
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups",
+                        lambda self, rg, **kw: groups.append(list(rg)) or read(self, rg, **kw))
     escalate(sla_store, now=jkt(2026, 11, 25, 9, 30))
+    assert groups == [[0]]  # of the closed part, only the reopened ticket's row group was read
     res = sla_rows(sla_store, numbers[0])["resolution"]
     assert res["state"] == "ok" and res["business_seconds_used"] == pytest.approx(3600 + 1800)
 

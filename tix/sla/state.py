@@ -30,6 +30,7 @@ from tix.store.log import Position, seq_before
 
 FORMAT = 1
 MAX_DONE_PARTS = 12
+ROW_GROUP = 65536  # rows per Parquet row group of a part: a ticket's row is found by reading one
 PREFIX = {"first_response": "v_fr", "next_response": "v_nr", "resolution": "v_res"}
 TRACK_FIELDS = [f.name for f in dc_fields(Track)]
 
@@ -112,14 +113,28 @@ class SlaState:
         return seq_before(path, m["offset"]) == m["seq"]  # the log was not rewritten under us
 
     def _read_tracks(self, name: str | None, numbers: set[int] | None = None) -> list[Track]:
+        """The tracks of a part (of `numbers` only): only the row groups whose ticket range
+        holds one of them are read. Parts are sorted by ticket in groups of ROW_GROUP rows,
+        so a run that touches a few tickets (new ones are in no part) reads a few groups of
+        the big part a cold start wrote, not all of its rows (issue 16)."""
         if not name:
             return []
+        import numpy as np
         import pyarrow.parquet as pq
 
-        table = pq.read_table(self.dir / name, columns=TRACK_FIELDS)
-        if numbers is not None:
-            table = _only(table, numbers)
-        return arrow_to_tracks(table)
+        pf = pq.ParquetFile(self.dir / name)
+        if numbers is None:
+            return arrow_to_tracks(pf.read(columns=TRACK_FIELDS))
+        want = np.array(sorted(numbers), np.int64)
+        col = pf.schema_arrow.get_field_index("ticket")
+        groups = []
+        for i in range(pf.metadata.num_row_groups):
+            stats = pf.metadata.row_group(i).column(col).statistics
+            if stats is None or not stats.has_min_max or ((want >= stats.min) & (want <= stats.max)).any():
+                groups.append(i)
+        if not groups:
+            return []
+        return arrow_to_tracks(_only(pf.read_row_groups(groups, columns=TRACK_FIELDS), numbers))
 
     def _take_out(self, numbers: set[int]) -> None:
         """Make Track objects of these tickets: from the live table, else from the done parts."""
@@ -199,7 +214,7 @@ class SlaState:
             for chunk in chunks:  # computing a chunk raises as itself; writing it, as a full disk would
                 try:
                     writer = writer or pq.ParquetWriter(tmp, chunk.schema, compression="zstd")
-                    writer.write_table(chunk)
+                    writer.write_table(chunk, row_group_size=ROW_GROUP)
                 except Exception as exc:  # noqa: BLE001 - pyarrow's own errors; a full disk becomes one line
                     raise write_error(exc, path, nbytes + chunk.nbytes, SAVE_FAILED) from None
                 nbytes += chunk.nbytes
@@ -360,7 +375,7 @@ def _write(path: Path, table) -> None:
 
     tmp = temp_name(path)
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP)
     except Exception as exc:  # noqa: BLE001 - pyarrow's own errors; a full disk becomes one line
         tmp.unlink(missing_ok=True)
         raise write_error(exc, path, table.nbytes, SAVE_FAILED) from None
