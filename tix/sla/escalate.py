@@ -416,9 +416,12 @@ def _plan(ctx: dict, settings: SlaSettings, now: float, report: EscalateReport) 
     import pyarrow.compute as pc
 
     all_keys = pc.unique(pc.list_flatten(keys_col.combine_chunks()))
+    cands = {target: np.nonzero(c.has & eligible & ((c.state == "warning") | (c.state == "breached")
+                                                    | c.breached))[0]
+             for target, c in ctx["clocks"].items()}
+    new = _anything_new(ctx, cands, all_keys)
     for target, c in ctx["clocks"].items():
-        cand = np.nonzero(c.has & eligible & ((c.state == "warning") | (c.state == "breached") | c.breached))[0]
-        cand = cand[_anything_new(ctx, c, target, cand, all_keys)]
+        cand = cands[target][new[target]]
         if not len(cand):
             continue
         keys = keys_col.take(cand).to_pylist()
@@ -433,32 +436,49 @@ def _plan(ctx: dict, settings: SlaSettings, now: float, report: EscalateReport) 
             and p.due is not None and p.due < now - settings.act_within
 
 
-def _anything_new(ctx, c, target: str, rows: np.ndarray, all_keys) -> np.ndarray:
-    """For candidate rows, whether any key _plan_clock could want is not recorded yet.
+def _anything_new(ctx, cands: dict[str, np.ndarray], all_keys) -> dict[str, np.ndarray]:
+    """Per target, for its candidate rows, whether any key _plan_clock could want is not
+    recorded yet.
 
     Most candidates of a run are clocks breached long ago whose steps were all taken; this
-    vectorised check (string keys built and looked up in Arrow) keeps them out of the loop.
+    vectorised check keeps them out of the loop: the keys each candidate could want (breach,
+    and each step of its policy in its state) are built in Arrow and looked up in one `is_in`
+    (each call builds a hash of every recorded key: one call, not one per target and step).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not len(rows) or len(all_keys) == 0:
-        return np.ones(len(rows), bool)
-    base = pc.binary_join_element_wise(pc.cast(pa.array(ctx["numbers"][rows]), pa.string()), pa.scalar(target),
-                                       pc.cast(pa.array(c.cycle[rows]), pa.string()), ":")
-
-    def missing(suffix: str) -> np.ndarray:
-        keys = pc.binary_join_element_wise(base, pa.scalar(suffix), ":")
-        return ~pc.is_in(keys, value_set=all_keys).to_numpy(zero_copy_only=False)
-
-    out = c.breached[rows] & missing("breached")
-    state, pol, live = c.state[rows], ctx["pol"][rows], ~ctx["done"][rows]
-    for i, policy in enumerate(ctx["policies"]):
-        for step in policy.steps:
-            if step.on in ("warning", "breached") and target in step.targets:
-                applies = (pol == i) & (state == step.on) & live
-                if applies.any():
-                    out |= applies & missing(step.name)
+    out = {target: np.ones(len(rows), bool) if len(all_keys) == 0 else np.zeros(len(rows), bool)
+           for target, rows in cands.items()}
+    if len(all_keys) == 0:
+        return out
+    wanted, where = [], []  # key arrays, and (target, candidate indices) each belongs to
+    for target, rows in cands.items():
+        if not len(rows):
+            continue
+        c = ctx["clocks"][target]
+        state, pol, live = c.state[rows], ctx["pol"][rows], ~ctx["done"][rows]
+        asks = [("breached", c.breached[rows])]
+        for i, policy in enumerate(ctx["policies"]):
+            for step in policy.steps:
+                if step.on in ("warning", "breached") and target in step.targets:
+                    asks.append((step.name, (pol == i) & (state == step.on) & live))
+        for suffix, mask in asks:
+            idx = np.nonzero(mask)[0]
+            if not len(idx):
+                continue
+            sel = rows[idx]
+            wanted.append(pc.binary_join_element_wise(
+                pc.cast(pa.array(ctx["numbers"][sel]), pa.string()), pa.scalar(target),
+                pc.cast(pa.array(c.cycle[sel]), pa.string()), pa.scalar(suffix), ":"))
+            where.append((target, idx))
+    if not wanted:
+        return out
+    found = pc.is_in(pa.concat_arrays(wanted), value_set=all_keys).to_numpy(zero_copy_only=False)
+    at = 0
+    for target, idx in where:
+        out[target][idx[~found[at:at + len(idx)]]] = True
+        at += len(idx)
     return out
 
 
