@@ -189,7 +189,8 @@ def _settle(store, settings: SlaSettings, now: datetime, report: EscalateReport,
     A dry run plans the first round only: it writes nothing for a second round to see.
     A round after the first plans only for the tickets the round before wrote events for: it
     took every step due at `now` on every other ticket, whose clocks and policy it left as
-    they were (on the 1M store: half the cost of a cron run whose steps raise priorities).
+    they were; so it starts from the rows the round before saved and computes those tickets'
+    rows again (`_recompute`), instead of loading and computing every open ticket's.
     """
     from tix.sla.state import SlaState
 
@@ -197,14 +198,15 @@ def _settle(store, settings: SlaSettings, now: datetime, report: EscalateReport,
     moves: dict[int, list[str]] = {}
     limit = max_rounds(settings.sla.policies)
     written: list[dict] = []
+    prev = None  # the round before's context, with the rows it saved
     for n in range(1, limit + 1):
-        st = SlaState.load(store, rebuild=rebuild and n == 1)
-        report.cold = report.cold or st.cold
         rnd = EscalateReport(now, dry_run=report.dry_run)  # this round's plan, stats and events
-        ctx = _compute(store, st, settings, t, rnd, write_closed=not report.dry_run)
-        if n > 1:
-            changed = np.array(sorted({ev["ticket"] for ev in written if ev.get("ticket") is not None}), np.int64)
-            ctx["eligible"] = ctx["eligible"] & np.isin(ctx["numbers"], changed)
+        if prev is None:
+            st = SlaState.load(store, rebuild=rebuild)
+            report.cold = st.cold
+            ctx = _compute(store, st, settings, t, rnd, write_closed=not report.dry_run)
+        else:
+            ctx = _recompute(store, prev, written, settings, t, rnd)
         _plan(ctx, settings, t, rnd)
         _absorb(report, rnd, n, clock)
         try:
@@ -215,12 +217,14 @@ def _settle(store, settings: SlaSettings, now: datetime, report: EscalateReport,
             return
         written = _act(store, ctx, settings, rnd)
         _absorb_acted(report, rnd, written)
-        st.save(st.fold_written(ctx["table"], written), ctx["done"], ctx["write_done"])
+        saved = st.fold_written(ctx["table"], written)
+        st.save(saved, ctx["done"], ctx["write_done"])
         if written:
             store.maybe_refresh_snapshot()
         _note_moves(moves, ctx, written)
         if not written:
             return
+        prev = {**ctx, "table": saved}
     _note_moves(moves, _compute(store, SlaState.load(store), settings, t, None), [{"ticket": n} for n in moves])
     raise DidNotSettle(f"tix escalate did not settle after {limit} rounds: its steps keep moving tickets between "
                        f"SLA policies ({_shown_moves(moves)}); check the steps that set priority, team or assignee")
@@ -259,13 +263,16 @@ def _shown_moves(moves: dict[int, list[str]]) -> str:
     return "; ".join(f"#{t}: {' -> '.join(path)}" for t, path in longest) or "no ticket named"
 
 
-def _policy_rows(con, sla: SlaConfig, numbers: list[int] | None):
+def _policy_rows(con, sla: SlaConfig, numbers: list[int] | None, only: bool = False):
     """(numbers, policy index, channel) arrays, sorted by number, for open tickets and `numbers`
-    (every ticket when `numbers` is None). One query; policies are matched in SQL."""
+    (every ticket when `numbers` is None; just `numbers` with `only`). One query; policies are
+    matched in SQL."""
     case, params = policy_case_sql(sla.policies)
     where = ""
     if numbers is not None:
-        where = "WHERE t.status IN ('new', 'open', 'pending') OR t.number IN (SELECT unnest(?::BIGINT[]))"
+        where = "WHERE t.number IN (SELECT unnest(?::BIGINT[]))"
+        if not only:
+            where += " OR t.status IN ('new', 'open', 'pending')"
         params = [*params, numbers]
     sql = (f"SELECT t.number, {case} AS pol, t.channel = 'whatsapp' AS wa FROM tickets t "
            f"LEFT JOIN contacts c ON c.id = t.contact {where} ORDER BY t.number")
@@ -352,12 +359,62 @@ def _clock_rows(table, q, settings: SlaSettings, now: float, report: EscalateRep
         cols[f"{p}_breached"] = pa.array(c.breached, mask=~c.has)
         cols[f"{p}_bsec"] = pa.array(c.used, mask=~c.has)
         cols[f"{p}_csec"] = pa.array(c.met - c.start, mask=~c.has | np.isnan(c.met))
-        if report is not None:
-            report.clocks += int(c.has.sum())
-            live = c.has & ~done
-            vals, counts = np.unique(c.state[live].astype(str), return_counts=True)
-            report.states.update(dict(zip(vals.tolist(), counts.tolist(), strict=True)))
+    if report is not None:
+        _count(report, clocks, done)
     return pa.Table.from_pydict(cols, schema=schema()), numbers, done, wa, pol, clocks
+
+
+def _count(report: EscalateReport, clocks: dict, done: np.ndarray) -> None:
+    """Add the clocks of these rows to the report: how many, and the open tickets' by state."""
+    for c in clocks.values():
+        report.clocks += int(c.has.sum())
+        vals, counts = np.unique(c.state[c.has & ~done].astype(str), return_counts=True)
+        report.states.update(dict(zip(vals.tolist(), counts.tolist(), strict=True)))
+
+
+def _recompute(store, prev: dict, written: list[dict], settings: SlaSettings, now: float,
+               report: EscalateReport | None) -> dict:
+    """A round after the first (see `_settle`): the rows of the open tickets the round before
+    saved (its live part), with those of the tickets it wrote events for computed again (their
+    keys changed, and a step may have moved them to another policy). The same context as
+    `_compute` on the saved state would give, for the cost of the tickets written to."""
+    import dataclasses
+
+    import pyarrow as pa
+
+    from tix.sla.state import TRACK_FIELDS
+
+    keep = np.nonzero(~prev["done"])[0]  # what the live part holds; done rows went to a done part
+    table = prev["table"].take(pa.array(keep))
+    numbers, done = prev["numbers"][keep], prev["done"][keep].copy()
+    wa, pol = prev["wa"][keep].copy(), prev["pol"][keep].copy()
+    clocks = {t: dataclasses.replace(c, **{f.name: getattr(c, f.name)[keep].copy()
+                                           for f in dataclasses.fields(c) if f.name != "target"})
+              for t, c in prev["clocks"].items()}
+    changed = np.array(sorted({ev["ticket"] for ev in written if ev.get("ticket") is not None}), np.int64)
+    at = np.searchsorted(numbers, changed)
+    ok = at < len(numbers)
+    ok[ok] = numbers[at[ok]] == changed[ok]
+    rows = at[ok]
+    con = store.read().connect()
+    if len(rows):
+        q = _policy_rows(con, settings.sla, numbers[rows].tolist(), only=True)
+        sub = table.take(pa.array(rows)).select(TRACK_FIELDS)
+        out, _numbers, s_done, s_wa, s_pol, s_clocks = _clock_rows(sub, q, settings, now, None)
+        index = np.arange(table.num_rows)
+        index[rows] = table.num_rows + np.arange(len(rows))
+        table = pa.concat_tables([table, out]).take(pa.array(index))
+        done[rows], wa[rows], pol[rows] = s_done, s_wa, s_pol
+        for t, c in clocks.items():
+            for f in dataclasses.fields(c):
+                if f.name != "target":
+                    getattr(c, f.name)[rows] = getattr(s_clocks[t], f.name)
+    if report is not None:
+        _count(report, clocks, done)
+        report.open_tickets = int((~done).sum())
+    return {"con": con, "table": table, "numbers": numbers, "done": done, "wa": wa, "pol": pol,
+            "clocks": clocks, "eligible": ~done & np.isin(numbers, changed),
+            "write_done": np.zeros(len(numbers), bool), "policies": settings.sla.policies}
 
 
 def next_due(ctx: dict, settings: SlaSettings, now: float) -> str | None:

@@ -322,6 +322,7 @@ class SlaState:
             raise exc.with_outcome(SAVE_FAILED) from None
         self._prune(keep={live_name, *done_parts, old_meta.get("live"), *old_meta.get("done", [])})
         self.meta = meta
+        self.parts = []  # listed in the meta now
         return meta
 
     def _compact_parts(self, parts: list[str], seq: int, live: set[int]) -> list[str]:
