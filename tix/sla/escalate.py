@@ -224,7 +224,9 @@ def _settle(store, settings: SlaSettings, now: datetime, report: EscalateReport,
         _note_moves(moves, ctx, written)
         if not written:
             return
-        prev = {**ctx, "table": saved}
+        ctx["con"].close()  # the next round reads the tickets as this round's events left them
+        prev = {**ctx, "table": saved, "con": None}
+        ctx = saved = None
     _note_moves(moves, _compute(store, SlaState.load(store), settings, t, None), [{"ticket": n} for n in moves])
     raise DidNotSettle(f"tix escalate did not settle after {limit} rounds: its steps keep moving tickets between "
                        f"SLA policies ({_shown_moves(moves)}); check the steps that set priority, team or assignee")
