@@ -125,3 +125,39 @@ def test_a_run_that_would_not_settle_stops_at_the_bound_with_a_clear_error(store
         "tix escalate did not settle after 2 rounds: its steps keep moving tickets between SLA policies "
         f"(#{n}: normal -> high -> urgent); check the steps that set priority, team or assignee")
     assert _steps(store) == [("sla:normal", "raise-normal"), ("sla:high", "raise-high")]  # recorded, not lost
+
+
+def test_later_rounds_start_from_the_saved_rows_and_agree_with_a_fresh_computation(store, timeline, monkeypatch):
+    """Issue 16: a round after the first computes again only the tickets the round before wrote
+    to (tix.sla.escalate._recompute). Its picture of the clocks, and the rows it saves, are
+    the ones a run loading the saved state and computing every ticket gives."""
+    from tix.sla import escalate as mod
+    from tix.sla.state import SlaState
+
+    _store_with(store, CHAIN)
+    moving = timeline.create(jkt(2026, 11, 24, 8, 0), priority="normal")  # breaches: normal -> high -> urgent
+    timeline.create(jkt(2026, 11, 24, 12, 30), priority="normal")  # running, untouched by the steps
+    quiet = timeline.create(jkt(2026, 11, 24, 12, 0), priority="high")
+    timeline.reply(quiet, jkt(2026, 11, 24, 12, 10))  # met
+    closed = timeline.create(jkt(2026, 11, 24, 9, 0))
+    timeline.status(closed, jkt(2026, 11, 24, 9, 5), "closed")
+    now = jkt(2026, 11, 24, 13, 0)
+    escalate(Store(store.root), now=jkt(2026, 11, 24, 8, 30))  # a saved state first: the next run is warm
+    seen = []
+    original = mod._recompute
+
+    def both(st_store, prev, written, settings, t, rnd):
+        ctx = original(st_store, prev, written, settings, t, rnd)
+        fresh = mod.EscalateReport(rnd.now)
+        full = mod._compute(st_store, SlaState.load(st_store), settings, t, fresh)
+        assert ctx["table"].to_pylist() == full["table"].to_pylist()
+        assert (rnd.open_tickets, rnd.clocks, rnd.states) == (fresh.open_tickets, fresh.clocks, fresh.states)
+        assert ctx["numbers"].tolist() == full["numbers"].tolist() and ctx["pol"].tolist() == full["pol"].tolist()
+        seen.append(sorted({ev["ticket"] for ev in written}))
+        return ctx
+
+    monkeypatch.setattr(mod, "_recompute", both)
+    report = escalate(Store(store.root), now=now)
+    assert report.rounds == 4 and seen == [[moving], [moving], [moving]]
+    monkeypatch.setattr(mod, "_recompute", original)
+    assert escalate(Store(store.root), now=now).events_written == 0

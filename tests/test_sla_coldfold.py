@@ -34,11 +34,16 @@ ticket_story = st.tuples(st.sampled_from(STATUSES[:3] + ("resolved",)),
                          st.lists(st.tuples(event, st.integers(0, 7200)), max_size=14))
 
 
-def _write(store: Store, stories) -> None:
+def _write(store: Store, stories, first: int = 1, t0: datetime = T0, more=()) -> None:
+    """Each story as a ticket numbered from `first`; `more`: events for ticket 1 after them."""
     with store.writing(actor="system", via="test") as batch:
-        t = T0
-        for number, (initial, events) in enumerate(stories, start=1):
-            batch.emit("ticket.created", ticket=number, data={"status": initial, "subject": "x"}, ts=iso(t))
+        t = t0
+        todo = [(number, initial, events) for number, (initial, events) in enumerate(stories, start=first)]
+        if more:
+            todo.append((1, None, more))
+        for number, initial, events in todo:
+            if initial is not None:
+                batch.emit("ticket.created", ticket=number, data={"status": initial, "subject": "x"}, ts=iso(t))
             for (kind, arg), gap in events:
                 t += timedelta(seconds=gap)
                 if kind == "ticket.updated":
@@ -117,3 +122,53 @@ def test_the_cold_fold_does_not_depend_on_the_sla_state(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s")], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "['tix.sla.coldfold']"
+
+
+def _without_gen(rows):
+    return [{k: v for k, v in r.items() if k != "gen"} for r in _normal(rows)]
+
+
+@pytest.mark.slow
+@settings(max_examples=30, deadline=None)
+@given(stories=st.lists(ticket_story, min_size=1, max_size=5), later=st.lists(ticket_story, max_size=2),
+       more=st.lists(st.tuples(event, st.integers(0, 7200)), max_size=6), chunk=st.integers(1, 12))
+def test_cold_fold_from_the_history_cache_equals_event_by_event_fold(stories, later, more, chunk):
+    """Issue 16: the cold start reads the ticket history cache (Parquet) and only the `sla.*`
+    lines and the events after the cache from the JSON log; the tracks are the same as the
+    event-by-event fold's, but for `gen` (the seq of the last event in the cache or with a key,
+    never above the event-by-event fold's: later events still have higher seqs)."""
+    from tix.sla import coldfold
+    from tix.store.history import History
+
+    root = Path(tempfile.mkdtemp(prefix="tix-coldfold-"))
+    try:
+        store = Store.init(root / "store")
+        _write(store, stories)
+        History(store).build()
+        if later or more:  # events after the cache (new tickets, and more of ticket 1): read from the log
+            _write(store, later, first=len(stories) + 1, t0=T0 + timedelta(days=2), more=more)
+        used = []
+        original = coldfold._raw_from_history
+
+        def spy(*args):
+            used.append(original(*args))
+            return used[-1]
+
+        coldfold._raw_from_history = spy
+        try:
+            table, pos, seq = fold_log(store, chunk_events=chunk)
+        finally:
+            coldfold._raw_from_history = original
+        assert used == [True]
+        ref = SlaState(store)
+        ref.fold_all()
+        assert (pos, seq) == (ref.pos, ref.seq)
+        expected = tracks_to_arrow(ref.tracks.values()).sort_by("ticket").to_pylist()
+        got = table.to_pylist()
+        assert _without_gen(got) == _without_gen(expected)
+        assert all(g["gen"] <= e["gen"] for g, e in zip(got, expected, strict=True))
+        from_log, _, _ = fold_log(store, chunk_events=chunk, history=False)
+        assert _without_gen(from_log.to_pylist()) == _without_gen(got)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+

@@ -132,6 +132,52 @@ def test_incremental_state_equals_a_rebuild_from_the_log(sla_store, timeline):
     assert {r[0] for r in incremental} == {a, b, c}
 
 
+def test_cold_start_writes_resolved_and_closed_tickets_apart_in_chunks(sla_store, timeline, monkeypatch):
+    """Issue 16: a cold start computes the tickets already resolved or closed a chunk at a time
+    and streams their rows into one done part; the rows are the same whatever the chunk, and
+    a ticket reopened later carries on from its row in that part."""
+    import pyarrow.parquet as pq
+
+    from tix.sla import escalate as esc
+    from tix.sla import state
+
+    numbers = []
+    for i in range(7):
+        n = timeline.create(jkt(2026, 11, 23, 9, i), priority="urgent" if i % 3 == 0 else "normal")
+        timeline.reply(n, jkt(2026, 11, 23, 9, 20 + i))
+        if i % 2 == 0:
+            timeline.status(n, jkt(2026, 11, 23, 10, i), "resolved" if i % 4 == 0 else "closed")
+        numbers.append(n)
+    now = jkt(2026, 11, 24, 16, 0)
+    query = "SELECT * FROM sla ORDER BY ticket, target"
+    first = escalate(sla_store, now=now)
+    whole = sla_store.connect().execute(query).fetchall()
+    assert first.cold and {r[0] for r in whole} == set(numbers)
+    monkeypatch.setattr(esc, "CLOSED_CHUNK", 2)  # 4 closed tickets: 2 chunks
+    monkeypatch.setattr(state, "ROW_GROUP", 1)  # and a row group each
+    files = sorted(sla_store.path("snapshot", "sla").iterdir())
+    dry = escalate(sla_store, now=now, rebuild=True, dry_run=True)
+    assert sorted(sla_store.path("snapshot", "sla").iterdir()) == files  # a dry run writes nothing
+    assert dry.clocks == len(whole)  # one round: every ticket's clocks, closed ones too
+    again = escalate(sla_store, now=now, rebuild=True)
+    assert again.cold and again.events_written == 0 and again.clocks == len(whole)
+    assert sla_store.connect().execute(query).fetchall() == whole
+    meta = orjson.loads(sla_store.path("snapshot", "sla", "sla-meta.json").read_bytes())
+    assert [p for p in meta["done"] if p.endswith("-closed.parquet")] == meta["done"] and len(meta["done"]) == 1
+    assert sorted(p.name for p in sla_store.path("snapshot", "sla").glob("*.parquet")) == \
+        sorted([meta["live"], *meta["done"]])
+    timeline.status(numbers[0], jkt(2026, 11, 25, 9, 0), "open")  # reopened: its track comes from the part
+    timeline.create(jkt(2026, 11, 25, 9, 1))  # a new ticket: in no part
+    groups = []
+    read = pq.ParquetFile.read_row_groups
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups",
+                        lambda self, rg, **kw: groups.append(list(rg)) or read(self, rg, **kw))
+    escalate(sla_store, now=jkt(2026, 11, 25, 9, 30))
+    assert groups == [[0]]  # of the closed part, only the reopened ticket's row group was read
+    res = sla_rows(sla_store, numbers[0])["resolution"]
+    assert res["state"] == "ok" and res["business_seconds_used"] == pytest.approx(3600 + 1800)
+
+
 def test_policy_change_applies_from_then_on_and_past_breaches_stay(sla_store, timeline):
     n = timeline.create(jkt(2026, 11, 23, 9, 0), priority="urgent")
     escalate(sla_store, now=jkt(2026, 11, 23, 10, 30))  # 1 h first response: breached
@@ -282,6 +328,25 @@ def test_cli_escalate_dry_run_lists_actions(sla_store, timeline, tix):
     assert not list(sla_store.path("snapshot", "sla").glob("sla-*"))
     quiet = tix("escalate", "--now", "2026-11-25T09:00:00+07:00", check=0)
     assert quiet.stdout == "" and quiet.stderr == ""  # silent on success (cron)
+
+
+def test_cli_escalate_lists_at_most_a_screenful_of_actions_as_a_table(sla_store, timeline, tix):
+    """Issue 16: a first run on a big store plans hundreds of thousands of actions; -v and
+    --dry-run list the first SHOWN as a table, then a count per action and how many were left
+    out. csv and json still list every one."""
+    from tix.cli.sla import SHOWN
+
+    numbers = [timeline.create(jkt(2026, 11, 23, 9, i)) for i in range(30)]
+    now = "2026-11-25T09:00:00+07:00"
+    every = tix("escalate", "--dry-run", "--now", now, "-f", "csv", check=0).stdout.splitlines()[1:]
+    assert len(every) > SHOWN and {int(line.split(",")[0]) for line in every} == set(numbers)
+    out = tix("escalate", "--dry-run", "--now", now, check=0).stdout
+    listed = [line for line in out.splitlines() if line.split()[1:2] == ["normal"]]  # table rows
+    assert len(listed) == SHOWN
+    assert f"{len(every) - SHOWN} more actions not listed ({len(every)} in all)" in out
+    assert "       30  normal: step breach: raise priority; assignee=ani" in out
+    verbose = tix("-v", "escalate", "--now", now, check=0).stdout
+    assert f"{len(every) - SHOWN} more actions not listed ({len(every)} in all)" in verbose
 
 
 def test_done_parts_are_compacted_and_rows_stay_current(sla_store, timeline, monkeypatch):

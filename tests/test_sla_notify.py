@@ -156,9 +156,13 @@ def test_index_rebuild_reads_in_chunks_across_line_boundaries(sla_store, monkeyp
         with sla_store.writing() as batch:
             batch.emit("ticket.note", ticket=1, data={"body": "x" * (i * 37)})
             ids.append(outbox.notify(batch, "email", "x@example.id", f"s{i}", "b", key=f"chunk-{i}"))
+    with sla_store.writing() as batch:  # replies: only one queued in the outbox is an item
+        batch.emit("message.sent", ticket=1, data={"text": 'the "outbox": word, outbox.x and "type":"outbox.y'})
+        batch.emit("message.sent", ticket=1, data={"text": "x" * 150, "outbox": "reply-1", "channel": "email"})
+        batch.emit("ticket.note", ticket=1, data={"body": "outbox"})
     box = outbox.OutboxIndex(sla_store)
     box.advance()
-    assert sorted(box.items) == sorted(ids)
+    assert sorted(box.items) == sorted([*ids, "reply-1"]) and box.items["reply-1"]["purpose"] == "reply"
     assert box.pos == sla_store.log.end()
     assert box.seq == sla_store.log.last_event()["seq"]
 

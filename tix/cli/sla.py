@@ -8,6 +8,7 @@ import typer
 from tix.cli.common import TIME_HELP, FormatOpt, check_format, error, info, local_time, open_store, state, ticket_arg
 
 NOW_HELP = f"Evaluate at this time (default: now), {TIME_HELP}."
+SHOWN = 50  # planned actions listed as a table; csv and json list them all
 
 
 def register(app: typer.Typer) -> None:
@@ -50,9 +51,7 @@ def escalate(
     report = run(store, now=_now(now, store), dry_run=dry_run, rebuild=rebuild)
     tz = store.config.setting("timezone")
     if dry_run or state.verbose:
-        rows = [_planned_row(p) for p in report.planned]
-        if rows or fmt != "table":
-            render(rows, fmt, tz=tz, columns=["ticket", "policy", "target", "cycle", "state", "action", "due_at"])
+        _list_planned(report.planned, fmt, tz, render)
     if state.verbose:
         states = ", ".join(f"{k} {v}" for k, v in sorted(report.states.items()))
         info(f"{report.open_tickets} open tickets, {report.clocks} clocks ({states}); "
@@ -69,6 +68,26 @@ def escalate(
         idle.stamp(store, "escalate", sig, idle.earliest(report.next_due, retry), idle=stampable)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _list_planned(planned: list, fmt: str, tz: str, render) -> None:
+    """The planned actions: all of them as csv or json; as a table, the first SHOWN, then a count
+    per action and how many were left out (a first run on a big store plans hundreds of
+    thousands: a table of them all took 26 s to print and nobody reads it)."""
+    from collections import Counter
+
+    columns = ["ticket", "policy", "target", "cycle", "state", "action", "due_at"]
+    if fmt != "table":
+        render([_planned_row(p) for p in planned], fmt, tz=tz, columns=columns)
+        return
+    if planned:
+        render([_planned_row(p) for p in planned[:SHOWN]], fmt, tz=tz, columns=columns)
+    if len(planned) > SHOWN:
+        counts = Counter(f"{p.policy}: {p.describe()}" for p in planned)
+        for action, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            typer.echo(f"{n:>9}  {action}")
+        typer.echo(f"{len(planned) - SHOWN} more actions not listed ({len(planned)} in all); "
+                   f"-f csv or -f json lists every one")
 
 
 def _planned_row(p) -> dict:

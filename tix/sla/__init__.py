@@ -5,7 +5,7 @@ public holidays from the `holidays` package, site dates; vectorised business-tim
 arithmetic), SLA policies and their conditions and steps (`policy`), the clocks of each
 ticket folded from its events (`clock`: first response, next response, resolution, paused
 while pending), their persisted incremental state (`state`, Parquet under `snapshot/sla/`;
-its cold start folds the whole log in SQL: `coldfold`, which `state` uses and which needs
+its cold start folds the whole log at once, vectorised: `coldfold`, which `state` uses and which needs
 nothing of `state`), the escalation run (`escalate`), the explanation of one ticket's
 clocks (`explain`) and the `sla` DuckDB view (`views`). Notifications go through the
 outbox (`tix.outbox.notify`).

@@ -187,17 +187,26 @@ def _settle(store, settings: SlaSettings, now: datetime, report: EscalateReport,
     The events of a round are folded into the SLA state before the next round computes, so
     a ticket whose priority a step raised is matched to its new policy at the same `now`.
     A dry run plans the first round only: it writes nothing for a second round to see.
+    A round after the first plans only for the tickets the round before wrote events for: it
+    took every step due at `now` on every other ticket, whose clocks and policy it left as
+    they were; so it starts from the rows the round before saved and computes those tickets'
+    rows again (`_recompute`), instead of loading and computing every open ticket's.
     """
     from tix.sla.state import SlaState
 
     t = now.timestamp()
     moves: dict[int, list[str]] = {}
     limit = max_rounds(settings.sla.policies)
+    written: list[dict] = []
+    prev = None  # the round before's context, with the rows it saved
     for n in range(1, limit + 1):
-        st = SlaState.load(store, rebuild=rebuild and n == 1)
-        report.cold = report.cold or st.cold
         rnd = EscalateReport(now, dry_run=report.dry_run)  # this round's plan, stats and events
-        ctx = _compute(store, st, settings, t, rnd)
+        if prev is None:
+            st = SlaState.load(store, rebuild=rebuild)
+            report.cold = st.cold
+            ctx = _compute(store, st, settings, t, rnd, write_closed=not report.dry_run)
+        else:
+            ctx = _recompute(store, prev, written, settings, t, rnd)
         _plan(ctx, settings, t, rnd)
         _absorb(report, rnd, n, clock)
         try:
@@ -208,12 +217,16 @@ def _settle(store, settings: SlaSettings, now: datetime, report: EscalateReport,
             return
         written = _act(store, ctx, settings, rnd)
         _absorb_acted(report, rnd, written)
-        st.save(st.fold_written(ctx["table"], written), ctx["done"], ctx["write_done"])
+        saved = st.fold_written(ctx["table"], written)
+        st.save(saved, ctx["done"], ctx["write_done"])
         if written:
             store.maybe_refresh_snapshot()
         _note_moves(moves, ctx, written)
         if not written:
             return
+        ctx["con"].close()  # the next round reads the tickets as this round's events left them
+        prev = {**ctx, "table": saved, "con": None}
+        ctx = saved = None
     _note_moves(moves, _compute(store, SlaState.load(store), settings, t, None), [{"ticket": n} for n in moves])
     raise DidNotSettle(f"tix escalate did not settle after {limit} rounds: its steps keep moving tickets between "
                        f"SLA policies ({_shown_moves(moves)}); check the steps that set priority, team or assignee")
@@ -252,13 +265,16 @@ def _shown_moves(moves: dict[int, list[str]]) -> str:
     return "; ".join(f"#{t}: {' -> '.join(path)}" for t, path in longest) or "no ticket named"
 
 
-def _policy_rows(con, sla: SlaConfig, numbers: list[int] | None):
+def _policy_rows(con, sla: SlaConfig, numbers: list[int] | None, only: bool = False):
     """(numbers, policy index, channel) arrays, sorted by number, for open tickets and `numbers`
-    (every ticket when `numbers` is None). One query; policies are matched in SQL."""
+    (every ticket when `numbers` is None; just `numbers` with `only`). One query; policies are
+    matched in SQL."""
     case, params = policy_case_sql(sla.policies)
     where = ""
     if numbers is not None:
-        where = "WHERE t.status IN ('new', 'open', 'pending') OR t.number IN (SELECT unnest(?::BIGINT[]))"
+        where = "WHERE t.number IN (SELECT unnest(?::BIGINT[]))"
+        if not only:
+            where += " OR t.status IN ('new', 'open', 'pending')"
         params = [*params, numbers]
     sql = (f"SELECT t.number, {case} AS pol, t.channel = 'whatsapp' AS wa FROM tickets t "
            f"LEFT JOIN contacts c ON c.id = t.contact {where} ORDER BY t.number")
@@ -269,17 +285,55 @@ def _policy_rows(con, sla: SlaConfig, numbers: list[int] | None):
             pc.fill_null(tbl["wa"], False).to_numpy(zero_copy_only=False))
 
 
-def _compute(store, st, settings: SlaSettings, now: float, report: EscalateReport | None) -> dict:
-    """Clocks of every open (and every touched) ticket, and the Parquet table of their rows."""
+def _compute(store, st, settings: SlaSettings, now: float, report: EscalateReport | None,
+             write_closed: bool = False) -> dict:
+    """Clocks of every open (and every touched) ticket, and the Parquet table of their rows.
+
+    On a cold start the tickets already resolved or closed are done first, apart, a chunk at a
+    time (`_closed_rows`): no step runs on them in this run, so only their rows are needed,
+    written as a done part (`write_closed`) and never held with the open tickets' in memory.
+    """
+    con = store.read().connect()
+    q = _policy_rows(con, settings.sla, None if st.cold else sorted(st.touched))
+    if st.cold and (write_closed or report is not None):
+        _closed_rows(st, q, settings, now, report, write_closed)
+    table = st.all_tracks()
+    out, numbers, done, wa, pol, clocks = _clock_rows(table, q, settings, now, report)
+    n = len(numbers)
+    if report is not None:
+        report.open_tickets = int((~done).sum())
+    touched = np.isin(numbers, np.fromiter(st.touched, np.int64, len(st.touched))) if st.touched else np.zeros(n, bool)
+    return {"con": con, "table": out, "numbers": numbers, "done": done, "wa": wa, "pol": pol,
+            "clocks": clocks, "eligible": ~done | (touched & ~st.cold), "write_done": done & touched,
+            "policies": settings.sla.policies}
+
+
+CLOSED_CHUNK = 200_000  # tickets per chunk of a cold start's resolved and closed tickets
+
+
+def _closed_rows(st, q, settings: SlaSettings, now: float, report: EscalateReport | None, write: bool) -> None:
+    """Cold start: the rows of the tickets already resolved or closed (9 in 10 of a big store),
+    CLOSED_CHUNK at a time, streamed into one done part (tix.sla.state.SlaState.write_part)."""
+    closed = st.split_closed()
+    chunks = (_clock_rows(closed.slice(i, CLOSED_CHUNK), q, settings, now, report)[0]
+              for i in range(0, closed.num_rows, CLOSED_CHUNK))
+    if write:
+        st.write_part(chunks)
+    else:  # a dry run: counted, not written
+        for _ in chunks:
+            pass
+
+
+def _clock_rows(table, q, settings: SlaSettings, now: float, report: EscalateReport | None):
+    """The `sla` rows (tix.sla.state.schema) of a tracks table sorted by ticket, with the arrays
+    the plan reads: (rows, numbers, done, wa, pol, clocks). `q`: `_policy_rows` of its tickets."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from tix.sla.clock import compute_columns
     from tix.sla.state import PREFIX, schema
 
-    con = store.read().connect()
-    q_num, q_pol, q_wa = _policy_rows(con, settings.sla, None if st.cold else sorted(st.touched))
-    table = st.all_tracks()
+    q_num, q_pol, q_wa = q
     numbers = table["ticket"].to_numpy()
     n = len(numbers)
     names = [p.name for p in settings.sla.policies]
@@ -307,18 +361,62 @@ def _compute(store, st, settings: SlaSettings, now: float, report: EscalateRepor
         cols[f"{p}_breached"] = pa.array(c.breached, mask=~c.has)
         cols[f"{p}_bsec"] = pa.array(c.used, mask=~c.has)
         cols[f"{p}_csec"] = pa.array(c.met - c.start, mask=~c.has | np.isnan(c.met))
-        if report is not None:
-            report.clocks += int(c.has.sum())
-            live = c.has & ~done
-            vals, counts = np.unique(c.state[live].astype(str), return_counts=True)
-            report.states.update(dict(zip(vals.tolist(), counts.tolist(), strict=True)))
-    out = pa.Table.from_pydict(cols, schema=schema())
     if report is not None:
+        _count(report, clocks, done)
+    return pa.Table.from_pydict(cols, schema=schema()), numbers, done, wa, pol, clocks
+
+
+def _count(report: EscalateReport, clocks: dict, done: np.ndarray) -> None:
+    """Add the clocks of these rows to the report: how many, and the open tickets' by state."""
+    for c in clocks.values():
+        report.clocks += int(c.has.sum())
+        vals, counts = np.unique(c.state[c.has & ~done].astype(str), return_counts=True)
+        report.states.update(dict(zip(vals.tolist(), counts.tolist(), strict=True)))
+
+
+def _recompute(store, prev: dict, written: list[dict], settings: SlaSettings, now: float,
+               report: EscalateReport | None) -> dict:
+    """A round after the first (see `_settle`): the rows of the open tickets the round before
+    saved (its live part), with those of the tickets it wrote events for computed again (their
+    keys changed, and a step may have moved them to another policy). The same context as
+    `_compute` on the saved state would give, for the cost of the tickets written to."""
+    import dataclasses
+
+    import pyarrow as pa
+
+    from tix.sla.state import TRACK_FIELDS
+
+    keep = np.nonzero(~prev["done"])[0]  # what the live part holds; done rows went to a done part
+    table = prev["table"].take(pa.array(keep))
+    numbers, done = prev["numbers"][keep], prev["done"][keep].copy()
+    wa, pol = prev["wa"][keep].copy(), prev["pol"][keep].copy()
+    clocks = {t: dataclasses.replace(c, **{f.name: getattr(c, f.name)[keep].copy()
+                                           for f in dataclasses.fields(c) if f.name != "target"})
+              for t, c in prev["clocks"].items()}
+    changed = np.array(sorted({ev["ticket"] for ev in written if ev.get("ticket") is not None}), np.int64)
+    at = np.searchsorted(numbers, changed)
+    ok = at < len(numbers)
+    ok[ok] = numbers[at[ok]] == changed[ok]
+    rows = at[ok]
+    con = store.read().connect()
+    if len(rows):
+        q = _policy_rows(con, settings.sla, numbers[rows].tolist(), only=True)
+        sub = table.take(pa.array(rows)).select(TRACK_FIELDS)
+        out, _numbers, s_done, s_wa, s_pol, s_clocks = _clock_rows(sub, q, settings, now, None)
+        index = np.arange(table.num_rows)
+        index[rows] = table.num_rows + np.arange(len(rows))
+        table = pa.concat_tables([table, out]).take(pa.array(index))
+        done[rows], wa[rows], pol[rows] = s_done, s_wa, s_pol
+        for t, c in clocks.items():
+            for f in dataclasses.fields(c):
+                if f.name != "target":
+                    getattr(c, f.name)[rows] = getattr(s_clocks[t], f.name)
+    if report is not None:
+        _count(report, clocks, done)
         report.open_tickets = int((~done).sum())
-    touched = np.isin(numbers, np.fromiter(st.touched, np.int64, len(st.touched))) if st.touched else np.zeros(n, bool)
-    return {"con": con, "table": out, "numbers": numbers, "done": done, "wa": wa, "pol": pol,
-            "clocks": clocks, "eligible": ~done | (touched & ~st.cold), "write_done": done & touched,
-            "policies": settings.sla.policies}
+    return {"con": con, "table": table, "numbers": numbers, "done": done, "wa": wa, "pol": pol,
+            "clocks": clocks, "eligible": ~done & np.isin(numbers, changed),
+            "write_done": np.zeros(len(numbers), bool), "policies": settings.sla.policies}
 
 
 def next_due(ctx: dict, settings: SlaSettings, now: float) -> str | None:
@@ -377,9 +475,12 @@ def _plan(ctx: dict, settings: SlaSettings, now: float, report: EscalateReport) 
     import pyarrow.compute as pc
 
     all_keys = pc.unique(pc.list_flatten(keys_col.combine_chunks()))
+    cands = {target: np.nonzero(c.has & eligible & ((c.state == "warning") | (c.state == "breached")
+                                                    | c.breached))[0]
+             for target, c in ctx["clocks"].items()}
+    new = _anything_new(ctx, cands, all_keys)
     for target, c in ctx["clocks"].items():
-        cand = np.nonzero(c.has & eligible & ((c.state == "warning") | (c.state == "breached") | c.breached))[0]
-        cand = cand[_anything_new(ctx, c, target, cand, all_keys)]
+        cand = cands[target][new[target]]
         if not len(cand):
             continue
         keys = keys_col.take(cand).to_pylist()
@@ -394,32 +495,49 @@ def _plan(ctx: dict, settings: SlaSettings, now: float, report: EscalateReport) 
             and p.due is not None and p.due < now - settings.act_within
 
 
-def _anything_new(ctx, c, target: str, rows: np.ndarray, all_keys) -> np.ndarray:
-    """For candidate rows, whether any key _plan_clock could want is not recorded yet.
+def _anything_new(ctx, cands: dict[str, np.ndarray], all_keys) -> dict[str, np.ndarray]:
+    """Per target, for its candidate rows, whether any key _plan_clock could want is not
+    recorded yet.
 
     Most candidates of a run are clocks breached long ago whose steps were all taken; this
-    vectorised check (string keys built and looked up in Arrow) keeps them out of the loop.
+    vectorised check keeps them out of the loop: the keys each candidate could want (breach,
+    and each step of its policy in its state) are built in Arrow and looked up in one `is_in`
+    (each call builds a hash of every recorded key: one call, not one per target and step).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not len(rows) or len(all_keys) == 0:
-        return np.ones(len(rows), bool)
-    base = pc.binary_join_element_wise(pc.cast(pa.array(ctx["numbers"][rows]), pa.string()), pa.scalar(target),
-                                       pc.cast(pa.array(c.cycle[rows]), pa.string()), ":")
-
-    def missing(suffix: str) -> np.ndarray:
-        keys = pc.binary_join_element_wise(base, pa.scalar(suffix), ":")
-        return ~pc.is_in(keys, value_set=all_keys).to_numpy(zero_copy_only=False)
-
-    out = c.breached[rows] & missing("breached")
-    state, pol, live = c.state[rows], ctx["pol"][rows], ~ctx["done"][rows]
-    for i, policy in enumerate(ctx["policies"]):
-        for step in policy.steps:
-            if step.on in ("warning", "breached") and target in step.targets:
-                applies = (pol == i) & (state == step.on) & live
-                if applies.any():
-                    out |= applies & missing(step.name)
+    out = {target: np.ones(len(rows), bool) if len(all_keys) == 0 else np.zeros(len(rows), bool)
+           for target, rows in cands.items()}
+    if len(all_keys) == 0:
+        return out
+    wanted, where = [], []  # key arrays, and (target, candidate indices) each belongs to
+    for target, rows in cands.items():
+        if not len(rows):
+            continue
+        c = ctx["clocks"][target]
+        state, pol, live = c.state[rows], ctx["pol"][rows], ~ctx["done"][rows]
+        asks = [("breached", c.breached[rows])]
+        for i, policy in enumerate(ctx["policies"]):
+            for step in policy.steps:
+                if step.on in ("warning", "breached") and target in step.targets:
+                    asks.append((step.name, (pol == i) & (state == step.on) & live))
+        for suffix, mask in asks:
+            idx = np.nonzero(mask)[0]
+            if not len(idx):
+                continue
+            sel = rows[idx]
+            wanted.append(pc.binary_join_element_wise(
+                pc.cast(pa.array(ctx["numbers"][sel]), pa.string()), pa.scalar(target),
+                pc.cast(pa.array(c.cycle[sel]), pa.string()), pa.scalar(suffix), ":"))
+            where.append((target, idx))
+    if not wanted:
+        return out
+    found = pc.is_in(pa.concat_arrays(wanted), value_set=all_keys).to_numpy(zero_copy_only=False)
+    at = 0
+    for target, idx in where:
+        out[target][idx[~found[at:at + len(idx)]]] = True
+        at += len(idx)
     return out
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import orjson
 
-from tix.sla.clock import TRACK_TYPES, Track, fold_event
+from tix.sla.clock import DONE, TRACK_TYPES, Track, fold_event
 from tix.sla.coldfold import fold_log, track_schema
 from tix.errors import StoreWriteError
 from tix.store.files import FILE_MODE, atomic_write, commit_temp, temp_name, write_error
@@ -30,6 +30,7 @@ from tix.store.log import Position, seq_before
 
 FORMAT = 1
 MAX_DONE_PARTS = 12
+ROW_GROUP = 65536  # rows per Parquet row group of a part: a ticket's row is found by reading one
 PREFIX = {"first_response": "v_fr", "next_response": "v_nr", "resolution": "v_res"}
 TRACK_FIELDS = [f.name for f in dc_fields(Track)]
 
@@ -78,6 +79,7 @@ class SlaState:
         self.pos: Position | None = None
         self.seq = 0
         self.cold = False
+        self.parts: list[str] = []  # done parts written in this run before `save` (write_part)
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
@@ -111,14 +113,28 @@ class SlaState:
         return seq_before(path, m["offset"]) == m["seq"]  # the log was not rewritten under us
 
     def _read_tracks(self, name: str | None, numbers: set[int] | None = None) -> list[Track]:
+        """The tracks of a part (of `numbers` only): only the row groups whose ticket range
+        holds one of them are read. Parts are sorted by ticket in groups of ROW_GROUP rows,
+        so a run that touches a few tickets (new ones are in no part) reads a few groups of
+        the big part a cold start wrote, not all of its rows (issue 16)."""
         if not name:
             return []
+        import numpy as np
         import pyarrow.parquet as pq
 
-        table = pq.read_table(self.dir / name, columns=TRACK_FIELDS)
-        if numbers is not None:
-            table = _only(table, numbers)
-        return arrow_to_tracks(table)
+        pf = pq.ParquetFile(self.dir / name)
+        if numbers is None:
+            return arrow_to_tracks(pf.read(columns=TRACK_FIELDS))
+        want = np.array(sorted(numbers), np.int64)
+        col = pf.schema_arrow.get_field_index("ticket")
+        groups = []
+        for i in range(pf.metadata.num_row_groups):
+            stats = pf.metadata.row_group(i).column(col).statistics
+            if stats is None or not stats.has_min_max or ((want >= stats.min) & (want <= stats.max)).any():
+                groups.append(i)
+        if not groups:
+            return []
+        return arrow_to_tracks(_only(pf.read_row_groups(groups, columns=TRACK_FIELDS), numbers))
 
     def _take_out(self, numbers: set[int]) -> None:
         """Make Track objects of these tickets: from the live table, else from the done parts."""
@@ -171,6 +187,51 @@ class SlaState:
         self.seq = loads(last)["seq"] if last is not None else 0
         self.touched = set(tracks)
 
+    def split_closed(self):
+        """Cold start: take the tracks of the tickets already resolved or closed out of `table`
+        and return them (the run acts on none of them: their rows are written apart)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        done = pc.is_in(self.table["status"], value_set=pa.array(list(DONE)))
+        closed = self.table.filter(done)
+        self.table = self.table.filter(pc.invert(done))
+        self.touched = set(self.table["ticket"].to_pylist())
+        return closed
+
+    def write_part(self, chunks) -> None:
+        """Write tables of rows (`schema()`) as one done part, a chunk at a time, so that they
+        are never all in memory at once; `save` lists it in the meta (until then no reader
+        sees it, and a later save prunes it if this run dies first)."""
+        import pyarrow.parquet as pq
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        name = f"sla-done-{self.seq}-closed.parquet"
+        path = self.dir / name
+        tmp = temp_name(path)
+        writer, nbytes = None, 0
+        try:
+            for chunk in chunks:  # computing a chunk raises as itself; writing it, as a full disk would
+                try:
+                    writer = writer or pq.ParquetWriter(tmp, chunk.schema, compression="zstd")
+                    writer.write_table(chunk, row_group_size=ROW_GROUP)
+                except Exception as exc:  # noqa: BLE001 - pyarrow's own errors; a full disk becomes one line
+                    raise write_error(exc, path, nbytes + chunk.nbytes, SAVE_FAILED) from None
+                nbytes += chunk.nbytes
+            if writer is None:
+                return
+            try:
+                writer.close()
+            except Exception as exc:  # noqa: BLE001 - as above
+                raise write_error(exc, path, nbytes, SAVE_FAILED) from None
+            writer = None
+            commit_temp(tmp, path, mode=FILE_MODE, sync_dir=False, needed=nbytes)  # sla-meta.json syncs the dir
+            self.parts.append(name)
+        finally:
+            if writer is not None:
+                writer.close()
+            tmp.unlink(missing_ok=True)
+
     def all_tracks(self):
         """Every track of this run as one Arrow table sorted by ticket."""
         import pyarrow as pa
@@ -179,7 +240,13 @@ class SlaState:
         return table.sort_by("ticket")
 
     def fold_written(self, table, events: list[dict]):
-        """Fold the events this run wrote itself into `table` (keys, gen); move the position past them."""
+        """Fold the events this run wrote itself into `table`; move the position past them.
+
+        A run writes `sla.*` events and changes of priority, team, assignee and tags, never of
+        status: of a track, only `keys` (tix.sla.clock.fold_event appends each new key) and `gen`
+        (the seq of its last event of TRACK_TYPES) change. Both are set for the named rows in
+        place (a take-based scatter), not by decoding every row of the table into Python.
+        """
         import numpy as np
         import pyarrow as pa
 
@@ -187,21 +254,41 @@ class SlaState:
         if not events:
             return table
         self.seq = events[-1]["seq"]
-        numbers = table["ticket"].to_numpy()
-        names = {ev["ticket"] for ev in events if "ticket" in ev}
-        rows = sorted(int(i) for i in np.searchsorted(numbers, sorted(names)) if i < len(numbers))
-        rows = [r for r in rows if int(numbers[r]) in names]
-        tracks = {tr.ticket: tr for tr in arrow_to_tracks(table.take(rows))}
+        gens: dict[int, int] = {}
+        new_keys: dict[int, list] = {}
         for ev in events:
-            if ev.get("ticket") in tracks:
-                fold_event(tracks, ev)
-        for name in ("keys", "gen"):
-            values = table[name].to_pylist()
-            for r in rows:
-                values[r] = getattr(tracks[int(numbers[r])], name)
-            i = table.schema.get_field_index(name)
-            table = table.set_column(i, table.schema.field(i), pa.array(values, table.schema.field(i).type))
-        return table
+            number = ev.get("ticket")
+            if number is None or ev.get("type") not in TRACK_TYPES:
+                continue
+            gens[number] = ev.get("seq", gens.get(number, 0))
+            if ev["type"] in ("sla.step", "sla.breached"):
+                key = (ev.get("data") or {}).get("key")
+                if key:
+                    new_keys.setdefault(number, []).append(key)
+        numbers = table["ticket"].to_numpy()
+        want = np.array(sorted(gens), np.int64)
+        at = np.searchsorted(numbers, want)
+        ok = at < len(numbers)
+        ok[ok] = numbers[at[ok]] == want[ok]
+        rows, named = at[ok], want[ok].tolist()
+        if not len(rows):
+            return table
+        gen = table["gen"].to_numpy().copy()
+        gen[rows] = [gens[n] for n in named]
+        merged = []
+        for number, keys in zip(named, table["keys"].take(pa.array(rows)).to_pylist(), strict=True):
+            keys = list(keys or [])
+            for key in new_keys.get(number, ()):
+                if key not in keys:
+                    keys.append(key)
+            merged.append(keys)
+        index = np.arange(table.num_rows)
+        index[rows] = table.num_rows + np.arange(len(rows))
+        kfield = table.schema.field("keys")
+        keys_col = pa.concat_arrays([table["keys"].combine_chunks(), pa.array(merged, kfield.type)])
+        table = table.set_column(table.schema.get_field_index("keys"), kfield, keys_col.take(pa.array(index)))
+        gfield = table.schema.field("gen")
+        return table.set_column(table.schema.get_field_index("gen"), gfield, pa.array(gen, gfield.type))
 
     # -- saving -----------------------------------------------------------------------------------
     def save(self, table, done, write_done) -> dict:
@@ -218,7 +305,7 @@ class SlaState:
         old_files = {old_meta.get("live"), *old_meta.get("done", [])}
         try:
             _write(self.dir / live_name, live)
-            done_parts = list(old_meta.get("done", []))
+            done_parts = list(old_meta.get("done", [])) + self.parts
             if done.num_rows:
                 name = f"sla-done-{seq}.parquet"
                 if name in done_parts:
@@ -235,6 +322,7 @@ class SlaState:
             raise exc.with_outcome(SAVE_FAILED) from None
         self._prune(keep={live_name, *done_parts, old_meta.get("live"), *old_meta.get("done", [])})
         self.meta = meta
+        self.parts = []  # listed in the meta now
         return meta
 
     def _compact_parts(self, parts: list[str], seq: int, live: set[int]) -> list[str]:
@@ -288,7 +376,7 @@ def _write(path: Path, table) -> None:
 
     tmp = temp_name(path)
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP)
     except Exception as exc:  # noqa: BLE001 - pyarrow's own errors; a full disk becomes one line
         tmp.unlink(missing_ok=True)
         raise write_error(exc, path, table.nbytes, SAVE_FAILED) from None
