@@ -750,6 +750,23 @@ def bounce_info(msg: Message, h: Headers | None = None) -> dict | None:
     return {"message_ids": ids[:20], "recipients": rcpts[:20], "status": status}
 
 
+def stored_text(store, data: dict) -> str:
+    """The whole plain text of a stored `message.received` (quoted history included).
+
+    Its event keeps only the new text (`text`); the rest is the raw message's, parsed again
+    here (events written before that carry `text_full`). The event's text when the raw
+    message is gone (erased) or no longer parses.
+    """
+    if data.get("text_full"):
+        return data["text_full"]
+    from tix.channels.base import read_raw
+
+    try:
+        return parse(read_raw(store, data)).text_full or data.get("text") or ""
+    except (OSError, Unparseable):
+        return data.get("text") or ""
+
+
 def content_key(raw: bytes, message_id: str | None = None) -> str:
     """The cross-folder idempotency key: Message-ID plus a hash of the body bytes.
 
