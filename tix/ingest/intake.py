@@ -115,7 +115,9 @@ class Intake:
         self._contacts: tickets.ContactIndex | None = None
         self._conversations: dict[tuple, int] | None = None
         self._steps: dict[str, object] = {}
-        self._tail_mark = None
+        self._tail_mark = None  # the log's end at the last refresh (or the run's first commit)
+        self._steps_seq = batch.seq  # the batch's seq at the last step (or refresh)
+        self._refresh_steps: list = []  # log positions every `snapshot_every` events since
 
     def clock(self) -> datetime:
         return self.item_time or self.now or utcnow()
@@ -217,34 +219,51 @@ class Intake:
         After this, and only after, the chunk may be acknowledged at its source.
         """
         self.files.sync()
-        self.batch.flush()
+        pos = self.batch.flush()
         for ev in self.batch.written:  # the index keeps the contacts' identifiers (the rest it was told)
             if ev["type"].startswith("contact."):
                 self.index.fold_contact(ev)
         self.index.flush()
         self.batch.written.clear()  # keep memory flat over a long run
-        self._bound_tail()
+        self._bound_tail(pos)
 
-    def _bound_tail(self) -> None:
-        """Refresh the snapshot when this run has appended more than SNAPSHOT_BYTES.
+    def _bound_tail(self, pos) -> None:
+        """Note where the log stands every `snapshot_every` events of this run (the steps of
+        the refresh, `tix.ingest.refresh`), and refresh the snapshot when the run has appended
+        more than SNAPSHOT_BYTES since the last one.
 
-        A refresh streams the tail (its memory does not grow with it), but the next
-        command's reader folds the tail in memory, and message events carry text: a run
-        killed after 20,000 messages would leave it a tail of hundreds of MB. Each
-        refresh costs about 0.2 s, so they are rare.
+        A run killed after 100,000 messages would otherwise leave the next command a long tail
+        to fold in memory. The refresh runs in a child process (DuckDB and the fold are
+        freed with it); `refresh_snapshot` does the rest at the end of the run.
         """
         import tix.ingest
 
-        end = self.store.log.end()
-        if self._tail_mark is None or end.segment != self._tail_mark.segment:
-            self._tail_mark = end
+        if pos is None:
             return
-        if end.offset - self._tail_mark.offset > tix.ingest.SNAPSHOT_BYTES:
-            self._tail_mark = end
-            try:
-                self.store.refresh_snapshot()
-            except Exception:  # noqa: BLE001 - the snapshot is only a cache: intake goes on
-                return
+        if self.batch.seq - self._steps_seq >= int(self.config.setting("snapshot_every")):
+            self._refresh_steps.append(pos)
+            self._steps_seq = self.batch.seq
+        if self._tail_mark is None or pos.segment != self._tail_mark.segment:
+            self._tail_mark = pos
+        elif pos.offset - self._tail_mark.offset > tix.ingest.SNAPSHOT_BYTES:
+            self.refresh_snapshot()
+
+    def refresh_snapshot(self, due: bool = True) -> None:
+        """Fold what this run wrote into the snapshot, in a child process (`tix.ingest.refresh`,
+        in steps), when it wrote at least `snapshot_every` events, or when `due`.
+
+        Called at the end of a run: the store's own refresh when the lock is let go would
+        then find nothing to do, and never import DuckDB into the intake process.
+        """
+        from tix.ingest import refresh
+
+        if not (due or self._refresh_steps):
+            return
+        steps, self._refresh_steps = self._refresh_steps, []
+        if steps and steps[-1] == self.store.log.end():
+            steps.pop()
+        self._tail_mark, self._steps_seq = self.store.log.end(), self.batch.seq
+        if refresh.in_child(self.store, steps):
             # The run's reader reads the snapshot of the run's start, whose files a second
             # refresh prunes: read the new one (the run's own tickets are in `self.rows`).
             self.batch.use_reader(None)
