@@ -124,12 +124,13 @@ def decode_words(value) -> str:
 # survive into a header value, a subject shown on a terminal, or an outgoing header (a
 # `\x0b` or U+2028 in a subject once made every later notification flush raise).
 _HEADER_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+_SURROGATES = re.compile("[\udc80-\udcff]")  # 8-bit header bytes, as compat32 hands them over
 
 
 def _unfold(text: str) -> str:
     text = text.replace("\r\n", "").replace("\r", "").replace("\n", "")
     # 8-bit header bytes come back from compat32 as surrogate escapes: recover them
-    if any("\udc80" <= c <= "\udcff" for c in text):
+    if not text.isascii() and _SURROGATES.search(text):
         text = decode_bytes(text.encode("utf-8", "surrogateescape"), None)
     return clean_header(text)
 
@@ -224,13 +225,15 @@ def _sender(value) -> str:
 def _unfold_raw(text: str) -> str:
     """Unfold a raw header value without decoding encoded words."""
     text = text.replace("\r\n", "").replace("\r", "").replace("\n", "")
-    if any("\udc80" <= c <= "\udcff" for c in text):
+    if not text.isascii() and _SURROGATES.search(text):
         text = decode_bytes(text.encode("utf-8", "surrogateescape"), None)
     return _HEADER_CONTROLS.sub(" ", text)
 
 
 def _split_list(text: str) -> list[str]:
     """Split an address list at commas outside quotes, angle brackets and comments."""
+    if "," not in text and ";" not in text:  # one address (most headers): nothing to split
+        return [text.strip()] if text.strip() else []
     parts, start, quoted, angle, depth, i, n = [], 0, False, False, 0, 0, len(text)
     while i < n:
         c = text[i]
@@ -560,8 +563,8 @@ def _parse(raw: bytes, own_addresses) -> Parsed:
         raise Unparseable("not an RFC 5322 message: it does not start with a header")
     raw = raw[start:]
     msg, body = _head_only(raw)
-    if msg is None:  # multipart or message/*: the full MIME parse
-        msg = message_from_bytes(raw, policy=compat32)
+    if msg is None:  # multipart or message/*: the full MIME parse (a plain multipart split fast)
+        msg = _multipart(raw) or message_from_bytes(raw, policy=compat32)
     h = Headers(msg)
     from_name, from_addr = _sender_of(h)
     text_parts, html_parts, attachments, calendar = [], [], [], []
@@ -619,6 +622,71 @@ def _head_only(raw: bytes):
     if msg.defects or msg.get_content_maintype() in ("multipart", "message"):
         return None, None
     return msg, raw[m.end():]
+
+
+_SIMPLE_MULTIPART = ("multipart/mixed", "multipart/alternative", "multipart/related")
+_PART_CTES = ("", "7bit", "8bit", "binary", "base64", "quoted-printable")
+
+
+def _multipart(raw: bytes) -> Message | None:
+    """A one-level multipart/mixed, alternative or related message as the message tree the
+    stdlib parser makes of it (compat32: each part's payload its text, undecoded), or None
+    for anything else (nested parts, message/* parts, a missing or repeated closing
+    delimiter, a part without a header/body separator, header defects): then the stdlib
+    parser does it, defects and all.
+
+    The fast path: the feed parser reads a body line by line (a 20 KB attachment is hundreds
+    of lines); here the body is cut at its delimiter lines and only the headers are parsed.
+    """
+    m = _HEAD_END.search(raw, 0, 1_000_000)
+    if m is None:
+        return None
+    msg = _PARSER.parsebytes(raw[:m.end()], headersonly=True)
+    boundary = msg.get_boundary() if not msg.defects and msg.get_content_type() in _SIMPLE_MULTIPART else None
+    if not boundary or str(msg.get("Content-Transfer-Encoding") or "").strip().lower() not in _PART_CTES[:4]:
+        return None  # (an encoded multipart is a defect the stdlib parser records)
+    body = raw[m.end():]
+    found = _delimiters(body, b"--" + boundary.encode("ascii", "surrogateescape"))
+    if len(found) < 2 or not found[-1][2] or any(d[2] for d in found[:-1]) or len(found) > MAX_PARTS:
+        return None
+    parts = []
+    for d, nxt in zip(found, found[1:], strict=False):
+        start, end = d[1] + 1, nxt[0] - 1  # the line break before a delimiter is the delimiter's
+        if end > start and body[end - 1:end] == b"\r":
+            end -= 1
+        chunk = body[start:max(start, end)]
+        h = _HEAD_END.search(chunk)
+        if h is None or chunk[:1] in (b"\r", b"\n"):  # no header/body separator, or no header
+            return None
+        part = _PARSER.parsebytes(chunk[:h.end()], headersonly=True)
+        ctype = part.get_content_type()
+        if part.defects or ctype.startswith(("multipart/", "message/")) or \
+                str(part.get("Content-Transfer-Encoding") or "").strip().lower() not in _PART_CTES:
+            return None
+        part.set_payload(chunk[h.end():].decode("ascii", "surrogateescape"))
+        parts.append(part)
+    msg.set_payload(parts)
+    return msg
+
+
+def _delimiters(body: bytes, marker: bytes) -> list[tuple[int, int, bool]]:
+    """(start, end, closing) of each delimiter line `--boundary[--][ \\t]*` in `body`
+    (RFC 2046; as the stdlib parser finds them), the line break after it excluded."""
+    out = []
+    i = 0 if body.startswith(marker) else body.find(b"\n" + marker)
+    i = i if i <= 0 else i + 1
+    while i >= 0:
+        end = body.find(b"\n", i)
+        end = len(body) if end < 0 else end
+        rest = body[i + len(marker):end]
+        if rest.endswith(b"\r"):
+            rest = rest[:-1]
+        closing = rest.startswith(b"--")
+        if not rest[2 if closing else 0:].strip(b" \t"):
+            out.append((i, end, closing))
+        i = body.find(b"\n" + marker, end)
+        i = i if i < 0 else i + 1
+    return out
 
 
 def _decode_cte(body: bytes, cte: str) -> bytes:
