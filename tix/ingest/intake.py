@@ -115,9 +115,10 @@ class Intake:
         self._contacts: tickets.ContactIndex | None = None
         self._conversations: dict[tuple, int] | None = None
         self._steps: dict[str, object] = {}
-        self._tail_mark = None  # the log's end at the last refresh (or the run's first commit)
-        self._steps_seq = batch.seq  # the batch's seq at the last step (or refresh)
-        self._refresh_steps: list = []  # log positions every `snapshot_every` events since
+        self._refresh = None  # (the refresh child running, the batch's seq it folds up to)
+        self._snap_seq = batch.seq  # the batch's seq the snapshot is refreshed up to (or before)
+        self._step_seq = batch.seq  # the batch's seq at the last step
+        self._refresh_steps: list = []  # (log position, seq) every `snapshot_every` events since
 
     def clock(self) -> datetime:
         return self.item_time or self.now or utcnow()
@@ -149,6 +150,7 @@ class Intake:
         for step in self._steps.values():
             step.close(failed)
         self.files.close()
+        self.finish_refresh(final=False)  # a refresh child never outlives the run's lock
 
     def clean_quarantine(self) -> int:
         """After a run's last commit, under the lock: drop quarantine entries of this run's
@@ -228,45 +230,51 @@ class Intake:
         self._bound_tail(pos)
 
     def _bound_tail(self, pos) -> None:
-        """Note where the log stands every `snapshot_every` events of this run (the steps of
-        the refresh, `tix.ingest.refresh`), and refresh the snapshot when the run has appended
-        more than SNAPSHOT_BYTES since the last one.
-
-        A run killed after 100,000 messages would otherwise leave the next command a long tail
-        to fold in memory. The refresh runs in a child process (DuckDB and the fold are
-        freed with it); `refresh_snapshot` does the rest at the end of the run.
-        """
-        import tix.ingest
-
-        if pos is None:
-            return
-        if self.batch.seq - self._steps_seq >= int(self.config.setting("snapshot_every")):
-            self._refresh_steps.append(pos)
-            self._steps_seq = self.batch.seq
-        if self._tail_mark is None or pos.segment != self._tail_mark.segment:
-            self._tail_mark = pos
-        elif pos.offset - self._tail_mark.offset > tix.ingest.SNAPSHOT_BYTES:
-            self.refresh_snapshot()
-
-    def refresh_snapshot(self, due: bool = True) -> None:
-        """Fold what this run wrote into the snapshot, in a child process (`tix.ingest.refresh`,
-        in steps), when it wrote at least `snapshot_every` events, or when `due`.
-
-        Called at the end of a run: the store's own refresh when the lock is let go would
-        then find nothing to do, and never import DuckDB into the intake process.
-        """
+        """Every `snapshot_every` events of this run, note where the log stands (a step), and
+        have a child process (`tix.ingest.refresh`) fold the steps into the snapshot while
+        this one goes on storing: a long run leaves no long tail, and DuckDB and the fold are
+        never in the intake's memory. One child at a time; `finish_refresh` ends the run's."""
         from tix.ingest import refresh
 
-        if not (due or self._refresh_steps):
+        self._reap_refresh(wait=False)
+        if pos is None:
             return
-        steps, self._refresh_steps = self._refresh_steps, []
-        if steps and steps[-1] == self.store.log.end():
-            steps.pop()
-        self._tail_mark, self._steps_seq = self.store.log.end(), self.batch.seq
-        if refresh.in_child(self.store, steps):
+        if self.batch.seq - self._step_seq >= int(self.config.setting("snapshot_every")):
+            self._refresh_steps.append((pos, self.batch.seq))
+            self._step_seq = self.batch.seq
+        if self._refresh is None and self._refresh_steps:
+            steps, self._refresh_steps = self._refresh_steps, []
+            proc = refresh.start(self.store, [p for p, _ in steps])
+            if proc is not None:
+                self._refresh = (proc, steps[-1][1])
+
+    def _reap_refresh(self, wait: bool) -> None:
+        """Collect the refresh child when it is done (with `wait`: when it is done)."""
+        if self._refresh is None:
+            return
+        proc, seq = self._refresh
+        if proc.poll() is None and not wait:
+            return
+        self._refresh = None
+        if proc.wait() == 0:
+            self._snap_seq = seq
             # The run's reader reads the snapshot of the run's start, whose files a second
             # refresh prunes: read the new one (the run's own tickets are in `self.rows`).
             self.batch.use_reader(None)
+
+    def finish_refresh(self, final: bool = True) -> None:
+        """Wait for the run's refresh child; with `final`, when this run left `snapshot_every`
+        events or more unfolded, fold them in a child too (the store's own refresh when the
+        lock is let go then finds nothing to do). Before the lock is let go, always."""
+        from tix.ingest import refresh
+
+        self._reap_refresh(wait=True)
+        if final and self.batch.seq - self._snap_seq >= int(self.config.setting("snapshot_every")):
+            steps, self._refresh_steps = self._refresh_steps, []
+            proc = refresh.start(self.store, [p for p, seq in steps if seq < self.batch.seq], end=True)
+            if proc is not None:
+                self._refresh = (proc, self.batch.seq)
+                self._reap_refresh(wait=True)
 
     # -- contacts -------------------------------------------------------------------------------
     @property

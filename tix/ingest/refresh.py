@@ -5,14 +5,17 @@ refresh there is): about 180 MB over its tail, on top of whatever the process ho
 the intake process, that set the peak of a 20,000-message fetch (issue 16: 295 MB, the
 intake itself under 100 MB). In a child it is freed when the child exits, and a long tail is
 folded in steps (`upto`: one generation per `snapshot_every` events) so that no fold holds
-all of it: about 235 MB for 53,000 events.
+all of it.
 
-The child runs under the lock its parent (the intake) holds for it, and takes none: the
-parent waits for it, so nothing else writes meanwhile. A refresh that fails costs nothing
-(the snapshot is only a cache): the tail stays, and the store's own refresh at the end of
-the command, or the next writer's, folds it.
+The intake starts a child every `snapshot_every` events of its run and goes on storing
+while it folds up to that committed position (`Intake._bound_tail`); at the end of the run
+it waits for it, and folds what is left only when that is `snapshot_every` events or more.
+The child runs under the lock the intake holds for it and takes none: it is given the
+locked descriptor, so the lock stays held should the intake die first, and the intake
+waits for it before letting the lock go. A refresh that fails costs nothing (the snapshot
+is only a cache): the tail stays for the next refresh.
 
-    python -m tix.ingest.refresh STORE [SEGMENT:OFFSET ...]   # the steps, then the log's end
+    python -m tix.ingest.refresh STORE [SEGMENT:OFFSET ...] [--end]   # the steps, [the log's end]
 """
 from __future__ import annotations
 
@@ -20,17 +23,17 @@ import subprocess
 import sys
 
 
-def in_child(store, steps: list) -> bool:
-    """Refresh the snapshot up to each of `steps` (committed `Position`s), then to the log's
-    end, in a child process; the caller holds the lock. True when it succeeded."""
-    args = [f"{p.segment}:{p.offset}" for p in steps]
+def start(store, steps: list, end: bool = False) -> subprocess.Popen | None:
+    """A child refreshing the snapshot up to each of `steps` (committed `Position`s) and,
+    with `end`, to the log's end; the caller holds the lock. None if it cannot start."""
+    args = [f"{p.segment}:{p.offset}" for p in steps] + (["--end"] if end else [])
+    fd = store.lock().fileno()
     try:
-        proc = subprocess.run([sys.executable, "-m", "tix.ingest.refresh", str(store.root), *args],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              close_fds=True, check=False)
+        return subprocess.Popen([sys.executable, "-m", "tix.ingest.refresh", str(store.root), *args],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                close_fds=True, pass_fds=(fd,) if fd is not None else ())
     except OSError:
-        return False
-    return proc.returncode == 0
+        return None
 
 
 def main(argv: list[str]) -> int:
@@ -40,9 +43,11 @@ def main(argv: list[str]) -> int:
 
     store = Store(argv[0])
     for arg in argv[1:]:
-        segment, _, offset = arg.rpartition(":")
-        Reader(store, fold_tickets=False, upto=Position(segment, int(offset))).write_snapshot()
-    Reader(store, fold_tickets=False).write_snapshot()
+        if arg == "--end":
+            Reader(store, fold_tickets=False).write_snapshot()
+        else:
+            segment, _, offset = arg.rpartition(":")
+            Reader(store, fold_tickets=False, upto=Position(segment, int(offset))).write_snapshot()
     history.catch_up(store)  # the reports' history cache follows, as after any refresh
     return 0
 
