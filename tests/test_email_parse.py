@@ -150,10 +150,11 @@ def test_event_json_round_trip_of_odd_subjects(store):
     assert orjson.loads(orjson.dumps({"s": p.subject}))["s"] == "\U0001f600 Emoji \u2713"
 
 
-def test_plain_multipart_fast_path_parses_like_the_stdlib_parser(monkeypatch):
+def test_fast_paths_parse_like_the_stdlib_parser(monkeypatch):
     """`parse._multipart` cuts a one-level multipart at its delimiters instead of feeding the
-    body to the stdlib parser line by line: every corpus message, and odd delimiters, must
-    come out exactly as the full parse makes them (or fall back to it)."""
+    body to the stdlib parser line by line, and `_fast_head` reads plain header blocks itself:
+    every corpus message, and odd delimiters and headers, must come out exactly as the stdlib
+    parser makes them (or fall back to it)."""
     import dataclasses
 
     def parsed(raw: bytes):
@@ -170,8 +171,15 @@ def test_plain_multipart_fast_path_parses_like_the_stdlib_parser(monkeypatch):
         b"--b\nContent-Type: text/plain\n\nno closing delimiter\n",
         b"--b\nContent-Transfer-Encoding: x-uuencode\n\nbegin 644 x\n--b--\n",
         b"--b\nContent-Type: text/plain\n\none\n--b--\n--b\nContent-Type: text/plain\n\nafter the end\n--b--\n")]
+    odd += [b"From: a@b.example\r\nSubject: folded\r\n  over =?utf-8?q?two?=\r\n\tlines\r\n"
+            b"To:\r\n c@d.example\r\n\r\nx",
+            b" From: continues nothing\nFrom: a@b.example\n\nx", b"From a@b Mon Jan 1\nFrom: a@b.example\n\nx",
+            b"From: a@b.example\nnot a header\nSubject: s\n\nx", b"From: a@b.example\x0bSubject: s\n\nx",
+            b"From: a@b.example\rSubject: old Mac\r\rx"]
     raws = [p.read_bytes() for p in corpus_files()] + odd
     fast = [parsed(raw) for raw in raws]
-    assert sum(mp._multipart(raw) is not None for raw in raws) >= 20  # the fast path is taken
+    assert sum(mp._multipart(raw) is not None for raw in raws) >= 20  # the fast paths are taken
+    assert sum(mp._fast_head(raw[:raw.find(b"\n\n") + 2]) is not None for raw in raws) >= 80
     monkeypatch.setattr(mp, "_multipart", lambda raw: None)
+    monkeypatch.setattr(mp, "_fast_head", lambda head: None)
     assert fast == [parsed(raw) for raw in raws]

@@ -607,6 +607,39 @@ def _parse(raw: bytes, own_addresses) -> Parsed:
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _PARSER = BytesParser(policy=compat32)
+_LINES = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)")  # the stdlib parser's lines (not str.splitlines')
+_FIELD = re.compile(r"[\041-\071\073-\176]+:")
+
+
+def _parse_head(head: bytes) -> Message:
+    """The header block `head` (up to and with its blank line) as the stdlib parser makes it
+    (compat32, headers only): the common case done here, line by line without the feed
+    parser's machinery; anything it would record a defect for, or an mbox `From ` line, is
+    left to it (`_fast_head` returns None)."""
+    return _fast_head(head) or _PARSER.parsebytes(head, headersonly=True)
+
+
+def _fast_head(head: bytes) -> Message | None:
+    text = head.decode("ascii", "surrogateescape")
+    lines = _LINES.findall(text)
+    if len(lines) < 2 or sum(map(len, lines)) != len(text) or lines[-1].strip("\r\n"):
+        return None  # not a header block ending in its blank line
+    fields: list[list[str]] = []
+    for line in lines[:-1]:
+        if line[:1] in (" ", "\t"):
+            if not fields:
+                return None  # a first line that continues nothing: a defect
+            fields[-1].append(line)
+        elif _FIELD.match(line) and not line.startswith("From "):
+            fields.append([line])
+        else:
+            return None  # not a header line (a defect), or an envelope line
+    msg = Message(policy=compat32)
+    for lines_of in fields:  # as compat32's header_source_parse
+        name, value = lines_of[0].split(":", 1)
+        msg._headers.append((name, (value.lstrip(" \t") + "".join(lines_of[1:])).rstrip("\r\n")))
+    msg.set_payload("")
+    return msg
 
 
 def _head_only(raw: bytes):
@@ -618,7 +651,7 @@ def _head_only(raw: bytes):
     m = _HEAD_END.search(raw, 0, 1_000_000)
     if m is None:
         return None, None
-    msg = _PARSER.parsebytes(raw[:m.end()], headersonly=True)
+    msg = _parse_head(raw[:m.end()])
     if msg.defects or msg.get_content_maintype() in ("multipart", "message"):
         return None, None
     return msg, raw[m.end():]
@@ -641,7 +674,7 @@ def _multipart(raw: bytes) -> Message | None:
     m = _HEAD_END.search(raw, 0, 1_000_000)
     if m is None:
         return None
-    msg = _PARSER.parsebytes(raw[:m.end()], headersonly=True)
+    msg = _parse_head(raw[:m.end()])
     boundary = msg.get_boundary() if not msg.defects and msg.get_content_type() in _SIMPLE_MULTIPART else None
     if not boundary or str(msg.get("Content-Transfer-Encoding") or "").strip().lower() not in _PART_CTES[:4]:
         return None  # (an encoded multipart is a defect the stdlib parser records)
@@ -658,7 +691,7 @@ def _multipart(raw: bytes) -> Message | None:
         h = _HEAD_END.search(chunk)
         if h is None or chunk[:1] in (b"\r", b"\n"):  # no header/body separator, or no header
             return None
-        part = _PARSER.parsebytes(chunk[:h.end()], headersonly=True)
+        part = _parse_head(chunk[:h.end()])
         ctype = part.get_content_type()
         if part.defects or ctype.startswith(("multipart/", "message/")) or \
                 str(part.get("Content-Transfer-Encoding") or "").strip().lower() not in _PART_CTES:
