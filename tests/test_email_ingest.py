@@ -307,7 +307,7 @@ def test_auto_reply_to_machines_is_suppressed(md_store):
 def test_replies_to_older_tickets_thread_after_snapshot_refreshes_within_the_run(md_store, monkeypatch):
     """A long run refreshes the snapshot as it goes (old generations are pruned): the run
     must still find tickets from before it, and never quarantine their replies."""
-    from tix.ingest import refresh
+    from tix.ingest import intake, refresh
 
     drop(md_store, make_mail(subject="Lama", msgid="<old@pelanggan.example>"))
     assert fetch_all(md_store, now=NOW).stored == 1
@@ -333,6 +333,7 @@ def test_replies_to_older_tickets_thread_after_snapshot_refreshes_within_the_run
         return proc
 
     monkeypatch.setattr(refresh, "start", waited)
+    monkeypatch.setattr(intake, "REFRESH_STEPS", 1)  # a child (a generation) per step
     rep = fetch_all(md_store, now=NOW)
     assert len(metas) >= 3  # the reader of the run's start is two generations old by the reply
     assert len({m["seq"] for m in metas}) == len(metas)  # each one a new generation

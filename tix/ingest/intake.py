@@ -52,6 +52,9 @@ from tix.store import quarantine
 from tix.store.log import iso, parse_ts_or_none, utcnow
 
 OPEN = ("new", "open", "pending")
+# Steps of `snapshot_every` events a refresh child folds (one after the other: its memory is
+# one step's): each child costs ~0.5 s of CPU to start (Python, DuckDB, pyarrow).
+REFRESH_STEPS = 2
 
 
 @dataclass
@@ -231,9 +234,10 @@ class Intake:
 
     def _bound_tail(self, pos) -> None:
         """Every `snapshot_every` events of this run, note where the log stands (a step), and
-        have a child process (`tix.ingest.refresh`) fold the steps into the snapshot while
-        this one goes on storing: a long run leaves no long tail, and DuckDB and the fold are
-        never in the intake's memory. One child at a time; `finish_refresh` ends the run's."""
+        every REFRESH_STEPS steps have a child process (`tix.ingest.refresh`) fold them into
+        the snapshot while this one goes on storing: a long run leaves no long tail, and DuckDB
+        and the fold are never in the intake's memory. One child at a time; `finish_refresh`
+        ends the run's."""
         from tix.ingest import refresh
 
         self._reap_refresh(wait=False)
@@ -242,7 +246,7 @@ class Intake:
         if self.batch.seq - self._step_seq >= int(self.config.setting("snapshot_every")):
             self._refresh_steps.append((pos, self.batch.seq))
             self._step_seq = self.batch.seq
-        if self._refresh is None and self._refresh_steps:
+        if self._refresh is None and len(self._refresh_steps) >= REFRESH_STEPS:
             steps, self._refresh_steps = self._refresh_steps, []
             proc = refresh.start(self.store, [p for p, _ in steps])
             if proc is not None:
