@@ -302,6 +302,7 @@ class Intake:
             since = len(self.batch.pending)
             cid = tickets.create_contact(self.batch, who.name, [email] if email else [], [phone] if phone else [],
                                          fields=fields)
+            self.index.fresh(contact=cid)
             self.stamp(since)
             for mapping, key in ((idx.by_email, email), (idx.by_phone, phone), (idx.by_user, who.user_id)):
                 if key:
@@ -442,6 +443,7 @@ class Intake:
                                        inbox=spec.inbox, status=spec.status, team=spec.team, priority=spec.priority,
                                        tags=spec.tags, fields={"linked": linked} if linked is not None else None,
                                        config=self.config, why=why)
+        self.index.fresh(ticket=number)
         self.stamp(since)
         self.report.tickets_created += 1
         self.journal.set(self.rows, number, {"number": number, "status": spec.status, "contact": m.contact,
