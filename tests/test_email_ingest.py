@@ -307,7 +307,7 @@ def test_auto_reply_to_machines_is_suppressed(md_store):
 def test_replies_to_older_tickets_thread_after_snapshot_refreshes_within_the_run(md_store, monkeypatch):
     """A long run refreshes the snapshot as it goes (old generations are pruned): the run
     must still find tickets from before it, and never quarantine their replies."""
-    import tix.ingest
+    from tix.ingest import intake, refresh
 
     drop(md_store, make_mail(subject="Lama", msgid="<old@pelanggan.example>"))
     assert fetch_all(md_store, now=NOW).stored == 1
@@ -315,21 +315,58 @@ def test_replies_to_older_tickets_thread_after_snapshot_refreshes_within_the_run
     drop(md_store, make_mail(subject="Kedua", msgid="<second@pelanggan.example>", frm="B <b@pelanggan.example>"))
     assert fetch_all(md_store, now=NOW).stored == 1
     md_store.refresh_snapshot()  # and a delta: the files the run's first reader reads
-    monkeypatch.setattr(tix.ingest, "SNAPSHOT_BYTES", 1)  # refresh after every batch
-    add_config(md_store, "")
+    cfg = md_store.path("tix.yaml")  # a refresh after every batch
+    cfg.write_text(cfg.read_text().replace("snapshot_every: 20000", "snapshot_every: 1"))
+    md_store.reload_config()
     spec = md_store.config.section("channels")[0]
     spec["batch"] = 2
     for i in range(6):
         drop(md_store, make_mail(subject=f"Baru {i}", msgid=f"<new{i}@x>", frm=f"P{i} <p{i}@pelanggan.example>"))
     drop(md_store, make_mail(subject="Re: Lama", msgid="<re@pelanggan.example>", in_reply_to="<old@pelanggan.example>"))
     metas = []
-    real = md_store.refresh_snapshot
-    monkeypatch.setattr(md_store, "refresh_snapshot", lambda: metas.append(real()) or metas[-1])
+    real = refresh.start  # the refresh runs in a child process (tix.ingest.refresh)
+
+    def waited(store, steps, end=False):  # done before the next batch: the same steps every time
+        proc = real(store, steps, end)
+        assert proc.wait() == 0
+        metas.append(store.snapshot.meta())
+        return proc
+
+    monkeypatch.setattr(refresh, "start", waited)
+    monkeypatch.setattr(intake, "REFRESH_STEPS", 1)  # a child (a generation) per step
     rep = fetch_all(md_store, now=NOW)
     assert len(metas) >= 3  # the reader of the run's start is two generations old by the reply
+    assert len({m["seq"] for m in metas}) == len(metas)  # each one a new generation
     assert (rep.stored, rep.quarantined, rep.errors) == (7, 0, [])  # not one reply quarantined
     (reply,) = [e for e in events(md_store, "message.received") if e["data"]["message_id"] == "<re@pelanggan.example>"]
     assert reply["ticket"] == 1 and md_store.ticket(1)["messages_in"] == 2
+
+
+def test_a_long_run_refreshes_the_snapshot_in_steps_in_a_child_process(md_store, monkeypatch):
+    """A run that writes more than `snapshot_every` events has them folded into the snapshot
+    by a child process while it stores (DuckDB and the fold never in the intake's memory), a
+    step per `snapshot_every` events, all done before it lets the lock go: the store's own
+    refresh then finds less than `snapshot_every` events left, and nothing in the child's way."""
+    from tix.ingest import refresh
+    from tix.store.reader import Reader
+
+    cfg = md_store.path("tix.yaml")
+    cfg.write_text(cfg.read_text().replace("snapshot_every: 20000", "snapshot_every: 9"))
+    md_store.reload_config()
+    md_store.config.section("channels")[0]["batch"] = 2
+    for i in range(12):  # 3 events each (contact, ticket, message): 36 events, 6 commits
+        drop(md_store, make_mail(subject=f"Baru {i}", msgid=f"<n{i}@x>", frm=f"P{i} <p{i}@pelanggan.example>"))
+    calls = []
+    real = refresh.start
+    monkeypatch.setattr(refresh, "start", lambda store, steps, end=False: calls.append((len(steps), end))
+                        or real(store, steps, end))
+    monkeypatch.setattr(Reader, "write_snapshot", lambda self: pytest.fail("a refresh in the intake process"))
+    rep = fetch_all(md_store, now=NOW)
+    assert (rep.stored, rep.errors) == (12, [])
+    assert calls and sum(n for n, _ in calls) >= 2  # steps of 9 events or more, while storing
+    monkeypatch.undo()
+    assert md_store.log.last_event()["seq"] - md_store.snapshot.meta()["seq"] < 9  # no long tail left
+    assert md_store.read().max_ticket == 12 and md_store.ticket(12)["subject"] == "Baru 11"
 
 
 def test_a_pooled_batch_threads_by_tag_and_headers_and_ignores_absurd_tags(md_store, monkeypatch):

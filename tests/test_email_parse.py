@@ -148,3 +148,38 @@ def test_garbage_never_raises_anything_but_unparseable():
 def test_event_json_round_trip_of_odd_subjects(store):
     p = mp.parse(b"From: a@b.example\nSubject: =?utf-8?B?8J+YgCBFbW9qaSDinJM=?=\n\nx\n")
     assert orjson.loads(orjson.dumps({"s": p.subject}))["s"] == "\U0001f600 Emoji \u2713"
+
+
+def test_fast_paths_parse_like_the_stdlib_parser(monkeypatch):
+    """`parse._multipart` cuts a one-level multipart at its delimiters instead of feeding the
+    body to the stdlib parser line by line, and `_fast_head` reads plain header blocks itself:
+    every corpus message, and odd delimiters and headers, must come out exactly as the stdlib
+    parser makes them (or fall back to it)."""
+    import dataclasses
+
+    def parsed(raw: bytes):
+        try:
+            d = dataclasses.asdict(mp.parse(raw))
+        except mp.Unparseable as exc:
+            return str(exc)
+        d.pop("headers")
+        return d
+
+    odd = [b"From: a@b.example\nContent-Type: multipart/mixed; boundary=b\n\n" + body for body in (
+        b"--b\nContent-Type: text/plain\n\nhi\n--b\nContent-Type: text/csv; name=x.csv\n\n1,2\n--b--\n",
+        b"pre\r\n--b  \r\n\r\nno header\r\n--bX\r\n--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--",
+        b"--b\nContent-Type: text/plain\n\nno closing delimiter\n",
+        b"--b\nContent-Transfer-Encoding: x-uuencode\n\nbegin 644 x\n--b--\n",
+        b"--b\nContent-Type: text/plain\n\none\n--b--\n--b\nContent-Type: text/plain\n\nafter the end\n--b--\n")]
+    odd += [b"From: a@b.example\r\nSubject: folded\r\n  over =?utf-8?q?two?=\r\n\tlines\r\n"
+            b"To:\r\n c@d.example\r\n\r\nx",
+            b" From: continues nothing\nFrom: a@b.example\n\nx", b"From a@b Mon Jan 1\nFrom: a@b.example\n\nx",
+            b"From: a@b.example\nnot a header\nSubject: s\n\nx", b"From: a@b.example\x0bSubject: s\n\nx",
+            b"From: a@b.example\rSubject: old Mac\r\rx"]
+    raws = [p.read_bytes() for p in corpus_files()] + odd
+    fast = [parsed(raw) for raw in raws]
+    assert sum(mp._multipart(raw) is not None for raw in raws) >= 20  # the fast paths are taken
+    assert sum(mp._fast_head(raw[:raw.find(b"\n\n") + 2]) is not None for raw in raws) >= 80
+    monkeypatch.setattr(mp, "_multipart", lambda raw: None)
+    monkeypatch.setattr(mp, "_fast_head", lambda head: None)
+    assert fast == [parsed(raw) for raw in raws]

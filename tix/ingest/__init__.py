@@ -35,10 +35,7 @@ from tix.errors import ConfigError, Problem, StoreLocked, TixError
 from tix.ingest.intake import Intake
 from tix.store import quarantine
 
-# Refresh the snapshot within a run after this much log (bounds the tail a crash leaves).
-SNAPSHOT_BYTES = 96 * 1024 * 1024
-
-__all__ = ["SNAPSHOT_BYTES", "fetch_all", "fetch_spool", "own_addresses", "replay", "replay_quarantined"]
+__all__ = ["fetch_all", "fetch_spool", "own_addresses", "replay", "replay_quarantined"]
 
 
 def fetch_all(store, now: datetime | None = None, limit: int | None = None, sources=None,
@@ -73,6 +70,7 @@ def fetch_all(store, now: datetime | None = None, limit: int | None = None, sour
                 run.close(failed)
             run.index.save(store, upto=batch)
             run.clean_quarantine()
+            run.finish_refresh()  # a long run's tail, in a child (not in this process)
         finally:
             run.index.close()
     if media and any(spec["type"] == "whatsapp" for spec in specs):

@@ -52,6 +52,9 @@ from tix.store import quarantine
 from tix.store.log import iso, parse_ts_or_none, utcnow
 
 OPEN = ("new", "open", "pending")
+# Steps of `snapshot_every` events a refresh child folds (one after the other: its memory is
+# one step's): each child costs ~0.5 s of CPU to start (Python, DuckDB, pyarrow).
+REFRESH_STEPS = 2
 
 
 @dataclass
@@ -115,7 +118,10 @@ class Intake:
         self._contacts: tickets.ContactIndex | None = None
         self._conversations: dict[tuple, int] | None = None
         self._steps: dict[str, object] = {}
-        self._tail_mark = None
+        self._refresh = None  # (the refresh child running, the batch's seq it folds up to)
+        self._snap_seq = batch.seq  # the batch's seq the snapshot is refreshed up to (or before)
+        self._step_seq = batch.seq  # the batch's seq at the last step
+        self._refresh_steps: list = []  # (log position, seq) every `snapshot_every` events since
 
     def clock(self) -> datetime:
         return self.item_time or self.now or utcnow()
@@ -147,6 +153,7 @@ class Intake:
         for step in self._steps.values():
             step.close(failed)
         self.files.close()
+        self.finish_refresh(final=False)  # a refresh child never outlives the run's lock
 
     def clean_quarantine(self) -> int:
         """After a run's last commit, under the lock: drop quarantine entries of this run's
@@ -217,37 +224,61 @@ class Intake:
         After this, and only after, the chunk may be acknowledged at its source.
         """
         self.files.sync()
-        self.batch.flush()
+        pos = self.batch.flush()
         for ev in self.batch.written:  # the index keeps the contacts' identifiers (the rest it was told)
             if ev["type"].startswith("contact."):
                 self.index.fold_contact(ev)
         self.index.flush()
         self.batch.written.clear()  # keep memory flat over a long run
-        self._bound_tail()
+        self._bound_tail(pos)
 
-    def _bound_tail(self) -> None:
-        """Refresh the snapshot when this run has appended more than SNAPSHOT_BYTES.
+    def _bound_tail(self, pos) -> None:
+        """Every `snapshot_every` events of this run, note where the log stands (a step), and
+        every REFRESH_STEPS steps have a child process (`tix.ingest.refresh`) fold them into
+        the snapshot while this one goes on storing: a long run leaves no long tail, and DuckDB
+        and the fold are never in the intake's memory. One child at a time; `finish_refresh`
+        ends the run's."""
+        from tix.ingest import refresh
 
-        A refresh streams the tail (its memory does not grow with it), but the next
-        command's reader folds the tail in memory, and message events carry text: a run
-        killed after 20,000 messages would leave it a tail of hundreds of MB. Each
-        refresh costs about 0.2 s, so they are rare.
-        """
-        import tix.ingest
-
-        end = self.store.log.end()
-        if self._tail_mark is None or end.segment != self._tail_mark.segment:
-            self._tail_mark = end
+        self._reap_refresh(wait=False)
+        if pos is None:
             return
-        if end.offset - self._tail_mark.offset > tix.ingest.SNAPSHOT_BYTES:
-            self._tail_mark = end
-            try:
-                self.store.refresh_snapshot()
-            except Exception:  # noqa: BLE001 - the snapshot is only a cache: intake goes on
-                return
+        if self.batch.seq - self._step_seq >= int(self.config.setting("snapshot_every")):
+            self._refresh_steps.append((pos, self.batch.seq))
+            self._step_seq = self.batch.seq
+        if self._refresh is None and len(self._refresh_steps) >= REFRESH_STEPS:
+            steps, self._refresh_steps = self._refresh_steps, []
+            proc = refresh.start(self.store, [p for p, _ in steps])
+            if proc is not None:
+                self._refresh = (proc, steps[-1][1])
+
+    def _reap_refresh(self, wait: bool) -> None:
+        """Collect the refresh child when it is done (with `wait`: when it is done)."""
+        if self._refresh is None:
+            return
+        proc, seq = self._refresh
+        if proc.poll() is None and not wait:
+            return
+        self._refresh = None
+        if proc.wait() == 0:
+            self._snap_seq = seq
             # The run's reader reads the snapshot of the run's start, whose files a second
             # refresh prunes: read the new one (the run's own tickets are in `self.rows`).
             self.batch.use_reader(None)
+
+    def finish_refresh(self, final: bool = True) -> None:
+        """Wait for the run's refresh child; with `final`, when this run left `snapshot_every`
+        events or more unfolded, fold them in a child too (the store's own refresh when the
+        lock is let go then finds nothing to do). Before the lock is let go, always."""
+        from tix.ingest import refresh
+
+        self._reap_refresh(wait=True)
+        if final and self.batch.seq - self._snap_seq >= int(self.config.setting("snapshot_every")):
+            steps, self._refresh_steps = self._refresh_steps, []
+            proc = refresh.start(self.store, [p for p, seq in steps if seq < self.batch.seq], end=True)
+            if proc is not None:
+                self._refresh = (proc, self.batch.seq)
+                self._reap_refresh(wait=True)
 
     # -- contacts -------------------------------------------------------------------------------
     @property
@@ -271,6 +302,7 @@ class Intake:
             since = len(self.batch.pending)
             cid = tickets.create_contact(self.batch, who.name, [email] if email else [], [phone] if phone else [],
                                          fields=fields)
+            self.index.fresh(contact=cid)
             self.stamp(since)
             for mapping, key in ((idx.by_email, email), (idx.by_phone, phone), (idx.by_user, who.user_id)):
                 if key:
@@ -411,6 +443,7 @@ class Intake:
                                        inbox=spec.inbox, status=spec.status, team=spec.team, priority=spec.priority,
                                        tags=spec.tags, fields={"linked": linked} if linked is not None else None,
                                        config=self.config, why=why)
+        self.index.fresh(ticket=number)
         self.stamp(since)
         self.report.tickets_created += 1
         self.journal.set(self.rows, number, {"number": number, "status": spec.status, "contact": m.contact,

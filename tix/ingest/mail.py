@@ -28,7 +28,7 @@ from tix.ingest.agentmail import AgentMail
 from tix.ingest.intake import Identity, Inbound, NewTicket
 from tix.ingest.parsing import Parser, Prefetch
 
-EVENT_TEXT_LIMIT = 16_000  # characters of text per event (`text_truncated`); the raw file keeps all
+EVENT_TEXT_LIMIT = 16_000  # characters of new text per event (`text_truncated`); the raw file keeps all
 TAG_DIGITS = 12  # a longer `[#N]` (e.g. 30 digits) is not a ticket number
 
 
@@ -151,8 +151,8 @@ class MailStep:
         rel, span = run.files.write_raw(item.raw, run.now)
         data = {"message": ckey, "channel": "email", "message_id": p.message_id, "from": p.from_addr,
                 "from_name": p.from_name, "to": p.to, "cc": p.cc, "subject": p.subject,
-                "text": p.text[:EVENT_TEXT_LIMIT], "text_full": p.text_full[:EVENT_TEXT_LIMIT],
-                **({"text_truncated": True} if len(p.text_full) > EVENT_TEXT_LIMIT else {}),
+                "text": p.text[:EVENT_TEXT_LIMIT],  # the whole text (quoted history too) is the raw's:
+                **({"text_truncated": True} if len(p.text) > EVENT_TEXT_LIMIT else {}),  # parse.stored_text
                 "html": p.html is not None, "raw": rel, "raw_span": span,
                 "attachments": [self._blob(part, spec) for part in p.attachments],
                 "auto": p.auto_reason is not None, "auto_reason": p.auto_reason, "language": None,

@@ -13,22 +13,26 @@ class Parser:
     """Parses a chunk of raw messages, on every core when the chunk is large.
 
     Parsing, not IMAP, bounds intake (DESIGN.md: about 1,900 msg/s per core for the
-    stdlib parser), so a chunk of at least `MIN_POOL` messages is split between this
-    process and `workers` parse workers (`tix.channels.mail.parseworker`, one per extra CPU,
-    at most 3; `TIX_PARSE_WORKERS` overrides). Workers are plain child processes on
+    stdlib parser), so a chunk of at least `MIN_POOL` messages goes to `workers` parse
+    workers (`tix.channels.mail.parseworker`, one per CPU, at most 4; none on one CPU;
+    `TIX_PARSE_WORKERS` overrides). This process keeps no share by default
+    (`TIX_PARSE_MAIN_SHARE`, relative to one worker's 1.0): it fetches and stores, which on
+    2 cores is a core's worth of work already (issue 16: with a third of the parsing it was
+    the bottleneck, the worker idle half the time). Workers are plain child processes on
     pipes: they inherit no file descriptor (not the store lock), re-run no `__main__`,
     and exit when their stdin closes, i.e. when tix exits or is killed.
     """
 
     MIN_POOL = 64
-    MAIN_SHARE = float(os.environ.get("TIX_PARSE_MAIN_SHARE") or 0.5)  # relative to one worker's 1.0
+    MAIN_SHARE = float(os.environ.get("TIX_PARSE_MAIN_SHARE") or 0)  # relative to one worker's 1.0
 
     def __init__(self, own):
         self.own = own
         self.procs: list = []
         self.pending = 0  # jobs submitted and not yet collected
         env = os.environ.get("TIX_PARSE_WORKERS")
-        self.workers = int(env) if env and env.isdigit() else min((os.cpu_count() or 1) - 1, 3)
+        cpus = os.cpu_count() or 1
+        self.workers = int(env) if env and env.isdigit() else (min(cpus, 4) if cpus > 1 else 0)
 
     def parse_many(self, raws: list[bytes]) -> list:
         return self.collect(self.submit(raws))

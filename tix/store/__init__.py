@@ -64,7 +64,8 @@ Event lines. Each line of a segment is one JSON object followed by `\\n`::
   bookkeeping types `ticket.routed`, `outbox.sent`, `outbox.failed`, `message.status`).
 - Data of the message events, as written by the channels: `message.received` has
   `message` (the idempotency key), `channel`, `message_id`, `from`, `from_name`, `to`,
-  `cc`, `subject`, `text` (new text), `text_full`, `html`, `raw` (path under `messages/`;
+  `cc`, `subject`, `text` (new text; the whole text is the raw message's: `parse.stored_text`;
+  events before issue 16 also carry `text_full`), `html`, `raw` (path under `messages/`;
   with `raw_span` [offset, length] a byte range of a pack file: `channels.base.read_raw`),
   `attachments` (`name`, `type`, `size`, `sha256` or null when over the size limit),
   `auto`/`auto_reason`, `language`, `inbox`, `date`, `source`, `source_key`, `reply_to`,

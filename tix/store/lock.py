@@ -75,6 +75,11 @@ class WriteLock:
     def held(self) -> bool:
         return self._fd is not None
 
+    def fileno(self) -> int | None:
+        """The locked descriptor while held: a child process given it (pass_fds) keeps the
+        lock held should this process die first (tix.ingest.refresh)."""
+        return self._fd
+
     @property
     def depth(self) -> int:
         """How many `acquire`s are holding the lock now (0: not held). 1 is the outermost

@@ -84,7 +84,7 @@ def export_document(store, reader, cid: int) -> dict:
         t = tickets.get(ev.get("ticket"))
         if t is None:
             continue
-        _add(t, ev)
+        _add(store, t, ev)
     for t in tickets.values():
         for m in t["messages"]:
             m.pop("_key", None)
@@ -100,13 +100,13 @@ def export_document(store, reader, cid: int) -> dict:
     return {"format": FORMAT, "exported_at": iso(utcnow()), "contact": contact, "tickets": list(tickets.values())}
 
 
-def _add(ticket: dict, ev: dict) -> None:
+def _add(store, ticket: dict, ev: dict) -> None:
     kind, d = ev["type"], ev.get("data") or {}
     if kind in ("message.received", "message.sent"):
         ticket["messages"].append({
             "ts": ev["ts"], "direction": "in" if kind == "message.received" else "out",
             "channel": d.get("channel"), "from": d.get("from"), "to": d.get("to"), "cc": d.get("cc"),
-            "subject": d.get("subject"), "text": d.get("text_full") or d.get("text"), "auto": bool(d.get("auto")),
+            "subject": d.get("subject"), "text": _full_text(store, d), "auto": bool(d.get("auto")),
             "attachments": [_attachment(a) for a in d.get("attachments") or () if isinstance(a, dict)],
             "_key": d.get("message")})
     elif kind == "message.media" and d.get("status") == "stored" and d.get("sha256"):
@@ -122,6 +122,15 @@ def _add(ticket: dict, ev: dict) -> None:
                     same.update(file=got["file"], sha256=got["sha256"], size=got["size"] or same["size"])
     elif kind == "ticket.note" and d.get("kind") == "intake":
         ticket["notes"].append({"ts": ev["ts"], "body": d.get("body")})
+
+
+def _full_text(store, d: dict) -> str | None:
+    """A message's whole text, quoted history included (an email's from its raw message)."""
+    if d.get("channel") == "email" and "text_full" not in d and d.get("raw"):
+        from tix.channels.mail.parse import stored_text
+
+        return stored_text(store, d)
+    return d.get("text_full") or d.get("text")
 
 
 def _attachment(a: dict) -> dict:

@@ -124,12 +124,13 @@ def decode_words(value) -> str:
 # survive into a header value, a subject shown on a terminal, or an outgoing header (a
 # `\x0b` or U+2028 in a subject once made every later notification flush raise).
 _HEADER_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+_SURROGATES = re.compile("[\udc80-\udcff]")  # 8-bit header bytes, as compat32 hands them over
 
 
 def _unfold(text: str) -> str:
     text = text.replace("\r\n", "").replace("\r", "").replace("\n", "")
     # 8-bit header bytes come back from compat32 as surrogate escapes: recover them
-    if any("\udc80" <= c <= "\udcff" for c in text):
+    if not text.isascii() and _SURROGATES.search(text):
         text = decode_bytes(text.encode("utf-8", "surrogateescape"), None)
     return clean_header(text)
 
@@ -224,13 +225,15 @@ def _sender(value) -> str:
 def _unfold_raw(text: str) -> str:
     """Unfold a raw header value without decoding encoded words."""
     text = text.replace("\r\n", "").replace("\r", "").replace("\n", "")
-    if any("\udc80" <= c <= "\udcff" for c in text):
+    if not text.isascii() and _SURROGATES.search(text):
         text = decode_bytes(text.encode("utf-8", "surrogateescape"), None)
     return _HEADER_CONTROLS.sub(" ", text)
 
 
 def _split_list(text: str) -> list[str]:
     """Split an address list at commas outside quotes, angle brackets and comments."""
+    if "," not in text and ";" not in text:  # one address (most headers): nothing to split
+        return [text.strip()] if text.strip() else []
     parts, start, quoted, angle, depth, i, n = [], 0, False, False, 0, 0, len(text)
     while i < n:
         c = text[i]
@@ -560,8 +563,8 @@ def _parse(raw: bytes, own_addresses) -> Parsed:
         raise Unparseable("not an RFC 5322 message: it does not start with a header")
     raw = raw[start:]
     msg, body = _head_only(raw)
-    if msg is None:  # multipart or message/*: the full MIME parse
-        msg = message_from_bytes(raw, policy=compat32)
+    if msg is None:  # multipart or message/*: the full MIME parse (a plain multipart split fast)
+        msg = _multipart(raw) or message_from_bytes(raw, policy=compat32)
     h = Headers(msg)
     from_name, from_addr = _sender_of(h)
     text_parts, html_parts, attachments, calendar = [], [], [], []
@@ -604,6 +607,39 @@ def _parse(raw: bytes, own_addresses) -> Parsed:
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _PARSER = BytesParser(policy=compat32)
+_LINES = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)")  # the stdlib parser's lines (not str.splitlines')
+_FIELD = re.compile(r"[\041-\071\073-\176]+:")
+
+
+def _parse_head(head: bytes) -> Message:
+    """The header block `head` (up to and with its blank line) as the stdlib parser makes it
+    (compat32, headers only): the common case done here, line by line without the feed
+    parser's machinery; anything it would record a defect for, or an mbox `From ` line, is
+    left to it (`_fast_head` returns None)."""
+    return _fast_head(head) or _PARSER.parsebytes(head, headersonly=True)
+
+
+def _fast_head(head: bytes) -> Message | None:
+    text = head.decode("ascii", "surrogateescape")
+    lines = _LINES.findall(text)
+    if len(lines) < 2 or sum(map(len, lines)) != len(text) or lines[-1].strip("\r\n"):
+        return None  # not a header block ending in its blank line
+    fields: list[list[str]] = []
+    for line in lines[:-1]:
+        if line[:1] in (" ", "\t"):
+            if not fields:
+                return None  # a first line that continues nothing: a defect
+            fields[-1].append(line)
+        elif _FIELD.match(line) and not line.startswith("From "):
+            fields.append([line])
+        else:
+            return None  # not a header line (a defect), or an envelope line
+    msg = Message(policy=compat32)
+    for lines_of in fields:  # as compat32's header_source_parse
+        name, value = lines_of[0].split(":", 1)
+        msg._headers.append((name, (value.lstrip(" \t") + "".join(lines_of[1:])).rstrip("\r\n")))
+    msg.set_payload("")
+    return msg
 
 
 def _head_only(raw: bytes):
@@ -615,10 +651,75 @@ def _head_only(raw: bytes):
     m = _HEAD_END.search(raw, 0, 1_000_000)
     if m is None:
         return None, None
-    msg = _PARSER.parsebytes(raw[:m.end()], headersonly=True)
+    msg = _parse_head(raw[:m.end()])
     if msg.defects or msg.get_content_maintype() in ("multipart", "message"):
         return None, None
     return msg, raw[m.end():]
+
+
+_SIMPLE_MULTIPART = ("multipart/mixed", "multipart/alternative", "multipart/related")
+_PART_CTES = ("", "7bit", "8bit", "binary", "base64", "quoted-printable")
+
+
+def _multipart(raw: bytes) -> Message | None:
+    """A one-level multipart/mixed, alternative or related message as the message tree the
+    stdlib parser makes of it (compat32: each part's payload its text, undecoded), or None
+    for anything else (nested parts, message/* parts, a missing or repeated closing
+    delimiter, a part without a header/body separator, header defects): then the stdlib
+    parser does it, defects and all.
+
+    The fast path: the feed parser reads a body line by line (a 20 KB attachment is hundreds
+    of lines); here the body is cut at its delimiter lines and only the headers are parsed.
+    """
+    m = _HEAD_END.search(raw, 0, 1_000_000)
+    if m is None:
+        return None
+    msg = _parse_head(raw[:m.end()])
+    boundary = msg.get_boundary() if not msg.defects and msg.get_content_type() in _SIMPLE_MULTIPART else None
+    if not boundary or str(msg.get("Content-Transfer-Encoding") or "").strip().lower() not in _PART_CTES[:4]:
+        return None  # (an encoded multipart is a defect the stdlib parser records)
+    body = raw[m.end():]
+    found = _delimiters(body, b"--" + boundary.encode("ascii", "surrogateescape"))
+    if len(found) < 2 or not found[-1][2] or any(d[2] for d in found[:-1]) or len(found) > MAX_PARTS:
+        return None
+    parts = []
+    for d, nxt in zip(found, found[1:], strict=False):
+        start, end = d[1] + 1, nxt[0] - 1  # the line break before a delimiter is the delimiter's
+        if end > start and body[end - 1:end] == b"\r":
+            end -= 1
+        chunk = body[start:max(start, end)]
+        h = _HEAD_END.search(chunk)
+        if h is None or chunk[:1] in (b"\r", b"\n"):  # no header/body separator, or no header
+            return None
+        part = _parse_head(chunk[:h.end()])
+        ctype = part.get_content_type()
+        if part.defects or ctype.startswith(("multipart/", "message/")) or \
+                str(part.get("Content-Transfer-Encoding") or "").strip().lower() not in _PART_CTES:
+            return None
+        part.set_payload(chunk[h.end():].decode("ascii", "surrogateescape"))
+        parts.append(part)
+    msg.set_payload(parts)
+    return msg
+
+
+def _delimiters(body: bytes, marker: bytes) -> list[tuple[int, int, bool]]:
+    """(start, end, closing) of each delimiter line `--boundary[--][ \\t]*` in `body`
+    (RFC 2046; as the stdlib parser finds them), the line break after it excluded."""
+    out = []
+    i = 0 if body.startswith(marker) else body.find(b"\n" + marker)
+    i = i if i <= 0 else i + 1
+    while i >= 0:
+        end = body.find(b"\n", i)
+        end = len(body) if end < 0 else end
+        rest = body[i + len(marker):end]
+        if rest.endswith(b"\r"):
+            rest = rest[:-1]
+        closing = rest.startswith(b"--")
+        if not rest[2 if closing else 0:].strip(b" \t"):
+            out.append((i, end, closing))
+        i = body.find(b"\n" + marker, end)
+        i = i if i < 0 else i + 1
+    return out
 
 
 def _decode_cte(body: bytes, cte: str) -> bytes:
@@ -748,6 +849,23 @@ def bounce_info(msg: Message, h: Headers | None = None) -> dict | None:
     if not report and not ids:
         return None
     return {"message_ids": ids[:20], "recipients": rcpts[:20], "status": status}
+
+
+def stored_text(store, data: dict) -> str:
+    """The whole plain text of a stored `message.received` (quoted history included).
+
+    Its event keeps only the new text (`text`); the rest is the raw message's, parsed again
+    here (events written before that carry `text_full`). The event's text when the raw
+    message is gone (erased) or no longer parses.
+    """
+    if data.get("text_full"):
+        return data["text_full"]
+    from tix.channels.base import read_raw
+
+    try:
+        return parse(read_raw(store, data)).text_full or data.get("text") or ""
+    except (OSError, Unparseable):
+        return data.get("text") or ""
 
 
 def content_key(raw: bytes, message_id: str | None = None) -> str:

@@ -26,6 +26,7 @@ def parse_one(raw: bytes, own):
     p.headers = None  # the Message object is not needed after parsing
     if p.html is not None:
         p.html = ""  # intake only records that there was one (the raw message keeps it)
+    p.text_full = ""  # nor the whole text: only the new text goes into the event (parse.stored_text)
     p.key = mailparse.content_key(raw, p.message_id)  # here, off the storing process
     return p
 
