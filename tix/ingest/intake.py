@@ -229,7 +229,7 @@ class Intake:
             if ev["type"].startswith("contact."):
                 self.index.fold_contact(ev)
         self.index.flush()
-        self.batch.written.clear()  # keep memory flat over a long run
+        self.batch.forget_written()  # keep memory flat over a long run
         self._bound_tail(pos)
 
     def _bound_tail(self, pos) -> None:

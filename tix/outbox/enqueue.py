@@ -48,16 +48,6 @@ def _cache(batch) -> dict:
     return batch.cache.setdefault(CACHE, {"auto": [], "keys": {}, "index": None})
 
 
-def _kept(batch, ev: dict) -> bool:
-    """Whether an event emitted in `batch` is still in it (not taken back by `rollback`)."""
-    for events in (batch.pending, batch.written):
-        if events:
-            i = ev["seq"] - events[0]["seq"]
-            if 0 <= i < len(events) and events[i] is ev:
-                return True
-    return False
-
-
 def new_id(prefix: str, now: datetime) -> str:
     return f"{prefix}{now.strftime('%Y%m%d%H%M%S')}{secrets.token_hex(4)}"
 
@@ -125,7 +115,9 @@ def _over_cap(batch, to: list[str], now: datetime) -> bool:
     cap = auto_reply_cap(batch.store.config)
     idx = _index(batch.store)
     since = iso(now - timedelta(days=1))
-    pending = [a for ev, addrs in _cache(batch)["auto"] if _kept(batch, ev) for a in addrs]
+    # the auto-replies of this batch the index cannot see yet: kept, and not committed (it reads those)
+    pending = [a for ev, addrs in _cache(batch)["auto"] if batch.kept(ev) and ev["seq"] > batch.committed
+               for a in addrs]
     return any(idx.auto_count(addr, since) + pending.count(addr) >= cap for addr in to)
 
 
@@ -234,7 +226,7 @@ def notify(batch, kind: str = "email", target: str = "", subject: str = "", body
         raise UsageError("a notification needs a key (what it is about), so that it is queued once")
     cache = _cache(batch)
     mine = cache["keys"].get(key)
-    if mine is not None and _kept(batch, mine):
+    if mine is not None and batch.kept(mine):
         return mine["data"]["outbox"]
     known = _index(batch, index).keys.get(key)
     if known:

@@ -438,8 +438,9 @@ def _run(store, batch, reader, ruleset, result, reroute, numbers, now) -> Runtim
                                                              "rules": matched}, ts=rt.ts)
             result.routed += 1
         del tickets, intake, contacts
-        if chunked:
-            batch.flush(commit=False)  # written, not yet committed: one commit at the end, as ever
+        if chunked and not rt.dry_run:  # each chunk committed (a crash leaves the rest to route next
+            batch.flush()  # run, as ever) and its events let go: memory stays flat however long
+            batch.forget_written()
     result.events = batch.seq - first
     result.skipped.update(rt.skipped)
     if rt.dry_run:

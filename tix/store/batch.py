@@ -46,6 +46,9 @@ class Batch:
         last = store.log.last_event()
         self.seq = last["seq"] if last else 0
         self.first_seq = self.seq  # the seq before this batch's first event
+        self.forgotten = self.seq  # this batch's events up to here were written and let go (`forget_written`)
+        self.committed = self.seq  # this batch's events up to here are committed: readers see them
+        self._taken_back: dict[int, dict] = {}  # id -> event, of the events `rollback` took back
         self._foldable = True  # no event of this batch went unfolded yet
         self.start: Position | None = None  # where the log ended before this batch's first event
         self.folded: State | None = None
@@ -151,6 +154,8 @@ class Batch:
         again. Events flushed since `mark` cannot be taken back: that raises ValueError."""
         if len(self.pending) < mark.pending or self.seq - len(self.pending) != mark.seq - mark.pending:
             raise ValueError("the batch was flushed after the savepoint; its events are written")
+        for ev in self.pending[mark.pending:]:  # kept (not just their ids): an id is never reused
+            self._taken_back[id(ev)] = ev
         del self.pending[mark.pending:]
         if mark.seq != self.seq:  # what was folded of the events taken back cannot be unfolded
             self.folded, self._foldable = None, False
@@ -184,8 +189,25 @@ class Batch:
         pos = self._append(self.pending, True)
         self.written += self.pending
         self.pending = []
+        self.committed = self.seq
         self._open_from = self._segment = None
         return pos
+
+    def forget_written(self) -> None:
+        """Drop the events already written (`flush`) from memory, for a long run that writes in
+        chunks (the intake, a bulk update, the first route over an imported history): `kept`
+        still counts them as in the batch, as they are (written events cannot be taken back)."""
+        self.forgotten, self.written = self.seq - len(self.pending), []
+
+    def kept(self, ev: dict) -> bool:
+        """Whether an event emitted in this batch is still in it: pending, written, or committed
+        and forgotten, and not taken back by `rollback`."""
+        for events in (self.pending, self.written):
+            if events:
+                i = ev["seq"] - events[0]["seq"]
+                if 0 <= i < len(events) and events[i] is ev:
+                    return True
+        return self.first_seq < ev["seq"] <= self.forgotten and id(ev) not in self._taken_back
 
     def _append(self, events: list[dict], commit: bool) -> Position:
         log = self.store.log

@@ -121,7 +121,7 @@ def _plan(batch, store, filter_text, numbers, changes, add, remove, note, why, c
                     {"type": e["type"], "data": e["data"]} for e in made]})
         if not dry_run and len(batch.pending) >= 10000:
             batch.flush(commit=False)  # frees memory; the whole update still commits as one batch
-            batch.written.clear()  # (nothing reads back what an update wrote)
+            batch.forget_written()  # (nothing reads back what an update wrote)
     return result
 
 
