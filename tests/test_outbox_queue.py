@@ -11,6 +11,14 @@ def queued(store, type_):
     return [ev for ev, _p in store.log.read() if ev["type"] == type_]
 
 
+def _one_ticket(store, smtp_server) -> None:
+    """Ticket 1, from Sari's email address, on a store that sends mail (auto_reply_cap: 2)."""
+    add_config(store, smtp_server.outbound_yaml())
+    with store.writing(actor="user:ani") as b:
+        cid = create_contact(b, "Sari", emails=["sari@pelanggan.example"])
+        create_ticket(b, "Paket belum sampai", channel="email", contact=cid)
+
+
 def test_a_rolled_back_notification_key_is_queued_again(store):
     with store.writing() as batch:
         mark = batch.savepoint()
@@ -24,10 +32,7 @@ def test_a_rolled_back_notification_key_is_queued_again(store):
 
 
 def test_a_rolled_back_auto_reply_does_not_count_towards_the_cap(store, smtp_server):
-    add_config(store, smtp_server.outbound_yaml())  # auto_reply_cap: 2
-    with store.writing(actor="user:ani") as b:
-        cid = create_contact(b, "Sari", emails=["sari@pelanggan.example"])
-        create_ticket(b, "Paket belum sampai", channel="email", contact=cid)
+    _one_ticket(store, smtp_server)
     with store.writing() as batch:
         row = dict(batch.reader.ticket(1))
         mark = batch.savepoint()
@@ -46,10 +51,7 @@ def test_what_a_long_run_wrote_and_let_go_still_counts_and_what_was_taken_back_d
     its memory stays flat. A notification key or an auto-reply queued before that still
     counts: not queued twice, still within the cap. One taken back by a rollback, even one
     whose seq a later event reuses, does not count."""
-    add_config(store, smtp_server.outbound_yaml())  # auto_reply_cap: 2
-    with store.writing(actor="user:ani") as b:
-        cid = create_contact(b, "Sari", emails=["sari@pelanggan.example"])
-        create_ticket(b, "Paket belum sampai", channel="email", contact=cid)
+    _one_ticket(store, smtp_server)
     with store.writing() as batch:
         row = dict(batch.reader.ticket(1))
         mark = batch.savepoint()

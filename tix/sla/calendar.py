@@ -370,21 +370,10 @@ class Calendar:
             self._arrays = (opens, closes, cum_end - lens, cum_end)
         return self._arrays
 
-    @property
-    def opens(self):
-        return self._np()[0]
-
-    @property
-    def closes(self):
-        return self._np()[1]
-
-    @property
-    def cum(self):
-        return self._np()[2]
-
-    @property
-    def cum_end(self):
-        return self._np()[3]
+    opens = property(lambda self: self._np()[0])  # interval i opens (epoch seconds)
+    closes = property(lambda self: self._np()[1])  # and closes
+    cum = property(lambda self: self._np()[2])  # business seconds before interval i
+    cum_end = property(lambda self: self._np()[3])  # and up to its end
 
     @classmethod
     def always(cls, name: str = "24/7", tz: str = "UTC") -> "Calendar":
