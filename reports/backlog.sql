@@ -55,10 +55,10 @@ SELECT * FROM (VALUES
 SELECT coalesce(team, '–') AS team,
        count(*) AS open_tickets,
        count(*) FILTER (WHERE priority IN ('urgent', 'high')) AS urgent_high,
-       count(*) FILTER (WHERE $now - created_at < INTERVAL 1 DAY) AS lt_1d,
-       count(*) FILTER (WHERE $now - created_at >= INTERVAL 1 DAY AND $now - created_at < INTERVAL 3 DAY) AS d1_3,
-       count(*) FILTER (WHERE $now - created_at >= INTERVAL 3 DAY AND $now - created_at < INTERVAL 7 DAY) AS d3_7,
-       count(*) FILTER (WHERE $now - created_at >= INTERVAL 7 DAY) AS gt_7d
+       count(*) FILTER (WHERE created_at > $now - INTERVAL 1 DAY) AS lt_1d,
+       count(*) FILTER (WHERE created_at <= $now - INTERVAL 1 DAY AND created_at > $now - INTERVAL 3 DAY) AS d1_3,
+       count(*) FILTER (WHERE created_at <= $now - INTERVAL 3 DAY AND created_at > $now - INTERVAL 7 DAY) AS d3_7,
+       count(*) FILTER (WHERE created_at <= $now - INTERVAL 7 DAY) AS gt_7d
 FROM backlog_t
 GROUP BY ALL
 ORDER BY open_tickets DESC, team;
@@ -68,10 +68,10 @@ ORDER BY open_tickets DESC, team;
 -- title.id: Tiket terbuka per prioritas dan umur
 SELECT priority,
        count(*) AS open_tickets,
-       count(*) FILTER (WHERE $now - created_at < INTERVAL 1 DAY) AS lt_1d,
-       count(*) FILTER (WHERE $now - created_at >= INTERVAL 1 DAY AND $now - created_at < INTERVAL 3 DAY) AS d1_3,
-       count(*) FILTER (WHERE $now - created_at >= INTERVAL 3 DAY AND $now - created_at < INTERVAL 7 DAY) AS d3_7,
-       count(*) FILTER (WHERE $now - created_at >= INTERVAL 7 DAY) AS gt_7d
+       count(*) FILTER (WHERE created_at > $now - INTERVAL 1 DAY) AS lt_1d,
+       count(*) FILTER (WHERE created_at <= $now - INTERVAL 1 DAY AND created_at > $now - INTERVAL 3 DAY) AS d1_3,
+       count(*) FILTER (WHERE created_at <= $now - INTERVAL 3 DAY AND created_at > $now - INTERVAL 7 DAY) AS d3_7,
+       count(*) FILTER (WHERE created_at <= $now - INTERVAL 7 DAY) AS gt_7d
 FROM backlog_t
 GROUP BY priority
 ORDER BY list_position(['urgent', 'high', 'normal', 'low'], priority);
@@ -97,9 +97,9 @@ WITH weeks AS (
     UNION ALL SELECT $now + INTERVAL 1 MICROSECOND  -- now, with what happened at this very moment
 )
 SELECT iso_week(w.week_end - INTERVAL 1 SECOND) AS week,
-       ((SELECT count(*) FROM backlog_t) + coalesce(sum(d.delta), 0))::BIGINT AS backlog
-FROM weeks w LEFT JOIN backlog_d d ON d.ts >= w.week_end
-GROUP BY w.week_end
+       ((SELECT count(*) FROM backlog_t)
+        + coalesce((SELECT sum(d.delta) FROM backlog_d d WHERE d.ts >= w.week_end), 0))::BIGINT AS backlog
+FROM weeks w
 ORDER BY w.week_end;
 
 -- section: oldest

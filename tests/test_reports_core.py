@@ -262,3 +262,13 @@ def test_durations_under_an_hour_show_minutes_worth_and_never_minus_zero():
     assert L.value(-0.0004, "age_days") == "0,0"  # a clock's skew of seconds
     assert L.value(-0.04, "x") == "0,0" and L.value(2.25, "median_hours") == "2,2"
     assert Labels("en").value(0.05, "median_hours") == "0.05"
+
+
+def test_a_report_runs_on_one_duckdb_thread(report_store):
+    """Its sections are many small queries: a second thread costs CPU and gains no time."""
+    from tix.reports.definition import spare_connection
+
+    con = spare_connection()
+    assert con.execute("SELECT current_setting('threads')").fetchone()[0] == 1
+    r = run_report(report_store, "backlog", now=NOW, con=None)
+    assert rows(r, "summary")
