@@ -1,12 +1,16 @@
 """WhatsApp benchmarks: spool intake and webhook receiver throughput.
 
     .venv/bin/python bench/bench_whatsapp.py [--payloads 10000] [--requests 3000] [--clients 16]
+                                             [--statuses 1000000]
 
 1. Intake: N text-message payloads (from 1,000 customers) in spool/whatsapp/ of a fresh
    store, then one `tix.ingest.fetch_spool` run (target: 10,000 in under 5 s).
 2. Receiver: `tix webhook serve` in its own process on loopback; client processes POST signed
    payloads, one connection per request as Meta does (target: at least 500 requests/s). Every
    accepted request is checked to be in the spool.
+3. Growth (issue 16, target 6): a run of 10 payloads on a store whose message index already
+   holds --statuses delivery statuses of messages tix sent (a shop's years of WhatsApp
+   replies; written straight into the index): its time should not grow with them.
 """
 from __future__ import annotations
 
@@ -83,6 +87,35 @@ def bench_intake(n: int) -> None:
         print(f"intake: empty spool run {time.perf_counter() - t:.2f} s")
 
 
+def bench_statuses(n: int) -> None:
+    import sqlite3
+
+    import orjson
+
+    from tix.ingest import fetch_spool
+    from tix.store import Store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = new_store(Path(tmp) / "store")
+        spool = store.path("spool", "whatsapp")
+        (spool / f"{0:020d}-1-{0:08d}.json").write_bytes(payload(0))
+        fetch_spool(store, media=False)  # makes the index
+        db = sqlite3.connect(store.path("state", "message-index.sqlite"))
+        with db:
+            db.executemany("INSERT INTO kv VALUES ('w', ?, ?)", (
+                (f"wamid.OUT{i:012d}", orjson.dumps([3, 3, {"message": f"wamid.OUT{i:012d}", "channel": "whatsapp",
+                                                            "status": "read", "at": "2026-11-02T08:00:00.000000Z"}]))
+                for i in range(n)))
+        db.close()
+        for i in range(1, 11):
+            (spool / f"{i:020d}-1-{i:08d}.json").write_bytes(payload(i))
+        t, c = time.perf_counter(), time.process_time()
+        rep = fetch_spool(Store(store.root), media=False)
+        assert rep.stored == 10 and not rep.errors, (rep.stored, rep.errors[:3])
+        print(f"growth: 10 payloads with {n:,} statuses in the index: {time.perf_counter() - t:.2f} s wall, "
+              f"{time.process_time() - c:.2f} s CPU")
+
+
 def _client(args) -> tuple[int, int]:
     port, count, seed = args
     ok = bad = 0
@@ -151,10 +184,12 @@ def main() -> None:
     ap.add_argument("--payloads", type=int, default=10_000)
     ap.add_argument("--requests", type=int, default=3_000)
     ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--statuses", type=int, default=1_000_000)
     args = ap.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     bench_intake(args.payloads)
     bench_receiver(args.requests, args.clients)
+    bench_statuses(args.statuses)
 
 
 if __name__ == "__main__":

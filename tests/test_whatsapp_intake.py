@@ -245,6 +245,66 @@ def test_statuses_monotonic_and_late_match(wa_store):
     assert sts[-1]["data"]["late"] is True
 
 
+def _late(store):
+    from tix.ingest.index import MessageIndex
+
+    idx = MessageIndex.load(store)
+    try:
+        return sorted(k for k, _v in idx.late.items())
+    finally:
+        idx.close()
+
+
+def test_a_run_reads_only_the_statuses_still_waiting_for_their_message(wa_store):
+    """The statuses of known messages never wait; a waiting one leaves the wait once attached
+    (a run used to read every status the store ever had)."""
+    out = "wamid.HBgLMTU1NTU1NTAxMDAVAgARGBJBQUFBQUFBQUFBQUFBQUFBQUEA"
+    spool(wa_store, fixture_bytes("from-docs/webhooks/status_read.json"), name="001.json")
+    fetch_spool(wa_store)
+    assert _late(wa_store) == [out]
+    spool(wa_store, text_payload("wamid.IN1", "hi"))
+    with wa_store.writing() as batch:
+        batch.emit("outbox.sent", ticket=None, data={"outbox": "o0", "channel": "whatsapp", "message": "wamid.K"})
+    fetch_spool(wa_store)
+    with wa_store.writing() as batch:
+        batch.emit("outbox.sent", ticket=1, data={"outbox": "o1", "channel": "whatsapp", "message": out})
+        batch.emit("outbox.sent", ticket=1, data={"outbox": "o2", "channel": "whatsapp", "message": "wamid.OUT2"})
+    spool(wa_store, status_payload("wamid.OUT2", "delivered", ts=1760000011))
+    fetch_spool(wa_store)
+    assert _late(wa_store) == []
+    sts = events(wa_store, "message.status")
+    assert [(s["data"]["message"], s["data"]["status"], s.get("ticket")) for s in sts][-2:] == [
+        (out, "read", 1), ("wamid.OUT2", "delivered", 1)]
+
+
+def test_an_index_of_the_version_before_is_brought_up_in_place(wa_store):
+    """A version-5 index gets its waiting statuses from its own rows (no rebuild from the log:
+    a row the log does not hold survives), and the waiting status is still attached."""
+    import sqlite3
+
+    out = "wamid.HBgLMTU1NTU1NTAxMDAVAgARGBJBQUFBQUFBQUFBQUFBQUFBQUEA"
+    spool(wa_store, fixture_bytes("from-docs/webhooks/status_read.json"), name="001.json")
+    spool(wa_store, text_payload("wamid.IN1", "hi"))
+    fetch_spool(wa_store)
+    db = sqlite3.connect(wa_store.path("state", "message-index.sqlite"))
+    with db:
+        db.execute("DELETE FROM kv WHERE t = 'l'")
+        db.execute("UPDATE meta SET value = 5 WHERE key = 'version'")
+        db.execute("INSERT INTO kv VALUES ('k', 'sentinel', '1')")
+    db.close()
+    with wa_store.writing() as batch:
+        batch.emit("outbox.sent", ticket=1, data={"outbox": "o1", "channel": "whatsapp", "message": out})
+    spool(wa_store, status_payload("wamid.OUT2", "delivered", ts=1760000011))
+    fetch_spool(wa_store)
+    sts = events(wa_store, "message.status")
+    assert [(s["data"]["message"], s.get("ticket")) for s in sts if s["data"].get("late")] == [(out, 1)]
+    db = sqlite3.connect(wa_store.path("state", "message-index.sqlite"))
+    assert db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0] == 6
+    assert db.execute("SELECT count(*) FROM kv WHERE t = 'k' AND k = 'sentinel'").fetchone()[0] == 1
+    assert db.execute("SELECT k FROM kv WHERE t = 'l'").fetchall() == [("wamid.OUT2",)]  # waits now
+    db.close()
+
+
 def test_statuses_in_one_run_are_applied_in_time_order(wa_store):
     spool(wa_store, fixture_bytes("from-docs/webhooks/status_read.json"), name="001.json")
     spool(wa_store, fixture_bytes("from-docs/webhooks/status_sent.json"), name="002.json")

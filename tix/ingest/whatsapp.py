@@ -390,7 +390,7 @@ class WhatsAppStep:
         self._late_done = True
         run = self.run
         run.actor = "channel:whatsapp"
-        for wamid, (rank, on_ticket, data) in list(run.index.statuses.items()):
+        for wamid, (rank, on_ticket, data) in run.index.late_statuses():
             if rank > on_ticket and data is not None and run.index.ticket_of(wamid) is not None:
                 self._emit_status(wamid, data, late=True)
         run.journal.clear()
