@@ -87,6 +87,7 @@ class EscalateReport:
     errors: list[str] = field(default_factory=list)  # notifications that could not be made (queued as failed)
     timings: dict = field(default_factory=dict)
     next_due: str | None = None  # the earliest a clock or window could warn or breach (ISO UTC; tix.idle)
+    computed: int = 0  # tickets whose rows the run computed (the due-time index leaves the others as saved)
 
     @property
     def ok(self) -> bool:
@@ -262,6 +263,7 @@ def _settle(store, settings: SlaSettings, now: datetime, report: EscalateReport,
 def _absorb(report: EscalateReport, rnd: EscalateReport, n: int, clock) -> None:
     """The run's report: every round's plan; the last round's picture of the clocks."""
     report.rounds = n
+    report.computed = max(report.computed, rnd.computed)  # a later round computes some of the first's again
     report.planned += rnd.planned
     report.open_tickets, report.clocks, report.states = rnd.open_tickets, rnd.clocks, rnd.states
     report.timings.setdefault("load", time.perf_counter() - clock)
@@ -347,6 +349,7 @@ def _compute(store, st, settings: SlaSettings, now: float, report: EscalateRepor
     rest, rest_next = st.rest(numbers)
     if report is not None:
         report.open_tickets = int((~done).sum())
+        report.computed = n
         _count_rest(report, rest)
     touched = np.isin(numbers, np.fromiter(st.touched, np.int64, len(st.touched))) if st.touched else np.zeros(n, bool)
     return {"con": con, "table": out, "numbers": numbers, "done": done, "wa": wa, "pol": pol,
@@ -504,6 +507,7 @@ def _recompute(store, prev: dict, written: list[dict], settings: SlaSettings, no
     if report is not None:
         _count(report, clocks, done)
         report.open_tickets = int((~done).sum())
+        report.computed = len(rows)
         _count_rest(report, rest)
     return {"con": con, "table": table, "numbers": numbers, "done": done, "wa": wa, "pol": pol,
             "clocks": clocks, "eligible": ~done & np.isin(numbers, changed),
