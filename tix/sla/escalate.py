@@ -3,9 +3,12 @@
 The run, in order (the store lock is held from 2 to 6, never while sending):
 
 1. Load and validate `calendars:` and `sla:` (every problem at once, `file:line`; nothing runs).
-2. Load the persisted clock tracks and fold the log tail into them (`tix.sla.state`).
-3. Match each open ticket to its policy (one SQL query over `tickets` + `contacts`).
-4. Compute all clocks with numpy (`tix.sla.clock`): used, due, state.
+2. Load the persisted clock tracks and fold the log tail into them (`tix.sla.state`): of
+   the tickets new events name and of those whose clocks reach a warning or breach by now
+   (the due-time index); of every open ticket on a cold start or when the settings'
+   `fingerprint` changed. The other saved rows stay as they are.
+3. Match each of those tickets to its policy (one SQL query over `tickets` + `contacts`).
+4. Compute their clocks with numpy (`tix.sla.clock`): used, due, state, next change.
 5. Plan: a `sla.breached` event for each clock that breached and was not recorded yet, and
    each configured step whose clock is in the step's state (`warning`, `breached`) or whose
    WhatsApp window is about to close, unless its key (ticket:target:cycle:step) was recorded.
@@ -21,7 +24,7 @@ The run, in order (the store lock is held from 2 to 6, never while sending):
 7. Flush the outbox's notifications (email / webhooks; each recorded as it is sent;
    failures are kept and retried next run).
 
-A policy change in tix.yaml applies from the next run on (policies are matched every run);
+A policy change in tix.yaml applies from the next run on (it changes the fingerprint);
 breaches already recorded stay recorded (`sla.breached` events, and `breached` in the view).
 """
 from __future__ import annotations
