@@ -194,3 +194,45 @@ def test_a_tag_or_a_contact_field_moves_a_ticket_to_another_policy_at_the_next_r
     report = escalate(sla_store, now=jkt(2026, 11, 23, 9, 40))
     assert report.computed == 2
     assert policy(by_contact) == ("vip", "breached") and policy(by_tag) == ("tagged", "breached")
+
+
+def test_a_run_stopped_before_it_settled_leaves_the_tickets_it_wrote_to_due(store, timeline, monkeypatch):
+    """A run that stops at max_rounds saved rows whose policy its last round's steps may have
+    changed: they are due at once, so the next run computes them (and carries on)."""
+    from tests.test_escalate_settle import CHAIN, _steps, _store_with
+    from tix.errors import TixError
+    from tix.sla import escalate as mod
+
+    _store_with(store, CHAIN)
+    n = timeline.create(jkt(2026, 11, 24, 8, 0), priority="normal")
+    timeline.create(jkt(2026, 11, 24, 12, 30), priority="normal")  # running, not due
+    now = jkt(2026, 11, 24, 13, 0)
+    escalate(Store(store.root), now=jkt(2026, 11, 24, 8, 30))
+    monkeypatch.setattr(mod, "max_rounds", lambda policies: 2)
+    with pytest.raises(TixError):
+        escalate(Store(store.root), now=now)
+    monkeypatch.undo()
+    report = escalate(Store(store.root), now=now)
+    assert report.computed == 1 and [p.ticket for p in report.planned] == [n]
+    assert _steps(store)[-1] == ("sla:urgent", "page")
+
+
+def test_the_view_reads_a_state_saved_before_the_index_and_the_next_run_rebuilds_it(sla_store, timeline):
+    import pyarrow.parquet as pq
+
+    n = timeline.create(jkt(2026, 11, 23, 9, 0))
+    timeline.create(jkt(2026, 11, 23, 9, 0))
+    timeline.status(n, jkt(2026, 11, 23, 9, 30), "closed")
+    escalate(sla_store, now=jkt(2026, 11, 23, 10, 0))
+    d = sla_store.path("snapshot", "sla")
+    meta = orjson.loads((d / "sla-meta.json").read_bytes())
+    for name in [meta["live"], *meta["done"]]:  # as FORMAT 1 wrote them: no next_change, computed, rev
+        table = pq.read_table(d / name)
+        pq.write_table(table.drop_columns(["next_change", "computed", "rev"]), d / name)
+    (d / "sla-meta.json").write_bytes(orjson.dumps({**meta, "format": 1}))
+    before = sla_store.connect().execute("SELECT ticket, target, state, computed_at FROM sla ORDER BY 1, 2").fetchall()
+    assert len(before) == 4 and {r[3] for r in before} == {None}
+    report = escalate(sla_store, now=jkt(2026, 11, 23, 10, 5))
+    assert report.cold
+    after = sla_store.connect().execute("SELECT ticket, target, state FROM sla ORDER BY 1, 2").fetchall()
+    assert after == [r[:3] for r in before]
