@@ -218,7 +218,8 @@ class SlaState:
             ends = np.cumsum([pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)])
             groups = sorted(set(np.searchsorted(ends, rows, side="right").tolist()))
             cols = TRACK_FIELDS + [f"{p}_state" for p in PREFIX.values()]  # the track, and what `rest` counts
-            got = _only(pf.read_row_groups(groups, columns=cols), set(self.base_tickets[rows].tolist()))
+            want = set(self.base_tickets[rows].tolist())  # a group at a time: never all those groups in memory
+            got = pa.concat_tables([_only(pf.read_row_group(g, columns=cols), want) for g in groups])
             self.base_rows = got if self.base_rows is None else pa.concat_tables([self.base_rows, got])
             parts.append(got.select(TRACK_FIELDS))
         if not parts:
