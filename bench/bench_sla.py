@@ -165,7 +165,7 @@ def main() -> None:
                            "-v", "escalate", "--now", (at + timedelta(minutes=5)).isoformat()],
                           capture_output=True, text=True)
     wall, user, system, rss = proc.stderr.strip().splitlines()[-1].split()
-    said = [line for line in proc.stderr.splitlines() if "open tickets" in line]
+    said = [line for line in proc.stdout.splitlines() if "open tickets" in line]
     print(f"`tix escalate` subprocess after {added} new events: {float(wall):.2f} s wall, "
           f"{float(user) + float(system):.2f} s CPU, peak RSS {int(rss) // 1024} MB, exit {proc.returncode}; "
           f"load average {load[0]:.1f}; {said[-1] if said else ''}")
