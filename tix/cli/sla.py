@@ -55,6 +55,7 @@ def escalate(
     if state.verbose:
         states = ", ".join(f"{k} {v}" for k, v in sorted(report.states.items()))
         info(f"{report.open_tickets} open tickets, {report.clocks} clocks ({states}); "
+             f"{report.computed} tickets' clocks computed (the rest as saved: not due, no new event); "
              f"{len(report.planned)} actions, {report.events_written} events written in {report.rounds} "
              f"round{'s' if report.rounds != 1 else ''}"
              f"{' (cold start: folded the whole log)' if report.cold else ''} in {report.timings['total']:.2f} s")

@@ -157,6 +157,7 @@ class Clocks:
     state: np.ndarray  # object array of state names (None where not has)
     breached: np.ndarray
     paused: np.ndarray
+    next: np.ndarray = None  # when the state next changes with no new event (warning, breach); inf: never
 
 
 def _f64(table, name: str) -> np.ndarray:
@@ -224,7 +225,16 @@ def compute_columns(table, pol: np.ndarray, policies: list, calendars: dict, now
         state = np.select([~has, is_met, breached, done, paused_now, used >= warn * goal],
                           [None, "met", "breached", "stopped", "paused", "warning"], "ok").astype(object)
         state[~has] = None
-        out[target] = Clocks(target, has, start, met, cycle, goal, used, due, state, breached & has, paused_now)
+        # a running clock (ok or warning: not met, breached, stopped or paused) changes at its
+        # warning, then at its breach (its due time); business time from now on counts without
+        # a pause until an event comes, so its warning is warn x target - used business seconds on
+        nxt = np.where(state == "warning", due, np.inf)
+        for g, name in enumerate(cal_names):
+            rows = np.nonzero((state == "ok") & (row_cal == g))[0]
+            if len(rows):
+                cal = calendars[name]
+                nxt[rows] = cal.Cinv(cal.C(np.full(len(rows), now)) + warn[rows] * goal[rows] - used[rows])
+        out[target] = Clocks(target, has, start, met, cycle, goal, used, due, state, breached & has, paused_now, nxt)
     return out
 
 

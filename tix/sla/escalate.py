@@ -3,9 +3,12 @@
 The run, in order (the store lock is held from 2 to 6, never while sending):
 
 1. Load and validate `calendars:` and `sla:` (every problem at once, `file:line`; nothing runs).
-2. Load the persisted clock tracks and fold the log tail into them (`tix.sla.state`).
-3. Match each open ticket to its policy (one SQL query over `tickets` + `contacts`).
-4. Compute all clocks with numpy (`tix.sla.clock`): used, due, state.
+2. Load the persisted clock tracks and fold the log tail into them (`tix.sla.state`): of
+   the tickets new events name and of those whose clocks reach a warning or breach by now
+   (the due-time index); of every open ticket on a cold start or when the settings'
+   `fingerprint` changed. The other saved rows stay as they are.
+3. Match each of those tickets to its policy (one SQL query over `tickets` + `contacts`).
+4. Compute their clocks with numpy (`tix.sla.clock`): used, due, state, next change.
 5. Plan: a `sla.breached` event for each clock that breached and was not recorded yet, and
    each configured step whose clock is in the step's state (`warning`, `breached`) or whose
    WhatsApp window is about to close, unless its key (ticket:target:cycle:step) was recorded.
@@ -21,7 +24,7 @@ The run, in order (the store lock is held from 2 to 6, never while sending):
 7. Flush the outbox's notifications (email / webhooks; each recorded as it is sent;
    failures are kept and retried next run).
 
-A policy change in tix.yaml applies from the next run on (policies are matched every run);
+A policy change in tix.yaml applies from the next run on (it changes the fingerprint);
 breaches already recorded stay recorded (`sla.breached` events, and `breached` in the view).
 """
 from __future__ import annotations
@@ -42,6 +45,7 @@ from tix.sla.clock import DONE
 from tix.sla.policy import SlaConfig, parse_sla, policy_case_sql
 from tix.store.log import iso, parse_ts, utcnow
 
+USES = {"tickets", "contacts"}  # the views a run's queries read (no `sla` or `events` view is made)
 WINDOW = 86400.0  # WhatsApp's customer-service window after the customer's last message
 TARGET_LABEL = {"first_response": "first response", "next_response": "next response",
                 "resolution": "resolution", "whatsapp_window": "WhatsApp 24-hour window"}
@@ -86,6 +90,7 @@ class EscalateReport:
     errors: list[str] = field(default_factory=list)  # notifications that could not be made (queued as failed)
     timings: dict = field(default_factory=dict)
     next_due: str | None = None  # the earliest a clock or window could warn or breach (ISO UTC; tix.idle)
+    computed: int = 0  # tickets whose rows the run computed (the due-time index leaves the others as saved)
 
     @property
     def ok(self) -> bool:
@@ -126,6 +131,32 @@ def load_settings(store) -> SlaSettings:
     except (TypeError, ValueError):
         window = WINDOW  # the whatsapp section's own validator reports it
     return SlaSettings(sla, cals, tz, window, cfg.agents, cfg.act_within())
+
+
+def fingerprint(settings: SlaSettings) -> str:
+    """A hash of everything the saved `sla` rows depend on besides the events and the time: the
+    policies and calendars (not the lines they are on), the WhatsApp window, act_within, the
+    state's FORMAT and the holidays package (its data). When it changes, a run computes every
+    open ticket again (tix.sla.state: the due-time index)."""
+    import dataclasses
+    import hashlib
+
+    from tix.sla.state import FORMAT
+
+    pols = [{k: v for k, v in dataclasses.asdict(p).items() if k != "line"} for p in settings.sla.policies]
+    cals = {str(name): dataclasses.asdict(cal.spec) for name, cal in settings.calendars.items()}
+    holidays = ""
+    if any(cal.spec.holidays for cal in settings.calendars.values()):
+        import importlib.util
+        from pathlib import Path
+
+        # its dist-info's name holds the version (importlib.metadata takes 0.1 s to say so)
+        spec = importlib.util.find_spec("holidays")
+        site = Path(spec.origin).parent.parent if spec and spec.origin else None
+        holidays = repr(sorted(p.name for p in site.glob("holidays-*-info"))) if site else "?"
+    text = repr((FORMAT, pols, settings.sla.warn_at, settings.sla.window_warning, sorted(cals.items()),
+                 settings.tz, settings.window, settings.act_within, holidays))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # -- the run ------------------------------------------------------------------------------------------
@@ -202,7 +233,7 @@ def _settle(store, settings: SlaSettings, now: datetime, report: EscalateReport,
     for n in range(1, limit + 1):
         rnd = EscalateReport(now, dry_run=report.dry_run)  # this round's plan, stats and events
         if prev is None:
-            st = SlaState.load(store, rebuild=rebuild)
+            st = SlaState.load(store, rebuild=rebuild, fingerprint=fingerprint(settings), now=t)
             report.cold = st.cold
             ctx = _compute(store, st, settings, t, rnd, write_closed=not report.dry_run)
         else:
@@ -224,7 +255,8 @@ def _settle(store, settings: SlaSettings, now: datetime, report: EscalateReport,
         _note_moves(moves, ctx, written)
         if not written:
             return
-        ctx["con"].close()  # the next round reads the tickets as this round's events left them
+        if ctx["con"] is not None:
+            ctx["con"].close()  # the next round reads the tickets as this round's events left them
         prev = {**ctx, "table": saved, "con": None}
         ctx = saved = None
     _note_moves(moves, _compute(store, SlaState.load(store), settings, t, None), [{"ticket": n} for n in moves])
@@ -235,6 +267,7 @@ def _settle(store, settings: SlaSettings, now: datetime, report: EscalateReport,
 def _absorb(report: EscalateReport, rnd: EscalateReport, n: int, clock) -> None:
     """The run's report: every round's plan; the last round's picture of the clocks."""
     report.rounds = n
+    report.computed = max(report.computed, rnd.computed)  # a later round computes some of the first's again
     report.planned += rnd.planned
     report.open_tickets, report.clocks, report.states = rnd.open_tickets, rnd.clocks, rnd.states
     report.timings.setdefault("load", time.perf_counter() - clock)
@@ -287,25 +320,57 @@ def _policy_rows(con, sla: SlaConfig, numbers: list[int] | None, only: bool = Fa
 
 def _compute(store, st, settings: SlaSettings, now: float, report: EscalateReport | None,
              write_closed: bool = False) -> dict:
-    """Clocks of every open (and every touched) ticket, and the Parquet table of their rows.
+    """Clocks of the tickets this run computes, and the Parquet table of their rows: every open
+    (and every touched) ticket when `st.full`; else those named by new events and those due
+    (tix.sla.state: the due-time index), the report counting the other saved rows as they are.
 
     On a cold start the tickets already resolved or closed are done first, apart, a chunk at a
     time (`_closed_rows`): no step runs on them in this run, so only their rows are needed,
     written as a done part (`write_closed`) and never held with the open tickets' in memory.
     """
-    con = store.read().connect()
-    q = _policy_rows(con, settings.sla, None if st.cold else sorted(st.touched))
+    con = None
+    if st.full or st.table.num_rows or st.tracks or (st.contacts and _reads_contacts(settings.sla)):
+        con = store.read().connect(only=USES)
+    if not st.full and st.contacts and _reads_contacts(settings.sla):
+        rows = con.execute("SELECT number FROM tickets WHERE contact IN (SELECT unnest(?::BIGINT[])) "
+                           "AND status IN ('new', 'open', 'pending')", [sorted(st.contacts)]).fetchall()
+        st.add({r[0] for r in rows})
+    table = None if st.cold else st.all_tracks()
+    if st.cold:
+        q = _policy_rows(con, settings.sla, None)
+    elif st.full:
+        q = _policy_rows(con, settings.sla, sorted(st.touched))
+    elif table.num_rows:
+        q = _policy_rows(con, settings.sla, table["ticket"].to_pylist(), only=True)
+    else:
+        q = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool))
     if st.cold and (write_closed or report is not None):
         _closed_rows(st, q, settings, now, report, write_closed)
-    table = st.all_tracks()
+    if table is None:
+        table = st.all_tracks()
     out, numbers, done, wa, pol, clocks = _clock_rows(table, q, settings, now, report)
     n = len(numbers)
+    rest, rest_next = st.rest(numbers)
     if report is not None:
         report.open_tickets = int((~done).sum())
+        report.computed = n
+        _count_rest(report, rest)
     touched = np.isin(numbers, np.fromiter(st.touched, np.int64, len(st.touched))) if st.touched else np.zeros(n, bool)
     return {"con": con, "table": out, "numbers": numbers, "done": done, "wa": wa, "pol": pol,
             "clocks": clocks, "eligible": ~done | (touched & ~st.cold), "write_done": done & touched,
-            "policies": settings.sla.policies}
+            "policies": settings.sla.policies, "st": st, "rest_next": rest_next}
+
+
+def _reads_contacts(sla: SlaConfig) -> bool:
+    """Whether a policy's `when` reads contact fields (then a contact's change can move its tickets)."""
+    return any(k == "tier" or k.startswith("contact.") for p in sla.policies for k in p.when)
+
+
+def _count_rest(report: EscalateReport, rest: dict) -> None:
+    """Add the saved rows a run did not compute (tix.sla.state.SlaState.rest) to its counts."""
+    report.open_tickets += rest["open"]
+    report.clocks += rest["clocks"]
+    report.states.update(rest["states"])
 
 
 CLOSED_CHUNK = 200_000  # tickets per chunk of a cold start's resolved and closed tickets
@@ -361,9 +426,40 @@ def _clock_rows(table, q, settings: SlaSettings, now: float, report: EscalateRep
         cols[f"{p}_breached"] = pa.array(c.breached, mask=~c.has)
         cols[f"{p}_bsec"] = pa.array(c.used, mask=~c.has)
         cols[f"{p}_csec"] = pa.array(c.met - c.start, mask=~c.has | np.isnan(c.met))
+    nxt = _next_change(table, clocks, done, wa, pol, settings, now)
+    cols["next_change"] = pa.array(nxt, mask=np.isinf(nxt))
+    cols["computed"] = pa.array(np.full(n, now))
+    cols["rev"] = pa.array(np.zeros(n, np.int64))  # set when saved (tix.sla.state)
     if report is not None:
         _count(report, clocks, done)
     return pa.Table.from_pydict(cols, schema=schema()), numbers, done, wa, pol, clocks
+
+
+EARLY = 1.0  # seconds: a row is due this much before its clocks change (rounding never makes it late)
+
+
+def _next_change(table, clocks: dict, done, wa, pol, settings: SlaSettings, now: float) -> np.ndarray:
+    """When each row, with no new event, next changes: the earliest warning or breach of a running
+    clock (tix.sla.clock.Clocks.next), or the warning of a WhatsApp window; +inf when nothing
+    changes until an event comes. The key of the due-time index (tix.sla.state)."""
+    from tix.sla.clock import _f64
+
+    nxt = np.full(len(done), np.inf)
+    for c in clocks.values():
+        nxt = np.minimum(nxt, c.next)
+    if len(done):
+        awaiting = table["awaiting"].to_numpy(zero_copy_only=False)
+        close = _f64(table, "last_customer") + settings.window
+        warn_at = close - settings.sla.window_warning
+        live = wa & awaiting & ~done & (pol >= 0)
+        nxt = np.where(live & (warn_at > now), np.minimum(nxt, warn_at), nxt)
+        # inside the warning period, whether it warns depends on the reply's due time, which
+        # moves while a clock is paused: such a row is computed again every run until it closes
+        paused = np.zeros(len(done), bool)
+        for c in clocks.values():
+            paused |= c.paused
+        nxt = np.where(live & paused & (warn_at <= now) & (now < close), np.minimum(nxt, now), nxt)
+    return nxt - EARLY
 
 
 def _count(report: EscalateReport, clocks: dict, done: np.ndarray) -> None:
@@ -398,7 +494,7 @@ def _recompute(store, prev: dict, written: list[dict], settings: SlaSettings, no
     ok = at < len(numbers)
     ok[ok] = numbers[at[ok]] == changed[ok]
     rows = at[ok]
-    con = store.read().connect()
+    con = store.read().connect(only=USES)
     if len(rows):
         q = _policy_rows(con, settings.sla, numbers[rows].tolist(), only=True)
         sub = table.take(pa.array(rows)).select(TRACK_FIELDS)
@@ -411,42 +507,31 @@ def _recompute(store, prev: dict, written: list[dict], settings: SlaSettings, no
             for f in dataclasses.fields(c):
                 if f.name != "target":
                     getattr(c, f.name)[rows] = getattr(s_clocks[t], f.name)
+    rest, rest_next = prev["st"].rest(numbers)
     if report is not None:
         _count(report, clocks, done)
         report.open_tickets = int((~done).sum())
+        report.computed = len(rows)
+        _count_rest(report, rest)
     return {"con": con, "table": table, "numbers": numbers, "done": done, "wa": wa, "pol": pol,
             "clocks": clocks, "eligible": ~done & np.isin(numbers, changed),
-            "write_done": np.zeros(len(numbers), bool), "policies": settings.sla.policies}
+            "write_done": np.zeros(len(numbers), bool), "policies": settings.sla.policies, "st": prev["st"],
+            "rest_next": rest_next}
 
 
 def next_due(ctx: dict, settings: SlaSettings, now: float) -> str | None:
     """The earliest time after `now` at which, with no new event, a clock could reach its
     warning or its breach, or a WhatsApp window its warning: what an idle run waits for.
 
-    A lower bound: business time never runs faster than the clock, so a clock with R
-    business seconds left cannot get there before now + R. None: nothing ever comes due.
+    The earliest `next_change` (tix.sla.state: the due-time index) of the rows this run
+    computed and of the saved rows it left as they were. None: nothing ever comes due.
     """
-    best = np.inf
-    live_rows = ~ctx["done"] & (ctx["pol"] >= 0)
-    warn = np.array([p.warn_at if p.warn_at is not None else np.nan for p in ctx["policies"]] + [np.nan],
-                    np.float64)[ctx["pol"]]
-    for c in ctx["clocks"].values():
-        running = c.has & live_rows & ~c.paused & np.isnan(c.met)
-        goal = c.target_s
-        at_warn = np.where(np.isnan(warn * goal), goal, np.minimum(warn * goal, goal))
-        left = np.where(c.state == "ok", at_warn - c.used, np.where(c.state == "warning", goal - c.used, np.nan))
-        left = left[running & ~np.isnan(left)]
-        if len(left):
-            best = min(best, now + max(float(left.min()), 0.0))
     from tix.sla.clock import _f64
 
-    table = ctx["table"]
-    awaiting = table["awaiting"].to_numpy(zero_copy_only=False)
-    warn_at = _f64(table, "last_customer") + settings.window - settings.sla.window_warning
-    soon = warn_at[ctx["wa"] & live_rows & awaiting & (warn_at > now)]
-    if len(soon):
-        best = min(best, float(soon.min()))
-    return None if not np.isfinite(best) else iso(_dt(best))
+    nxt = _f64(ctx["table"], "next_change")
+    nxt = nxt[~ctx["done"] & ~np.isnan(nxt)]
+    best = min(float(nxt.min()) if len(nxt) else np.inf, ctx.get("rest_next", np.inf))
+    return None if best == np.inf else iso(_dt(max(best, now)))
 
 
 def _recorded(table, target: str, cycle: np.ndarray, breach_keys) -> np.ndarray:

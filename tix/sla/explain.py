@@ -63,7 +63,7 @@ def track_for(store, number: int) -> Track:
     if meta:
         st.meta = meta
         if st._position_ok():
-            for name in [meta["live"], *meta.get("done", [])]:
+            for name in [meta["live"], meta.get("delta"), *meta.get("done", [])]:
                 for tr in st._read_tracks(name, {number}):
                     if number not in tracks or tracks[number].gen < tr.gen:
                         tracks[number] = tr

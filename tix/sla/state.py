@@ -4,14 +4,36 @@ Files under `snapshot/sla/` (written by `tix escalate` under the store lock; a c
 the log when missing, stale or after the log was rewritten; a directory of their own, because
 the ticket snapshot prunes every other `*.parquet` directly under `snapshot/`)::
 
-    sla-meta.json            {"format": 1, "seq": N, "segment": …, "offset": …,
-                              "live": "sla-live-N.parquet", "done": ["sla-done-M.parquet", …]}
-    sla-live-N.parquet       one row per open ticket: its track (tix.sla.clock.Track) and, per
-                             target (fr_, nr_, res_), started/due/met/state/breached/bsec/csec
-    sla-done-M.parquet       the same for tickets that left the open statuses in run M
+    sla-meta.json            {"format": 2, "seq": N, "segment": …, "offset": …, "rev": R,
+                              "live": "sla-live-N.parquet", "delta": "sla-delta-R.parquet" | null,
+                              "done": ["sla-done-M.parquet", …], "fingerprint": …, "now": T,
+                              "base": {"open": …, "clocks": …, "states": {…}}}
+    sla-live-N.parquet       one row per open ticket: its track (tix.sla.clock.Track), per target
+                             (fr_, nr_, res_) started/due/met/state/breached/bsec/csec, and
+                             `next_change`, `computed`, `rev` (below); in groups of LIVE_GROUP rows
+    sla-delta-R.parquet      the rows written since the live part was (open or not), one per ticket
+    sla-done-M.parquet       the rows of tickets that left the open statuses in run M
 
-A ticket lives in exactly one current row: the one with the highest `gen` (seq of the last
-event folded into it) across the listed files; a reopened ticket's older done row loses.
+A ticket lives in exactly one current row: the one with the highest (`gen`, `rev`) across the
+listed files; `gen` is the seq of the last event folded into its track, `rev` the number of the
+run that wrote the row (a row computed again because time passed keeps its `gen`), so a
+reopened ticket's older done row loses, and so does a live row that the delta part rewrote.
+
+The due-time index (issue 16, target 6: a cron run must not grow with the store). A row's
+clocks change without an event only at a few known times: a running clock's warning and
+breach, a WhatsApp window's warning. `next_change` is the earliest of them (epoch seconds;
+null: nothing changes until an event comes), `computed` the time the row was computed at.
+A run recomputes only the tickets named by new events (and those of contacts whose fields
+changed, when a policy reads contact fields) and the rows whose `next_change` has come; it
+reads the live part's `ticket` and `next_change` columns and only the row groups that hold
+such rows, and writes them to the delta part; every other row stays as it is. When the delta
+part grows past 1/DELTA_SHARE of the live part, both are merged into a new live part. The
+run's counts of the rows it did not compute come from `base` (the live part's rows that the
+delta does not replace) and the delta part. Everything a row depends on besides events and
+time (the `sla:` and `calendars:` sections, the WhatsApp window, act_within, FORMAT, the
+holidays package) is hashed into `fingerprint` (tix.sla.escalate.fingerprint); when it differs,
+or the clock went back before the last run's `now`, every open ticket is computed again.
+
 When there are more than `MAX_DONE_PARTS` done parts, the small ones are merged (and, once
 they add up to a quarter of the biggest, everything), so a cron run rarely rewrites much.
 """
@@ -28,9 +50,12 @@ from tix.errors import StoreWriteError
 from tix.store.files import FILE_MODE, atomic_write, commit_temp, temp_name, write_error
 from tix.store.log import Position, seq_before
 
-FORMAT = 1
+FORMAT = 2
 MAX_DONE_PARTS = 12
 ROW_GROUP = 65536  # rows per Parquet row group of a part: a ticket's row is found by reading one
+LIVE_GROUP = 1024  # rows per row group of the live part: a cron run reads the groups of the rows it recomputes
+DELTA_SHARE = 8  # the delta part is merged into the live part when it holds more than 1/8 of its rows
+DELTA_MIN = 4096  # (and more than this many rows)
 PREFIX = {"first_response": "v_fr", "next_response": "v_nr", "resolution": "v_res"}
 TRACK_FIELDS = [f.name for f in dc_fields(Track)]
 
@@ -44,6 +69,7 @@ def schema():
     for p in PREFIX.values():  # times as epoch seconds; the view turns them into TIMESTAMPs
         cols += [(f"{p}_cycle", pa.int64()), (f"{p}_started", f64), (f"{p}_due", f64), (f"{p}_met", f64),
                  (f"{p}_state", pa.string()), (f"{p}_breached", pa.bool_()), (f"{p}_bsec", f64), (f"{p}_csec", f64)]
+    cols += [("next_change", f64), ("computed", f64), ("rev", pa.int64())]  # the due-time index (module doc)
     return pa.schema(cols)
 
 
@@ -67,7 +93,11 @@ def arrow_to_tracks(table) -> list[Track]:
 
 class SlaState:
     """The tracks of one run: untouched open tickets stay columnar (`table`), tickets named by
-    new events become Track objects (`tracks`) while the tail is folded into them."""
+    new events become Track objects (`tracks`) while the tail is folded into them.
+
+    `full`: every open ticket is computed (a cold start, a changed fingerprint); otherwise
+    (`incremental`) `table` and `tracks` hold only the tickets this run computes again (the
+    module doc's due-time index) and `rest` counts the rows it leaves as they are."""
 
     def __init__(self, store):
         self.store = store
@@ -79,24 +109,42 @@ class SlaState:
         self.pos: Position | None = None
         self.seq = 0
         self.cold = False
+        self.full = True  # every open ticket is in `table`/`tracks` (see the class doc)
         self.parts: list[str] = []  # done parts written in this run before `save` (write_part)
+        self.contacts: set[int] = set()  # contacts named by new events (incremental runs)
+        self.rev = 0  # the run number the rows this run writes carry (meta "rev" + 1)
+        self.delta = None  # Arrow, every column: the delta part's rows (incremental runs)
+        self.base_tickets = self.base_next = self.base_gone = None  # the live part's index (numpy)
+        self.base_rows = None  # Arrow: the live part's rows this run computes again (not in the delta)
+        self.base_counts: dict = _no_counts()  # counts of the live part's rows not in the delta
+        self.fingerprint: str | None = None  # of the settings the rows were computed with (saved in the meta)
+        self.now: float | None = None  # the time this run computes at
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
-    def load(cls, store, rebuild: bool = False) -> "SlaState":
+    def load(cls, store, rebuild: bool = False, fingerprint: str | None = None,
+             now: float | None = None) -> "SlaState":
+        """The saved state with the log tail folded in; a cold start when there is none.
+
+        With `fingerprint` (of the settings) and `now` equal to the saved ones' (and `now` not
+        before the last run's), only the tickets named by the tail and the rows due by `now`
+        are loaded (incremental); else every open ticket (full)."""
         st = cls(store)
+        st.fingerprint, st.now = fingerprint, now
         try:
             st.meta = None if rebuild else orjson.loads((st.dir / "sla-meta.json").read_bytes())
         except (FileNotFoundError, ValueError):
             st.meta = None
         if st.meta and st.meta.get("format") == FORMAT and st._position_ok():
-            import pyarrow.parquet as pq
-
-            st.pos, st.seq = Position(st.meta["segment"], st.meta["offset"]), st.meta["seq"]
-            st.table = pq.read_table(st.dir / st.meta["live"], columns=TRACK_FIELDS)
-            st.fold_tail()
+            m = st.meta
+            st.pos, st.seq, st.rev = Position(m["segment"], m["offset"]), m["seq"], m.get("rev", 0) + 1
+            st.full = (fingerprint is None or now is None or m.get("fingerprint") != fingerprint
+                       or now < m.get("now", now))
+            st._read_live(full=st.full)
+            st.fold_tail(now)
         else:
             st.meta, st.cold = None, True
+            st.rev = 1
             st.table, st.pos, st.seq = fold_log(store)  # the same as fold_all(), in SQL
             st.touched = set(st.table["ticket"].to_pylist())
         return st
@@ -108,9 +156,96 @@ class SlaState:
         path = self.store.log.dir / m["segment"]
         if not path.exists() or path.stat().st_size < m["offset"]:
             return False
-        if not (self.dir / m["live"]).exists() or any(not (self.dir / d).exists() for d in m.get("done", [])):
+        names = [m["live"], *([m["delta"]] if m.get("delta") else []), *m.get("done", [])]
+        if any(not (self.dir / n).exists() for n in names):
             return False
         return seq_before(path, m["offset"]) == m["seq"]  # the log was not rewritten under us
+
+    def _read_live(self, full: bool) -> None:
+        """The delta part (whole), and of the live part: every row (`full`), else its index
+        (`ticket`, `next_change`: which rows are due, which the delta replaces)."""
+        import numpy as np
+        import pyarrow.parquet as pq
+
+        m = self.meta
+        # ParquetFile, not read_table: that one imports pyarrow.dataset (0.07 s of a cron run)
+        self.delta = pq.ParquetFile(self.dir / m["delta"]).read() if m.get("delta") else schema().empty_table()
+        gone = self.delta["ticket"].to_numpy()
+        self.base_counts = dict(m.get("base") or _no_counts())
+        if full:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            base = pq.ParquetFile(self.dir / m["live"]).read(columns=TRACK_FIELDS)
+            base = base.filter(pc.invert(pc.is_in(base["ticket"], value_set=pa.array(gone, pa.int64()))))
+            fresh = self.delta.filter(pc.invert(_done_mask(self.delta))).select(TRACK_FIELDS)
+            self.table = pa.concat_tables([base, fresh]).sort_by("ticket")
+            return
+        index = pq.ParquetFile(self.dir / m["live"]).read(columns=["ticket", "next_change"])
+        self.base_tickets = index["ticket"].to_numpy()
+        self.base_next = _f64(index, "next_change", np.inf)
+        self.base_gone = _member(self.base_tickets, gone)
+        self.base_rows = None
+        self.table = track_schema().empty_table()
+
+    def _due(self, now: float) -> set[int]:
+        """Open tickets whose saved row changes by `now` without an event."""
+        import pyarrow.compute as pc
+
+        due = set(self.base_tickets[(self.base_next <= now) & ~self.base_gone].tolist())
+        d = self.delta
+        if d.num_rows:
+            hit = pc.and_(pc.less_equal(pc.fill_null(d["next_change"], float("inf")), now), pc.invert(_done_mask(d)))
+            due.update(d.filter(hit)["ticket"].to_pylist())
+        return due
+
+    def _live_rows(self, numbers: set[int], keep_done: set[int]):
+        """Incremental: the tracks of `numbers` from the delta part, else from the live part (only
+        the row groups that hold them); rows of tickets no longer open only if in `keep_done`."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        parts = []
+        if self.delta.num_rows:
+            parts.append(_only(self.delta, numbers).select(TRACK_FIELDS))
+        in_delta = set(parts[0]["ticket"].to_pylist()) if parts else set()
+        rest = np.array(sorted(numbers - in_delta), np.int64)
+        rows = np.nonzero(_member(self.base_tickets, rest) & ~self.base_gone)[0] if len(rest) else rest
+        if len(rows):
+            pf = pq.ParquetFile(self.dir / self.meta["live"])
+            ends = np.cumsum([pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)])
+            groups = sorted(set(np.searchsorted(ends, rows, side="right").tolist()))
+            cols = TRACK_FIELDS + [f"{p}_state" for p in PREFIX.values()]  # the track, and what `rest` counts
+            want = set(self.base_tickets[rows].tolist())  # a group at a time: never all those groups in memory
+            got = pa.concat_tables([_only(pf.read_row_group(g, columns=cols), want) for g in groups])
+            self.base_rows = got if self.base_rows is None else pa.concat_tables([self.base_rows, got])
+            parts.append(got.select(TRACK_FIELDS))
+        if not parts:
+            return track_schema().empty_table()
+        table = pa.concat_tables(parts)
+        return table.filter(pc.or_(pc.invert(_done_mask(table)), _mask(table, keep_done or {-1})))
+
+    def rest(self, numbers) -> tuple[dict, float]:
+        """(counts, earliest next_change) of the saved open rows that are not `numbers` (the rows
+        a run leaves as they are); nothing when the run computes every open ticket."""
+        import numpy as np
+        import pyarrow.compute as pc
+
+        if self.full:
+            return _no_counts(), np.inf
+        numbers = np.asarray(numbers, np.int64)
+        counts = _add_counts(dict(self.base_counts), _counts(self.base_rows), -1)
+        d = self.delta
+        d = d.filter(pc.invert(pc.or_(_done_mask(d), pc.is_in(d["ticket"], value_set=_int_array(numbers)))))
+        counts = _add_counts(counts, _counts(d))
+        left = ~self.base_gone & ~_member(self.base_tickets, numbers)
+        nxt = self.base_next[left]
+        best = float(nxt.min()) if len(nxt) else np.inf
+        if d.num_rows:
+            best = min(best, float(_f64(d, "next_change", np.inf).min()))
+        return counts, best
 
     def _read_tracks(self, name: str | None, numbers: set[int] | None = None) -> list[Track]:
         """The tracks of a part (of `numbers` only): only the row groups whose ticket range
@@ -155,21 +290,38 @@ class SlaState:
                     self.tracks[tr.ticket] = tr
 
     # -- folding --------------------------------------------------------------------------------
-    def fold_tail(self) -> None:
-        """Fold events written since the saved position (a run every few minutes: a few hundred)."""
+    def fold_tail(self, now: float | None = None) -> None:
+        """Fold events written since the saved position (a run every few minutes: a few hundred).
+
+        Incremental: first load the rows this run computes again: the tickets named by any new
+        event (a tag or a field can change the policy), with their tracks, and the rows due by
+        `now`; note the contacts named (their tickets' policy may read contact fields)."""
         loads = orjson.loads
         events = []
         for raw, seg, off in self.store.log.read_raw(self.pos):
             events.append(loads(raw))
             self.pos = Position(seg, off)
-        if not events:
-            return
-        self.seq = events[-1]["seq"]
+        if events:
+            self.seq = events[-1]["seq"]
         numbers = {ev["ticket"] for ev in events if "ticket" in ev and ev["type"] in TRACK_TYPES}
+        if not self.full:
+            named = {ev["ticket"] for ev in events if ev.get("ticket") is not None}
+            self.contacts = {ev["contact"] for ev in events
+                             if ev.get("contact") is not None and ev["type"].startswith("contact.")}
+            self.table = self._live_rows(named | numbers | self._due(now), keep_done=numbers)
         self._take_out(numbers)
         for ev in events:
             if fold_event(self.tracks, ev) is not None:
                 self.touched.add(ev["ticket"])
+
+    def add(self, numbers: set[int]) -> None:
+        """Incremental: compute these open tickets again too (e.g. of a contact whose fields changed)."""
+        have = set(self.table["ticket"].to_pylist()) | set(self.tracks)
+        more = set(numbers) - have
+        if more and not self.full:
+            import pyarrow as pa
+
+            self.table = pa.concat_tables([self.table, self._live_rows(more, keep_done=set())])
 
     def fold_all(self) -> None:
         """Fold the whole log event by event (the reference for tix.sla.coldfold, which is used)."""
@@ -212,6 +364,7 @@ class SlaState:
         writer, nbytes = None, 0
         try:
             for chunk in chunks:  # computing a chunk raises as itself; writing it, as a full disk would
+                chunk = _stamp(chunk, self.rev)
                 try:
                     writer = writer or pq.ParquetWriter(tmp, chunk.schema, compression="zstd")
                     writer.write_table(chunk, row_group_size=ROW_GROUP)
@@ -288,42 +441,108 @@ class SlaState:
         keys_col = pa.concat_arrays([table["keys"].combine_chunks(), pa.array(merged, kfield.type)])
         table = table.set_column(table.schema.get_field_index("keys"), kfield, keys_col.take(pa.array(index)))
         gfield = table.schema.field("gen")
-        return table.set_column(table.schema.get_field_index("gen"), gfield, pa.array(gen, gfield.type))
+        table = table.set_column(table.schema.get_field_index("gen"), gfield, pa.array(gen, gfield.type))
+        # their clocks and policy are computed again by the next round (or, should the run stop
+        # first, by the next run: due at once)
+        nxt = _f64(table, "next_change", np.inf).copy()
+        nxt[rows] = -np.inf
+        i = table.schema.get_field_index("next_change")
+        return table.set_column(i, table.schema.field(i), pa.array(nxt, pa.float64()))
 
     # -- saving -----------------------------------------------------------------------------------
     def save(self, table, done, write_done) -> dict:
-        """Write the live part (open tickets) and a done part (tickets that left the open
-        statuses in this run), then the meta (atomically). Masks are numpy bool arrays."""
+        """Write this run's rows, then the meta (atomically). Masks are numpy bool arrays.
+
+        `table` holds the rows this run computed (every open ticket's, when `full`): those of
+        tickets that left the open statuses in this run (`write_done`) go to a done part as
+        well. Full: the open rows become the new live part. Incremental: the rows go to the
+        delta part (replacing the old delta's rows of the same tickets); when the delta part
+        outgrows its share, live and delta parts are merged into a new live part."""
         import pyarrow as pa
 
         self.dir.mkdir(parents=True, exist_ok=True)
-        live = table.filter(pa.array(~done))
-        done = table.filter(pa.array(write_done))
+        table = _stamp(table, self.rev)
+        done_rows = table.filter(pa.array(write_done))
         old_meta = self.meta or {}
         seq = self.seq
-        live_name = f"sla-live-{seq}.parquet"
-        old_files = {old_meta.get("live"), *old_meta.get("done", [])}
+        old_files = {old_meta.get("live"), old_meta.get("delta"), *old_meta.get("done", [])}
+        live_name, delta_name = old_meta.get("live"), None
+        counts = delta = None
         try:
-            _write(self.dir / live_name, live)
+            if not self.full:
+                delta = pa.concat_tables([self.delta.filter(_not_in(self.delta, table["ticket"])), table])
+                delta = delta.sort_by("ticket")
+                gone = self.base_gone | _member(self.base_tickets, table["ticket"].to_numpy())
+                if delta.num_rows > max(DELTA_MIN, int((~gone).sum()) // DELTA_SHARE):
+                    live = self._merged(delta, gone)
+                else:
+                    live = None
+                    delta_name = f"sla-delta-{self.rev}.parquet"
+                    _write(self.dir / delta_name, delta)
+            else:
+                live = table.filter(pa.array(~done)).sort_by("ticket")
+            if live is not None:
+                live_name = f"sla-live-{seq}-{self.rev}.parquet"
+                _write(self.dir / live_name, live, LIVE_GROUP)
+                counts = _counts(live)
             done_parts = list(old_meta.get("done", [])) + self.parts
-            if done.num_rows:
+            if done_rows.num_rows:
                 name = f"sla-done-{seq}.parquet"
                 if name in done_parts:
-                    name = f"sla-done-{seq}-{len(done_parts)}.parquet"
-                _write(self.dir / name, done)
+                    name = f"sla-done-{seq}-{self.rev}.parquet"
+                _write(self.dir / name, done_rows)
                 done_parts.append(name)
             if len(done_parts) > MAX_DONE_PARTS:
-                done_parts = self._compact_parts(done_parts, seq, set(live["ticket"].to_pylist()))
+                done_parts = self._compact_parts(done_parts, seq, set(live["ticket"].to_pylist())
+                                                 if live is not None else self._open_tickets(delta, gone))
+            if counts is None:
+                counts = _add_counts(dict(self.base_counts), _counts(self.base_rows), -1)
             meta = {"format": FORMAT, "seq": seq, "segment": self.pos.segment if self.pos else "",
-                    "offset": self.pos.offset if self.pos else 0, "live": live_name, "done": done_parts}
+                    "offset": self.pos.offset if self.pos else 0, "rev": self.rev, "live": live_name,
+                    "delta": delta_name, "done": done_parts, "fingerprint": self.fingerprint, "now": self.now,
+                    "base": counts}
             atomic_write(self.dir / "sla-meta.json", orjson.dumps(meta, option=orjson.OPT_INDENT_2))
         except StoreWriteError as exc:  # a full disk: what this save wrote is named by no meta
             self._prune(keep=old_files)
             raise exc.with_outcome(SAVE_FAILED) from None
-        self._prune(keep={live_name, *done_parts, old_meta.get("live"), *old_meta.get("done", [])})
+        self._prune(keep={live_name, delta_name, *done_parts, *old_files})
         self.meta = meta
         self.parts = []  # listed in the meta now
+        self._saved(table, live, delta if live is None else None, counts)
         return meta
+
+    def _merged(self, delta, gone):
+        """The new live part: the live part's rows the delta does not replace, and the delta's open rows."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        base = pq.ParquetFile(self.dir / self.meta["live"]).read().filter(pa.array(~gone))
+        return pa.concat_tables([base, delta.filter(pc.invert(_done_mask(delta)))]).sort_by("ticket")
+
+    def _open_tickets(self, delta, gone) -> set[int]:
+        import pyarrow.compute as pc
+
+        return set(self.base_tickets[~gone].tolist()) | set(delta.filter(pc.invert(_done_mask(delta)))["ticket"]
+                                                              .to_pylist())
+
+    def _saved(self, table, live, delta, counts) -> None:
+        """The in-memory state as the files now are, for the next round of the same run."""
+        import numpy as np
+        import pyarrow.compute as pc
+
+        self.rev += 1
+        self.base_counts = counts
+        if live is not None:  # a new live part: this run's open rows are in it
+            self.delta = schema().empty_table()
+            self.base_tickets = live["ticket"].to_numpy()
+            self.base_next = _f64(live, "next_change", np.inf)
+            self.base_gone = np.zeros(len(self.base_tickets), bool)
+            self.base_rows = live.filter(pc.is_in(live["ticket"], value_set=table["ticket"]))
+        else:
+            self.delta = delta
+            self.base_gone = self.base_gone | _member(self.base_tickets, table["ticket"].to_numpy())
+            self.base_rows = None
 
     def _compact_parts(self, parts: list[str], seq: int, live: set[int]) -> list[str]:
         """Merge the small parts into one and keep the big base part, until the small ones
@@ -345,7 +564,7 @@ class SlaState:
         con.execute("CREATE TEMP TABLE _live AS SELECT unnest(?::BIGINT[]) AS ticket", [sorted(live)])
         tmp = temp_name(self.dir / name)
         con.execute(f"COPY (SELECT * FROM read_parquet(?) WHERE ticket NOT IN (SELECT ticket FROM _live) "
-                    f"QUALIFY row_number() OVER (PARTITION BY ticket ORDER BY gen DESC) = 1 ORDER BY ticket) "
+                    f"QUALIFY row_number() OVER (PARTITION BY ticket ORDER BY gen DESC, rev DESC) = 1 ORDER BY ticket) "
                     f"TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)", [files])
         commit_temp(tmp, self.dir / name, mode=FILE_MODE, sync_dir=False)  # sla-meta.json's write syncs the dir
         return name
@@ -367,16 +586,93 @@ def _only(table, numbers):
     return table.filter(_mask(table, numbers))
 
 
+def _member(sorted_tickets, values):
+    """Mask over `sorted_tickets` (ascending, unique: the live part's): which are among `values`.
+    A binary search per value, not a sort of the live part's tickets (np.isin) per call."""
+    import numpy as np
+
+    values = np.asarray(values, np.int64)
+    out = np.zeros(len(sorted_tickets), bool)
+    if not len(values) or not len(sorted_tickets):
+        return out
+    at = np.minimum(np.searchsorted(sorted_tickets, values), len(sorted_tickets) - 1)
+    out[at[sorted_tickets[at] == values]] = True
+    return out
+
+
+def _int_array(values):
+    import pyarrow as pa
+
+    return pa.array(values, pa.int64())
+
+
+def _not_in(table, tickets):
+    """Mask: rows of `table` whose ticket is not in `tickets` (an Arrow array)."""
+    import pyarrow.compute as pc
+
+    return pc.invert(pc.is_in(table["ticket"], value_set=tickets))
+
+
+def _done_mask(table):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.fill_null(pc.is_in(table["status"], value_set=pa.array(list(DONE))), False)
+
+
+def _f64(table, name: str, null: float):
+    import pyarrow.compute as pc
+
+    return pc.fill_null(table[name], null).to_numpy().astype("float64", copy=False)
+
+
+def _stamp(table, rev: int):
+    """The rows with `rev` set: written by run `rev`."""
+    import pyarrow as pa
+
+    i = table.schema.get_field_index("rev")
+    return table.set_column(i, table.schema.field(i), pa.array([rev] * table.num_rows, pa.int64()))
+
+
+def _no_counts() -> dict:
+    return {"open": 0, "clocks": 0, "states": {}}
+
+
+def _counts(table) -> dict:
+    """Of saved rows: how many are open, their clocks, and those clocks by state (as a run's report counts)."""
+    import pyarrow.compute as pc
+
+    out = _no_counts()
+    if table is None or not table.num_rows:
+        return out
+    live = table.filter(pc.invert(_done_mask(table)))
+    out["open"] = live.num_rows
+    for p in PREFIX.values():
+        for row in pc.value_counts(live[f"{p}_state"]).to_pylist():
+            if row["values"] is not None:
+                out["clocks"] += row["counts"]
+                out["states"][row["values"]] = out["states"].get(row["values"], 0) + row["counts"]
+    return out
+
+
+def _add_counts(a: dict, b: dict, sign: int = 1) -> dict:
+    states = dict(a.get("states", {}))
+    for k, v in b["states"].items():
+        states[k] = states.get(k, 0) + sign * v
+    return {"open": a["open"] + sign * b["open"], "clocks": a["clocks"] + sign * b["clocks"],
+            "states": {k: v for k, v in states.items() if v}}
+
+
 def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def _write(path: Path, table) -> None:
+def _write(path: Path, table, row_group: int | None = None) -> None:
     import pyarrow.parquet as pq
 
     tmp = temp_name(path)
     try:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP)
+        pq.write_table(table, tmp, compression="zstd", row_group_size=row_group or ROW_GROUP)
     except Exception as exc:  # noqa: BLE001 - pyarrow's own errors; a full disk becomes one line
         tmp.unlink(missing_ok=True)
         raise write_error(exc, path, table.nbytes, SAVE_FAILED) from None
