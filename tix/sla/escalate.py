@@ -582,18 +582,33 @@ def _plan_window(ctx, settings, now, report) -> None:
 
 
 # -- acting ------------------------------------------------------------------------------------------
-def _ticket_rows(con, numbers: list[int]) -> dict[int, dict]:
+# What a step that notifies nobody reads of its ticket's row (raise_priority, set_fields, tag);
+# the template of a notification gets the whole row.
+STEP_COLUMNS = ("number", "status", "priority", "team", "assignee", "tags")
+
+
+def _ticket_rows(con, numbers: list[int], columns: tuple[str, ...] | None = None) -> dict[int, dict]:
+    """Rows of the tickets `numbers` (of `columns` only, `number` first; default all)."""
     if not numbers:
         return {}
-    cur = con.execute("SELECT * FROM tickets WHERE number IN (SELECT unnest(?::BIGINT[]))", [numbers])
+    cols = "*" if columns is None else ", ".join(f'"{c}"' for c in columns)
+    cur = con.execute(f"SELECT {cols} FROM tickets WHERE number IN (SELECT unnest(?::BIGINT[]))", [numbers])
     names = [d[0] for d in cur.description]
     return {r[0]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
+
+
+def _notifies(p: Planned) -> bool:
+    return p.step is not None and bool(p.step.email or p.step.webhook) and not p.history
 
 
 def _act(store, ctx, settings: SlaSettings, report: EscalateReport) -> list[dict]:
     if not report.planned:
         return []
-    rows = _ticket_rows(ctx["con"], sorted({p.ticket for p in report.planned}))
+    # the whole row only for the tickets a notification is made for (most steps tag or raise a
+    # priority: reading every column of 100k+ rows was a second of the first run, issue 16)
+    full = sorted({p.ticket for p in report.planned if _notifies(p)})
+    rows = _ticket_rows(ctx["con"], sorted({p.ticket for p in report.planned} - set(full)), STEP_COLUMNS)
+    rows.update(_ticket_rows(ctx["con"], full))
     written: list[dict] = []
     by_policy: dict[str, list[Planned]] = {}
     for p in report.planned:
@@ -601,15 +616,16 @@ def _act(store, ctx, settings: SlaSettings, report: EscalateReport) -> list[dict
     renderer = _Renderer(store, settings.tz, settings.agents)
     from tix.outbox import OutboxIndex
 
-    notifying = any(p.step is not None and (p.step.email or p.step.webhook) for p in report.planned)
-    box = OutboxIndex.load(store) if notifying else None  # one index for all batches, saved below
+    box = OutboxIndex.load(store) if full else None  # one index for all batches, saved below
+    due_at = _due_at(report.planned)
+    memo: dict = {}
     for policy, items in by_policy.items():
         with store.writing(actor=f"sla:{policy}", via="tix escalate") as batch:
             for p in items:
                 row = rows.get(p.ticket)
                 if row is None:
                     continue
-                error = _do(batch, p, row, renderer, box)
+                error = _do(batch, p, row, renderer, box, due_at, memo)
                 if error:
                     report.errors.append(f"ticket #{p.ticket}, SLA step {p.key}: {error}")
         written += batch.written
@@ -620,20 +636,36 @@ def _act(store, ctx, settings: SlaSettings, report: EscalateReport) -> list[dict
     return written
 
 
-def _do(batch, p: Planned, row: dict, renderer, box=None) -> str | None:
-    """Take one planned step in `batch`; returns why its notifications could not be made, if so."""
+def _due_at(planned: list[Planned]) -> dict[int, str]:
+    """`due_at` of each breach to record (by id of its Planned), formatted in one go (iso_many)."""
+    from tix.store.log import iso_many
+
+    todo = [p for p in planned if p.step is None and p.due]
+    return dict(zip(map(id, todo), iso_many(np.array([p.due for p in todo], np.float64)), strict=True))
+
+
+def _do(batch, p: Planned, row: dict, renderer, box=None, due_at: dict | None = None,
+        memo: dict | None = None) -> str | None:
+    """Take one planned step in `batch`; returns why its notifications could not be made, if so.
+    `due_at`: breach times already formatted (`_due_at`); `memo`: per step, what every ticket's
+    event of it shares (kept by the caller across calls)."""
     from tix import tickets
 
     if p.step is None:
+        due = (due_at or {}).get(id(p)) or (iso(datetime.fromtimestamp(p.due, timezone.utc)) if p.due else None)
         batch.emit("sla.breached", ticket=p.ticket, data={
             "policy": p.policy, "target": p.target, "cycle": p.cycle, "key": p.key,
-            "due_at": iso(datetime.fromtimestamp(p.due, timezone.utc)) if p.due else None,
-            "business_seconds": round(p.target_s)})
+            "due_at": due, "business_seconds": round(p.target_s)})
         return None
     step = p.step
+    if memo is None:
+        memo = {}
+    actions = memo.get(id(step))
+    if actions is None:
+        actions = memo[id(step)] = step.describe()
     batch.emit("sla.step", ticket=p.ticket, data={"policy": p.policy, "target": p.target, "state": p.state,
                                                   "step": step.name, "key": p.key, "cycle": p.cycle,
-                                                  "actions": step.describe(),
+                                                  "actions": actions,
                                                   **({"history": True} if p.history else {})})
     why = f"SLA {p.policy}: {TARGET_LABEL[p.target]} {p.state}"
     changes = {}
