@@ -256,7 +256,7 @@ def used_and_due(cal, start: np.ndarray, upto: np.ndarray, target_s: np.ndarray,
     due = cal.Cinv(base + target_s)
     if not len(pause_owner):
         return np.maximum(used, 0.0), due
-    order = np.lexsort((pause_s, pause_owner))
+    order = _pause_order(pause_owner, pause_s)
     owner, ps, pe = pause_owner[order], pause_s[order], pause_e[order]
     ps = np.maximum(ps, start[owner])
     pe = np.maximum(np.minimum(pe, upto[owner]), ps)
@@ -275,3 +275,18 @@ def used_and_due(cal, start: np.ndarray, upto: np.ndarray, target_s: np.ndarray,
         paused[o] += add
         due[o] = cal.Cinv(base[o] + target_s[o] + paused[o])
     return used, due
+
+
+def _pause_order(owner: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """The order of the pauses by clock, then start (`np.lexsort((start, owner))`).
+
+    The pauses of a track come in time order and the tracks by ticket (with the pauses still
+    running appended after them), so a stable sort by clock alone is nearly always the
+    answer: timsort does it in a pass or two, where lexsort took 0.7 s on the 1M store's
+    closed tickets (issue 16). Checked, and lexsort when not.
+    """
+    order = np.argsort(owner, kind="stable")
+    o, s = owner[order], start[order]
+    if len(o) > 1 and not np.all((o[1:] != o[:-1]) | (s[1:] >= s[:-1])):
+        return np.lexsort((start, owner))
+    return order
