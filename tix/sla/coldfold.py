@@ -174,7 +174,7 @@ def fold_sorted(events):
     ticket_all = events["ticket"].to_numpy()
     seq_all = events["seq"].to_numpy()
     last_all = np.append(ticket_all[1:] != ticket_all[:-1], True)
-    gen_of = dict(zip(ticket_all[last_all].tolist(), seq_all[last_all].tolist(), strict=True))
+    gen_tickets, gen_seqs = ticket_all[last_all], seq_all[last_all]  # by ticket: the seq of its last event
     ev = events.filter(pa.array(kind_all != GEN_ONLY))  # the rest count only for `gen`
     m = ev.num_rows
     if not m:
@@ -260,7 +260,7 @@ def fold_sorted(events):
 
     j_c = at_last(ffill(k == C))
     created = np.where(j_c >= 0, t[np.maximum(j_c, 0)], np.minimum.reduceat(t, starts))
-    status = np.array(names, dtype=object)[st[last]]
+    status = pa.array(names, pa.string()).take(pa.array(st[last]))
     j_nk = at_last(ffill(k != K))
     customer_wrote = (j_nk >= 0) & cw[np.maximum(j_nk, 0)]
     j_m = at_last(ffill((k == R) | (k == A)))
@@ -275,11 +275,7 @@ def fold_sorted(events):
     resolves = ((k == C) | (k == S)) & done & ((n_before == 0) | ~prev_done | (k == C))
     resolved = per_ticket(np.maximum, t, resolves, -np.inf)
     resolved[~np.isin(st[last], done_codes)] = np.nan
-    keys: list[list[str]] = [[] for _ in range(n_groups)]
-    k_rows = np.nonzero(k == K)[0]
-    for i, key in zip(gid[k_rows].tolist(), ev["key"].take(pa.array(k_rows)).to_pylist(), strict=True):
-        if key is not None and key not in keys[i]:
-            keys[i].append(key)
+    keys = _keys_per_ticket(gid, k == K, ev["key"], n_groups)
     numbers = tk[first]
 
     def opt(a):
@@ -287,11 +283,34 @@ def fold_sorted(events):
         return pa.array(a, pa.float64(), mask=np.isnan(a))
 
     return pa.Table.from_arrays([
-        pa.array(numbers, pa.int64()), pa.array(created, pa.float64()), pa.array(status.tolist(), pa.string()),
+        pa.array(numbers, pa.int64()), pa.array(created, pa.float64()), status,
         pa.array(customer_wrote), pa.array(awaiting), opt(paused_since), pauses, opt(fr_met),
         pa.array(nr_cycle, pa.int64()), opt(nr_start), opt(nr_met), opt(resolved), opt(last_customer),
-        pa.array(keys, pa.list_(pa.string())), pa.nulls(n_groups, pa.string()),
-        pa.array([gen_of[n] for n in numbers.tolist()], pa.int64())], schema=track_schema())
+        keys, pa.nulls(n_groups, pa.string()),
+        pa.array(gen_seqs[np.searchsorted(gen_tickets, numbers)], pa.int64())], schema=track_schema())
+
+
+def _keys_per_ticket(gid, is_key, key_col, n_groups: int):
+    """Each ticket's `sla.*` keys, first occurrence first, once each (what fold_event keeps),
+    as an Arrow list array: built from the key rows in a few numpy and Arrow calls, not a
+    Python list per ticket (1M empty lists and their conversion were ~1 s of the 1M store)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = np.nonzero(is_key)[0]
+    keys = key_col.take(pa.array(rows)).combine_chunks() if len(rows) else pa.array([], pa.string())
+    ok = ~pc.is_null(keys).to_numpy(zero_copy_only=False) if len(rows) else np.zeros(0, bool)
+    rows, keys = rows[ok], keys.filter(pa.array(ok))
+    owner = gid[rows]
+    if len(rows):  # a key again on the same ticket: only its first row counts
+        code = pc.dictionary_encode(keys).indices.to_numpy().astype(np.int64)
+        _, firsts = np.unique(owner * (int(code.max()) + 1) + code, return_index=True)
+        firsts.sort()
+        owner, keys = owner[firsts], keys.take(pa.array(firsts))
+    offsets = np.zeros(n_groups + 1, np.int32)
+    np.cumsum(np.bincount(owner, minlength=n_groups), out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), keys.cast(pa.string()))
 
 
 # DuckDB's memory for the cold fold (it spills to state/duckdb-tmp beyond it), and the events
