@@ -165,6 +165,10 @@ def _f64(table, name: str) -> np.ndarray:
     return pc.fill_null(table[name], np.nan).to_numpy().astype(np.float64, copy=False)
 
 
+_STATES = np.array([None, "met", "breached", "stopped", "paused", "warning", "ok"], dtype=object)
+_STATE_CODES = list(range(len(_STATES) - 1))  # the conditions' codes; "ok" when none holds
+
+
 def compute_columns(table, pol: np.ndarray, policies: list, calendars: dict, now: float) -> dict[str, Clocks]:
     """All clocks of all rows of a tracks table (sorted by ticket), vectorised.
 
@@ -221,9 +225,10 @@ def compute_columns(table, pol: np.ndarray, policies: list, calendars: dict, now
         paused_now = ~np.isnan(paused_since) & ~is_met
         eps = 1e-6
         breached = has & (used >= goal - eps) & (~is_met | (used > goal + eps))
-        state = np.select([~has, is_met, breached, done, paused_now, used >= warn * goal],
-                          [None, "met", "breached", "stopped", "paused", "warning"], "ok").astype(object)
-        state[~has] = None
+        # the first that holds, as small codes (np.select over object arrays took 0.3 s per
+        # target for the 1M store's closed tickets), then the names
+        state = _STATES[np.select([~has, is_met, breached, done, paused_now, used >= warn * goal],
+                                  _STATE_CODES, len(_STATE_CODES)).astype(np.int8)]
         out[target] = Clocks(target, has, start, met, cycle, goal, used, due, state, breached & has, paused_now)
     return out
 
