@@ -82,10 +82,29 @@ def fold_log(store, chunk_events: int | None = None, history: bool = True) -> tu
         return track_schema().empty_table(), end, upto
     chunks = -(-n // (chunk_events or CHUNK_EVENTS))
     step = -(-(hi - lo + 1) // chunks)
-    tables = [fold_sorted(con.sql(_RANGE, params={"lo": a, "hi": a + step - 1}).to_arrow_table())
-              for a in range(lo, hi + 1, step)]
+    tables = [fold_sorted(events) for events in _ranges(con, lo, hi, step)]
     con.close()
     return pa.concat_tables(tables), end, upto
+
+
+def _ranges(con, lo: int, hi: int, step: int):
+    """The events of each range of ticket numbers, sorted (`_RANGE`), in order. DuckDB reads and
+    sorts the next range in a thread while the caller folds this one (DuckDB lets go of the GIL
+    while it works, and so do numpy's passes over big arrays): two cores, not one. Only that
+    thread uses `con` until the last range is handed out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fetch(a: int):
+        return con.sql(_RANGE, params={"lo": a, "hi": a + step - 1}).to_arrow_table()
+
+    starts = list(range(lo, hi + 1, step))
+    with ThreadPoolExecutor(1, thread_name_prefix="tix-coldfold") as pool:
+        ahead = pool.submit(fetch, starts[0])
+        for nxt in [*starts[1:], None]:
+            events = ahead.result()
+            ahead = pool.submit(fetch, nxt) if nxt is not None else None
+            yield events
+            events = None
 
 
 # The same narrow table from the history cache: its rows are the log's ticket.created,
