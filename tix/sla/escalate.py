@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from tix import config as configmod
+from tix import tickets
 from tix.errors import ConfigError, TixError
 from tix.model import PRIORITIES, PRIORITY_RANK
 from tix.durations import format_duration
@@ -649,8 +650,6 @@ def _do(batch, p: Planned, row: dict, renderer, box=None, due_at: dict | None = 
     """Take one planned step in `batch`; returns why its notifications could not be made, if so.
     `due_at`: breach times already formatted (`_due_at`); `memo`: per step, what every ticket's
     event of it shares (kept by the caller across calls)."""
-    from tix import tickets
-
     if p.step is None:
         due = (due_at or {}).get(id(p)) or (iso(datetime.fromtimestamp(p.due, timezone.utc)) if p.due else None)
         batch.emit("sla.breached", ticket=p.ticket, data={
