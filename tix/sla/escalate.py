@@ -350,7 +350,7 @@ def _clock_rows(table, q, settings: SlaSettings, now: float, report: EscalateRep
     clocks = compute_columns(table, pol, settings.sla.policies, settings.calendars, now)
     breach_keys = _breach_keys(table)
     cols = {name: table[name] for name in table.column_names}
-    cols["policy"] = pa.array([names[i] if i >= 0 else None for i in pol.tolist()], pa.string())
+    cols["policy"] = pa.array([*names, None], pa.string()).take(pa.array(np.where(pol >= 0, pol, len(names))))
     for target, p in PREFIX.items():
         c = clocks[target]
         c.breached = c.breached | (_recorded(table, target, c.cycle, breach_keys) & c.has)
@@ -358,7 +358,7 @@ def _clock_rows(table, q, settings: SlaSettings, now: float, report: EscalateRep
         cols[f"{p}_started"] = pa.array(c.start, mask=~c.has)
         cols[f"{p}_due"] = pa.array(c.due, mask=~c.has)
         cols[f"{p}_met"] = pa.array(c.met, mask=~c.has | np.isnan(c.met))
-        cols[f"{p}_state"] = pa.array(c.state.tolist(), pa.string())
+        cols[f"{p}_state"] = pa.array(c.state, pa.string())  # object array of names or None
         cols[f"{p}_breached"] = pa.array(c.breached, mask=~c.has)
         cols[f"{p}_bsec"] = pa.array(c.used, mask=~c.has)
         cols[f"{p}_csec"] = pa.array(c.met - c.start, mask=~c.has | np.isnan(c.met))
