@@ -20,17 +20,21 @@ from __future__ import annotations
 from tix.store.log import Position, seq_before
 
 # Stage 1, one scan of the JSON: per event that can matter, its ticket, time, the status it
-# sets and its kind (C created, S status, R customer, A agent, K key), kind NULL for one
-# that only counts for `gen` (a change that is not a status, an automatic message).
+# sets and its kind as a small integer (C created, S status, R customer, A agent, K key, see
+# below), GEN_ONLY for one that only counts for `gen` (a change that is not a status, an
+# automatic message). The key rows go to a table of their own (`_KEYROWS`): the others, most
+# of 10M, then hold no key column, and the table fits DuckDB's FOLD_MEMORY (issue 16: with a
+# mostly-NULL key and a text kind on each row it spilled to disk, 0.9 s more to sort).
 _RAW = r"""
 SELECT seq, ticket, epoch_us(ts) / 1e6 AS t, new_st,
        CASE WHEN type LIKE 'sla.%' THEN json_extract_string(data, '$.key') END AS key,
-       CASE WHEN type = 'ticket.created' THEN 'C'
-            WHEN type = 'ticket.updated' THEN CASE WHEN new_st IS NOT NULL THEN 'S' END
-            WHEN type LIKE 'message.%' THEN CASE WHEN NOT coalesce(TRY_CAST(json_extract_string(data, '$.auto')
-                                                                   AS BOOLEAN), false)
-                                                 THEN CASE type WHEN 'message.received' THEN 'R' ELSE 'A' END END
-            ELSE 'K' END AS k
+       (CASE WHEN type = 'ticket.created' THEN 0
+             WHEN type = 'ticket.updated' THEN CASE WHEN new_st IS NOT NULL THEN 1 ELSE 5 END
+             WHEN type LIKE 'message.%' THEN CASE WHEN NOT coalesce(TRY_CAST(json_extract_string(data, '$.auto')
+                                                                    AS BOOLEAN), false)
+                                                  THEN CASE type WHEN 'message.received' THEN 2 ELSE 3 END
+                                                  ELSE 5 END
+             ELSE 4 END)::TINYINT AS k
 FROM (
   SELECT seq, ticket, type, ts, data,
          CASE type WHEN 'ticket.created' THEN coalesce(json_extract_string(data, '$.status'), 'new')
@@ -42,12 +46,17 @@ FROM (
 )
 """
 
+_SPLIT = ("CREATE TEMP TABLE _sla_keyrows AS SELECT seq, ticket, t, key FROM _sla_all WHERE k = 4; "
+          "CREATE TEMP TABLE _sla_raw AS SELECT seq, ticket, t, new_st, k FROM _sla_all WHERE k <> 4; "
+          "DROP TABLE _sla_all")
+
 # Stage 2, per range of ticket numbers (a ticket's events are all in one range): the events in
-# ticket and log order, kinds as small integers, for `fold_sorted`.
+# ticket and log order, for `fold_sorted`.
 _RANGE = r"""
-SELECT ticket, seq, t, new_st, key,
-       CASE k WHEN 'C' THEN 0 WHEN 'S' THEN 1 WHEN 'R' THEN 2 WHEN 'A' THEN 3 WHEN 'K' THEN 4 ELSE 5 END::TINYINT AS k
-FROM _sla_raw WHERE ticket BETWEEN $lo AND $hi ORDER BY ticket, seq
+SELECT ticket, seq, t, new_st, NULL::VARCHAR AS key, k FROM _sla_raw WHERE ticket BETWEEN $lo AND $hi
+UNION ALL
+SELECT ticket, seq, t, NULL, key, 4::TINYINT FROM _sla_keyrows WHERE ticket BETWEEN $lo AND $hi
+ORDER BY ticket, seq
 """
 C, S, R, A, K, GEN_ONLY = range(6)
 DONE = ("resolved", "closed")
@@ -76,8 +85,10 @@ def fold_log(store, chunk_events: int | None = None, history: bool = True) -> tu
     con.execute(f"SET memory_limit = '{FOLD_MEMORY}'")
     con.execute("SET preserve_insertion_order = false")
     if not (history and _raw_from_history(store, con, end, upto)):
-        con.execute(f"CREATE TEMP TABLE _sla_raw AS {_RAW}", {"files": files, "upto": upto})
-    n, lo, hi = con.execute("SELECT count(*), min(ticket), max(ticket) FROM _sla_raw").fetchall()[0]
+        con.execute(f"CREATE TEMP TABLE _sla_all AS {_RAW}", {"files": files, "upto": upto})
+        con.execute(_SPLIT)
+    n, lo, hi = con.execute("SELECT count(*), min(ticket), max(ticket) FROM "
+                            "(SELECT ticket FROM _sla_raw UNION ALL SELECT ticket FROM _sla_keyrows)").fetchall()[0]
     if not n:
         return track_schema().empty_table(), end, upto
     chunks = -(-n // (chunk_events or CHUNK_EVENTS))
@@ -114,22 +125,20 @@ def _ranges(con, lo: int, hi: int, step: int):
 _RAW_HISTORY = r"""
 SELECT seq, ticket, epoch_us(ts) / 1e6 AS t,
        CASE WHEN kind = 'created' OR status IS DISTINCT FROM prev_status THEN status END AS new_st,
-       NULL::VARCHAR AS key,
-       CASE kind WHEN 'created' THEN 'C'
-                 WHEN 'updated' THEN CASE WHEN status IS DISTINCT FROM prev_status THEN 'S' END
-                 WHEN 'in' THEN CASE WHEN NOT auto THEN 'R' END
-                 WHEN 'out' THEN CASE WHEN NOT auto THEN 'A' END END AS k
+       (CASE kind WHEN 'created' THEN 0
+                  WHEN 'updated' THEN CASE WHEN status IS DISTINCT FROM prev_status THEN 1 ELSE 5 END
+                  WHEN 'in' THEN CASE WHEN NOT auto THEN 2 ELSE 5 END
+                  WHEN 'out' THEN CASE WHEN NOT auto THEN 3 ELSE 5 END END)::TINYINT AS k
 FROM read_parquet($parts)
 WHERE kind IN ('created', 'updated', 'in', 'out') AND seq <= $upto
 UNION ALL
-SELECT seq, ticket, epoch_us(ts) / 1e6, new_st, NULL,
-       CASE kind WHEN 'created' THEN 'C' WHEN 'updated' THEN CASE WHEN new_st IS NOT NULL THEN 'S' END
-                 WHEN 'in' THEN CASE WHEN NOT auto THEN 'R' END
-                 WHEN 'out' THEN CASE WHEN NOT auto THEN 'A' END END
+SELECT seq, ticket, epoch_us(ts) / 1e6, new_st,
+       (CASE kind WHEN 'created' THEN 0 WHEN 'updated' THEN CASE WHEN new_st IS NOT NULL THEN 1 ELSE 5 END
+                  WHEN 'in' THEN CASE WHEN NOT auto THEN 2 ELSE 5 END
+                  WHEN 'out' THEN CASE WHEN NOT auto THEN 3 ELSE 5 END END)::TINYINT
 FROM _sla_gap WHERE kind IN ('created', 'updated', 'in', 'out') AND seq <= $upto
-UNION ALL
-SELECT seq, ticket, epoch_us(ts) / 1e6, NULL, key, 'K' FROM _sla_keys WHERE seq <= $upto
 """
+_KEYROWS_HISTORY = "SELECT seq, ticket, epoch_us(ts) / 1e6 AS t, key FROM _sla_keys WHERE seq <= $upto"
 HISTORY_GAP = 200_000  # more events than this after the history cache: read the JSON log instead
 
 
@@ -168,6 +177,7 @@ def _raw_from_history(store, con, end: Position, upto: int) -> bool:
         "ticket": pa.array([r[2] for r in keys], pa.int64()),
         "key": pa.array([None if r[3] is None else str(r[3]) for r in keys], pa.string())}))
     con.execute(f"CREATE TEMP TABLE _sla_raw AS {_RAW_HISTORY}", {"parts": h.parts(meta), "upto": upto})
+    con.execute(f"CREATE TEMP TABLE _sla_keyrows AS {_KEYROWS_HISTORY}", {"upto": upto})
     con.unregister("_sla_gap")
     con.unregister("_sla_keys")
     return True
