@@ -641,7 +641,7 @@ def _due_at(planned: list[Planned]) -> dict[int, str]:
     """`due_at` of each breach to record (by id of its Planned), formatted in one go (iso_many)."""
     from tix.store.log import iso_many
 
-    todo = [p for p in planned if p.step is None and p.due]
+    todo = [p for p in planned if p.step is None and p.due and np.isfinite(p.due)]  # else as _do did
     return dict(zip(map(id, todo), iso_many(np.array([p.due for p in todo], np.float64)), strict=True))
 
 
