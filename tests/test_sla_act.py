@@ -35,7 +35,11 @@ def _one_by_one(store, planned, now):
     return out
 
 
-def test_acting_writes_the_events_of_taking_each_step_alone(sla_store, timeline, monkeypatch):
+@pytest.mark.parametrize("part", [None, 3])
+def test_acting_writes_the_events_of_taking_each_step_alone(sla_store, timeline, monkeypatch, part):
+    """`part`: a policy's events written in parts of this many (ACT_PART), committed as one."""
+    if part:
+        monkeypatch.setattr(esc, "ACT_PART", part)
     path = sla_store.path("tix.yaml")
     text = path.read_text(encoding="utf-8")
     anchor = "        - {name: breach, on: breached, tag: sla-breached, team: billing}\n"
@@ -67,7 +71,12 @@ def test_acting_writes_the_events_of_taking_each_step_alone(sla_store, timeline,
                                                "outbox.queued"}
 
     seq = sla_store.log.last_event()["seq"]
+    end = sla_store.log.end()
     report = esc.escalate(sla_store, now=now, flush_outbox=False)
+    with open(sla_store.log.dir / end.segment, "rb") as fh:
+        fh.seek(end.offset)
+        marks = fh.read().count(b'"commit":true}')
+    assert marks == len({p.policy for p in plan})  # one commit per policy's batch, parts or not
     assert report.planned == plan  # one round acted; the next found nothing more
     written = _events_after(sla_store, seq)
 
