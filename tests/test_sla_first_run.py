@@ -1,0 +1,50 @@
+"""The first `tix escalate` on a store (issue 16): what makes it cheaper keeps its output."""
+from __future__ import annotations
+
+import orjson
+
+from tests.plugins.sla import jkt
+from tix.sla.escalate import escalate
+
+
+def test_the_closed_part_keeps_dictionaries_for_strings_only(sla_store, timeline):
+    """Times and seconds are nearly all distinct: no dictionary is tried on them (half the
+    write); statuses, policies and states keep theirs. The rows read back are the rows."""
+    import pyarrow.parquet as pq
+
+    for i in range(6):
+        n = timeline.create(jkt(2026, 11, 23, 9, i))
+        timeline.reply(n, jkt(2026, 11, 23, 9, 30 + i))
+        timeline.status(n, jkt(2026, 11, 23, 10, i), "closed" if i % 2 else "resolved")
+    open_one = timeline.create(jkt(2026, 11, 23, 11, 0))
+    escalate(sla_store, now=jkt(2026, 11, 24, 9, 0))
+    folder = sla_store.path("snapshot", "sla")
+    meta = orjson.loads((folder / "sla-meta.json").read_bytes())
+    (part,) = meta["done"]
+    md = pq.ParquetFile(folder / part).metadata
+    enc = {md.schema.column(i).path: set(md.row_group(0).column(i).encodings) for i in range(md.num_columns)}
+    dictionary = {path for path, e in enc.items() if any("DICTIONARY" in x for x in e)}
+    assert {"status", "policy", "v_fr_state", "v_res_state"} <= dictionary
+    assert not dictionary & {"created", "fr_met", "v_fr_due", "v_fr_bsec", "ticket"}
+    rows = sla_store.connect().execute("SELECT ticket, target, state FROM sla ORDER BY ticket, target").fetchall()
+    assert {r[0] for r in rows} == set(range(1, 7)) | {open_one}
+    assert {r[2] for r in rows if r[0] != open_one and r[1] == "first_response"} == {"met"}
+
+
+def test_every_clock_state_from_a_first_run(sla_store, timeline):
+    """The states (computed as codes, then named): met, warning, ok, paused, stopped, breached."""
+    met = timeline.create(jkt(2026, 11, 23, 9, 0))
+    timeline.reply(met, jkt(2026, 11, 23, 9, 30))
+    warning = timeline.create(jkt(2026, 11, 23, 9, 0))  # 6.5 of 8 office hours at 16:30
+    ok = timeline.create(jkt(2026, 11, 23, 11, 0))  # 4.5 h
+    paused = timeline.create(jkt(2026, 11, 23, 9, 0))
+    timeline.status(paused, jkt(2026, 11, 23, 10, 0), "pending")
+    stopped = timeline.create(jkt(2026, 11, 23, 9, 0))
+    timeline.status(stopped, jkt(2026, 11, 23, 10, 0), "closed")
+    breached = timeline.create(jkt(2026, 11, 23, 9, 0), priority="urgent")  # 1 h, 24/7
+    escalate(sla_store, now=jkt(2026, 11, 23, 16, 30), flush_outbox=False)
+    rows = dict(sla_store.connect().execute(
+        "SELECT ticket, state FROM sla WHERE target = 'first_response'").fetchall())
+    assert rows == {met: "met", warning: "warning", ok: "ok", paused: "paused", stopped: "stopped",
+                    breached: "breached"}
+    assert sla_store.connect().execute("SELECT count(*) FROM sla WHERE target = 'next_response'").fetchone() == (0,)
