@@ -307,7 +307,8 @@ def test_auto_reply_to_machines_is_suppressed(md_store):
 def test_replies_to_older_tickets_thread_after_snapshot_refreshes_within_the_run(md_store, monkeypatch):
     """A long run refreshes the snapshot as it goes (old generations are pruned): the run
     must still find tickets from before it, and never quarantine their replies."""
-    from tix.ingest import intake, refresh
+    from tix.ingest import intake
+    from tix.store import refresh
 
     drop(md_store, make_mail(subject="Lama", msgid="<old@pelanggan.example>"))
     assert fetch_all(md_store, now=NOW).stored == 1
@@ -324,7 +325,7 @@ def test_replies_to_older_tickets_thread_after_snapshot_refreshes_within_the_run
         drop(md_store, make_mail(subject=f"Baru {i}", msgid=f"<new{i}@x>", frm=f"P{i} <p{i}@pelanggan.example>"))
     drop(md_store, make_mail(subject="Re: Lama", msgid="<re@pelanggan.example>", in_reply_to="<old@pelanggan.example>"))
     metas = []
-    real = refresh.start  # the refresh runs in a child process (tix.ingest.refresh)
+    real = refresh.start  # the refresh runs in a child process (tix.store.refresh)
 
     def waited(store, steps, end=False):  # done before the next batch: the same steps every time
         proc = real(store, steps, end)
@@ -347,7 +348,7 @@ def test_a_long_run_refreshes_the_snapshot_in_steps_in_a_child_process(md_store,
     by a child process while it stores (DuckDB and the fold never in the intake's memory), a
     step per `snapshot_every` events, all done before it lets the lock go: the store's own
     refresh then finds less than `snapshot_every` events left, and nothing in the child's way."""
-    from tix.ingest import refresh
+    from tix.store import refresh
     from tix.store.reader import Reader
 
     cfg = md_store.path("tix.yaml")
