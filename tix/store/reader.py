@@ -208,6 +208,7 @@ class Reader:
 
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")  # (a long step would draw one on stderr)
         if memory:  # beyond it DuckDB spills (a compaction's sort) or fails (then: without)
             con.execute(f"SET memory_limit = '{memory}'")
             con.execute("SET temp_directory = ?", [str(self.store.path("state", "duckdb-tmp"))])
