@@ -64,8 +64,10 @@ def cuts(store: Store, upto: Position, step: int = STEP, block: int = 8 << 20) -
     """Positions after every `step`-th line from the snapshot's position to `upto`, and
     `upto` itself (the last cut): lines counted in large blocks, never decoded. Empty when
     the snapshot is at `upto` or past it."""
+    from tix.store.reader import _leased_meta
+
     log = store.log
-    start = store.snapshot.position(store.snapshot.meta())
+    start = store.snapshot.position(_leased_meta(store.snapshot))  # where a reader starts (damaged: the log's start)
     if not upto.segment or (start is not None and (start.segment, start.offset) >= (upto.segment, upto.offset)):
         return []
     out: list[Position] = []
