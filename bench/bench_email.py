@@ -222,7 +222,7 @@ def timed_fetch(env: dict, usage_out: dict | None = None) -> tuple[float, int, i
 
 def roles_text(roles: dict[str, int]) -> str:
     order = ["intake", "parse workers", "refresh child", "other"]
-    return ", ".join(f"{r} {roles[r] / 1024:.0f}" for r in order if roles.get(r))
+    return ", ".join(f"{r} {roles[r] / 1024:.0f}" for r in order if roles.get(r, 0) >= 512)
 
 
 def settle_mailbox(port: int) -> float:
