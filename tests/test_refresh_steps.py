@@ -134,6 +134,24 @@ def test_a_refresh_killed_between_steps_leaves_a_store_read_whole(tmp_path, monk
     assert _snapshot(store) == _snapshot(one)
 
 
+def test_a_writer_leaving_a_long_tail_folds_it_in_steps(tmp_path, monkeypatch):
+    """The end-of-command refresh of every writer (a first route over an imported history, an
+    import, a bulk update) goes through the same steps: 2.3M events folded at once took 1.8 GB."""
+    from tix.tickets import create_ticket
+
+    store = Store.init(tmp_path / "s", config_text="settings:\n  snapshot_every: 10\n")
+    monkeypatch.setattr(refresh, "STEP", 8)
+    generations = []
+    real = Reader.write_snapshot
+    monkeypatch.setattr(Reader, "write_snapshot", lambda self: generations.append(self.tail_lines) or real(self))
+    with store.writing(actor="user:a", via="t") as b:
+        for i in range(30):
+            create_ticket(b, f"t{i}")
+    assert generations == [8, 8, 8, 6]
+    reader = store.read()
+    assert reader.meta["seq"] == 30 and reader.tail == [] and reader.max_ticket == 30
+
+
 def test_cuts_count_committed_lines_across_segments(tmp_path):
     store = Store.init(tmp_path / "s", config_text=CONFIG)
     for month in ("2026-10", "2026-11"):

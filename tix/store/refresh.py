@@ -42,13 +42,14 @@ if TYPE_CHECKING:
 STEP = 250_000
 
 
-def run(store: Store, upto: list[Position] | tuple = (), end: bool = True, step: int = STEP) -> dict | None:
+def run(store: Store, upto: list[Position] | tuple = (), end: bool = True, step: int | None = None) -> dict | None:
     """Fold the tail into the snapshot up to each of `upto` (committed positions, in log
     order) in turn and, with `end`, to the log's end; each in steps of at most `step`
-    events, a generation each. The caller holds the lock. Returns the last meta written
-    (None when there was nothing to fold)."""
+    events (default STEP), a generation each. The caller holds the lock. Returns the last
+    meta written (None when there was nothing to fold)."""
     from tix.store.reader import Reader
 
+    step = step or STEP
     targets = list(upto) + ([store.log.end()] if end else [])
     meta = None
     for target in targets:
