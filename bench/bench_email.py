@@ -19,9 +19,11 @@ realistic support mail (5–50 KB, English and Indonesian, replies with quoted h
 about one in five with a PDF/CSV/JPEG attachment), delivers it into a fresh Dovecot
 maildir, settles it (sync, one SELECT: as mail delivered before a cron run), then runs the
 real CLI (`python -m tix fetch`) in a child process against a
-fresh store and reports wall time, messages/s and the child's peak RSS (wait4: the largest of
-the process and the children it reaped, e.g. the snapshot refresh) and the CPU (user+sys) of
-the whole run. tix's bytecode is compiled first, as an installed tix has it.
+fresh store and reports wall time, messages/s, the child's peak RSS (wait4: the largest of
+the process and the children it reaped, e.g. the snapshot refresh), the peak of the whole
+process tree (the sum of the processes alive at once: the intake, its parse workers, its
+snapshot-refresh child; sampled every 20 ms, with each kind's share at that peak and each
+kind's own peak) and the CPU (user+sys) of the whole run. tix's bytecode is compiled first, as an installed tix has it.
 Peer figure (issue 3): django-helpdesk 2.6.1 `get_email` ≈ 30 msg/s, 70 MB.
 """
 from __future__ import annotations
@@ -131,36 +133,78 @@ def make_message(i: int, rng: random.Random) -> bytes:
     return bytes(msg)
 
 
-def tree_rss_kb(pid: int) -> int:
-    """Resident memory of a process and all its descendants, in KB (Linux /proc)."""
-    total, todo = 0, [pid]
+def _role(pid: int, root: int) -> str:
+    """What a process of the fetch's tree is: the intake itself, a parse worker, the
+    snapshot-refresh child, or another (named by its module)."""
+    if pid == root:
+        return "intake"
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            argv = fh.read().split(b"\0")
+    except OSError:
+        return "other"
+    if b"tix.channels.mail.parseworker" in argv:
+        return "parse workers"
+    if b"tix.store.refresh" in argv:
+        return "refresh child"
+    return "other"
+
+
+def tree_rss(pid: int) -> dict[int, int]:
+    """Resident memory (KB) of a process and each of its descendants (Linux /proc)."""
+    out, todo = {}, [pid]
     while todo:
         p = todo.pop()
         try:
             with open(f"/proc/{p}/status") as fh:
-                total += next((int(line.split()[1]) for line in fh if line.startswith("VmRSS:")), 0)
-            with open(f"/proc/{p}/task/{p}/children") as fh:
-                todo += [int(c) for c in fh.read().split()]
+                out[p] = next((int(line.split()[1]) for line in fh if line.startswith("VmRSS:")), 0)
+            for task in os.listdir(f"/proc/{p}/task"):  # children of every thread (a prefetch
+                with open(f"/proc/{p}/task/{task}/children") as fh:  # thread starts the parse workers)
+                    todo += [int(c) for c in fh.read().split()]
         except (OSError, ValueError):
             continue
-    return total
+    return out
+
+
+def tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in KB (Linux /proc)."""
+    return sum(tree_rss(pid).values())
+
+
+SAMPLES: list | None = None  # --samples: every sample of the big run's tree, (seconds, {kind: KB})
 
 
 def timed_fetch(env: dict, usage_out: dict | None = None) -> tuple[float, int, int, subprocess.CompletedProcess]:
     """Run `tix fetch`; return wall seconds, its own peak RSS (KB, wait4) and the peak of
-    the sum over its process tree (the parse workers included, sampled every 50 ms).
-    `usage_out` gets `cpu`: user+sys seconds of the process and the workers it reaped."""
+    the sum over its process tree (the parse workers and the snapshot-refresh child
+    included: the sum of the processes alive at once, sampled every 20 ms).
+    `usage_out` gets `cpu`: user+sys seconds of the process and the workers it reaped,
+    and `roles`: the peak RSS (KB) of each kind of process of the tree (the sum over
+    the parse workers alive at once), and `at_peak`: the same at the tree's peak."""
     import threading
 
     t1 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "tix", "-v", "fetch", "--no-send"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak_tree = [0]
+    roles: dict[str, int] = {}
+    at_peak: dict[str, int] = {}
 
     def sample():
         while proc.returncode is None:
-            peak_tree[0] = max(peak_tree[0], tree_rss_kb(proc.pid))
-            time.sleep(0.05)
+            now: dict[str, int] = {}
+            for p, kb in tree_rss(proc.pid).items():
+                role = _role(p, proc.pid)
+                now[role] = now.get(role, 0) + kb
+            for role, kb in now.items():
+                roles[role] = max(roles.get(role, 0), kb)
+            if SAMPLES is not None:
+                SAMPLES.append((time.perf_counter() - t1, now))
+            if sum(now.values()) > peak_tree[0]:
+                peak_tree[0] = sum(now.values())
+                at_peak.clear()
+                at_peak.update(now)
+            time.sleep(0.02)
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
@@ -168,10 +212,17 @@ def timed_fetch(env: dict, usage_out: dict | None = None) -> tuple[float, int, i
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t1
     proc.returncode = os.waitstatus_to_exitcode(status)
+    th.join()
     if usage_out is not None:
         usage_out["cpu"] = usage.ru_utime + usage.ru_stime
-    th.join()
+        usage_out["roles"] = roles
+        usage_out["at_peak"] = at_peak
     return wall, usage.ru_maxrss, peak_tree[0], subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def roles_text(roles: dict[str, int]) -> str:
+    order = ["intake", "parse workers", "refresh child", "other"]
+    return ", ".join(f"{r} {roles[r] / 1024:.0f}" for r in order if roles.get(r, 0) >= 512)
 
 
 def settle_mailbox(port: int) -> float:
@@ -247,6 +298,7 @@ def run(n: int, batch: int, seed: int, history: int = 0, replies: float = 0.0) -
         return {"messages": n, "replies": n_replies, "mbytes": total / 1e6, "generate_s": gen, "fetch_s": wall,
                 "msg_per_s": n / wall, "peak_rss_mb": peak / 1024, "tree_rss_mb": tree / 1024,
                 "cpu_s": usage["cpu"], "load": load, "settle_s": settle,
+                "roles": usage["roles"], "at_peak": usage["at_peak"],
                 "summary": proc.stdout.strip()}
     finally:
         dc.stop()
@@ -330,7 +382,11 @@ def main() -> None:
     ap.add_argument("--small-runs", type=int, default=3, help="timed small runs per store (median quoted)")
     ap.add_argument("--store", type=Path, default=None,
                     help="also time the small runs into this existing store (CHANGED: give a copy)")
+    ap.add_argument("--samples", type=Path, default=None,
+                    help="write the big run's samples of its process tree (seconds, MB of each kind) to this file")
     args = ap.parse_args()
+    global SAMPLES
+    SAMPLES = [] if args.samples else None
     # An installed tix has its bytecode; a checkout run with PYTHONDONTWRITEBYTECODE=1 would
     # compile every module on each run (about 0.1 s of CPU in a 50-message run): write it once.
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "tix")], check=False, capture_output=True)
@@ -344,7 +400,14 @@ def main() -> None:
               f"the mailbox: sync, SELECT), CPU {res['cpu_s']:.1f} s "
               f"({res['messages'] / res['cpu_s']:.0f} msg per CPU-second), load {res['load']:.1f}, "
               f"peak RSS {res['peak_rss_mb']:.0f} MB "
-              f"(whole process tree {res['tree_rss_mb']:.0f} MB)  [{res['summary']}]")
+              f"(wait4: the largest single process), process tree {res['tree_rss_mb']:.0f} MB at its peak "
+              f"(sum of the processes alive at once, sampled: {roles_text(res['at_peak'])} MB); "
+              f"peak of each kind: {roles_text(res['roles'])} MB  [{res['summary']}]")
+        if args.samples:
+            with open(args.samples, "w", encoding="utf-8") as fh:
+                for t, now in SAMPLES:
+                    fh.write(f"{t:7.2f} {sum(now.values()) / 1024:5.0f}  {roles_text(now)}\n")
+            SAMPLES.clear()
     if args.small:
         work = Path(tempfile.mkdtemp(prefix="tix-bench-small-"))
         try:

@@ -307,7 +307,8 @@ def test_auto_reply_to_machines_is_suppressed(md_store):
 def test_replies_to_older_tickets_thread_after_snapshot_refreshes_within_the_run(md_store, monkeypatch):
     """A long run refreshes the snapshot as it goes (old generations are pruned): the run
     must still find tickets from before it, and never quarantine their replies."""
-    from tix.ingest import intake, refresh
+    from tix.ingest import intake
+    from tix.store import refresh
 
     drop(md_store, make_mail(subject="Lama", msgid="<old@pelanggan.example>"))
     assert fetch_all(md_store, now=NOW).stored == 1
@@ -324,7 +325,7 @@ def test_replies_to_older_tickets_thread_after_snapshot_refreshes_within_the_run
         drop(md_store, make_mail(subject=f"Baru {i}", msgid=f"<new{i}@x>", frm=f"P{i} <p{i}@pelanggan.example>"))
     drop(md_store, make_mail(subject="Re: Lama", msgid="<re@pelanggan.example>", in_reply_to="<old@pelanggan.example>"))
     metas = []
-    real = refresh.start  # the refresh runs in a child process (tix.ingest.refresh)
+    real = refresh.start  # the refresh runs in a child process (tix.store.refresh)
 
     def waited(store, steps, end=False):  # done before the next batch: the same steps every time
         proc = real(store, steps, end)
@@ -347,7 +348,7 @@ def test_a_long_run_refreshes_the_snapshot_in_steps_in_a_child_process(md_store,
     by a child process while it stores (DuckDB and the fold never in the intake's memory), a
     step per `snapshot_every` events, all done before it lets the lock go: the store's own
     refresh then finds less than `snapshot_every` events left, and nothing in the child's way."""
-    from tix.ingest import refresh
+    from tix.store import refresh
     from tix.store.reader import Reader
 
     cfg = md_store.path("tix.yaml")
@@ -367,6 +368,45 @@ def test_a_long_run_refreshes_the_snapshot_in_steps_in_a_child_process(md_store,
     monkeypatch.undo()
     assert md_store.log.last_event()["seq"] - md_store.snapshot.meta()["seq"] < 9  # no long tail left
     assert md_store.read().max_ticket == 12 and md_store.ticket(12)["subject"] == "Baru 11"
+
+
+def _parse_workers_alive() -> int:
+    """This process's children that are parse workers (started by any of its threads)."""
+    alive = 0
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as fh:
+            for pid in fh.read().split():
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as cmd:
+                        alive += b"tix.channels.mail.parseworker" in cmd.read()
+                except OSError:
+                    continue
+    return alive
+
+
+def test_no_refresh_child_runs_beside_the_parse_workers(md_store, monkeypatch):
+    """A refresh child (~130 MB) beside the parse workers and the intake took a 20,000-message
+    fetch's processes to 380 MB together (issue 16: under 250): while workers parse, the run
+    only notes its steps, and folds them when the workers are gone, before the lock is let go."""
+    from tix.store import refresh
+
+    monkeypatch.setenv("TIX_PARSE_WORKERS", "1")
+    cfg = md_store.path("tix.yaml")
+    cfg.write_text(cfg.read_text().replace("snapshot_every: 20000", "snapshot_every: 60"))
+    md_store.reload_config()
+    md_store.config.section("channels")[0]["batch"] = 70  # chunks the workers parse (Parser.MIN_POOL)
+    for i in range(210):  # 3 events each: 630 events, 3 chunks, steps of 60 events or more
+        drop(md_store, make_mail(subject=f"Baru {i}", msgid=f"<w{i}@x>", frm=f"W{i} <w{i}@pelanggan.example>"))
+    calls = []
+    real = refresh.start
+    monkeypatch.setattr(refresh, "start", lambda store, steps, end=False: calls.append(
+        (len(steps), end, _parse_workers_alive())) or real(store, steps, end))
+    rep = fetch_all(md_store, now=NOW)
+    assert (rep.stored, rep.errors) == (210, [])
+    assert calls and all(alive == 0 for _n, _end, alive in calls)
+    assert calls[-1][1] and calls[-1][0] >= 2  # at the end: the steps noted while parsing, then the rest
+    assert md_store.log.last_event()["seq"] - md_store.snapshot.meta()["seq"] < 60  # no long tail left
+    assert md_store.read().max_ticket == 210
 
 
 def test_a_pooled_batch_threads_by_tag_and_headers_and_ignores_absurd_tags(md_store, monkeypatch):

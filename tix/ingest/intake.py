@@ -53,7 +53,7 @@ from tix.store.log import iso, parse_ts_or_none, utcnow
 
 OPEN = ("new", "open", "pending")
 # Steps of `snapshot_every` events a refresh child folds (one after the other: its memory is
-# one step's): each child costs ~0.5 s of CPU to start (Python, DuckDB, pyarrow).
+# one step's): each child costs ~0.3 s of CPU to start (Python, DuckDB).
 REFRESH_STEPS = 2
 
 
@@ -234,11 +234,13 @@ class Intake:
 
     def _bound_tail(self, pos) -> None:
         """Every `snapshot_every` events of this run, note where the log stands (a step), and
-        every REFRESH_STEPS steps have a child process (`tix.ingest.refresh`) fold them into
+        every REFRESH_STEPS steps have a child process (`tix.store.refresh`) fold them into
         the snapshot while this one goes on storing: a long run leaves no long tail, and DuckDB
         and the fold are never in the intake's memory. One child at a time; `finish_refresh`
-        ends the run's."""
-        from tix.ingest import refresh
+        ends the run's. Not while parse workers run (email): the child (~130 MB) beside them
+        (~35 MB each) and this process took the run's processes to 380 MB together (issue 16:
+        under 250 MB); their steps are folded when the run ends, the workers gone."""
+        from tix.store import refresh
 
         self._reap_refresh(wait=False)
         if pos is None:
@@ -246,11 +248,15 @@ class Intake:
         if self.batch.seq - self._step_seq >= int(self.config.setting("snapshot_every")):
             self._refresh_steps.append((pos, self.batch.seq))
             self._step_seq = self.batch.seq
-        if self._refresh is None and len(self._refresh_steps) >= REFRESH_STEPS:
+        if self._refresh is None and len(self._refresh_steps) >= REFRESH_STEPS and not self._workers():
             steps, self._refresh_steps = self._refresh_steps, []
             proc = refresh.start(self.store, [p for p, _ in steps])
             if proc is not None:
                 self._refresh = (proc, steps[-1][1])
+
+    def _workers(self) -> int:
+        """Parse worker processes running for this run's steps now (a mail step's `parser`)."""
+        return sum(len(getattr(getattr(step, "parser", None), "procs", ())) for step in self._steps.values())
 
     def _reap_refresh(self, wait: bool) -> None:
         """Collect the refresh child when it is done (with `wait`: when it is done)."""
@@ -270,7 +276,7 @@ class Intake:
         """Wait for the run's refresh child; with `final`, when this run left `snapshot_every`
         events or more unfolded, fold them in a child too (the store's own refresh when the
         lock is let go then finds nothing to do). Before the lock is let go, always."""
-        from tix.ingest import refresh
+        from tix.store import refresh
 
         self._reap_refresh(wait=True)
         if final and self.batch.seq - self._snap_seq >= int(self.config.setting("snapshot_every")):

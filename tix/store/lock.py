@@ -77,7 +77,7 @@ class WriteLock:
 
     def fileno(self) -> int | None:
         """The locked descriptor while held: a child process given it (pass_fds) keeps the
-        lock held should this process die first (tix.ingest.refresh)."""
+        lock held should this process die first (tix.store.refresh)."""
         return self._fd
 
     @property

@@ -17,7 +17,7 @@ import orjson
 from tix.model import CONTACT_COLUMNS, TICKET_COLUMNS
 from tix.store.fold import State
 from tix.store.log import Position, _why, report_damage, unmark
-from tix.store.snapshot import GONE, base_order, from_json_value, json_type, rows_to_arrow
+from tix.store.snapshot import GONE, base_order, from_json_value, json_type, register_rows
 
 if TYPE_CHECKING:
     from tix.store.batch import Batch
@@ -60,6 +60,7 @@ class Reader:
         loads = orjson.loads
         damaged = store.log.damaged
         last = None
+        tail_max = 0  # the highest ticket a `ticket.created` of the tail makes
         for raw, seg, off in store.log.read_raw(start, upto):
             self.end = Position(seg, off)
             self.tail_lines += 1
@@ -78,12 +79,15 @@ class Reader:
             except ValueError as exc:
                 damaged(seg, off - len(raw) - 1, _why(exc))
                 continue
-            self.tail.append(ev)
             last = raw
+            if ev["type"] == "ticket.created" and type(ev.get("ticket")) is int:
+                tail_max = max(tail_max, ev["ticket"])
+                if not fold_tickets:  # a refresh needs only its number
+                    continue
+            self.tail.append(ev)
         if last is not None:
             self.last_seq = self._seq_of(last)
         self.state = self._fold_tail()
-        tail_max = max((ev["ticket"] for ev in self.tail if ev["type"] == "ticket.created"), default=0)
         self.max_ticket = max(self.state.max_ticket, tail_max, (self.meta or {}).get("max_ticket", 0))
         self.max_contact = max(self.state.max_contact, (self.meta or {}).get("max_contact", 0))
 
@@ -194,8 +198,20 @@ class Reader:
             return self.meta
         import duckdb
 
+        try:
+            return self._write_snapshot(REFRESH_MEMORY)
+        except duckdb.OutOfMemoryException:  # a step DuckDB cannot fold within it: without
+            return self._write_snapshot(None)  # (a refresh must not fail committed events)
+
+    def _write_snapshot(self, memory: str | None) -> dict:
+        import duckdb
+
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")  # (a long step would draw one on stderr)
+        if memory:  # beyond it DuckDB spills (a compaction's sort) or fails (then: without)
+            con.execute(f"SET memory_limit = '{memory}'")
+            con.execute("SET temp_directory = ?", [str(self.store.path("state", "duckdb-tmp"))])
         if self.tail_lines < 400_000:  # a second thread saves little here and holds ~30 MB more
             con.execute("SET threads = 1")
         meta = {"seq": self.last_seq, "segment": self.end.segment,
@@ -204,14 +220,15 @@ class Reader:
         if self.folded is not None:
             self._folded_tickets(con)
         elif self.fold_tickets:
-            con.register("_new_tickets", rows_to_arrow(
-                sorted(self.state.tickets.values(), key=lambda r: r["number"]), TICKET_COLUMNS))
+            register_rows(con, "_new_tickets", sorted(self.state.tickets.values(), key=lambda r: r["number"]),
+                          TICKET_COLUMNS)
         else:
             self._fold_tickets_sql(con)
         files.update(self._refresh(con, "tickets", "number", TICKET_COLUMNS))
-        if self.state.contacts or self._file("contacts") is None:  # (no Arrow, no pyarrow, for none)
-            con.register("_new_contacts", rows_to_arrow(
-                sorted(self.state.contacts.values(), key=lambda r: r["id"]), CONTACT_COLUMNS))
+        if self.state.contacts or self._file("contacts") is None:
+            # as JSON, not Arrow: pyarrow's import alone is ~40 MB of a small refresh's ~130
+            register_rows(con, "_new_contacts", sorted(self.state.contacts.values(), key=lambda r: r["id"]),
+                          CONTACT_COLUMNS)
             files.update(self._refresh(con, "contacts", "id", CONTACT_COLUMNS))
         return self.store.snapshot.write(files, meta, con=con)
 
@@ -368,6 +385,10 @@ def _copy_tail(log, start: Position | None, end: Position, fh, chunk: int = 8 <<
 
 _CHUNK = 50000  # rows `_folded_tickets` turns into JSON at a time
 
+
+# DuckDB's memory for one refresh step (tix.store.refresh): the fold of 250,000 events at a
+# million tickets fits (~270 MB with DuckDB itself), and a compaction's sort spills beyond it.
+REFRESH_MEMORY = "256MB"
 
 # A delta smaller than this is never worth compacting into the base.
 COMPACT_MIN_ROWS = 50000

@@ -284,6 +284,8 @@ class Store:
         are written as they are, the log not read back; a tail before it (shorter than
         `snapshot_every`) is folded from the log first, as a generation of its own.
         """
+        from tix.store import refresh
+
         meta = self.snapshot.meta()
         start = self.snapshot.position(meta)
         every = self.config.setting("snapshot_every")
@@ -291,7 +293,7 @@ class Store:
                 and not batch.pending and batch.seq - batch.first_seq >= every:
             batch.use_reader(None)  # what it read before the batch (its tail, its DuckDB): not needed now
             if batch.start != start:
-                Reader(self, fold_tickets=False, upto=batch.start).write_snapshot()
+                refresh.run(self, [batch.start], end=False)
             Reader(self, fold_tickets=False, batch=batch).write_snapshot()
             history.catch_up(self)
             return True
@@ -299,7 +301,7 @@ class Store:
         for _ in self.log.read_raw(start):
             count += 1
             if count >= every:
-                Reader(self, fold_tickets=False).write_snapshot()
+                refresh.run(self)  # the tail in steps of bounded memory (tix.store.refresh)
                 history.catch_up(self)  # the reports' history cache follows (when there is one)
                 return True
         return False
@@ -325,8 +327,10 @@ class Store:
 
     def refresh_snapshot(self) -> dict:
         """Fold the log tail into the snapshot now (the writers do it as the tail grows)."""
+        from tix.store import refresh
+
         with self.lock():
-            return Reader(self, fold_tickets=False).write_snapshot()
+            return refresh.run(self) or Reader(self, fold_tickets=False).write_snapshot()
 
     def rebuild(self, replace_damaged: bool = False) -> dict:
         """Fold the whole log into a fresh snapshot (the snapshot is only ever a cache).
