@@ -222,24 +222,33 @@ class EventLog:
         found too). For a cache that only cares about some events: when none is there (e.g.
         after a bulk change of priorities), it moves its position without reading the lines."""
         overlap = max(map(len, marks)) - 1
-        for name in self.segments():
-            if name < since.segment or name > upto.segment:
-                continue
-            start = since.offset if name == since.segment else 0
-            left = (upto.offset if name == upto.segment else (self.dir / name).stat().st_size) - start
-            with open(self.dir / name, "rb") as fh:
-                fh.seek(start)
-                carry = b""
-                while left > 0:
-                    chunk = fh.read(min(block, left))
-                    if not chunk:
-                        break
-                    left -= len(chunk)
-                    chunk = carry + chunk
-                    if any(mark in chunk for mark in marks):  # bytes.find each: twice a regex's speed
-                        return True
-                    carry = chunk[-overlap:] if overlap else b""
+        segment, carry = None, b""
+        for name, _at, chunk in self.blocks(since, upto, block):
+            if name != segment:
+                segment, carry = name, b""
+            chunk = carry + chunk
+            if any(mark in chunk for mark in marks):  # bytes.find each: twice a regex's speed
+                return True
+            carry = chunk[-overlap:] if overlap else b""
         return False
+
+    def blocks(self, since: Position | None, upto: Position, block: int = 8 << 20) -> Iterator[tuple[str, int, bytes]]:
+        """(segment, offset, bytes) of the log from `since` (None: its start) to `upto`, in
+        blocks of at most `block` bytes, neither split into lines nor decoded: the one bulk
+        read of the log (`holds_any`, the snapshot refresh's steps and its SQL fold)."""
+        for name in self.segments():
+            if (since is not None and name < since.segment) or name > upto.segment:
+                continue
+            pos = since.offset if since is not None and name == since.segment else 0
+            stop = upto.offset if name == upto.segment else None
+            with open(self.dir / name, "rb") as fh:
+                fh.seek(pos)
+                while stop is None or pos < stop:
+                    data = fh.read(block if stop is None else min(block, stop - pos))
+                    if not data:
+                        break
+                    yield name, pos, data
+                    pos += len(data)
 
     def read(self, since: Position | None = None, upto: Position | None = None) -> Iterator[tuple[dict, Position]]:
         """Yield (event, position after it) for every committed event after `since`.

@@ -357,29 +357,19 @@ def _copy_tail(log, start: Position | None, end: Position, fh, chunk: int = 8 <<
     blocks; returns the longest line's length. Commit marks stay (the fold ignores the key),
     and so do lines without a ticket (the fold skips them)."""
     longest = 0
-    for name in log.segments():
-        if (start is not None and name < start.segment) or name > end.segment:
+    segment, carry = None, b""
+    for name, _at, block in log.blocks(start, end, chunk):
+        if name != segment:  # (a reader's end is the end of a committed line: nothing is left over)
+            segment, carry = name, b""
+        block = carry + block
+        cut = block.rfind(b"\n") + 1
+        block, carry = block[:cut], block[cut:]
+        if not block:
             continue
-        pos = start.offset if start is not None and name == start.segment else 0
-        stop = end.offset if name == end.segment else None
-        with open(log.dir / name, "rb") as src:
-            src.seek(pos)
-            carry = b""
-            while stop is None or pos < stop:
-                block = src.read(chunk if stop is None else min(chunk, stop - pos))
-                if not block:
-                    break
-                pos += len(block)
-                block = carry + block
-                cut = block.rfind(b"\n") + 1
-                block, carry = block[:cut], block[cut:]
-                if not block:
-                    continue
-                longest = max(longest, max(map(len, block.split(b"\n"))))
-                if b'"message.received"' in block:
-                    block = b"".join(_fold_line(line) for line in block[:-1].split(b"\n"))
-                fh.write(block)
-            # a reader's end is the end of a committed line: nothing is left over
+        longest = max(longest, max(map(len, block.split(b"\n"))))
+        if b'"message.received"' in block:
+            block = b"".join(_fold_line(line) for line in block[:-1].split(b"\n"))
+        fh.write(block)
     return longest
 
 

@@ -73,28 +73,17 @@ def cuts(store: Store, upto: Position, step: int = STEP, block: int = 8 << 20) -
         return []
     out: list[Position] = []
     count = 0
-    for name in log.segments():
-        if (start is not None and name < start.segment) or name > upto.segment:
-            continue
-        pos = start.offset if start is not None and name == start.segment else 0
-        stop = upto.offset if name == upto.segment else None
-        with open(log.dir / name, "rb") as fh:
-            fh.seek(pos)
-            while stop is None or pos < stop:
-                data = fh.read(block if stop is None else min(block, stop - pos))
-                if not data:
-                    break
-                n = data.count(b"\n")
-                while count + n >= step:  # the step's last line ends in this block
-                    at = -1
-                    for _ in range(step - count):
-                        at = data.index(b"\n", at + 1)
-                    out.append(Position(name, pos + at + 1))
-                    data, pos = data[at + 1:], pos + at + 1
-                    n -= step - count
-                    count = 0
-                count += n
-                pos += len(data)
+    for name, pos, data in log.blocks(start, upto, block):
+        n = data.count(b"\n")
+        while count + n >= step:  # the step's last line ends in this block
+            at = -1
+            for _ in range(step - count):
+                at = data.index(b"\n", at + 1)
+            out.append(Position(name, pos + at + 1))
+            data, pos = data[at + 1:], pos + at + 1
+            n -= step - count
+            count = 0
+        count += n
     if not out or out[-1] != upto:
         out.append(upto)
     return out
