@@ -95,7 +95,8 @@ def main() -> None:
                 cron_rows(work, env, size, args.runs, table)
             if args.only_cron:
                 continue
-            parquet = str(work / "snapshot" / meta["tickets"])
+            # (read again: the cron commands' writes may have folded the snapshot into a new base)
+            parquet = str(work / "snapshot" / orjson.loads((work / "snapshot" / "meta.json").read_bytes())["tickets"])
             run(tix("report", "backlog"), env)  # builds the history cache once (a one-time cost)
             yard = [sys.executable, "-c", YARDSTICK, parquet]
             reads = [
