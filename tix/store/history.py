@@ -539,11 +539,13 @@ def register(con, store, upto: Position | None = None, excluded=None, only=None,
     stored = f"SELECT * FROM read_parquet({_listing(parts)})" if parts else f"SELECT {empty} WHERE false"
     if in_memory:
         stored = "SELECT * FROM _history_mem"
-    if rows:
-        con.register("_history_x", _extracted_arrow(rows))
+    if rows:  # (as JSON, not Arrow: importing pyarrow cost a report with any tail 0.2 s)
+        from tix.store.snapshot import register_rows
+
+        register_rows(con, "_history_x", [dict(zip(_EXTRACTED, r, strict=True)) for r in rows], _EXTRACTED)
         con.execute(f"CREATE OR REPLACE TEMP TABLE _history_tail AS "
                     f"{fold_sql('SELECT * FROM _history_x', prior_sql(parts, '_history_x'))}")
-        con.unregister("_history_x")
+        con.execute("DROP TABLE _history_x")
         stored += " UNION ALL SELECT * FROM _history_tail"
     con.execute("SET enable_object_cache = true")  # parse the parts' Parquet metadata once, not per query
     con.execute(f"CREATE OR REPLACE TEMP VIEW history AS {stored}")
