@@ -15,11 +15,13 @@
 
 -- section: setup
 -- kind: setup
--- The open tickets now (one scan of tickets; subjects are left out: the widest column).
+-- The open tickets now (one scan of tickets; subjects are left out: the widest column; the
+-- excluded tickets are those of `excluded_tickets`, which reading every ticket's tags again
+-- would cost more than).
 CREATE OR REPLACE TEMP TABLE backlog_t AS
 SELECT number, team, assignee, priority, status, created_at
 FROM tickets
-WHERE status IN ('new', 'open', 'pending') AND NOT excluded(tags)
+WHERE status IN ('new', 'open', 'pending') AND number NOT IN (SELECT ticket FROM excluded_tickets)
   AND ($team = '' OR team = $team) AND ($channel = '' OR channel = $channel);
 
 -- section: setup_history

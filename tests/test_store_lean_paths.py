@@ -241,6 +241,13 @@ def test_the_snapshots_excluded_tickets_are_kept_and_the_tail_still_counts(store
     got, live = _excluded_now(store)
     assert got == live == [2, 5, 7, 9]
     assert kept.read_bytes() == first  # the same snapshot: the kept answer was used
+    # the backlog leaves them out (its open tickets are read without their tags: excluded_tickets)
+    reader = store.read()
+    con = reader.connect()
+    open_now = {r[0] for r in con.execute("SELECT number FROM tickets WHERE status IN ('new', 'open', 'pending')")
+                .fetchall()}
+    summary = {r["metric"]: r["value"] for r in run_report(store, "backlog", now=NOW).section("summary").dicts()}
+    assert len(open_now) == 9 and summary["open_tickets"] == len(open_now - {2, 5, 7, 9}) == 5
     kept.write_bytes(b'{"key": "' + b"0" * 64 + b'", "tickets": [1, 4]}')  # another key: not used
     assert _excluded_now(store) == ([2, 5, 7, 9], [2, 5, 7, 9])
     kept.write_bytes(b"\x00garbage")

@@ -88,6 +88,12 @@ BASE_DEPENDS: dict[str, tuple[str, ...]] = {"tickets": (), "contacts": (), "even
                                             "sla": ()}
 
 
+def tail_table(name: str) -> str:
+    """The table of the reader's tail rows behind view `name` (`tickets`, `contacts`), when
+    the tail holds any."""
+    return f"_tail_{name}"
+
+
 def _merged_view(con, name: str, key: str, snap_sql: str | None, tail_rows: dict, columns: dict) -> None:
     """View `name` = snapshot rows not touched by the tail + the tail's folded rows.
 
@@ -102,7 +108,7 @@ def _merged_view(con, name: str, key: str, snap_sql: str | None, tail_rows: dict
         else:
             con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cast} FROM ({snap_sql})")
         return
-    tail_name = f"_tail_{name}"
+    tail_name = tail_table(name)
     register_rows(con, tail_name, list(tail_rows.values()), columns)
     if snap_sql is None:
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cast} FROM {tail_name}")
