@@ -228,15 +228,44 @@ def test_a_failing_rule_is_recorded_and_the_run_goes_on(rk, tix):
     b = rk.message(subject="two")
     proc = tix("route")
     assert proc.returncode == 1
-    assert proc.stderr.splitlines()[0] == (
-        f"rules/50-test.yaml:1: rule 'broken' failed on ticket #{a}: TypeError: "
-        "unsupported operand type(s) for +: 'int' and 'str'")
+    # one line for the rule and its error, naming the tickets (each has its rule.failed event)
+    assert proc.stderr.splitlines() == [
+        f"rules/50-test.yaml:1: rule 'broken' failed on 2 tickets (#{a}, #{b}): TypeError: "
+        "unsupported operand type(s) for +: 'int' and 'str'"]
     for n in (a, b):
         assert list(rk.ticket(n)["tags"]) == ["seen"]
         assert rk.ticket(n)["routed_seq"] == rk.ticket(n)["intake_seq"]
     failed = rk.events("rule.failed")
     assert [(e["ticket"], e["actor"]) for e in failed] == [(a, "rule:broken"), (b, "rule:broken")]
     assert tix("route").returncode == 0  # the next run does not trip on them again
+
+
+def test_a_rule_failing_the_same_way_on_many_tickets_says_so_once(rk, tix):
+    """A rule that cannot act fails the same way on every ticket: on a first route over an old
+    store that was one line per ticket (100,000s of lines in cron's mail). Now one line per rule
+    and error, with a count and the first tickets; a single ticket keeps its own line."""
+    rk.template("rules_bad_runtime.txt.j2", "{{ ticket.number + 'x' }}\n")
+    rk.template("rules_bad_division.txt.j2", "{{ ticket.number / 0 }}\n")
+    rk.rules("""
+        - name: broken
+          if: {channel: email}
+          then:
+            - auto_reply: rules_bad_runtime.txt.j2
+        - name: picky
+          if: {subject: lonely}
+          then:
+            - auto_reply: rules_bad_division.txt.j2
+        """)
+    numbers = [rk.message(subject=f"m{i}") for i in range(8)]
+    lonely = rk.message(subject="lonely")
+    proc = tix("route")
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    shown = ", ".join(f"#{n}" for n in numbers[:5])
+    assert lines[0] == (f"rules/50-test.yaml:1: rule 'broken' failed on 9 tickets ({shown} and 4 more): "
+                        "TypeError: unsupported operand type(s) for +: 'int' and 'str'")
+    assert len(lines) == 2 and lines[1].startswith(f"rules/50-test.yaml:5: rule 'picky' failed on ticket #{lonely}: ")
+    assert sorted(e["ticket"] for e in rk.events("rule.failed") if e["actor"] == "rule:broken") == numbers + [lonely]
 
 
 def test_notify_queues_once_and_never_shows_a_webhook_token(rk, tix):

@@ -51,14 +51,36 @@ class RouteResult:
     dry_run: bool = False
     matched: Counter = field(default_factory=Counter)
     lines: list[Line] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    # (rule's file:line, rule name, error) -> the tickets it failed on, in order
+    failures: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
     planned: list[dict] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)  # actions that would reach people, on history
     record: bool = True  # keep `lines` (dry run, -v, explain); off, a cron run skips the bookkeeping
 
+    SHOWN = 5  # ticket numbers named in the line of a rule that failed the same way on many
+
+    @property
+    def errors(self) -> list[str]:
+        """One line per rule and error, however many tickets it failed on: a rule that cannot
+        act (no `whatsapp:` section, a template that fails) fails the same way on every ticket,
+        and on a first route over an old store that was a line for each of 100,000 tickets.
+        The tickets are named in their `rule.failed` events."""
+        out = []
+        for (where, name, message), numbers in self.failures.items():
+            if len(numbers) == 1:
+                out.append(f"{where}: rule {name!r} failed on ticket #{numbers[0]}: {message}")
+                continue
+            shown = ", ".join(f"#{n}" for n in numbers[:self.SHOWN])
+            more = f" and {len(numbers) - self.SHOWN:,} more" if len(numbers) > self.SHOWN else ""
+            out.append(f"{where}: rule {name!r} failed on {len(numbers):,} tickets ({shown}{more}): {message}")
+        return out
+
+    def failed(self, where: str, name: str, number: int, message: str) -> None:
+        self.failures.setdefault((where, name, message), []).append(number)
+
     @property
     def exit_code(self) -> int:
-        return 1 if self.errors else 0
+        return 1 if self.failures else 0
 
     def skipped_line(self) -> str | None:
         """One line counting what was not sent because it was history (None: nothing)."""
@@ -326,7 +348,7 @@ def apply_rules(rt: Runtime, ruleset: RuleSet, ctx: Context, result: RouteResult
                     result.lines.append(Line(number, rule.name, text))
         except Exception as exc:  # noqa: BLE001 - one bad rule never stops the batch
             message = f"{type(exc).__name__}: {exc}"
-            result.errors.append(f"{rule.where}: rule {rule.name!r} failed on ticket #{number}: {message}")
+            result.failed(rule.where, rule.name, number, message)
             rt.as_rule(rule).emit("rule.failed", ticket=number, data={"error": message}, why=rt.why(rule))
             continue
         if rule.stop:
