@@ -380,8 +380,9 @@ def test_a_run_over_many_tickets_routes_them_a_chunk_at_a_time_with_the_same_eve
                                                           ("apa kabar", "z"), ("halo lagi", "w"), ("tujuh", "v")]]
     rk.message(numbers[2], subject="Re: biasa", text="refund ya")
     Store(rk.store.root).rebuild()  # the intake events are read from the log, not the tail
-    copy = tmp_path / "copy"
+    copy, again = tmp_path / "copy", tmp_path / "again"
     shutil.copytree(rk.store.root, copy)
+    shutil.copytree(rk.store.root, again)
 
     def routed(root) -> tuple[list, list]:
         store = Store(root)
@@ -402,3 +403,9 @@ def test_a_run_over_many_tickets_routes_them_a_chunk_at_a_time_with_the_same_eve
     events, rows = routed(copy)
     assert [r[5] for r in rows] == [True] * 7 and sum(e[0] == "ticket.routed" for e in events) == 7
     assert rules.route(Store(copy)).routed == 0  # and running it again changes nothing
+    # `tix -v route`: each committed chunk's lines are handed over and let go, not held to the end
+    chunks = []
+    res_said = rules.route(Store(again), record=True, on_lines=lambda lines: chunks.append(list(lines)))
+    assert len(chunks) >= 2
+    assert all({ln.ticket for ln in c} <= set(numbers[i * 3:i * 3 + 3]) for i, c in enumerate(chunks))
+    assert [ln for c in chunks for ln in c] + res_said.lines == res.lines and res.lines

@@ -51,8 +51,12 @@ def route(
     numbers = [ticket_arg(t) for t in tickets] if tickets else None
     whole = not (numbers or dry_run or reroute)
     sig = idle.taken(store, "route") if whole else None
+    def said(lines) -> None:
+        for ln in lines:
+            info(f"#{ln.ticket} {ln.rule}: {ln.text}")
+
     result = rules.route(store, dry_run=dry_run, reroute=reroute, numbers=numbers,
-                         record=dry_run or state.verbose > 0)
+                         record=dry_run or state.verbose > 0, on_lines=said)
     for err in result.errors:
         typer.echo(err, err=True)
     if dry_run:
@@ -66,8 +70,7 @@ def route(
         if result.skipped_line():
             typer.echo(result.skipped_line(), err=fmt != "table")
     else:
-        for ln in result.lines:
-            info(f"#{ln.ticket} {ln.rule}: {ln.text}")
+        said(result.lines)
         info(f"routed {result.routed} tickets, {result.events} events")
         if result.skipped_line():
             info(result.skipped_line())
