@@ -217,6 +217,30 @@ def _excluded_now(store: Store, reader=None) -> tuple[list[int], list[int]]:
     return got, sorted(r[0] for r in con.execute("SELECT ticket FROM _live_excluded").fetchall())
 
 
+def test_a_read_with_a_tail_and_its_query_share_one_duckdb_connection(store, monkeypatch):
+    """Issue 16: a reader with a tail read the snapshot rows of the tail's tickets on a DuckDB
+    connection of its own, and its caller then opened another for the views (15-20 ms each,
+    on most reads: a store usually has a tail). `tix list` gets the reader's; a report lends
+    the reader the one its files were parsed with. The rows are the same."""
+    _fill(store)
+    store.refresh_snapshot()
+    _fill(store, 3)
+    query = "SELECT number, status, priority, updated_at FROM tickets ORDER BY number"
+    expected = store.read().connect().execute(query).fetchall()
+    opened = []
+    real = duckdb.connect
+    monkeypatch.setattr(duckdb, "connect", lambda *a, **k: opened.append(1) or real(*a, **k))
+    reader = store.read()
+    assert reader.state.tickets and len(opened) == 1  # the tail's snapshot rows were read
+    con = reader.connect()
+    assert len(opened) == 1 and con.execute(query).fetchall() == expected  # handed over, not opened again
+    assert reader.connect() is not con and len(opened) == 2  # only once: the next caller gets its own
+    run_report(store, "backlog", now=NOW)  # (the first builds the history cache, on connections of its own)
+    opened.clear()
+    run_report(store, "backlog", now=NOW)
+    assert len(opened) == 1  # the report's files were parsed on it, the reader read on it, it ran on it
+
+
 def test_the_snapshots_excluded_tickets_are_kept_and_the_tail_still_counts(store):
     """Issue 16: reading every ticket's tags for `excluded_tickets` was 0.05 s of each report
     at a million tickets. The snapshot's part is kept in snapshot/history/excluded.json, keyed

@@ -152,8 +152,9 @@ def run_report(store, name: str, params: dict[str, str] | None = None, week: str
         only = names_used(*(s.sql for s in report.sections), *(r for s in report.sections for r in s.requires))
         if "sla" in only:
             only = None
-        reader = store.read()
-        con = reader.connect(spare_connection(), only=only)
+        con = spare_connection()
+        reader = store.read(con=con)  # (the tail's snapshot rows read on it: no second connection)
+        con = reader.connect(con, only=only)
         history.register(con, store, upto=reader.end, only=only, reader=reader)
     elif "history" not in _views(con):
         history.register(con, store)

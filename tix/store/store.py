@@ -224,12 +224,13 @@ class Store:
         return events
 
     # -- reading ---------------------------------------------------------------------------
-    def read(self, messages: bool = False) -> "Reader":
+    def read(self, messages: bool = False, con=None) -> "Reader":
         """A consistent view: the snapshot plus the log tail folded on top of it (with
-        `messages`, the tail's message events keep their data: see `Reader`)."""
+        `messages`, the tail's message events keep their data; `con`, a DuckDB connection for
+        its reads: see `Reader`)."""
         if (self._lock is None or not self._lock.held) and self.path(*rewrite.REWRITE_DIR, rewrite.PLAN).exists():
             self._finish_rewrite()
-        return Reader(self, messages=messages)
+        return Reader(self, messages=messages, con=con)
 
     def _finish_rewrite(self) -> None:
         """A reader that finds an erasure or purge a crash cut short finishes it first (taking the
