@@ -373,7 +373,8 @@ def test_without_sla_config_escalate_does_nothing_and_sla_explains_why(store, ti
 
     n = Timeline(store).create(jkt(2026, 11, 23, 9, 0))
     report = escalate(store, now=jkt(2026, 11, 25, 9, 0))
-    assert report.planned == [] and report.clocks == 0 and report.open_tickets == 1
+    # no policy: nothing is computed at all (the open tickets are not even counted)
+    assert report.unwatched and report.planned == [] and report.clocks == 0 and report.open_tickets == 0
     out = tix("sla", str(n), check=0).stdout
     assert out.startswith(f"Ticket #{n} (new); policy: (none matches)")
 

@@ -48,3 +48,40 @@ def test_every_clock_state_from_a_first_run(sla_store, timeline):
     assert rows == {met: "met", warning: "warning", ok: "ok", paused: "paused", stopped: "stopped",
                     breached: "breached"}
     assert sla_store.connect().execute("SELECT count(*) FROM sla WHERE target = 'next_response'").fetchone() == (0,)
+
+
+def test_no_policy_and_no_state_folds_nothing_and_still_sends_notifications(store, smtp_sink, monkeypatch):
+    """Issue 16: with no `sla:` policies, the first `tix escalate` at a million tickets still
+    folded the whole log (10 s, 789 MB) to compute no clock. With no policy and no state saved
+    by an earlier configuration, nothing is folded or written; queued notifications are still
+    sent. A policy added later makes the next run a first run, as ever."""
+    from tests.plugins.sla import SLA_YAML, Timeline, use_smtp
+    from tix.outbox.enqueue import notify
+    from tix.sla import coldfold, state
+
+    use_smtp(store, smtp_sink.port)
+    timeline = Timeline(store)
+    late = timeline.create(jkt(2026, 11, 2, 9, 0))  # weeks old, never answered
+    with store.writing(actor="user:ani", via="test") as batch:
+        notify(batch, kind="email", target="lead@example.co.id", subject="Rapat", body="Jam 10", key="test:rapat",
+               ticket=late)
+    end = store.log.end()
+
+    def no_fold(*a, **k):
+        raise AssertionError("the log was folded")
+
+    monkeypatch.setattr(coldfold, "fold_log", no_fold)
+    monkeypatch.setattr(state, "fold_log", no_fold)
+    report = escalate(store, now=jkt(2026, 11, 24, 9, 0))
+    assert report.unwatched and report.ok and not report.planned
+    assert not store.path("snapshot", "sla").exists()
+    assert [rcpt for rcpt, _msg in smtp_sink.messages] == [["lead@example.co.id"]]
+    written = [e["type"] for e, *_ in store.log.read(end)]
+    assert written and not [t for t in written if not t.startswith("outbox.")]  # the send, nothing of SLA
+    monkeypatch.undo()
+    path = store.path("tix.yaml")
+    path.write_text(path.read_text(encoding="utf-8") + SLA_YAML, encoding="utf-8")
+    store.reload_config()
+    report = escalate(store, now=jkt(2026, 11, 24, 9, 0))
+    assert not report.unwatched and report.cold and store.path("snapshot", "sla", "sla-meta.json").exists()
+    assert report.open_tickets == 1

@@ -52,7 +52,9 @@ def escalate(
     tz = store.config.setting("timezone")
     if dry_run or state.verbose:
         _list_planned(report.planned, fmt, tz, render)
-    if state.verbose:
+    if state.verbose and report.unwatched:
+        info("no SLA policies in tix.yaml (sla: policies): no clocks to compute")
+    elif state.verbose:
         states = ", ".join(f"{k} {v}" for k, v in sorted(report.states.items()))
         info(f"{report.open_tickets} open tickets, {report.clocks} clocks ({states}); "
              f"{report.computed} tickets' clocks computed (the rest as saved: not due, no new event); "

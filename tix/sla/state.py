@@ -121,6 +121,11 @@ class SlaState:
         self.now: float | None = None  # the time this run computes at
 
     # -- loading ------------------------------------------------------------------------------
+    @staticmethod
+    def saved(store) -> bool:
+        """Has a run saved a state here (whatever its format or position)?"""
+        return store.path("snapshot", "sla", "sla-meta.json").exists()
+
     @classmethod
     def load(cls, store, rebuild: bool = False, fingerprint: str | None = None,
              now: float | None = None) -> "SlaState":
