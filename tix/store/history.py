@@ -221,18 +221,23 @@ ORDER BY kind, event, seq
 """
 
 
-def prior_sql(parts: list[str], tickets_relation: str) -> str:
-    """Each ticket's last row in `parts`, for the tickets of `tickets_relation` (a relation with
-    a `ticket` column)."""
+def prior_table(con, parts: list[str], tickets_relation: str) -> str | None:
+    """Temp table `_prior`: each ticket's last row in `parts`, for the tickets of
+    `tickets_relation` (a relation with a `ticket` column); its name, None when no parts.
+
+    A table of its own, not a subquery of `fold_sql`'s join: DuckDB plans the scan of every
+    part better alone (a report's tail of 100 events at a million tickets: 64-74 -> 49-56 ms)."""
     if not parts:
         return None
     # arg_max_null: the last row's value even when it is NULL (an unassigned team)
-    return (f"(SELECT ticket, arg_max_null(status, seq) AS status, arg_max_null(team, seq) AS team, "
-            f"arg_max_null(assignee, seq) AS assignee, arg_max_null(episode, seq) AS episode, "
-            f"arg_max_null(episode_start, seq) AS episode_start, arg_max_null(resolved_by, seq) AS resolved_by, "
-            f"arg_max_null(replies, seq) AS replies "
-            f"FROM read_parquet({_listing(parts)}) "
-            f"WHERE ticket IN (SELECT DISTINCT ticket FROM {tickets_relation}) GROUP BY ticket)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _prior AS "
+                f"SELECT ticket, arg_max_null(status, seq) AS status, arg_max_null(team, seq) AS team, "
+                f"arg_max_null(assignee, seq) AS assignee, arg_max_null(episode, seq) AS episode, "
+                f"arg_max_null(episode_start, seq) AS episode_start, arg_max_null(resolved_by, seq) AS resolved_by, "
+                f"arg_max_null(replies, seq) AS replies "
+                f"FROM read_parquet({_listing(parts)}) "
+                f"WHERE ticket IN (SELECT DISTINCT ticket FROM {tickets_relation}) GROUP BY ticket")
+    return "_prior"
 
 
 def _listing(paths: list[str]) -> str:
@@ -376,7 +381,7 @@ class History:
                 if first is None:
                     continue
                 name = f"history-{first}-{last}.parquet"
-                prior = prior_sql([str(self.dir / p) for p in parts], "_hx")
+                prior = prior_table(con, [str(self.dir / p) for p in parts], "_hx")
                 self._copy(con, fold_sql("SELECT * FROM _hx", prior), name)
                 parts.append(name)
             con.execute("DROP TABLE IF EXISTS _hx")
@@ -413,7 +418,7 @@ class History:
             con = _duck(self.store)
             con.register("_hx", _extracted_arrow(rows))
             name = f"history-{rows[0][0]}-{rows[-1][0]}.parquet"
-            self._copy(con, fold_sql("SELECT * FROM _hx", prior_sql(self.parts(old), "_hx")), name)
+            self._copy(con, fold_sql("SELECT * FROM _hx", prior_table(con, self.parts(old), "_hx")), name)
             parts.append(name)
             parts = self._merge(con, parts, seq)
         meta = {"format": FORMAT, "columns": list(COLUMNS), "seq": seq, "segment": pos.segment,
@@ -543,9 +548,10 @@ def register(con, store, upto: Position | None = None, excluded=None, only=None,
         from tix.store.snapshot import register_rows
 
         register_rows(con, "_history_x", [dict(zip(_EXTRACTED, r, strict=True)) for r in rows], _EXTRACTED)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _history_tail AS "
-                    f"{fold_sql('SELECT * FROM _history_x', prior_sql(parts, '_history_x'))}")
+        prior = prior_table(con, parts, "_history_x")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _history_tail AS {fold_sql('SELECT * FROM _history_x', prior)}")
         con.execute("DROP TABLE _history_x")
+        con.execute("DROP TABLE IF EXISTS _prior")
         stored += " UNION ALL SELECT * FROM _history_tail"
     con.execute("SET enable_object_cache = true")  # parse the parts' Parquet metadata once, not per query
     con.execute(f"CREATE OR REPLACE TEMP VIEW history AS {stored}")
