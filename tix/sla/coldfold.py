@@ -50,13 +50,13 @@ _SPLIT = ("CREATE TEMP TABLE _sla_keyrows AS SELECT seq, ticket, t, key FROM _sl
           "CREATE TEMP TABLE _sla_raw AS SELECT seq, ticket, t, new_st, k FROM _sla_all WHERE k <> 4; "
           "DROP TABLE _sla_all")
 
-# Stage 2, per range of ticket numbers (a ticket's events are all in one range): the events in
-# ticket and log order, for `fold_sorted`.
+# Stage 2, per range of ticket numbers (a ticket's events are all in one range): the events,
+# put in ticket and log order by numpy (`_in_order`; DuckDB's ORDER BY here cost 2.5 s of CPU
+# for the 19 ranges of the 1M store, numpy's lexsort 0.6), for `fold_sorted`.
 _RANGE = r"""
 SELECT ticket, seq, t, new_st, NULL::VARCHAR AS key, k FROM _sla_raw WHERE ticket BETWEEN $lo AND $hi
 UNION ALL
 SELECT ticket, seq, t, NULL, key, 4::TINYINT FROM _sla_keyrows WHERE ticket BETWEEN $lo AND $hi
-ORDER BY ticket, seq
 """
 C, S, R, A, K, GEN_ONLY = range(6)
 DONE = ("resolved", "closed")
@@ -106,7 +106,7 @@ def _ranges(con, lo: int, hi: int, step: int):
     from concurrent.futures import ThreadPoolExecutor
 
     def fetch(a: int):
-        return con.sql(_RANGE, params={"lo": a, "hi": a + step - 1}).to_arrow_table()
+        return _in_order(con.sql(_RANGE, params={"lo": a, "hi": a + step - 1}).to_arrow_table())
 
     starts = list(range(lo, hi + 1, step))
     with ThreadPoolExecutor(1, thread_name_prefix="tix-coldfold") as pool:
@@ -116,6 +116,17 @@ def _ranges(con, lo: int, hi: int, step: int):
             ahead = pool.submit(fetch, nxt) if nxt is not None else None
             yield events
             events = None
+
+
+def _in_order(events):
+    """The rows of an Arrow table of events sorted by ticket, then seq (a stable sort, so not
+    by DuckDB's ORDER BY: numpy lets go of the GIL while it sorts, and costs a quarter)."""
+    import numpy as np
+
+    if not events.num_rows:
+        return events
+    order = np.lexsort((events["seq"].to_numpy(), events["ticket"].to_numpy()))
+    return events.take(order)
 
 
 # The same narrow table from the history cache: its rows are the log's ticket.created,
