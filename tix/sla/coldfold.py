@@ -215,27 +215,30 @@ def fold_sorted(events):
     seq_all = events["seq"].to_numpy()
     last_all = np.append(ticket_all[1:] != ticket_all[:-1], True)
     gen_tickets, gen_seqs = ticket_all[last_all], seq_all[last_all]  # by ticket: the seq of its last event
-    ev = events.filter(pa.array(kind_all != GEN_ONLY))  # the rest count only for `gen`
-    m = ev.num_rows
+    rows = np.nonzero(kind_all != GEN_ONLY)[0]  # the rest count only for `gen`
+    m = len(rows)
     if not m:
         return track_schema().empty_table()
-    tk = ev["ticket"].to_numpy()
-    t = pc.fill_null(ev["t"], np.nan).to_numpy().astype(np.float64)
-    k = ev["k"].to_numpy()
-    enc = pc.dictionary_encode(ev["new_st"]).combine_chunks()
+    tk = ticket_all[rows]
+    t = pc.fill_null(events["t"], np.nan).to_numpy().astype(np.float64)[rows]
+    k = kind_all[rows]
+    enc = pc.dictionary_encode(events["new_st"]).combine_chunks()
     names = [str(v) for v in enc.dictionary.to_pylist()]
     if "new" not in names:
         names.append("new")
-    code = pc.fill_null(enc.indices, -1).to_numpy().astype(np.int64)
+    code = pc.fill_null(enc.indices, -1).to_numpy().astype(np.int32)[rows]
     NEW = names.index("new")
     PEND = names.index("pending") if "pending" in names else -2
-    done_codes = np.array([i for i, n in enumerate(names) if n in DONE] or [-3], np.int64)
+    is_done = np.array([n in DONE for n in names])  # by status code
 
-    idx = np.arange(m)
+    # row numbers as int32 (half the bytes of int64 for each pass over them; a range is far
+    # below 2**31 rows)
+    idx = np.arange(m, dtype=np.int32 if m < 2**31 else np.int64)
     first = np.append(True, tk[1:] != tk[:-1])
     last = np.append(first[1:], True)
     starts = np.nonzero(first)[0]
-    gid = np.cumsum(first) - 1
+    starts = starts.astype(idx.dtype)
+    gid = np.cumsum(first, dtype=idx.dtype) - 1
     gs = starts[gid]  # the first row of each row's ticket
 
     def ffill(valid):
@@ -265,8 +268,8 @@ def fold_sorted(events):
     cw = (j_cw >= 0) & cw_true[j_cw]
     j_pcw = before(j_cw)
     prev_cw = (j_pcw >= 0) & cw_true[j_pcw]
-    done = np.isin(st, done_codes)
-    prev_done = np.isin(prev_st, done_codes)
+    done = is_done[st]
+    prev_done = is_done[prev_st]
     paused = done | (pend & ~cw)
     was_paused = (n_before > 0) & (prev_done | (prev_pend & ~prev_cw))
     cycle_start = (k == R) & prev_agent
@@ -295,27 +298,26 @@ def fold_sorted(events):
     def per_ticket(op, values, where, empty=np.nan):
         return op.reduceat(np.where(where, values, empty), starts)
 
-    def at_last(j):  # a ffill index taken at each ticket's last row
-        return j[last]
+    def latest(valid):  # per ticket, its latest row where `valid`, else -1 (ffill at its last row)
+        return np.maximum.reduceat(np.where(valid, idx, -1), starts)
 
-    j_c = at_last(ffill(k == C))
+    j_c = latest(k == C)
     created = np.where(j_c >= 0, t[np.maximum(j_c, 0)], np.minimum.reduceat(t, starts))
     status = pa.array(names, pa.string()).take(pa.array(st[last]))
-    j_nk = at_last(ffill(k != K))
+    j_nk = latest(k != K)
     customer_wrote = (j_nk >= 0) & cw[np.maximum(j_nk, 0)]
-    j_m = at_last(ffill((k == R) | (k == A)))
+    j_m = latest((k == R) | (k == A))
     awaiting = (j_m >= 0) & (k[np.maximum(j_m, 0)] == R)
     fr_met = per_ticket(np.minimum, t, k == A, np.inf)
     last_customer = per_ticket(np.maximum, t, k == R, -np.inf)
     nr_cycle = np.add.reduceat(cycle_start.astype(np.int64), starts)
     nr_start = per_ticket(np.maximum, t, cycle_start, -np.inf)
-    j_cs = ffill(cycle_start)
-    last_cs = at_last(j_cs)[gid]  # the ticket's latest cycle start, per row
+    last_cs = latest(cycle_start)[gid]  # the ticket's latest cycle start, per row
     nr_met = per_ticket(np.minimum, t, (k == A) & (last_cs >= 0) & (idx > last_cs), np.inf)
     resolves = ((k == C) | (k == S)) & done & ((n_before == 0) | ~prev_done | (k == C))
     resolved = per_ticket(np.maximum, t, resolves, -np.inf)
-    resolved[~np.isin(st[last], done_codes)] = np.nan
-    keys = _keys_per_ticket(gid, k == K, ev["key"], n_groups)
+    resolved[~is_done[st[last]]] = np.nan
+    keys = _keys_per_ticket(gid, k == K, rows, events["key"], n_groups)
     numbers = tk[first]
 
     def opt(a):
@@ -330,16 +332,17 @@ def fold_sorted(events):
         pa.array(gen_seqs[np.searchsorted(gen_tickets, numbers)], pa.int64())], schema=track_schema())
 
 
-def _keys_per_ticket(gid, is_key, key_col, n_groups: int):
+def _keys_per_ticket(gid, is_key, rows_in, key_col, n_groups: int):
     """Each ticket's `sla.*` keys, first occurrence first, once each (what fold_event keeps),
-    as an Arrow list array: built from the key rows in a few numpy and Arrow calls, not a
-    Python list per ticket (1M empty lists and their conversion were ~1 s of the 1M store)."""
+    as an Arrow list array (`is_key` by folded row, `rows_in` each folded row's row of
+    `key_col`): built from the key rows in a few numpy and Arrow calls, not a Python list per
+    ticket (1M empty lists and their conversion were ~1 s of the 1M store)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    rows = np.nonzero(is_key)[0]
-    keys = key_col.take(pa.array(rows)).combine_chunks() if len(rows) else pa.array([], pa.string())
+    rows = np.nonzero(is_key)[0]  # of the folded rows; `rows_in`: their rows in `key_col`
+    keys = key_col.take(pa.array(rows_in[rows])).combine_chunks() if len(rows) else pa.array([], pa.string())
     ok = ~pc.is_null(keys).to_numpy(zero_copy_only=False) if len(rows) else np.zeros(0, bool)
     rows, keys = rows[ok], keys.filter(pa.array(ok))
     owner = gid[rows]
