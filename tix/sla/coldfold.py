@@ -22,39 +22,41 @@ from tix.store.log import Position, seq_before
 # Stage 1, one scan of the JSON: per event that can matter, its ticket, time, the status it
 # sets and its kind as a small integer (C created, S status, R customer, A agent, K key, see
 # below), GEN_ONLY for one that only counts for `gen` (a change that is not a status, an
-# automatic message). The key rows go to a table of their own (`_KEYROWS`): the others, most
-# of 10M, then hold no key column, and the table fits DuckDB's FOLD_MEMORY (issue 16: with a
-# mostly-NULL key and a text kind on each row it spilled to disk, 0.9 s more to sort).
+# automatic message). The key is NULL but on K rows (DuckDB keeps a mostly-NULL column in
+# little memory, and sorts nothing: no copy of the 9M rows without their keys is needed,
+# which cost 1.5 s of CPU; a kind as text did not fit FOLD_MEMORY).
+# The log is read as tix.store.history reads it (`events_source`): of `data`, only the four
+# fields used, each a JSON fragment (a value of an unexpected type cannot make a line
+# unreadable), not the whole object kept as JSON and parsed again for each field (a message's
+# text and all: about 1 s more CPU of the 1M store's 9).
+_DATA = 'STRUCT(status JSON, "set" JSON, auto JSON, key JSON)'
 _RAW = r"""
 SELECT seq, ticket, epoch_us(ts) / 1e6 AS t, new_st,
-       CASE WHEN type LIKE 'sla.%' THEN json_extract_string(data, '$.key') END AS key,
+       CASE WHEN type LIKE 'sla.%' THEN json_extract_string(data.key, '$') END AS key,
        (CASE WHEN type = 'ticket.created' THEN 0
              WHEN type = 'ticket.updated' THEN CASE WHEN new_st IS NOT NULL THEN 1 ELSE 5 END
-             WHEN type LIKE 'message.%' THEN CASE WHEN NOT coalesce(TRY_CAST(json_extract_string(data, '$.auto')
+             WHEN type LIKE 'message.%' THEN CASE WHEN NOT coalesce(TRY_CAST(json_extract_string(data.auto, '$')
                                                                     AS BOOLEAN), false)
                                                   THEN CASE type WHEN 'message.received' THEN 2 ELSE 3 END
                                                   ELSE 5 END
              ELSE 4 END)::TINYINT AS k
 FROM (
   SELECT seq, ticket, type, ts, data,
-         CASE type WHEN 'ticket.created' THEN coalesce(json_extract_string(data, '$.status'), 'new')
-                   WHEN 'ticket.updated' THEN json_extract_string(data, '$.set.status') END AS new_st
-  FROM read_json($files, format = 'newline_delimited', ignore_errors = true,
-                 columns = {'seq': 'BIGINT', 'ts': 'TIMESTAMP', 'type': 'VARCHAR', 'ticket': 'BIGINT', 'data': 'JSON'})
-  WHERE ticket IS NOT NULL AND seq <= $upto
+         CASE type WHEN 'ticket.created' THEN coalesce(json_extract_string(data.status, '$'), 'new')
+                   WHEN 'ticket.updated' THEN json_extract_string(data.set, '$.status') END AS new_st
+  FROM {source}
+  WHERE ticket IS NOT NULL
     AND type IN ('ticket.created', 'ticket.updated', 'message.received', 'message.sent', 'sla.step', 'sla.breached')
 )
 """
 
-_SPLIT = ("CREATE TEMP TABLE _sla_keyrows AS SELECT seq, ticket, t, key FROM _sla_all WHERE k = 4; "
-          "CREATE TEMP TABLE _sla_raw AS SELECT seq, ticket, t, new_st, k FROM _sla_all WHERE k <> 4; "
-          "DROP TABLE _sla_all")
+_NO_KEYROWS = "CREATE TEMP TABLE _sla_keyrows (seq BIGINT, ticket BIGINT, t DOUBLE, key VARCHAR)"
 
 # Stage 2, per range of ticket numbers (a ticket's events are all in one range): the events,
 # put in ticket and log order by numpy (`_in_order`; DuckDB's ORDER BY here cost 2.5 s of CPU
 # for the 19 ranges of the 1M store, numpy's lexsort 0.6), for `fold_sorted`.
 _RANGE = r"""
-SELECT ticket, seq, t, new_st, NULL::VARCHAR AS key, k FROM _sla_raw WHERE ticket BETWEEN $lo AND $hi
+SELECT ticket, seq, t, new_st, key, k FROM _sla_raw WHERE ticket BETWEEN $lo AND $hi
 UNION ALL
 SELECT ticket, seq, t, NULL, key, 4::TINYINT FROM _sla_keyrows WHERE ticket BETWEEN $lo AND $hi
 """
@@ -85,8 +87,10 @@ def fold_log(store, chunk_events: int | None = None, history: bool = True) -> tu
     con.execute(f"SET memory_limit = '{FOLD_MEMORY}'")
     con.execute("SET preserve_insertion_order = false")
     if not (history and _raw_from_history(store, con, end, upto)):
-        con.execute(f"CREATE TEMP TABLE _sla_all AS {_RAW}", {"files": files, "upto": upto})
-        con.execute(_SPLIT)
+        from tix.store.history import events_source
+
+        con.execute(f"CREATE TEMP TABLE _sla_raw AS {_RAW.format(source=events_source(files, upto, _DATA))}")
+        con.execute(_NO_KEYROWS)
     n, lo, hi = con.execute("SELECT count(*), min(ticket), max(ticket) FROM "
                             "(SELECT ticket FROM _sla_raw UNION ALL SELECT ticket FROM _sla_keyrows)").fetchall()[0]
     if not n:
@@ -136,6 +140,7 @@ def _in_order(events):
 _RAW_HISTORY = r"""
 SELECT seq, ticket, epoch_us(ts) / 1e6 AS t,
        CASE WHEN kind = 'created' OR status IS DISTINCT FROM prev_status THEN status END AS new_st,
+       NULL::VARCHAR AS key,
        (CASE kind WHEN 'created' THEN 0
                   WHEN 'updated' THEN CASE WHEN status IS DISTINCT FROM prev_status THEN 1 ELSE 5 END
                   WHEN 'in' THEN CASE WHEN NOT auto THEN 2 ELSE 5 END
@@ -143,7 +148,7 @@ SELECT seq, ticket, epoch_us(ts) / 1e6 AS t,
 FROM read_parquet($parts)
 WHERE kind IN ('created', 'updated', 'in', 'out') AND seq <= $upto
 UNION ALL
-SELECT seq, ticket, epoch_us(ts) / 1e6, new_st,
+SELECT seq, ticket, epoch_us(ts) / 1e6, new_st, NULL,
        (CASE kind WHEN 'created' THEN 0 WHEN 'updated' THEN CASE WHEN new_st IS NOT NULL THEN 1 ELSE 5 END
                   WHEN 'in' THEN CASE WHEN NOT auto THEN 2 ELSE 5 END
                   WHEN 'out' THEN CASE WHEN NOT auto THEN 3 ELSE 5 END END)::TINYINT
