@@ -235,3 +235,25 @@ def test_cold_fold_reads_odd_data_as_the_event_by_event_fold_does(tmp_path):
     History(store).build()
     table, _pos, _upto = fold_log(store)
     assert _without_gen(table.to_pylist()) == _without_gen(expected)
+
+
+@pytest.mark.parametrize("span", [50, 65_536, 65_537, 10**9])
+def test_events_of_a_range_are_put_in_ticket_and_log_order(span):
+    """`_in_order` sorts a range's events (DuckDB hands them out in no set order) by ticket,
+    then seq: by two stable sorts when the tickets span fewer than 65536 numbers, by lexsort
+    beyond; both are checked on rows in random order, tickets at both ends of the span."""
+    import random
+
+    import pyarrow as pa
+
+    from tix.sla.coldfold import _in_order
+
+    rng = random.Random(span)
+    tickets = [7, 7 + span - 1] + [rng.randrange(7, 7 + span) for _ in range(300)]
+    rows = [(rng.choice(tickets), seq) for seq in rng.sample(range(1, 10**12), 2000)]
+    events = pa.table({"ticket": pa.array([r[0] for r in rows], pa.int64()),
+                       "seq": pa.array([r[1] for r in rows], pa.int64()),
+                       "k": pa.array([r[1] % 6 for r in rows], pa.int8())})
+    out = _in_order(events)
+    assert list(zip(out["ticket"].to_pylist(), out["seq"].to_pylist(), strict=True)) == sorted(rows)
+    assert out["k"].to_pylist() == [seq % 6 for _t, seq in sorted(rows)]

@@ -123,13 +123,23 @@ def _ranges(con, lo: int, hi: int, step: int):
 
 
 def _in_order(events):
-    """The rows of an Arrow table of events sorted by ticket, then seq (a stable sort, so not
-    by DuckDB's ORDER BY: numpy lets go of the GIL while it sorts, and costs a quarter)."""
+    """The rows of an Arrow table of events sorted by ticket, then seq (by numpy, not DuckDB's
+    ORDER BY: numpy lets go of the GIL while it sorts, and costs a quarter). DuckDB hands the
+    rows out nearly in log order, so when the range spans fewer than 65536 ticket numbers (the
+    1M store's ranges span 52k) it is two stable sorts: by seq (a merge sort, quick on nearly
+    sorted rows), then by ticket as 16 bits (a radix sort): 0.24 s for the 1M store's 9.4M
+    events, lexsort's 0.57."""
     import numpy as np
 
     if not events.num_rows:
         return events
-    order = np.lexsort((events["seq"].to_numpy(), events["ticket"].to_numpy()))
+    ticket, seq = events["ticket"].to_numpy(), events["seq"].to_numpy()
+    low = int(ticket.min())
+    if int(ticket.max()) - low < 1 << 16:
+        by_seq = np.argsort(seq, kind="stable")
+        order = by_seq[np.argsort((ticket - low).astype(np.uint16)[by_seq], kind="stable")]
+    else:
+        order = np.lexsort((seq, ticket))
     return events.take(order)
 
 
