@@ -54,7 +54,7 @@ _NO_KEYROWS = "CREATE TEMP TABLE _sla_keyrows (seq BIGINT, ticket BIGINT, t DOUB
 
 # Stage 2, per range of ticket numbers (a ticket's events are all in one range): the events,
 # put in ticket and log order by numpy (`_in_order`; DuckDB's ORDER BY here cost 2.5 s of CPU
-# for the 19 ranges of the 1M store, numpy's lexsort 0.6), for `fold_sorted`.
+# for the 19 ranges of the 1M store, numpy's sorts 0.24), for `fold_sorted`.
 _RANGE = r"""
 SELECT ticket, seq, t, new_st, key, k FROM _sla_raw WHERE ticket BETWEEN $lo AND $hi
 UNION ALL
@@ -70,7 +70,7 @@ def fold_log(store, chunk_events: int | None = None, history: bool = True) -> tu
     The events are read once into a narrow temp table: from the ticket history cache
     (tix.store.history, Parquet) when it is there and close to the log's end (`history`), else
     from the JSON log. Then numpy folds one range of ticket numbers at a time (about
-    `chunk_events`, by default CHUNK_EVENTS, events each), sorted by DuckDB within FOLD_MEMORY.
+    `chunk_events`, by default CHUNK_EVENTS, events each; DuckDB within FOLD_MEMORY).
     """
     import duckdb
     import pyarrow as pa
@@ -103,10 +103,10 @@ def fold_log(store, chunk_events: int | None = None, history: bool = True) -> tu
 
 
 def _ranges(con, lo: int, hi: int, step: int):
-    """The events of each range of ticket numbers, sorted (`_RANGE`), in order. DuckDB reads and
-    sorts the next range in a thread while the caller folds this one (DuckDB lets go of the GIL
-    while it works, and so do numpy's passes over big arrays): two cores, not one. Only that
-    thread uses `con` until the last range is handed out."""
+    """The events of each range of ticket numbers (`_RANGE`), sorted, in order. DuckDB reads
+    the next range and numpy sorts it (`_in_order`) in a thread while the caller folds this one
+    (DuckDB lets go of the GIL while it works, and so do numpy's sorts and passes over big
+    arrays): two cores, not one. Only that thread uses `con` until the last range is handed out."""
     from concurrent.futures import ThreadPoolExecutor
 
     def fetch(a: int):
@@ -391,7 +391,7 @@ def _keys_per_ticket(gid, is_key, rows_in, key_col, n_groups: int):
 
 
 # DuckDB's memory for the cold fold (it spills to state/duckdb-tmp beyond it), and the events
-# folded per range of tickets: 10M events take ~10 ranges, each sorted in memory.
+# folded per range of tickets: 10M events take ~20 ranges, each sorted in memory.
 FOLD_MEMORY = "400MB"
 CHUNK_EVENTS = 500_000
 
