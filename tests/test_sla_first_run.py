@@ -85,3 +85,39 @@ def test_no_policy_and_no_state_folds_nothing_and_still_sends_notifications(stor
     report = escalate(store, now=jkt(2026, 11, 24, 9, 0))
     assert not report.unwatched and report.cold and store.path("snapshot", "sla", "sla-meta.json").exists()
     assert report.open_tickets == 1
+
+
+def test_the_closed_part_is_written_while_the_next_chunk_is_computed(sla_store):
+    """`write_part` writes each chunk in a thread while the caller computes the next: the part
+    holds every chunk in order; a chunk that fails to compute, or to write, ends it with that
+    error after the write in flight, and leaves no file behind (nor a part listed)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import pytest
+
+    from tix.sla.state import SlaState, schema
+
+    def chunk(numbers):
+        return pa.Table.from_pylist([{"ticket": n, "status": "closed", "rev": 0} for n in numbers], schema=schema())
+
+    st = SlaState(sla_store)
+    st.seq, st.rev = 7, 3
+    st.write_part(iter([chunk([1, 2]), chunk([3]), chunk([4, 5, 6])]))
+    assert st.parts == ["sla-done-7-closed.parquet"]
+    back = pq.read_table(st.dir / st.parts[0])
+    assert back["ticket"].to_pylist() == [1, 2, 3, 4, 5, 6] and set(back["rev"].to_pylist()) == {3}
+
+    def failing(second, fail: bool):
+        yield chunk([10, 11])
+        yield second
+        if fail:
+            raise RuntimeError("computing the next chunk failed")
+        yield chunk([13])
+
+    for second, fail, error in ((chunk([12]), True, RuntimeError),
+                                (chunk([12]).drop_columns(["policy"]), False, ValueError)):  # not the part's schema
+        st = SlaState(sla_store)
+        st.seq, st.rev = 8, 4
+        with pytest.raises(error):
+            st.write_part(failing(second, fail))
+        assert st.parts == [] and sorted(p.name for p in st.dir.iterdir()) == ["sla-done-7-closed.parquet"]

@@ -22,41 +22,43 @@ from tix.store.log import Position, seq_before
 # Stage 1, one scan of the JSON: per event that can matter, its ticket, time, the status it
 # sets and its kind as a small integer (C created, S status, R customer, A agent, K key, see
 # below), GEN_ONLY for one that only counts for `gen` (a change that is not a status, an
-# automatic message). The key rows go to a table of their own (`_KEYROWS`): the others, most
-# of 10M, then hold no key column, and the table fits DuckDB's FOLD_MEMORY (issue 16: with a
-# mostly-NULL key and a text kind on each row it spilled to disk, 0.9 s more to sort).
+# automatic message). The key is NULL but on K rows (DuckDB keeps a mostly-NULL column in
+# little memory, and sorts nothing: no copy of the 9M rows without their keys is needed,
+# which cost 1.5 s of CPU; a kind as text did not fit FOLD_MEMORY).
+# The log is read as tix.store.history reads it (`events_source`): of `data`, only the four
+# fields used, each a JSON fragment (a value of an unexpected type cannot make a line
+# unreadable), not the whole object kept as JSON and parsed again for each field (a message's
+# text and all: about 1 s more CPU of the 1M store's 9).
+_DATA = 'STRUCT(status JSON, "set" JSON, auto JSON, key JSON)'
 _RAW = r"""
 SELECT seq, ticket, epoch_us(ts) / 1e6 AS t, new_st,
-       CASE WHEN type LIKE 'sla.%' THEN json_extract_string(data, '$.key') END AS key,
+       CASE WHEN type LIKE 'sla.%' THEN json_extract_string(data.key, '$') END AS key,
        (CASE WHEN type = 'ticket.created' THEN 0
              WHEN type = 'ticket.updated' THEN CASE WHEN new_st IS NOT NULL THEN 1 ELSE 5 END
-             WHEN type LIKE 'message.%' THEN CASE WHEN NOT coalesce(TRY_CAST(json_extract_string(data, '$.auto')
+             WHEN type LIKE 'message.%' THEN CASE WHEN NOT coalesce(TRY_CAST(json_extract_string(data.auto, '$')
                                                                     AS BOOLEAN), false)
                                                   THEN CASE type WHEN 'message.received' THEN 2 ELSE 3 END
                                                   ELSE 5 END
              ELSE 4 END)::TINYINT AS k
 FROM (
   SELECT seq, ticket, type, ts, data,
-         CASE type WHEN 'ticket.created' THEN coalesce(json_extract_string(data, '$.status'), 'new')
-                   WHEN 'ticket.updated' THEN json_extract_string(data, '$.set.status') END AS new_st
-  FROM read_json($files, format = 'newline_delimited', ignore_errors = true,
-                 columns = {'seq': 'BIGINT', 'ts': 'TIMESTAMP', 'type': 'VARCHAR', 'ticket': 'BIGINT', 'data': 'JSON'})
-  WHERE ticket IS NOT NULL AND seq <= $upto
+         CASE type WHEN 'ticket.created' THEN coalesce(json_extract_string(data.status, '$'), 'new')
+                   WHEN 'ticket.updated' THEN json_extract_string(data.set, '$.status') END AS new_st
+  FROM {source}
+  WHERE ticket IS NOT NULL
     AND type IN ('ticket.created', 'ticket.updated', 'message.received', 'message.sent', 'sla.step', 'sla.breached')
 )
 """
 
-_SPLIT = ("CREATE TEMP TABLE _sla_keyrows AS SELECT seq, ticket, t, key FROM _sla_all WHERE k = 4; "
-          "CREATE TEMP TABLE _sla_raw AS SELECT seq, ticket, t, new_st, k FROM _sla_all WHERE k <> 4; "
-          "DROP TABLE _sla_all")
+_NO_KEYROWS = "CREATE TEMP TABLE _sla_keyrows (seq BIGINT, ticket BIGINT, t DOUBLE, key VARCHAR)"
 
-# Stage 2, per range of ticket numbers (a ticket's events are all in one range): the events in
-# ticket and log order, for `fold_sorted`.
+# Stage 2, per range of ticket numbers (a ticket's events are all in one range): the events,
+# put in ticket and log order by numpy (`_in_order`; DuckDB's ORDER BY here cost 2.5 s of CPU
+# for the 19 ranges of the 1M store, numpy's sorts 0.24), for `fold_sorted`.
 _RANGE = r"""
-SELECT ticket, seq, t, new_st, NULL::VARCHAR AS key, k FROM _sla_raw WHERE ticket BETWEEN $lo AND $hi
+SELECT ticket, seq, t, new_st, key, k FROM _sla_raw WHERE ticket BETWEEN $lo AND $hi
 UNION ALL
 SELECT ticket, seq, t, NULL, key, 4::TINYINT FROM _sla_keyrows WHERE ticket BETWEEN $lo AND $hi
-ORDER BY ticket, seq
 """
 C, S, R, A, K, GEN_ONLY = range(6)
 DONE = ("resolved", "closed")
@@ -68,7 +70,7 @@ def fold_log(store, chunk_events: int | None = None, history: bool = True) -> tu
     The events are read once into a narrow temp table: from the ticket history cache
     (tix.store.history, Parquet) when it is there and close to the log's end (`history`), else
     from the JSON log. Then numpy folds one range of ticket numbers at a time (about
-    `chunk_events`, by default CHUNK_EVENTS, events each), sorted by DuckDB within FOLD_MEMORY.
+    `chunk_events`, by default CHUNK_EVENTS, events each; DuckDB within FOLD_MEMORY).
     """
     import duckdb
     import pyarrow as pa
@@ -85,8 +87,10 @@ def fold_log(store, chunk_events: int | None = None, history: bool = True) -> tu
     con.execute(f"SET memory_limit = '{FOLD_MEMORY}'")
     con.execute("SET preserve_insertion_order = false")
     if not (history and _raw_from_history(store, con, end, upto)):
-        con.execute(f"CREATE TEMP TABLE _sla_all AS {_RAW}", {"files": files, "upto": upto})
-        con.execute(_SPLIT)
+        from tix.store.history import events_source
+
+        con.execute(f"CREATE TEMP TABLE _sla_raw AS {_RAW.format(source=events_source(files, upto, _DATA))}")
+        con.execute(_NO_KEYROWS)
     n, lo, hi = con.execute("SELECT count(*), min(ticket), max(ticket) FROM "
                             "(SELECT ticket FROM _sla_raw UNION ALL SELECT ticket FROM _sla_keyrows)").fetchall()[0]
     if not n:
@@ -99,14 +103,14 @@ def fold_log(store, chunk_events: int | None = None, history: bool = True) -> tu
 
 
 def _ranges(con, lo: int, hi: int, step: int):
-    """The events of each range of ticket numbers, sorted (`_RANGE`), in order. DuckDB reads and
-    sorts the next range in a thread while the caller folds this one (DuckDB lets go of the GIL
-    while it works, and so do numpy's passes over big arrays): two cores, not one. Only that
-    thread uses `con` until the last range is handed out."""
+    """The events of each range of ticket numbers (`_RANGE`), sorted, in order. DuckDB reads
+    the next range and numpy sorts it (`_in_order`) in a thread while the caller folds this one
+    (DuckDB lets go of the GIL while it works, and so do numpy's sorts and passes over big
+    arrays): two cores, not one. Only that thread uses `con` until the last range is handed out."""
     from concurrent.futures import ThreadPoolExecutor
 
     def fetch(a: int):
-        return con.sql(_RANGE, params={"lo": a, "hi": a + step - 1}).to_arrow_table()
+        return _in_order(con.sql(_RANGE, params={"lo": a, "hi": a + step - 1}).to_arrow_table())
 
     starts = list(range(lo, hi + 1, step))
     with ThreadPoolExecutor(1, thread_name_prefix="tix-coldfold") as pool:
@@ -118,6 +122,27 @@ def _ranges(con, lo: int, hi: int, step: int):
             events = None
 
 
+def _in_order(events):
+    """The rows of an Arrow table of events sorted by ticket, then seq (by numpy, not DuckDB's
+    ORDER BY: numpy lets go of the GIL while it sorts, and costs a quarter). DuckDB hands the
+    rows out nearly in log order, so when the range spans fewer than 65536 ticket numbers (the
+    1M store's ranges span 52k) it is two stable sorts: by seq (a merge sort, quick on nearly
+    sorted rows), then by ticket as 16 bits (a radix sort): 0.24 s for the 1M store's 9.4M
+    events, lexsort's 0.57."""
+    import numpy as np
+
+    if not events.num_rows:
+        return events
+    ticket, seq = events["ticket"].to_numpy(), events["seq"].to_numpy()
+    low = int(ticket.min())
+    if int(ticket.max()) - low < 1 << 16:
+        by_seq = np.argsort(seq, kind="stable")
+        order = by_seq[np.argsort((ticket - low).astype(np.uint16)[by_seq], kind="stable")]
+    else:
+        order = np.lexsort((seq, ticket))
+    return events.take(order)
+
+
 # The same narrow table from the history cache: its rows are the log's ticket.created,
 # ticket.updated (status, team or assignee), message.received and message.sent events, with
 # the status after each event; a change of status is one whose status differs from the one
@@ -125,6 +150,7 @@ def _ranges(con, lo: int, hi: int, step: int):
 _RAW_HISTORY = r"""
 SELECT seq, ticket, epoch_us(ts) / 1e6 AS t,
        CASE WHEN kind = 'created' OR status IS DISTINCT FROM prev_status THEN status END AS new_st,
+       NULL::VARCHAR AS key,
        (CASE kind WHEN 'created' THEN 0
                   WHEN 'updated' THEN CASE WHEN status IS DISTINCT FROM prev_status THEN 1 ELSE 5 END
                   WHEN 'in' THEN CASE WHEN NOT auto THEN 2 ELSE 5 END
@@ -132,7 +158,7 @@ SELECT seq, ticket, epoch_us(ts) / 1e6 AS t,
 FROM read_parquet($parts)
 WHERE kind IN ('created', 'updated', 'in', 'out') AND seq <= $upto
 UNION ALL
-SELECT seq, ticket, epoch_us(ts) / 1e6, new_st,
+SELECT seq, ticket, epoch_us(ts) / 1e6, new_st, NULL,
        (CASE kind WHEN 'created' THEN 0 WHEN 'updated' THEN CASE WHEN new_st IS NOT NULL THEN 1 ELSE 5 END
                   WHEN 'in' THEN CASE WHEN NOT auto THEN 2 ELSE 5 END
                   WHEN 'out' THEN CASE WHEN NOT auto THEN 3 ELSE 5 END END)::TINYINT
@@ -150,7 +176,12 @@ def _raw_from_history(store, con, end: Position, upto: int) -> bool:
     does not have (the events after it, and the SLA keys). `gen` is then the seq of the
     ticket's last event in the cache or with a key, not of a change of priority or tags after
     it: any later event still has a higher seq, which is all `gen` is for (tix.sla.state).
+    The search for the `sla.*` lines (about 1.2 s of the 1M store's 2.4 GB) runs in a thread
+    while DuckDB reads the cache (it lets go of the GIL; the search holds it for a block at a
+    time, a fraction of a millisecond).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import pyarrow as pa
 
     from tix.store.history import History
@@ -162,25 +193,39 @@ def _raw_from_history(store, con, end: Position, upto: int) -> bool:
     rows, reached, _seq = h.gap(meta, end)
     if reached != end:
         return False
+    with ThreadPoolExecutor(1, thread_name_prefix="tix-coldfold") as pool:
+        found = pool.submit(_key_events, store)
+        _raw_from_parts(con, h.parts(meta), rows, upto)
+        keys = found.result()
+    con.register("_sla_keys", pa.table({
+        "seq": pa.array([r[0] for r in keys], pa.int64()),
+        "ts": pa.array([r[1] for r in keys], pa.string()).cast(pa.timestamp("us", tz="UTC")),
+        "ticket": pa.array([r[2] for r in keys], pa.int64()),
+        "key": pa.array([None if r[3] is None else str(r[3]) for r in keys], pa.string())}))
+    con.execute(f"CREATE TEMP TABLE _sla_keyrows AS {_KEYROWS_HISTORY}", {"upto": upto})
+    con.unregister("_sla_keys")
+    return True
+
+
+def _key_events(store) -> list[tuple]:
+    """(seq, ts, ticket, key) of each `sla.*` event of the log, the last first."""
+    return [(ev.get("seq"), ev.get("ts"), ev.get("ticket"), (ev.get("data") or {}).get("key"))
+            for ev in store.log.read_backward(match=b'"type":"sla.')
+            if ev.get("ticket") is not None and str(ev.get("type")) in ("sla.step", "sla.breached")]
+
+
+def _raw_from_parts(con, parts: list[str], rows: list[tuple], upto: int) -> None:
+    """`_sla_raw` from the history cache's parts and the rows of the events after it."""
+    import pyarrow as pa
+
     # gap rows: (seq, ts, ticket, kind, actor, status set, has_team, team, has_assignee, assignee, auto, outbox)
     con.register("_sla_gap", pa.table({
         "seq": pa.array([r[0] for r in rows], pa.int64()),
         "ts": pa.array([r[1] for r in rows], pa.string()).cast(pa.timestamp("us", tz="UTC")),
         "ticket": pa.array([r[2] for r in rows], pa.int64()), "kind": pa.array([r[3] for r in rows], pa.string()),
         "new_st": pa.array([r[5] for r in rows], pa.string()), "auto": pa.array([r[10] for r in rows], pa.bool_())}))
-    keys = [(ev.get("seq"), ev.get("ts"), ev.get("ticket"), (ev.get("data") or {}).get("key"))
-            for ev in store.log.read_backward(match=b'"type":"sla.')
-            if ev.get("ticket") is not None and str(ev.get("type")) in ("sla.step", "sla.breached")]
-    con.register("_sla_keys", pa.table({
-        "seq": pa.array([r[0] for r in keys], pa.int64()),
-        "ts": pa.array([r[1] for r in keys], pa.string()).cast(pa.timestamp("us", tz="UTC")),
-        "ticket": pa.array([r[2] for r in keys], pa.int64()),
-        "key": pa.array([None if r[3] is None else str(r[3]) for r in keys], pa.string())}))
-    con.execute(f"CREATE TEMP TABLE _sla_raw AS {_RAW_HISTORY}", {"parts": h.parts(meta), "upto": upto})
-    con.execute(f"CREATE TEMP TABLE _sla_keyrows AS {_KEYROWS_HISTORY}", {"upto": upto})
+    con.execute(f"CREATE TEMP TABLE _sla_raw AS {_RAW_HISTORY}", {"parts": parts, "upto": upto})
     con.unregister("_sla_gap")
-    con.unregister("_sla_keys")
-    return True
 
 
 def fold_sorted(events):
@@ -204,27 +249,30 @@ def fold_sorted(events):
     seq_all = events["seq"].to_numpy()
     last_all = np.append(ticket_all[1:] != ticket_all[:-1], True)
     gen_tickets, gen_seqs = ticket_all[last_all], seq_all[last_all]  # by ticket: the seq of its last event
-    ev = events.filter(pa.array(kind_all != GEN_ONLY))  # the rest count only for `gen`
-    m = ev.num_rows
+    rows = np.nonzero(kind_all != GEN_ONLY)[0]  # the rest count only for `gen`
+    m = len(rows)
     if not m:
         return track_schema().empty_table()
-    tk = ev["ticket"].to_numpy()
-    t = pc.fill_null(ev["t"], np.nan).to_numpy().astype(np.float64)
-    k = ev["k"].to_numpy()
-    enc = pc.dictionary_encode(ev["new_st"]).combine_chunks()
+    tk = ticket_all[rows]
+    t = pc.fill_null(events["t"], np.nan).to_numpy().astype(np.float64)[rows]
+    k = kind_all[rows]
+    enc = pc.dictionary_encode(events["new_st"]).combine_chunks()
     names = [str(v) for v in enc.dictionary.to_pylist()]
     if "new" not in names:
         names.append("new")
-    code = pc.fill_null(enc.indices, -1).to_numpy().astype(np.int64)
+    code = pc.fill_null(enc.indices, -1).to_numpy().astype(np.int32)[rows]
     NEW = names.index("new")
     PEND = names.index("pending") if "pending" in names else -2
-    done_codes = np.array([i for i, n in enumerate(names) if n in DONE] or [-3], np.int64)
+    is_done = np.array([n in DONE for n in names])  # by status code
 
-    idx = np.arange(m)
+    # row numbers as int32 (half the bytes of int64 for each pass over them; a range is far
+    # below 2**31 rows)
+    idx = np.arange(m, dtype=np.int32 if m < 2**31 else np.int64)
     first = np.append(True, tk[1:] != tk[:-1])
     last = np.append(first[1:], True)
     starts = np.nonzero(first)[0]
-    gid = np.cumsum(first) - 1
+    starts = starts.astype(idx.dtype)
+    gid = np.cumsum(first, dtype=idx.dtype) - 1
     gs = starts[gid]  # the first row of each row's ticket
 
     def ffill(valid):
@@ -254,8 +302,8 @@ def fold_sorted(events):
     cw = (j_cw >= 0) & cw_true[j_cw]
     j_pcw = before(j_cw)
     prev_cw = (j_pcw >= 0) & cw_true[j_pcw]
-    done = np.isin(st, done_codes)
-    prev_done = np.isin(prev_st, done_codes)
+    done = is_done[st]
+    prev_done = is_done[prev_st]
     paused = done | (pend & ~cw)
     was_paused = (n_before > 0) & (prev_done | (prev_pend & ~prev_cw))
     cycle_start = (k == R) & prev_agent
@@ -284,27 +332,26 @@ def fold_sorted(events):
     def per_ticket(op, values, where, empty=np.nan):
         return op.reduceat(np.where(where, values, empty), starts)
 
-    def at_last(j):  # a ffill index taken at each ticket's last row
-        return j[last]
+    def latest(valid):  # per ticket, its latest row where `valid`, else -1 (ffill at its last row)
+        return np.maximum.reduceat(np.where(valid, idx, -1), starts)
 
-    j_c = at_last(ffill(k == C))
+    j_c = latest(k == C)
     created = np.where(j_c >= 0, t[np.maximum(j_c, 0)], np.minimum.reduceat(t, starts))
     status = pa.array(names, pa.string()).take(pa.array(st[last]))
-    j_nk = at_last(ffill(k != K))
+    j_nk = latest(k != K)
     customer_wrote = (j_nk >= 0) & cw[np.maximum(j_nk, 0)]
-    j_m = at_last(ffill((k == R) | (k == A)))
+    j_m = latest((k == R) | (k == A))
     awaiting = (j_m >= 0) & (k[np.maximum(j_m, 0)] == R)
     fr_met = per_ticket(np.minimum, t, k == A, np.inf)
     last_customer = per_ticket(np.maximum, t, k == R, -np.inf)
     nr_cycle = np.add.reduceat(cycle_start.astype(np.int64), starts)
     nr_start = per_ticket(np.maximum, t, cycle_start, -np.inf)
-    j_cs = ffill(cycle_start)
-    last_cs = at_last(j_cs)[gid]  # the ticket's latest cycle start, per row
+    last_cs = latest(cycle_start)[gid]  # the ticket's latest cycle start, per row
     nr_met = per_ticket(np.minimum, t, (k == A) & (last_cs >= 0) & (idx > last_cs), np.inf)
     resolves = ((k == C) | (k == S)) & done & ((n_before == 0) | ~prev_done | (k == C))
     resolved = per_ticket(np.maximum, t, resolves, -np.inf)
-    resolved[~np.isin(st[last], done_codes)] = np.nan
-    keys = _keys_per_ticket(gid, k == K, ev["key"], n_groups)
+    resolved[~is_done[st[last]]] = np.nan
+    keys = _keys_per_ticket(gid, k == K, rows, events["key"], n_groups)
     numbers = tk[first]
 
     def opt(a):
@@ -319,16 +366,17 @@ def fold_sorted(events):
         pa.array(gen_seqs[np.searchsorted(gen_tickets, numbers)], pa.int64())], schema=track_schema())
 
 
-def _keys_per_ticket(gid, is_key, key_col, n_groups: int):
+def _keys_per_ticket(gid, is_key, rows_in, key_col, n_groups: int):
     """Each ticket's `sla.*` keys, first occurrence first, once each (what fold_event keeps),
-    as an Arrow list array: built from the key rows in a few numpy and Arrow calls, not a
-    Python list per ticket (1M empty lists and their conversion were ~1 s of the 1M store)."""
+    as an Arrow list array (`is_key` by folded row, `rows_in` each folded row's row of
+    `key_col`): built from the key rows in a few numpy and Arrow calls, not a Python list per
+    ticket (1M empty lists and their conversion were ~1 s of the 1M store)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    rows = np.nonzero(is_key)[0]
-    keys = key_col.take(pa.array(rows)).combine_chunks() if len(rows) else pa.array([], pa.string())
+    rows = np.nonzero(is_key)[0]  # of the folded rows; `rows_in`: their rows in `key_col`
+    keys = key_col.take(pa.array(rows_in[rows])).combine_chunks() if len(rows) else pa.array([], pa.string())
     ok = ~pc.is_null(keys).to_numpy(zero_copy_only=False) if len(rows) else np.zeros(0, bool)
     rows, keys = rows[ok], keys.filter(pa.array(ok))
     owner = gid[rows]
@@ -343,7 +391,7 @@ def _keys_per_ticket(gid, is_key, key_col, n_groups: int):
 
 
 # DuckDB's memory for the cold fold (it spills to state/duckdb-tmp beyond it), and the events
-# folded per range of tickets: 10M events take ~10 ranges, each sorted in memory.
+# folded per range of tickets: 10M events take ~20 ranges, each sorted in memory.
 FOLD_MEMORY = "400MB"
 CHUNK_EVENTS = 500_000
 

@@ -106,12 +106,13 @@ EVENT_STRUCT = ("STRUCT(status JSON, team JSON, assignee JSON, \"set\" JSON, aut
                 "permanent JSON)")
 
 
-def events_source(files: list[str], upto: int | None = None) -> str:
+def events_source(files: list[str], upto: int | None = None, data: str = EVENT_STRUCT) -> str:
     """The log's JSONL files as a relation with only what the fold reads of `data`, each field
     as a JSON fragment (so no value of an unexpected type can make a line unreadable): about
-    five times faster than parsing whole messages."""
+    five times faster than parsing whole messages. `data`: another such struct, for another
+    reader of the log (the SLA cold fold, tix.sla.coldfold)."""
     cols = ("{seq: 'BIGINT', ts: 'TIMESTAMP', actor: 'VARCHAR', type: 'VARCHAR', ticket: 'BIGINT', "
-            f"data: '{EVENT_STRUCT}'}}")
+            f"data: '{data}'}}")
     where = f" WHERE seq <= {int(upto)}" if upto is not None else ""
     return (f"(SELECT * FROM read_json({_listing(files)}, format='newline_delimited', ignore_errors=true, "
             f"columns={cols}){where})")

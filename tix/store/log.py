@@ -408,44 +408,47 @@ class EventLog:
     def _matches_backward(self, name: str, stop: int | None, match: bytes,
                           passed: Callable[[dict], bool] | None = None) -> Iterator[tuple[bytes | None, int]]:
         """Like `_lines_backward`, only the lines holding `match`, found by searching whole
-        blocks (a month's segment where nothing matches costs a read, not a loop per line).
+        blocks (a month's segment where nothing matches costs a search, not a loop per line).
         With `passed`: after each block, its first whole event is decoded and given to it;
-        true yields (None, position) and ends the read."""
+        true yields (None, position) and ends the read. The segment is mapped, not read: the
+        search runs on the page cache (reading and joining the blocks were two thirds of the
+        3.5 s a scan of the 1M store's 2.4 GB log took, e.g. the SLA cold fold's)."""
+        import mmap
+
+        step = _BLOCK * 8
         with open(self.dir / name, "rb") as fh:
             if stop is None:
                 size = os.fstat(fh.fileno()).st_size
                 stop = size - len(self._torn_bytes(name, size))
-            pos, buf = stop, b""  # buf: the bytes [pos, stop'), whole lines but maybe the first
-            while True:
-                # whole lines in buf start after its first newline (or at 0 at the file's start)
-                floor = 0 if pos == 0 else buf.find(b"\n") + 1
-                hi = len(buf)
-                while floor or pos == 0:
-                    at = buf.rfind(match, floor, hi)
-                    if at < 0:
-                        break
-                    start = buf.rfind(b"\n", 0, at) + 1
-                    if start < floor:
-                        break
-                    end = buf.find(b"\n", at)
-                    yield buf[start:end], pos + start
-                    hi = start
-                if pos == 0:
-                    return
-                if passed is not None and floor:
-                    nl = buf.find(b"\n", floor)
-                    try:
-                        first = orjson.loads(unmark(buf[floor:nl])) if nl > floor else None
-                    except ValueError:
-                        first = None
-                    if isinstance(first, dict) and passed(first):
-                        yield None, pos + floor
-                        return
-                buf = buf[:floor] if floor else buf  # the first, partial line: completed by the next block
-                step = min(_BLOCK * 8, pos)
-                pos -= step
-                fh.seek(pos)
-                buf = fh.read(step) + buf
+            if stop <= 0:
+                return
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                hi = pos = stop  # the lines before hi (a line's start, or stop) are left to search
+                while hi > 0:
+                    pos = max(0, pos - step)
+                    if pos:  # whole lines from the first newline in [pos, hi) on, but hi's own
+                        nl = mm.find(b"\n", pos, hi - 1)
+                        if nl < 0:
+                            continue  # a line longer than the block: take more
+                        floor = nl + 1
+                    else:
+                        floor = 0
+                    top = hi
+                    while (at := mm.rfind(match, floor, top)) >= 0:
+                        start = mm.rfind(b"\n", floor, at) + 1 or floor
+                        end = mm.find(b"\n", at, top)
+                        yield mm[start:end if end >= 0 else top], start
+                        top = start
+                    if passed is not None and floor:
+                        nl = mm.find(b"\n", floor, hi)
+                        try:
+                            first = orjson.loads(unmark(mm[floor:nl])) if nl > floor else None
+                        except ValueError:
+                            first = None
+                        if isinstance(first, dict) and passed(first):
+                            yield None, floor
+                            return
+                    hi = floor
 
     def _torn_bytes(self, name: str, size: int) -> bytes:
         if size == 0:
