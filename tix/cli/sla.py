@@ -59,6 +59,11 @@ def escalate(
              f"{len(report.planned)} actions, {report.events_written} events written in {report.rounds} "
              f"round{'s' if report.rounds != 1 else ''}"
              f"{' (cold start: folded the whole log)' if report.cold else ''} in {report.timings['total']:.2f} s")
+    if report.started and (dry_run or state.verbose):
+        before = report.before_start.values()
+        info(f"SLA starts watching this store at {report.start[:19]}Z; "
+             f"{sum(p['breaches'] for p in before)} breaches and {sum(sum(p['steps'].values()) for p in before)} "
+             f"steps were already overdue: not acted on (SLA is not retroactive; counted in the sla.started event)")
     if report.skipped and (dry_run or state.verbose):
         typer.echo(f"not notified (history: breached before act_within): {report.skipped} SLA steps", err=True)
     for line in report.errors:

@@ -7,7 +7,7 @@ the ticket snapshot prunes every other `*.parquet` directly under `snapshot/`)::
     sla-meta.json            {"format": 2, "seq": N, "segment": …, "offset": …, "rev": R,
                               "live": "sla-live-N.parquet", "delta": "sla-delta-R.parquet" | null,
                               "done": ["sla-done-M.parquet", …], "fingerprint": …, "now": T,
-                              "base": {"open": …, "clocks": …, "states": {…}}}
+                              "base": {"open": …, "clocks": …, "states": {…}}, "start": T0}
     sla-live-N.parquet       one row per open ticket: its track (tix.sla.clock.Track), per target
                              (fr_, nr_, res_) started/due/met/state/breached/bsec/csec, and
                              `next_change`, `computed`, `rev` (below); in groups of LIVE_GROUP rows
@@ -33,6 +33,10 @@ delta does not replace) and the delta part. Everything a row depends on besides 
 time (the `sla:` and `calendars:` sections, the WhatsApp window, act_within, FORMAT, the
 holidays package) is hashed into `fingerprint` (tix.sla.escalate.fingerprint); when it differs,
 or the clock went back before the last run's `now`, every open ticket is computed again.
+
+`start` is when SLA escalation began watching the store (README "SLA clocks and escalation": a
+step due before it is never taken). Its source is the log (`watch_start`: the `sla.started`
+event the first run writes); the meta keeps it so that a cron run does not search the log.
 
 When there are more than `MAX_DONE_PARTS` done parts, the small ones are merged (and, once
 they add up to a quarter of the biggest, everything), so a cron run rarely rewrites much.
@@ -119,6 +123,7 @@ class SlaState:
         self.base_counts: dict = _no_counts()  # counts of the live part's rows not in the delta
         self.fingerprint: str | None = None  # of the settings the rows were computed with (saved in the meta)
         self.now: float | None = None  # the time this run computes at
+        self.start: float | None = None  # when SLA began watching the store (`watch_start`); None: never
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
@@ -142,10 +147,12 @@ class SlaState:
                        or now < m.get("now", now))
             st._read_live(full=st.full)
             st.fold_tail(now)
+            # None: not watched yet (the log up to `pos` holds no start; only a run writes one)
+            st.start = m["start"] if "start" in m else watch_start(store, st.pos)  # else: saved before it was kept
         else:
             st.meta, st.cold = None, True
             st.rev = 1
-            st.table, st.pos, st.seq = fold_log(store)  # the same as fold_all(), in SQL
+            st.start, (st.table, st.pos, st.seq) = _beside(lambda: watch_start(store), lambda: fold_log(store))
             st.touched = set(st.table["ticket"].to_pylist())
         return st
 
@@ -501,7 +508,7 @@ class SlaState:
             meta = {"format": FORMAT, "seq": seq, "segment": self.pos.segment if self.pos else "",
                     "offset": self.pos.offset if self.pos else 0, "rev": self.rev, "live": live_name,
                     "delta": delta_name, "done": done_parts, "fingerprint": self.fingerprint, "now": self.now,
-                    "base": counts}
+                    "base": counts, "start": self.start}
             atomic_write(self.dir / "sla-meta.json", orjson.dumps(meta, option=orjson.OPT_INDENT_2))
         except StoreWriteError as exc:  # a full disk: what this save wrote is named by no meta
             self._prune(keep=old_files)
@@ -574,6 +581,61 @@ class SlaState:
         for p in self.dir.glob("sla-*.parquet"):
             if p.name not in keep:
                 p.unlink(missing_ok=True)
+
+
+# What `watch_start` looks for: the lines of these event types (orjson writes `"type":"…"` with
+# no space; a quote inside a string is escaped, so these bytes are only ever a key and its value).
+WATCH_MARK = b'"type":"sla.'
+WATCH_TYPES = ("sla.started", "sla.step", "sla.breached")
+
+
+def watch_start(store, upto: Position | None = None) -> float | None:
+    """When SLA escalation began watching the store (epoch seconds), read from the log: the first
+    `sla.started` event's `data.start`; for a store SLA ran on before that event existed, the
+    time of its first `sla.step` or `sla.breached` event (whichever comes first in the log).
+    None: SLA never ran on it. One forward search of the log's bytes (`EventLog.blocks`) that
+    decodes only the lines holding `"type":"sla.` and stops at the first such event."""
+    from tix.store.log import epoch, unmark
+
+    log = store.log
+    upto = upto or log.end()
+    if not upto.segment:
+        return None
+    segment, carry = None, b""
+    for name, _at, chunk in log.blocks(None, upto):
+        if name != segment:
+            segment, carry = name, b""
+        data = carry + chunk if carry else chunk
+        cut = data.rfind(b"\n") + 1
+        whole, carry = (data[:cut], data[cut:]) if cut else (b"", data)
+        at = whole.find(WATCH_MARK)
+        while at >= 0:
+            start = whole.rfind(b"\n", 0, at) + 1
+            end = whole.find(b"\n", at)
+            try:
+                ev = orjson.loads(unmark(whole[start:end]))
+            except ValueError:
+                ev = None
+            if isinstance(ev, dict) and ev.get("type") in WATCH_TYPES:
+                when = (ev.get("data") or {}).get("start") if ev["type"] == "sla.started" else ev.get("ts")
+                try:
+                    return epoch(str(when))
+                except (TypeError, ValueError):
+                    pass  # a damaged marker: the next one, or a step's time
+            at = whole.find(WATCH_MARK, end)
+    return None
+
+
+def _beside(first, second):
+    """(first(), second()), `first` run in a thread while `second` runs here: the search of the
+    log's bytes for `watch_start` lets go of the GIL while it reads, and so do DuckDB and numpy
+    in the cold fold; on two cores, the search costs the first run little wall time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="tix-watch") as pool:
+        ahead = pool.submit(first)
+        out = second()
+        return ahead.result(), out
 
 
 def dictionary_columns(schema) -> list[str]:
