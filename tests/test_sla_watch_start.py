@@ -135,3 +135,18 @@ def test_a_store_sla_ran_on_before_the_start_event_existed_keeps_its_behaviour(u
     assert events(store, "sla.started") == []
     assert fields(store, n)[1:] == ("billing", None, ["sla-breached"])
     assert fields(store, older)[1:] == ("support", None, [])
+
+
+def test_the_start_is_found_whatever_the_blocks_the_log_is_read_in(unwatched_sla_store):
+    """`watch_start` searches the log a block at a time: a line cut across blocks is found too."""
+    from tix.sla.state import watch_start
+
+    store = unwatched_sla_store
+    tl = Timeline(store)
+    for i in range(5):
+        tl.create(jkt(2026, 11, 20, 8, i), priority="urgent")
+    assert watch_start(store) is None
+    escalate(Store(store.root), now=NOW)
+    for i in range(3):
+        tl.create(jkt(2026, 11, 24, 11, i))
+    assert {watch_start(store, block=size) for size in (7, 64, 333, 4096, 8 << 20)} == {NOW.timestamp()}

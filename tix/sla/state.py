@@ -361,24 +361,44 @@ class SlaState:
     def write_part(self, chunks) -> None:
         """Write tables of rows (`schema()`) as one done part, a chunk at a time, so that they
         are never all in memory at once; `save` lists it in the meta (until then no reader
-        sees it, and a later save prunes it if this run dies first)."""
+        sees it, and a later save prunes it if this run dies first). A chunk is written in a
+        thread while the next is computed (pyarrow lets go of the GIL while it encodes and
+        compresses): on the 1M store's 900k closed tickets, the write no longer adds to the
+        wall time of the compute; two chunks at most are held at once."""
+        from concurrent.futures import ThreadPoolExecutor
+
         import pyarrow.parquet as pq
 
         self.dir.mkdir(parents=True, exist_ok=True)
         name = f"sla-done-{self.seq}-closed.parquet"
         path = self.dir / name
         tmp = temp_name(path)
-        writer, nbytes = None, 0
+        writer, nbytes, ahead = None, 0, None
+
+        def wait(ahead, more: int = 0) -> None:  # the write before: a full disk becomes one line
+            if ahead is None:
+                return
+            try:
+                ahead.result()
+            except Exception as exc:  # noqa: BLE001 - pyarrow's own errors
+                raise write_error(exc, path, nbytes + more, SAVE_FAILED) from None
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="tix-sla-part")
         try:
             for chunk in chunks:  # computing a chunk raises as itself; writing it, as a full disk would
                 chunk = _stamp(chunk, self.rev)
+                wait(ahead, chunk.nbytes)
+                ahead = None
                 try:
                     writer = writer or pq.ParquetWriter(tmp, chunk.schema, compression="zstd",
                                                         use_dictionary=dictionary_columns(chunk.schema))
-                    writer.write_table(chunk, row_group_size=ROW_GROUP)
-                except Exception as exc:  # noqa: BLE001 - pyarrow's own errors; a full disk becomes one line
+                except Exception as exc:  # noqa: BLE001 - as above
                     raise write_error(exc, path, nbytes + chunk.nbytes, SAVE_FAILED) from None
+                ahead = pool.submit(writer.write_table, chunk, row_group_size=ROW_GROUP)
                 nbytes += chunk.nbytes
+                chunk = None
+            wait(ahead)
+            ahead = None
             if writer is None:
                 return
             try:
@@ -389,6 +409,12 @@ class SlaState:
             commit_temp(tmp, path, mode=FILE_MODE, sync_dir=False, needed=nbytes)  # sla-meta.json syncs the dir
             self.parts.append(name)
         finally:
+            if ahead is not None:  # an error while the write before was running: let it end first
+                try:
+                    ahead.result()
+                except Exception:  # noqa: BLE001 - the first error is the one raised
+                    pass
+            pool.shutdown(wait=True)
             if writer is not None:
                 writer.close()
             tmp.unlink(missing_ok=True)
@@ -589,40 +615,54 @@ WATCH_MARK = b'"type":"sla.'
 WATCH_TYPES = ("sla.started", "sla.step", "sla.breached")
 
 
-def watch_start(store, upto: Position | None = None) -> float | None:
+def watch_start(store, upto: Position | None = None, block: int = 8 << 20) -> float | None:
     """When SLA escalation began watching the store (epoch seconds), read from the log: the first
     `sla.started` event's `data.start`; for a store SLA ran on before that event existed, the
     time of its first `sla.step` or `sla.breached` event (whichever comes first in the log).
     None: SLA never ran on it. One forward search of the log's bytes (`EventLog.blocks`) that
     decodes only the lines holding `"type":"sla.` and stops at the first such event."""
-    from tix.store.log import epoch, unmark
-
     log = store.log
     upto = upto or log.end()
     if not upto.segment:
         return None
-    segment, carry = None, b""
-    for name, _at, chunk in log.blocks(None, upto):
+    segment, tail = None, b""
+    for name, _at, chunk in log.blocks(None, upto, block):
         if name != segment:
-            segment, carry = name, b""
-        data = carry + chunk if carry else chunk
-        cut = data.rfind(b"\n") + 1
-        whole, carry = (data[:cut], data[cut:]) if cut else (b"", data)
-        at = whole.find(WATCH_MARK)
-        while at >= 0:
-            start = whole.rfind(b"\n", 0, at) + 1
-            end = whole.find(b"\n", at)
+            segment, tail = name, b""
+        first = chunk.find(b"\n") + 1
+        if not first:  # no line ends in this block
+            tail += chunk
+            continue
+        last = chunk.rfind(b"\n") + 1
+        head = tail + chunk[:first]  # the line the block before began (small: no copy of the block)
+        found = _watch_event(head, 0, len(head))
+        if found is None:  # searched in place, whole lines only
+            found = _watch_event(chunk, first, last)
+        if found is not None:
+            return found
+        tail = chunk[last:]
+    return None
+
+
+def _watch_event(data: bytes, lo: int, hi: int) -> float | None:
+    """`watch_start` of the first event it wants among the whole lines of data[lo:hi]."""
+    from tix.store.log import epoch, unmark
+
+    at = data.find(WATCH_MARK, lo, hi)
+    while at >= 0:
+        start = data.rfind(b"\n", lo, at) + 1 or lo
+        end = data.find(b"\n", at, hi)
+        try:
+            ev = orjson.loads(unmark(data[start:end]))
+        except ValueError:
+            ev = None
+        if isinstance(ev, dict) and ev.get("type") in WATCH_TYPES:
+            when = (ev.get("data") or {}).get("start") if ev["type"] == "sla.started" else ev.get("ts")
             try:
-                ev = orjson.loads(unmark(whole[start:end]))
-            except ValueError:
-                ev = None
-            if isinstance(ev, dict) and ev.get("type") in WATCH_TYPES:
-                when = (ev.get("data") or {}).get("start") if ev["type"] == "sla.started" else ev.get("ts")
-                try:
-                    return epoch(str(when))
-                except (TypeError, ValueError):
-                    pass  # a damaged marker: the next one, or a step's time
-            at = whole.find(WATCH_MARK, end)
+                return epoch(str(when))
+            except (TypeError, ValueError):
+                pass  # a damaged start: the next one, or a step's time
+        at = data.find(WATCH_MARK, end, hi)
     return None
 
 
