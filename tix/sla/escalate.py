@@ -244,11 +244,12 @@ def _settle(store, settings: SlaSettings, now: datetime, report: EscalateReport,
         if prev is None:
             st = SlaState.load(store, rebuild=rebuild, fingerprint=fingerprint(settings), now=t)
             report.cold = st.cold
-            # the first run on this store with a policy: the watch starts now
-            report.started = st.start is None and bool(settings.sla.policies)
-            start = float(st.start) if st.start is not None else t
-            report.start = iso(_dt(start))
             ctx = _compute(store, st, settings, t, rnd, write_closed=not report.dry_run)
+            since = st.watched_since()
+            # the first run on this store with a policy: the watch starts now
+            report.started = since is None and bool(settings.sla.policies)
+            start = float(since) if since is not None else t
+            report.start = iso(_dt(start))
         else:
             ctx = _recompute(store, prev, written, settings, t, rnd)
         ctx["start"], ctx["count_before"] = start, report.started and prev is None

@@ -124,6 +124,7 @@ class SlaState:
         self.fingerprint: str | None = None  # of the settings the rows were computed with (saved in the meta)
         self.now: float | None = None  # the time this run computes at
         self.start: float | None = None  # when SLA began watching the store (`watch_start`); None: never
+        self._start_search = None  # a cold start's search of the log for `start` (`watched_since`)
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
@@ -152,9 +153,17 @@ class SlaState:
         else:
             st.meta, st.cold = None, True
             st.rev = 1
-            st.start, (st.table, st.pos, st.seq) = _beside(lambda: watch_start(store), lambda: fold_log(store))
+            st.table, st.pos, st.seq = fold_log(store)  # the same as fold_all(), in SQL
             st.touched = set(st.table["ticket"].to_pylist())
+            st._start_search = _Beside(watch_start, store, st.pos)  # read with `watched_since`
         return st
+
+    def watched_since(self) -> float | None:
+        """`start` (see the module doc): on a cold start, the log's search for it runs in a
+        thread beside what the run computes after the fold (`_Beside`); this waits for it."""
+        if self._start_search is not None:
+            self.start, self._start_search = self._start_search.result(), None
+        return self.start
 
     def _position_ok(self) -> bool:
         m = self.meta
@@ -666,16 +675,34 @@ def _watch_event(data: bytes, lo: int, hi: int) -> float | None:
     return None
 
 
-def _beside(first, second):
-    """(first(), second()), `first` run in a thread while `second` runs here: the search of the
-    log's bytes for `watch_start` lets go of the GIL while it reads, and so do DuckDB and numpy
-    in the cold fold; on two cores, the search costs the first run little wall time."""
-    from concurrent.futures import ThreadPoolExecutor
+class _Beside:
+    """fn(*args) run in a thread; `result()` waits for it and returns (or raises) what it did.
 
-    with ThreadPoolExecutor(1, thread_name_prefix="tix-watch") as pool:
-        ahead = pool.submit(first)
-        out = second()
-        return ahead.result(), out
+    The cold start's search of the log for the watch start (`watch_start`, bytes.find: it
+    holds the GIL) runs while the run computes the closed tickets' rows and the open tickets'
+    clocks (numpy and pyarrow: they let go of it), on the core those leave free; beside the
+    cold fold it would fight the fold's own search of the log for the GIL instead."""
+
+    def __init__(self, fn, *args):
+        import threading
+
+        self._out: tuple | None = None
+
+        def run():
+            try:
+                self._out = (fn(*args), None)
+            except BaseException as exc:  # noqa: BLE001 - raised again by result()
+                self._out = (None, exc)
+
+        self._thread = threading.Thread(target=run, name="tix-watch-start", daemon=True)
+        self._thread.start()
+
+    def result(self):
+        self._thread.join()
+        value, exc = self._out
+        if exc is not None:
+            raise exc
+        return value
 
 
 def dictionary_columns(schema) -> list[str]:
