@@ -62,6 +62,9 @@ def test_first_escalate_acts_on_nothing_overdue_and_records_one_start(unwatched_
     # the sla view still shows the breaches, from the clocks
     rows = dict(store.connect().execute("SELECT ticket, state FROM sla WHERE target = 'first_response'").fetchall())
     assert rows == {t["urgent_breached"]: "breached", t["urgent_warning"]: "warning", t["normal_breached"]: "breached"}
+    shown = tix("sla", str(t["urgent_breached"]), "--now", iso(NOW)).stdout
+    assert "breached before tix escalate watched this store (since Tue 2026-11-24 10:00): not acted on" in shown
+    assert "not acted on" not in tix("sla", str(t["urgent_warning"]), "--now", iso(NOW)).stdout
     meta = orjson.loads(store.path("snapshot", "sla", "sla-meta.json").read_bytes())
     assert meta["start"] == NOW.timestamp()
     # idempotent: again at the same time, and later, while nothing new comes due
