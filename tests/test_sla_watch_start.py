@@ -44,7 +44,8 @@ def test_first_escalate_acts_on_nothing_overdue_and_records_one_start(unwatched_
     _tl, t = overdue_store(store)
     before = {n: fields(store, n) for n in t.values()}
     end = store.log.end()
-    assert escalate(Store(store.root), now=NOW, dry_run=True).planned == []
+    dry = tix("escalate", "--dry-run", "--now", iso(NOW))
+    assert dry.stdout == "" and "SLA would start watching this store at 2026-11-24T03:00:00Z" in dry.stderr
     assert store.log.end() == end  # a dry run records no start
 
     proc = tix("-v", "escalate", "--now", iso(NOW))

@@ -616,7 +616,7 @@ def _since_start(ctx, cands: dict[str, np.ndarray], settings: SlaSettings, now: 
     reached at or after it. SLA is not retroactive: what came due before is never acted on
     (the `sla` view still shows it). On the first run (ctx "count_before") the rest is counted
     into `report.before_start` for the `sla.started` event."""
-    start = ctx["start"]
+    start = ctx.get("start", -np.inf)
     out = {}
     for target, rows in cands.items():
         c = ctx["clocks"][target]
@@ -634,7 +634,8 @@ def _since_start(ctx, cands: dict[str, np.ndarray], settings: SlaSettings, now: 
 
 def _warned_at(ctx, c, rows: np.ndarray, settings: SlaSettings, now: float) -> np.ndarray:
     """When these running clocks (in their warning) reached it: `warn_at` x target less the
-    business time used, counted back from now on the policy's calendar."""
+    business time used, counted back from now on the policy's calendar (a clock paused and
+    resumed since then gets a later time: its warning step is then taken, as before)."""
     out = np.full(len(rows), -np.inf)
     pol = ctx["pol"][rows]
     for i, policy in enumerate(ctx["policies"]):
