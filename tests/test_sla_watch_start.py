@@ -154,3 +154,22 @@ def test_the_start_is_found_whatever_the_blocks_the_log_is_read_in(unwatched_sla
     for i in range(3):
         tl.create(jkt(2026, 11, 24, 11, i))
     assert {watch_start(store, block=size) for size in (7, 64, 333, 4096, 8 << 20)} == {NOW.timestamp()}
+
+
+def test_an_erasure_keeps_the_start(unwatched_sla_store, tix):
+    """`tix contact erase` rewrites the events of a person; the start names nobody and stays."""
+    from tix.tickets import create_contact
+
+    store = unwatched_sla_store
+    with store.writing(actor="user:ani", via="test") as batch:
+        cid = create_contact(batch, "Sari", emails=["sari@pelanggan.example"])
+    tl = Timeline(store)
+    old = tl.create(jkt(2026, 11, 24, 7, 0), priority="urgent", contact=cid)  # breached before the start
+    escalate(Store(store.root), now=NOW)
+    later = tl.create(jkt(2026, 11, 24, 9, 30), priority="urgent", contact=cid)  # breaches at 10:30
+    assert tix("contact", "erase", str(cid), "--why", "request 2026-11-24").returncode == 0
+    report = escalate(Store(store.root), now=jkt(2026, 11, 24, 10, 45), rebuild=True)
+    assert report.cold  # the whole log folded again, the start read from it as the erasure left it
+    assert (report.started, report.start) == (False, "2026-11-24T03:00:00.000000Z")
+    assert {p.ticket for p in report.planned} == {later} and old != later
+    assert len(events(store, "sla.started")) == 1
