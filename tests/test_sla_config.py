@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.plugins.sla import Timeline, jkt
+from tests.plugins.sla import Timeline, jkt, start_watch
 from tix.sla.escalate import escalate, load_settings
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "tix" / "data" / "tix.example.yaml"
@@ -31,6 +31,7 @@ def test_example_calendars_and_policies_are_valid_and_used(store):
     settings = load_settings(store)
     assert [p.name for p in settings.sla.policies] == ["urgent", "vip", "normal"]
     assert set(settings.calendars) == {"always", "office", None}
+    start_watch(store)  # escalate watched before the ticket came (a first run acts on nothing overdue)
     n = Timeline(store).create(jkt(2026, 11, 23, 9, 0), priority="urgent")
     report = escalate(store, now=jkt(2026, 11, 23, 9, 50), flush_outbox=False)
     assert [(p.ticket, p.step.name) for p in report.planned] == [(n, "warn-lead")]

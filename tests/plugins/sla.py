@@ -92,13 +92,32 @@ class Timeline:
         return self.emit("ticket.updated", ticket, when, {"set": {"status": status}})
 
 
+# When `tix escalate` began watching the test stores (README "SLA clocks and escalation": SLA is
+# not retroactive). Before every timeline of the tests, so that their breaches are acted on.
+WATCH_SINCE = datetime(2026, 11, 1, tzinfo=JKT)
+
+
+def start_watch(store, since: datetime = WATCH_SINCE) -> None:
+    """Record that SLA escalation has watched the store since `since`, as the first
+    `tix escalate` on it does (an `sla.started` event), so a test's breaches are all acted on."""
+    with store.writing(actor="system", via="test") as batch:
+        batch.emit("sla.started", data={"start": at(since), "before_start": {}}, ts=at(since))
+
+
 @pytest.fixture
-def sla_store(store):
-    """The test store with SLA_YAML appended to its tix.yaml."""
+def unwatched_sla_store(store):
+    """The test store with SLA_YAML appended to its tix.yaml; `tix escalate` never ran on it."""
     path = store.path("tix.yaml")
     path.write_text(path.read_text(encoding="utf-8") + SLA_YAML, encoding="utf-8")
     store.reload_config()
     return store
+
+
+@pytest.fixture
+def sla_store(unwatched_sla_store):
+    """The test store with SLA_YAML appended to its tix.yaml, watched by SLA since WATCH_SINCE."""
+    start_watch(unwatched_sla_store)
+    return unwatched_sla_store
 
 
 @pytest.fixture

@@ -61,6 +61,12 @@ def escalate(
              f"{len(report.planned)} actions, {report.events_written} events written in {report.rounds} "
              f"round{'s' if report.rounds != 1 else ''}"
              f"{' (cold start: folded the whole log)' if report.cold else ''} in {report.timings['total']:.2f} s")
+    if report.started and (dry_run or state.verbose):  # a dry run's summary beside its listing, on stderr
+        before = report.before_start.values()
+        breaches, steps = sum(p["breaches"] for p in before), sum(sum(p["steps"].values()) for p in before)
+        typer.echo(f"SLA {'would start' if dry_run else 'starts'} watching this store at {report.start[:19]}Z; "
+                   f"{breaches} breaches and {steps} steps were already overdue: not acted on "
+                   f"(SLA is not retroactive; counted in the sla.started event)", err=dry_run)
     if report.skipped and (dry_run or state.verbose):
         typer.echo(f"not notified (history: breached before act_within): {report.skipped} SLA steps", err=True)
     for line in report.errors:

@@ -24,6 +24,11 @@ The run, in order (the store lock is held from 2 to 6, never while sending):
 7. Flush the outbox's notifications (email / webhooks; each recorded as it is sent;
    failures are kept and retried next run).
 
+SLA is not retroactive: the first run on a store records when the watch starts (one
+`sla.started` event, with per policy how many breaches and steps were already overdue), and no
+run ever acts on a clock that came due before that (`_since_start`); the start is read from the
+log (tix.sla.state.watch_start) and kept in the state's meta.
+
 A policy change in tix.yaml applies from the next run on (it changes the fingerprint);
 breaches already recorded stay recorded (`sla.breached` events, and `breached` in the view).
 """
@@ -89,6 +94,9 @@ class EscalateReport:
     rounds: int = 0  # compute-plan-act rounds until nothing more was due (see _settle)
     notify: object | None = None  # tix.outbox.FlushReport of the notifications sent at the end
     errors: list[str] = field(default_factory=list)  # notifications that could not be made (queued as failed)
+    start: str | None = None  # when SLA began watching the store (ISO UTC; this run's now on the first run)
+    started: bool = False  # this run is the first on the store: it records the start (`sla.started`)
+    before_start: dict = field(default_factory=dict)  # first run: policy -> {"breaches": n, "steps": {step: n}}
     timings: dict = field(default_factory=dict)
     unwatched: bool = False  # no policy, and none ever kept clocks here: nothing was computed
     next_due: str | None = None  # the earliest a clock or window could warn or breach (ISO UTC; tix.idle)
@@ -251,8 +259,14 @@ def _settle(store, settings: SlaSettings, now: datetime, report: EscalateReport,
             st = SlaState.load(store, rebuild=rebuild, fingerprint=fingerprint(settings), now=t)
             report.cold = st.cold
             ctx = _compute(store, st, settings, t, rnd, write_closed=not report.dry_run)
+            since = st.watched_since()
+            # the first run on this store with a policy: the watch starts now
+            report.started = since is None and bool(settings.sla.policies)
+            start = float(since) if since is not None else t
+            report.start = iso(_dt(start))
         else:
             ctx = _recompute(store, prev, written, settings, t, rnd)
+        ctx["start"], ctx["count_before"] = start, report.started and prev is None
         _plan(ctx, settings, t, rnd)
         _absorb(report, rnd, n, clock)
         try:
@@ -261,14 +275,16 @@ def _settle(store, settings: SlaSettings, now: datetime, report: EscalateReport,
             report.next_due = iso(now)
         if report.dry_run:
             return
-        written = _act(store, ctx, settings, rnd)
+        written = _mark_start(store, start, report.before_start) if ctx["count_before"] else []
+        st.start = start if report.started or st.start is not None else None
+        written += _act(store, ctx, settings, rnd)
         _absorb_acted(report, rnd, written)
         saved = st.fold_written(ctx["table"], written)
         st.save(saved, ctx["done"], ctx["write_done"])
         if written:
             store.maybe_refresh_snapshot()
         _note_moves(moves, ctx, written)
-        if not written:
+        if not any(ev.get("ticket") is not None for ev in written):  # nothing a next round could see
             return
         if ctx["con"] is not None:
             ctx["con"].close()  # the next round reads the tickets as this round's events left them
@@ -279,9 +295,20 @@ def _settle(store, settings: SlaSettings, now: datetime, report: EscalateReport,
                        f"SLA policies ({_shown_moves(moves)}); check the steps that set priority, team or assignee")
 
 
+def _mark_start(store, start: float, before: dict) -> list[dict]:
+    """The first run on a store records when the watch starts (`sla.started`): no step due
+    before then is ever taken; instead of an event per ticket, how many were overdue and left
+    (`before_start`: per policy, breaches not recorded and steps not taken, by step name)."""
+    with store.writing(actor="system", via="tix escalate") as batch:
+        batch.emit("sla.started", data={"start": iso(_dt(start)), "before_start": before})
+    return list(batch.written)
+
+
 def _absorb(report: EscalateReport, rnd: EscalateReport, n: int, clock) -> None:
     """The run's report: every round's plan; the last round's picture of the clocks."""
     report.rounds = n
+    if rnd.before_start:
+        report.before_start = rnd.before_start
     report.computed = max(report.computed, rnd.computed)  # a later round computes some of the first's again
     report.planned += rnd.planned
     report.open_tickets, report.clocks, report.states = rnd.open_tickets, rnd.clocks, rnd.states
@@ -578,6 +605,7 @@ def _plan(ctx: dict, settings: SlaSettings, now: float, report: EscalateReport) 
     cands = {target: np.nonzero(c.has & eligible & ((c.state == "warning") | (c.state == "breached")
                                                     | c.breached))[0]
              for target, c in ctx["clocks"].items()}
+    cands = _since_start(ctx, cands, settings, now, report)
     new = _anything_new(ctx, cands, all_keys)
     for target, c in ctx["clocks"].items():
         cand = cands[target][new[target]]
@@ -593,6 +621,61 @@ def _plan(ctx: dict, settings: SlaSettings, now: float, report: EscalateReport) 
     for p in report.planned:  # side effects only on what is recent (DESIGN invariant 9)
         p.history = p.step is not None and bool(p.step.email or p.step.webhook) and p.state == "breached" \
             and p.due is not None and p.due < now - settings.act_within
+
+
+def _since_start(ctx, cands: dict[str, np.ndarray], settings: SlaSettings, now: float,
+                 report: EscalateReport) -> dict[str, np.ndarray]:
+    """Per target, the candidate rows whose clock came due since the watch started (ctx
+    "start"): a breach (its record and the `breached` steps) due at or after it, a warning
+    reached at or after it. SLA is not retroactive: what came due before is never acted on
+    (the `sla` view still shows it). On the first run (ctx "count_before") the rest is counted
+    into `report.before_start` for the `sla.started` event."""
+    start = ctx.get("start", -np.inf)
+    out = {}
+    for target, rows in cands.items():
+        c = ctx["clocks"][target]
+        due = c.due[rows]
+        warning = c.state[rows] == "warning"
+        moment = due.copy()
+        if warning.any():
+            moment[warning] = _warned_at(ctx, c, rows[warning], settings, now)
+        before = moment < start
+        if ctx.get("count_before") and before.any():
+            _count_before(ctx, report, c, rows[before], target)
+        out[target] = rows[~before]
+    return out
+
+
+def _warned_at(ctx, c, rows: np.ndarray, settings: SlaSettings, now: float) -> np.ndarray:
+    """When these running clocks (in their warning) reached it: `warn_at` x target less the
+    business time used, counted back from now on the policy's calendar (a clock paused and
+    resumed since then gets a later time: its warning step is then taken, as before)."""
+    out = np.full(len(rows), -np.inf)
+    pol = ctx["pol"][rows]
+    for i, policy in enumerate(ctx["policies"]):
+        sel = np.nonzero(pol == i)[0]
+        if not len(sel):
+            continue
+        cal = settings.calendars[policy.calendar]
+        over = c.used[rows[sel]] - policy.warn_at * c.target_s[rows[sel]]
+        out[sel] = cal.Cinv(cal.C(np.full(len(sel), now)) - np.maximum(over, 0.0))
+    return out
+
+
+def _count_before(ctx, report: EscalateReport, c, rows: np.ndarray, target: str) -> None:
+    """Add to `report.before_start` what these rows' clocks would have had done (first run)."""
+    pol, state, live = ctx["pol"][rows], c.state[rows], ~ctx["done"][rows]
+    for i, policy in enumerate(ctx["policies"]):
+        mine = pol == i
+        if not mine.any():
+            continue
+        entry = report.before_start.setdefault(policy.name, {"breaches": 0, "steps": {}})
+        entry["breaches"] += int((mine & c.breached[rows]).sum())
+        for step in policy.steps:
+            if step.on in ("warning", "breached") and target in step.targets:
+                n = int((mine & (state == step.on) & live).sum())
+                if n:
+                    entry["steps"][step.name] = entry["steps"].get(step.name, 0) + n
 
 
 def _anything_new(ctx, cands: dict[str, np.ndarray], all_keys) -> dict[str, np.ndarray]:
@@ -667,6 +750,16 @@ def _plan_window(ctx, settings, now, report) -> None:
     close = _f64(table, "last_customer") + settings.window
     cand = np.nonzero(ctx["wa"] & ~ctx["done"] & awaiting & (ctx["pol"] >= 0) & (close < due)
                       & (close - lead <= now) & (now < close))[0]
+    if len(cand) and "start" in ctx:  # a warning due before the watch started is never given (_since_start)
+        before = close[cand] - lead < ctx["start"]
+        if ctx.get("count_before"):
+            for row in cand[before].tolist():
+                pol = ctx["policies"][ctx["pol"][row]]
+                entry = report.before_start.setdefault(pol.name, {"breaches": 0, "steps": {}})
+                for step in pol.steps:
+                    if step.on == "whatsapp_window":
+                        entry["steps"][step.name] = entry["steps"].get(step.name, 0) + 1
+        cand = cand[~before]
     if not len(cand):
         return
     keys = table["keys"].take(cand).to_pylist()

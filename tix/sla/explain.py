@@ -45,6 +45,7 @@ class Explanation:
     clocks: list[ClockExplained]
     window_close: float | None = None
     recorded: list = field(default_factory=list)  # keys of sla.breached / sla.step events
+    watched_since: float | None = None  # when tix escalate began watching the store (None: not yet)
 
 
 def track_for(store, number: int) -> Track:
@@ -98,6 +99,7 @@ def explain(store, number: int, now: datetime | None = None) -> Explanation:
     if tr.status in DONE and tr.policy:
         pol = settings.sla.by_name(tr.policy) or pol
     out = Explanation(number, tr.status, pol.name if pol else None, settings.tz, now_t, [], recorded=list(tr.keys))
+    out.watched_since = _watched_since(store)
     if row[1] == "whatsapp" and tr.awaiting and tr.last_customer:
         out.window_close = tr.last_customer + 86400
     if pol is None:
@@ -109,6 +111,26 @@ def explain(store, number: int, now: datetime | None = None) -> Explanation:
             if c is not None:
                 out.clocks.append(c)
     return out
+
+
+def _watched_since(store) -> float | None:
+    """The watch start `tix escalate` keeps in its state's meta, else searched in the log."""
+    import orjson
+
+    from tix.sla.state import watch_start
+
+    try:
+        meta = orjson.loads(store.path("snapshot", "sla", "sla-meta.json").read_bytes())
+        if isinstance(meta, dict) and "start" in meta:
+            return meta["start"]
+    except (OSError, ValueError):
+        pass
+    return watch_start(store)
+
+
+def _before_watch(ex: "Explanation", c: "ClockExplained") -> bool:
+    """Whether this clock breached before tix escalate watched the store: never acted on."""
+    return ex.watched_since is not None and c.used > c.goal - 1e-6 and c.due < ex.watched_since
 
 
 def _one(tr: Track, target: str, pol, cal, now: float) -> ClockExplained | None:
@@ -184,6 +206,9 @@ def render_text(ex: Explanation) -> str:
         if c.met is not None:
             lines.append(f"  met       {t(c.met)}")
         lines.append(f"  used      {format_duration(c.used)} business time; left {format_duration(c.goal - c.used)}")
+        if _before_watch(ex, c):
+            lines.append(f"  breached before tix escalate watched this store (since {t(ex.watched_since)}): "
+                         f"not acted on")
         for a, b, s in c.counted[:50]:
             lines.append(f"  counted   {t(a)} - {datetime.fromtimestamp(b, tz).strftime('%H:%M')}  "
                          f"{format_duration(s)}")
@@ -209,7 +234,9 @@ def to_json(ex: Explanation) -> dict:
 
     return {"ticket": ex.ticket, "status": ex.status, "policy": ex.policy,
             "whatsapp_window_closes": iso(ex.window_close), "recorded": ex.recorded,
+            "watched_since": iso(ex.watched_since),
             "clocks": [{"target": c.target, "cycle": c.cycle, "state": c.state, "calendar": c.calendar,
+                        "breached_before_watch": _before_watch(ex, c),
                         "target_seconds": c.goal, "started_at": iso(c.start), "due_at": iso(c.due),
                         "met_at": iso(c.met), "business_seconds_used": round(c.used, 3),
                         "business_seconds_left": round(c.goal - c.used, 3),

@@ -7,7 +7,7 @@ the ticket snapshot prunes every other `*.parquet` directly under `snapshot/`)::
     sla-meta.json            {"format": 2, "seq": N, "segment": …, "offset": …, "rev": R,
                               "live": "sla-live-N.parquet", "delta": "sla-delta-R.parquet" | null,
                               "done": ["sla-done-M.parquet", …], "fingerprint": …, "now": T,
-                              "base": {"open": …, "clocks": …, "states": {…}}}
+                              "base": {"open": …, "clocks": …, "states": {…}}, "start": T0}
     sla-live-N.parquet       one row per open ticket: its track (tix.sla.clock.Track), per target
                              (fr_, nr_, res_) started/due/met/state/breached/bsec/csec, and
                              `next_change`, `computed`, `rev` (below); in groups of LIVE_GROUP rows
@@ -33,6 +33,10 @@ delta does not replace) and the delta part. Everything a row depends on besides 
 time (the `sla:` and `calendars:` sections, the WhatsApp window, act_within, FORMAT, the
 holidays package) is hashed into `fingerprint` (tix.sla.escalate.fingerprint); when it differs,
 or the clock went back before the last run's `now`, every open ticket is computed again.
+
+`start` is when SLA escalation began watching the store (README "SLA clocks and escalation": a
+step due before it is never taken). Its source is the log (`watch_start`: the `sla.started`
+event the first run writes); the meta keeps it so that a cron run does not search the log.
 
 When there are more than `MAX_DONE_PARTS` done parts, the small ones are merged (and, once
 they add up to a quarter of the biggest, everything), so a cron run rarely rewrites much.
@@ -119,6 +123,8 @@ class SlaState:
         self.base_counts: dict = _no_counts()  # counts of the live part's rows not in the delta
         self.fingerprint: str | None = None  # of the settings the rows were computed with (saved in the meta)
         self.now: float | None = None  # the time this run computes at
+        self.start: float | None = None  # when SLA began watching the store (`watch_start`); None: never
+        self._start_search = None  # a cold start's search of the log for `start` (`watched_since`)
 
     # -- loading ------------------------------------------------------------------------------
     @staticmethod
@@ -147,12 +153,22 @@ class SlaState:
                        or now < m.get("now", now))
             st._read_live(full=st.full)
             st.fold_tail(now)
+            # None: not watched yet (the log up to `pos` holds no start; only a run writes one)
+            st.start = m["start"] if "start" in m else watch_start(store, st.pos)  # else: saved before it was kept
         else:
             st.meta, st.cold = None, True
             st.rev = 1
             st.table, st.pos, st.seq = fold_log(store)  # the same as fold_all(), in SQL
             st.touched = set(st.table["ticket"].to_pylist())
+            st._start_search = _Beside(watch_start, store, st.pos)  # read with `watched_since`
         return st
+
+    def watched_since(self) -> float | None:
+        """`start` (see the module doc): on a cold start, the log's search for it runs in a
+        thread beside what the run computes after the fold (`_Beside`); this waits for it."""
+        if self._start_search is not None:
+            self.start, self._start_search = self._start_search.result(), None
+        return self.start
 
     def _position_ok(self) -> bool:
         m = self.meta
@@ -522,7 +538,7 @@ class SlaState:
             meta = {"format": FORMAT, "seq": seq, "segment": self.pos.segment if self.pos else "",
                     "offset": self.pos.offset if self.pos else 0, "rev": self.rev, "live": live_name,
                     "delta": delta_name, "done": done_parts, "fingerprint": self.fingerprint, "now": self.now,
-                    "base": counts}
+                    "base": counts, "start": self.start}
             atomic_write(self.dir / "sla-meta.json", orjson.dumps(meta, option=orjson.OPT_INDENT_2))
         except StoreWriteError as exc:  # a full disk: what this save wrote is named by no meta
             self._prune(keep=old_files)
@@ -595,6 +611,93 @@ class SlaState:
         for p in self.dir.glob("sla-*.parquet"):
             if p.name not in keep:
                 p.unlink(missing_ok=True)
+
+
+# What `watch_start` looks for: the lines of these event types (orjson writes `"type":"…"` with
+# no space; a quote inside a string is escaped, so these bytes are only ever a key and its value).
+WATCH_MARK = b'"type":"sla.'
+WATCH_TYPES = ("sla.started", "sla.step", "sla.breached")
+
+
+def watch_start(store, upto: Position | None = None, block: int = 8 << 20) -> float | None:
+    """When SLA escalation began watching the store (epoch seconds), read from the log: the first
+    `sla.started` event's `data.start`; for a store SLA ran on before that event existed, the
+    time of its first `sla.step` or `sla.breached` event (whichever comes first in the log).
+    None: SLA never ran on it. One forward search of the log's bytes (`EventLog.blocks`) that
+    decodes only the lines holding `"type":"sla.` and stops at the first such event."""
+    log = store.log
+    upto = upto or log.end()
+    if not upto.segment:
+        return None
+    segment, tail = None, b""
+    for name, _at, chunk in log.blocks(None, upto, block):
+        if name != segment:
+            segment, tail = name, b""
+        first = chunk.find(b"\n") + 1
+        if not first:  # no line ends in this block
+            tail += chunk
+            continue
+        last = chunk.rfind(b"\n") + 1
+        head = tail + chunk[:first]  # the line the block before began (small: no copy of the block)
+        found = _watch_event(head, 0, len(head))
+        if found is None:  # searched in place, whole lines only
+            found = _watch_event(chunk, first, last)
+        if found is not None:
+            return found
+        tail = chunk[last:]
+    return None
+
+
+def _watch_event(data: bytes, lo: int, hi: int) -> float | None:
+    """`watch_start` of the first event it wants among the whole lines of data[lo:hi]."""
+    from tix.store.log import epoch, unmark
+
+    at = data.find(WATCH_MARK, lo, hi)
+    while at >= 0:
+        start = data.rfind(b"\n", lo, at) + 1 or lo
+        end = data.find(b"\n", at, hi)
+        try:
+            ev = orjson.loads(unmark(data[start:end]))
+        except ValueError:
+            ev = None
+        if isinstance(ev, dict) and ev.get("type") in WATCH_TYPES:
+            when = (ev.get("data") or {}).get("start") if ev["type"] == "sla.started" else ev.get("ts")
+            try:
+                return epoch(str(when))
+            except (TypeError, ValueError):
+                pass  # a damaged start: the next one, or a step's time
+        at = data.find(WATCH_MARK, end, hi)
+    return None
+
+
+class _Beside:
+    """fn(*args) run in a thread; `result()` waits for it and returns (or raises) what it did.
+
+    The cold start's search of the log for the watch start (`watch_start`, bytes.find: it
+    holds the GIL) runs while the run computes the closed tickets' rows and the open tickets'
+    clocks (numpy and pyarrow: they let go of it), on the core those leave free; beside the
+    cold fold it would fight the fold's own search of the log for the GIL instead."""
+
+    def __init__(self, fn, *args):
+        import threading
+
+        self._out: tuple | None = None
+
+        def run():
+            try:
+                self._out = (fn(*args), None)
+            except BaseException as exc:  # noqa: BLE001 - raised again by result()
+                self._out = (None, exc)
+
+        self._thread = threading.Thread(target=run, name="tix-watch-start", daemon=True)
+        self._thread.start()
+
+    def result(self):
+        self._thread.join()
+        value, exc = self._out
+        if exc is not None:
+            raise exc
+        return value
 
 
 def dictionary_columns(schema) -> list[str]:
