@@ -173,3 +173,31 @@ def test_an_erasure_keeps_the_start(unwatched_sla_store, tix):
     assert (report.started, report.start) == (False, "2026-11-24T03:00:00.000000Z")
     assert {p.ticket for p in report.planned} == {later} and old != later
     assert len(events(store, "sla.started")) == 1
+
+
+def test_a_cold_start_over_the_history_cache_takes_the_start_from_the_fold(unwatched_sla_store, monkeypatch):
+    """Issue 16: the cold fold reads every `sla.*` event of the log when the reports' history
+    cache is there; the watch start is taken from those, not from a second search of the log
+    (1.4 s of CPU at a million tickets). The same start as the search: a damaged marker is
+    passed over for the next event that marks one."""
+    from tix.sla import state
+    from tix.store.history import History
+
+    store = unwatched_sla_store
+    tl = Timeline(store)
+    earlier = tl.create(jkt(2026, 11, 20, 8, 0), priority="urgent")
+    tl.emit("sla.started", None, jkt(2026, 11, 20, 9, 0), actor="system", data={"start": "not a time"})
+    tl.emit("sla.breached", earlier, jkt(2026, 11, 20, 9, 30), actor="sla:urgent", data={
+        "policy": "urgent", "target": "first_response", "cycle": 0, "key": f"{earlier}:first_response:0:breached"})
+    tl.emit("sla.started", None, jkt(2026, 11, 21, 9, 0), actor="system", data={"start": iso(jkt(2026, 11, 21, 9))})
+    tl.create(jkt(2026, 11, 24, 7, 0), priority="urgent")
+    searched = state.watch_start(store)
+    assert searched == jkt(2026, 11, 20, 9, 30).timestamp()
+    History(store).build()
+
+    def no_search(*a, **k):
+        raise AssertionError("the log was searched again")
+
+    monkeypatch.setattr(state, "watch_start", no_search)
+    report = escalate(Store(store.root), now=NOW)
+    assert report.cold and not report.started and report.start == iso(jkt(2026, 11, 20, 9, 30))

@@ -64,13 +64,18 @@ C, S, R, A, K, GEN_ONLY = range(6)
 DONE = ("resolved", "closed")
 
 
-def fold_log(store, chunk_events: int | None = None, history: bool = True) -> tuple[object, Position, int]:
+def fold_log(store, chunk_events: int | None = None, history: bool = True,
+             seen: dict | None = None) -> tuple[object, Position, int]:
     """(tracks as an Arrow table, log position folded up to, seq there) for the whole log.
 
     The events are read once into a narrow temp table: from the ticket history cache
     (tix.store.history, Parquet) when it is there and close to the log's end (`history`), else
     from the JSON log. Then numpy folds one range of ticket numbers at a time (about
     `chunk_events`, by default CHUNK_EVENTS, events each; DuckDB within FOLD_MEMORY).
+
+    `seen`: when the history cache was read, the fold decoded every `sla.*` event of the log;
+    `seen["watch"]` is then those of WATCH_TYPES, in log order (tix.sla.state: the watch start,
+    without a search of its own).
     """
     import duckdb
     import pyarrow as pa
@@ -86,7 +91,7 @@ def fold_log(store, chunk_events: int | None = None, history: bool = True) -> tu
     con.execute("SET temp_directory = ?", [str(store.path("state", "duckdb-tmp"))])
     con.execute(f"SET memory_limit = '{FOLD_MEMORY}'")
     con.execute("SET preserve_insertion_order = false")
-    if not (history and _raw_from_history(store, con, end, upto)):
+    if not (history and _raw_from_history(store, con, end, upto, seen)):
         from tix.store.history import events_source
 
         con.execute(f"CREATE TEMP TABLE _sla_raw AS {_RAW.format(source=events_source(files, upto, _DATA))}")
@@ -168,7 +173,7 @@ _KEYROWS_HISTORY = "SELECT seq, ticket, epoch_us(ts) / 1e6 AS t, key FROM _sla_k
 HISTORY_GAP = 200_000  # more events than this after the history cache: read the JSON log instead
 
 
-def _raw_from_history(store, con, end: Position, upto: int) -> bool:
+def _raw_from_history(store, con, end: Position, upto: int, seen: dict | None = None) -> bool:
     """Fill `_sla_raw` from the history cache and the `sla.*` events (their lines found by
     searching the log's bytes, only those decoded); False when the cache cannot be used.
 
@@ -196,7 +201,9 @@ def _raw_from_history(store, con, end: Position, upto: int) -> bool:
     with ThreadPoolExecutor(1, thread_name_prefix="tix-coldfold") as pool:
         found = pool.submit(_key_events, store)
         _raw_from_parts(con, h.parts(meta), rows, upto)
-        keys = found.result()
+        keys, watch = found.result()
+    if seen is not None:
+        seen["watch"] = watch
     con.register("_sla_keys", pa.table({
         "seq": pa.array([r[0] for r in keys], pa.int64()),
         "ts": pa.array([r[1] for r in keys], pa.string()).cast(pa.timestamp("us", tz="UTC")),
@@ -207,11 +214,21 @@ def _raw_from_history(store, con, end: Position, upto: int) -> bool:
     return True
 
 
-def _key_events(store) -> list[tuple]:
-    """(seq, ts, ticket, key) of each `sla.*` event of the log, the last first."""
-    return [(ev.get("seq"), ev.get("ts"), ev.get("ticket"), (ev.get("data") or {}).get("key"))
-            for ev in store.log.read_backward(match=b'"type":"sla.')
-            if ev.get("ticket") is not None and str(ev.get("type")) in ("sla.step", "sla.breached")]
+WATCH_TYPES = ("sla.started", "sla.step", "sla.breached")  # what marks the SLA watch's start (tix.sla.state)
+
+
+def _key_events(store) -> tuple[list[tuple], list[dict]]:
+    """(seq, ts, ticket, key) of each `sla.*` event of the log, the last first; and the events
+    of WATCH_TYPES, in log order."""
+    keys, watch = [], []
+    for ev in store.log.read_backward(match=b'"type":"sla.'):
+        kind = str(ev.get("type"))
+        if kind in WATCH_TYPES:
+            watch.append(ev)
+        if ev.get("ticket") is not None and kind in ("sla.step", "sla.breached"):
+            keys.append((ev.get("seq"), ev.get("ts"), ev.get("ticket"), (ev.get("data") or {}).get("key")))
+    watch.reverse()
+    return keys, watch
 
 
 def _raw_from_parts(con, parts: list[str], rows: list[tuple], upto: int) -> None:

@@ -49,7 +49,7 @@ from pathlib import Path
 import orjson
 
 from tix.sla.clock import DONE, TRACK_TYPES, Track, fold_event
-from tix.sla.coldfold import fold_log, track_schema
+from tix.sla.coldfold import WATCH_TYPES, fold_log, track_schema
 from tix.errors import StoreWriteError
 from tix.store.files import FILE_MODE, atomic_write, commit_temp, temp_name, write_error
 from tix.store.log import Position, seq_before
@@ -158,9 +158,13 @@ class SlaState:
         else:
             st.meta, st.cold = None, True
             st.rev = 1
-            st.table, st.pos, st.seq = fold_log(store)  # the same as fold_all(), in SQL
+            seen: dict = {}
+            st.table, st.pos, st.seq = fold_log(store, seen=seen)  # the same as fold_all(), in SQL
             st.touched = set(st.table["ticket"].to_pylist())
-            st._start_search = _Beside(watch_start, store, st.pos)  # read with `watched_since`
+            if "watch" in seen:  # the fold read every sla.* event of the log: no search of its own
+                st.start = next((t for t in map(start_of, seen["watch"]) if t is not None), None)
+            else:
+                st._start_search = _Beside(watch_start, store, st.pos)  # read with `watched_since`
         return st
 
     def watched_since(self) -> float | None:
@@ -616,7 +620,20 @@ class SlaState:
 # What `watch_start` looks for: the lines of these event types (orjson writes `"type":"…"` with
 # no space; a quote inside a string is escaped, so these bytes are only ever a key and its value).
 WATCH_MARK = b'"type":"sla.'
-WATCH_TYPES = ("sla.started", "sla.step", "sla.breached")
+
+
+def start_of(ev) -> float | None:
+    """The watch start an event marks (epoch seconds): an `sla.started` event's `data.start`,
+    an `sla.step`'s or `sla.breached`'s time; None for another event or a damaged one."""
+    from tix.store.log import epoch
+
+    if not isinstance(ev, dict) or ev.get("type") not in WATCH_TYPES:
+        return None
+    when = (ev.get("data") or {}).get("start") if ev["type"] == "sla.started" else ev.get("ts")
+    try:
+        return epoch(str(when))
+    except (TypeError, ValueError):
+        return None  # a damaged start: the next one, or a step's time
 
 
 def watch_start(store, upto: Position | None = None, block: int = 8 << 20) -> float | None:
@@ -650,7 +667,7 @@ def watch_start(store, upto: Position | None = None, block: int = 8 << 20) -> fl
 
 def _watch_event(data: bytes, lo: int, hi: int) -> float | None:
     """`watch_start` of the first event it wants among the whole lines of data[lo:hi]."""
-    from tix.store.log import epoch, unmark
+    from tix.store.log import unmark
 
     at = data.find(WATCH_MARK, lo, hi)
     while at >= 0:
@@ -660,12 +677,9 @@ def _watch_event(data: bytes, lo: int, hi: int) -> float | None:
             ev = orjson.loads(unmark(data[start:end]))
         except ValueError:
             ev = None
-        if isinstance(ev, dict) and ev.get("type") in WATCH_TYPES:
-            when = (ev.get("data") or {}).get("start") if ev["type"] == "sla.started" else ev.get("ts")
-            try:
-                return epoch(str(when))
-            except (TypeError, ValueError):
-                pass  # a damaged start: the next one, or a step's time
+        found = start_of(ev)
+        if found is not None:
+            return found
         at = data.find(WATCH_MARK, end, hi)
     return None
 
