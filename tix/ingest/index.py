@@ -273,6 +273,13 @@ class MessageIndex:
             self.db.close()
             self.db = None
 
+    def forget(self) -> None:
+        """Drop what this run read of the saved index (the tables' caches, the contacts'
+        identifiers): it is read again when asked (the end of a long run lets it go)."""
+        for table in self.tables:
+            table.cache.clear()
+        self._ckey.clear()
+
     @property
     def writable(self) -> bool:
         return self.db is not None and not self._broken and self.db.in_transaction
