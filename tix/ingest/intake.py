@@ -280,11 +280,25 @@ class Intake:
 
         self._reap_refresh(wait=True)
         if final and self.batch.seq - self._snap_seq >= int(self.config.setting("snapshot_every")):
+            self._release()
             steps, self._refresh_steps = self._refresh_steps, []
             proc = refresh.start(self.store, [p for p, seq in steps if seq < self.batch.seq], end=True)
             if proc is not None:
                 self._refresh = (proc, self.batch.seq)
                 self._reap_refresh(wait=True)
+
+    def _release(self) -> None:
+        """The run is over (its last commit, the index saved): before its refresh child starts,
+        let go of what it read and made (ticket rows, contacts, the index and its caches, the
+        batch's reader) and hand the freed memory back to the system (~40 ms). The child
+        (~150 MB) runs beside this process: a 20,000-message fetch ended at ~95 MB, ~35 MB of
+        it memory the run no longer used (issue 16: the two together under 250 MB)."""
+        self.rows.clear()
+        self._contacts = self._conversations = None
+        self.index.close()
+        self.index.forget()
+        self.batch.use_reader(None)  # (freed as they go: a gc.collect here found nothing more, for 15 ms)
+        _trim_heap()
 
     # -- contacts -------------------------------------------------------------------------------
     @property
@@ -464,6 +478,18 @@ class Intake:
             self.emit("ticket.note", ticket=linked, data={
                 "kind": "linked", "linked": number, "body": f"Customer wrote again: see #{number}."})
         return number
+
+
+def _trim_heap() -> None:
+    """Give the C heap's free memory back to the system (glibc's malloc_trim; elsewhere
+    nothing): a long run's freed buffers (the messages, the parse results) stay in the
+    process otherwise."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (AttributeError, OSError):  # not glibc
+        pass
 
 
 def _error_text(exc: Exception) -> str:
