@@ -45,38 +45,8 @@ from tix.store.log import iso
 
 END = datetime(2026, 11, 23, 17, 0, tzinfo=timezone.utc)  # generate.py's default end of the year
 
-SLA_YAML = """
-calendars:
-  always:
-    hours: 24/7
-    holidays: false
-  office:
-    timezone: Asia/Jakarta
-    hours:
-      mon-fri: ["08:00-12:00", "13:00-17:00"]
-      sat: ["09:00-13:00"]
-    holidays: {country: ID, categories: [public, government]}
-sla:
-  policies:
-    - name: urgent
-      when: {priority: urgent}
-      calendar: always
-      targets: {first_response: 1h, next_response: 2h, resolution: 8h}
-      steps:
-        - {name: breach, on: breached, tag: sla-breached}
-    - name: billing-high
-      when: {team: billing, priority: ">=high"}
-      calendar: office
-      targets: {first_response: 4h, next_response: 4h, resolution: 24h}
-      steps:
-        - {name: breach, on: breached, raise_priority: true}
-    - name: normal
-      calendar: office
-      targets: {first_response: 8h, next_response: 8h, resolution: 40h}
-      steps:
-        - {name: warn, on: warning, targets: [first_response], tag: sla-warning}
-        - {name: breach, on: breached, targets: [first_response], raise_priority: true}
-"""
+# the calendars and policies added to the store (bench_growth.py adds the same)
+SLA_YAML = "\n" + (Path(__file__).resolve().parent / "sla.yaml").read_text(encoding="utf-8")
 
 
 def prepare(directory: Path, tickets: int) -> Store:
