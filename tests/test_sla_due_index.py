@@ -124,6 +124,22 @@ def test_an_action_due_with_no_new_event_runs_exactly_once_and_the_idle_stamp_wa
     assert sla_store.ticket(n)["priority"] == "high"  # raised once
 
 
+def test_a_clock_changing_within_the_early_second_leaves_the_idle_stamp_waiting_for_it(sla_store, timeline):
+    """A row is due in the index a second (EARLY) before its clock changes. A run within that
+    second computed it, found it unchanged, and said the next change was now: at a fixed
+    clock (the growth bench's) no run after it was ever idle. The stamp waits for the change."""
+    from datetime import timedelta
+
+    n = timeline.create(jkt(2026, 11, 23, 9, 0), priority="urgent")  # 24/7: warns at 09:45 (75% of 1 h)
+    now = jkt(2026, 11, 23, 9, 45) - timedelta(milliseconds=500)
+    report = escalate(sla_store, now=now)
+    assert report.next_due == "2026-11-23T02:45:00.000000Z"  # the warning, not `now`
+    again = escalate(sla_store, now=now)
+    assert again.computed == 1 and again.next_due == report.next_due and not again.planned
+    assert {p.key for p in escalate(sla_store, now=jkt(2026, 11, 23, 9, 45)).planned} == {
+        f"{n}:first_response:0:warn"}
+
+
 def test_a_change_of_the_sla_config_computes_every_open_ticket_again(sla_store, timeline, tmp_path):
     numbers = [timeline.create(jkt(2026, 11, 23, 9, i)) for i in range(4)]
     timeline.status(numbers[0], jkt(2026, 11, 23, 9, 30), "closed")

@@ -572,6 +572,10 @@ def next_due(ctx: dict, settings: SlaSettings, now: float) -> str | None:
 
     nxt = _f64(ctx["table"], "next_change")
     nxt = nxt[~ctx["done"] & ~np.isnan(nxt)]
+    # a row computed now whose change is less than EARLY away is due in the index already; its
+    # change itself is still ahead (a run at this very instant, as a fixed clock repeats, would
+    # compute it again and find the same: it never let a run be idle)
+    nxt = np.where(nxt <= now, nxt + EARLY, nxt)
     best = min(float(nxt.min()) if len(nxt) else np.inf, ctx.get("rest_next", np.inf))
     return None if best == np.inf else iso(_dt(max(best, now)))
 
