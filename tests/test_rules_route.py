@@ -214,13 +214,20 @@ def test_reroute_applies_rules_again_to_routed_tickets(rk, tix):
     assert rk.ticket(n)["category"] == "refund"
 
 
-def test_a_failing_rule_is_recorded_and_the_run_goes_on(rk, tix):
+def _broken_rule(rk, more: str) -> None:
+    """Rule `broken` (rules/50-test.yaml:1), whose auto-reply template fails on every email
+    ticket, followed by the rules in `more`."""
     rk.template("rules_bad_runtime.txt.j2", "{{ ticket.number + 'x' }}\n")
     rk.rules("""
         - name: broken
           if: {channel: email}
           then:
             - auto_reply: rules_bad_runtime.txt.j2
+""" + more.lstrip("\n"))
+
+
+def test_a_failing_rule_is_recorded_and_the_run_goes_on(rk, tix):
+    _broken_rule(rk, """
         - name: tagger
           then: [{tag: [seen]}]
         """)
@@ -244,13 +251,8 @@ def test_a_rule_failing_the_same_way_on_many_tickets_says_so_once(rk, tix):
     """A rule that cannot act fails the same way on every ticket: on a first route over an old
     store that was one line per ticket (100,000s of lines in cron's mail). Now one line per rule
     and error, with a count and the first tickets; a single ticket keeps its own line."""
-    rk.template("rules_bad_runtime.txt.j2", "{{ ticket.number + 'x' }}\n")
     rk.template("rules_bad_division.txt.j2", "{{ ticket.number / 0 }}\n")
-    rk.rules("""
-        - name: broken
-          if: {channel: email}
-          then:
-            - auto_reply: rules_bad_runtime.txt.j2
+    _broken_rule(rk, """
         - name: picky
           if: {subject: lonely}
           then:
