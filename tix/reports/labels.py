@@ -1,4 +1,4 @@
-"""Labels in English and Indonesian, and number/date formatting with Babel.
+"""Labels in English and Indonesian, and number/date formatting (CLDR's, as Babel has it).
 
 Column names of the built-in reports have labels here; a report file can add or override
 its own with `-- label: column = English | Indonesian`. An unknown column is shown as its
@@ -10,7 +10,9 @@ becomes the day's name; times are shown in the site time zone.
 """
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from tix.model import VALUE_LABELS, value_label
@@ -114,6 +116,83 @@ LABELS: dict[str, tuple[str, str]] = {
     "times_in": ("Times in {tz}.", "Waktu dalam zona {tz}."),
 }
 
+# A report's numbers and short dates, formatted here rather than by Babel: importing Babel
+# and loading its locale data costs 15–25 ms a process, as much as three of a backlog
+# report's queries (issue 16). This is Babel's own algorithm (NumberPattern.apply) for the
+# plain patterns reports use (`#,##0.0`, `+#,##0.#;-#,##0.#`, `#,##0.0%`: digits,
+# grouping by three, a sign or a percent), with CLDR's symbols and abbreviated month names
+# for the two locales; tests/test_reports_labels.py checks both against Babel's output.
+# Any other pattern, and day names and long dates, go to Babel.
+SYMBOLS = {"id": (",", "."), "en": (".", ",")}  # (decimal, group); plus, minus, percent: + - %
+MONTHS_ABBR = {
+    "id": ("Jan", "Feb", "Mar", "Apr", "Mei", "Jun", "Jul", "Agu", "Sep", "Okt", "Nov", "Des"),
+    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+}
+DECIMAL_PATTERN = "#,##0.###"  # CLDR's decimal format of both locales (format_decimal's default)
+_AFFIX = set("+-%")
+
+
+@functools.cache
+def _number_pattern(pattern: str) -> tuple | None:
+    """((prefix, suffix) positive, (prefix, suffix) negative, grouped, min int digits,
+    min and max fraction digits, scale) of a plain pattern; None for any other."""
+    def split(part: str):
+        digits = [i for i, c in enumerate(part) if c in "#0,."]
+        if not digits:
+            return None
+        i, j = digits[0], digits[-1] + 1
+        if not set(part[:i] + part[j:]) <= _AFFIX:
+            return None
+        return part[:i], part[i:j], part[j:]
+
+    pos, _, neg = pattern.partition(";")
+    p, n = split(pos), split(neg) if neg else None
+    if p is None or (neg and n is None):
+        return None
+    whole, _, frac = p[1].partition(".")
+    groups = whole.split(",")
+    if len(groups) > 2 or (len(groups) == 2 and len(groups[1]) != 3) or set(frac) - set("0#") or \
+            set(whole) - set("#0,"):
+        return None
+    negative = (n[0], n[2]) if n else ("-" + p[0], p[2])
+    return ((p[0], p[2]), negative, len(groups) == 2, whole.count("0"), frac.count("0"),
+            frac.count("0") + frac.count("#"), 2 if "%" in p[0] + p[2] else 0)
+
+
+def format_number(value, pattern: str, locale: str) -> str:
+    """`value` (int, float or Decimal) in a CLDR number pattern, as Babel's format_decimal
+    and format_percent write it."""
+    spec = _number_pattern(pattern)
+    d = value if isinstance(value, Decimal) else Decimal(str(value))
+    if spec is None or locale not in SYMBOLS or not d.is_finite():
+        from babel.numbers import format_decimal
+
+        return format_decimal(value, pattern, locale=locale)
+    pos, neg, grouped, min_int, min_frac, max_frac, scale = spec
+    d = d.scaleb(scale)
+    prefix, suffix = neg if d.is_signed() else pos
+    a, _, b = f"{abs(d).normalize().quantize(Decimal(10) ** -max_frac):f}".partition(".")
+    decimal_sign, group_sign = SYMBOLS[locale]
+    a = "0" * (min_int - len(a)) + a
+    if grouped:
+        tail = ""
+        while len(a) > 3:
+            a, tail = a[:-3], group_sign + a[-3:] + tail
+        a += tail
+    b = (b or "0").ljust(min_frac, "0")
+    if max_frac == 0 or (min_frac == 0 and int(b) == 0):
+        b = ""
+    else:
+        b = decimal_sign + (b[:min_frac] + b[min_frac:].rstrip("0"))
+    return f"{prefix}{a}{b}{suffix}"
+
+
+def format_stamp(value: date, locale: str, time: bool = True) -> str:
+    """`d MMM yyyy HH:mm` (without `time`: `d MMM yyyy`) of a date or a datetime as it is."""
+    text = f"{value.day} {MONTHS_ABBR[locale][value.month - 1]} {value.year:04d}"
+    return f"{text} {value.hour:02d}:{value.minute:02d}" if time else text
+
+
 PERCENT_SUFFIXES = ("_pct", "_rate")
 PERCENT_NAMES = ("compliance", "sla_compliance")
 DURATION_SUFFIXES = ("_hours", "_days", "_hours_business")
@@ -149,9 +228,7 @@ class Labels:
 
     def value(self, value, column: str = "") -> str:
         """A cell for people: localized numbers, site-time dates, day names, '–' for none."""
-        from babel.dates import format_date, format_datetime
-        from babel.numbers import format_decimal, format_percent
-
+        num = format_number
         if value is None:
             return "–"
         if isinstance(value, str) and column in self.names:
@@ -162,15 +239,15 @@ class Labels:
             return "✓" if value else "✗"
         if isinstance(value, datetime):
             local = self.local(value)
-            return format_datetime(local, "d MMM yyyy HH:mm", locale=self.locale)
+            return format_stamp(local, self.locale)
         if isinstance(value, date):
-            return format_date(value, "d MMM yyyy", locale=self.locale)
+            return format_stamp(value, self.locale, time=False)
         if column in ("ticket", "number") and isinstance(value, int):
             return f"#{value}"
         if column == "weekday" and isinstance(value, int) and 1 <= value <= 7:
             return self.day_name(value)
         if isinstance(value, (int, float)) and self.is_percent(column):
-            return format_percent(value, "#,##0.0%", locale=self.locale)
+            return num(value, "#,##0.0%", self.locale)
         if isinstance(value, float) and value.is_integer() and not column.endswith(DURATION_SUFFIXES):
             value = int(value)  # a count that came through a DOUBLE column
         if isinstance(value, float) or (hasattr(value, "as_tuple") and not isinstance(value, int)):
@@ -178,12 +255,11 @@ class Labels:
             if column.endswith(DURATION_SUFFIXES) and 0 < abs(value) < 0.95:
                 # under an hour (a day): two decimals, so 3 minutes is 0,05 h, not 0,0
                 if abs(value) < 0.005:  # a few seconds: shown as such; below zero, a clock's skew: 0
-                    return "< " + format_decimal(0.01, "0.00", locale=self.locale) if value > 0 else \
-                        format_decimal(0, "0.0", locale=self.locale)
-                return format_decimal(round(value, 2), "#,##0.0#", locale=self.locale)
-            return format_decimal(round(value, 1) + 0.0, "#,##0.0", locale=self.locale)  # + 0.0: never -0,0
+                    return "< " + num(0.01, "0.00", self.locale) if value > 0 else num(0, "0.0", self.locale)
+                return num(round(value, 2), "#,##0.0#", self.locale)
+            return num(round(value, 1) + 0.0, "#,##0.0", self.locale)  # + 0.0: never -0,0
         if isinstance(value, int):
-            return format_decimal(value, locale=self.locale)
+            return num(value, DECIMAL_PATTERN, self.locale)
         if isinstance(value, (list, tuple)):
             return ", ".join(str(v) for v in value)
         return str(value)
@@ -215,18 +291,16 @@ class Labels:
 
     def delta(self, value, previous, column: str) -> tuple[str, int]:
         """Week-over-week change as text, and its sign (-1, 0, 1)."""
-        from babel.numbers import format_decimal, format_percent
-
         if value is None or previous is None:
             return "–", 0
         diff = float(value) - float(previous)
         sign = (diff > 0) - (diff < 0)
         if self.is_percent(column):
-            pts = format_decimal(diff * 100, "+#,##0.0;-#,##0.0", locale=self.locale)
+            pts = format_number(diff * 100, "+#,##0.0;-#,##0.0", self.locale)
             return f"{pts} pp", sign
         if previous == 0:
-            absolute = format_decimal(diff, "+#,##0.#;-#,##0.#", locale=self.locale)
+            absolute = format_number(diff, "+#,##0.#;-#,##0.#", self.locale)
             return absolute, sign
-        rel = format_percent(diff / float(previous), "+#,##0.0%;-#,##0.0%", locale=self.locale)
-        absolute = format_decimal(diff, "+#,##0.#;-#,##0.#", locale=self.locale)
+        rel = format_number(diff / float(previous), "+#,##0.0%;-#,##0.0%", self.locale)
+        absolute = format_number(diff, "+#,##0.#;-#,##0.#", self.locale)
         return f"{absolute} ({rel})", sign
