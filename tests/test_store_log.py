@@ -41,6 +41,20 @@ def test_seq_before_names_the_event_ending_at_a_position(store):
     assert seq_before(path, first.offset + len(b"not json\n")) is None
 
 
+def test_seq_before_reads_back_past_a_long_event(store, tmp_path):
+    """The line is found however long it is (it reads back a few KB, then more), up to 1 MB."""
+    path = tmp_path / "seg.jsonl"
+    for size in (10, 4090, 4100, 20_000, 300_000):
+        lines = [orjson.dumps({"seq": 7, "data": "x" * 50}), orjson.dumps({"seq": 8, "data": "y" * size})]
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        assert seq_before(path, path.stat().st_size) == 8, size
+        assert seq_before(path, len(lines[0]) + 1) == 7, size
+    path.write_bytes(orjson.dumps({"seq": 9, "data": "z" * 9000}) + b"\n")  # the first line of a segment
+    assert seq_before(path, path.stat().st_size) == 9
+    path.write_bytes(b"{}\n" + orjson.dumps({"seq": 10, "data": "z" * (1 << 20)}) + b"\n")
+    assert seq_before(path, path.stat().st_size) is None  # over 1 MB: not looked for
+
+
 def test_batch_rollback_to_a_savepoint_forgets_events_and_ids(store):
     _make(store, 1)
     with store.writing(actor="user:t", via="t") as batch:

@@ -138,11 +138,15 @@ def seq_before(path, offset: int) -> int | None:
     if offset <= 0:
         return None
     with open(path, "rb") as fh:
-        back = min(offset, 1 << 20)
-        fh.seek(offset - back)
-        block = fh.read(back)
-    if not block.endswith(b"\n"):
-        return None
+        back = 0
+        while True:  # a few KB back holds the line (reading 1 MB each time cost a report 5 ms)
+            back = min(offset, max(4096, back * 4), 1 << 20)
+            fh.seek(offset - back)
+            block = fh.read(back)
+            if not block.endswith(b"\n"):
+                return None
+            if b"\n" in block[:-1] or back >= min(offset, 1 << 20):
+                break
     line = block[:-1].rsplit(b"\n", 1)[-1]
     try:
         return orjson.loads(line).get("seq")
