@@ -228,7 +228,6 @@ class Labels:
 
     def value(self, value, column: str = "") -> str:
         """A cell for people: localized numbers, site-time dates, day names, '–' for none."""
-        num = format_number
         if value is None:
             return "–"
         if isinstance(value, str) and column in self.names:
@@ -247,7 +246,7 @@ class Labels:
         if column == "weekday" and isinstance(value, int) and 1 <= value <= 7:
             return self.day_name(value)
         if isinstance(value, (int, float)) and self.is_percent(column):
-            return num(value, "#,##0.0%", self.locale)
+            return format_number(value, "#,##0.0%", self.locale)
         if isinstance(value, float) and value.is_integer() and not column.endswith(DURATION_SUFFIXES):
             value = int(value)  # a count that came through a DOUBLE column
         if isinstance(value, float) or (hasattr(value, "as_tuple") and not isinstance(value, int)):
@@ -255,11 +254,12 @@ class Labels:
             if column.endswith(DURATION_SUFFIXES) and 0 < abs(value) < 0.95:
                 # under an hour (a day): two decimals, so 3 minutes is 0,05 h, not 0,0
                 if abs(value) < 0.005:  # a few seconds: shown as such; below zero, a clock's skew: 0
-                    return "< " + num(0.01, "0.00", self.locale) if value > 0 else num(0, "0.0", self.locale)
-                return num(round(value, 2), "#,##0.0#", self.locale)
-            return num(round(value, 1) + 0.0, "#,##0.0", self.locale)  # + 0.0: never -0,0
+                    return "< " + format_number(0.01, "0.00", self.locale) if value > 0 else \
+                        format_number(0, "0.0", self.locale)
+                return format_number(round(value, 2), "#,##0.0#", self.locale)
+            return format_number(round(value, 1) + 0.0, "#,##0.0", self.locale)  # + 0.0: never -0,0
         if isinstance(value, int):
-            return num(value, DECIMAL_PATTERN, self.locale)
+            return format_number(value, DECIMAL_PATTERN, self.locale)
         if isinstance(value, (list, tuple)):
             return ", ".join(str(v) for v in value)
         return str(value)
