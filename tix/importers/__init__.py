@@ -134,7 +134,7 @@ def _run(store, source, step_factory, spec, report, resolve_answered, dry_run, n
         if dry_run:
             tmp = tempfile.TemporaryDirectory(prefix="tix-import-dry-")
             run.files = Files(tmp.name)  # raw copies and blobs go nowhere
-            run.commit = lambda: None  # events stay pending, then are taken back
+            run.commit = lambda ack=None: None  # events stay pending, then are taken back (nothing acknowledged)
             run.quarantine = _dry_quarantine(report)  # named, not kept
         step = step_factory(run)
         if resolve_answered and hasattr(step, "resolve_gap"):  # a chat: split it where answered long ago

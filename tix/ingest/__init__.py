@@ -7,10 +7,12 @@ the WhatsApp spool), one chunk at a time::
     source.chunks()                     fetch       tix.channels.mail.{imap,maildir,mbox}, tix.channels.whatsapp.spool
       -> step.decode()                  decode      parse workers (mail), payload envelope (WhatsApp)
       -> Intake.take(item)              intake      de-duplicate, contacts, thread/reopen, events (all or nothing)
-      -> Intake.commit()                store       raw files + blobs synced, then Batch.flush() (log fsync)
+      -> Intake.commit()                store       raw files + blobs synced, then the events appended (log fsync)
       -> source.ack(chunk)              acknowledge flag / move / delete / cursor / spool file removed
 
-then downloads pending WhatsApp media (outside the lock) and records it.
+then downloads pending WhatsApp media (outside the lock) and records it. Fetch runs in the
+prefetch thread, a chunk or two ahead; store and acknowledge in the committer thread (one
+chunk at a time, in order), while this thread takes the next chunk in.
 
 Modules: `intake` (the run and the rules every channel shares: keys, contacts, threading,
 the reopen window, savepoint/rollback, quarantine), `mail` and `whatsapp` (each channel's
@@ -26,6 +28,7 @@ store's write lock: an overlapping cron run waits, then exits 75 (StoreLocked).
 """
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from tix.channels import base
@@ -103,19 +106,24 @@ def take_source(run: Intake, source, spec: dict, budget: int | None = None) -> F
         for chunk, decoded in step.decode(source, budget):  # fetch, decode
             for item, value in decoded:
                 run.take(step, item, value, spec)  # de-duplicate, contacts, tickets, events
-            run.commit()  # files synced, events appended and fsynced
-            source.ack(chunk)  # only now: flag / move / delete / cursor / spool file
+            # files synced, events appended and fsynced, and only then the chunk acknowledged
+            # (flag / move / delete / cursor / spool file): in the committer thread, while
+            # the next chunk is taken in
+            run.commit(ack=functools.partial(source.ack, chunk))
             done += len(chunk)
             if run.progress is not None:
                 run.progress(spec["name"], done, source.total)
+        run.wait_commit()  # the last chunk
         report.left = source.left
         report.errors += source.refused
     except StoreLocked:
         raise
     except Exception as exc:  # noqa: BLE001 - the source failed: say so, keep what is stored
-        run.commit()
+        run.wait_commit(raise_errors=False)  # (its own error may be the one being handled)
+        run.commit()  # raises when a chunk's write failed
         report.errors.append(source_error(spec, exc))
     finally:
+        run.wait_commit(raise_errors=False)  # before the source closes (an exception on its way)
         step.finish(source)
     return report
 

@@ -124,27 +124,36 @@ class Files:
         self.files.append(path)
 
     def sync(self) -> None:
-        """Make every file written since the last sync, and its directory entry, durable.
+        """Make every file written since the last sync, and its directory entry, durable."""
+        sync_files(self.root, *self.hand_over())
 
-        Files written: Linux `syncfs` flushes the store's whole file system in one call
-        (data and metadata; elsewhere each file and directory is fsynced). Only new
-        directory entries (hard links): their directories are fsynced.
-        """
-        if self._pack is not None:
-            os.close(self._pack[0])
-            self._pack = None
-        if not self.files or not _syncfs_ok(self.root):
-            for path in self.files:
-                fsync_path(path)
-            for d in self.dirs:  # only new entries (hard links) need just their directory
-                fsync_path(d)
-        self.files.clear()
-        self.dirs.clear()
+    def hand_over(self) -> tuple[list, set]:
+        """The files written since the last sync and the directories with new entries (the
+        chunk's pack closed), for `sync_files` (in the intake's committer thread), while this
+        goes on with the next chunk's files."""
+        self.close()
+        out = (self.files, self.dirs)
+        self.files, self.dirs = [], set()
+        return out
 
     def close(self) -> None:
         if self._pack is not None:
             os.close(self._pack[0])
             self._pack = None
+
+
+def sync_files(root: Path, files: list, dirs: set) -> None:
+    """Make `files` (written in place) and the new entries of `dirs` durable.
+
+    Files written: Linux `syncfs` flushes the store's whole file system in one call (data
+    and metadata; elsewhere each file and directory is fsynced). Only new directory entries
+    (hard links): their directories are fsynced.
+    """
+    if not files or not _syncfs_ok(root):
+        for path in files:
+            fsync_path(path)
+        for d in dirs:  # only new entries (hard links) need just their directory
+            fsync_path(d)
 
 
 def _syncfs_ok(root: Path) -> bool:

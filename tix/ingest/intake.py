@@ -45,7 +45,7 @@ from datetime import datetime, timedelta, timezone
 from tix import tickets
 from tix.channels.base import FetchReport, RawItem, Undecodable
 from tix.errors import TixError
-from tix.ingest.files import Files
+from tix.ingest.files import Files, sync_files
 from tix.ingest.index import MessageIndex
 from tix.ingest.savepoint import Journal, Savepoint
 from tix.store import quarantine
@@ -122,6 +122,9 @@ class Intake:
         self._snap_seq = batch.seq  # the batch's seq the snapshot is refreshed up to (or before)
         self._step_seq = batch.seq  # the batch's seq at the last step
         self._refresh_steps: list = []  # (log position, seq) every `snapshot_every` events since
+        self._committer = None  # the thread writing chunks (`commit` with `ack`), made on first use
+        self._inflight = None  # (its future, the batch's seq after the chunk) of the chunk it writes
+        self._failed: BaseException | None = None  # a chunk's write failed: the run writes no more
 
     def clock(self) -> datetime:
         return self.item_time or self.now or utcnow()
@@ -150,6 +153,10 @@ class Intake:
         return self._steps[channel]
 
     def close(self, failed: bool = False) -> None:
+        self.wait_commit(raise_errors=False)  # (a run that did not fail waited for it already)
+        if self._committer is not None:
+            self._committer.shutdown()
+            self._committer = None
         for step in self._steps.values():
             step.close(failed)
         self.files.close()
@@ -218,21 +225,77 @@ class Intake:
             self.index.remember(key, self.journal)
 
     # -- the chunk ------------------------------------------------------------------------------
-    def commit(self) -> None:
+    def commit(self, ack=None) -> None:
         """Make the chunk durable: its files (one sync), then its events (append + fsync).
 
-        After this, and only after, the chunk may be acknowledged at its source.
+        After this, and only after, the chunk may be acknowledged at its source: `ack` (the
+        source's acknowledgement of the chunk) is called then. With `ack`, the sync, the
+        append and `ack` run in the run's committer thread while the caller takes the next
+        chunk in (their waits, mostly the disk's, off the intake's path: issue 16); one chunk
+        at a time, in order: this waits for the one before, and raises its error here. A
+        failed write fails the run (every later commit raises it again): a chunk after it
+        may name the tickets it made. Without `ack`, the chunk is written before this returns.
+
+        The index takes the chunk's changes into its open transaction here (`MessageIndex.flush`);
+        it is committed only by `save`, after the run's last chunk is written, so it never
+        runs ahead of the log.
         """
-        self.files.sync()
-        pos = self.batch.flush()
-        for ev in self.batch.written:  # the index keeps the contacts' identifiers (the rest it was told)
+        self.wait_commit()
+        files = self.files.hand_over()
+        events = self.batch.hand_over()
+        for ev in events:  # the index keeps the contacts' identifiers (the rest it was told)
             if ev["type"].startswith("contact."):
                 self.index.fold_contact(ev)
         self.index.flush()
         self.batch.forget_written()  # keep memory flat over a long run
-        self._bound_tail(pos)
+        if ack is None:
+            self._bound_tail(self._write(files, events)[0], self.batch.seq)
+            return
+        if self._committer is None:
+            from concurrent.futures import ThreadPoolExecutor
 
-    def _bound_tail(self, pos) -> None:
+            self._committer = ThreadPoolExecutor(1, thread_name_prefix="tix-commit")
+        self._inflight = (self._committer.submit(self._write, files, events, ack), self.batch.seq)
+
+    def _write(self, files, events, ack=None):
+        """The chunk's files synced, then its events appended and fsynced, then `ack` called;
+        returns (the log position after the events, or None; the error `ack` raised, or None)."""
+        if self._failed is not None:
+            raise self._failed
+        try:
+            sync_files(self.files.root, *files)
+            pos = self.batch.write(events)
+        except BaseException as exc:
+            self._failed = exc
+            raise
+        try:
+            if ack is not None:
+                ack()
+        except Exception as exc:  # noqa: BLE001 - the source's error, raised in the caller's thread
+            return pos, exc
+        return pos, None
+
+    def wait_commit(self, raise_errors: bool = True) -> None:
+        """Wait for the chunk in the committer thread (if any): raise its error (a failed
+        write, or its source's acknowledgement), unless `raise_errors` is false (a run
+        ending on an error of its own: a write that failed fails the run anyway)."""
+        if self._inflight is None:
+            if raise_errors and self._failed is not None:
+                raise self._failed
+            return
+        future, seq = self._inflight
+        self._inflight = None
+        try:
+            pos, ack_error = future.result()
+        except BaseException:
+            if raise_errors:
+                raise
+            return
+        self._bound_tail(pos, seq)
+        if ack_error is not None and raise_errors:
+            raise ack_error
+
+    def _bound_tail(self, pos, seq: int) -> None:
         """Every `snapshot_every` events of this run, note where the log stands (a step), and
         every REFRESH_STEPS steps have a child process (`tix.store.refresh`) fold them into
         the snapshot while this one goes on storing: a long run leaves no long tail, and DuckDB
@@ -245,9 +308,9 @@ class Intake:
         self._reap_refresh(wait=False)
         if pos is None:
             return
-        if self.batch.seq - self._step_seq >= int(self.config.setting("snapshot_every")):
-            self._refresh_steps.append((pos, self.batch.seq))
-            self._step_seq = self.batch.seq
+        if seq - self._step_seq >= int(self.config.setting("snapshot_every")):
+            self._refresh_steps.append((pos, seq))
+            self._step_seq = seq
         if self._refresh is None and len(self._refresh_steps) >= REFRESH_STEPS and not self._workers():
             steps, self._refresh_steps = self._refresh_steps, []
             proc = refresh.start(self.store, [p for p, _ in steps])

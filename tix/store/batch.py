@@ -193,6 +193,25 @@ class Batch:
         self._open_from = self._segment = None
         return pos
 
+    def hand_over(self) -> list[dict]:
+        """Take the pending events out for `write` in another thread (the intake's committer),
+        while this batch goes on with the next ones: from now on they count as written and
+        committed, as after `flush`. One hand-over at a time: `write` it before the next
+        `flush` or `write` (the caller waits for it)."""
+        events, self.pending = self.pending, []
+        self.written += events
+        self.committed = self.seq
+        return events
+
+    def write(self, events: list[dict]) -> Position | None:
+        """Append and fsync events taken out by `hand_over`, as one committed batch (as `flush`):
+        from one thread at a time; the batch's other state is not touched."""
+        if not events:
+            return None
+        pos = self._append(events, True)
+        self._open_from = self._segment = None
+        return pos
+
     def forget_written(self) -> None:
         """Drop the events already written (`flush`) from memory, for a long run that writes in
         chunks (the intake, a bulk update, the first route over an imported history): `kept`
