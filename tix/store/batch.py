@@ -186,11 +186,10 @@ class Batch:
             self._append(part, False)
             self.written += part
             return None
-        pos = self._append(self.pending, True)
+        pos = self.write(self.pending)
         self.written += self.pending
         self.pending = []
         self.committed = self.seq
-        self._open_from = self._segment = None
         return pos
 
     def hand_over(self) -> list[dict]:
@@ -204,8 +203,9 @@ class Batch:
         return events
 
     def write(self, events: list[dict]) -> Position | None:
-        """Append and fsync events taken out by `hand_over`, as one committed batch (as `flush`):
-        from one thread at a time; the batch's other state is not touched."""
+        """Append and fsync events as one committed batch: `flush`'s write, and that of the events
+        `hand_over` took out (from one thread at a time). Of the batch's state, only where its
+        uncommitted parts went is reset; its events, seq and counters are the caller's."""
         if not events:
             return None
         pos = self._append(events, True)
